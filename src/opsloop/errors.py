@@ -1,0 +1,160 @@
+"""Every error opsloop raises, with a stable code and an HTTP status.
+
+The hierarchy::
+
+    OpsloopError                      INTERNAL            500
+    ├── InvalidArgument               INVALID_ARGUMENT    400
+    │   └── PayloadTooLarge           PAYLOAD_TOO_LARGE   413
+    ├── NotFound                      NOT_FOUND           404
+    ├── AlreadyExists                 ALREADY_EXISTS      409
+    ├── Conflict                      CONFLICT            409
+    ├── Unauthenticated               UNAUTHENTICATED     401
+    ├── PermissionDenied              PERMISSION_DENIED   403
+    ├── SchemaOutOfDate               SCHEMA_OUT_OF_DATE  503
+    ├── Unavailable                   UNAVAILABLE         503
+    └── FlushError                    FLUSH_FAILED        500
+
+The REST API answers every error in one JSON shape::
+
+    {"error": {"code": "NOT_FOUND", "message": "...", "details": {...}}}
+
+and the remote client turns that shape back into the same exception class, so
+code written against the embedded client behaves the same against a server.
+Codes are part of the public contract: never rename one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AlreadyExists",
+    "Conflict",
+    "FlushError",
+    "InvalidArgument",
+    "NotFound",
+    "OpsloopError",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "SchemaOutOfDate",
+    "Unauthenticated",
+    "Unavailable",
+    "error_from_payload",
+]
+
+
+class OpsloopError(Exception):
+    """Base of all opsloop errors: carries ``code``, ``http_status`` and ``details``."""
+
+    code: ClassVar[str] = "INTERNAL"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON body the REST API answers with."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class InvalidArgument(OpsloopError):
+    """The request is malformed or a value is out of bounds."""
+
+    code = "INVALID_ARGUMENT"
+    http_status = 400
+
+
+class PayloadTooLarge(InvalidArgument):
+    """A request body, batch or value is over its size limit."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+
+
+class NotFound(OpsloopError):
+    """The named object does not exist (or was deleted)."""
+
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class AlreadyExists(OpsloopError):
+    """An object with that unique name already exists."""
+
+    code = "ALREADY_EXISTS"
+    http_status = 409
+
+
+class Conflict(OpsloopError):
+    """The request contradicts stored state (for example a param logged twice with different values)."""
+
+    code = "CONFLICT"
+    http_status = 409
+
+
+class Unauthenticated(OpsloopError):
+    """No valid credentials were given."""
+
+    code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class PermissionDenied(OpsloopError):
+    """The caller may not do this."""
+
+    code = "PERMISSION_DENIED"
+    http_status = 403
+
+
+class SchemaOutOfDate(OpsloopError):
+    """The database schema is older than this opsloop; run ``opsloop db upgrade``."""
+
+    code = "SCHEMA_OUT_OF_DATE"
+    http_status = 503
+
+
+class Unavailable(OpsloopError):
+    """The server or database could not be reached; retrying later may work."""
+
+    code = "UNAVAILABLE"
+    http_status = 503
+
+
+class FlushError(OpsloopError):
+    """Buffered metric points could not be written; they are kept for the next flush."""
+
+    code = "FLUSH_FAILED"
+    http_status = 500
+
+
+_BY_CODE: dict[str, type[OpsloopError]] = {
+    cls.code: cls
+    for cls in (
+        OpsloopError,
+        InvalidArgument,
+        PayloadTooLarge,
+        NotFound,
+        AlreadyExists,
+        Conflict,
+        Unauthenticated,
+        PermissionDenied,
+        SchemaOutOfDate,
+        Unavailable,
+        FlushError,
+    )
+}
+
+
+def error_from_payload(payload: Any, status: int) -> OpsloopError:
+    """Rebuild the exception a server answered with; unknown shapes become ``OpsloopError``."""
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        err = payload["error"]
+        cls = _BY_CODE.get(str(err.get("code")), OpsloopError)
+        details = err.get("details") if isinstance(err.get("details"), dict) else None
+        return cls(str(err.get("message", "")), details=details)
+    return OpsloopError(f"server answered HTTP {status} without an opsloop error body")

@@ -1,0 +1,45 @@
+"""The Python SDK: ``Client`` and the fluent run API."""
+
+from opsloop.sdk._client import Client
+from opsloop.sdk._fluent import (
+    ActiveRun,
+    active_run,
+    end_run,
+    flush,
+    get_client,
+    log_artifact,
+    log_artifacts,
+    log_dict,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    log_text,
+    set_experiment,
+    set_tag,
+    set_tags,
+    set_tracking_uri,
+    start_run,
+)
+
+__all__ = [
+    "ActiveRun",
+    "Client",
+    "active_run",
+    "end_run",
+    "flush",
+    "get_client",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]

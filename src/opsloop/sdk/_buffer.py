@@ -1,0 +1,209 @@
+"""Background batching of metric points.
+
+``add`` only appends to an in-memory list, so a training loop never waits on
+storage. A daemon thread writes the points every ``interval_s`` seconds or when
+``max_points`` are waiting; ``flush`` writes everything now and returns only
+once it is stored. A write that fails keeps its points (with the same batch id,
+so a retry after a lost reply is not stored twice) and the next ``flush``
+raises ``FlushError``: points are never dropped silently. At interpreter exit a
+last flush runs; if it fails, the points go to a JSONL file under the home
+folder and the path is printed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import sys
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+
+from opsloop.errors import FlushError, OpsloopError
+
+Point = tuple[str, float, int, int]
+WriteFn = Callable[[str, list[Point], str], object]  # (run_id, points, batch_id)
+
+_LIVE: weakref.WeakSet[MetricBuffer] = weakref.WeakSet()
+
+
+class MetricBuffer:
+    def __init__(
+        self,
+        write: WriteFn,
+        *,
+        interval_s: float = 2.0,
+        max_points: int = 50_000,
+        max_batch: int = 100_000,
+        spill_dir: Path | None = None,
+    ) -> None:
+        self._write = write
+        self.interval_s = interval_s
+        self.max_points = max_points
+        self.max_batch = max_batch
+        self.spill_dir = spill_dir
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._flush_lock = threading.Lock()
+        self._pending: dict[str, list[Point]] = {}
+        self._count = 0
+        # Batches whose write failed, kept with their id for an idempotent retry.
+        self._retry: list[tuple[str, list[Point], str]] = []
+        self._bg_error: BaseException | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        _LIVE.add(self)
+
+    # -- hot path ----------------------------------------------------------------
+
+    def add(self, run_id: str, point: Point) -> None:
+        with self._lock:
+            lst = self._pending.get(run_id)
+            if lst is None:
+                lst = self._pending[run_id] = []
+            lst.append(point)
+            self._count += 1
+            if self._thread is None:
+                self._start()
+            if self._count >= self.max_points:
+                self._wake.notify()
+
+    def extend(self, run_id: str, points: list[Point]) -> None:
+        with self._lock:
+            self._pending.setdefault(run_id, []).extend(points)
+            self._count += len(points)
+            if self._thread is None:
+                self._start()
+            if self._count >= self.max_points:
+                self._wake.notify()
+
+    @property
+    def pending(self) -> int:
+        """Points not yet confirmed stored."""
+        with self._lock:
+            return self._count + sum(len(p) for _, p, _ in self._retry)
+
+    # -- flushing ------------------------------------------------------------------
+
+    def flush(self, run_id: str | None = None) -> int:
+        """Write every waiting point (of one run, or all); return how many were written.
+
+        Raises ``FlushError`` when any point could not be written; those points
+        stay buffered for the next flush.
+        """
+        with self._flush_lock:
+            with self._lock:
+                bg_error, self._bg_error = self._bg_error, None
+                retry = [b for b in self._retry if run_id is None or b[0] == run_id]
+                self._retry = [b for b in self._retry if not (run_id is None or b[0] == run_id)]
+                if run_id is None:
+                    taken, self._pending = self._pending, {}
+                    self._count = 0
+                else:
+                    pts = self._pending.pop(run_id, [])
+                    taken = {run_id: pts} if pts else {}
+                    self._count -= len(pts)
+            batches = list(retry)
+            for rid, pts in taken.items():
+                for i in range(0, len(pts), self.max_batch):
+                    batches.append((rid, pts[i : i + self.max_batch], uuid.uuid4().hex))
+            written = 0
+            failed: list[tuple[str, list[Point], str]] = []
+            first_error: BaseException | None = None
+            for b in batches:
+                if first_error is not None:
+                    failed.append(b)
+                    continue
+                try:
+                    self._write(b[0], b[1], b[2])
+                    written += len(b[1])
+                except BaseException as exc:
+                    first_error = exc
+                    failed.append(b)
+            if failed:
+                with self._lock:
+                    self._retry = failed + self._retry
+                n = sum(len(p) for _, p, _ in failed)
+                raise FlushError(
+                    f"{n} metric points could not be written and are kept for the next flush: {first_error}",
+                    details={"pending_points": n},
+                ) from first_error
+            if bg_error is not None and run_id is None:
+                # The background failure has now been retried successfully; nothing lost.
+                pass
+            return written
+
+    # -- background thread ---------------------------------------------------------
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="opsloop-metric-flush", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                self._wake.wait(timeout=self.interval_s)
+                if self._closed:
+                    return
+                if self._count == 0 and not self._retry:
+                    continue
+            try:
+                self.flush()
+            except OpsloopError as exc:
+                with self._lock:
+                    self._bg_error = exc
+                time.sleep(min(self.interval_s, 1.0))
+            except Exception as exc:  # keep the thread alive; points stay buffered
+                with self._lock:
+                    self._bg_error = exc
+                time.sleep(min(self.interval_s, 1.0))
+
+    def close(self, *, flush: bool = True) -> None:
+        """Stop the background thread, flushing first (raising if that fails)."""
+        try:
+            if flush:
+                self.flush()
+        finally:
+            with self._lock:
+                self._closed = True
+                self._wake.notify_all()
+            t = self._thread
+            if t is not None and t is not threading.current_thread():
+                t.join(timeout=5)
+            self._thread = None
+
+    def spill(self) -> Path | None:
+        """Write unconfirmed points to a JSONL file (last resort at exit); return its path."""
+        with self._lock:
+            batches = list(self._retry) + [(r, p, "") for r, p in self._pending.items() if p]
+            self._retry, self._pending, self._count = [], {}, 0
+        if not batches or self.spill_dir is None:
+            return None
+        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        path = self.spill_dir / f"unflushed-{int(time.time() * 1000)}-{uuid.uuid4().hex[:6]}.jsonl"
+        with open(path, "w") as fh:
+            for rid, pts, _ in batches:
+                for k, v, s, t in pts:
+                    fh.write(
+                        json.dumps({"run_id": rid, "key": k, "value": v, "step": s, "timestamp": t})
+                        + "\n"
+                    )
+        return path
+
+
+def _flush_all_at_exit() -> None:
+    for buf in list(_LIVE):
+        try:
+            buf.close(flush=True)
+        except Exception as exc:
+            path = buf.spill()
+            where = f"; they were saved to {path}" if path else ""
+            print(f"opsloop: could not flush metric points at exit: {exc}{where}", file=sys.stderr)
+
+
+atexit.register(_flush_all_at_exit)

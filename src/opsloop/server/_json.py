@@ -1,0 +1,26 @@
+"""Fast JSON responses (orjson): NaN becomes null, numpy and pydantic types are handled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+class JSONBody(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        if isinstance(content, BaseModel):
+            content = content.model_dump(mode="python")
+        return orjson.dumps(
+            content, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+        )

@@ -1,0 +1,82 @@
+"""One settings object, read from ``OPSLOOP_*`` environment variables or given in code.
+
+Nothing in opsloop reads the environment anywhere else: components receive a
+``Settings`` and keep it, so a test or an embedding application can run several
+differently-configured stores in one process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Where opsloop keeps things and how it talks to a server.
+
+    - ``home``: the folder of the embedded default (``~/.opsloop``).
+    - ``database_url``: SQLAlchemy URL; default is SQLite in ``home``. PostgreSQL:
+      ``postgresql+psycopg://user@host/db``.
+    - ``artifact_uri``: a local folder (default ``home/artifacts``) or ``s3://bucket/prefix``.
+    - ``tracking_uri``: ``http(s)://host:port`` makes the SDK talk to a server;
+      unset, the SDK works embedded on ``home``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OPSLOOP_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".opsloop")
+    database_url: str | None = None
+    artifact_uri: str | None = None
+    tracking_uri: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+
+    # REST server limits: bad input gets a 4xx, never a 500 and never a partial write.
+    max_request_bytes: int = 32 * 1024 * 1024
+    max_artifact_bytes: int = 5 * 1024 * 1024 * 1024
+    max_batch_metrics: int = 200_000
+    max_batch_params: int = 1_000
+    max_batch_tags: int = 1_000
+
+    # SDK metric batching.
+    flush_interval_s: float = 2.0
+    flush_max_points: int = 50_000
+    system_metrics_interval_s: float = 10.0
+
+    # Remote client.
+    http_timeout_s: float = 30.0
+    http_retries: int = 3
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _expand_home(cls, v: object) -> object:
+        if isinstance(v, str):
+            return Path(v).expanduser()
+        if isinstance(v, Path):
+            return v.expanduser()
+        return v
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in force: the given one, or SQLite under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'opsloop.db').resolve()}"
+
+    @property
+    def resolved_artifact_uri(self) -> str:
+        """The artifact location in force: the given one, or ``home/artifacts``."""
+        if self.artifact_uri:
+            return self.artifact_uri
+        return str((self.home / "artifacts").resolve())
+
+    @property
+    def is_remote(self) -> bool:
+        """True when the SDK should talk to a server over HTTP."""
+        return bool(self.tracking_uri) and str(self.tracking_uri).startswith(
+            ("http://", "https://")
+        )

@@ -1,0 +1,31 @@
+"""Alembic environment: runs migrations on the URL opsloop hands it."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from opsloop.store._engine import create_db_engine
+from opsloop.store._metadata import load_all_tables
+
+config = context.config
+target_metadata = load_all_tables()
+
+
+def run_migrations_online() -> None:
+    url = config.attributes.get("opsloop_url") or config.get_main_option("sqlalchemy.url")
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=engine.dialect.name == "sqlite",
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+run_migrations_online()

@@ -1,0 +1,139 @@
+"""Tracking types that cross the SDK and the REST API."""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ArtifactInfo",
+    "Experiment",
+    "LatestMetric",
+    "MetricHistory",
+    "MetricPoint",
+    "Run",
+    "RunComparison",
+    "RunPage",
+    "RunStatus",
+]
+
+
+class RunStatus(StrEnum):
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Experiment(_Model):
+    id: str
+    name: str
+    description: str = ""
+    lifecycle_stage: str = "active"
+    created_at: int
+    updated_at: int
+    tags: dict[str, str] = Field(default_factory=dict)
+    run_count: int | None = None
+
+
+class LatestMetric(_Model):
+    """A metric key's latest value (highest step, then newest time) and its range."""
+
+    value: float | None
+    step: int
+    timestamp: int
+    min: float | None = None
+    max: float | None = None
+    count: int = 0
+
+
+class Run(_Model):
+    id: str
+    experiment_id: str
+    name: str
+    status: RunStatus
+    start_time: int
+    end_time: int | None = None
+    parent_run_id: str | None = None
+    notes: str = ""
+    user: str = ""
+    lifecycle_stage: str = "active"
+    params: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, LatestMetric] = Field(default_factory=dict)
+
+    @property
+    def duration_ms(self) -> int | None:
+        return None if self.end_time is None else self.end_time - self.start_time
+
+
+class MetricPoint(_Model):
+    key: str
+    value: float
+    step: int = 0
+    timestamp: int
+
+
+class MetricHistory(BaseModel):
+    """A metric's points as three parallel columns, ordered by step then time.
+
+    ``downsampled`` is true when the server reduced the points to fit
+    ``max_points`` (keeping each bucket's first, last, min and max).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    key: str
+    steps: list[int]
+    timestamps: list[int]
+    values: list[float | None]
+    total_points: int
+    downsampled: bool = False
+
+    def points(self) -> list[MetricPoint]:
+        return [
+            MetricPoint(key=self.key, value=math.nan if v is None else v, step=s, timestamp=t)
+            for s, t, v in zip(self.steps, self.timestamps, self.values, strict=True)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class ArtifactInfo(_Model):
+    path: str
+    is_dir: bool
+    size: int | None = None
+    digest: str | None = None
+    media_type: str | None = None
+
+
+class RunPage(_Model):
+    runs: list[Run]
+    next_page_token: str | None = None
+    total: int | None = None
+
+
+class RunComparison(_Model):
+    """Runs side by side: which params differ, and every run's latest metrics."""
+
+    runs: list[Run]
+    param_keys: list[str]
+    differing_params: list[str]
+    metric_keys: list[str]
+    metrics: dict[str, dict[str, float | None]]  # metric key -> run id -> latest value
+    best: dict[str, str | None] = Field(default_factory=dict)  # metric key -> run id (max)
+    extra: dict[str, Any] = Field(default_factory=dict)
