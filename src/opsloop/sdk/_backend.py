@@ -89,7 +89,9 @@ class Backend(ABC):
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         batch_id: str | None = None,
-    ) -> int: ...
+        validated: bool = False,
+    ) -> int:
+        """Write metrics, params and tags in one transaction; ``validated`` skips re-checking points."""
     @abstractmethod
     def delete_tag(self, run_id: str, key: str) -> None: ...
     @abstractmethod

@@ -96,7 +96,7 @@ class Client:
         return self._backend
 
     def _write_points(self, run_id: str, points: list[Point], batch_id: str) -> object:
-        return self._backend.log_batch(run_id, metrics=points, batch_id=batch_id)
+        return self._backend.log_batch(run_id, metrics=points, batch_id=batch_id, validated=True)
 
     # ------------------------------------------------------------------ experiments
 

@@ -40,6 +40,15 @@ def _q(segment: str) -> str:
     return quote(segment, safe="")
 
 
+def _rid(run_id: str) -> str:
+    # Checked here too, so a malformed id fails the same way as embedded, not as a 404 route.
+    return V.check_id("run id", run_id)
+
+
+def _eid(experiment_id: str) -> str:
+    return V.check_id("experiment id", experiment_id)
+
+
 class RestBackend(Backend):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -123,7 +132,7 @@ class RestBackend(Backend):
         return Experiment.model_validate(self._json("POST", "/experiments", json=body))
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        return Experiment.model_validate(self._json("GET", f"/experiments/{_q(experiment_id)}"))
+        return Experiment.model_validate(self._json("GET", f"/experiments/{_eid(experiment_id)}"))
 
     def get_experiment_by_name(self, name: str) -> Experiment:
         V.check_name("experiment name", name)
@@ -149,22 +158,22 @@ class RestBackend(Backend):
             k: v for k, v in {"name": name, "description": description}.items() if v is not None
         }
         return Experiment.model_validate(
-            self._json("PATCH", f"/experiments/{_q(experiment_id)}", json=body)
+            self._json("PATCH", f"/experiments/{_eid(experiment_id)}", json=body)
         )
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         V.check_key("tag", key)
         self._json(
             "PUT",
-            f"/experiments/{_q(experiment_id)}/tags/{_q(key)}",
+            f"/experiments/{_eid(experiment_id)}/tags/{_q(key)}",
             json={"value": V.tag_value(value)},
         )
 
     def delete_experiment(self, experiment_id: str) -> None:
-        self._json("DELETE", f"/experiments/{_q(experiment_id)}")
+        self._json("DELETE", f"/experiments/{_eid(experiment_id)}")
 
     def restore_experiment(self, experiment_id: str) -> None:
-        self._json("POST", f"/experiments/{_q(experiment_id)}/restore", idempotent=True)
+        self._json("POST", f"/experiments/{_eid(experiment_id)}/restore", idempotent=True)
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -193,7 +202,7 @@ class RestBackend(Backend):
         return Run.model_validate(self._json("POST", "/runs", json=body))
 
     def get_run(self, run_id: str) -> Run:
-        return Run.model_validate(self._json("GET", f"/runs/{_q(run_id)}"))
+        return Run.model_validate(self._json("GET", f"/runs/{_rid(run_id)}"))
 
     def update_run(
         self,
@@ -215,15 +224,15 @@ class RestBackend(Backend):
             if v is not None
         }
         return Run.model_validate(
-            self._json("PATCH", f"/runs/{_q(run_id)}", json=body, idempotent=True)
+            self._json("PATCH", f"/runs/{_rid(run_id)}", json=body, idempotent=True)
         )
 
     def delete_run(self, run_id: str, *, purge: bool = False) -> None:
-        self._json("DELETE", f"/runs/{_q(run_id)}", params={"purge": purge})
+        self._json("DELETE", f"/runs/{_rid(run_id)}", params={"purge": purge})
 
     def restore_run(self, run_id: str) -> Run:
         return Run.model_validate(
-            self._json("POST", f"/runs/{_q(run_id)}/restore", idempotent=True)
+            self._json("POST", f"/runs/{_rid(run_id)}/restore", idempotent=True)
         )
 
     def log_batch(
@@ -234,13 +243,13 @@ class RestBackend(Backend):
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         batch_id: str | None = None,
+        validated: bool = False,
     ) -> int:
+        points = metrics or []
+        if not validated:
+            points = V.metric_points(points)
         mets = []
-        for m in metrics or []:
-            if not isinstance(m, (tuple, list)) or len(m) != 4:
-                from opsloop.errors import InvalidArgument
-
-                raise InvalidArgument("each metric must be (key, value, step, timestamp)")
+        for m in points:
             v = m[1]
             mets.append([m[0], None if isinstance(v, float) and v != v else v, m[2], m[3]])
         body: dict[str, Any] = {
@@ -251,13 +260,13 @@ class RestBackend(Backend):
         if batch_id:
             body["batch_id"] = batch_id
         data = self._json(
-            "POST", f"/runs/{_q(run_id)}/batch", json=body, idempotent=batch_id is not None
+            "POST", f"/runs/{_rid(run_id)}/batch", json=body, idempotent=batch_id is not None
         )
         return int(data["points_written"])
 
     def delete_tag(self, run_id: str, key: str) -> None:
         V.check_key("tag", key)
-        self._json("DELETE", f"/runs/{_q(run_id)}/tags/{_q(key)}")
+        self._json("DELETE", f"/runs/{_rid(run_id)}/tags/{_q(key)}")
 
     def list_metric_keys(self, run_id: str) -> dict[str, LatestMetric]:
         return self.get_run(run_id).metrics
@@ -268,7 +277,7 @@ class RestBackend(Backend):
         params: dict[str, Any] = {"key": key, "x": x}
         if max_points is not None:
             params["max_points"] = max_points
-        data = self._json("GET", f"/runs/{_q(run_id)}/metric-history", params=params)
+        data = self._json("GET", f"/runs/{_rid(run_id)}/metric-history", params=params)
         return MetricHistory.model_construct(**data)
 
     def search_runs(
@@ -304,7 +313,7 @@ class RestBackend(Backend):
 
     def upload_artifact(self, run_id: str, path: str, stream: BinaryIO) -> ArtifactInfo:
         path = V.artifact_path(path)
-        url = f"/runs/{_q(run_id)}/artifacts/{quote(path)}"
+        url = f"/runs/{_rid(run_id)}/artifacts/{quote(path)}"
         data = self._json(
             "PUT", url, content=stream, headers={"Content-Type": "application/octet-stream"}
         )
@@ -314,13 +323,13 @@ class RestBackend(Backend):
         self, run_id: str, path: str = "", *, recursive: bool = False
     ) -> list[ArtifactInfo]:
         data = self._json(
-            "GET", f"/runs/{_q(run_id)}/artifacts", params={"path": path, "recursive": recursive}
+            "GET", f"/runs/{_rid(run_id)}/artifacts", params={"path": path, "recursive": recursive}
         )
         return [ArtifactInfo.model_validate(a) for a in data]
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         path = V.artifact_path(path)
-        return self._request("GET", f"/runs/{_q(run_id)}/artifacts/{quote(path)}").content
+        return self._request("GET", f"/runs/{_rid(run_id)}/artifacts/{quote(path)}").content
 
     def download_artifacts(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
         path = V.artifact_path(path, allow_empty=True)
@@ -343,7 +352,7 @@ class RestBackend(Backend):
     def _download_one(self, run_id: str, path: str, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
-        url = f"/runs/{_q(run_id)}/artifacts/{quote(path)}"
+        url = f"/runs/{_rid(run_id)}/artifacts/{quote(path)}"
         try:
             with self._http.stream("GET", url) as resp:
                 if resp.status_code >= 400:

@@ -546,17 +546,10 @@ class TrackingService:
         metrics = metrics or []
         if batch_id is not None and (not isinstance(batch_id, str) or not 1 <= len(batch_id) <= 64):
             raise InvalidArgument("batch_id must be a string of 1 to 64 characters")
+        if not validated:
+            metrics = V.metric_points(metrics)
         by_key: dict[str, M.KeyBatch] = {}
-        for item in metrics:
-            if validated:
-                key, value, step, ts = item
-            else:
-                if not isinstance(item, (tuple, list)) or len(item) != 4:
-                    raise InvalidArgument("each metric must be (key, value, step, timestamp)")
-                key = V.check_key("metric", item[0])
-                value = V.metric_value(key, item[1])
-                step = V.int64("metric step", item[2])
-                ts = V.int64("metric timestamp", item[3])
+        for key, value, step, ts in metrics:
             kb = by_key.get(key)
             if kb is None:
                 kb = by_key[key] = M.KeyBatch([], [], [])

@@ -127,3 +127,29 @@ def check_id(kind: str, value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9a-zA-Z_\-]{1,32}", value):
         raise InvalidArgument(f"{kind} {value!r} is not a valid id")
     return value
+
+
+def metric_points(points: Any) -> list[tuple[str, float, int, int]]:
+    """Checked ``(key, value, step, timestamp_ms)`` tuples, or ``InvalidArgument``."""
+    out: list[tuple[str, float, int, int]] = []
+    known: set[str] = set()
+    for item in points:
+        if not isinstance(item, (tuple, list)) or len(item) != 4:
+            raise InvalidArgument("each metric must be (key, value, step, timestamp)")
+        key = item[0]
+        if key not in known:
+            check_key("metric", key)
+            known.add(key)
+        value = item[1] if type(item[1]) is float else metric_value(key, item[1])
+        step = (
+            item[2]
+            if type(item[2]) is int and INT64_MIN <= item[2] <= INT64_MAX
+            else int64("metric step", item[2])
+        )
+        ts = (
+            item[3]
+            if type(item[3]) is int and INT64_MIN <= item[3] <= INT64_MAX
+            else int64("metric timestamp", item[3])
+        )
+        out.append((key, value, step, ts))
+    return out

@@ -1,0 +1,166 @@
+// DOM building and formatting helpers. Every piece of data reaches the page as a
+// text node or an attribute value set through the DOM API, never as parsed HTML,
+// so run names, tags and notes cannot inject markup or script.
+
+/**
+ * Create an element. `attrs` keys: `class`, `style` (object), `dataset` (object),
+ * `on<event>` (listener), boolean or string attributes; `null`/`false` values are skipped.
+ * Children may be nodes, strings/numbers (become text nodes), arrays, or null.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") el.className = Array.isArray(v) ? v.filter(Boolean).join(" ") : v;
+    else if (k === "style") Object.assign(el.style, v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (k === "checked" || k === "disabled" || k === "selected" || k === "open") el[k] = Boolean(v);
+    else if (k === "value") el.value = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+/** Append children (nodes, text, nested arrays; null skipped). */
+export function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+/** Remove every child of `el`, then append `children`. */
+export function replace(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}
+
+export function loading(text = "Loading…") {
+  return h("div", { class: "loading", role: "status" }, h("span", { class: "spinner" }), text);
+}
+
+/** A readable error box for an exception (ApiError or any Error). */
+export function errorBox(err, title = "Something went wrong") {
+  const msg = err && err.message ? err.message : String(err);
+  const code = err && err.code ? err.code : null;
+  return h(
+    "div",
+    { class: "error-box", role: "alert" },
+    h("strong", {}, title),
+    h("div", { class: "error-msg" }, msg),
+    code ? h("div", { class: "error-code" }, code) : null,
+  );
+}
+
+export function emptyState(text, hint = null) {
+  return h("div", { class: "empty" }, h("div", {}, text), hint ? h("div", { class: "muted small" }, hint) : null);
+}
+
+export function statusBadge(status) {
+  const s = String(status || "").toUpperCase();
+  return h("span", { class: `badge badge-${s.toLowerCase()}`, title: s }, s);
+}
+
+// ---------------------------------------------------------------- formatting
+
+export function fmtNum(v) {
+  if (v === null || v === undefined) return "—";
+  if (typeof v !== "number") return String(v);
+  if (!Number.isFinite(v)) return String(v);
+  if (Number.isInteger(v) && Math.abs(v) < 1e12) return String(v);
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(3);
+  return String(Number(v.toPrecision(5)));
+}
+
+export function fmtTime(ms) {
+  if (ms === null || ms === undefined) return "—";
+  return new Date(ms).toLocaleString(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+}
+
+export function fmtAgo(ms) {
+  if (ms === null || ms === undefined) return "—";
+  const s = Math.round((Date.now() - ms) / 1000);
+  if (s < 0) return fmtTime(ms);
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  if (s < 86400 * 30) return `${Math.floor(s / 86400)} d ago`;
+  return new Date(ms).toLocaleDateString();
+}
+
+export function fmtDuration(ms) {
+  if (ms === null || ms === undefined || ms < 0) return "—";
+  if (ms < 1000) return `${ms} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${Math.floor(s % 60)}s`;
+  const hh = Math.floor(m / 60);
+  if (hh < 48) return `${hh}h ${m % 60}m`;
+  return `${Math.floor(hh / 24)}d ${hh % 24}h`;
+}
+
+/** A run's duration: end - start, or elapsed so far while it is running. */
+export function runDuration(run) {
+  if (run.end_time) return run.end_time - run.start_time;
+  if (run.status === "RUNNING") return Date.now() - run.start_time;
+  return null;
+}
+
+export function fmtBytes(n) {
+  if (n === null || n === undefined) return "";
+  if (n < 1024) return `${n} B`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+export function timeCell(ms) {
+  return h("span", { title: fmtTime(ms) }, fmtAgo(ms));
+}
+
+/** Stable, readable colors for series (Tableau 10). */
+export const PALETTE = [
+  "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+  "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+];
+
+export function colorFor(i) {
+  return PALETTE[i % PALETTE.length];
+}
+
+/** Metric keys whose lower values are better (used to pick the best run). */
+export function lowerIsBetter(key) {
+  return /(loss|err|error|mse|mae|rmse|perplexity|latency|duration|time|wer|cer)/i.test(key);
+}
+
+export function isSystemKey(key) {
+  return key.startsWith("system/");
+}
+
+export function naturalCompare(a, b) {
+  return a.localeCompare(b, undefined, { numeric: true, sensitivity: "base" });
+}
+
+/** Read/write a JSON value in localStorage, tolerating private mode and bad data. */
+export const store = {
+  get(key, fallback) {
+    try {
+      const raw = localStorage.getItem(`opsloop.${key}`);
+      return raw === null ? fallback : JSON.parse(raw);
+    } catch {
+      return fallback;
+    }
+  },
+  set(key, value) {
+    try { localStorage.setItem(`opsloop.${key}`, JSON.stringify(value)); } catch { /* quota or privacy mode */ }
+  },
+};

@@ -1,0 +1,189 @@
+"""The public surface is exactly what we mean it to be (changing it is a deliberate act)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+import opsloop
+
+EXPECTED = {
+    "opsloop": [
+        "ActiveRun",
+        "Client",
+        "Settings",
+        "__version__",
+        "active_run",
+        "end_run",
+        "flush",
+        "get_client",
+        "log_artifact",
+        "log_artifacts",
+        "log_dict",
+        "log_metric",
+        "log_metrics",
+        "log_param",
+        "log_params",
+        "log_text",
+        "set_experiment",
+        "set_tag",
+        "set_tags",
+        "set_tracking_uri",
+        "start_run",
+    ],
+    "opsloop.errors": [
+        "AlreadyExists",
+        "Conflict",
+        "FlushError",
+        "InvalidArgument",
+        "NotFound",
+        "OpsloopError",
+        "PayloadTooLarge",
+        "PermissionDenied",
+        "SchemaOutOfDate",
+        "Unauthenticated",
+        "Unavailable",
+        "error_from_payload",
+    ],
+    "opsloop.tracking": [
+        "DEFAULT_EXPERIMENT",
+        "ArtifactInfo",
+        "ArtifactService",
+        "Experiment",
+        "LatestMetric",
+        "MetricHistory",
+        "MetricPoint",
+        "Run",
+        "RunComparison",
+        "RunPage",
+        "RunStatus",
+        "TrackingService",
+    ],
+    "opsloop.store": [
+        "SCHEMA_HEAD",
+        "ArtifactStore",
+        "BlobInfo",
+        "Database",
+        "LocalArtifactStore",
+        "open_artifact_store",
+    ],
+    "opsloop.server": ["API_PREFIX", "create_app"],
+    "opsloop.settings": ["Settings"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(EXPECTED))
+def test_all_is_exactly_the_public_surface(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(EXPECTED[module])
+    for name in mod.__all__:
+        obj = getattr(mod, name)
+        owner = getattr(obj, "__module__", None) or ""
+        # Public names may live in private modules, but a private type never leaks by its own name.
+        assert not name.startswith("_") or name == "__version__"
+        if inspect.isclass(obj):
+            assert not obj.__name__.startswith("_"), f"{module}.{name} is a private class"
+            assert owner.startswith("opsloop"), owner
+
+
+def test_dir_lists_lazy_names() -> None:
+    assert set(EXPECTED["opsloop"]) <= set(dir(opsloop))
+    with pytest.raises(AttributeError):
+        opsloop.does_not_exist  # noqa: B018
+
+
+def test_error_codes_are_stable() -> None:
+    from opsloop import errors
+
+    codes = {
+        name: (getattr(errors, name).code, getattr(errors, name).http_status)
+        for name in errors.__all__
+        if name[0].isupper()
+    }
+    assert codes == {
+        "AlreadyExists": ("ALREADY_EXISTS", 409),
+        "Conflict": ("CONFLICT", 409),
+        "FlushError": ("FLUSH_FAILED", 500),
+        "InvalidArgument": ("INVALID_ARGUMENT", 400),
+        "NotFound": ("NOT_FOUND", 404),
+        "OpsloopError": ("INTERNAL", 500),
+        "PayloadTooLarge": ("PAYLOAD_TOO_LARGE", 413),
+        "PermissionDenied": ("PERMISSION_DENIED", 403),
+        "SchemaOutOfDate": ("SCHEMA_OUT_OF_DATE", 503),
+        "Unauthenticated": ("UNAUTHENTICATED", 401),
+        "Unavailable": ("UNAVAILABLE", 503),
+    }
+
+
+def test_client_surface() -> None:
+    public = sorted(n for n in dir(opsloop.Client) if not n.startswith("_"))
+    assert public == sorted(
+        [
+            "backend",
+            "close",
+            "compare_runs",
+            "create_experiment",
+            "create_run",
+            "delete_experiment",
+            "delete_run",
+            "delete_tag",
+            "download_artifacts",
+            "flush",
+            "get_experiment",
+            "get_experiment_by_name",
+            "get_metric_history",
+            "get_or_create_experiment",
+            "get_run",
+            "is_remote",
+            "iter_runs",
+            "list_artifacts",
+            "list_experiments",
+            "list_metric_keys",
+            "log_artifact",
+            "log_artifacts",
+            "log_batch",
+            "log_dict",
+            "log_metric",
+            "log_metrics",
+            "log_param",
+            "log_params",
+            "log_text",
+            "pending_points",
+            "read_artifact",
+            "restore_experiment",
+            "restore_run",
+            "search_runs",
+            "set_experiment_tag",
+            "set_tag",
+            "set_tags",
+            "set_terminated",
+            "tracking_uri",
+            "update_experiment",
+            "update_run",
+        ]
+    )
+
+
+def test_openapi_schema_lists_the_tracking_routes(tmp_path: object) -> None:
+    from opsloop.server import create_app
+    from opsloop.settings import Settings
+
+    app = create_app(Settings(home=str(tmp_path)))
+    spec = app.openapi()
+    paths = set(spec["paths"])
+    for p in [
+        "/api/v1/experiments",
+        "/api/v1/experiments/{experiment_id}",
+        "/api/v1/runs",
+        "/api/v1/runs/search",
+        "/api/v1/runs/compare",
+        "/api/v1/runs/{run_id}",
+        "/api/v1/runs/{run_id}/batch",
+        "/api/v1/runs/{run_id}/metric-history",
+        "/api/v1/runs/{run_id}/artifacts",
+        "/api/v1/health",
+    ]:
+        assert p in paths, p
+    assert spec["info"]["title"] == "opsloop"
