@@ -41,7 +41,13 @@ export function lineChart(container, { series, xMode = "step", height = 220, syn
     ms: 1e-3,
     legend: { show: legend, live: true },
     cursor: { drag: { x: true, y: false }, sync: sync ? { key: sync } : undefined, points: { size: 6 } },
-    scales: { x: { time } },
+    scales: {
+      x: {
+        time,
+        // One point (or one x) would sit on the left edge: centre it instead.
+        range: (u, min, max) => (min === max ? [min - (time ? 60 : 1), max + (time ? 60 : 1)] : [min, max]),
+      },
+    },
     axes: [
       { font: AXIS_FONT, stroke: "#64748b", grid: { stroke: "#eef1f5" }, ticks: { stroke: "#e2e8f0" } },
       {
@@ -60,7 +66,8 @@ export function lineChart(container, { series, xMode = "step", height = 220, syn
         stroke: s.color,
         width: 1.5,
         spanGaps: tables.length > 1,
-        points: { show: false },
+        // Sparse series get dots, or a single point would be invisible.
+        points: { show: s.xs.length <= 20, size: 5, fill: s.color },
         value: (u, v) => fmtNum(v),
       })),
     ],

@@ -164,3 +164,28 @@ export const store = {
     try { localStorage.setItem(`opsloop.${key}`, JSON.stringify(value)); } catch { /* quota or privacy mode */ }
   },
 };
+
+const ICON_PATHS = {
+  dir: "M1.5 3.5a1 1 0 0 1 1-1h3.6l1.4 1.5h6a1 1 0 0 1 1 1v7.5a1 1 0 0 1-1 1h-11a1 1 0 0 1-1-1z",
+  text: "M3.5 1.5h6l3 3v10h-9z M9.5 1.5v3h3 M5.5 7.5h5 M5.5 9.5h5 M5.5 11.5h3",
+  image: "M1.5 2.5h13v11h-13z M1.5 11l4-4 3 3 2-2 4 4 M10.5 6a1 1 0 1 0 0.01 0",
+  table: "M1.5 2.5h13v11h-13z M1.5 6h13 M1.5 9.5h13 M6 2.5v11 M10.5 2.5v11",
+  file: "M3.5 1.5h6l3 3v10h-9z M9.5 1.5v3h3",
+};
+
+/** A small line icon as inline SVG (built through the DOM, no markup parsing). */
+export function icon(name) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("class", `art-icon i-${name}`);
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", ICON_PATHS[name] || ICON_PATHS.file);
+  path.setAttribute("fill", name === "dir" ? "currentColor" : "none");
+  path.setAttribute("stroke", "currentColor");
+  path.setAttribute("stroke-width", "1.2");
+  path.setAttribute("stroke-linejoin", "round");
+  svg.appendChild(path);
+  return svg;
+}

@@ -22,11 +22,16 @@ function parseSort(s) {
   return { kind: s.slice(0, first), key: s.slice(first + 1, last), dir };
 }
 
+function pageSizeFrom(s) {
+  const n = Number(s);
+  return Number.isInteger(n) && n >= 1 && n <= 1000 ? n : null;
+}
+
 export async function renderRuns(ctx, expId) {
   const S = {
     filter: ctx.query.get("filter") || "",
     order: parseSort(ctx.query.get("sort")),
-    pageSize: store.get("pageSize", 50),
+    pageSize: pageSizeFrom(ctx.query.get("size")) || store.get("pageSize", 50),
     tokens: [null], // page tokens; tokens[i] fetches page i
     page: 0,
     next: null,
@@ -60,12 +65,13 @@ export async function renderRuns(ctx, expId) {
     S.pageSize = Number(e.target.value);
     store.set("pageSize", S.pageSize);
     reset();
-  } }, [25, 50, 100, 250].map((n) => h("option", { value: String(n), selected: n === S.pageSize }, `${n} / page`)));
+  } }, [...new Set([25, 50, 100, 250, S.pageSize])].sort((a, b) => a - b)
+    .map((n) => h("option", { value: String(n), selected: n === S.pageSize }, `${n} / page`)));
 
   const chooser = columnChooser(
     () => ({ known: S.known, columns: S.columns }),
     (cols) => { S.columns = cols; store.set(`columns.${expId}`, cols); draw(); },
-    () => { S.columns = defaultColumns(S.known.params, S.known.metrics); store.set(`columns.${expId}`, null); S.customColumns = false; draw(); },
+    () => { S.columns = defaultColumns(S.known.params, S.known.metrics); store.set(`columns.${expId}`, null); draw(); },
   );
 
   const apply = () => { S.filter = filterInput.value.trim(); reset(); };

@@ -86,7 +86,8 @@ export function renderRunsTable(wrap, runs, state, handlers) {
   const rows = nested.filter((it) => !hidden.has(it.run.id)).map((it) => runRow(it, cols, state, handlers));
   const table = h("table", { class: "table runs-table", dataset: { testid: "runs-table" } },
     h("thead", {}, head),
-    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: cols.length + 1, class: "muted center empty-row" }, "No runs match."))),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: cols.length + 1, class: "muted center empty-row" },
+      state.filter ? "No runs match this filter." : "No runs in this experiment yet."))),
   );
   replace(wrap, table);
 }
