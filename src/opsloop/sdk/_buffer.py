@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
-from opsloop.errors import FlushError, OpsloopError
+from opsloop.errors import Conflict, FlushError, InvalidArgument, NotFound, OpsloopError
 
 Point = tuple[str, float, int, int]
 WriteFn = Callable[[str, list[Point], str], object]  # (run_id, points, batch_id)
@@ -53,6 +53,8 @@ class MetricBuffer:
         # Batches whose write failed, kept with their id for an idempotent retry.
         self._retry: list[tuple[str, list[Point], str]] = []
         self._bg_error: BaseException | None = None
+        # Points a flush has taken and not yet confirmed (they still count as pending).
+        self._inflight = 0
         self._closed = False
         self._thread: threading.Thread | None = None
         _LIVE.add(self)
@@ -84,7 +86,7 @@ class MetricBuffer:
     def pending(self) -> int:
         """Points not yet confirmed stored."""
         with self._lock:
-            return self._count + sum(len(p) for _, p, _ in self._retry)
+            return self._count + self._inflight + sum(len(p) for _, p, _ in self._retry)
 
     # -- flushing ------------------------------------------------------------------
 
@@ -106,6 +108,9 @@ class MetricBuffer:
                     pts = self._pending.pop(run_id, [])
                     taken = {run_id: pts} if pts else {}
                     self._count -= len(pts)
+                self._inflight = sum(len(p) for _, p, _ in retry) + sum(
+                    len(p) for p in taken.values()
+                )
             batches = list(retry)
             for rid, pts in taken.items():
                 for i in range(0, len(pts), self.max_batch):
@@ -113,19 +118,26 @@ class MetricBuffer:
             written = 0
             failed: list[tuple[str, list[Point], str]] = []
             first_error: BaseException | None = None
+            stop = False
             for b in batches:
-                if first_error is not None:
+                if stop:
                     failed.append(b)
                     continue
                 try:
                     self._write(b[0], b[1], b[2])
                     written += len(b[1])
+                    with self._lock:
+                        self._inflight -= len(b[1])
                 except BaseException as exc:
-                    first_error = exc
+                    first_error = first_error or exc
                     failed.append(b)
+                    # A problem with one run (deleted, bad data) must not hold back the
+                    # other runs' points; an unreachable store stops the whole flush.
+                    stop = not isinstance(exc, (InvalidArgument, NotFound, Conflict))
             if failed:
                 with self._lock:
                     self._retry = failed + self._retry
+                    self._inflight = 0
                 n = sum(len(p) for _, p, _ in failed)
                 raise FlushError(
                     f"{n} metric points could not be written and are kept for the next flush: {first_error}",

@@ -230,16 +230,18 @@ class Client:
             self._known_keys.add(key)
         if type(value) is not float:
             value = V.metric_value(key, value)
+        # Everything is checked before a step number is used up, so a rejected
+        # call leaves no gap; a bad point must fail here, never later in a flush.
+        ts = (
+            int(time.time() * 1000) if timestamp is None else V.int64("metric timestamp", timestamp)
+        )
         if step is None:
             with self._steps_lock:
                 sk = (run_id, key)
                 step = self._steps.get(sk, 0)
                 self._steps[sk] = step + 1
-        elif type(step) is not int:
+        elif type(step) is not int or not V.INT64_MIN <= step <= V.INT64_MAX:
             step = V.int64("metric step", step)
-        ts = (
-            int(time.time() * 1000) if timestamp is None else V.int64("metric timestamp", timestamp)
-        )
         return (key, value, step, ts)
 
     def log_metric(
@@ -273,6 +275,11 @@ class Client:
         synchronous: bool = False,
     ) -> None:
         ts = int(time.time() * 1000) if timestamp is None else timestamp
+        for k, v in metrics.items():  # reject the whole call before any step is used up
+            if k not in self._known_keys:
+                V.check_key("metric", k)
+            if type(v) is not float:
+                V.metric_value(k, v)
         points = [self._point(run_id, k, v, step, ts) for k, v in metrics.items()]
         if synchronous:
             self._backend.log_batch(run_id, metrics=points)

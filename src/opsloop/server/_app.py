@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -20,6 +21,15 @@ from opsloop.store._engine import SCHEMA_HEAD
 
 UI_DIR = Path(__file__).parent / "ui"
 API_PREFIX = "/api/v1"
+
+
+class _NoCacheStatic(StaticFiles):
+    """Static UI files, revalidated on every load so an upgrade never runs stale JS."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        resp = super().file_response(*args, **kwargs)
+        resp.headers["Cache-Control"] = "no-cache"
+        return resp
 
 
 def create_app(settings: Settings | None = None, *, state: AppState | None = None) -> FastAPI:
@@ -83,7 +93,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
     if UI_DIR.is_dir():
         app.mount(
             "/ui/static",
-            StaticFiles(directory=UI_DIR / "static", check_dir=False),
+            _NoCacheStatic(directory=UI_DIR / "static", check_dir=False),
             name="ui-static",
         )
 

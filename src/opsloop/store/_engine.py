@@ -25,7 +25,7 @@ from opsloop.errors import SchemaOutOfDate, Unavailable
 # The Alembic revision this code expects. tests/test_migrations.py checks it
 # equals the head of store/migrations, so the server can check the schema
 # without importing Alembic on every start.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 _BUSY_TIMEOUT_MS = 120_000
 
@@ -91,8 +91,16 @@ class Database:
         with conn:
             if self.is_sqlite:
                 conn.execution_options(opsloop_begin="IMMEDIATE")
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            except sa.exc.OperationalError as exc:
+                if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                    raise Unavailable(
+                        f"the database stayed locked by another writer for longer than the "
+                        f"{_BUSY_TIMEOUT_MS // 1000} s busy timeout; nothing was written, try again"
+                    ) from exc
+                raise
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
