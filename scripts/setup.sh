@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Create .venv (Python >= 3.11) and install opsloop into it, editable, with the given extras.
+#   scripts/setup.sh            -> core + quickstart
+#   scripts/setup.sh dev        -> everything the tests need
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-quickstart}"
+
+pick_python() {
+  for py in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
+    [ -n "$py" ] || continue
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+      echo "$py"; return 0
+    fi
+  done
+  echo "opsloop needs Python >= 3.11 (set PYTHON=/path/to/python3.11)" >&2
+  return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+  "$(pick_python)" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[${extras}]"
+echo "opsloop installed in .venv with extras [${extras}]"
