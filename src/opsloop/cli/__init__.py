@@ -1,0 +1,84 @@
+"""The ``opsloop`` command line: thin Typer commands over ``opsloop.Client`` and the server.
+
+Every ``OpsloopError`` a command raises is printed as ``error [CODE]: message``
+on stderr, without a traceback, and exits 1 (2 for usage errors and a
+database schema that needs ``opsloop db upgrade``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from opsloop._version import __version__
+from opsloop.cli import _db, _experiments, _runs
+from opsloop.cli._common import EXIT_CODES_HELP, OpsloopGroup
+from opsloop.cli._compare import compare
+from opsloop.cli._quickstart import quickstart
+from opsloop.cli._server import server
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="opsloop",
+    cls=OpsloopGroup,
+    help="opsloop: track experiments and runs, compare them, and serve the UI.\n\n"
+    "Start with `opsloop quickstart`, which trains a small real sweep and opens the UI.\n\n"
+    + EXIT_CODES_HELP,
+    rich_markup_mode="markdown",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"opsloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            metavar="PATH",
+            help="opsloop home folder for every command (a command's own `--home` wins). "
+            "Default: `$OPSLOOP_HOME` or `~/.opsloop`.",
+            show_default=False,
+        ),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            metavar="URI",
+            help="A server (`http://host:5000`), a database URL or a home folder. "
+            "Default: `$OPSLOOP_TRACKING_URI`, else work embedded on the home folder.",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = {"home": home, "tracking_uri": tracking_uri}
+
+
+app.command("server", epilog=EXIT_CODES_HELP)(server)
+app.command("quickstart", epilog=EXIT_CODES_HELP)(quickstart)
+app.add_typer(_db.app)
+app.add_typer(_experiments.app)
+_runs.app.command("compare")(compare)
+app.add_typer(_runs.app)
+
+
+def main() -> None:
+    """Entry point of the ``opsloop`` console script."""
+    app()

@@ -1,0 +1,165 @@
+"""``opsloop quickstart``: train a real sweep, show the best runs, then serve the UI."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Column, Table
+
+from opsloop.cli._common import HomeOption, esc, fmt_value, out, resolve_settings
+
+if TYPE_CHECKING:
+    from opsloop.quickstart import QuickstartResult
+
+
+class RichReporter:
+    """Draws the quickstart's steps as rich progress bars (one line per step)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+        self.label = ""
+
+    def begin(self, step: str, total: int | None = None) -> None:
+        self._close()
+        self.label = step
+        self.task = self.progress.add_task(step, total=total)
+
+    def advance(self, amount: int = 1, detail: str = "") -> None:
+        if self.task is not None:
+            desc = f"{self.label}  [dim]{esc(detail)}[/]" if detail else self.label
+            self.progress.update(self.task, advance=amount, description=desc)
+
+    def end(self, step: str, message: str = "") -> None:
+        if self.task is not None:
+            total = self.progress.tasks[self.task].total
+            desc = f"[green]✓[/] {self.label}" + (f"  [dim]{esc(message)}[/]" if message else "")
+            self.progress.update(
+                self.task, completed=total or 1, total=total or 1, description=desc
+            )
+        self.task = None
+
+    def _close(self) -> None:
+        if self.task is not None:
+            self.end(self.label)
+
+
+_SUMMARY_COLUMNS = (
+    ("val_f1", "F1"),
+    ("val_accuracy", "Acc"),
+    ("val_roc_auc", "ROC AUC"),
+    ("val_loss", "Loss"),
+)
+
+
+def _summary(result: QuickstartResult, top: int = 5) -> Table:
+    from opsloop.quickstart import RANK_METRIC
+
+    table = Table(
+        title=f"Best runs of {len(result.trials)} (validation scores, ranked by {RANK_METRIC})",
+        title_justify="left",
+    )
+    table.add_column("#", justify="right")
+    table.add_column("Run", style="bold", no_wrap=True)
+    for _, header in _SUMMARY_COLUMNS:
+        table.add_column(header, justify="right", style="cyan")
+    table.add_column("Epochs", justify="right")
+    table.add_column("Time", justify="right")
+    for i, t in enumerate(result.trials[:top], start=1):
+        table.add_row(
+            str(i),
+            esc(t.name),
+            *[fmt_value(t.metrics.get(key)) for key, _ in _SUMMARY_COLUMNS],
+            str(t.epochs),
+            f"{t.seconds:.1f}s",
+            style="bold green" if i == 1 else None,
+        )
+    return table
+
+
+def quickstart(
+    ctx: typer.Context,
+    home: HomeOption = None,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Train and report, but do not start the server.")
+    ] = False,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Address the server listens on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(metavar="PORT", help="Port the server listens on.", min=1, max=65535)
+    ] = 5000,
+    trials: Annotated[
+        int,
+        typer.Option(
+            metavar="N", help="How many configs of the sweep to train (1 to 12).", min=1, max=12
+        ),
+    ] = 8,
+) -> None:
+    """Train a small real sweep, log everything, then open the UI on it.
+
+    Trains scikit-learn models (SGD logistic regression, an MLP, gradient
+    boosting) on the breast-cancer data bundled with scikit-learn, epoch by
+    epoch, into the experiment `quickstart`: a parent run for the sweep and a
+    child run per config, with params, per-epoch metrics (loss, accuracy, F1,
+    ROC AUC), artifacts (confusion matrix, classification report, per-epoch
+    metrics, feature importances, a learning-curve PNG) and system metrics.
+    Then prints the best runs and serves the UI (unless `--no-serve`).
+    Needs the `quickstart` extra: `pip install 'opsloop[quickstart]'`.
+
+    Examples:
+
+        opsloop quickstart
+        opsloop quickstart --home /tmp/demo --trials 4 --no-serve
+    """
+    from opsloop.quickstart import run_quickstart
+
+    settings = resolve_settings(home=home, ctx=ctx)
+    if settings.is_remote:
+        out().print(f"Logging to the server at {esc(settings.tracking_uri)}", soft_wrap=True)
+    else:
+        out().print(f"opsloop home: {esc(settings.home)}", soft_wrap=True)
+    with Progress(
+        SpinnerColumn(finished_text=" "),
+        # The description takes what is left, so counts and times are never cut.
+        TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True)),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out(),
+        expand=True,
+    ) as progress:
+        result = run_quickstart(settings, trials=trials, reporter=RichReporter(progress))
+    out().print(_summary(result))
+    best = result.best
+    out().print(
+        f"Trained {len(result.trials)} models in {result.seconds:.1f}s. "
+        f"Best: [bold green]{esc(best.name)}[/] (val_f1 {best.metrics['val_f1']:.4f})."
+    )
+    where = "" if settings.is_remote else f" --home {esc(settings.home)}"
+    out().print("Look around from the terminal:")
+    # soft_wrap: long command lines stay one line, so they can be copied.
+    out().print(
+        f'  opsloop runs list{where} --experiment quickstart --order-by "metrics.val_f1 DESC"',
+        soft_wrap=True,
+    )
+    out().print(f"  opsloop runs show{where} {best.run_id}", soft_wrap=True)
+    if no_serve or settings.is_remote:
+        if not settings.is_remote:
+            out().print(f"  opsloop server{where}", soft_wrap=True)
+        return
+    from opsloop.cli._server import print_address
+    from opsloop.server._serve import serve
+
+    serve(settings, host=host, port=port, log_level="warning", on_ready=print_address)
+    out().print("opsloop server: stopped")

@@ -1,0 +1,39 @@
+"""The quickstart: a real scikit-learn sweep tracked by opsloop, in well under a minute.
+
+``run_quickstart(settings)`` trains a few model families (SGD logistic
+regression, a small MLP, gradient boosting) on scikit-learn's bundled
+breast-cancer data, epoch by epoch, into the ``quickstart`` experiment: one
+parent run for the sweep, one child run per config, with params, per-epoch
+metrics, artifacts and system metrics. scikit-learn is the ``quickstart``
+extra and is imported only when the quickstart runs.
+"""
+
+from opsloop.quickstart._context import (
+    EXPERIMENT_NAME,
+    NullReporter,
+    QuickstartContext,
+    QuickstartResult,
+    Reporter,
+    TrialResult,
+)
+from opsloop.quickstart._evaluate import EPOCH_METRICS, RANK_METRIC
+from opsloop.quickstart._models import DEFAULT_TRIALS, SWEEP, TrialConfig
+from opsloop.quickstart._steps import DEFAULT_STEPS, Step, run_quickstart, select_trials
+
+__all__ = [
+    "DEFAULT_STEPS",
+    "DEFAULT_TRIALS",
+    "EPOCH_METRICS",
+    "EXPERIMENT_NAME",
+    "RANK_METRIC",
+    "SWEEP",
+    "NullReporter",
+    "QuickstartContext",
+    "QuickstartResult",
+    "Reporter",
+    "Step",
+    "TrialConfig",
+    "TrialResult",
+    "run_quickstart",
+    "select_trials",
+]
