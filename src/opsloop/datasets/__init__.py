@@ -1,0 +1,89 @@
+"""Datasets: versioned, content-addressed data with schemas, profiles, validation, splits and lineage.
+
+``import opsloop.datasets`` is cheap: pyarrow (the ``data`` extra) and the
+rest load on first use of a name below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsloop.datasets._chunking import ChunkingConfig
+    from opsloop.datasets._client import Datasets
+    from opsloop.datasets._fluent import create, get, load, log_input
+    from opsloop.datasets._rules import Rule, ValidationFailed, load_rules
+    from opsloop.datasets._service import DatasetService
+    from opsloop.datasets.entities import (
+        ColumnSchema,
+        Dataset,
+        DatasetDiff,
+        DatasetVersion,
+        DatasetVersionInfo,
+        RowsPage,
+        RunInput,
+        VersionRun,
+    )
+
+__all__ = [
+    "ChunkingConfig",
+    "ColumnSchema",
+    "Dataset",
+    "DatasetDiff",
+    "DatasetService",
+    "DatasetVersion",
+    "DatasetVersionInfo",
+    "Datasets",
+    "RowsPage",
+    "Rule",
+    "RunInput",
+    "ValidationFailed",
+    "VersionRun",
+    "create",
+    "get",
+    "load",
+    "load_rules",
+    "log_input",
+]
+
+_LAZY = {
+    "ChunkingConfig": "opsloop.datasets._chunking",
+    "Datasets": "opsloop.datasets._client",
+    "create": "opsloop.datasets._fluent",
+    "get": "opsloop.datasets._fluent",
+    "load": "opsloop.datasets._fluent",
+    "log_input": "opsloop.datasets._fluent",
+    "Rule": "opsloop.datasets._rules",
+    "ValidationFailed": "opsloop.datasets._rules",
+    "load_rules": "opsloop.datasets._rules",
+    "DatasetService": "opsloop.datasets._service",
+}
+_LAZY.update(
+    {
+        n: "opsloop.datasets.entities"
+        for n in (
+            "ColumnSchema",
+            "Dataset",
+            "DatasetDiff",
+            "DatasetVersion",
+            "DatasetVersionInfo",
+            "RowsPage",
+            "RunInput",
+            "VersionRun",
+        )
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opsloop.datasets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
