@@ -1,0 +1,124 @@
+"""Registry: models, prompts and pipelines as versioned, aliased artifacts with lineage and cards.
+
+Load any registered or saved model with one call::
+
+    from opsloop.registry import load_model
+    model = load_model("models:/churn@champion")          # or models:/churn/3, a folder
+    model.predict([{"age": 41, "plan": "pro"}])
+
+Save models with ``opsloop.registry.flavors`` (``save_sklearn``, ``save_pyfunc``,
+``save_gguf``, ``save_transformers``, ``save_peft``, ``save_sentence_transformer``)
+and register them with ``Registry(client).register(name, source)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsloop.registry._bundled import bundled_embedder, bundled_gguf
+    from opsloop.registry._client import Registry
+    from opsloop.registry._loading import load_model
+    from opsloop.registry._service import RegistryService
+    from opsloop.registry.entities import (
+        CardFields,
+        DatasetLineage,
+        FileEntry,
+        LineageDataset,
+        LineageModelVersion,
+        LineageRun,
+        ModelAlias,
+        ModelCard,
+        ModelVersion,
+        RegisteredModel,
+        RegistryEvent,
+        VersionLineage,
+    )
+    from opsloop.registry.flavors._base import (
+        GenerationResult,
+        LoadedCausalLM,
+        LoadedEmbedder,
+        LoadedModel,
+    )
+    from opsloop.registry.flavors._pyfunc import PyfuncContext, PythonModel
+    from opsloop.registry.flavors._signature import ColumnSpec, Signature, infer_signature
+
+_LAZY = {
+    "bundled_embedder": "opsloop.registry._bundled",
+    "bundled_gguf": "opsloop.registry._bundled",
+    "Registry": "opsloop.registry._client",
+    "load_model": "opsloop.registry._loading",
+    "RegistryService": "opsloop.registry._service",
+    "GenerationResult": "opsloop.registry.flavors._base",
+    "LoadedCausalLM": "opsloop.registry.flavors._base",
+    "LoadedEmbedder": "opsloop.registry.flavors._base",
+    "LoadedModel": "opsloop.registry.flavors._base",
+    "PyfuncContext": "opsloop.registry.flavors._pyfunc",
+    "PythonModel": "opsloop.registry.flavors._pyfunc",
+    "ColumnSpec": "opsloop.registry.flavors._signature",
+    "Signature": "opsloop.registry.flavors._signature",
+    "infer_signature": "opsloop.registry.flavors._signature",
+}
+_LAZY.update(
+    {
+        n: "opsloop.registry.entities"
+        for n in (
+            "CardFields",
+            "DatasetLineage",
+            "FileEntry",
+            "LineageDataset",
+            "LineageModelVersion",
+            "LineageRun",
+            "ModelAlias",
+            "ModelCard",
+            "ModelVersion",
+            "RegisteredModel",
+            "RegistryEvent",
+            "VersionLineage",
+        )
+    }
+)
+
+__all__ = [
+    "CardFields",
+    "ColumnSpec",
+    "DatasetLineage",
+    "FileEntry",
+    "GenerationResult",
+    "LineageDataset",
+    "LineageModelVersion",
+    "LineageRun",
+    "LoadedCausalLM",
+    "LoadedEmbedder",
+    "LoadedModel",
+    "ModelAlias",
+    "ModelCard",
+    "ModelVersion",
+    "PyfuncContext",
+    "PythonModel",
+    "RegisteredModel",
+    "Registry",
+    "RegistryEvent",
+    "RegistryService",
+    "Signature",
+    "VersionLineage",
+    "bundled_embedder",
+    "bundled_gguf",
+    "infer_signature",
+    "load_model",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opsloop.registry' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

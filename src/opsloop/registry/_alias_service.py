@@ -1,0 +1,205 @@
+"""Aliases (moved atomically), URI resolution, the change history and version files."""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO
+
+import sqlalchemy as sa
+
+from opsloop.errors import InvalidArgument, NotFound
+from opsloop.registry import _names as N
+from opsloop.registry._events import MAX_LIST, record_event
+from opsloop.registry._tables import (
+    model_aliases,
+    model_versions,
+    registry_events,
+)
+from opsloop.registry._versions import version_entities
+from opsloop.registry.entities import (
+    FileEntry,
+    ModelAlias,
+    ModelVersion,
+    RegistryEvent,
+)
+from opsloop.store._engine import now_ms
+from opsloop.tracking import _validation as V
+from opsloop.tracking._service import _upsert
+
+
+class AliasMixin:
+    """Alias, history and file methods of ``RegistryService`` (kept apart for size)."""
+
+    db: Any
+    store: Any
+    max_file_bytes: int | None
+    _actor: Any
+    _model_row: Any
+    _version_row: Any
+    _alias_version_row: Any
+    _insert_model: Any
+    get_version: Any
+
+    # ------------------------------------------------------------------ aliases
+
+    def set_alias(
+        self, name: str, alias: str, version: int | str, *, actor: str | None = None
+    ) -> ModelAlias:
+        """Point ``alias`` at ``version``: one upsert in one transaction, so a reader
+        resolving the alias concurrently sees the old or the new version, never none."""
+        N.check_alias(alias)
+        who = self._actor(actor)
+        with self.db.write() as conn:
+            m = self._model_row(conn, name)
+            v = self._version_row(conn, m, version)
+            old = conn.execute(
+                sa.select(model_versions.c.version)
+                .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
+                .where(model_aliases.c.model_id == m.id, model_aliases.c.alias == alias)
+            ).scalar()
+            ts = now_ms()
+            _upsert(
+                conn,
+                model_aliases,
+                [
+                    {
+                        "model_id": m.id,
+                        "alias": alias,
+                        "version_id": v.id,
+                        "updated_at": ts,
+                        "updated_by": who,
+                    }
+                ],
+                ["model_id", "alias"],
+                ["version_id", "updated_at", "updated_by"],
+            )
+            record_event(
+                conn,
+                m.id,
+                m.name,
+                "alias_set",
+                who,
+                {"alias": alias, "version": v.version, "previous_version": old},
+                version_id=v.id,
+                version=v.version,
+            )
+        return ModelAlias(
+            name=m.name,
+            alias=alias,
+            version=v.version,
+            version_id=v.id,
+            updated_at=ts,
+            updated_by=who,
+        )
+
+    def delete_alias(self, name: str, alias: str, *, actor: str | None = None) -> None:
+        N.check_alias(alias)
+        who = self._actor(actor)
+        with self.db.write() as conn:
+            m = self._model_row(conn, name)
+            v = self._alias_version_row(conn, m, alias)
+            conn.execute(
+                model_aliases.delete().where(
+                    model_aliases.c.model_id == m.id, model_aliases.c.alias == alias
+                )
+            )
+            record_event(
+                conn,
+                m.id,
+                m.name,
+                "alias_deleted",
+                who,
+                {"alias": alias, "version": v.version},
+                version_id=v.id,
+                version=v.version,
+            )
+
+    def list_aliases(self, name: str) -> list[ModelAlias]:
+        with self.db.read() as conn:
+            m = self._model_row(conn, name)
+            rows = conn.execute(
+                sa.select(model_aliases, model_versions.c.version)
+                .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
+                .where(model_aliases.c.model_id == m.id)
+                .order_by(model_aliases.c.alias)
+            )
+            return [
+                ModelAlias(
+                    name=m.name,
+                    alias=r.alias,
+                    version=r.version,
+                    version_id=r.version_id,
+                    updated_at=r.updated_at,
+                    updated_by=r.updated_by,
+                )
+                for r in rows
+            ]
+
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        N.check_alias(alias)
+        with self.db.read() as conn:
+            m = self._model_row(conn, name)
+            return version_entities(conn, m.name, [self._alias_version_row(conn, m, alias)])[0]
+
+    def resolve(self, uri: str) -> ModelVersion:
+        """The version a ``models:/`` URI names right now (alias, number or latest)."""
+        ref = N.parse_model_uri(uri)
+        if ref.alias is not None:
+            return self.get_version_by_alias(ref.name, ref.alias)
+        mv: ModelVersion = self.get_version(
+            ref.name, ref.version if ref.version is not None else "latest"
+        )
+        return mv
+
+    # ------------------------------------------------------------------ history and files
+
+    def history(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        limit: int = 1000,
+        before_id: int | None = None,
+    ) -> list[RegistryEvent]:
+        """Recorded changes to a model (newest first), kept even after the model is deleted."""
+        N.check_model_name(name)
+        if not 1 <= int(limit) <= MAX_LIST:
+            raise InvalidArgument(f"limit must be in 1..{MAX_LIST}")
+        q = (
+            sa.select(registry_events)
+            .where(registry_events.c.model_name == name)
+            .order_by(registry_events.c.id.desc())
+            .limit(int(limit))
+        )
+        if version is not None:
+            q = q.where(registry_events.c.version == N.version_ref(version))
+        if before_id is not None:
+            q = q.where(registry_events.c.id < int(before_id))
+        with self.db.read() as conn:
+            rows = list(conn.execute(q))
+            if not rows and before_id is None:
+                self._model_row(conn, name)  # NotFound for a name never registered
+        return [
+            RegistryEvent(
+                id=r.id,
+                model_id=r.model_id,
+                model_name=r.model_name,
+                version=r.version,
+                action=r.action,
+                detail=r.detail_json or {},
+                actor=r.actor,
+                at=r.at,
+            )
+            for r in rows
+        ]
+
+    def open_file(self, name: str, version: int | str, path: str) -> tuple[FileEntry, BinaryIO]:
+        """One file of a version as a readable stream."""
+        mv = self.get_version(name, version)
+        rel = V.artifact_path(path)
+        entry = mv.files.get(rel)
+        if entry is None:
+            raise NotFound(
+                f"version {mv.version} of {name!r} has no file {rel!r}",
+                details={"name": name, "version": mv.version, "path": rel},
+            )
+        return entry, self.store.open(entry.digest)

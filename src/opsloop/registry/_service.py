@@ -1,0 +1,344 @@
+"""Registry logic: registered models, versions, aliases, tags and the change history.
+
+Pure functions over a ``Database`` and an ``ArtifactStore``; every public
+method that writes is one transaction, and every change appends a
+``registry_events`` row (who, what, when) in that same transaction. A version's
+files are content-addressed blobs, written before the row that names them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from opsloop.registry import _names as N
+from opsloop.registry._alias_service import AliasMixin
+from opsloop.registry._card import CardMixin
+from opsloop.registry._events import MAX_LIST, new_id, record_event
+from opsloop.registry._tables import (
+    model_aliases,
+    model_version_tags,
+    model_versions,
+    registered_model_tags,
+    registered_models,
+)
+from opsloop.registry._version_service import VersionMixin, local_files
+from opsloop.registry.entities import (
+    RegisteredModel,
+)
+from opsloop.store._artifacts import ArtifactStore
+from opsloop.store._engine import Database, now_ms
+from opsloop.tracking import _validation as V
+from opsloop.tracking._service import _upsert
+
+__all__ = ["RegistryService", "local_files"]
+
+
+class RegistryService(CardMixin, VersionMixin, AliasMixin):
+    """Registered models and their versions in one ``Database`` + ``ArtifactStore``.
+
+    ``actor`` on every mutating call says who acts (recorded in the history);
+    without it, ``default_actor`` (the settings user or the OS user) is used.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        store: ArtifactStore,
+        *,
+        default_actor: str | None = None,
+        max_file_bytes: int | None = None,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.default_actor = default_actor if default_actor is not None else N.current_user()
+        self.max_file_bytes = max_file_bytes
+
+    def _actor(self, actor: str | None) -> str:
+        return (actor or self.default_actor or "")[:256]
+
+    # ------------------------------------------------------------------ lookups (inside a txn)
+
+    @staticmethod
+    def _model_row(conn: Connection, name: str, *, lock: bool = False) -> Any:
+        q = sa.select(registered_models).where(registered_models.c.name == N.check_model_name(name))
+        if lock and conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        row = conn.execute(q).first()
+        if row is None:
+            raise NotFound(f"registered model {name!r} does not exist", details={"name": name})
+        return row
+
+    @staticmethod
+    def _version_row(conn: Connection, model: Any, version: Any) -> Any:
+        n = N.version_ref(version)
+        q = sa.select(model_versions).where(model_versions.c.model_id == model.id)
+        if n is None:
+            q = q.order_by(model_versions.c.version.desc()).limit(1)
+        else:
+            q = q.where(model_versions.c.version == n)
+        row = conn.execute(q).first()
+        if row is None:
+            what = "has no versions" if n is None else f"has no version {n}"
+            raise NotFound(
+                f"registered model {model.name!r} {what}",
+                details={"name": model.name, "version": n},
+            )
+        return row
+
+    @staticmethod
+    def _alias_version_row(conn: Connection, model: Any, alias: str) -> Any:
+        row = conn.execute(
+            sa.select(model_versions)
+            .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
+            .where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
+        ).first()
+        if row is None:
+            raise NotFound(
+                f"registered model {model.name!r} has no alias {alias!r}",
+                details={"name": model.name, "alias": alias},
+            )
+        return row
+
+    def _model_entity(self, conn: Connection, row: Any) -> RegisteredModel:
+        return self._model_entities(conn, [row])[0]
+
+    @staticmethod
+    def _model_entities(conn: Connection, rows: list[Any]) -> list[RegisteredModel]:
+        ids = [r.id for r in rows]
+        if not ids:
+            return []
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        aliases: dict[str, dict[str, int]] = {i: {} for i in ids}
+        stats: dict[str, tuple[int | None, int]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            for t in conn.execute(
+                sa.select(registered_model_tags).where(registered_model_tags.c.model_id.in_(chunk))
+            ):
+                tags[t.model_id][t.key] = t.value
+            for a in conn.execute(
+                sa.select(model_aliases.c.model_id, model_aliases.c.alias, model_versions.c.version)
+                .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
+                .where(model_aliases.c.model_id.in_(chunk))
+            ):
+                aliases[a.model_id][a.alias] = a.version
+            for s in conn.execute(
+                sa.select(
+                    model_versions.c.model_id,
+                    sa.func.max(model_versions.c.version),
+                    sa.func.count(),
+                )
+                .where(model_versions.c.model_id.in_(chunk))
+                .group_by(model_versions.c.model_id)
+            ):
+                stats[s[0]] = (s[1], s[2])
+        return [
+            RegisteredModel(
+                id=r.id,
+                name=r.name,
+                kind=r.kind,
+                description=r.description,
+                tags=tags[r.id],
+                aliases=dict(sorted(aliases[r.id].items())),
+                latest_version=stats.get(r.id, (None, 0))[0],
+                version_count=stats.get(r.id, (None, 0))[1],
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                created_by=r.created_by,
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ registered models
+
+    def _insert_model(
+        self,
+        conn: Connection,
+        name: str,
+        kind: str,
+        description: str,
+        tags: Mapping[str, str],
+        actor: str,
+    ) -> str:
+        if conn.execute(
+            sa.select(registered_models.c.id).where(registered_models.c.name == name)
+        ).first():
+            raise AlreadyExists(f"registered model {name!r} already exists", details={"name": name})
+        ts = now_ms()
+        mid = new_id()
+        conn.execute(
+            registered_models.insert().values(
+                id=mid,
+                name=name,
+                kind=kind,
+                description=description,
+                created_at=ts,
+                updated_at=ts,
+                created_by=actor,
+            )
+        )
+        if tags:
+            conn.execute(
+                registered_model_tags.insert(),
+                [{"model_id": mid, "key": k, "value": v} for k, v in tags.items()],
+            )
+        record_event(
+            conn,
+            mid,
+            name,
+            "model_created",
+            actor,
+            {"kind": kind, "description": description, "tags": dict(tags)},
+        )
+        return mid
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        kind: str = "model",
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> RegisteredModel:
+        """Register a new model name (``AlreadyExists`` if taken)."""
+        N.check_model_name(name)
+        N.check_kind(kind)
+        N.check_description(description)
+        tag_rows = {V.check_key("tag", k): V.tag_value(v) for k, v in (tags or {}).items()}
+        who = self._actor(actor)
+        try:
+            with self.db.write() as conn:
+                self._insert_model(conn, name, kind, description, tag_rows, who)
+        except sa.exc.IntegrityError as exc:
+            raise AlreadyExists(
+                f"registered model {name!r} already exists", details={"name": name}
+            ) from exc
+        return self.get_model(name)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        with self.db.read() as conn:
+            return self._model_entity(conn, self._model_row(conn, name))
+
+    def list_models(
+        self,
+        *,
+        kind: str | None = None,
+        name_contains: str | None = None,
+        max_results: int = 1000,
+    ) -> list[RegisteredModel]:
+        """Models ordered by name; ``name_contains`` matches case-insensitively."""
+        if not 1 <= int(max_results) <= MAX_LIST:
+            raise InvalidArgument(f"max_results must be in 1..{MAX_LIST}")
+        q = sa.select(registered_models).order_by(registered_models.c.name).limit(int(max_results))
+        if kind is not None:
+            q = q.where(registered_models.c.kind == N.check_kind(kind))
+        if name_contains:
+            if not isinstance(name_contains, str) or len(name_contains) > 256:
+                raise InvalidArgument("name_contains must be a string of at most 256 characters")
+            q = q.where(
+                sa.func.lower(registered_models.c.name).contains(
+                    name_contains.lower(), autoescape=True
+                )
+            )
+        with self.db.read() as conn:
+            return self._model_entities(conn, list(conn.execute(q)))
+
+    def update_model(
+        self, name: str, *, description: str | None = None, actor: str | None = None
+    ) -> RegisteredModel:
+        who = self._actor(actor)
+        with self.db.write() as conn:
+            m = self._model_row(conn, name)
+            if description is not None and description != m.description:
+                N.check_description(description)
+                conn.execute(
+                    registered_models.update()
+                    .where(registered_models.c.id == m.id)
+                    .values(description=description, updated_at=now_ms())
+                )
+                record_event(
+                    conn,
+                    m.id,
+                    m.name,
+                    "model_description_set",
+                    who,
+                    {"old": m.description, "new": description},
+                )
+        return self.get_model(name)
+
+    def delete_model(self, name: str, *, actor: str | None = None) -> None:
+        """Delete a model with its versions, aliases and tags (the history stays)."""
+        who = self._actor(actor)
+        with self.db.write() as conn:
+            m = self._model_row(conn, name, lock=True)
+            used = conn.execute(
+                sa.select(model_versions.c.model_id)
+                .where(
+                    model_versions.c.base_version_id.in_(
+                        sa.select(model_versions.c.id).where(model_versions.c.model_id == m.id)
+                    ),
+                    model_versions.c.model_id != m.id,
+                )
+                .limit(1)
+            ).first()
+            if used is not None:
+                raise Conflict(
+                    f"registered model {name!r} has versions that other models' adapters use as base",
+                    details={"name": name},
+                )
+            n = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(model_versions)
+                .where(model_versions.c.model_id == m.id)
+            ).scalar_one()
+            conn.execute(model_aliases.delete().where(model_aliases.c.model_id == m.id))
+            ids = sa.select(model_versions.c.id).where(model_versions.c.model_id == m.id)
+            conn.execute(
+                model_version_tags.delete().where(model_version_tags.c.version_id.in_(ids))
+            )
+            conn.execute(model_versions.delete().where(model_versions.c.model_id == m.id))
+            conn.execute(
+                registered_model_tags.delete().where(registered_model_tags.c.model_id == m.id)
+            )
+            conn.execute(registered_models.delete().where(registered_models.c.id == m.id))
+            record_event(conn, m.id, m.name, "model_deleted", who, {"versions": int(n)})
+
+    def set_model_tag(self, name: str, key: str, value: Any, *, actor: str | None = None) -> None:
+        V.check_key("tag", key)
+        val = V.tag_value(value)
+        who = self._actor(actor)
+        with self.db.write() as conn:
+            m = self._model_row(conn, name)
+            _upsert(
+                conn,
+                registered_model_tags,
+                [{"model_id": m.id, "key": key, "value": val}],
+                ["model_id", "key"],
+                ["value"],
+            )
+            conn.execute(
+                registered_models.update()
+                .where(registered_models.c.id == m.id)
+                .values(updated_at=now_ms())
+            )
+            record_event(conn, m.id, m.name, "model_tag_set", who, {"key": key, "value": val})
+
+    def delete_model_tag(self, name: str, key: str, *, actor: str | None = None) -> None:
+        V.check_key("tag", key)
+        who = self._actor(actor)
+        with self.db.write() as conn:
+            m = self._model_row(conn, name)
+            res = conn.execute(
+                registered_model_tags.delete().where(
+                    registered_model_tags.c.model_id == m.id, registered_model_tags.c.key == key
+                )
+            )
+            if res.rowcount == 0:
+                raise NotFound(f"registered model {name!r} has no tag {key!r}")
+            record_event(conn, m.id, m.name, "model_tag_deleted", who, {"key": key})

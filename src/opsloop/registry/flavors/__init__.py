@@ -1,0 +1,89 @@
+"""Model formats ("flavors"): save a model into a folder, load it back behind one API.
+
+Every flavor writes ``opsloop-model.json`` (flavor, signature, metadata) next
+to its files and never uses pickle. Heavy libraries load only when a save or
+load function of their flavor is called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsloop.registry.flavors._base import (
+        DESCRIPTOR_FILE,
+        FLAVORS,
+        GenerationResult,
+        LoadedCausalLM,
+        LoadedEmbedder,
+        LoadedModel,
+        ModelDescriptor,
+    )
+    from opsloop.registry.flavors._boosting import save_lightgbm, save_xgboost
+    from opsloop.registry.flavors._embeddings import save_sentence_transformer
+    from opsloop.registry.flavors._peft import save_peft
+    from opsloop.registry.flavors._pyfunc import PyfuncContext, PythonModel, save_pyfunc
+    from opsloop.registry.flavors._signature import ColumnSpec, Signature, infer_signature
+    from opsloop.registry.flavors._sklearn import save_sklearn
+    from opsloop.registry.flavors._transformers import save_gguf, save_transformers
+
+_LAZY = {
+    "DESCRIPTOR_FILE": "_base",
+    "FLAVORS": "_base",
+    "GenerationResult": "_base",
+    "LoadedCausalLM": "_base",
+    "LoadedEmbedder": "_base",
+    "LoadedModel": "_base",
+    "ModelDescriptor": "_base",
+    "ColumnSpec": "_signature",
+    "Signature": "_signature",
+    "infer_signature": "_signature",
+    "save_sklearn": "_sklearn",
+    "save_xgboost": "_boosting",
+    "save_lightgbm": "_boosting",
+    "save_pyfunc": "_pyfunc",
+    "PythonModel": "_pyfunc",
+    "PyfuncContext": "_pyfunc",
+    "save_transformers": "_transformers",
+    "save_gguf": "_transformers",
+    "save_peft": "_peft",
+    "save_sentence_transformer": "_embeddings",
+}
+
+__all__ = [
+    "DESCRIPTOR_FILE",
+    "FLAVORS",
+    "ColumnSpec",
+    "GenerationResult",
+    "LoadedCausalLM",
+    "LoadedEmbedder",
+    "LoadedModel",
+    "ModelDescriptor",
+    "PyfuncContext",
+    "PythonModel",
+    "Signature",
+    "infer_signature",
+    "save_gguf",
+    "save_lightgbm",
+    "save_peft",
+    "save_pyfunc",
+    "save_sentence_transformer",
+    "save_sklearn",
+    "save_transformers",
+    "save_xgboost",
+]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'opsloop.registry.flavors' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"opsloop.registry.flavors.{mod}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,184 @@
+"""scikit-learn models saved with skops, never pickle.
+
+Trust model: a ``.skops`` file names the types it needs. skops itself trusts
+only plain scikit-learn/numpy building blocks; any other type (including some
+scikit-learn internals such as ``sklearn.tree._tree.Tree``) must be trusted
+by name by whoever loads the model: ``load_model(uri, trusted_types=[...])``.
+The list found at save time is kept in the metadata as ``untrusted_types``
+for review, but it never grants trust by itself: a descriptor can be edited,
+so only the caller's list counts.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from opsloop.errors import InvalidArgument, PermissionDenied
+from opsloop.registry.flavors._base import LoadContext, LoadedModel, ModelDescriptor
+from opsloop.registry.flavors._common import (
+    library_versions,
+    model_files,
+    prepare_folder,
+    require_files,
+    resolve_signature,
+    write_descriptor,
+)
+from opsloop.registry.flavors._signature import Signature
+
+MODEL_FILE = "model.skops"
+
+
+def _jsonable(values: Any) -> list[Any]:
+    return [v.item() if hasattr(v, "item") else v for v in values]
+
+
+def sklearn_metadata(model: Any, model_file: str, untrusted: list[str]) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "model_file": model_file,
+        "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
+        "untrusted_types": untrusted,
+        "library_versions": library_versions("scikit-learn", "skops", "numpy"),
+    }
+    classes = getattr(model, "classes_", None)
+    if classes is not None and hasattr(model, "predict_proba"):
+        meta["task"] = "classifier"
+        meta["classes"] = _jsonable(classes)
+    elif hasattr(model, "predict"):
+        meta["task"] = "regressor" if classes is None else "classifier"
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        meta["feature_names"] = [str(n) for n in names]
+    return meta
+
+
+def save_sklearn(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    signature: Signature | dict[str, Any] | None = None,
+    input_example: Any = None,
+    overwrite: bool = False,
+) -> Path:
+    """Save a fitted estimator (or pipeline) with skops into a model folder.
+
+    Without ``signature``, one is inferred from ``input_example`` and the
+    model's predictions on it.
+    """
+    import skops.io as sio
+
+    folder = prepare_folder(path, overwrite=overwrite)
+    out = None
+    if signature is None and input_example is not None:
+        out = _call(model.predict, _example_matrix(input_example, model))
+    sig = resolve_signature(signature, input_example, out)
+    sio.dump(model, folder / MODEL_FILE)
+    untrusted = sorted(sio.get_untrusted_types(file=folder / MODEL_FILE))
+    write_descriptor(folder, "sklearn", sig, sklearn_metadata(model, MODEL_FILE, untrusted))
+    return folder
+
+
+def _example_matrix(example: Any, model: Any) -> Any:
+    if hasattr(example, "ndim") or hasattr(example, "columns"):
+        return example
+    from opsloop.registry.flavors._signature import to_columns
+
+    cols, _ = to_columns(example)
+    return _matrix(cols, list(cols), None, model)
+
+
+def describe(files: list[str], options: dict[str, Any]) -> ModelDescriptor:
+    skops_files = [f for f in model_files(files) if f.endswith(".skops")]
+    name = options.pop("model_file", None) or (skops_files[0] if len(skops_files) == 1 else None)
+    if name is None:
+        raise InvalidArgument(
+            "an sklearn model version needs exactly one .skops file (or options model_file=...)",
+            details={"skops_files": skops_files},
+        )
+    return ModelDescriptor("sklearn", None, {"model_file": name, **options})
+
+
+def validate(files: list[str], desc: ModelDescriptor) -> None:
+    require_files(files, [str(desc.metadata.get("model_file", MODEL_FILE))], "sklearn")
+
+
+def check_trust(file: Path, trusted: list[str]) -> list[str]:
+    """The file's non-default types, after checking the caller trusts every one of them."""
+    import skops.io as sio
+
+    try:
+        needed = sorted(sio.get_untrusted_types(file=file))
+    except Exception as exc:
+        raise InvalidArgument(f"{file.name} is not a readable skops file: {exc}") from exc
+    refused = [t for t in needed if t not in set(trusted)]
+    if refused:
+        raise PermissionDenied(
+            f"refusing to load {file.name}: it holds types that are not trusted: {refused}. "
+            "Review them; if you trust them, load with trusted_types="
+            f"{refused!r}",
+            details={"untrusted_types": refused},
+        )
+    return needed
+
+
+def load(path: Path, desc: ModelDescriptor, ctx: LoadContext) -> LoadedModel:
+    import skops.io as sio
+
+    file = path / str(desc.metadata.get("model_file", MODEL_FILE))
+    needed = check_trust(file, ctx.trusted_types)
+    model = sio.load(file, trusted=needed)
+    return LoadedEstimator(model, "sklearn", desc, path)
+
+
+class LoadedEstimator(LoadedModel):
+    """An estimator with ``predict`` (and ``predict_proba`` when it has one)."""
+
+    def __init__(self, model: Any, flavor: str, desc: ModelDescriptor, path: Path) -> None:
+        super().__init__(flavor, desc.signature, desc.metadata, path=path)
+        self.model = model
+        self.supports_proba = hasattr(model, "predict_proba")
+
+    def _x(self, columns: dict[str, list[Any]]) -> Any:
+        names = self.signature.input_names if self.signature else list(columns)
+        return _matrix(columns, names, self.signature, self.model)
+
+    def _predict(self, columns: dict[str, list[Any]], n: int) -> list[Any]:
+        out: list[Any] = _call(self.model.predict, self._x(columns)).tolist()
+        return out
+
+    def _predict_proba(self, columns: dict[str, list[Any]], n: int) -> list[Any]:
+        out: list[Any] = _call(self.model.predict_proba, self._x(columns)).tolist()
+        return out
+
+
+def _matrix(
+    columns: dict[str, list[Any]], names: list[str], sig: Signature | None, model: Any
+) -> Any:
+    """The 2-D input an estimator expects, built from validated columns."""
+    import numpy as np
+
+    if sig is not None and len(sig.inputs) == 1 and sig.inputs[0].type == "tensor":
+        return np.asarray(columns[names[0]])
+    fitted_names = getattr(model, "feature_names_in_", None)
+    if fitted_names is not None:
+        try:
+            import pandas as pd  # a model fitted on a DataFrame selects columns by name
+
+            return pd.DataFrame({k: columns[k] for k in names})
+        except ImportError:
+            pass
+    arrays = [np.asarray(columns[k]) for k in names]
+    if all(a.dtype.kind in "biuf" for a in arrays):
+        return np.column_stack([a.astype(np.float64) for a in arrays])
+    return np.column_stack([a.astype(object) for a in arrays])
+
+
+def _call(fn: Any, x: Any) -> Any:
+    import numpy as np
+
+    with warnings.catch_warnings():
+        # A model fitted on a DataFrame warns on arrays even with columns in the right order.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        return np.asarray(fn(x))
