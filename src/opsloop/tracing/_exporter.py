@@ -1,0 +1,199 @@
+"""Background export of finished spans, batched like the SDK's metric buffer.
+
+``add`` appends to an in-memory list and returns: instrumented code never
+waits on storage. A daemon thread writes batches every ``interval_s`` seconds
+or as soon as ``max_batch`` spans wait; ``flush`` writes everything now and
+returns once it is stored. A failed write keeps its spans for the next try
+(re-sending is safe: spans already stored are skipped) and the next ``flush``
+raises ``FlushError``. Past ``max_pending`` waiting spans new ones are dropped
+and counted, and ``flush`` says so, rather than growing without bound while
+the store is unreachable. At interpreter exit a last flush runs; spans it
+cannot write go to a JSONL file under the home folder.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import sys
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from opsloop.errors import FlushError, InvalidArgument
+
+SpanDict = dict[str, Any]
+WriteFn = Callable[[list[SpanDict]], object]
+
+_LIVE: weakref.WeakSet[SpanExporter] = weakref.WeakSet()
+
+
+class SpanExporter:
+    def __init__(
+        self,
+        write: WriteFn,
+        *,
+        interval_s: float = 2.0,
+        max_batch: int = 5_000,
+        max_pending: int = 200_000,
+        spill_dir: Path | None = None,
+    ) -> None:
+        self._write = write
+        self.interval_s = interval_s
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self.spill_dir = spill_dir
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._flush_lock = threading.Lock()
+        self._pending: list[SpanDict] = []
+        self._retry: list[SpanDict] = []
+        self._inflight = 0
+        self._dropped = 0
+        self._bg_error: BaseException | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.exported = 0
+        _LIVE.add(self)
+
+    def add(self, span: SpanDict) -> None:
+        """Queue a finished span (never blocks on I/O)."""
+        with self._lock:
+            if len(self._pending) + len(self._retry) + self._inflight >= self.max_pending:
+                self._dropped += 1
+                return
+            self._pending.append(span)
+            if self._thread is None and not self._closed:
+                self._start()
+            if len(self._pending) >= self.max_batch:
+                self._wake.notify()
+
+    @property
+    def pending(self) -> int:
+        """Spans not yet confirmed stored."""
+        with self._lock:
+            return len(self._pending) + len(self._retry) + self._inflight
+
+    def flush(self) -> int:
+        """Write every waiting span now; return how many were written.
+
+        Raises ``FlushError`` if some could not be written (they stay queued)
+        or if spans were dropped since the last ``flush`` (too many waiting, or
+        refused by the store).
+        """
+        return self._flush(report=True)
+
+    def _flush(self, *, report: bool) -> int:
+        # The background thread flushes with report=False: drops stay counted
+        # until a caller's flush() can tell them.
+        with self._flush_lock:
+            with self._lock:
+                batch = self._retry + self._pending
+                self._retry, self._pending = [], []
+                self._inflight = len(batch)
+                dropped = 0
+                if report:
+                    dropped, self._dropped = self._dropped, 0
+            written = 0
+            failed: list[SpanDict] = []
+            first_error: BaseException | None = None
+            for i in range(0, len(batch), self.max_batch):
+                part = batch[i : i + self.max_batch]
+                if first_error is not None and not isinstance(first_error, InvalidArgument):
+                    failed.extend(part)  # the store is unreachable: keep the rest for later
+                    continue
+                try:
+                    self._write(part)
+                    written += len(part)
+                except BaseException as exc:
+                    first_error = first_error or exc
+                    if isinstance(exc, InvalidArgument):
+                        # Spans the store refuses will never be accepted: drop, but say so.
+                        if report:
+                            dropped += len(part)
+                        else:
+                            with self._lock:
+                                self._dropped += len(part)
+                    else:
+                        failed.extend(part)
+                with self._lock:
+                    self._inflight -= len(part)
+            with self._lock:
+                self._inflight = 0
+                if failed:
+                    self._retry = failed + self._retry
+                self.exported += written
+            if failed or dropped:
+                raise FlushError(
+                    f"{len(failed)} spans could not be written and are kept for the next flush; "
+                    f"{dropped} were dropped: {first_error or 'too many spans were waiting'}",
+                    details={"pending_spans": len(failed), "dropped_spans": dropped},
+                ) from first_error
+            return written
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="opsloop-span-export", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                if len(self._pending) < self.max_batch:
+                    self._wake.wait(timeout=self.interval_s)
+                if self._closed:
+                    return
+                if not self._pending and not self._retry:
+                    continue
+            try:
+                self._flush(report=False)
+            except Exception as exc:  # keep the thread alive; spans stay queued
+                with self._lock:
+                    self._bg_error = exc
+                time.sleep(min(self.interval_s, 1.0))
+
+    def close(self, *, flush: bool = True) -> None:
+        """Stop the background thread, flushing first (raising if that fails)."""
+        try:
+            if flush:
+                self.flush()
+        finally:
+            with self._lock:
+                self._closed = True
+                self._wake.notify_all()
+            t = self._thread
+            if t is not None and t is not threading.current_thread():
+                t.join(timeout=5)
+            self._thread = None
+
+    def spill(self) -> Path | None:
+        """Write unconfirmed spans to a JSONL file (last resort at exit); return its path."""
+        with self._lock:
+            spans = self._retry + self._pending
+            self._retry, self._pending = [], []
+        if not spans or self.spill_dir is None:
+            return None
+        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        path = self.spill_dir / f"spans-{int(time.time() * 1000)}-{uuid.uuid4().hex[:6]}.jsonl"
+        with open(path, "w") as fh:
+            for s in spans:
+                fh.write(json.dumps(s, default=str) + "\n")
+        return path
+
+
+def _flush_all_at_exit() -> None:
+    for exp in list(_LIVE):
+        try:
+            exp.close(flush=True)
+        except Exception as exc:
+            path = exp.spill()
+            where = f"; they were saved to {path}" if path else ""
+            print(f"opsloop: could not export spans at exit: {exc}{where}", file=sys.stderr)
+
+
+atexit.register(_flush_all_at_exit)
