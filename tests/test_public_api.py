@@ -123,6 +123,10 @@ def test_client_surface() -> None:
         [
             "backend",
             "close",
+            "datasets",
+            "registry",
+            "tracing",
+            "tuning",
             "compare_runs",
             "create_experiment",
             "create_run",

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     flush_max_points: int = 50_000
     system_metrics_interval_s: float = 10.0
 
+    # Tracing: masking applied to spans before they are stored or sent; built-in
+    # names (email, api_key, bearer, credit_card, all) or regular expressions.
+    trace_mask_patterns: list[str] = Field(default_factory=list)
+
     # Remote client.
     http_timeout_s: float = 30.0
     http_retries: int = 3

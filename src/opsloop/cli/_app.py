@@ -19,7 +19,13 @@ from opsloop.cli._compare import compare
 from opsloop.cli._quickstart import quickstart
 from opsloop.cli._server import server
 
-__all__ = ["app", "main"]
+# Domain rooms bring their own command groups; their modules import only typer and rich.
+from opsloop.datasets.cli import app as _datasets_app
+from opsloop.registry.cli import app as _models_app
+from opsloop.tracing.cli import app as _traces_app
+from opsloop.tuning.cli import app as _tune_app
+
+
 
 app = typer.Typer(
     name="opsloop",
@@ -77,6 +83,10 @@ app.add_typer(_db.app)
 app.add_typer(_experiments.app)
 _runs.app.command("compare")(compare)
 app.add_typer(_runs.app)
+app.add_typer(_datasets_app)
+app.add_typer(_models_app)
+app.add_typer(_tune_app)
+app.add_typer(_traces_app)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -9,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidArgument
 from opsloop.sdk._backend import Backend, EmbeddedBackend
@@ -26,6 +27,12 @@ from opsloop.tracking.entities import (
     RunPage,
     RunStatus,
 )
+
+if TYPE_CHECKING:
+    from opsloop.datasets._client import Datasets
+    from opsloop.registry._client import Registry
+    from opsloop.tracing._client import Tracing
+    from opsloop.tuning._client import Tuning
 
 
 def _backend_for(settings: Settings) -> Backend:
@@ -412,12 +419,45 @@ class Client:
     ) -> Path:
         return self._backend.download_artifacts(run_id, path, dest)
 
+    # ------------------------------------------------------------------ domain rooms
+
+    @functools.cached_property
+    def datasets(self) -> Datasets:
+        """Versioned datasets, validation, splits, diffs and lineage (``opsloop.datasets``)."""
+        from opsloop.datasets._client import Datasets
+
+        return Datasets(self)
+
+    @functools.cached_property
+    def registry(self) -> Registry:
+        """Registered models, versions, aliases, cards and lineage (``opsloop.registry``)."""
+        from opsloop.registry._client import Registry
+
+        return Registry(self)
+
+    @functools.cached_property
+    def tuning(self) -> Tuning:
+        """Hyperparameter studies whose trials are child runs (``opsloop.tuning``)."""
+        from opsloop.tuning._client import Tuning
+
+        return Tuning(self)
+
+    @functools.cached_property
+    def tracing(self) -> Tracing:
+        """LLM traces: record, search and read span trees (``opsloop.tracing``)."""
+        from opsloop.tracing._client import Tracing
+
+        return Tracing(self)
+
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Flush buffered points (raising if that fails), then release connections."""
+        """Flush buffered points and spans (raising if that fails), then release connections."""
         try:
             self._buffer.close(flush=True)
+            tracing = self.__dict__.get("tracing")  # only if this client was used for tracing
+            if tracing is not None:
+                tracing.close()
         finally:
             self._backend.close()
 

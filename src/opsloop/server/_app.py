@@ -64,7 +64,12 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         max_artifact_bytes=settings.max_artifact_bytes,
     )
 
+    from opsloop.datasets.api import router as datasets_router
+    from opsloop.registry.api import router as registry_router
+    from opsloop.tracing.api import otlp_router
+    from opsloop.tracing.api import router as tracing_router
     from opsloop.tracking.api import router as tracking_router
+    from opsloop.tuning.api import router as tuning_router
 
     meta = APIRouter(tags=["meta"])
 
@@ -81,6 +86,11 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
 
     app.include_router(meta, prefix=API_PREFIX)
     app.include_router(tracking_router, prefix=API_PREFIX)
+    app.include_router(datasets_router, prefix=API_PREFIX)
+    app.include_router(registry_router, prefix=API_PREFIX)
+    app.include_router(tracing_router, prefix=API_PREFIX)
+    app.include_router(otlp_router)  # OTLP/HTTP at its standard path, /v1/traces
+    app.include_router(tuning_router, prefix=API_PREFIX)
 
     @app.get("/health", include_in_schema=False)
     def root_health() -> Response:

@@ -11,8 +11,8 @@ from opsloop.server._errors import error_response
 class BodyLimitMiddleware:
     """Answer 413 PAYLOAD_TOO_LARGE for bodies over ``max_bytes``.
 
-    Artifact uploads (``PUT .../artifacts/...``) get ``max_artifact_bytes``
-    instead, and are streamed to disk by their endpoint.
+    Artifact and blob uploads (``PUT .../artifacts/...``, ``PUT .../blobs/...``)
+    get ``max_artifact_bytes`` instead, and are streamed to disk by their endpoint.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, max_artifact_bytes: int) -> None:
@@ -25,7 +25,9 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes
-        if scope["method"] == "PUT" and "/artifacts/" in scope["path"]:
+        if scope["method"] == "PUT" and (
+            "/artifacts/" in scope["path"] or "/blobs/" in scope["path"]
+        ):
             limit = self.max_artifact_bytes
         headers = dict(scope.get("headers") or [])
         cl = headers.get(b"content-length")

@@ -1,18 +1,28 @@
-"""Experiment tracking: experiments, runs, params, metrics, tags, artifacts, search."""
+"""Experiment tracking: experiments, runs, params, metrics, tags, artifacts, search.
 
-from opsloop.tracking._artifact_service import ArtifactService
-from opsloop.tracking._service import DEFAULT_EXPERIMENT, TrackingService
-from opsloop.tracking.entities import (
-    ArtifactInfo,
-    Experiment,
-    LatestMetric,
-    MetricHistory,
-    MetricPoint,
-    Run,
-    RunComparison,
-    RunPage,
-    RunStatus,
-)
+Importing this package is cheap; the services (and SQLAlchemy) load on first
+use of their names, so submodules such as ``_validation`` stay light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsloop.tracking._artifact_service import ArtifactService
+    from opsloop.tracking._service import DEFAULT_EXPERIMENT, TrackingService
+    from opsloop.tracking.entities import (
+        ArtifactInfo,
+        Experiment,
+        LatestMetric,
+        MetricHistory,
+        MetricPoint,
+        Run,
+        RunComparison,
+        RunPage,
+        RunStatus,
+    )
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -28,3 +38,23 @@ __all__ = [
     "RunStatus",
     "TrackingService",
 ]
+
+_LAZY = {name: "opsloop.tracking.entities" for name in __all__}
+_LAZY.update(
+    ArtifactService="opsloop.tracking._artifact_service",
+    DEFAULT_EXPERIMENT="opsloop.tracking._service",
+    TrackingService="opsloop.tracking._service",
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opsloop.tracking' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
