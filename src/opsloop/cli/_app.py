@@ -25,8 +25,6 @@ from opsloop.registry.cli import app as _models_app
 from opsloop.tracing.cli import app as _traces_app
 from opsloop.tuning.cli import app as _tune_app
 
-
-
 app = typer.Typer(
     name="opsloop",
     cls=OpsloopGroup,
