@@ -120,10 +120,8 @@ def downsample(s: Any, t: Any, v: Any, max_points: int, x: str = "step") -> Any:
         b = (np.arange(n) * buckets // n).astype("i8")
     else:
         b = np.minimum(((xs - lo) / span * buckets).astype("i8"), buckets - 1)
-    if x != "step":
-        order = np.argsort(b, kind="stable")
-    else:
-        order = np.arange(n)
+    # Steps arrive sorted; wall times need not, so group their buckets first.
+    order = np.argsort(b, kind="stable") if x != "step" else np.arange(n)
     bo = b[order]
     starts = np.flatnonzero(np.r_[True, bo[1:] != bo[:-1]])
     ends = np.r_[starts[1:], n] - 1

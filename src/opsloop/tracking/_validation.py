@@ -53,10 +53,7 @@ def check_name(kind: str, name: Any, *, max_len: int = MAX_NAME) -> str:
 
 def param_value(value: Any) -> str:
     """A param value as stored: its string form, bounded in length."""
-    if isinstance(value, bool) or isinstance(value, (str, int, float)) or value is None:
-        text = str(value)
-    else:
-        text = str(value)
+    text = str(value)
     if len(text) > MAX_PARAM_VALUE:
         raise PayloadTooLarge(f"param value is longer than {MAX_PARAM_VALUE} characters")
     return text
@@ -78,10 +75,11 @@ def numeric_or_none(text: str) -> float | None:
 
 
 def metric_value(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        # numpy scalars have __float__; strings and None do not count as numbers.
-        if value is None or isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
-            raise InvalidArgument(f"metric {key!r} value must be a number, got {value!r}")
+    # numpy scalars have __float__; strings, bytes and None do not count as numbers.
+    if (isinstance(value, bool) or not isinstance(value, (int, float))) and (
+        value is None or isinstance(value, (str, bytes)) or not hasattr(value, "__float__")
+    ):
+        raise InvalidArgument(f"metric {key!r} value must be a number, got {value!r}")
     try:
         return float(value)
     except (TypeError, ValueError, OverflowError) as exc:

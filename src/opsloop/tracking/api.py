@@ -348,7 +348,7 @@ def list_artifacts(
 )
 async def upload_artifact(run_id: RunId, path: str, request: Request, st: State) -> Response:
     limit = st.settings.max_artifact_bytes
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - closed in finally
     size = 0
     try:
         async for block in request.stream():
