@@ -1,0 +1,429 @@
+"""Continuous batching for causal LMs: concurrent requests share every forward pass.
+
+One worker thread owns the model. Each loop iteration it admits waiting
+requests (prefilled together, left-padded), merges their KV cache into the
+running batch, then runs one decode step for every running sequence. A
+sequence that finishes (end-of-sequence token, a stop string, its token
+budget, or its client went away) leaves the batch at once, and a request that
+arrives mid-flight joins at the next step instead of waiting for the batch to
+drain. Tokens reach each request's ``asyncio`` queue as they are produced.
+
+The KV cache is a transformers ``DynamicCache`` of shape ``[batch, heads,
+time, dim]`` per layer, left-padded with an attention mask; joining pads the
+shorter side on the left and concatenates along the batch. Models whose cache
+has other layer kinds (sliding windows) cannot be merged that way: new
+requests then wait until the running batch is done (plain dynamic batching).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import logging
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsloop.errors import InvalidArgument, Unavailable
+from opsloop.serving._sampling import GenerationParams, TextTracker, sample_tokens
+
+__all__ = ["Completion", "GenerationEngine"]
+
+log = logging.getLogger("opsloop.serving")
+
+
+@dataclass
+class Completion:
+    """The end of one generation: its text, token counts and why it stopped."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" | "length"
+
+
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    params: GenerationParams
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue[tuple[str, Any]]
+    cancelled: bool = False
+
+    def emit(self, kind: str, value: Any) -> None:
+        # The loop may be gone (server stopped under us): nobody is listening then.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, value))
+
+
+@dataclass
+class _Seq:
+    req: _Request
+    tracker: TextTracker
+    generator: Any
+    length: int  # real tokens in the cache for this sequence
+    next_token: int = -1
+    generated: int = 0
+    finish: str | None = None
+
+
+@dataclass
+class EngineStats:
+    requests: int = 0
+    prefills: int = 0
+    steps: int = 0
+    tokens: int = 0
+    max_batch: int = 0
+    joined_mid_flight: int = 0
+    cancelled: int = 0
+    running: int = 0
+    waiting: int = 0
+    step_sizes: dict[int, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        total = sum(k * v for k, v in self.step_sizes.items())
+        return {
+            "running": self.running,
+            "waiting": self.waiting,
+            "requests": self.requests,
+            "prefills": self.prefills,
+            "decode_steps": self.steps,
+            "generated_tokens": self.tokens,
+            "max_batch": self.max_batch,
+            "mean_batch": round(total / self.steps, 3) if self.steps else 0.0,
+            "joined_mid_flight": self.joined_mid_flight,
+            "cancelled": self.cancelled,
+            "step_batch_histogram": {str(k): v for k, v in sorted(self.step_sizes.items())},
+        }
+
+
+def _forward_kwargs(model: Any) -> tuple[str, bool]:
+    """The name the model's forward takes its KV cache under, and whether it takes ``logits_to_keep``."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
+    cache_kw = "cache" if "cache" in params else "past_key_values"
+    return cache_kw, "logits_to_keep" in params
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    for src in (getattr(model, "generation_config", None), getattr(model, "config", None)):
+        eos = getattr(src, "eos_token_id", None)
+        if isinstance(eos, int):
+            ids.add(eos)
+        elif isinstance(eos, list | tuple):
+            ids.update(int(e) for e in eos)
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return ids
+
+
+class GenerationEngine:
+    """Serve ``generate`` requests for one transformers causal LM, batched across requests.
+
+    ``max_batch_size`` bounds the sequences decoded together; ``max_wait_ms``
+    is how long an idle engine waits after the first request for others to
+    arrive, so a burst is prefilled together.
+    """
+
+    def __init__(
+        self, model: Any, tokenizer: Any, *, max_batch_size: int = 8, max_wait_ms: float = 10.0
+    ) -> None:
+        if max_batch_size < 1:
+            raise InvalidArgument(f"max_batch_size must be at least 1, got {max_batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.stats = EngineStats()
+        self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+        self._cache_kw, self._logits_to_keep = _forward_kwargs(model)
+        self._eos = _eos_ids(model, tokenizer)
+        pad = tokenizer.pad_token_id
+        self._pad = int(pad if pad is not None else next(iter(self._eos), 0))
+        self._inbox: queue.Queue[_Request | None] = queue.Queue()
+        self._closing = False
+        # Batch state, touched only by the worker thread.
+        self._seqs: list[_Seq] = []
+        self._cache: Any = None
+        self._mask: Any = None
+        self._mergeable = True
+        self._thread = threading.Thread(target=self._run, name="opsloop-generate", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ event-loop side
+
+    def validate(self, prompt_ids: list[int], params: GenerationParams) -> GenerationParams:
+        """Check the prompt fits the context; cap ``max_new_tokens`` to the room left."""
+        if not prompt_ids:
+            raise InvalidArgument("the prompt is empty")
+        room = self.context_length - len(prompt_ids)
+        if room < 1:
+            raise InvalidArgument(
+                f"the prompt has {len(prompt_ids)} tokens; this model's context is "
+                f"{self.context_length} tokens",
+                details={"prompt_tokens": len(prompt_ids), "context_length": self.context_length},
+            )
+        if params.max_new_tokens > room:
+            params = dataclasses.replace(params, max_new_tokens=room)
+        return params
+
+    async def stream(
+        self, prompt_ids: list[int], params: GenerationParams
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """Yield ``("delta", text)`` events as text is produced, then one ``("done", Completion)``.
+
+        Leaving the iteration early (a client that disconnected) drops the
+        sequence from the batch at the next step.
+        """
+        if self._closing:
+            raise Unavailable("the model is shutting down")
+        params = self.validate(prompt_ids, params)
+        req = _Request(list(prompt_ids), params, asyncio.get_running_loop(), asyncio.Queue())
+        self.stats.requests += 1
+        self._inbox.put(req)
+        try:
+            while True:
+                kind, value = await req.events.get()
+                if kind == "error":
+                    raise value
+                yield kind, value
+                if kind == "done":
+                    return
+        finally:
+            req.cancelled = True
+
+    async def complete(self, prompt_ids: list[int], params: GenerationParams) -> Completion:
+        """The whole generation at once."""
+        async for kind, value in self.stream(prompt_ids, params):
+            if kind == "done":
+                return value  # type: ignore[no-any-return]
+        raise Unavailable("generation ended without a result")
+
+    async def close(self) -> None:
+        """Finish every accepted request, then stop the worker thread."""
+        self._closing = True
+        self._inbox.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+
+    # ------------------------------------------------------------------ worker thread
+
+    def _run(self) -> None:
+        import torch
+
+        stop = False
+        while not stop or self._seqs:
+            try:
+                stop = self._admit(stop) or stop
+                if self._seqs:
+                    with torch.inference_mode():
+                        self._step()
+                self.stats.running = len(self._seqs)
+                self.stats.waiting = self._inbox.qsize()
+            except Exception as exc:  # a failing batch must not kill the engine
+                log.exception("generation failed")
+                for s in self._seqs:
+                    s.req.emit("error", Unavailable(f"generation failed: {exc}"))
+                self._seqs, self._cache, self._mask = [], None, None
+
+    def _admit(self, stopping: bool) -> bool:
+        """Take waiting requests into the batch; True when the close sentinel was seen."""
+        new: list[_Request] = []
+        saw_stop = False
+        room = self.max_batch_size - len(self._seqs)
+        can_join = not self._seqs or self._mergeable
+        if stopping or room <= 0 or not can_join:
+            return False
+        if not self._seqs:
+            first = self._inbox.get()  # idle: block until there is work
+            if first is None:
+                return True
+            new.append(first)
+            deadline = time.monotonic() + self.max_wait_s
+            while len(new) < room:
+                timeout = deadline - time.monotonic()
+                try:
+                    item = (
+                        self._inbox.get(timeout=timeout)
+                        if timeout > 0
+                        else self._inbox.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if item is None:
+                    saw_stop = True
+                    break
+                new.append(item)
+        else:
+            while len(new) < room:
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    saw_stop = True
+                    break
+                new.append(item)
+            if new:
+                self.stats.joined_mid_flight += len(new)
+        new = [r for r in new if not r.cancelled]
+        if new:
+            import torch
+
+            with torch.inference_mode():
+                self._prefill(new)
+        return saw_stop
+
+    def _prefill(self, reqs: list[_Request]) -> None:
+        import torch
+        from transformers import DynamicCache
+
+        device = self.model.device
+        width = max(len(r.prompt_ids) for r in reqs)
+        ids = torch.full((len(reqs), width), self._pad, dtype=torch.long)
+        mask = torch.zeros((len(reqs), width), dtype=torch.long)
+        for i, r in enumerate(reqs):
+            n = len(r.prompt_ids)
+            ids[i, width - n :] = torch.tensor(r.prompt_ids, dtype=torch.long)
+            mask[i, width - n :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        kwargs: dict[str, Any] = {self._cache_kw: cache, "use_cache": True}
+        if self._logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        try:
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, **kwargs)
+        except Exception as exc:
+            log.exception("prefill failed")
+            for r in reqs:
+                r.emit("error", Unavailable(f"generation failed: {exc}"))
+            return
+        self.stats.prefills += 1
+        seqs = []
+        for r in reqs:
+            gen = None
+            if r.params.seed is not None and r.params.temperature > 0:
+                gen = torch.Generator(device=device).manual_seed(r.params.seed)
+            tracker = TextTracker(self.tokenizer, r.params.stop)
+            seqs.append(_Seq(r, tracker, gen, length=len(r.prompt_ids)))
+        self._merge(seqs, cache, mask)
+        first = len(self._seqs) - len(seqs)
+        self._take_tokens(out.logits[:, -1, :], range(first, len(self._seqs)))
+        self._drop_finished()
+
+    def _merge(self, seqs: list[_Seq], cache: Any, mask: Any) -> None:
+        import torch
+
+        self._mergeable = all(type(layer).__name__ == "DynamicLayer" for layer in cache.layers)
+        if not self._seqs:
+            self._seqs, self._cache, self._mask = seqs, cache, mask
+            return
+        old_t, new_t = self._mask.shape[1], mask.shape[1]
+        width = max(old_t, new_t)
+
+        def pad_left(t: torch.Tensor, by: int, dim: int) -> torch.Tensor:
+            if by == 0:
+                return t
+            shape = list(t.shape)
+            shape[dim] = by
+            return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+        for old_layer, new_layer in zip(self._cache.layers, cache.layers, strict=True):
+            old_layer.keys = torch.cat(
+                [
+                    pad_left(old_layer.keys, width - old_t, 2),
+                    pad_left(new_layer.keys, width - new_t, 2),
+                ]
+            )
+            old_layer.values = torch.cat(
+                [
+                    pad_left(old_layer.values, width - old_t, 2),
+                    pad_left(new_layer.values, width - new_t, 2),
+                ]
+            )
+        self._mask = torch.cat(
+            [pad_left(self._mask, width - old_t, 1), pad_left(mask, width - new_t, 1)]
+        )
+        self._seqs = self._seqs + seqs
+
+    def _step(self) -> None:
+        import torch
+
+        gone = [s for s in self._seqs if s.req.cancelled]
+        if gone:
+            self.stats.cancelled += len(gone)
+            for s in gone:
+                s.finish = "cancelled"
+            self._drop_finished()
+            if not self._seqs:
+                return
+        device = self.model.device
+        n = len(self._seqs)
+        ids = torch.tensor([[s.next_token] for s in self._seqs], dtype=torch.long, device=device)
+        pos = torch.tensor([[s.length] for s in self._seqs], dtype=torch.long, device=device)
+        self._mask = torch.cat([self._mask, self._mask.new_ones((n, 1))], dim=1)
+        kwargs: dict[str, Any] = {self._cache_kw: self._cache, "use_cache": True}
+        out = self.model(input_ids=ids, attention_mask=self._mask, position_ids=pos, **kwargs)
+        for s in self._seqs:
+            s.length += 1
+        self.stats.steps += 1
+        self.stats.step_sizes[n] = self.stats.step_sizes.get(n, 0) + 1
+        self.stats.max_batch = max(self.stats.max_batch, n)
+        self._take_tokens(out.logits[:, -1, :], range(n))
+        self._drop_finished()
+
+    def _take_tokens(self, logits: Any, rows: range) -> None:
+        seqs = [self._seqs[i] for i in rows]
+        tokens = sample_tokens(logits, [s.req.params for s in seqs], [s.generator for s in seqs])
+        for s, tok in zip(seqs, tokens, strict=True):
+            # The end-of-sequence token counts as generated (as in OpenAI's and vLLM's usage).
+            s.generated += 1
+            self.stats.tokens += 1
+            if tok in self._eos and not s.req.params.ignore_eos:
+                s.finish = "stop"
+            else:
+                delta = s.tracker.add(tok)
+                if delta:
+                    s.req.emit("delta", delta)
+                if s.tracker.stopped:
+                    s.finish = "stop"
+                elif s.generated >= s.req.params.max_new_tokens:
+                    s.finish = "length"
+                s.next_token = tok
+            if s.finish is not None and s.finish != "cancelled":
+                rest = s.tracker.flush()
+                if rest:
+                    s.req.emit("delta", rest)
+                s.req.emit(
+                    "done",
+                    Completion(s.tracker.text, len(s.req.prompt_ids), s.generated, s.finish),
+                )
+
+    def _drop_finished(self) -> None:
+        keep = [i for i, s in enumerate(self._seqs) if s.finish is None]
+        if len(keep) == len(self._seqs):
+            return
+        if not keep:
+            self._seqs, self._cache, self._mask = [], None, None
+            return
+        import torch
+
+        idx = torch.tensor(keep, dtype=torch.long, device=self._mask.device)
+        self._cache.batch_select_indices(idx)
+        self._mask = self._mask.index_select(0, idx)
+        self._seqs = [self._seqs[i] for i in keep]
+        if self._mergeable:
+            # Columns that are padding for every remaining sequence are dead weight.
+            used = self._mask.any(dim=0).nonzero()
+            start = int(used[0].item()) if used.numel() else 0
+            if start > 0:
+                for layer in self._cache.layers:
+                    layer.keys = layer.keys[:, :, start:, :]
+                    layer.values = layer.values[:, :, start:, :]
+                self._mask = self._mask[:, start:]

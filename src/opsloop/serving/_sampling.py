@@ -1,0 +1,115 @@
+"""Per-sequence pieces of generation: sampling a token, and turning tokens into streamed text.
+
+Kept apart from the scheduler so each sequence in a batch can carry its own
+temperature, top-p, seed and stop strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["GenerationParams", "TextTracker", "sample_tokens"]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """What one request asks of the generator (already validated and capped)."""
+
+    max_new_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    ignore_eos: bool = False  # generate exactly max_new_tokens (benchmarks, as in vLLM)
+
+
+def sample_tokens(
+    logits: torch.Tensor, params: list[GenerationParams], generators: list[Any]
+) -> list[int]:
+    """One next token per row of ``logits`` (``[batch, vocab]``), each row with its own settings.
+
+    Temperature 0 is greedy. ``generators`` holds a seeded ``torch.Generator``
+    per row (or None), so a request with a seed draws the same tokens as long
+    as the model gives it the same logits.
+    """
+    import torch
+
+    greedy = logits.argmax(dim=-1).tolist()
+    out: list[int] = []
+    for i, p in enumerate(params):
+        if p.temperature <= 0.0:
+            out.append(int(greedy[i]))
+            continue
+        row = logits[i].float() / p.temperature
+        probs = torch.softmax(row, dim=-1)
+        if p.top_p < 1.0:
+            sorted_probs, order = torch.sort(probs, descending=True)
+            cum = torch.cumsum(sorted_probs, dim=-1)
+            # Keep the smallest prefix whose mass reaches top_p (always at least one token).
+            drop = (cum - sorted_probs) >= p.top_p
+            sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+            pick = torch.multinomial(sorted_probs, 1, generator=generators[i])
+            out.append(int(order[pick].item()))
+        else:
+            out.append(int(torch.multinomial(probs, 1, generator=generators[i]).item()))
+    return out
+
+
+@dataclass
+class TextTracker:
+    """Text of one sequence as tokens arrive: what may be streamed now, and whether a stop string hit.
+
+    Text is re-decoded from all generated tokens (token-by-token decoding
+    breaks multi-byte characters and merged spaces). A delta is held back
+    while it ends in an incomplete character or could be the start of a stop
+    string, so a stop string never reaches the client.
+    """
+
+    tokenizer: Any
+    stop: tuple[str, ...]
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    emitted: int = 0
+    stopped: bool = False
+
+    def add(self, token: int) -> str:
+        """Append ``token``; return the new text that is safe to stream (maybe empty)."""
+        self.tokens.append(token)
+        text = str(self.tokenizer.decode(self.tokens, skip_special_tokens=True))
+        if text.endswith("\ufffd"):
+            return ""  # an incomplete UTF-8 sequence: wait for the next token
+        if self.stop:
+            longest = max(len(s) for s in self.stop)
+            start = max(0, self.emitted - longest)
+            hits = [i for i in (text.find(s, start) for s in self.stop) if i >= 0]
+            if hits:
+                self.text = text[: min(hits)]
+                self.stopped = True
+                return self.flush()
+        self.text = text
+        safe = len(text) - self._pending_stop_prefix(text)
+        if safe <= self.emitted:
+            return ""
+        delta = text[self.emitted : safe]
+        self.emitted = safe
+        return delta
+
+    def flush(self) -> str:
+        """Everything not streamed yet (at the end of the sequence)."""
+        delta = self.text[self.emitted :]
+        self.emitted = len(self.text)
+        return delta
+
+    def _pending_stop_prefix(self, text: str) -> int:
+        """Length of the longest end of ``text`` that begins some stop string."""
+        best = 0
+        for s in self.stop:
+            for k in range(min(len(s) - 1, len(text)), best, -1):
+                if text.endswith(s[:k]):
+                    best = k
+                    break
+        return best
