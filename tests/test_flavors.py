@@ -310,3 +310,30 @@ def test_lightgbm_round_trip_when_installed(tmp_path: Path, iris_like: Any) -> N
     assert (folder / "model.txt").is_file()
     loaded = load_model(folder)
     assert np.allclose(loaded.predict({"input": X.tolist()}), model.predict(X))
+
+
+@pytest.mark.parametrize("kind", ["rf-clf", "et-clf", "rf-reg"])
+def test_forest_fast_path_matches_scikit_learn(kind: str) -> None:
+    """The served-forest fast path gives exactly scikit-learn's answers."""
+    import numpy as np
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, RandomForestRegressor
+
+    from opsloop.registry.flavors._sklearn import _forest_predict, _forest_proba
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6))
+    y_cls = np.array(["a", "b", "c"])[(x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1)]
+    model = {
+        "rf-clf": RandomForestClassifier(n_estimators=20, random_state=0).fit(x, y_cls),
+        "et-clf": ExtraTreesClassifier(n_estimators=20, random_state=0).fit(x, y_cls),
+        "rf-reg": RandomForestRegressor(n_estimators=20, random_state=0).fit(
+            x, x[:, 0] * 2 + x[:, 3]
+        ),
+    }[kind]
+    probe = rng.normal(size=(50, 6))
+    assert np.array_equal(_forest_predict(model, probe), model.predict(probe))
+    if kind != "rf-reg":
+        assert np.allclose(
+            _forest_proba(model, probe), model.predict_proba(probe), rtol=0, atol=1e-12
+        )
+    assert _forest_predict(model, probe.astype(object)) is None  # not numeric: the normal path

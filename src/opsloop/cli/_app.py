@@ -22,6 +22,7 @@ from opsloop.cli._server import server
 # Domain rooms bring their own command groups; their modules import only typer and rich.
 from opsloop.datasets.cli import app as _datasets_app
 from opsloop.registry.cli import app as _models_app
+from opsloop.serving.cli import serve_command
 from opsloop.tracing.cli import app as _traces_app
 from opsloop.tuning.cli import app as _tune_app
 
@@ -77,6 +78,7 @@ def _root(
 
 app.command("server", epilog=EXIT_CODES_HELP)(server)
 app.command("quickstart", epilog=EXIT_CODES_HELP)(quickstart)
+app.command("serve", epilog=EXIT_CODES_HELP)(serve_command)
 app.add_typer(_db.app)
 app.add_typer(_experiments.app)
 _runs.app.command("compare")(compare)
