@@ -134,3 +134,18 @@ export async function metricHistories(runId, keys, { maxPoints = 2000, x = "step
   for (const a of answers) for (const hist of a.histories) out[hist.key] = hist;
   return out;
 }
+
+/** A dataset version under /api/v1 by name and number ("latest" works too). */
+export function datasetVersionPath(name, version) {
+  return `/dataset-versions/${encodeURIComponent(`${name}@${version}`)}`;
+}
+
+/** A registered model under /api/v1/registry. */
+export function modelPath(name) {
+  return `/registry/models/${encodeURIComponent(name)}`;
+}
+
+/** One version of a registered model under /api/v1/registry. */
+export function modelVersionPath(name, version) {
+  return `${modelPath(name)}/versions/${encodeURIComponent(String(version))}`;
+}

@@ -1,9 +1,13 @@
-// App shell and hash router: #/experiments, #/experiments/<id>, #/runs/<id>, #/compare?runs=a,b
+// App shell and hash router: #/experiments, #/experiments/<id>, #/runs/<id>, #/compare?runs=a,b,
+// #/datasets, #/datasets/<name>, #/datasets/<name>/diff?a=1&b=2, #/models, #/models/<name>
 
 import { api } from "./api.js";
 import { errorBox, h, replace } from "./dom.js";
 import { renderCompare } from "./pages/compare.js";
+import { renderDataset, renderDatasets } from "./pages/datasets.js";
+import { renderDatasetDiff } from "./pages/datasets_diff.js";
 import { renderExperiments } from "./pages/experiments.js";
+import { renderModel, renderModels } from "./pages/models.js";
 import { renderRun } from "./pages/run.js";
 import { renderRuns } from "./pages/runs.js";
 
@@ -29,6 +33,11 @@ const routes = [
   { match: (p) => p.length === 2 && p[0] === "experiments", render: (ctx, p) => renderRuns(ctx, p[1]) },
   { match: (p) => p.length === 2 && p[0] === "runs", render: (ctx, p) => renderRun(ctx, p[1]) },
   { match: (p) => p.length === 1 && p[0] === "compare", render: (ctx) => renderCompare(ctx) },
+  { match: (p) => p.length === 1 && p[0] === "datasets", render: (ctx) => renderDatasets(ctx) },
+  { match: (p) => p.length === 2 && p[0] === "datasets", render: (ctx, p) => renderDataset(ctx, p[1]) },
+  { match: (p) => p.length === 3 && p[0] === "datasets" && p[2] === "diff", render: (ctx, p) => renderDatasetDiff(ctx, p[1]) },
+  { match: (p) => p.length === 1 && p[0] === "models", render: (ctx) => renderModels(ctx) },
+  { match: (p) => p.length === 2 && p[0] === "models", render: (ctx, p) => renderModel(ctx, p[1]) },
 ];
 
 async function route() {
