@@ -76,6 +76,26 @@ def test_sweep_has_a_parent_and_one_finished_child_per_config(trained: dict[str,
     assert parent.tags["quickstart.best_run_id"] == best.id
 
 
+def test_best_model_is_registered_as_champion_and_predicts(trained: dict[str, Any]) -> None:
+    from opsloop.registry import Registry, load_model
+
+    with Client(home=trained["home"]) as c:
+        reg = Registry(c)
+        mv = reg.get_version_by_alias("quickstart-classifier", "champion")
+        best_run = c.get_run(trained["parent"].tags["quickstart.best_run_id"])
+        assert mv.source_run_id == best_run.id and mv.flavor == "sklearn"
+        model = load_model(
+            "models:/quickstart-classifier@champion",
+            client=c,
+            trusted_types=list(mv.metadata.get("untrusted_types", [])),
+        )
+        features = mv.signature["inputs"] if mv.signature else []
+        row = {col["name"]: 0.0 for col in features}
+        assert len(row) == 30
+        (label,) = model.predict([row])
+        assert label in (0, 1)
+
+
 def test_every_child_has_per_epoch_histories(trained: dict[str, Any]) -> None:
     with Client(home=trained["home"]) as c:
         for child in trained["children"]:
@@ -101,7 +121,10 @@ def test_artifacts_are_real_files(trained: dict[str, Any]) -> None:
     with Client(home=trained["home"]) as c:
         for child in trained["children"]:
             paths = {a.path for a in c.list_artifacts(child.id, recursive=True) if not a.is_dir}
-            assert paths == CHILD_ARTIFACTS, child.name
+            # The best run also holds the registered model (skops file and descriptor).
+            is_best = child.id == trained["parent"].tags["quickstart.best_run_id"]
+            model_files = {"model/model.skops", "model/opsloop-model.json"} if is_best else set()
+            assert paths == CHILD_ARTIFACTS | model_files, child.name
 
             rows = list(
                 csv.DictReader(
@@ -311,6 +334,16 @@ def test_quickstart_then_serves_the_ui(home: Path) -> None:
         assert httpx.get(f"{url}/ui/").status_code == 200
         found = httpx.post(f"{url}/api/v1/runs/search", json={"max_results": 10}).json()
         assert {r["name"] for r in found["runs"]} >= {SWEEP[0].name}
+        # The best model is served on the next port and recorded as a running deployment.
+        deps = httpx.get(f"{url}/api/v1/deployments").json()["deployments"]
+        assert [(d["name"], d["status"]) for d in deps] == [
+            ("models:/quickstart-classifier@champion", "running")
+        ]
+        assert deps[0]["url"] == f"http://127.0.0.1:{port + 1}"
+        meta = httpx.get(f"{deps[0]['url']}/v1/metadata").json()
+        row = {col["name"]: 0.0 for col in meta["signature"]["inputs"]}
+        pred = httpx.post(f"{deps[0]['url']}/v1/predict", json={"records": [row]})
+        assert pred.status_code == 200, pred.text
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -319,7 +352,13 @@ def test_quickstart_then_serves_the_ui(home: Path) -> None:
             proc.communicate()
     assert proc.returncode == 0, err
     assert f"opsloop server: {url}" in out and "Best runs of 1" in out
+    assert f"model served at http://127.0.0.1:{port + 1}/v1/predict" in out
     assert "Traceback" not in err
+    with Client(home=home) as c:
+        from opsloop.deployments import Deployments
+
+        (dep,) = Deployments(c).list()
+    assert dep.status == "stopped" and dep.stopped_at is not None
 
 
 @pytest.mark.slow

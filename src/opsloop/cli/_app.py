@@ -21,6 +21,7 @@ from opsloop.cli._server import server
 
 # Domain rooms bring their own command groups; their modules import only typer and rich.
 from opsloop.datasets.cli import app as _datasets_app
+from opsloop.deployments.cli import app as _deployments_app
 from opsloop.registry.cli import app as _models_app
 from opsloop.serving.cli import serve_command
 from opsloop.tracing.cli import app as _traces_app
@@ -85,6 +86,7 @@ _runs.app.command("compare")(compare)
 app.add_typer(_runs.app)
 app.add_typer(_datasets_app)
 app.add_typer(_models_app)
+app.add_typer(_deployments_app)
 app.add_typer(_tune_app)
 app.add_typer(_traces_app)
 

@@ -161,5 +161,24 @@ def quickstart(
     from opsloop.cli._server import print_address
     from opsloop.server._serve import serve
 
-    serve(settings, host=host, port=port, log_level="warning", on_ready=print_address)
+    if result.model_uri is None:
+        serve(settings, host=host, port=port, log_level="warning", on_ready=print_address)
+        out().print("opsloop server: stopped")
+        return
+    from opsloop.quickstart._serve_model import serve_model_in_thread
+
+    # The model server on the next port, in this process, while the UI server runs.
+    with serve_model_in_thread(
+        result.model_uri,
+        settings,
+        host=host,
+        port=port + 1 if port < 65535 else port - 1,
+        trusted_types=result.trusted_types,
+    ) as model_url:
+        out().print(
+            f"Registered [bold]{esc(result.model_uri)}[/]; model served at "
+            f"{model_url}/v1/predict  (see `opsloop deployments list{where}`)",
+            soft_wrap=True,
+        )
+        serve(settings, host=host, port=port, log_level="warning", on_ready=print_address)
     out().print("opsloop server: stopped")

@@ -65,6 +65,10 @@ class QuickstartResult:
     parent_run_id: str
     trials: list[TrialResult]
     seconds: float
+    # The best model, registered (``models:/quickstart-classifier@champion``), and the
+    # skops types its file holds: the quickstart trained it, so it may trust them.
+    model_uri: str | None = None
+    trusted_types: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> TrialResult:

@@ -30,6 +30,7 @@ from opsloop.quickstart._evaluate import (
     rows_csv,
 )
 from opsloop.quickstart._models import DEFAULT_TRIALS, SWEEP, Trainer, TrialConfig, feature_weights
+from opsloop.quickstart._register import register_best
 from opsloop.settings import Settings
 
 
@@ -101,6 +102,8 @@ def _train_one(ctx: QuickstartContext, cfg: TrialConfig, index: int) -> TrialRes
         (out / "learning_curves.png").write_bytes(learning_curves_png(history))
         ctx.client.log_artifacts(run_id, out)
     ctx.end_run(run_id)
+    # Kept in memory so the best one can be registered without retraining.
+    ctx.extra.setdefault("models", {})[run_id] = trainer.model
     return TrialResult(
         run_id=run_id,
         name=cfg.name,
@@ -151,6 +154,7 @@ DEFAULT_STEPS: list[Step] = [
     Step("open_sweep", _open_sweep),
     Step("train_sweep", _train_sweep),
     Step("close_sweep", _close_sweep),
+    Step("register_best", register_best),
 ]
 
 
@@ -205,4 +209,6 @@ def run_quickstart(
             parent_run_id=ctx.parent_run_id,
             trials=ctx.trials,
             seconds=time.perf_counter() - t0,
+            model_uri=ctx.extra.get("model_uri"),
+            trusted_types=list(ctx.extra.get("trusted_types", [])),
         )

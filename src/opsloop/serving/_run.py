@@ -12,6 +12,7 @@ lets requests in flight (streams included) finish for up to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -104,7 +105,13 @@ def serve(
         server = uvicorn.Server(uvicorn.Config(app, **common))
         if on_ready is not None:
             on_ready(server_url(host, port))
-        with _quiet_signal_reraise():
+        holder = app.state.holder
+        with (
+            _record(
+                target, settings, host, port, 1, lambda: holder.current and holder.current.resolved
+            ),
+            _quiet_signal_reraise(),
+        ):
             server.run()
         return
     # Each worker loads its own copy; check here that the target resolves at all.
@@ -118,7 +125,27 @@ def serve(
     try:
         if on_ready is not None:
             on_ready(server_url(host, port))
-        with _quiet_signal_reraise():
+        # The parent records the deployment once for all its workers.
+        with _record(target, settings, host, port, workers, None), _quiet_signal_reraise():
             uvicorn.run(FACTORY, factory=True, workers=workers, **common)
     finally:
         os.environ.pop(SERVE_ENV, None)
+
+
+def _record(
+    target: Any,
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    current: Callable[[], Resolved | None] | None,
+) -> contextlib.AbstractContextManager[Any]:
+    """Record a ``models:/`` target as a deployment while the server runs (best effort)."""
+    if not (isinstance(target, str) and target.startswith("models:/")):
+        return contextlib.nullcontext()
+    from opsloop.deployments._recorder import DeploymentRecorder
+    from opsloop.server._serve import server_url
+
+    return DeploymentRecorder(
+        target, settings, url=server_url(host, port), workers=workers, current=current
+    )

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-28 15:10:19.159094
+Create Date: 2026-11-28 15:39:42.598809
 """
 
 from __future__ import annotations
@@ -30,6 +30,28 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_datasets')),
     sa.UniqueConstraint('name', name=op.f('uq_datasets_name'))
     )
+    op.create_table('deployments',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('name', sa.String(length=256), nullable=False),
+    sa.Column('model_uri', sa.String(length=1024), nullable=False),
+    sa.Column('model_name', sa.String(length=256), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=True),
+    sa.Column('alias', sa.String(length=256), nullable=True),
+    sa.Column('url', sa.String(length=1024), nullable=False),
+    sa.Column('host', sa.String(length=256), nullable=False),
+    sa.Column('pid', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('started_at', sa.BigInteger(), nullable=False),
+    sa.Column('last_heartbeat_at', sa.BigInteger(), nullable=False),
+    sa.Column('stopped_at', sa.BigInteger(), nullable=True),
+    sa.Column('workers', sa.Integer(), nullable=False),
+    sa.Column('flavor', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_deployments'))
+    )
+    with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.create_index('ix_deployments_model_name', ['model_name'], unique=False)
+        batch_op.create_index('ix_deployments_started_at', ['started_at'], unique=False)
+
     op.create_table('model_prices',
     sa.Column('model', sa.String(length=256), nullable=False),
     sa.Column('input_per_mtok', sa.Float(), nullable=False),
@@ -290,5 +312,10 @@ def downgrade() -> None:
     op.drop_table('registry_events')
     op.drop_table('registered_models')
     op.drop_table('model_prices')
+    with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.drop_index('ix_deployments_started_at')
+        batch_op.drop_index('ix_deployments_model_name')
+
+    op.drop_table('deployments')
     op.drop_table('datasets')
     # ### end Alembic commands ###

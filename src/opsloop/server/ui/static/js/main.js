@@ -6,6 +6,7 @@ import { errorBox, h, replace } from "./dom.js";
 import { renderCompare } from "./pages/compare.js";
 import { renderDataset, renderDatasets } from "./pages/datasets.js";
 import { renderDatasetDiff } from "./pages/datasets_diff.js";
+import { renderDeployments } from "./pages/deployments.js";
 import { renderExperiments } from "./pages/experiments.js";
 import { renderModel, renderModels } from "./pages/models.js";
 import { renderRun } from "./pages/run.js";
@@ -38,6 +39,7 @@ const routes = [
   { match: (p) => p.length === 3 && p[0] === "datasets" && p[2] === "diff", render: (ctx, p) => renderDatasetDiff(ctx, p[1]) },
   { match: (p) => p.length === 1 && p[0] === "models", render: (ctx) => renderModels(ctx) },
   { match: (p) => p.length === 2 && p[0] === "models", render: (ctx, p) => renderModel(ctx, p[1]) },
+  { match: (p) => p.length === 1 && p[0] === "deployments", render: (ctx) => renderDeployments(ctx) },
 ];
 
 async function route() {

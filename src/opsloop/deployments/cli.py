@@ -1,0 +1,98 @@
+"""``opsloop deployments``: list and show model servers recorded by ``opsloop serve``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from opsloop.cli._common import (
+    HomeOption,
+    OpsloopGroup,
+    esc,
+    fmt_time,
+    open_client,
+    out,
+    print_json,
+    resolve_settings,
+)
+
+if TYPE_CHECKING:
+    from opsloop.deployments._client import Deployments
+
+app = typer.Typer(
+    name="deployments",
+    cls=OpsloopGroup,
+    help="Model servers started with `opsloop serve`: what they serve, where, and whether they run.",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+_STYLE = {"running": "green", "stopped": "dim", "failed": "red", "lost": "yellow"}
+
+
+@contextlib.contextmanager
+def _deployments(ctx: typer.Context, home: Path | None) -> Iterator[Deployments]:
+    from opsloop.deployments._client import Deployments
+
+    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+        yield Deployments(client)
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    model: Annotated[
+        str | None, typer.Option(help="Only deployments of this registered model.")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only this status: running, stopped, failed or lost.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.", min=1)] = 100,
+    home: HomeOption = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List deployments, newest first (a server silent for 3 heartbeats shows `lost`)."""
+    with _deployments(ctx, home) as deps:
+        items = deps.list(model_name=model, status=status, limit=limit)
+    if json_:
+        print_json([d.model_dump(mode="json") for d in items])
+        return
+    table = Table(title=f"{len(items)} deployment(s)", title_justify="left")
+    for col in ("ID", "Serves", "Version", "URL", "Status", "Started", "Last heartbeat"):
+        table.add_column(col, no_wrap=col in ("ID", "URL"))
+    for d in items:
+        style = _STYLE.get(d.status, "")
+        table.add_row(
+            d.id[:12],
+            esc(d.name),
+            "" if d.version is None else str(d.version),
+            esc(d.url),
+            f"[{style}]{d.status}[/]" if style else d.status,
+            fmt_time(d.started_at),
+            fmt_time(d.last_heartbeat_at),
+        )
+    out().print(table)
+
+
+@app.command("show")
+def show_command(
+    ctx: typer.Context,
+    deployment_id: Annotated[str, typer.Argument(metavar="ID", help="Deployment id.")],
+    home: HomeOption = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Show one deployment."""
+    with _deployments(ctx, home) as deps:
+        d = deps.get(deployment_id)
+    if json_:
+        print_json(d.model_dump(mode="json"))
+        return
+    for key, value in d.model_dump().items():
+        if key.endswith("_at"):
+            value = fmt_time(value) if value else ""
+        out().print(f"[bold]{key}[/]: {esc('' if value is None else value)}")
