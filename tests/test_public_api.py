@@ -124,6 +124,7 @@ def test_client_surface() -> None:
             "backend",
             "close",
             "datasets",
+            "deployments",
             "registry",
             "tracing",
             "tuning",

@@ -30,6 +30,7 @@ from opsloop.tracking.entities import (
 
 if TYPE_CHECKING:
     from opsloop.datasets._client import Datasets
+    from opsloop.deployments._client import Deployments
     from opsloop.registry._client import Registry
     from opsloop.tracing._client import Tracing
     from opsloop.tuning._client import Tuning
@@ -427,6 +428,13 @@ class Client:
         from opsloop.datasets._client import Datasets
 
         return Datasets(self)
+
+    @functools.cached_property
+    def deployments(self) -> Deployments:
+        """Running model servers recorded by ``opsloop serve`` (``opsloop.deployments``)."""
+        from opsloop.deployments._client import Deployments
+
+        return Deployments(self)
 
     @functools.cached_property
     def registry(self) -> Registry:

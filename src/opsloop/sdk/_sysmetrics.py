@@ -88,6 +88,7 @@ class SystemMetricsSampler:
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sample: Callable[[], dict[str, float]] = dict
         self.samples = 0
 
     def start(self) -> SystemMetricsSampler:
@@ -100,21 +101,28 @@ class SystemMetricsSampler:
         last_io: dict[str, Any] = {}
         sample_once(proc, last_io, gpu)  # prime the rate counters
 
+        self._sample = lambda: sample_once(proc, last_io, gpu)
+
         def loop() -> None:
             while not self._stop.wait(self.interval_s):
-                try:
-                    self._log(sample_once(proc, last_io, gpu), self.samples)
-                    self.samples += 1
-                except Exception:
-                    # A sampling hiccup must never break the training process.
-                    continue
+                self._log_one()
 
         self._thread = threading.Thread(target=loop, name="opsloop-system-metrics", daemon=True)
         self._thread.start()
         return self
 
+    def _log_one(self) -> None:
+        try:
+            self._log(self._sample(), self.samples)
+            self.samples += 1
+        except Exception:
+            # A sampling hiccup must never break the training process.
+            return
+
     def stop(self) -> None:
+        """Stop sampling, taking one last sample so even a short run has its end state."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+            self._log_one()
