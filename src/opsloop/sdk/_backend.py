@@ -92,6 +92,7 @@ class Backend(ABC):
         validated: bool = False,
     ) -> int:
         """Write metrics, params and tags in one transaction; ``validated`` skips re-checking points."""
+
     @abstractmethod
     def delete_tag(self, run_id: str, key: str) -> None: ...
     @abstractmethod

@@ -300,9 +300,10 @@ class RestBackend(Backend):
             "include_deleted": include_deleted,
             "parent_run_id": parent_run_id,
         }
-        return RunPage.model_validate(
-            self._json("POST", "/runs/search", json=body, idempotent=True)
-        )
+        # Validated straight from the JSON bytes: a page of runs decodes in
+        # about half the time of json-to-dicts then dicts-to-models.
+        resp = self._request("POST", "/runs/search", json=body, idempotent=True)
+        return RunPage.model_validate_json(resp.content)
 
     def compare_runs(self, run_ids: Sequence[str]) -> RunComparison:
         return RunComparison.model_validate(

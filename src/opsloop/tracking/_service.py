@@ -6,6 +6,7 @@ public method is one transaction, so a bad request never leaves half a write.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -66,18 +67,26 @@ def _upsert(
 ) -> None:
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    # Built once per dialect and shape: building one (its ``excluded`` alias
+    # copies the table's columns) costs more than running it.
+    cache_key = (conn.dialect.name, table, tuple(keys), tuple(update))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt = pg_insert(table)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            ins = pg_insert(table)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(table)  # type: ignore[assignment]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
-    )
+            ins = sqlite_insert(table)  # type: ignore[assignment]
+        stmt = _UPSERTS[cache_key] = ins.on_conflict_do_update(
+            index_elements=list(keys), set_={c: ins.excluded[c] for c in update}
+        )
     conn.execute(stmt, rows)
+
+
+_UPSERTS: dict[tuple[str, sa.Table, tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
 def _chunks(seq: Sequence[Any], n: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
@@ -85,11 +94,50 @@ def _chunks(seq: Sequence[Any], n: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
         yield seq[i : i + n]
 
 
+# Statements of the hot paths, built once: on SQLite, building a statement and
+# computing its cache key costs more than running it (a built statement
+# memoizes its key, so executing it again is a dict lookup).
+_SEL_EXPERIMENT = sa.select(experiments).where(experiments.c.id == sa.bindparam("id"))
+_SEL_RUN = sa.select(runs).where(runs.c.id == sa.bindparam("id"))
+_SEL_RUN_EXPERIMENT = sa.select(runs.c.experiment_id).where(runs.c.id == sa.bindparam("id"))
+_INS_RUN = runs.insert()
+_INS_RUN_TAGS = run_tags.insert()
+_INS_PARAMS = param_table.insert()
+_INS_CHUNKS = metric_chunks.insert()
+_SEL_PARAMS_OF = sa.select(param_table.c.run_id, param_table.c.key, param_table.c.value).where(
+    param_table.c.run_id.in_(sa.bindparam("ids", expanding=True))
+)
+_SEL_TAGS_OF = sa.select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
+    run_tags.c.run_id.in_(sa.bindparam("ids", expanding=True))
+)
+_SEL_LATEST_OF = sa.select(
+    *(latest_metrics.c[n] for n in ("run_id", "key", "value", "step", "timestamp")),
+    *(latest_metrics.c[n] for n in ("min_value", "max_value", "count")),
+).where(latest_metrics.c.run_id.in_(sa.bindparam("ids", expanding=True)))
+_SEL_PARAM_VALUES = sa.select(param_table.c.key, param_table.c.value).where(
+    param_table.c.run_id == sa.bindparam("run_id"),
+    param_table.c.key.in_(sa.bindparam("keys", expanding=True)),
+)
+_SEL_BATCH_KEYS = sa.select(metric_chunks.c.key).where(
+    metric_chunks.c.run_id == sa.bindparam("run_id"),
+    metric_chunks.c.batch_id == sa.bindparam("batch_id"),
+)
+_SEL_LATEST_KEYS = sa.select(latest_metrics).where(
+    latest_metrics.c.run_id == sa.bindparam("run_id"),
+    latest_metrics.c.key.in_(sa.bindparam("keys", expanding=True)),
+)
+_SEL_LATEST_KEYS_LOCKED = _SEL_LATEST_KEYS.with_for_update()
+_COUNT_RUNS = sa.select(sa.func.count()).select_from(runs)
+_COUNT_RUNS_IN = _COUNT_RUNS.where(runs.c.experiment_id.in_(sa.bindparam("ids", expanding=True)))
+
+
 class TrackingService:
     """Experiments and runs stored in one ``Database``."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # SQLite search plan hint: experiment ids -> (when checked, hold most runs).
+        self._most_runs: dict[tuple[str, ...], tuple[float, bool]] = {}
 
     # ------------------------------------------------------------------ experiments
 
@@ -196,7 +244,7 @@ class TrackingService:
             if not include_deleted:
                 q = q.where(experiments.c.lifecycle_stage == "active")
             rows = conn.execute(q).all()
-            counts = dict(
+            counts: dict[str, int] = dict(
                 conn.execute(
                     sa.select(runs.c.experiment_id, sa.func.count())
                     .where(runs.c.lifecycle_stage == "active")
@@ -294,7 +342,7 @@ class TrackingService:
     def _require_experiment(
         self, conn: Connection, experiment_id: str, *, active_only: bool = True
     ) -> Any:
-        row = conn.execute(sa.select(experiments).where(experiments.c.id == experiment_id)).first()
+        row = conn.execute(_SEL_EXPERIMENT, {"id": experiment_id}).first()
         if row is None or (active_only and row.lifecycle_stage != "active"):
             raise NotFound(
                 f"experiment {experiment_id!r} does not exist",
@@ -332,29 +380,28 @@ class TrackingService:
         with self.db.write() as conn:
             self._require_experiment(conn, experiment_id)
             if parent_run_id is not None:
-                parent = conn.execute(
-                    sa.select(runs.c.experiment_id).where(runs.c.id == parent_run_id)
-                ).first()
+                parent = conn.execute(_SEL_RUN_EXPERIMENT, {"id": parent_run_id}).first()
                 if parent is None:
                     raise NotFound(f"parent run {parent_run_id!r} does not exist")
             conn.execute(
-                runs.insert().values(
-                    id=rid,
-                    experiment_id=experiment_id,
-                    name=run_name,
-                    status=status.value,
-                    start_time=start,
-                    end_time=now_ms() if status.is_terminal else None,
-                    parent_run_id=parent_run_id,
-                    notes=notes,
-                    user=str(user or "")[: V.MAX_NAME],
-                    lifecycle_stage="active",
-                )
+                _INS_RUN,
+                {
+                    "id": rid,
+                    "experiment_id": experiment_id,
+                    "name": run_name,
+                    "status": status.value,
+                    "start_time": start,
+                    "end_time": now_ms() if status.is_terminal else None,
+                    "parent_run_id": parent_run_id,
+                    "notes": notes,
+                    "user": str(user or "")[: V.MAX_NAME],
+                    "lifecycle_stage": "active",
+                },
             )
             if tag_rows:
-                conn.execute(run_tags.insert(), tag_rows)
+                conn.execute(_INS_RUN_TAGS, tag_rows)
             if param_rows:
-                conn.execute(param_table.insert(), param_rows)
+                conn.execute(_INS_PARAMS, param_rows)
         return (
             Run(
                 id=rid,
@@ -405,7 +452,7 @@ class TrackingService:
         return rows
 
     def _require_run(self, conn: Connection, run_id: str, *, active_only: bool = True) -> Any:
-        row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+        row = conn.execute(_SEL_RUN, {"id": run_id}).first()
         if row is None or (active_only and row.lifecycle_stage != "active"):
             raise NotFound(f"run {run_id!r} does not exist", details={"run_id": run_id})
         return row
@@ -422,24 +469,15 @@ class TrackingService:
         t: dict[str, dict[str, str]] = defaultdict(dict)
         m: dict[str, dict[str, LatestMetric]] = defaultdict(dict)
         for part in _chunks(ids):
-            for r in conn.execute(
-                sa.select(param_table.c.run_id, param_table.c.key, param_table.c.value).where(
-                    param_table.c.run_id.in_(part)
-                )
-            ):
-                p[r.run_id][r.key] = r.value
-            for r in conn.execute(sa.select(run_tags).where(run_tags.c.run_id.in_(part))):
-                t[r.run_id][r.key] = r.value
-            for r in conn.execute(
-                sa.select(latest_metrics).where(latest_metrics.c.run_id.in_(part))
-            ):
-                m[r.run_id][r.key] = LatestMetric(
-                    value=r.value,
-                    step=r.step,
-                    timestamp=r.timestamp,
-                    min=r.min_value,
-                    max=r.max_value,
-                    count=r.count,
+            bind = {"ids": list(part)}
+            for run_id, key, value in conn.execute(_SEL_PARAMS_OF, bind):
+                p[run_id][key] = value
+            for run_id, key, value in conn.execute(_SEL_TAGS_OF, bind):
+                t[run_id][key] = value
+            # Unpacked by position: a Row's attribute lookups cost more than the model.
+            for run_id, key, value, step, ts, lo, hi, count in conn.execute(_SEL_LATEST_OF, bind):
+                m[run_id][key] = LatestMetric(
+                    value=value, step=step, timestamp=ts, min=lo, max=hi, count=count
                 )
         return [
             Run(
@@ -570,13 +608,7 @@ class TrackingService:
 
     def _insert_params(self, conn: Connection, run_id: str, rows: list[dict[str, Any]]) -> None:
         keys = [r["key"] for r in rows]
-        existing = dict(
-            conn.execute(
-                sa.select(param_table.c.key, param_table.c.value).where(
-                    param_table.c.run_id == run_id, param_table.c.key.in_(keys)
-                )
-            ).all()
-        )
+        existing = dict(conn.execute(_SEL_PARAM_VALUES, {"run_id": run_id, "keys": keys}).all())
         new = []
         for r in rows:
             old = existing.get(r["key"])
@@ -589,7 +621,7 @@ class TrackingService:
                     details={"key": r["key"], "old": old, "new": r["value"]},
                 )
         if new:
-            conn.execute(param_table.insert(), new)
+            conn.execute(_INS_PARAMS, new)
 
     def _write_metrics(
         self, conn: Connection, run_id: str, by_key: dict[str, M.KeyBatch], batch_id: str | None
@@ -598,11 +630,7 @@ class TrackingService:
         if batch_id is not None:
             done = {
                 r.key
-                for r in conn.execute(
-                    sa.select(metric_chunks.c.key).where(
-                        metric_chunks.c.run_id == run_id, metric_chunks.c.batch_id == batch_id
-                    )
-                )
+                for r in conn.execute(_SEL_BATCH_KEYS, {"run_id": run_id, "batch_id": batch_id})
             }
             for k in done:
                 del by_key[k]
@@ -634,14 +662,10 @@ class TrackingService:
                         "vals": M.pack_f64(vs),
                     }
                 )
-        conn.execute(metric_chunks.insert(), chunk_rows)
+        conn.execute(_INS_CHUNKS, chunk_rows)
 
-        q = sa.select(latest_metrics).where(
-            latest_metrics.c.run_id == run_id, latest_metrics.c.key.in_(keys)
-        )
-        if conn.dialect.name == "postgresql":
-            q = q.with_for_update()
-        existing = {r.key: r for r in conn.execute(q)}
+        q = _SEL_LATEST_KEYS_LOCKED if conn.dialect.name == "postgresql" else _SEL_LATEST_KEYS
+        existing = {r.key: r for r in conn.execute(q, {"run_id": run_id, "keys": keys})}
         upserts = []
         for key, kb in by_key.items():
             i = kb.latest_index()
@@ -666,7 +690,7 @@ class TrackingService:
                     if hi is None
                     else (hi if old.max_value is None else max(hi, old.max_value))
                 )
-                count += old.count
+                count += old._mapping["count"]
             upserts.append(
                 {
                     "run_id": run_id,
@@ -736,9 +760,11 @@ class TrackingService:
             keep = M.downsample(s, t, v, max_points, x)
             s, t, v = s[keep], t[keep], v[keep]
             downsampled = True
-        vals = v.tolist()
-        if any(x != x for x in vals):  # NaN -> None for JSON
-            vals = [None if x != x else x for x in vals]
+        import numpy as np
+
+        vals: list[float | None] = v.tolist()
+        if np.isnan(v).any():  # NaN -> None for JSON
+            vals = [None if f != f else f for f in vals]
         return MetricHistory.model_construct(
             run_id=run_id,
             key=key,
@@ -772,23 +798,45 @@ class TrackingService:
         order = parse_order_by(list(order_by or []))
         offset = decode_page_token(page_token)
         where: list[Any] = []
-        if experiment_ids:
-            where.append(runs.c.experiment_id.in_(list(experiment_ids)))
         if not include_deleted:
             where.append(runs.c.lifecycle_stage == "active")
         if parent_run_id is not None:
             where.append(runs.c.parent_run_id == V.check_id("parent run id", parent_run_id))
-        if cond is not None:
-            where.append(cond)
-        q = sa.select(runs).where(*where).order_by(*order, runs.c.start_time.desc(), runs.c.id)
-        q = q.limit(max_results + 1).offset(offset)
+        # Ordered by a metric, param or tag (a subquery per run), the page query
+        # sorts every matching run anyway, so it counts them in the same pass
+        # (a window count) instead of filtering them all again. Ordered by the
+        # runs' own columns the page can stop early: the count stays separate.
+        sorts_all = any(_has_subquery(o) for o in order)
+        count_inline = with_total and sorts_all
+        cols: list[Any] = [runs]
+        if count_inline:
+            cols.append(sa.func.count().over().label("_total"))
         with self.db.read() as conn:
+            in_form = (
+                cond is not None
+                and self.db.is_sqlite
+                and self._holds_most_runs(conn, experiment_ids)
+            )
+            if experiment_ids:
+                exp_col: Any = runs.c.experiment_id
+                if in_form and sorts_all:
+                    # These experiments hold most runs, so their index narrows
+                    # little, and the page is sorted in full anyway: `|| ''`
+                    # keeps SQLite off it, to start from the filter's run ids.
+                    exp_col = exp_col.concat("")
+                where.append(exp_col.in_(list(experiment_ids)))
+            if cond is not None:
+                where.append(_semijoins_as_in(cond) if in_form else cond)
+            q = sa.select(*cols).where(*where).order_by(*order, runs.c.start_time.desc(), runs.c.id)
+            q = q.limit(max_results + 1).offset(offset)
             try:
                 rows = conn.execute(q).all()
             except sa.exc.DataError as exc:
                 raise InvalidArgument(f"filter cannot be evaluated: {exc.orig}") from exc
             total = None
-            if with_total:
+            if count_inline and (rows or offset == 0):
+                total = rows[0]._total if rows else 0
+            elif with_total:
                 total = conn.execute(
                     sa.select(sa.func.count()).select_from(runs).where(*where)
                 ).scalar_one()
@@ -799,6 +847,29 @@ class TrackingService:
             next_page_token=encode_page_token(offset + max_results) if more else None,
             total=total,
         )
+
+    def _holds_most_runs(self, conn: Connection, experiment_ids: Sequence[str] | None) -> bool:
+        """Whether the searched experiments hold at least half of all runs (cached a minute).
+
+        It picks the SQLite filter form (see ``_semijoins_as_in``): one-pass
+        subqueries cost in proportion to the runs that match in every
+        experiment, per-run probes in proportion to the runs searched. A stale
+        answer only picks the slower form, never other results.
+        """
+        if not experiment_ids:
+            return True
+        key = tuple(sorted(set(experiment_ids)))
+        now = time.monotonic()
+        hit = self._most_runs.get(key)
+        if hit is not None and now - hit[0] < 60:
+            return hit[1]
+        total = conn.execute(_COUNT_RUNS).scalar_one()
+        searched = conn.execute(_COUNT_RUNS_IN, {"ids": list(key)}).scalar_one()
+        answer = bool(2 * searched >= total)
+        if len(self._most_runs) > 1000:
+            self._most_runs.clear()
+        self._most_runs[key] = (now, answer)
+        return answer
 
     def compare_runs(self, run_ids: Sequence[str]) -> RunComparison:
         """Runs side by side: param diff and latest metrics, with the best run per metric."""
@@ -832,6 +903,55 @@ class TrackingService:
             metrics=table,
             best=best,
         )
+
+
+def _semijoins_as_in(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """The filter with ``EXISTS (SELECT 1 FROM t WHERE t.run_id = runs.id AND c)``
+    rewritten as ``runs.id IN (SELECT t.run_id FROM t WHERE c)``, for SQLite.
+
+    The same runs match (``run_id`` is never NULL, so ``NOT IN`` is ``NOT
+    EXISTS``), but SQLite then runs each subquery once into a temporary index
+    instead of probing the table once per run: about a third faster over 10k
+    runs, as long as the runs searched are most of the runs (the subqueries
+    read matches in every experiment). PostgreSQL keeps ``EXISTS``: its
+    planner turns it into a semi-join, while ``NOT IN (subquery)`` can degrade
+    to a rescan per row there. A subquery of any other shape is left as it is.
+    """
+    from sqlalchemy.sql import operators, visitors
+    from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList
+    from sqlalchemy.sql.selectable import Exists, ScalarSelect, Select
+
+    def replace(element: Any, **_: Any) -> Any:
+        if not isinstance(element, Exists) or not isinstance(element.element, ScalarSelect):
+            return None
+        sel = element.element.element
+        if not isinstance(sel, Select) or not isinstance(sel.whereclause, BooleanClauseList):
+            return None
+        if sel.whereclause.operator is not operators.and_:
+            return None
+        first, *rest = sel.whereclause.clauses
+        if not (
+            isinstance(first, BinaryExpression)
+            and first.operator is operators.eq
+            and first.right is runs.c.id
+            and getattr(first.left, "name", None) == "run_id"
+            and getattr(first.left, "nullable", True) is False
+        ):
+            return None
+        # Only a subquery that names runs nowhere else can run once for all runs.
+        for part in rest:
+            if any(getattr(c, "table", None) is runs for c in visitors.iterate(part)):
+                return None
+        return runs.c.id.in_(sa.select(first.left).where(*rest))
+
+    return visitors.replacement_traverse(cond, {}, replace)
+
+
+def _has_subquery(clause: Any) -> bool:
+    from sqlalchemy.sql import visitors
+    from sqlalchemy.sql.selectable import ScalarSelect
+
+    return any(isinstance(el, ScalarSelect) for el in visitors.iterate(clause))
 
 
 def check_batch_limits(
