@@ -24,6 +24,8 @@ class Dataset:
     y_train: Any
     X_val: Any
     y_val: Any
+    scaler: Any = None  # fitted on the train part; served models include it
+    X_val_raw: Any = None  # validation features before scaling, as a client sends them
 
     @property
     def n_features(self) -> int:
@@ -74,4 +76,6 @@ def load_dataset(seed: int = 0, val_fraction: float = 0.25) -> Dataset:
         y_train=y_train,
         X_val=scaler.transform(X_val),
         y_val=y_val,
+        scaler=scaler,
+        X_val_raw=X_val,
     )

@@ -31,9 +31,14 @@ def register_best(ctx: QuickstartContext) -> str:
     if model is None:
         return "the best model is not in memory"
     data = ctx.data
-    example = [
-        dict(zip(data.feature_names, map(float, row), strict=True)) for row in data.X_val[:5]
-    ]
+    raw = data.X_val if data.X_val_raw is None else data.X_val_raw
+    if data.scaler is not None:
+        # The sweep trained on standardised features; the served model takes them raw,
+        # as a client has them, so the scaler travels with it.
+        from sklearn.pipeline import Pipeline
+
+        model = Pipeline([("scale", data.scaler), ("model", model)])
+    example = [dict(zip(data.feature_names, map(float, row), strict=True)) for row in raw[:5]]
     with tempfile.TemporaryDirectory(prefix="opsloop-quickstart-model-") as tmp:
         folder = save_sklearn(model, Path(tmp) / "model", input_example=example)
         ctx.client.log_artifacts(best.run_id, folder, "model")
