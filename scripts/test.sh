@@ -13,4 +13,5 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/de
 fi
 
 .venv/bin/ruff check src tests benchmarks
+.venv/bin/mypy   # strict, on the package (configured in pyproject.toml)
 exec .venv/bin/python -m pytest "$@"

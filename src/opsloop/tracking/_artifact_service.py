@@ -176,7 +176,7 @@ class ArtifactService:
     def _info(r: sa.Row[object]) -> ArtifactInfo:
         return ArtifactInfo(
             path=r.path, is_dir=False, size=r.size, digest=r.digest, media_type=r.media_type
-        )  # type: ignore[attr-defined]
+        )
 
     def stat(self, run_id: str, path: str) -> ArtifactInfo:
         V.check_id("run id", run_id)

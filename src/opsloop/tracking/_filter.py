@@ -328,9 +328,9 @@ def _apply(col: Any, op: str, value: Any) -> ColumnElement[bool]:
     if op == "ilike":
         return col.ilike(value)  # type: ignore[no-any-return]
     if op == "not like":
-        return sa.not_(col.like(value))
+        return sa.not_(col.like(value))  # type: ignore[no-any-return]
     if op == "not ilike":
-        return sa.not_(col.ilike(value))
+        return sa.not_(col.ilike(value))  # type: ignore[no-any-return]
     if op == "in":
         return col.in_(value)  # type: ignore[no-any-return]
     if op == "not in":

@@ -644,7 +644,7 @@ class TrackingService:
             written += n
             for i, lo in enumerate(range(0, n, M.CHUNK_POINTS)):
                 hi = min(n, lo + M.CHUNK_POINTS)
-                st, ts, vs = kb.steps[lo:hi], kb.timestamps[lo:hi], kb.values[lo:hi]
+                c_steps, c_ts, c_vals = kb.steps[lo:hi], kb.timestamps[lo:hi], kb.values[lo:hi]
                 chunk_rows.append(
                     {
                         "run_id": run_id,
@@ -653,13 +653,13 @@ class TrackingService:
                         if batch_id is None
                         else (batch_id if i == 0 else f"{batch_id}:{i}"),
                         "n": hi - lo,
-                        "min_step": min(st),
-                        "max_step": max(st),
-                        "min_ts": min(ts),
-                        "max_ts": max(ts),
-                        "steps": M.pack_i64(st),
-                        "timestamps": M.pack_i64(ts),
-                        "vals": M.pack_f64(vs),
+                        "min_step": min(c_steps),
+                        "max_step": max(c_steps),
+                        "min_ts": min(c_ts),
+                        "max_ts": max(c_ts),
+                        "steps": M.pack_i64(c_steps),
+                        "timestamps": M.pack_i64(c_ts),
+                        "vals": M.pack_f64(c_vals),
                     }
                 )
         conn.execute(_INS_CHUNKS, chunk_rows)
@@ -670,7 +670,7 @@ class TrackingService:
         for key, kb in by_key.items():
             i = kb.latest_index()
             step, ts, value = kb.steps[i], kb.timestamps[i], kb.values[i]
-            lo, hi = kb.min_max()
+            vmin, vmax = kb.min_max()
             count = len(kb.steps)
             old = existing.get(key)
             if old is not None:
@@ -680,15 +680,15 @@ class TrackingService:
                         old.timestamp,
                         (float("nan") if old.value is None else old.value),
                     )
-                lo = (
+                vmin = (
                     old.min_value
-                    if lo is None
-                    else (lo if old.min_value is None else min(lo, old.min_value))
+                    if vmin is None
+                    else (vmin if old.min_value is None else min(vmin, old.min_value))
                 )
-                hi = (
+                vmax = (
                     old.max_value
-                    if hi is None
-                    else (hi if old.max_value is None else max(hi, old.max_value))
+                    if vmax is None
+                    else (vmax if old.max_value is None else max(vmax, old.max_value))
                 )
                 count += old._mapping["count"]
             upserts.append(
@@ -698,8 +698,8 @@ class TrackingService:
                     "value": M.clean_float(value),
                     "step": step,
                     "timestamp": ts,
-                    "min_value": lo,
-                    "max_value": hi,
+                    "min_value": vmin,
+                    "max_value": vmax,
                     "count": count,
                 }
             )

@@ -191,7 +191,7 @@ def _forest_proba(model: Any, x: Any) -> Any:
     x32 = _forest_input(model, x)
     if x32 is None or not hasattr(model, "classes_"):
         return None
-    total = None
+    total: Any = None
     for tree in model.estimators_:
         p = tree.predict_proba(x32, check_input=False)
         total = p if total is None else total + p
@@ -207,7 +207,7 @@ def _forest_predict(model: Any, x: Any) -> Any:
     if hasattr(model, "classes_"):
         proba = _forest_proba(model, x)
         return model.classes_.take(np.argmax(proba, axis=1), axis=0)
-    total = None
+    total: Any = None
     for tree in model.estimators_:
         p = tree.predict(x32, check_input=False)
         total = p if total is None else total + p

@@ -13,7 +13,7 @@ target_metadata = load_all_tables()
 
 def run_migrations_online() -> None:
     url = config.attributes.get("opsloop_url") or config.get_main_option("sqlalchemy.url")
-    engine = create_db_engine(url)
+    engine = create_db_engine(str(url))
     try:
         with engine.connect() as connection:
             context.configure(
