@@ -25,7 +25,15 @@ from opsloop.tracking.entities import (
 )
 
 router = APIRouter(tags=["tracking"])
-State = Annotated[AppState, Depends(get_state)]
+
+
+async def _state(request: Request) -> AppState:
+    # ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the thread
+    # pool, one more thread hop per request for what is an attribute read.
+    return get_state(request)
+
+
+State = Annotated[AppState, Depends(_state)]
 RunId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9a-zA-Z_\-]+$")]
 
 
