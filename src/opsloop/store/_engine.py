@@ -159,11 +159,14 @@ class Database:
         """
         if self.current_revision() == SCHEMA_HEAD:
             return
-        if create_if_empty and self.is_empty():
-            from opsloop.store._migrate import upgrade
-
+        if create_if_empty:
+            # Taken even when the database is not empty: another process may be
+            # creating the schema right now (tables exist, revision not yet at head),
+            # and waiting for it is what lets this one see the finished schema.
             with self._init_lock():
                 if self.is_empty():
+                    from opsloop.store._migrate import upgrade
+
                     upgrade(self.url)
         self.check_schema()
 
