@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
-from opsloop.errors import Conflict, FlushError, InvalidArgument, NotFound, OpsloopError
+from opsloop.errors import Conflict, FlushError, InvalidArgument, NotFound
 
 Point = tuple[str, float, int, int]
 WriteFn = Callable[[str, list[Point], str], object]  # (run_id, points, batch_id)
@@ -52,7 +52,6 @@ class MetricBuffer:
         self._count = 0
         # Batches whose write failed, kept with their id for an idempotent retry.
         self._retry: list[tuple[str, list[Point], str]] = []
-        self._bg_error: BaseException | None = None
         # Points a flush has taken and not yet confirmed (they still count as pending).
         self._inflight = 0
         self._closed = False
@@ -98,7 +97,6 @@ class MetricBuffer:
         """
         with self._flush_lock:
             with self._lock:
-                bg_error, self._bg_error = self._bg_error, None
                 retry = [b for b in self._retry if run_id is None or b[0] == run_id]
                 self._retry = [b for b in self._retry if not (run_id is None or b[0] == run_id)]
                 if run_id is None:
@@ -143,9 +141,6 @@ class MetricBuffer:
                     f"{n} metric points could not be written and are kept for the next flush: {first_error}",
                     details={"pending_points": n},
                 ) from first_error
-            if bg_error is not None and run_id is None:
-                # The background failure has now been retried successfully; nothing lost.
-                pass
             return written
 
     # -- background thread ---------------------------------------------------------
@@ -166,13 +161,9 @@ class MetricBuffer:
                     continue
             try:
                 self.flush()
-            except OpsloopError as exc:
-                with self._lock:
-                    self._bg_error = exc
-                time.sleep(min(self.interval_s, 1.0))
-            except Exception as exc:  # keep the thread alive; points stay buffered
-                with self._lock:
-                    self._bg_error = exc
+            except Exception:
+                # Keep the thread alive: the points stay buffered (nothing is lost) and
+                # the next explicit flush retries them and raises if it still fails.
                 time.sleep(min(self.interval_s, 1.0))
 
     def close(self, *, flush: bool = True) -> None:
