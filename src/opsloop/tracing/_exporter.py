@@ -54,7 +54,6 @@ class SpanExporter:
         self._retry: list[SpanDict] = []
         self._inflight = 0
         self._dropped = 0
-        self._bg_error: BaseException | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
         self.exported = 0
@@ -152,9 +151,9 @@ class SpanExporter:
                     continue
             try:
                 self._flush(report=False)
-            except Exception as exc:  # keep the thread alive; spans stay queued
-                with self._lock:
-                    self._bg_error = exc
+            except Exception:
+                # Keep the thread alive: the spans stay queued and the next explicit
+                # flush retries them and raises if it still fails.
                 time.sleep(min(self.interval_s, 1.0))
 
     def close(self, *, flush: bool = True) -> None:
