@@ -23,6 +23,17 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get("OPSLOOP_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where converted GGUF weights and materialised model files are kept for the session.
+
+    ``OPSLOOP_TEST_MODEL_CACHE`` keeps them across sessions (the first
+    conversion takes tens of seconds).
+    """
+    env = os.environ.get("OPSLOOP_TEST_MODEL_CACHE")
+    return Path(env) if env else tmp_path_factory.mktemp("model-cache")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,7 +8,6 @@ kept to a few tokens: these run on 2 CPU cores.
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -33,12 +32,6 @@ from tests.conftest import live_server
 pytest.importorskip("transformers")
 pytest.importorskip("gguf")
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    env = os.environ.get("OPSLOOP_TEST_MODEL_CACHE")
-    return Path(env) if env else tmp_path_factory.mktemp("model-cache")
 
 
 @dataclass

@@ -12,7 +12,6 @@ The reference answers come from the served model object itself
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,12 +34,6 @@ pytest.importorskip("transformers")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    env = os.environ.get("OPSLOOP_TEST_MODEL_CACHE")
-    return Path(env) if env else tmp_path_factory.mktemp("model-cache")
 
 
 @dataclass
