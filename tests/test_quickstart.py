@@ -53,9 +53,11 @@ def _invoke(*args: str) -> Any:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """``opsloop quickstart --no-serve --trials 3``: one config of each family."""
+    """``opsloop quickstart --no-serve --trials 3 --tuning-trials 6``: one config of each family."""
     home = tmp_path_factory.mktemp("quickstart-home")
-    result = _invoke("quickstart", "--home", str(home), "--no-serve", "--trials", "3")
+    result = _invoke(
+        "quickstart", "--home", str(home), "--no-serve", "--trials", "3", "--tuning-trials", "6"
+    )
     assert result.exit_code == 0, result.output
     with Client(home=home) as c:
         exp = c.get_experiment_by_name("quickstart")
@@ -175,8 +177,12 @@ def test_system_metrics_were_sampled(trained: dict[str, Any]) -> None:
     parent = trained["parent"]
     system = {k for k in parent.metrics if k.startswith("system/")}
     assert {"system/cpu_percent", "system/memory_used_mb", "system/process_rss_mb"} <= system
-    assert parent.metrics["system/process_rss_mb"].count >= 2
+    # One sample per 0.5 s while the sweep runs plus a last one at its end: a fast
+    # machine may finish the three small models inside the first interval.
+    assert parent.metrics["system/process_rss_mb"].count >= 1
     assert parent.metrics["system/process_rss_mb"].value > 10
+    children = trained["children"]
+    assert all("system/process_rss_mb" in c.metrics for c in children)
 
 
 def test_summary_output(trained: dict[str, Any]) -> None:
@@ -186,6 +192,30 @@ def test_summary_output(trained: dict[str, Any]) -> None:
     assert f"Best: {best.name}" in out
     assert f"opsloop runs show --home {trained['home']} {best.id}" in out
     assert "Training" in out and "3 models" in out
+
+
+def test_tuning_study_trades_f1_against_latency(trained: dict[str, Any]) -> None:
+    """The quickstart's Optuna study: six child runs, a non-dominated front, drawn and printed."""
+    with Client(home=trained["home"]) as c:
+        studies = c.tuning.list_studies()
+        assert len(studies) == 1 and studies[0].name.startswith("quickstart-tuning-")
+        summary = c.tuning.summary(studies[0].name)
+        assert summary.study.objectives == ["f1", "latency_ms"]
+        assert summary.counts.get("COMPLETE") == 6
+        assert summary.study.run_id is not None
+        parent = c.get_run(summary.study.run_id)
+        trial_runs = c.search_runs(parent.experiment_id, max_results=100).runs
+        children = [r for r in trial_runs if r.parent_run_id == parent.id]
+        assert len(children) == 6
+        assert all("f1" in r.metrics and "latency_ms" in r.metrics for r in children)
+        svg = c.read_artifact(parent.id, "tuning/pareto_front.svg").decode()
+    front = summary.pareto_front
+    assert front and "<svg" in svg
+    done = [t for t in summary.trials if t.state == "COMPLETE"]
+    for p in front:  # nothing complete beats a front member on both objectives
+        f1, lat = p.values
+        assert not any(t.values and t.values[0] > f1 and t.values[1] < lat for t in done), p
+    assert "Pareto front" in trained["output"] and "Tuning" in trained["output"]
 
 
 def test_epoch_scores_agree_with_scikit_learn() -> None:
@@ -294,7 +324,7 @@ def test_quickstart_logs_to_a_server(home: Path) -> None:
     with live_server(Settings(home=home)) as srv:
         result = CliRunner().invoke(
             app,
-            ["quickstart", "--trials", "1"],
+            ["quickstart", "--trials", "1", "--tuning-trials", "2"],
             env={"OPSLOOP_TRACKING_URI": srv.url, "COLUMNS": "160"},
             catch_exceptions=False,
         )
@@ -303,7 +333,10 @@ def test_quickstart_logs_to_a_server(home: Path) -> None:
         # With a server to log to, it does not start another one.
         assert "opsloop server:" not in result.stdout
     with Client(home=home) as c:
-        names = {r.name for r in c.search_runs(max_results=10).runs}
+        sweep = c.get_experiment_by_name("quickstart")
+        names = {r.name for r in c.search_runs(sweep.id, max_results=10).runs}
+        study = c.tuning.list_studies()[0]
+        assert c.tuning.summary(study.name).counts.get("COMPLETE") == 2
     assert SWEEP[0].name in names and len(names) == 2
 
 
@@ -329,6 +362,8 @@ def test_quickstart_then_serves_the_ui(home: Path) -> None:
             str(home),
             "--trials",
             "1",
+            "--tuning-trials",
+            "0",
             "--port",
             str(port),
         ],
@@ -379,10 +414,12 @@ def test_default_quickstart_as_a_user_runs_it(home: Path) -> None:
         timeout=240,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "Best runs of 8" in proc.stdout
+    assert "Best runs of 8" in proc.stdout and "Pareto front" in proc.stdout
     with Client(home=home) as c:
-        runs = c.search_runs(max_results=100).runs
+        runs = c.search_runs(c.get_experiment_by_name("quickstart").id, max_results=100).runs
+        tuned = c.search_runs(c.get_experiment_by_name("quickstart-tuning").id).runs
     children = [r for r in runs if r.parent_run_id]
     assert len(runs) == 9 and len(children) == 8
+    assert len(tuned) == 13  # the study's run and its 12 trials
     assert {r.params["model"] for r in children} == {"sgd", "mlp", "gbdt"}
     assert max(r.metrics["val_f1"].value or 0 for r in children) > 0.95

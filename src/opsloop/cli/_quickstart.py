@@ -87,6 +87,27 @@ def _summary(result: QuickstartResult, top: int = 5) -> Table:
     return table
 
 
+def _front(result: QuickstartResult) -> Table:
+    table = Table(
+        title=f"Tuning study {result.tuning_study}: the F1 / latency Pareto front",
+        title_justify="left",
+    )
+    for header in ("Trial", "Model", "F1", "Latency ms", "Params"):
+        table.add_column(header, justify="left" if header in ("Model", "Params") else "right")
+    for p in result.tuning_front:
+        params = dict(p.get("params", {}))
+        model = str(params.pop("model", ""))
+        f1, latency = [*p.get("values", []), None, None][:2]
+        table.add_row(
+            str(p.get("number")),
+            esc(model),
+            fmt_value(f1),
+            fmt_value(latency),
+            esc(", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(params.items()))),
+        )
+    return table
+
+
 def quickstart(
     ctx: typer.Context,
     home: HomeOption = None,
@@ -105,6 +126,15 @@ def quickstart(
             metavar="N", help="How many configs of the sweep to train (1 to 12).", min=1, max=12
         ),
     ] = 8,
+    tuning_trials: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            help="Trials of the F1-vs-latency tuning study after the sweep (0 skips it).",
+            min=0,
+            max=200,
+        ),
+    ] = 12,
 ) -> None:
     """Train a small real sweep, log everything, then open the UI on it.
 
@@ -114,13 +144,17 @@ def quickstart(
     child run per config, with params, per-epoch metrics (loss, accuracy, F1,
     ROC AUC), artifacts (confusion matrix, classification report, per-epoch
     metrics, feature importances, a learning-curve PNG) and system metrics.
-    Then prints the best runs and serves the UI (unless `--no-serve`).
+    Registers the best model as `quickstart-classifier@champion`, then runs a
+    multi-objective Optuna study (experiment `quickstart-tuning`: maximise F1,
+    minimise prediction latency; each trial a child run, the Pareto front
+    drawn on the study's run). Then prints the best runs and serves the UI
+    and the model (unless `--no-serve`).
     Needs the `quickstart` extra: `pip install 'opsloop[quickstart]'`.
 
     Examples:
 
         opsloop quickstart
-        opsloop quickstart --home /tmp/demo --trials 4 --no-serve
+        opsloop quickstart --home /tmp/demo --trials 4 --tuning-trials 0 --no-serve
     """
     from opsloop.quickstart import run_quickstart
 
@@ -139,8 +173,12 @@ def quickstart(
         console=out(),
         expand=True,
     ) as progress:
-        result = run_quickstart(settings, trials=trials, reporter=RichReporter(progress))
+        result = run_quickstart(
+            settings, trials=trials, reporter=RichReporter(progress), tuning_trials=tuning_trials
+        )
     out().print(_summary(result))
+    if result.tuning_study:
+        out().print(_front(result))
     best = result.best
     out().print(
         f"Trained {len(result.trials)} models in {result.seconds:.1f}s. "

@@ -69,6 +69,9 @@ class QuickstartResult:
     # skops types its file holds: the quickstart trained it, so it may trust them.
     model_uri: str | None = None
     trusted_types: list[str] = field(default_factory=list)
+    # The tuning study (F1 against prediction latency) and its Pareto front.
+    tuning_study: str | None = None
+    tuning_front: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def best(self) -> TrialResult:

@@ -31,6 +31,7 @@ from opsloop.quickstart._evaluate import (
 )
 from opsloop.quickstart._models import DEFAULT_TRIALS, SWEEP, Trainer, TrialConfig, feature_weights
 from opsloop.quickstart._register import register_best
+from opsloop.quickstart._tune import tune_tabular
 from opsloop.settings import Settings
 
 
@@ -155,6 +156,7 @@ DEFAULT_STEPS: list[Step] = [
     Step("train_sweep", _train_sweep),
     Step("close_sweep", _close_sweep),
     Step("register_best", register_best),
+    Step("tune", tune_tabular),
 ]
 
 
@@ -173,6 +175,7 @@ def run_quickstart(
     reporter: Reporter | None = None,
     system_metrics_interval_s: float = 0.5,
     steps: Sequence[Step] | None = None,
+    tuning_trials: int = 12,
 ) -> QuickstartResult:
     """Train the sweep into the ``quickstart`` experiment and return the runs, best first.
 
@@ -194,6 +197,7 @@ def run_quickstart(
             reporter=reporter,
             system_metrics_interval_s=system_metrics_interval_s,
         )
+        ctx.extra["tuning_trials"] = tuning_trials
         try:
             for step in steps if steps is not None else DEFAULT_STEPS:
                 message = step.run(ctx)
@@ -211,4 +215,6 @@ def run_quickstart(
             seconds=time.perf_counter() - t0,
             model_uri=ctx.extra.get("model_uri"),
             trusted_types=list(ctx.extra.get("trusted_types", [])),
+            tuning_study=ctx.extra.get("tuning_study"),
+            tuning_front=list(ctx.extra.get("tuning_front", [])),
         )
