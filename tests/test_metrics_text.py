@@ -173,3 +173,21 @@ def test_embedding_similarity_with_real_minilm() -> None:
     vectors = M.default_embedder()(["hello"])
     assert vectors.shape == (1, 384)
     assert M.default_embedder() is M.default_embedder()  # loaded once per process
+
+
+@pytest.mark.parametrize(
+    ("pred", "refs", "expected"),
+    [
+        ("The capital of France is Paris.", ["Paris"], 1.0),
+        ("paris", ["Paris", "Lyon"], 1.0),
+        ("Parisian food is good", ["Paris"], 0.0),  # whole words only
+        ("It is the Eiffel tower", ["Eiffel Tower"], 1.0),
+        ("I do not know", ["Paris"], 0.0),
+        ("anything", [""], 0.0),  # an empty reference matches nothing
+    ],
+)
+def test_contains(pred: str, refs: list[str], expected: float) -> None:
+    from opsloop.evaluation.metrics import _text
+
+    assert _text.contains_per_example([pred], [refs]) == [expected]
+    assert M.get_metric("contains").compute([pred], [refs]).value == expected

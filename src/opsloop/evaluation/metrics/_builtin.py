@@ -206,6 +206,12 @@ def _text() -> list[Metric]:
             "Match after SQuAD normalisation.",
         ),
         _each(
+            "contains",
+            lambda p, r: text.contains_per_example([p], [r])[0],
+            "text",
+            "A reference answer appears in the prediction (SQuAD-normalised, whole words).",
+        ),
+        _each(
             "token_f1",
             lambda p, r: text.token_f1_per_example([p], [r])[0],
             "text",

@@ -213,6 +213,26 @@ def exact_match(predictions: Any, references: Any) -> float:
     return sum(rows) / len(rows)
 
 
+def contains_per_example(predictions: Any, references: Any) -> list[float]:
+    """1.0 where a normalised reference occurs in the normalised prediction as whole words."""
+    preds, refs = _pairs(predictions, references)
+    out = []
+    for p, rs in zip(preds, refs, strict=True):
+        padded = f" {normalize_answer(p)} "
+        out.append(float(any((n := normalize_answer(r)) and f" {n} " in padded for r in rs)))
+    return out
+
+
+def contains(predictions: Any, references: Any) -> float:
+    """Share of predictions containing a reference answer (SQuAD-normalised, whole words; 0-1).
+
+    For chatty models that answer in a sentence ("The capital is Paris."),
+    where exact match would score 0.
+    """
+    rows = contains_per_example(predictions, references)
+    return sum(rows) / len(rows)
+
+
 def token_f1_per_example(predictions: Any, references: Any) -> list[float]:
     """SQuAD token-overlap F1 per example, best over the references."""
     preds, refs = _pairs(predictions, references)
