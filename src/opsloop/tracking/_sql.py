@@ -1,0 +1,105 @@
+"""Shared pieces of the tracking service: ids, limits, upserts and prebuilt hot-path statements."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.tracking._tables import (
+    experiments,
+    latest_metrics,
+    metric_chunks,
+    run_tags,
+    runs,
+)
+from opsloop.tracking._tables import (
+    params as param_table,
+)
+
+DEFAULT_EXPERIMENT = "Default"
+MAX_SEARCH_RESULTS = 50_000
+MAX_HISTORY_POINTS = 10_000_000
+_IN_CHUNK = 500  # ids per IN (...) clause
+
+MetricTuple = tuple[str, float, int, int]  # key, value, step, timestamp ms
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _upsert(
+    conn: Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    keys: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    if not rows:
+        return
+    # Built once per dialect and shape: building one (its ``excluded`` alias
+    # copies the table's columns) costs more than running it.
+    cache_key = (conn.dialect.name, table, tuple(keys), tuple(update))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            ins = pg_insert(table)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            ins = sqlite_insert(table)  # type: ignore[assignment]
+        stmt = _UPSERTS[cache_key] = ins.on_conflict_do_update(
+            index_elements=list(keys), set_={c: ins.excluded[c] for c in update}
+        )
+    conn.execute(stmt, rows)
+
+
+_UPSERTS: dict[tuple[str, sa.Table, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def _chunks(seq: Sequence[Any], n: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+# Statements of the hot paths, built once: on SQLite, building a statement and
+# computing its cache key costs more than running it (a built statement
+# memoizes its key, so executing it again is a dict lookup).
+_SEL_EXPERIMENT = sa.select(experiments).where(experiments.c.id == sa.bindparam("id"))
+_SEL_RUN = sa.select(runs).where(runs.c.id == sa.bindparam("id"))
+_SEL_RUN_EXPERIMENT = sa.select(runs.c.experiment_id).where(runs.c.id == sa.bindparam("id"))
+_INS_RUN = runs.insert()
+_INS_RUN_TAGS = run_tags.insert()
+_INS_PARAMS = param_table.insert()
+_INS_CHUNKS = metric_chunks.insert()
+_SEL_PARAMS_OF = sa.select(param_table.c.run_id, param_table.c.key, param_table.c.value).where(
+    param_table.c.run_id.in_(sa.bindparam("ids", expanding=True))
+)
+_SEL_TAGS_OF = sa.select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
+    run_tags.c.run_id.in_(sa.bindparam("ids", expanding=True))
+)
+_SEL_LATEST_OF = sa.select(
+    *(latest_metrics.c[n] for n in ("run_id", "key", "value", "step", "timestamp")),
+    *(latest_metrics.c[n] for n in ("min_value", "max_value", "count")),
+).where(latest_metrics.c.run_id.in_(sa.bindparam("ids", expanding=True)))
+_SEL_PARAM_VALUES = sa.select(param_table.c.key, param_table.c.value).where(
+    param_table.c.run_id == sa.bindparam("run_id"),
+    param_table.c.key.in_(sa.bindparam("keys", expanding=True)),
+)
+_SEL_BATCH_KEYS = sa.select(metric_chunks.c.key).where(
+    metric_chunks.c.run_id == sa.bindparam("run_id"),
+    metric_chunks.c.batch_id == sa.bindparam("batch_id"),
+)
+_SEL_LATEST_KEYS = sa.select(latest_metrics).where(
+    latest_metrics.c.run_id == sa.bindparam("run_id"),
+    latest_metrics.c.key.in_(sa.bindparam("keys", expanding=True)),
+)
+_SEL_LATEST_KEYS_LOCKED = _SEL_LATEST_KEYS.with_for_update()
+_COUNT_RUNS = sa.select(sa.func.count()).select_from(runs)
+_COUNT_RUNS_IN = _COUNT_RUNS.where(runs.c.experiment_id.in_(sa.bindparam("ids", expanding=True)))
