@@ -113,16 +113,21 @@ class Tracing:
         limit: int = 50,
         page_token: str | None = None,
         order: str = "desc",
+        sort: str = "start_time",
         **filters: Any,
     ) -> TracePage:
-        """A page of traces (newest first) matching the filters; see ``TraceFilter``."""
+        """A page of traces (newest first, or by ``sort``) matching the filters; see ``TraceFilter``."""
         from opsloop.tracing._service import _filter
 
         f = _filter(criteria, filters)
         if self._svc is not None:
-            return self._svc.list_traces(f, limit=limit, page_token=page_token, order=order)
+            return self._svc.list_traces(
+                f, limit=limit, page_token=page_token, order=order, sort=sort
+            )
         params = _params(f)
         params.update(limit=limit, order=order)
+        if sort != "start_time":
+            params["sort"] = sort
         if page_token:
             params["page_token"] = page_token
         return TracePage.model_validate(self._rest._json("GET", "/traces", params=params))

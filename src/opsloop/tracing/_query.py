@@ -38,22 +38,55 @@ _T = traces.c
 _M = trace_models.c
 
 
-def encode_token(start_us: int, trace_id: str, order: str) -> str:
-    raw = orjson.dumps([start_us, trace_id, order])
+# Sort keys a list can be ordered by (the filter language's names); start time is
+# the default. Ties are broken by (start_us, id), so every order is total and keyset
+# pages never skip or repeat a trace.
+SORT_KEYS: dict[str, Any] = {
+    "start_time": None,
+    "latency_ms": _T.duration_us,
+    "cost": _T.total_cost,
+    "tokens": _T.input_tokens + _T.output_tokens,
+    "input_tokens": _T.input_tokens,
+    "output_tokens": _T.output_tokens,
+    "spans": _T.span_count,
+    "errors": _T.error_count,
+    "name": _T.name,
+}
+
+
+def encode_token(start_us: int, trace_id: str, order: str, sort: Any = None) -> str:
+    """A page token; ``sort`` is ``(key, value)`` for an order other than start time."""
+    raw = orjson.dumps([start_us, trace_id, order] + ([*sort] if sort else []))
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_token(token: str | None, order: str) -> tuple[int, str] | None:
+def decode_token(
+    token: str | None, order: str, sort: str = "start_time"
+) -> tuple[int, str, Any] | None:
+    """``(start_us, id, sort value)`` from a token this server issued for ``order``/``sort``."""
     if not token:
         return None
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        start, tid, o = orjson.loads(raw)
+        parts = orjson.loads(raw)
+        start, tid, o = parts[:3]
         if not isinstance(start, int) or not isinstance(tid, str) or o != order:
             raise ValueError
+        value: Any = None
+        if sort == "start_time":
+            if len(parts) != 3:
+                raise ValueError
+        else:
+            key, value = parts[3:]
+            if key != sort or isinstance(value, bool):
+                raise ValueError
+            if not isinstance(value, str if sort == "name" else (int, float)):
+                raise ValueError
     except Exception as exc:
-        raise InvalidArgument("page_token is not one this server issued for this order") from exc
-    return start, tid
+        raise InvalidArgument(
+            "page_token is not one this server issued for this order and sort"
+        ) from exc
+    return start, tid, value
 
 
 def _summary(row: Any, models: list[str]) -> TraceSummary:
@@ -133,13 +166,24 @@ def list_traces(
     limit: int = 50,
     page_token: str | None = None,
     order: str = "desc",
+    sort: str = "start_time",
 ) -> TracePage:
-    """One page of traces matching ``f``, newest first (``order="asc"``: oldest first)."""
+    """One page of traces matching ``f``, newest first (``order="asc"``: oldest first).
+
+    ``sort`` orders by another key of ``SORT_KEYS`` (ties by start time, then id).
+    """
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidArgument(f"limit must be between 1 and {MAX_PAGE}")
     if order not in ("asc", "desc"):
         raise InvalidArgument("order must be 'asc' or 'desc'")
-    cursor = decode_token(page_token, order)
+    if sort not in SORT_KEYS:
+        raise InvalidArgument(
+            f"sort must be one of {', '.join(SORT_KEYS)}, not {sort!r}",
+            details={"sort": sort},
+        )
+    cursor = decode_token(page_token, order, sort)
+    if sort != "start_time":
+        return _list_sorted(conn, f, limit, cursor, order, sort)
     # A user, session or exact name picks out fewer traces than a model does: then
     # walk that index and check the model per trace instead of the other way round.
     narrow = f.user_id is not None or f.session_id is not None or f.name is not None
@@ -172,7 +216,8 @@ def list_traces(
         q = q.where(cond)
     if cursor is not None:
         after = sa.tuple_(key_s, key_id)
-        q = q.where(after < sa.tuple_(*cursor) if order == "desc" else after > sa.tuple_(*cursor))
+        last = sa.tuple_(*cursor[:2])
+        q = q.where(after < last if order == "desc" else after > last)
     if order == "desc":
         q = q.order_by(key_s.desc(), key_id.desc())
     else:
@@ -183,6 +228,44 @@ def list_traces(
     models = _models_of(conn, [r.id for r in rows])
     page = [_summary(r, models.get(r.id, [])) for r in rows]
     token = encode_token(rows[-1].start_us, rows[-1].id, order) if more and rows else None
+    return TracePage(traces=page, next_page_token=token)
+
+
+def _list_sorted(
+    conn: Connection,
+    f: TraceFilter,
+    limit: int,
+    cursor: tuple[int, str, Any] | None,
+    order: str,
+    sort: str,
+) -> TracePage:
+    """A page ordered by a key other than start time: a sort over the matching rows."""
+    key = SORT_KEYS[sort]
+    value = key.label("sort_value")
+    q = sa.select(traces, value)
+    if f.model is not None:
+        q = q.where(uses_model(f.model))
+    if f.since_ms is not None:
+        q = q.where(_T.start_us >= f.since_ms * 1000)
+    if f.until_ms is not None:
+        q = q.where(_T.start_us < f.until_ms * 1000)
+    for cond in conditions(f):
+        q = q.where(cond)
+    cols = (key, _T.start_us, _T.id)
+    if cursor is not None:
+        after = sa.tuple_(*cols)
+        last = sa.tuple_(cursor[2], cursor[0], cursor[1])
+        q = q.where(after < last if order == "desc" else after > last)
+    q = q.order_by(*(c.desc() if order == "desc" else c.asc() for c in cols))
+    rows = conn.execute(q.limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    models = _models_of(conn, [r.id for r in rows])
+    page = [_summary(r, models.get(r.id, [])) for r in rows]
+    token = None
+    if more and rows:
+        last_row = rows[-1]
+        token = encode_token(last_row.start_us, last_row.id, order, (sort, last_row.sort_value))
     return TracePage(traces=page, next_page_token=token)
 
 

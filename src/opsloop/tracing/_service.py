@@ -179,12 +179,19 @@ class TraceService:
         limit: int = 50,
         page_token: str | None = None,
         order: str = "desc",
+        sort: str = "start_time",
         **filters: Any,
     ) -> TracePage:
-        """A page of traces, newest first; filters as a ``TraceFilter`` or keyword arguments."""
+        """A page of traces, newest first; filters as a ``TraceFilter`` or keyword arguments.
+
+        ``sort`` orders by ``latency_ms``, ``cost``, ``tokens``, ``input_tokens``,
+        ``output_tokens``, ``spans``, ``errors`` or ``name`` instead of start time.
+        """
         f = _filter(criteria, filters)
         with self.db.read() as conn:
-            return _query.list_traces(conn, f, limit=limit, page_token=page_token, order=order)
+            return _query.list_traces(
+                conn, f, limit=limit, page_token=page_token, order=order, sort=sort
+            )
 
     def get_trace(self, trace_id: str, *, flat: bool = False) -> TraceDetail:
         """A trace and its span tree; ``NotFound`` if no span of it was stored."""

@@ -141,8 +141,16 @@ def list_traces(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     page_token: Annotated[str | None, Query(max_length=500)] = None,
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    sort: Annotated[
+        str,
+        Query(
+            max_length=32,
+            description="start_time (default), latency_ms, cost, tokens, input_tokens, "
+            "output_tokens, spans, errors or name; ties by start time.",
+        ),
+    ] = "start_time",
 ) -> Response:
-    return JSONBody(svc.list_traces(f, limit=limit, page_token=page_token, order=order))
+    return JSONBody(svc.list_traces(f, limit=limit, page_token=page_token, order=order, sort=sort))
 
 
 @router.post(
