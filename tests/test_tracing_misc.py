@@ -277,6 +277,15 @@ def test_cli_lists_shows_a_timed_tree_and_edits_prices(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "INVALID_ARGUMENT" in res.output
     res = app_run(["list", "--home", str(home), "--since", "yesterday-ish"])
     assert res.exit_code == 1
+    with t.start_trace("cli-long") as long_root:
+        time.sleep(0.02)
+    t.flush()
+    res = app_run(["list", "--home", str(home), "--sort", "latency_ms", "--json"])
+    assert [x["id"] for x in json.loads(res.output)["traces"]][0] == long_root.trace_id
+    res = app_run(["list", "--home", str(home), "--sort", "latency_ms", "--asc", "--json"])
+    assert [x["id"] for x in json.loads(res.output)["traces"]][-1] == long_root.trace_id
+    res = app_run(["list", "--home", str(home), "--sort", "colour"])
+    assert res.exit_code == 1 and "INVALID_ARGUMENT" in res.output
 
 
 def test_importing_the_sdk_stays_light() -> None:

@@ -145,16 +145,26 @@ def list_traces(
             "--filter", "-f", help="Filter string, e.g. 'status = \"error\" and cost > 0.01'."
         ),
     ] = None,
+    sort: Annotated[
+        str,
+        typer.Option(
+            help="Sort key: start_time, latency_ms, cost, tokens, input_tokens, "
+            "output_tokens, spans, errors or name."
+        ),
+    ] = "start_time",
+    ascending: Annotated[bool, typer.Option("--asc", help="Smallest first.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Traces per page.")] = 25,
     page_token: Annotated[str | None, typer.Option(help="Continue from an earlier page.")] = None,
     json_: JsonOpt = False,
     home: HomeOption = None,
 ) -> None:
-    """List traces, newest first, with filters."""
+    """List traces, newest first (or by --sort), with filters."""
     with _tracing(ctx, home) as tr:
         page = tr.list_traces(
             limit=limit,
             page_token=page_token,
+            sort=sort,
+            order="asc" if ascending else "desc",
             name=name,
             name_contains=contains,
             status=status,
