@@ -281,7 +281,7 @@ def test_cli_lists_shows_a_timed_tree_and_edits_prices(tmp_path: Path) -> None:
         time.sleep(0.02)
     t.flush()
     res = app_run(["list", "--home", str(home), "--sort", "latency_ms", "--json"])
-    assert [x["id"] for x in json.loads(res.output)["traces"]][0] == long_root.trace_id
+    assert json.loads(res.output)["traces"][0]["id"] == long_root.trace_id
     res = app_run(["list", "--home", str(home), "--sort", "latency_ms", "--asc", "--json"])
     assert [x["id"] for x in json.loads(res.output)["traces"]][-1] == long_root.trace_id
     res = app_run(["list", "--home", str(home), "--sort", "colour"])
