@@ -1,0 +1,64 @@
+"""Prompt registry: versioned text and chat templates with labels, diffs and rendering.
+
+From the SDK::
+
+    import opsloop
+    client = opsloop.Client()
+    client.prompts.create("greet", "Hello {{ name }}!", message="first", labels=["production"])
+    p = client.prompts.get("prompts:/greet@production")   # cached with a TTL
+    p.render(name="Ada")                                  # 'Hello Ada!'
+
+Prompts live in the model registry as kind ``prompt``: labels are registry
+aliases (``latest`` is always the newest version) and every change is in the
+registry's history.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsloop.prompts._client import Prompts
+    from opsloop.prompts._service import PromptService
+    from opsloop.prompts.entities import (
+        MessageDiff,
+        Prompt,
+        PromptDiff,
+        PromptLabel,
+        PromptVersion,
+    )
+
+_LAZY = {
+    "Prompts": "opsloop.prompts._client",
+    "PromptService": "opsloop.prompts._service",
+    "MessageDiff": "opsloop.prompts.entities",
+    "Prompt": "opsloop.prompts.entities",
+    "PromptDiff": "opsloop.prompts.entities",
+    "PromptLabel": "opsloop.prompts.entities",
+    "PromptVersion": "opsloop.prompts.entities",
+}
+
+__all__ = [
+    "MessageDiff",
+    "Prompt",
+    "PromptDiff",
+    "PromptLabel",
+    "PromptService",
+    "PromptVersion",
+    "Prompts",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opsloop.prompts' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

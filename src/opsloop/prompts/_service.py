@@ -1,0 +1,493 @@
+"""Prompt registry logic over the registry's tables.
+
+A prompt is a registered model of kind ``prompt``; each version is a
+``model_versions`` row of flavor ``prompt`` whose ``metadata_json["prompt"]``
+holds the template, its kind and variables, and whose description is the
+commit message. Labels are registry aliases (one row per prompt and label, so
+a label points at exactly one version and moving it is one upsert); ``latest``
+is never stored: it is the newest version. Every change appends a
+``registry_events`` row in its own transaction, so the registry's history
+covers prompts too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.errors import Conflict, InvalidArgument, NotFound
+from opsloop.prompts import _ref as R
+from opsloop.prompts._diff import diff_versions
+from opsloop.prompts._template import check_declared, compile_template
+from opsloop.prompts.entities import Prompt, PromptDiff, PromptLabel, PromptVersion
+from opsloop.registry import _names as N
+from opsloop.registry._events import MAX_LIST, new_id, record_event
+from opsloop.registry._tables import model_aliases, model_versions, registered_models
+from opsloop.store._engine import Database, now_ms
+from opsloop.tracking._service import _upsert
+
+FLAVOR = "prompt"
+KIND = "prompt"
+MAX_MESSAGE = 100_000
+MAX_METADATA_BYTES = 256 * 1024
+MAX_LABELS = 100
+
+
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
+        raise InvalidArgument("metadata must be an object with string keys")
+    try:
+        size = len(json.dumps(dict(metadata), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"metadata must be plain JSON: {exc}") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidArgument(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
+    return dict(metadata)
+
+
+class PromptService:
+    """Prompts and their versions and labels in one ``Database`` (one transaction per call)."""
+
+    def __init__(self, db: Database, *, default_actor: str | None = None) -> None:
+        self.db = db
+        self.default_actor = default_actor if default_actor is not None else N.current_user()
+
+    def _actor(self, actor: str | None) -> str:
+        return (actor or self.default_actor or "")[:256]
+
+    # ------------------------------------------------------------------ rows (inside a txn)
+
+    @staticmethod
+    def _prompt_row(conn: Connection, name: str, *, lock: bool = False) -> Any:
+        q = sa.select(registered_models).where(registered_models.c.name == R.check_name(name))
+        if lock and conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        row = conn.execute(q).first()
+        if row is None:
+            raise NotFound(f"prompt {name!r} does not exist", details={"name": name})
+        if row.kind != KIND:
+            raise NotFound(
+                f"{name!r} is a registered {row.kind}, not a prompt",
+                details={"name": name, "kind": row.kind},
+            )
+        return row
+
+    @staticmethod
+    def _version_row(conn: Connection, p: Any, version: int | None) -> Any:
+        q = sa.select(model_versions).where(model_versions.c.model_id == p.id)
+        if version is None:
+            q = q.order_by(model_versions.c.version.desc()).limit(1)
+        else:
+            q = q.where(model_versions.c.version == version)
+        row = conn.execute(q).first()
+        if row is None:
+            what = "has no versions" if version is None else f"has no version {version}"
+            raise NotFound(
+                f"prompt {p.name!r} {what}", details={"name": p.name, "version": version}
+            )
+        return row
+
+    @staticmethod
+    def _label_row(conn: Connection, p: Any, label: str) -> Any:
+        row = conn.execute(
+            sa.select(model_versions)
+            .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
+            .where(model_aliases.c.model_id == p.id, model_aliases.c.alias == label)
+        ).first()
+        if row is None:
+            raise NotFound(
+                f"prompt {p.name!r} has no label {label!r}",
+                details={"name": p.name, "label": label},
+            )
+        return row
+
+    def _ref_row(self, conn: Connection, p: Any, ref: R.PromptRef) -> Any:
+        if ref.version is not None:
+            return self._version_row(conn, p, ref.version)
+        if ref.label in (None, R.LATEST):
+            return self._version_row(conn, p, None)
+        return self._label_row(conn, p, str(ref.label))
+
+    @staticmethod
+    def _entities(conn: Connection, p: Any, rows: Sequence[Any]) -> list[PromptVersion]:
+        ids = [r.id for r in rows]
+        labels: dict[str, list[str]] = {i: [] for i in ids}
+        for i in range(0, len(ids), 500):
+            for a in conn.execute(
+                sa.select(model_aliases.c.version_id, model_aliases.c.alias)
+                .where(model_aliases.c.version_id.in_(ids[i : i + 500]))
+                .order_by(model_aliases.c.alias)
+            ):
+                labels[a.version_id].append(a.alias)
+        newest = conn.execute(
+            sa.select(sa.func.max(model_versions.c.version)).where(
+                model_versions.c.model_id == p.id
+            )
+        ).scalar()
+        out = []
+        for r in rows:
+            if r.flavor != FLAVOR:
+                raise Conflict(
+                    f"version {r.version} of {p.name!r} is a {r.flavor!r} model version, not a prompt",
+                    details={"name": p.name, "version": r.version},
+                )
+            body = (r.metadata_json or {}).get("prompt") or {}
+            out.append(
+                PromptVersion(
+                    name=p.name,
+                    version=r.version,
+                    kind=body.get("kind", "text"),
+                    template=body.get("template", ""),
+                    variables=list(body.get("variables", [])),
+                    labels=labels[r.id] + ([R.LATEST] if r.version == newest else []),
+                    message=r.description or "",
+                    metadata=dict(body.get("metadata") or {}),
+                    created_at=r.created_at,
+                    created_by=r.created_by or "",
+                )
+            )
+        return out
+
+    def _move_label(
+        self, conn: Connection, p: Any, label: str, v: Any, who: str, ts: int
+    ) -> int | None:
+        old = conn.execute(
+            sa.select(model_versions.c.version)
+            .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
+            .where(model_aliases.c.model_id == p.id, model_aliases.c.alias == label)
+        ).scalar()
+        _upsert(
+            conn,
+            model_aliases,
+            [
+                {
+                    "model_id": p.id,
+                    "alias": label,
+                    "version_id": v.id,
+                    "updated_at": ts,
+                    "updated_by": who,
+                }
+            ],
+            ["model_id", "alias"],
+            ["version_id", "updated_at", "updated_by"],
+        )
+        record_event(
+            conn,
+            p.id,
+            p.name,
+            "alias_set",
+            who,
+            {"alias": label, "version": v.version, "previous_version": old},
+            version_id=v.id,
+            version=v.version,
+        )
+        return int(old) if old is not None else None
+
+    # ------------------------------------------------------------------ writes
+
+    def create(
+        self,
+        name: str,
+        template: str | Sequence[Mapping[str, str]],
+        *,
+        message: str | None = None,
+        variables: Sequence[str] | None = None,
+        labels: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> PromptVersion:
+        """A new version of ``name`` (the prompt is created with its first version).
+
+        ``variables`` default to the placeholders in order of first use; given,
+        they must name exactly the placeholders. ``labels`` move to the new
+        version in the same transaction.
+        """
+        R.check_name(name)
+        tpl = compile_template(template)
+        names = check_declared(tpl, variables)
+        msg = message or ""
+        if not isinstance(msg, str) or len(msg) > MAX_MESSAGE:
+            raise InvalidArgument(f"message must be a string of at most {MAX_MESSAGE} characters")
+        if isinstance(labels, str):
+            labels = [labels]
+        if len(labels) > MAX_LABELS:
+            raise InvalidArgument(f"at most {MAX_LABELS} labels per call")
+        label_list = list(dict.fromkeys(R.check_label(x) for x in labels))
+        meta = check_metadata(metadata)
+        who = self._actor(actor)
+        body = {"kind": tpl.kind, "template": tpl.source, "variables": names, "metadata": meta}
+        for attempt in range(3):
+            try:
+                with self.db.write() as conn:
+                    number = self._insert_version(conn, name, body, msg, label_list, who)
+                break
+            except sa.exc.IntegrityError:
+                # Two first versions of a new prompt raced (the name or number 1): retry.
+                if attempt == 2:
+                    raise
+        return self.get(name, version=number)
+
+    def _insert_version(
+        self,
+        conn: Connection,
+        name: str,
+        body: dict[str, Any],
+        msg: str,
+        labels: list[str],
+        who: str,
+    ) -> int:
+        ts = now_ms()
+        q = sa.select(registered_models).where(registered_models.c.name == name)
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        p: Any = conn.execute(q).first()
+        if p is None:
+            pid = new_id()
+            conn.execute(
+                registered_models.insert().values(
+                    id=pid,
+                    name=name,
+                    kind=KIND,
+                    description="",
+                    created_at=ts,
+                    updated_at=ts,
+                    created_by=who,
+                )
+            )
+            record_event(conn, pid, name, "model_created", who, {"kind": KIND})
+            p = conn.execute(q).first()
+        elif p.kind != KIND:
+            raise Conflict(
+                f"the name {name!r} is taken by a registered {p.kind}",
+                details={"name": name, "kind": p.kind},
+            )
+        number = (
+            conn.execute(
+                sa.select(sa.func.max(model_versions.c.version)).where(
+                    model_versions.c.model_id == p.id
+                )
+            ).scalar()
+            or 0
+        ) + 1
+        vid = new_id()
+        conn.execute(
+            model_versions.insert().values(
+                id=vid,
+                model_id=p.id,
+                version=number,
+                flavor=FLAVOR,
+                source_run_id=None,
+                source="",
+                manifest_json={},
+                signature_json=None,
+                card_json=None,
+                metadata_json={"prompt": body},
+                description=msg,
+                status="READY",
+                base_version_id=None,
+                created_at=ts,
+                created_by=who,
+            )
+        )
+        conn.execute(
+            registered_models.update().where(registered_models.c.id == p.id).values(updated_at=ts)
+        )
+        record_event(
+            conn,
+            p.id,
+            name,
+            "version_created",
+            who,
+            {
+                "flavor": FLAVOR,
+                "kind": body["kind"],
+                "message": msg,
+                "variables": body["variables"],
+            },
+            version_id=vid,
+            version=number,
+        )
+        row = conn.execute(sa.select(model_versions).where(model_versions.c.id == vid)).one()
+        for label in labels:
+            self._move_label(conn, p, label, row, who, ts)
+        return number
+
+    def set_label(
+        self, name: str, label: str, version: int | str, *, actor: str | None = None
+    ) -> PromptLabel:
+        """Point ``label`` at ``version``: one upsert in one transaction, so a reader sees
+        the old or the new version, and a label is never on two versions."""
+        R.check_label(label)
+        n = R.version_number(version)
+        who = self._actor(actor)
+        ts = now_ms()
+        with self.db.write() as conn:
+            p = self._prompt_row(conn, name)
+            v = self._version_row(conn, p, n)
+            old = self._move_label(conn, p, label, v, who, ts)
+        return PromptLabel(
+            name=p.name,
+            label=label,
+            version=v.version,
+            previous_version=old,
+            updated_at=ts,
+            updated_by=who,
+        )
+
+    def delete_label(self, name: str, label: str, *, actor: str | None = None) -> None:
+        R.check_label(label)
+        who = self._actor(actor)
+        with self.db.write() as conn:
+            p = self._prompt_row(conn, name)
+            v = self._label_row(conn, p, label)
+            conn.execute(
+                model_aliases.delete().where(
+                    model_aliases.c.model_id == p.id, model_aliases.c.alias == label
+                )
+            )
+            record_event(
+                conn,
+                p.id,
+                p.name,
+                "alias_deleted",
+                who,
+                {"alias": label, "version": v.version},
+                version_id=v.id,
+                version=v.version,
+            )
+
+    # ------------------------------------------------------------------ reads
+
+    def get(
+        self, name: str, *, version: int | str | None = None, label: str | None = None
+    ) -> PromptVersion:
+        """A version by number, by label, or (neither) the newest; ``name`` may be a URI."""
+        ref = R.make_ref(name, version, label)
+        with self.db.read() as conn:
+            p = self._prompt_row(conn, ref.name)
+            return self._entities(conn, p, [self._ref_row(conn, p, ref)])[0]
+
+    def resolve(self, ref: int | str, name: str) -> PromptVersion:
+        """A version number, ``latest`` or a label (how the CLI and diff name versions)."""
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            return self.get(name, version=ref)
+        return self.get(name, label=ref)
+
+    def versions(self, name: str) -> list[PromptVersion]:
+        """Every version, newest first."""
+        with self.db.read() as conn:
+            p = self._prompt_row(conn, name)
+            rows = list(
+                conn.execute(
+                    sa.select(model_versions)
+                    .where(model_versions.c.model_id == p.id)
+                    .order_by(model_versions.c.version.desc())
+                )
+            )
+            return self._entities(conn, p, rows)
+
+    def labels(self, name: str) -> list[PromptLabel]:
+        with self.db.read() as conn:
+            p = self._prompt_row(conn, name)
+            rows = conn.execute(
+                sa.select(model_aliases, model_versions.c.version)
+                .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
+                .where(model_aliases.c.model_id == p.id)
+                .order_by(model_aliases.c.alias)
+            )
+            return [
+                PromptLabel(
+                    name=p.name,
+                    label=r.alias,
+                    version=r.version,
+                    updated_at=r.updated_at,
+                    updated_by=r.updated_by,
+                )
+                for r in rows
+            ]
+
+    def get_prompt(self, name: str) -> Prompt:
+        with self.db.read() as conn:
+            return self._prompts(conn, [self._prompt_row(conn, name)])[0]
+
+    def list_prompts(
+        self, *, name_contains: str | None = None, max_results: int = 1000
+    ) -> list[Prompt]:
+        """Prompts by name; ``name_contains`` matches case-insensitively."""
+        if not 1 <= int(max_results) <= MAX_LIST:
+            raise InvalidArgument(f"max_results must be in 1..{MAX_LIST}")
+        q = (
+            sa.select(registered_models)
+            .where(registered_models.c.kind == KIND)
+            .order_by(registered_models.c.name)
+            .limit(int(max_results))
+        )
+        if name_contains:
+            if not isinstance(name_contains, str) or len(name_contains) > 256:
+                raise InvalidArgument("name_contains must be a string of at most 256 characters")
+            q = q.where(
+                sa.func.lower(registered_models.c.name).contains(
+                    name_contains.lower(), autoescape=True
+                )
+            )
+        with self.db.read() as conn:
+            return self._prompts(conn, list(conn.execute(q)))
+
+    @staticmethod
+    def _prompts(conn: Connection, rows: list[Any]) -> list[Prompt]:
+        ids = [r.id for r in rows]
+        labels: dict[str, dict[str, int]] = {i: {} for i in ids}
+        stats: dict[str, tuple[int | None, int]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            for a in conn.execute(
+                sa.select(model_aliases.c.model_id, model_aliases.c.alias, model_versions.c.version)
+                .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
+                .where(model_aliases.c.model_id.in_(chunk))
+                .order_by(model_aliases.c.alias)
+            ):
+                labels[a.model_id][a.alias] = a.version
+            for s in conn.execute(
+                sa.select(
+                    model_versions.c.model_id,
+                    sa.func.max(model_versions.c.version),
+                    sa.func.count(),
+                )
+                .where(model_versions.c.model_id.in_(chunk))
+                .group_by(model_versions.c.model_id)
+            ):
+                stats[s[0]] = (s[1], s[2])
+        return [
+            Prompt(
+                name=r.name,
+                description=r.description,
+                latest_version=stats.get(r.id, (None, 0))[0],
+                version_count=stats.get(r.id, (None, 0))[1],
+                labels=labels[r.id],
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                created_by=r.created_by or "",
+            )
+            for r in rows
+        ]
+
+    def diff(self, name: str, a: int | str, b: int | str) -> PromptDiff:
+        """What changed from ``a`` to ``b`` (version numbers, labels or ``latest``)."""
+        return diff_versions(self.resolve(a, name), self.resolve(b, name))
+
+    def render(
+        self,
+        name: str,
+        variables: Mapping[str, Any],
+        *,
+        version: int | str | None = None,
+        label: str | None = None,
+    ) -> tuple[PromptVersion, str | list[dict[str, str]]]:
+        pv = self.get(name, version=version, label=label)
+        return pv, pv.render_from(variables)
