@@ -209,7 +209,7 @@ def test_versions_labels_and_commit_messages(client: opsloop.Client) -> None:
         p.get("nope")
 
 
-def test_bad_requests_store_nothing(client: opsloop.Client) -> None:
+def test_bad_requests_store_nothing(client: opsloop.Client, tmp_path: Path) -> None:
     p = client.prompts
     p.create("q", "Q: {{ question }}", labels=["production"])
     with pytest.raises(InvalidArgument, match="line 1, column 4"):
@@ -231,6 +231,13 @@ def test_bad_requests_store_nothing(client: opsloop.Client) -> None:
         p.create("a-model", "x")
     with pytest.raises(NotFound, match="not a prompt"):
         p.get("a-model")
+    # The registry's own version API refuses to put a model file into a prompt.
+    model_dir = tmp_path / "pyfunc-model"
+    model_dir.mkdir()
+    (model_dir / "weights.txt").write_text("1")
+    with pytest.raises(Conflict, match="is a prompt"):
+        client.registry.register("q", model_dir)
+    assert [v.version for v in p.versions("q")] == [1]
 
 
 def test_diff_text_chat_variables_and_metadata(client: opsloop.Client) -> None:

@@ -231,6 +231,12 @@ class VersionMixin:
                     except NotFound:
                         self._insert_model(conn, name, kind, "", {}, who)
                         model = self._model_row(conn, name, lock=True)
+                    if model.kind == "prompt":
+                        # A prompt's versions hold templates, written by the prompt service only.
+                        raise Conflict(
+                            f"{name!r} is a prompt: create its versions with client.prompts.create",
+                            details={"name": name, "kind": model.kind},
+                        )
                     if run_id is not None:
                         self._check_run(conn, run_id)
                     built = builder.build(conn, files, self)
