@@ -1,34 +1,150 @@
-"""Evaluation: metrics (and, as they land, evaluation runs, comparison and benchmarks).
+"""Evaluation: metrics, evaluation runs, side-by-side comparison and promotion gates.
 
-The metrics API is re-exported here; see :mod:`opsloop.evaluation.metrics`.
+::
+
+    from opsloop.evaluation import evaluate, compare
+    res = evaluate("models:/churn/3", "churn-test@2", metrics=["f1", "accuracy"],
+                   target_column="label")
+    res.metrics["f1"], res.metrics["f1_ci_low"], res.run_id
+    cmp = compare([res_a.run_id, res_b.run_id], metric="f1")
+    cmp.candidates[1].p_value_permutation
+
+Names load on first use, so importing this package stays cheap. The metrics
+API is also re-exported here; see :mod:`opsloop.evaluation.metrics`.
 """
 
-from opsloop.evaluation.metrics import (
-    JudgeError,
-    Metric,
-    MetricResult,
-    Rubric,
-    Verdict,
-    get_metric,
-    judge,
-    judge_metric,
-    list_metrics,
-    metric,
-    register_metric,
-    unregister_metric,
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsloop.errors import JudgeError, PromotionRefused
+    from opsloop.evaluation._bootstrap import BootstrapCI, bootstrap_ci
+    from opsloop.evaluation._client import Evaluation
+    from opsloop.evaluation._compare import (
+        CandidateComparison,
+        Comparison,
+        ExampleDiff,
+        compare,
+        mcnemar_exact,
+        paired_bootstrap,
+        paired_permutation_test,
+        sign_test,
+    )
+    from opsloop.evaluation._entities import (
+        EvaluationResult,
+        ExampleResult,
+        GatePolicy,
+        GateRule,
+        RuleOutcome,
+    )
+    from opsloop.evaluation._evaluate import evaluate
+    from opsloop.evaluation.metrics import (
+        Metric,
+        MetricResult,
+        Rubric,
+        Verdict,
+        get_metric,
+        judge,
+        judge_metric,
+        list_metrics,
+        metric,
+        register_metric,
+        unregister_metric,
+    )
+
+_LAZY = {
+    "JudgeError": "opsloop.errors",
+    "PromotionRefused": "opsloop.errors",
+    "BootstrapCI": "opsloop.evaluation._bootstrap",
+    "bootstrap_ci": "opsloop.evaluation._bootstrap",
+    "Evaluation": "opsloop.evaluation._client",
+    "evaluate": "opsloop.evaluation._evaluate",
+}
+_LAZY.update(
+    {
+        n: "opsloop.evaluation._compare"
+        for n in (
+            "CandidateComparison",
+            "Comparison",
+            "ExampleDiff",
+            "compare",
+            "mcnemar_exact",
+            "paired_bootstrap",
+            "paired_permutation_test",
+            "sign_test",
+        )
+    }
+)
+_LAZY.update(
+    {
+        n: "opsloop.evaluation._entities"
+        for n in ("EvaluationResult", "ExampleResult", "GatePolicy", "GateRule", "RuleOutcome")
+    }
+)
+_LAZY.update(
+    {
+        n: "opsloop.evaluation.metrics"
+        for n in (
+            "Metric",
+            "MetricResult",
+            "Rubric",
+            "Verdict",
+            "get_metric",
+            "judge",
+            "judge_metric",
+            "list_metrics",
+            "metric",
+            "register_metric",
+            "unregister_metric",
+        )
+    }
 )
 
 __all__ = [
+    "BootstrapCI",
+    "CandidateComparison",
+    "Comparison",
+    "Evaluation",
+    "EvaluationResult",
+    "ExampleDiff",
+    "ExampleResult",
+    "GatePolicy",
+    "GateRule",
     "JudgeError",
     "Metric",
     "MetricResult",
+    "PromotionRefused",
     "Rubric",
+    "RuleOutcome",
     "Verdict",
+    "bootstrap_ci",
+    "compare",
+    "evaluate",
     "get_metric",
     "judge",
     "judge_metric",
     "list_metrics",
+    "mcnemar_exact",
     "metric",
+    "paired_bootstrap",
+    "paired_permutation_test",
     "register_metric",
+    "sign_test",
     "unregister_metric",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opsloop.evaluation' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

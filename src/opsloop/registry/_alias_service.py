@@ -42,15 +42,43 @@ class AliasMixin:
     # ------------------------------------------------------------------ aliases
 
     def set_alias(
-        self, name: str, alias: str, version: int | str, *, actor: str | None = None
+        self,
+        name: str,
+        alias: str,
+        version: int | str,
+        *,
+        actor: str | None = None,
+        force: bool = False,
     ) -> ModelAlias:
         """Point ``alias`` at ``version``: one upsert in one transaction, so a reader
-        resolving the alias concurrently sees the old or the new version, never none."""
+        resolving the alias concurrently sees the old or the new version, never none.
+
+        A model with a promotion gate (``opsloop.evaluation``) has it checked
+        first, in the same transaction: a failed rule raises
+        ``PromotionRefused`` and changes nothing, unless ``force`` (recorded as
+        a ``promotion_forced`` event with the failed rules)."""
+        from opsloop.evaluation._gates import check_promotion, refusal
+
         N.check_alias(alias)
         who = self._actor(actor)
         with self.db.write() as conn:
             m = self._model_row(conn, name)
             v = self._version_row(conn, m, version)
+            gate = check_promotion(conn, m.id, m.name, alias, v)
+            failed = [o for o in gate or [] if not o.passed]
+            if failed and not force:
+                raise refusal(m.name, alias, v.version, gate or [])
+            if failed:
+                record_event(
+                    conn,
+                    m.id,
+                    m.name,
+                    "promotion_forced",
+                    who,
+                    {"alias": alias, "failures": [o.model_dump() for o in failed]},
+                    version_id=v.id,
+                    version=v.version,
+                )
             old = conn.execute(
                 sa.select(model_versions.c.version)
                 .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
@@ -78,7 +106,12 @@ class AliasMixin:
                 m.name,
                 "alias_set",
                 who,
-                {"alias": alias, "version": v.version, "previous_version": old},
+                {
+                    "alias": alias,
+                    "version": v.version,
+                    "previous_version": old,
+                    **({"gate": "forced" if failed else "passed"} if gate is not None else {}),
+                },
                 version_id=v.id,
                 version=v.version,
             )

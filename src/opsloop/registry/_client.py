@@ -288,17 +288,21 @@ class Registry:
 
     # -- aliases ----------------------------------------------------------------------
 
-    def set_alias(self, name: str, alias: str, version: int | str) -> ModelAlias:
-        """Point ``alias`` at ``version`` atomically (moving it if it exists)."""
+    def set_alias(
+        self, name: str, alias: str, version: int | str, *, force: bool = False
+    ) -> ModelAlias:
+        """Point ``alias`` at ``version`` atomically (moving it if it exists).
+
+        A model's promotion gate is checked first (``PromotionRefused`` names
+        each failed rule); ``force=True`` moves it anyway and records that."""
         if self._svc:
-            return self._svc.set_alias(name, alias, version)
+            return self._svc.set_alias(name, alias, version, force=force)
         N.check_alias(alias)
+        body: dict[str, Any] = {"version": N.version_ref(version)}
+        if force:
+            body["force"] = True
         return ModelAlias.model_validate(
-            self._call(
-                "PUT",
-                f"/models/{self._m(name)}/aliases/{alias}",
-                json={"version": N.version_ref(version)},
-            )
+            self._call("PUT", f"/models/{self._m(name)}/aliases/{alias}", json=body)
         )
 
     def delete_alias(self, name: str, alias: str) -> None:

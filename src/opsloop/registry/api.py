@@ -98,6 +98,7 @@ class CreateVersion(_Body):
 
 class SetAlias(_Body):
     version: int = Field(ge=1, le=2**31 - 1)
+    force: bool = False  # override a failed promotion gate (recorded as an event)
 
 
 class UpdateCard(_Body):
@@ -357,7 +358,7 @@ def get_alias(name: Name, alias: str, svc: Svc) -> Response:
     summary="Set or move an alias (atomic)",
 )
 def set_alias(name: Name, alias: str, body: SetAlias, svc: Svc, actor: Actor) -> Response:
-    return ok(svc.set_alias(name, alias, body.version, actor=actor))
+    return ok(svc.set_alias(name, alias, body.version, actor=actor, force=body.force))
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204, summary="Delete an alias")

@@ -238,9 +238,13 @@ def alias_cmd(
         str | None, typer.Argument(metavar="VERSION", help="Version to point at.")
     ] = None,
     delete: Annotated[bool, typer.Option("--delete", help="Delete the alias instead.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Move it even if the promotion gate fails (recorded)."),
+    ] = False,
     home: HomeOption = None,
 ) -> None:
-    """Set or move an alias atomically (or delete it with --delete)."""
+    """Set or move an alias atomically (or delete it with --delete); the model's promotion gate is checked."""
     with _registry(ctx, home) as reg:
         if delete:
             reg.delete_alias(name, alias)
@@ -248,7 +252,7 @@ def alias_cmd(
             return
         if version is None:
             raise InvalidArgument("give the VERSION to point the alias at (or --delete)")
-        a = reg.set_alias(name, alias, version)
+        a = reg.set_alias(name, alias, version, force=force)
     out().print(f"models:/{esc(name)}@{esc(alias)} → version {a.version}")
 
 

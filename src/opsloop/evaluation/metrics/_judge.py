@@ -26,7 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from opsloop.errors import InvalidArgument, OpsloopError
+from opsloop.errors import InvalidArgument
+from opsloop.errors import JudgeError as JudgeError  # moved to opsloop.errors; kept importable here
 
 Message = dict[str, str]
 T = TypeVar("T", bound=BaseModel)
@@ -42,13 +43,6 @@ class ChatModel(Protocol):
 JudgeModel = Callable[[list[Message]], str] | ChatModel
 
 
-class JudgeError(OpsloopError):
-    """The judge model gave no usable verdict after every retry (``details`` holds its last reply)."""
-
-    code = "JUDGE_FAILED"
-    http_status = 502
-
-
 def call_model(model: Any, messages: list[Message]) -> str:
     """Send ``messages`` to a judge model and return its text."""
     if isinstance(model, ChatModel):
@@ -57,6 +51,8 @@ def call_model(model: Any, messages: list[Message]) -> str:
         out = model(messages)
     else:
         raise InvalidArgument("a judge model must be callable or have a .chat(messages) method")
+    if not isinstance(out, str) and isinstance(getattr(out, "text", None), str):
+        out = out.text  # an opsloop.llm Provider answers with a ChatResponse
     if not isinstance(out, str):
         raise InvalidArgument(f"the judge model returned {type(out).__name__}, expected str")
     return out

@@ -1,0 +1,286 @@
+"""What can be evaluated, turned into one shape: ``run(inputs) -> Outcome`` per example.
+
+A candidate is a ``models:/`` URI, a saved-model folder or a ``LoadedModel``
+(classical ``predict``, or generation for a causal LM), an ``opsloop.llm``
+provider or its spec (``"local:smollm2"``, ``"openai:gpt-4o-mini"``) with an
+optional prompt, a pipeline (anything with ``.invoke(dict) -> dict``), or a
+plain callable taking the example's inputs as a dict.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opsloop.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from opsloop.sdk import Client
+
+_PROVIDER_SPEC = re.compile(r"^(local|openai|models):[^\s]+$")
+_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+# Keys a pipeline's output dict is read from, in order, when it has several.
+OUTPUT_KEYS = ("output", "answer", "text", "prediction", "result")
+
+
+@dataclass
+class Outcome:
+    output: Any
+    latency_ms: float
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    extra: dict[str, Any] | None = None  # a pipeline's whole output, for metric inputs
+
+
+@dataclass
+class Candidate:
+    """A candidate ready to run: ``spec`` names it in the run's params."""
+
+    spec: str
+    kind: str  # model | llm | provider | pipeline | callable
+    run: Callable[[dict[str, Any]], Outcome]
+    model_name: str | None = None
+    model_version: int | None = None
+    proba: Callable[[dict[str, Any]], Any] | None = None
+    close: Callable[[], None] | None = None
+
+
+def render_template(template: Any, values: Mapping[str, Any]) -> Any:
+    """Fill ``{{ var }}`` placeholders of a text or chat template from ``values``."""
+    if hasattr(template, "render") and hasattr(template, "variables"):
+        names = list(template.variables)
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise InvalidArgument(f"the prompt needs {missing}, which the example does not have")
+        return template.render(**{n: values[n] for n in names})
+
+    def fill(text: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            if m[1] not in values:
+                raise InvalidArgument(
+                    f"the prompt needs {m[1]!r}, which the example does not have "
+                    f"(it has {sorted(values)})"
+                )
+            return str(values[m[1]])
+
+        return _VAR.sub(one, text)
+
+    if isinstance(template, str):
+        return fill(template)
+    if isinstance(template, list):
+        return [{**msg, "content": fill(str(msg.get("content", "")))} for msg in template]
+    raise InvalidArgument("prompt must be a string, a list of chat messages or a PromptVersion")
+
+
+def _as_messages(rendered: Any) -> list[dict[str, str]]:
+    if isinstance(rendered, str):
+        return [{"role": "user", "content": rendered}]
+    return [{"role": str(m["role"]), "content": str(m["content"])} for m in rendered]
+
+
+def _default_prompt(inputs: Mapping[str, Any]) -> str:
+    for key in ("prompt", "question", "input", "query", "text"):
+        if key in inputs:
+            return str(inputs[key])
+    if len(inputs) == 1:
+        return str(next(iter(inputs.values())))
+    raise InvalidArgument(
+        "an LLM candidate needs a prompt= template, or an input column named "
+        f"prompt/question/input/query/text (the example has {sorted(inputs)})"
+    )
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t = time.perf_counter()
+    out = fn()
+    return out, (time.perf_counter() - t) * 1000.0
+
+
+def pick_output(out: Any) -> Any:
+    """The prediction inside a pipeline's output dict."""
+    if isinstance(out, Mapping):
+        if len(out) == 1:
+            return next(iter(out.values()))
+        for key in OUTPUT_KEYS:
+            if key in out:
+                return out[key]
+    return out
+
+
+def resolve_prompt(prompt: Any, client: Client | None) -> Any:
+    """A ``prompts:/`` URI becomes its PromptVersion; anything else passes through."""
+    if isinstance(prompt, str) and prompt.startswith("prompts:/"):
+        if client is None:
+            raise InvalidArgument("a prompts:/ URI needs a client")
+        return client.prompts.get(prompt)
+    return prompt
+
+
+def make_candidate(
+    candidate: Any,
+    *,
+    prompt: Any = None,
+    client: Client | None = None,
+    options: Mapping[str, Any] | None = None,
+    cache_dir: Any = None,
+) -> Candidate:
+    """Turn any supported candidate into a :class:`Candidate`."""
+    from opsloop.registry.flavors._base import LoadedCausalLM, LoadedModel
+
+    opts = dict(options or {})
+    if isinstance(candidate, str):
+        if candidate.startswith("models:/") and opts.pop("via_provider", False) is not True:
+            candidate = _load(candidate, client, cache_dir)
+        elif _PROVIDER_SPEC.match(candidate):
+            from opsloop.llm import get_provider  # type: ignore[import-not-found,unused-ignore]
+
+            provider = get_provider(candidate, client=client)
+            cand = _provider_candidate(provider, prompt, opts, spec=candidate)
+            cand.close = getattr(provider, "close", None)
+            return cand
+        else:
+            from pathlib import Path
+
+            if not Path(candidate).is_dir():
+                raise InvalidArgument(
+                    f"candidate {candidate!r} is not a models:/ URI, a provider spec "
+                    "(local:NAME, openai:MODEL) or a saved-model folder"
+                )
+            candidate = _load(candidate, client, cache_dir)
+    if isinstance(candidate, LoadedCausalLM):
+        return _llm_candidate(candidate, prompt, opts)
+    if isinstance(candidate, LoadedModel):
+        if prompt is not None:
+            raise InvalidArgument("prompt= applies to LLM candidates, not a classical model")
+        return _model_candidate(candidate)
+    if hasattr(candidate, "chat") and hasattr(candidate, "spec"):
+        return _provider_candidate(candidate, prompt, opts, spec=str(candidate.spec))
+    if hasattr(candidate, "invoke") and callable(candidate.invoke):
+        return _pipeline_candidate(candidate)
+    if callable(candidate):
+        name = getattr(candidate, "__qualname__", None) or type(candidate).__name__
+        mod = getattr(candidate, "__module__", "") or ""
+
+        def call(inputs: dict[str, Any]) -> Outcome:
+            out, ms = _timed(lambda: candidate(inputs))
+            return _from_response(out, ms)
+
+        return Candidate(f"callable:{mod}.{name}" if mod else f"callable:{name}", "callable", call)
+    raise InvalidArgument(
+        f"cannot evaluate a {type(candidate).__name__}: pass a models:/ URI, a LoadedModel, "
+        "a provider (or its spec), a pipeline with .invoke(dict), or a callable(dict)"
+    )
+
+
+def _load(uri: str, client: Client | None, cache_dir: Any) -> Any:
+    from opsloop.registry._loading import load_model
+
+    return load_model(uri, client=client, cache_dir=cache_dir)
+
+
+def _version_of(model: Any) -> tuple[str, int | None, str | None]:
+    mv = getattr(model, "version", None)
+    if mv is not None:
+        return f"models:/{mv.name}/{mv.version}", int(mv.version), str(mv.name)
+    return str(getattr(model, "uri", "") or type(model).__name__), None, None
+
+
+def _model_candidate(model: Any) -> Candidate:
+    spec, version, name = _version_of(model)
+
+    def run(inputs: dict[str, Any]) -> Outcome:
+        out, ms = _timed(lambda: model.predict([inputs]))
+        return Outcome(out[0], ms)
+
+    proba = None
+    if getattr(model, "supports_proba", False):
+
+        def proba(inputs: dict[str, Any]) -> Any:
+            return model.predict_proba([inputs])[0]
+
+    return Candidate(spec, "model", run, name, version, proba)
+
+
+def _gen_kwargs(opts: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"max_new_tokens": int(opts.get("max_tokens", 64))}
+    for key in ("temperature", "top_p", "stop", "seed"):
+        if key in opts:
+            out[key] = opts[key]
+    return out
+
+
+def _llm_candidate(lm: Any, prompt: Any, opts: Mapping[str, Any]) -> Candidate:
+    spec, version, name = _version_of(lm)
+    kw = _gen_kwargs(opts)
+
+    def run(inputs: dict[str, Any]) -> Outcome:
+        rendered = (
+            render_template(prompt, inputs) if prompt is not None else _default_prompt(inputs)
+        )
+        text = (
+            lm.apply_chat_template(_as_messages(rendered))
+            if lm.has_chat_template
+            else (rendered if isinstance(rendered, str) else lm.apply_chat_template(rendered))
+        )
+        res, ms = _timed(lambda: lm.generate([text], **kw)[0])
+        return Outcome(res.text, ms, res.prompt_tokens, res.completion_tokens)
+
+    return Candidate(spec, "llm", run, name, version)
+
+
+def _provider_candidate(
+    provider: Any, prompt: Any, opts: Mapping[str, Any], *, spec: str
+) -> Candidate:
+    kw = {
+        k: v for k, v in opts.items() if k in ("max_tokens", "temperature", "top_p", "stop", "seed")
+    }
+
+    def run(inputs: dict[str, Any]) -> Outcome:
+        rendered = (
+            render_template(prompt, inputs) if prompt is not None else _default_prompt(inputs)
+        )
+        resp, ms = _timed(lambda: provider.chat(_as_messages(rendered), **kw))
+        return _from_response(resp, ms)
+
+    return Candidate(spec, "provider", run)
+
+
+def _pipeline_candidate(pipe: Any) -> Candidate:
+    name = getattr(pipe, "name", None) or type(pipe).__name__
+    spec = str(getattr(pipe, "uri", "") or f"pipeline:{name}")
+
+    def run(inputs: dict[str, Any]) -> Outcome:
+        out, ms = _timed(lambda: pipe.invoke(dict(inputs)))
+        o = _from_response(pick_output(out), ms)
+        o.extra = dict(out) if isinstance(out, Mapping) else None
+        usage = out.get("usage") if isinstance(out, Mapping) else None
+        if isinstance(usage, Mapping):
+            o.input_tokens = _int(usage.get("input_tokens"))
+            o.output_tokens = _int(usage.get("output_tokens"))
+        return o
+
+    return Candidate(spec, "pipeline", run)
+
+
+def _int(v: Any) -> int | None:
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _from_response(out: Any, ms: float) -> Outcome:
+    """A ChatResponse-like answer (``.text`` and ``.usage``) reports its tokens and cost."""
+    text = getattr(out, "text", None)
+    usage = getattr(out, "usage", None)
+    if isinstance(text, str) and usage is not None:
+        cost = getattr(out, "cost_usd", None)
+        return Outcome(
+            text,
+            ms,
+            _int(getattr(usage, "input_tokens", None)),
+            _int(getattr(usage, "output_tokens", None)),
+            float(cost) if isinstance(cost, int | float) else None,
+        )
+    return Outcome(out, ms)
