@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     http_timeout_s: float = 30.0
     http_retries: int = 3
 
+    # LLM providers (opsloop.llm): the default model spec, and an OpenAI-compatible
+    # endpoint; the key can also live in <home>/secrets.json (`opsloop secrets set`).
+    llm_default_model: str = "local:smollm2"
+    llm_base_url: str | None = None
+    llm_api_key: str | None = Field(default=None, repr=False)
+    llm_timeout_s: float = 60.0
+    llm_max_retries: int = 2
+
+    # Standard benchmarks (opsloop.evaluation.benchmarks): the folder of their data files;
+    # unset, ../shared/benchdata beside a source checkout is used when it exists.
+    benchdata: Path | None = None
+
     @field_validator("home", mode="before")
     @classmethod
     def _expand_home(cls, v: object) -> object:

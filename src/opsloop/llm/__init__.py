@@ -1,0 +1,76 @@
+"""LLM providers: one interface over local models and OpenAI-compatible HTTP endpoints.
+
+::
+
+    from opsloop.llm import get_provider
+    p = get_provider("local:smollm2")              # bundled SmolLM2-135M-Instruct
+    r = p.chat([{"role": "user", "content": "Hi"}], max_tokens=32)
+    r.text, r.usage.input_tokens, r.usage.output_tokens
+    for chunk in p.stream([{"role": "user", "content": "Hi"}]):
+        print(chunk.text, end="")
+    get_provider("local:minilm").embed(["a sentence"]).vectors
+    get_provider("openai:gpt-4o-mini", api_key_secret="openai")   # key from `opsloop secrets set`
+
+Every call is timed, priced and, when tracing is on, recorded as a span with
+the OpenTelemetry GenAI attributes. ``import opsloop.llm`` is cheap: torch,
+transformers and httpx load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsloop.llm._factory import BundledModel, bundled_models, get_provider
+    from opsloop.llm._local import LocalProvider, clear_model_cache
+    from opsloop.llm._openai import OpenAIProvider
+    from opsloop.llm._provider import Provider
+    from opsloop.llm._retry import RetryPolicy
+    from opsloop.llm._secrets import SecretStore
+    from opsloop.llm._types import ChatResponse, EmbeddingResponse, StreamChunk, Usage
+
+_LAZY = {
+    "BundledModel": "opsloop.llm._factory",
+    "bundled_models": "opsloop.llm._factory",
+    "get_provider": "opsloop.llm._factory",
+    "LocalProvider": "opsloop.llm._local",
+    "clear_model_cache": "opsloop.llm._local",
+    "OpenAIProvider": "opsloop.llm._openai",
+    "Provider": "opsloop.llm._provider",
+    "RetryPolicy": "opsloop.llm._retry",
+    "SecretStore": "opsloop.llm._secrets",
+    "ChatResponse": "opsloop.llm._types",
+    "EmbeddingResponse": "opsloop.llm._types",
+    "StreamChunk": "opsloop.llm._types",
+    "Usage": "opsloop.llm._types",
+}
+
+__all__ = [
+    "BundledModel",
+    "ChatResponse",
+    "EmbeddingResponse",
+    "LocalProvider",
+    "OpenAIProvider",
+    "Provider",
+    "RetryPolicy",
+    "SecretStore",
+    "StreamChunk",
+    "Usage",
+    "bundled_models",
+    "clear_model_cache",
+    "get_provider",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opsloop.llm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

