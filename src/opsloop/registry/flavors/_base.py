@@ -68,6 +68,7 @@ FLAVORS: dict[str, str] = {
     "transformers": "opsloop.registry.flavors._transformers",
     "peft": "opsloop.registry.flavors._peft",
     "sentence_transformers": "opsloop.registry.flavors._embeddings",
+    "pipeline": "opsloop.pipelines._flavor",  # LLM pipelines (a YAML spec; see opsloop.pipelines)
 }
 
 

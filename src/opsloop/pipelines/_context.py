@@ -1,0 +1,182 @@
+"""What running steps need besides the state: models, embedders, indexes, prompts, tools, tracer.
+
+A ``RunContext`` is shared by every invocation of a pipeline (so a model is
+loaded once), and is safe to share between threads: each cache fills under a
+lock. Per-invocation data lives in a ``Run``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opsloop.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from opsloop.pipelines._tools import Tool
+    from opsloop.tracing._span import Span, Tracer
+
+__all__ = ["ModelCall", "Run", "RunContext"]
+
+PROMPT_CACHE_S = 30.0  # a moved prompt label reaches a long-running pipeline within this
+
+
+class RunContext:
+    """Models by spec, the embedder, vector indexes, registry prompts and tools for pipelines.
+
+    ``providers``: ``{spec: object with .chat()}`` used instead of resolving a
+    spec with ``opsloop.llm.get_provider`` (a model loaded already, a test
+    upstream). ``client``: the ``opsloop.Client`` for registry prompts,
+    ``models:/`` providers and document collections (default: one made on
+    first use). ``home``: where vector indexes live (default: the client's
+    home). ``tracer``: where spans go (default: the ``opsloop.tracing``
+    default tracer).
+    """
+
+    def __init__(
+        self,
+        *,
+        providers: Mapping[str, Any] | None = None,
+        client: Any = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        home: str | os.PathLike[str] | None = None,
+        device: str | None = None,
+        tracer: Tracer | None = None,
+        tools: Mapping[str, Tool] | None = None,
+    ) -> None:
+        self._models: dict[str, Any] = dict(providers or {})
+        self._client = client
+        self._owned_client: Any = None
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._home = None if home is None else Path(home)
+        self.device = device
+        self.tracer = tracer
+        self.tools: dict[str, Tool] = dict(tools or {})
+        self._embedders: dict[str, Any] = {}
+        self._indexes: dict[str, Any] = {}
+        self._prompts: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.RLock()
+
+    # -- shared objects --------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The client given, or one made (and owned) on first use."""
+        if self._client is not None:
+            return self._client
+        with self._lock:
+            if self._owned_client is None:
+                from opsloop.sdk import Client
+
+                self._owned_client = Client()
+            return self._owned_client
+
+    @property
+    def home(self) -> Path:
+        if self._home is not None:
+            return self._home
+        return Path(self.client.settings.home)
+
+    def model(self, spec: Any) -> Any:
+        """A chat model for ``spec`` (a provider spec, or an object with ``.chat``), loaded once."""
+        if spec is not None and not isinstance(spec, str):
+            if not callable(getattr(spec, "chat", None)):
+                raise InvalidArgument(f"{type(spec).__name__} is not a chat model (no .chat())")
+            return spec
+        key = spec or ""
+        with self._lock:
+            m = self._models.get(key)
+            if m is None:
+                from opsloop.llm import get_provider
+
+                kw: dict[str, Any] = {"cache_dir": self.cache_dir, "device": self.device}
+                if self._client is not None:
+                    kw["client"] = self._client
+                m = get_provider(spec, **kw) if spec else get_provider(**kw)
+                self._models[key] = m
+            return m
+
+    def embedder(self, spec: str | None) -> Any:
+        """The query embedder (``None``: the bundled MiniLM), loaded once."""
+        key = spec or ""
+        with self._lock:
+            e = self._embedders.get(key)
+            if e is None:
+                from opsloop.retrieval import Embedder
+
+                e = Embedder(spec or "local:minilm", cache_dir=self.cache_dir, device=self.device)
+                self._embedders[key] = e
+            return e
+
+    def index(self, name: str) -> Any:
+        with self._lock:
+            idx = self._indexes.get(name)
+            if idx is None:
+                from opsloop.retrieval import VectorIndex
+
+                if name not in VectorIndex.list(home=self.home):
+                    from opsloop.errors import NotFound
+
+                    raise NotFound(
+                        f"vector index {name!r} does not exist under {self.home}",
+                        details={"index": name},
+                    )
+                idx = VectorIndex.open(name, home=self.home)
+                self._indexes[name] = idx
+            return idx
+
+    def prompt(self, uri: str) -> Any:
+        """A registry prompt version (re-read after ``PROMPT_CACHE_S``, so moved labels apply)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._prompts.get(uri)
+            if hit is not None and now - hit[0] < PROMPT_CACHE_S:
+                return hit[1]
+        pv = self.client.prompts.get(uri)
+        with self._lock:
+            self._prompts[uri] = (now, pv)
+        return pv
+
+    def tool(self, name: str) -> Tool:
+        t = self.tools.get(name)
+        if t is None:
+            raise InvalidArgument(
+                f"no tool named {name!r}; this pipeline has {sorted(self.tools)}",
+                details={"tool": name},
+            )
+        return t.bind(self)
+
+    def close(self) -> None:
+        """Close what this context made itself (a client)."""
+        with self._lock:
+            if self._owned_client is not None:
+                self._owned_client.close()
+                self._owned_client = None
+
+
+@dataclass
+class ModelCall:
+    """One model call of a run: what a parse step needs to ask the same model again."""
+
+    model: Any
+    messages: list[dict[str, str]]
+    params: dict[str, Any]
+
+
+@dataclass
+class Run:
+    """One invocation: its state, the step running, the model calls made so far."""
+
+    ctx: RunContext
+    state: dict[str, Any]
+    pipeline_model: Any = None
+    first_input: str | None = None
+    last_key: str | None = None
+    calls: dict[str, ModelCall] = field(default_factory=dict)
+    span: Span | None = None
+    on_event: Callable[[str, dict[str, Any]], None] | None = None
