@@ -465,7 +465,32 @@ def test_a_bare_yaml_file_registers_as_a_pipeline(client: Any, home: Path, tmp_p
 
     f = tmp_path / "shout.yaml"
     f.write_text(GOOD)
-    mv = Registry(client).register("bare", f, flavor="pipeline", kind="pipeline")
+    mv = Registry(client).register("bare", f, flavor="pipeline")  # kind follows the flavor
     assert mv.flavor == "pipeline" and mv.metadata.get("pipeline_file") == "shout.yaml"
+    assert Registry(client).get_model("bare").kind == "pipeline"
     m = load_model("models:/bare/1", client=client, cache_dir=home / "cache")
     assert m.predict({"text": ["a b"]}) == [{"loud": "A B"}]
+
+
+def test_prompt_step_renders_a_registry_prompt_by_label(client: Any) -> None:
+    """A ``prompts:/NAME@label`` step renders the version the label points at, with state values."""
+    client.prompts.create("greet", "Hello {{ name }}, about {{ topic }}!", labels=["production"])
+    client.prompts.create("greet", "Hi {{ name }}. Topic: {{ topic }}.")
+
+    def build(inputs: list[str]) -> Pipeline:
+        p = Pipeline(
+            [PromptStep("p", prompt="prompts:/greet@production", variables={"name": "{{ who }}"})],
+            name="greeter",
+            inputs=inputs,
+        )
+        return p.configure(client=client)
+
+    out = build(["who", "topic"]).run({"who": "Ada", "topic": "engines"})
+    assert out.outputs == {"p": "Hello Ada, about engines!"}
+    client.prompts.set_label("greet", "production", 2)
+    client.prompts.invalidate()
+    out = build(["who", "topic"]).run({"who": "Ada", "topic": "engines"})
+    assert out.outputs == {"p": "Hi Ada. Topic: engines."}
+    # The state has no `topic`: the step fails naming it, nothing is rendered empty.
+    with pytest.raises(InvalidArgument, match="topic"):
+        build(["who"]).run({"who": "Ada"})

@@ -216,6 +216,8 @@ class VersionMixin:
     ) -> ModelVersion:
         N.check_model_name(name)
         N.check_kind(kind)
+        if flavor == "pipeline" and kind == "model":
+            kind = "pipeline"  # a new name registered with a pipeline is a pipeline
         N.check_description(description)
         tag_rows = {V.check_key("tag", k): V.tag_value(v) for k, v in (tags or {}).items()}
         if len(source) > 4096:
