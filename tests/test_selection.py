@@ -331,6 +331,11 @@ def test_selection_over_endpoints_records_runs_and_registers_the_winner(
     lm = load_model("models:/qa-endpoint/1", client=client)
     assert lm.predict([{"prompt": "What is 2 + 2?"}, {"prompt": "Who?"}]) == ["4", "no idea"]
 
+    # Several accepted answers per row: any of them counts.
+    alternatives = [{**r, "answer": ["nope", r["answer"]]} for r in QA]
+    s3 = select_model(cands[:1], alternatives, prompt="Answer briefly: {{question}}", client=client)
+    assert s3.leaderboard[cands[0]].quality == 1.0
+
 
 def test_bad_input_fails_before_any_run_is_created(
     client: opsloop.Client, vendors: dict[str, str]

@@ -188,8 +188,11 @@ def _run(
     prompter, prompt_desc = make_prompter(prompt, input_column=input_column, client=client)
     conversations = [prompter(r) for r in rows]  # every row renders before any model loads
     references = [reference_of(r, target_column) for r in rows]
-    for m in ms:  # a metric that cannot score these references fails now, not after the models
-        m.compute(references, references)
+    # A metric that cannot score these references fails now, not after the models
+    # (the first reference of each row stands in for a prediction).
+    stand_in = [r[0] if isinstance(r, list) and r else r for r in references]
+    for m in ms:
+        m.compute(stand_in, references)
     prices = _price_table(client)
     if cache_dir is None:
         from opsloop.registry._loading import default_cache_dir
