@@ -1,0 +1,56 @@
+"""Retrieval: an embedded vector index, embedders, and retrieval over document collections.
+
+    from opsloop.retrieval import VectorIndex, Embedder, Retriever
+
+    idx = VectorIndex.open("docs")                      # <home>/indexes/docs/
+    idx.add(["a", "b"], vectors, metadata=[{"year": 2021}, {"year": 2019}], texts=[...])
+    idx.search(query_vector, k=4, filter={"year": {"$gte": 2020}})
+
+    emb = Embedder.bundled()                            # all-MiniLM-L6-v2, 384 dimensions
+    Retriever(idx, emb).retrieve("how do I install it?", k=4)
+
+See ``docs/retrieval.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsloop.retrieval._embedder import Embedder
+    from opsloop.retrieval._index import VectorIndex
+    from opsloop.retrieval._retriever import Retriever, index_chunks, index_collection
+    from opsloop.retrieval._snapshots import SearchHit
+
+_LAZY = {
+    "Embedder": "opsloop.retrieval._embedder",
+    "SearchHit": "opsloop.retrieval._snapshots",
+    "VectorIndex": "opsloop.retrieval._index",
+    "Retriever": "opsloop.retrieval._retriever",
+    "index_chunks": "opsloop.retrieval._retriever",
+    "index_collection": "opsloop.retrieval._retriever",
+}
+
+__all__ = [
+    "Embedder",
+    "Retriever",
+    "SearchHit",
+    "VectorIndex",
+    "index_chunks",
+    "index_collection",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opsloop.retrieval' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,161 @@
+"""Retrieval over an index: embed a question, search, and fill an index from chunks.
+
+``index_collection`` embeds the chunks of a document collection (a dataset
+version of kind ``documents``) into an index: chunk ids become item ids, the
+chunk text the item text, and the metadata carries ``source`` (the file's
+path), ``title``, ``doc_id``, ``chunk_index``, ``start``/``end`` (character
+offsets into the document) and ``heading_path``, so hits can cite where they
+came from and be filtered by file.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from opsloop.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from opsloop.datasets.entities import DatasetVersion
+    from opsloop.retrieval._embedder import Embedder
+    from opsloop.retrieval._index import VectorIndex
+    from opsloop.retrieval._snapshots import SearchHit
+    from opsloop.sdk import Client
+
+Progress = Callable[[int, int | None], None]  # (items done, total or None)
+
+
+class Retriever:
+    """``retrieve(query)``: the ``k`` chunks of ``index`` nearest to a question."""
+
+    def __init__(self, index: VectorIndex, embedder: Embedder) -> None:
+        self.index = index
+        self.embedder = embedder
+
+    def retrieve(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None
+    ) -> builtins.list[SearchHit]:
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidArgument("the query must be a non-empty string")
+        vector = self.embedder.embed([query])[0]
+        return self.index.search(vector, k, filter=filter)
+
+    def retrieve_batch(
+        self, queries: builtins.list[str], k: int = 4, filter: dict[str, Any] | None = None
+    ) -> builtins.list[builtins.list[SearchHit]]:
+        if not queries:
+            return []
+        return self.index.search_batch(self.embedder.embed(queries), k, filter=filter)
+
+
+def index_chunks(
+    index: VectorIndex,
+    embedder: Embedder,
+    chunks: Iterable[Mapping[str, Any]],
+    *,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+    total: int | None = None,
+) -> int:
+    """Embed and add (upsert) chunks ``{"id", "text", "metadata"?}`` in batches; returns
+    how many were added. ``progress(done, total)`` is called after each batch."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgument(f"batch_size must be a positive integer, got {batch_size!r}")
+    done = 0
+    batch: builtins.list[Mapping[str, Any]] = []
+
+    def flush() -> None:
+        nonlocal done
+        texts = [c["text"] for c in batch]
+        vectors = embedder.embed(texts)
+        index.add(
+            [c["id"] for c in batch],
+            vectors,
+            metadata=[dict(c.get("metadata") or {}) for c in batch],
+            texts=texts,
+        )
+        done += len(batch)
+        batch.clear()
+        if progress is not None:
+            progress(done, total)
+
+    for i, chunk in enumerate(chunks):
+        if not isinstance(chunk, Mapping):
+            raise InvalidArgument(f"chunk {i} must be an object with id and text")
+        if not isinstance(chunk.get("id"), str) or not isinstance(chunk.get("text"), str):
+            raise InvalidArgument(f"chunk {i} needs a string 'id' and a string 'text'")
+        batch.append(chunk)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return done
+
+
+def collection_chunks(client: Client, version: DatasetVersion) -> builtins.list[dict[str, Any]]:
+    """The chunks of a document collection as ``{"id", "text", "metadata"}``."""
+    from opsloop.datasets import Datasets
+
+    ds = Datasets(client)
+    if version.kind != "documents" or not version.storage.get("chunks"):
+        raise InvalidArgument(
+            f"dataset version {version.ref} is not a document collection (kind {version.kind!r})"
+        )
+    titles = {r["doc_id"]: r["title"] for r in ds.iter_rows(version, columns=["doc_id", "title"])}
+    out = []
+    for row in ds.chunks(version).to_pylist():
+        out.append(
+            {
+                "id": row["chunk_id"],
+                "text": row["text"],
+                "metadata": {
+                    "source": row["source"],
+                    "title": titles.get(row["doc_id"]),
+                    "doc_id": row["doc_id"],
+                    "chunk_index": row["chunk_index"],
+                    "start": row["start"],
+                    "end": row["end"],
+                    "heading_path": list(row["heading_path"] or []),
+                    "dataset": version.ref,
+                },
+            }
+        )
+    return out
+
+
+def index_collection(
+    client: Client,
+    collection: str | DatasetVersion,
+    index_name: str,
+    embedder: Embedder,
+    *,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+    home: Any = None,
+) -> VectorIndex:
+    """Embed a document collection's chunks (``"name@version"`` or a ``DatasetVersion``)
+    into index ``index_name`` (created with the embedder's dimension, cosine) and return it.
+
+    Chunks already in the index (same chunk id) are replaced; the index lives
+    under ``home`` (default: the client's home).
+    """
+    from opsloop.datasets import Datasets
+    from opsloop.datasets.entities import DatasetVersion
+    from opsloop.retrieval._index import VectorIndex
+
+    version = (
+        collection if isinstance(collection, DatasetVersion) else Datasets(client).get(collection)
+    )
+    chunks = collection_chunks(client, version)
+    index = VectorIndex.open(
+        index_name, dim=embedder.dim, home=home or client.settings.home, metric="cosine"
+    )
+    try:
+        index_chunks(
+            index, embedder, chunks, batch_size=batch_size, progress=progress, total=len(chunks)
+        )
+    except BaseException:
+        index.close()
+        raise
+    return index

@@ -1,0 +1,227 @@
+"""``opsloop index``: list, inspect, search, build (from a document collection) and drop
+vector indexes under the home folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from opsloop.cli._common import (
+    HomeOption,
+    OpsloopGroup,
+    esc,
+    fmt_bytes,
+    fmt_time,
+    open_client,
+    out,
+    print_json,
+    resolve_settings,
+)
+from opsloop.errors import InvalidArgument
+
+app = typer.Typer(
+    name="index",
+    cls=OpsloopGroup,
+    help="Vector indexes: build one from a document collection, search it, inspect, drop.",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Index name.", show_default=False)]
+EmbedderOpt = Annotated[
+    str,
+    typer.Option(
+        "--embedder",
+        metavar="SPEC",
+        help="Embedding model: `local:minilm` (bundled), a `models:/` URI or a model folder.",
+    ),
+]
+
+
+def _home(ctx: typer.Context, home: Path | None) -> Path:
+    return Path(resolve_settings(home=home, ctx=ctx).home)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt = False) -> None:
+    """The indexes in the home folder."""
+    from opsloop.retrieval._index import VectorIndex
+
+    root = _home(ctx, home)
+    infos = []
+    for name in VectorIndex.list(root):
+        with VectorIndex.open(name, home=root, create=False) as idx:
+            infos.append(idx.info())
+    if json_:
+        print_json(infos)
+        return
+    if not infos:
+        out().print("[dim]no indexes[/]")
+        return
+    t = Table()
+    for col in ("name", "vectors", "dim", "metric", "search", "size", "created"):
+        t.add_column(col, justify="right" if col in ("vectors", "dim", "size") else "left")
+    for i in infos:
+        t.add_row(
+            esc(i["name"]),
+            f"{i['count']:,}",
+            str(i["dim"] or "-"),
+            i["metric"],
+            i["search"],
+            fmt_bytes(i["size_bytes"]),
+            fmt_time(i["created_at"]),
+        )
+    out().print(t)
+
+
+@app.command("info")
+def info(
+    ctx: typer.Context, name: NameArg, home: HomeOption = None, json_: JsonOpt = False
+) -> None:
+    """What an index holds and how it searches."""
+    from opsloop.retrieval._index import VectorIndex
+
+    with VectorIndex.open(name, home=_home(ctx, home), create=False) as idx:
+        data = idx.info()
+    if json_:
+        print_json(data)
+        return
+    t = Table(show_header=False, box=None)
+    for key, value in data.items():
+        shown = fmt_bytes(value) if key == "size_bytes" else value
+        shown = fmt_time(value) if key == "created_at" else shown
+        t.add_row(f"[bold]{key}[/]", esc("-" if shown is None else shown))
+    out().print(t)
+
+
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    name: NameArg,
+    query: Annotated[
+        str, typer.Argument(metavar="QUERY", help="The question.", show_default=False)
+    ],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Hits to show.")] = 4,
+    filter_: Annotated[
+        str | None,
+        typer.Option(
+            "--filter", metavar="JSON", help='Metadata filter, e.g. \'{"source": "a.md"}\'.'
+        ),
+    ] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="Exact search (no IVF).")] = False,
+    embedder: EmbedderOpt = "local:minilm",
+    home: HomeOption = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Embed QUERY and show the nearest chunks of index NAME."""
+    from opsloop.retrieval._embedder import Embedder
+    from opsloop.retrieval._index import VectorIndex
+
+    flt: Any = None
+    if filter_:
+        try:
+            flt = json.loads(filter_)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument(f"--filter is not valid JSON: {exc}") from None
+    root = _home(ctx, home)
+    with VectorIndex.open(name, home=root, create=False) as idx:
+        if len(idx) == 0:
+            hits = []
+        else:
+            vector = Embedder(embedder, cache_dir=root / "cache" / "models").embed([query])[0]
+            hits = idx.search(vector, k, filter=flt, exact=exact)
+    if json_:
+        print_json(
+            [{"id": h.id, "score": h.score, "metadata": h.metadata, "text": h.text} for h in hits]
+        )
+        return
+    if not hits:
+        out().print("[dim]no hits[/]")
+        return
+    for rank, h in enumerate(hits, 1):
+        where = h.metadata.get("source") or h.id
+        out().print(f"[bold]{rank}.[/] [cyan]{h.score:.4f}[/]  {esc(where)}  [dim]{esc(h.id)}[/]")
+        if h.text:
+            snippet = " ".join(h.text.split())
+            out().print(f"   {esc(snippet[:300])}{'…' if len(snippet) > 300 else ''}")
+
+
+@app.command("build")
+def build(
+    ctx: typer.Context,
+    name: NameArg,
+    collection: Annotated[
+        str,
+        typer.Option(
+            "--collection",
+            "-c",
+            metavar="DATASET@VERSION",
+            help="A document collection (dataset of kind documents).",
+        ),
+    ],
+    embedder: EmbedderOpt = "local:minilm",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per batch.")] = 64,
+    home: HomeOption = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Embed a document collection's chunks into index NAME (created if new; chunks already
+    there are replaced)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from opsloop.retrieval._embedder import Embedder
+    from opsloop.retrieval._retriever import index_collection
+
+    settings = resolve_settings(home=home, ctx=ctx)
+    root = Path(settings.home)
+    with (
+        open_client(settings) as client,
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=out(),
+            transient=True,
+            disable=json_,
+        ) as bar,
+    ):
+        task = bar.add_task("loading the embedder", total=None)
+        emb = Embedder(embedder, cache_dir=root / "cache" / "models")
+        bar.update(task, description=f"embedding {collection}")
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        idx = index_collection(
+            client, collection, name, emb, batch_size=batch_size, progress=progress, home=root
+        )
+        with idx:
+            data = idx.info()
+    if json_:
+        print_json(data)
+        return
+    out().print(
+        f"[bold]{esc(name)}[/]: {data['count']:,} vectors ({data['dim']} dimensions, "
+        f"{data['search']} search) in {esc(data['path'])}"
+    )
+
+
+@app.command("drop")
+def drop(
+    ctx: typer.Context,
+    name: NameArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Delete index NAME and its files."""
+    from opsloop.retrieval._index import VectorIndex
+
+    root = _home(ctx, home)
+    if not yes and not typer.confirm(f"Delete vector index {name!r}?"):
+        raise typer.Exit(1)
+    VectorIndex.drop(name, home=root)
+    out().print(f"dropped index [bold]{esc(name)}[/]")
