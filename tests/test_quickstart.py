@@ -56,7 +56,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """``opsloop quickstart --no-serve --trials 3 --tuning-trials 6``: one config of each family."""
     home = tmp_path_factory.mktemp("quickstart-home")
     result = _invoke(
-        "quickstart", "--home", str(home), "--no-serve", "--trials", "3", "--tuning-trials", "6"
+        "quickstart",
+        "--home",
+        str(home),
+        "--no-serve",
+        "--trials",
+        "3",
+        "--tuning-trials",
+        "6",
+        "--no-llm",
     )
     assert result.exit_code == 0, result.output
     with Client(home=home) as c:
@@ -324,7 +332,7 @@ def test_quickstart_logs_to_a_server(home: Path) -> None:
     with live_server(Settings(home=home)) as srv:
         result = CliRunner().invoke(
             app,
-            ["quickstart", "--trials", "1", "--tuning-trials", "2"],
+            ["quickstart", "--trials", "1", "--tuning-trials", "2", "--no-llm"],
             env={"OPSLOOP_TRACKING_URI": srv.url, "COLUMNS": "160"},
             catch_exceptions=False,
         )
@@ -364,6 +372,7 @@ def test_quickstart_then_serves_the_ui(home: Path) -> None:
             "1",
             "--tuning-trials",
             "0",
+            "--no-llm",
             "--port",
             str(port),
         ],
@@ -407,7 +416,16 @@ def test_quickstart_then_serves_the_ui(home: Path) -> None:
 @pytest.mark.slow
 def test_default_quickstart_as_a_user_runs_it(home: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "opsloop.cli", "quickstart", "--home", str(home), "--no-serve"],
+        [
+            sys.executable,
+            "-m",
+            "opsloop.cli",
+            "quickstart",
+            "--home",
+            str(home),
+            "--no-serve",
+            "--no-llm",
+        ],
         capture_output=True,
         text=True,
         env=child_env(COLUMNS="160"),

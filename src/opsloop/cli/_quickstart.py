@@ -108,6 +108,32 @@ def _front(result: QuickstartResult) -> Table:
     return table
 
 
+def _answers(result: QuickstartResult) -> Table:
+    table = Table(
+        title=f"{result.docs_pipeline_uri}: questions about opsloop, answered from its docs",
+        title_justify="left",
+        show_lines=True,
+    )
+    table.add_column("Question", ratio=1)
+    table.add_column("Answer", ratio=2)
+    table.add_column("Sources", ratio=1)
+    table.add_column("Trace", no_wrap=True)
+    for a in result.docs_answers:
+        sources = ", ".join(
+            sorted({str(c.get("path") or c.get("title") or "") for c in a.get("citations", [])})
+        )
+        answer = " ".join(str(a.get("answer", "")).split())
+        if len(answer) > 280:
+            answer = answer[:279] + "…"
+        table.add_row(
+            esc(a["question"]),
+            esc(answer),
+            esc(sources),
+            esc(str(a.get("trace_id") or "")),
+        )
+    return table
+
+
 def quickstart(
     ctx: typer.Context,
     home: HomeOption = None,
@@ -135,6 +161,14 @@ def quickstart(
             max=200,
         ),
     ] = 12,
+    llm: Annotated[
+        bool,
+        typer.Option(
+            "--llm/--no-llm",
+            help="Also choose between the two bundled LLMs and build, serve and trace a "
+            "question-answering pipeline over opsloop's docs (minutes on a CPU).",
+        ),
+    ] = True,
 ) -> None:
     """Train a small real sweep, log everything, then open the UI on it.
 
@@ -147,14 +181,20 @@ def quickstart(
     Registers the best model as `quickstart-classifier@champion`, then runs a
     multi-objective Optuna study (experiment `quickstart-tuning`: maximise F1,
     minimise prediction latency; each trial a child run, the Pareto front
-    drawn on the study's run). Then prints the best runs and serves the UI
-    and the model (unless `--no-serve`).
+    drawn on the study's run). With `--llm` (the default) it then scores the
+    two bundled LLMs (SmolLM2-135M-Instruct, Gemma 3 270M) on a small
+    question-answering set (`opsloop select`: quality, latency, tokens/s,
+    memory; the recommended one registered as `quickstart-llm`), indexes
+    opsloop's docs with the bundled MiniLM, registers a retrieval QA pipeline
+    with citations as `quickstart-docs-qa@prod` and asks it a few questions
+    (each a trace: see Traces in the UI). Then prints the results and serves
+    the UI, the model and the pipeline (unless `--no-serve`).
     Needs the `quickstart` extra: `pip install 'opsloop[quickstart]'`.
 
     Examples:
 
         opsloop quickstart
-        opsloop quickstart --home /tmp/demo --trials 4 --tuning-trials 0 --no-serve
+        opsloop quickstart --home /tmp/demo --trials 4 --tuning-trials 0 --no-llm --no-serve
     """
     from opsloop.quickstart import run_quickstart
 
@@ -174,14 +214,24 @@ def quickstart(
         expand=True,
     ) as progress:
         result = run_quickstart(
-            settings, trials=trials, reporter=RichReporter(progress), tuning_trials=tuning_trials
+            settings,
+            trials=trials,
+            reporter=RichReporter(progress),
+            tuning_trials=tuning_trials,
+            llm=llm,
         )
     out().print(_summary(result))
     if result.tuning_study:
         out().print(_front(result))
+    if result.selection is not None:
+        from opsloop.selection.cli import _table as selection_table
+
+        out().print(selection_table(result.selection))
+    if result.docs_answers:
+        out().print(_answers(result))
     best = result.best
     out().print(
-        f"Trained {len(result.trials)} models in {result.seconds:.1f}s. "
+        f"Done in {result.seconds:.1f}s: trained {len(result.trials)} models. "
         f"Best: [bold green]{esc(best.name)}[/] (val_f1 {best.metrics['val_f1']:.4f})."
     )
     where = "" if settings.is_remote else f" --home {esc(settings.home)}"
@@ -203,20 +253,35 @@ def quickstart(
         serve(settings, host=host, port=port, log_level="warning", on_ready=print_address)
         out().print("opsloop server: stopped")
         return
+    import contextlib
+
     from opsloop.quickstart._serve_model import serve_model_in_thread
 
-    # The model server on the next port, in this process, while the UI server runs.
-    with serve_model_in_thread(
-        result.model_uri,
-        settings,
-        host=host,
-        port=port + 1 if port < 65535 else port - 1,
-        trusted_types=result.trusted_types,
-    ) as model_url:
+    # The model (and the docs QA pipeline) on the next ports, in this process,
+    # while the UI server runs.
+    with contextlib.ExitStack() as stack:
+        model_url = stack.enter_context(
+            serve_model_in_thread(
+                result.model_uri,
+                settings,
+                host=host,
+                port=port + 1 if port < 65535 else port - 1,
+                trusted_types=result.trusted_types,
+            )
+        )
         out().print(
             f"Registered [bold]{esc(result.model_uri)}[/]; model served at "
             f"{model_url}/v1/predict  (see `opsloop deployments list{where}`)",
             soft_wrap=True,
         )
+        if result.docs_pipeline_uri is not None and port + 2 <= 65535:
+            qa_url = stack.enter_context(
+                serve_model_in_thread(result.docs_pipeline_uri, settings, host=host, port=port + 2)
+            )
+            out().print(
+                f"Docs QA pipeline [bold]{esc(result.docs_pipeline_uri)}[/] served at "
+                f"{qa_url}/v1/predict  (each request is a trace: /ui/#/traces)",
+                soft_wrap=True,
+            )
         serve(settings, host=host, port=port, log_level="warning", on_ready=print_address)
     out().print("opsloop server: stopped")

@@ -72,6 +72,11 @@ class QuickstartResult:
     # The tuning study (F1 against prediction latency) and its Pareto front.
     tuning_study: str | None = None
     tuning_front: list[dict[str, Any]] = field(default_factory=list)
+    # The LLM steps: the selection between the bundled LLMs (``opsloop.selection.Selection``),
+    # the docs QA pipeline's answers (with trace ids) and its registry URI.
+    selection: Any = None
+    docs_answers: list[dict[str, Any]] = field(default_factory=list)
+    docs_pipeline_uri: str | None = None
 
     @property
     def best(self) -> TrialResult:

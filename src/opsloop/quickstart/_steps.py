@@ -29,6 +29,7 @@ from opsloop.quickstart._evaluate import (
     epoch_scores,
     rows_csv,
 )
+from opsloop.quickstart._llm import docs_qa, select_llm
 from opsloop.quickstart._models import DEFAULT_TRIALS, SWEEP, Trainer, TrialConfig, feature_weights
 from opsloop.quickstart._register import register_best
 from opsloop.quickstart._tune import tune_tabular
@@ -159,6 +160,13 @@ DEFAULT_STEPS: list[Step] = [
     Step("tune", tune_tabular),
 ]
 
+# The LLM half (needs the llm extra and the bundled models): choose between the
+# two bundled LLMs, then a retrieval QA pipeline over opsloop's docs.
+LLM_STEPS: list[Step] = [
+    Step("select_llm", select_llm),
+    Step("docs_qa", docs_qa),
+]
+
 
 def select_trials(n: int) -> list[TrialConfig]:
     """The first ``n`` configs of the sweep (raises ``InvalidArgument`` out of range)."""
@@ -176,8 +184,15 @@ def run_quickstart(
     system_metrics_interval_s: float = 0.5,
     steps: Sequence[Step] | None = None,
     tuning_trials: int = 12,
+    llm: bool = False,
+    model_cache: str | Path | None = None,
 ) -> QuickstartResult:
     """Train the sweep into the ``quickstart`` experiment and return the runs, best first.
+
+    ``llm``: also choose between the two bundled LLMs and build, register and
+    query the retrieval QA pipeline over opsloop's docs (``LLM_STEPS``);
+    ``model_cache``: where converted model weights are kept (default
+    ``<home>/cache/models``).
 
     Works embedded (on ``settings.home``) or against a server
     (``settings.tracking_uri``). If a step fails, every run it opened ends
@@ -198,8 +213,11 @@ def run_quickstart(
             system_metrics_interval_s=system_metrics_interval_s,
         )
         ctx.extra["tuning_trials"] = tuning_trials
+        ctx.extra["model_cache"] = model_cache
         try:
-            for step in steps if steps is not None else DEFAULT_STEPS:
+            if steps is None:
+                steps = [*DEFAULT_STEPS, *(LLM_STEPS if llm else [])]
+            for step in steps:
                 message = step.run(ctx)
                 reporter.end(step.name, message)
         except BaseException as exc:
@@ -217,4 +235,7 @@ def run_quickstart(
             trusted_types=list(ctx.extra.get("trusted_types", [])),
             tuning_study=ctx.extra.get("tuning_study"),
             tuning_front=list(ctx.extra.get("tuning_front", [])),
+            selection=ctx.extra.get("selection"),
+            docs_answers=list(ctx.extra.get("docs_answers", [])),
+            docs_pipeline_uri=ctx.extra.get("docs_pipeline_uri"),
         )

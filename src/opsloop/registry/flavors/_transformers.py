@@ -189,8 +189,9 @@ def _convert(gguf: Path, out: Path) -> None:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
+    with _quiet():
+        model.save_pretrained(out, safe_serialization=True)
+        tok.save_pretrained(out)
 
 
 @contextlib.contextmanager
@@ -246,12 +247,24 @@ def _parse_gguf_once() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Library warnings are not errors of the caller's; keep them out of its warning filters."""
+    """Library warnings are not errors of the caller's; keep them out of its warning filters.
+
+    Also no progress bars of transformers' own (loading weights, de-quantizing
+    a GGUF): they would write over a CLI's rich progress display.
+    """
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _device(ctx: LoadContext) -> str:
