@@ -1,10 +1,12 @@
 """What can be evaluated, turned into one shape: ``run(inputs) -> Outcome`` per example.
 
 A candidate is a ``models:/`` URI, a saved-model folder or a ``LoadedModel``
-(classical ``predict``, or generation for a causal LM), an ``opsloop.llm``
-provider or its spec (``"local:smollm2"``, ``"openai:gpt-4o-mini"``) with an
-optional prompt, a pipeline (anything with ``.invoke(dict) -> dict``), or a
-plain callable taking the example's inputs as a dict.
+(classical ``predict``, generation for a causal LM, or a registered
+pipeline), an ``opsloop.llm`` provider or its spec (``"local:smollm2"``,
+``"openai:gpt-4o-mini"``) with an optional prompt (a template, chat messages,
+a ``PromptVersion`` or a ``prompts:/`` URI), an ``opsloop.pipelines.Pipeline``
+(see ``_pipelines.py``), any other object with ``.invoke(dict) -> dict``, or
+a plain callable taking the example's inputs as a dict.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidArgument
@@ -24,6 +26,8 @@ _PROVIDER_SPEC = re.compile(r"^(local|openai|models):[^\s]+$")
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # Keys a pipeline's output dict is read from, in order, when it has several.
 OUTPUT_KEYS = ("output", "answer", "text", "prediction", "result")
+# What options= may hold: model call parameters (and via_provider for models:/ URIs).
+LLM_OPTIONS = ("max_tokens", "temperature", "top_p", "stop", "seed", "timeout_s")
 
 
 @dataclass
@@ -47,6 +51,11 @@ class Candidate:
     model_version: int | None = None
     proba: Callable[[dict[str, Any]], Any] | None = None
     close: Callable[[], None] | None = None
+    # The input names it accepts (a pipeline's declared inputs); None: any.
+    inputs: list[str] | None = None
+    # What the run records about it beyond ``spec``: params and tags.
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 def render_template(template: Any, values: Mapping[str, Any]) -> Any:
@@ -100,8 +109,12 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, (time.perf_counter() - t) * 1000.0
 
 
-def pick_output(out: Any) -> Any:
-    """The prediction inside a pipeline's output dict."""
+def pick_output(out: Any, key: str | None = None) -> Any:
+    """The prediction inside a pipeline's output dict (``key`` when given)."""
+    if isinstance(out, Mapping) and key is not None:
+        if key not in out:
+            raise InvalidArgument(f"the output has no key {key!r} (it has {sorted(out)})")
+        return out[key]
     if isinstance(out, Mapping):
         if len(out) == 1:
             return next(iter(out.values()))
@@ -127,20 +140,34 @@ def make_candidate(
     client: Client | None = None,
     options: Mapping[str, Any] | None = None,
     cache_dir: Any = None,
+    output_key: str | None = None,
 ) -> Candidate:
-    """Turn any supported candidate into a :class:`Candidate`."""
+    """Turn any supported candidate into a :class:`Candidate`.
+
+    What this function loads or opens itself (a ``models:/`` URI, a folder, a
+    provider spec) is released by ``Candidate.close``; objects the caller
+    passed stay open.
+    """
     from opsloop.registry.flavors._base import LoadedCausalLM, LoadedModel
 
     opts = dict(options or {})
+    via_provider = opts.pop("via_provider", False) is True
+    unknown = sorted(set(opts) - set(LLM_OPTIONS))
+    if unknown:
+        raise InvalidArgument(
+            f"unknown options {unknown}; an LLM candidate takes {list(LLM_OPTIONS)}",
+            details={"unknown": unknown},
+        )
+    owned = False
     if isinstance(candidate, str):
-        if candidate.startswith("models:/") and opts.pop("via_provider", False) is not True:
-            candidate = _load(candidate, client, cache_dir)
+        if candidate.startswith("models:/") and not via_provider:
+            candidate, owned = _load(candidate, client, cache_dir), True
         elif _PROVIDER_SPEC.match(candidate):
             from opsloop.llm import get_provider  # type: ignore[import-not-found,unused-ignore]
 
-            provider = get_provider(candidate, client=client)
+            provider = get_provider(candidate, client=client, cache_dir=cache_dir)
             cand = _provider_candidate(provider, prompt, opts, spec=candidate)
-            cand.close = getattr(provider, "close", None)
+            cand.close = provider.close
             return cand
         else:
             from pathlib import Path
@@ -150,24 +177,46 @@ def make_candidate(
                     f"candidate {candidate!r} is not a models:/ URI, a provider spec "
                     "(local:NAME, openai:MODEL) or a saved-model folder"
                 )
-            candidate = _load(candidate, client, cache_dir)
+            candidate, owned = _load(candidate, client, cache_dir), True
     if isinstance(candidate, LoadedCausalLM):
         return _llm_candidate(candidate, prompt, opts)
+    if (prompt is not None or opts) and not (
+        hasattr(candidate, "chat") and hasattr(candidate, "spec")
+    ):
+        _close_owned(candidate, owned)
+        what = "classical model" if isinstance(candidate, LoadedModel) else type(candidate).__name__
+        raise InvalidArgument(
+            f"{'prompt=' if prompt is not None else 'options='} applies to LLM candidates "
+            f"(a provider or a causal LM), not a {what}"
+        )
+    if _is_pipeline(candidate):
+        from opsloop.evaluation._pipelines import pipeline_candidate
+
+        if client is None:
+            raise InvalidArgument("evaluating a pipeline needs a client")
+        try:
+            return pipeline_candidate(
+                candidate, client=client, cache_dir=cache_dir, output_key=output_key, owned=owned
+            )
+        except BaseException:
+            _close_owned(candidate, owned)
+            raise
     if isinstance(candidate, LoadedModel):
-        if prompt is not None:
-            raise InvalidArgument("prompt= applies to LLM candidates, not a classical model")
-        return _model_candidate(candidate)
+        cand = _model_candidate(candidate)
+        if owned:
+            cand.close = getattr(candidate, "close", None)
+        return cand
     if hasattr(candidate, "chat") and hasattr(candidate, "spec"):
         return _provider_candidate(candidate, prompt, opts, spec=str(candidate.spec))
     if hasattr(candidate, "invoke") and callable(candidate.invoke):
-        return _pipeline_candidate(candidate)
+        return _invoke_candidate(candidate, output_key)
     if callable(candidate):
         name = getattr(candidate, "__qualname__", None) or type(candidate).__name__
         mod = getattr(candidate, "__module__", "") or ""
 
         def call(inputs: dict[str, Any]) -> Outcome:
             out, ms = _timed(lambda: candidate(inputs))
-            return _from_response(out, ms)
+            return _from_response(pick_output(out, output_key) if output_key else out, ms)
 
         return Candidate(f"callable:{mod}.{name}" if mod else f"callable:{name}", "callable", call)
     raise InvalidArgument(
@@ -176,13 +225,29 @@ def make_candidate(
     )
 
 
+def _is_pipeline(obj: Any) -> bool:
+    try:
+        from opsloop.pipelines._flavor import LoadedPipeline
+        from opsloop.pipelines._pipeline import Pipeline
+    except ImportError:  # the pipelines extra is not installed: it cannot be one
+        return False
+
+    return isinstance(obj, Pipeline | LoadedPipeline)
+
+
+def _close_owned(obj: Any, owned: bool) -> None:
+    close = getattr(obj, "close", None) if owned else None
+    if close is not None:
+        close()
+
+
 def _load(uri: str, client: Client | None, cache_dir: Any) -> Any:
     from opsloop.registry._loading import load_model
 
     return load_model(uri, client=client, cache_dir=cache_dir)
 
 
-def _version_of(model: Any) -> tuple[str, int | None, str | None]:
+def version_of(model: Any) -> tuple[str, int | None, str | None]:
     mv = getattr(model, "version", None)
     if mv is not None:
         return f"models:/{mv.name}/{mv.version}", int(mv.version), str(mv.name)
@@ -190,7 +255,7 @@ def _version_of(model: Any) -> tuple[str, int | None, str | None]:
 
 
 def _model_candidate(model: Any) -> Candidate:
-    spec, version, name = _version_of(model)
+    spec, version, name = version_of(model)
 
     def run(inputs: dict[str, Any]) -> Outcome:
         out, ms = _timed(lambda: model.predict([inputs]))
@@ -214,7 +279,7 @@ def _gen_kwargs(opts: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _llm_candidate(lm: Any, prompt: Any, opts: Mapping[str, Any]) -> Candidate:
-    spec, version, name = _version_of(lm)
+    spec, version, name = version_of(lm)
     kw = _gen_kwargs(opts)
 
     def run(inputs: dict[str, Any]) -> Outcome:
@@ -235,9 +300,7 @@ def _llm_candidate(lm: Any, prompt: Any, opts: Mapping[str, Any]) -> Candidate:
 def _provider_candidate(
     provider: Any, prompt: Any, opts: Mapping[str, Any], *, spec: str
 ) -> Candidate:
-    kw = {
-        k: v for k, v in opts.items() if k in ("max_tokens", "temperature", "top_p", "stop", "seed")
-    }
+    kw = {k: v for k, v in opts.items() if k in LLM_OPTIONS}
 
     def run(inputs: dict[str, Any]) -> Outcome:
         rendered = (
@@ -246,16 +309,23 @@ def _provider_candidate(
         resp, ms = _timed(lambda: provider.chat(_as_messages(rendered), **kw))
         return _from_response(resp, ms)
 
-    return Candidate(spec, "provider", run)
+    params = {
+        k: str(v)
+        for k, v in (("llm_model", getattr(provider, "model", None)),
+                     ("llm_provider", getattr(provider, "provider", None)))
+        if v
+    }  # fmt: skip
+    return Candidate(spec, "provider", run, params=params)
 
 
-def _pipeline_candidate(pipe: Any) -> Candidate:
+def _invoke_candidate(pipe: Any, output_key: str | None) -> Candidate:
+    """Any object with ``.invoke(dict)``; opsloop pipelines have their own path (_pipelines.py)."""
     name = getattr(pipe, "name", None) or type(pipe).__name__
     spec = str(getattr(pipe, "uri", "") or f"pipeline:{name}")
 
     def run(inputs: dict[str, Any]) -> Outcome:
         out, ms = _timed(lambda: pipe.invoke(dict(inputs)))
-        o = _from_response(pick_output(out), ms)
+        o = _from_response(pick_output(out, output_key), ms)
         o.extra = dict(out) if isinstance(out, Mapping) else None
         usage = out.get("usage") if isinstance(out, Mapping) else None
         if isinstance(usage, Mapping):

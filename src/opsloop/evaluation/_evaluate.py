@@ -7,8 +7,9 @@ bootstrap settings; metrics with every aggregate and its ``_ci_low`` /
 ``eval/examples.jsonl`` (one line per example) and ``eval/summary.json``; an
 input link to the dataset version (context ``evaluation``); and the tags
 ``opsloop.eval`` (``"1"``), ``opsloop.eval.candidate`` and, for a registry
-model, ``opsloop.eval.model`` / ``opsloop.eval.model_version``, which the
-promotion gates read.
+model or pipeline, ``opsloop.eval.model`` / ``opsloop.eval.model_version``,
+which the promotion gates read; for a registry prompt
+``opsloop.eval.prompt`` / ``opsloop.eval.prompt_version``.
 """
 
 from __future__ import annotations
@@ -132,14 +133,17 @@ def evaluate(
     id_column: str = "id",
     options: Mapping[str, Any] | None = None,
     cache_dir: Any = None,
+    output_key: str | None = None,
 ) -> EvaluationResult:
     """Run ``candidate`` on every example of ``data``, score it with ``metrics``, store a run.
 
     ``target_column`` defaults to the first of target/label/reference/answer/
-    expected/y present. ``input_columns`` defaults to every column except the
-    target and ``id_column``. ``options`` go to the model call (``max_tokens``,
-    ``temperature``...). An example whose call raises is kept with its
-    ``error`` and left out of the metrics; ``error_rate`` says how many.
+    expected/y present. ``input_columns`` defaults to the inputs a pipeline
+    declares, else every column except the target and ``id_column``.
+    ``options`` go to an LLM call (``max_tokens``, ``temperature``...).
+    ``output_key`` names the prediction among a pipeline's (or a callable's)
+    dict outputs. An example whose call raises is kept with its ``error`` and
+    left out of the metrics; ``error_rate`` says how many.
     """
     check_params(n_bootstrap, confidence)
     if not isinstance(max_workers, int) or not 1 <= max_workers <= 64:
@@ -155,7 +159,7 @@ def evaluate(
             candidate, data, ms, client, input_columns=input_columns, target_column=target_column,
             prompt=prompt, name=name, experiment=experiment, n_bootstrap=n_bootstrap,
             confidence=confidence, seed=seed, max_workers=max_workers, progress=progress,
-            id_column=id_column, options=options, cache_dir=cache_dir,
+            id_column=id_column, options=options, cache_dir=cache_dir, output_key=output_key,
         )  # fmt: skip
     finally:
         if owned:
@@ -181,6 +185,7 @@ def _evaluate(
     id_column: str,
     options: Mapping[str, Any] | None,
     cache_dir: Any,
+    output_key: str | None,
 ) -> EvaluationResult:
     rows, ref, digest, version_id = load_rows(data, client)
     if not rows:
@@ -195,18 +200,28 @@ def _evaluate(
         raise InvalidArgument(
             f"the metrics need references: name the target_column (columns: {columns})"
         )
-    if input_columns is None:
-        input_columns = [c for c in columns if c not in (target_column, id_column)]
-    missing = [c for c in input_columns if c not in columns]
-    if missing:
-        raise InvalidArgument(f"no input columns {missing}; columns: {columns}")
+    prompt_ref = prompt if isinstance(prompt, str) else None
     prompt = resolve_prompt(prompt, client)
     cand = make_candidate(
-        candidate, prompt=prompt, client=client, options=options, cache_dir=cache_dir
-    )
-    ids = _ids(rows, id_column)
-    inputs = [{c: r.get(c) for c in input_columns} for r in rows]
+        candidate, prompt=prompt, client=client, options=options, cache_dir=cache_dir,
+        output_key=output_key,
+    )  # fmt: skip
     try:
+        if input_columns is None:
+            input_columns = (
+                list(cand.inputs)
+                if cand.inputs is not None
+                else [c for c in columns if c not in (target_column, id_column)]
+            )
+        missing = [c for c in input_columns if c not in columns]
+        if missing:
+            raise InvalidArgument(
+                f"no input columns {missing}; columns: {columns}"
+                + (f" (the {cand.kind} takes {cand.inputs})" if cand.inputs is not None else ""),
+                details={"missing": missing, "columns": columns},
+            )
+        ids = _ids(rows, id_column)
+        inputs = [{c: r.get(c) for c in input_columns} for r in rows]
         outcomes = _run_all(cand, inputs, max_workers, progress)
     finally:
         if cand.close is not None:
@@ -237,9 +252,14 @@ def _evaluate(
                     n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)  # fmt: skip
     values.update(_ops(good, len(rows)))
     tags = {TAG: "1", f"{TAG}.candidate": cand.spec[:5000], f"{TAG}.kind": cand.kind}
+    tags.update(cand.tags)
     if cand.model_name is not None and cand.model_version is not None:
         tags[f"{TAG}.model"] = cand.model_name
         tags[f"{TAG}.model_version"] = str(cand.model_version)
+    pv = _prompt_version(prompt)
+    if pv is not None:
+        tags[f"{TAG}.prompt"] = pv[0]
+        tags[f"{TAG}.prompt_version"] = str(pv[1])
     if ref is not None:
         tags[f"{TAG}.dataset"] = ref
     params = {
@@ -253,13 +273,16 @@ def _evaluate(
         "confidence": confidence,
         "seed": seed,
     }
+    params.update({k: v for k, v in cand.params.items() if k not in params})
     if prompt is not None:
         params["prompt"] = str(getattr(prompt, "uri", None) or _jsonable(prompt))[:5000]
+        if prompt_ref is not None and prompt_ref != params["prompt"]:
+            params["prompt_ref"] = prompt_ref[:5000]  # the label asked for, e.g. prompts:/qa@prod
     if options:
         params["options"] = json.dumps(_jsonable(dict(options)), sort_keys=True)[:5000]
     run = client.create_run(
         experiment_name=experiment,
-        name=name or f"eval {cand.spec.rsplit('/', 2)[-2] if '/' in cand.spec else cand.spec}",
+        name=name or _run_name(cand, pv),
         tags=tags,
         params=params,
     )
@@ -296,6 +319,19 @@ def _evaluate(
         raise
     client.set_terminated(run.id)
     return result
+
+
+def _prompt_version(prompt: Any) -> tuple[str, int] | None:
+    """``(name, version)`` of a registry prompt (a ``PromptVersion``), else None."""
+    name, version = getattr(prompt, "name", None), getattr(prompt, "version", None)
+    if isinstance(name, str) and isinstance(version, int) and hasattr(prompt, "render"):
+        return name, version
+    return None
+
+
+def _run_name(cand: Candidate, pv: tuple[str, int] | None) -> str:
+    short = cand.spec.rsplit("/", 2)[-2] if cand.spec.startswith("models:/") else cand.spec
+    return f"eval {pv[0]}/{pv[1]} on {short}" if pv is not None else f"eval {short}"
 
 
 def _run_all(
