@@ -4,15 +4,22 @@ The hierarchy::
 
     OpsloopError                      INTERNAL            500
     ├── InvalidArgument               INVALID_ARGUMENT    400
-    │   └── PayloadTooLarge           PAYLOAD_TOO_LARGE   413
+    │   ├── PayloadTooLarge           PAYLOAD_TOO_LARGE   413
+    │   ├── PipelineInvalid           PIPELINE_INVALID    400
+    │   └── PromptVariablesError      PROMPT_VARIABLES    400
     ├── NotFound                      NOT_FOUND           404
     ├── AlreadyExists                 ALREADY_EXISTS      409
     ├── Conflict                      CONFLICT            409
+    │   └── PromotionRefused          PROMOTION_GATE_FAILED 409
     ├── Unauthenticated               UNAUTHENTICATED     401
     ├── PermissionDenied              PERMISSION_DENIED   403
     ├── SchemaOutOfDate               SCHEMA_OUT_OF_DATE  503
     ├── Unavailable                   UNAVAILABLE         503
-    └── FlushError                    FLUSH_FAILED        500
+    ├── FlushError                    FLUSH_FAILED        500
+    ├── ProviderError                 PROVIDER_ERROR      502
+    │   └── ProviderTimeout           PROVIDER_TIMEOUT    504
+    ├── JudgeError                    JUDGE_FAILED        502
+    └── OutputInvalid                 OUTPUT_INVALID      502
 
 The REST API answers every error in one JSON shape::
 
@@ -32,10 +39,17 @@ __all__ = [
     "Conflict",
     "FlushError",
     "InvalidArgument",
+    "JudgeError",
     "NotFound",
     "OpsloopError",
+    "OutputInvalid",
     "PayloadTooLarge",
     "PermissionDenied",
+    "PipelineInvalid",
+    "PromotionRefused",
+    "PromptVariablesError",
+    "ProviderError",
+    "ProviderTimeout",
     "SchemaOutOfDate",
     "Unauthenticated",
     "Unavailable",
@@ -132,6 +146,61 @@ class FlushError(OpsloopError):
     http_status = 500
 
 
+class JudgeError(OpsloopError):
+    """The judge model gave no usable verdict after every retry (``details`` holds its last reply)."""
+
+    code = "JUDGE_FAILED"
+    http_status = 502
+
+
+class PromotionRefused(Conflict):
+    """An alias move broke the model's promotion gate; ``details["failures"]`` lists each rule."""
+
+    code = "PROMOTION_GATE_FAILED"
+    http_status = 409
+
+
+class PipelineInvalid(InvalidArgument):
+    """A pipeline declaration (Python or YAML) is malformed; the message names the step and field."""
+
+    code = "PIPELINE_INVALID"
+    http_status = 400
+
+
+class PromptVariablesError(InvalidArgument):
+    """A prompt's variables do not fit: missing or unknown at render, or declared wrongly.
+
+    ``details`` names them (render: ``missing``, ``unknown``, ``expected``).
+    """
+
+    code = "PROMPT_VARIABLES"
+    http_status = 400
+
+
+class OutputInvalid(OpsloopError):
+    """A model's output failed its JSON schema after every repair attempt (``details``: last error)."""
+
+    code = "OUTPUT_INVALID"
+    http_status = 502
+
+
+class ProviderError(OpsloopError):
+    """A model provider (an HTTP endpoint or a local model) failed.
+
+    ``details`` holds the upstream ``status`` and ``message`` when there was an answer.
+    """
+
+    code = "PROVIDER_ERROR"
+    http_status = 502
+
+
+class ProviderTimeout(ProviderError):
+    """A model provider did not answer in time (after every retry)."""
+
+    code = "PROVIDER_TIMEOUT"
+    http_status = 504
+
+
 _BY_CODE: dict[str, type[OpsloopError]] = {
     cls.code: cls
     for cls in (
@@ -146,6 +215,13 @@ _BY_CODE: dict[str, type[OpsloopError]] = {
         SchemaOutOfDate,
         Unavailable,
         FlushError,
+        JudgeError,
+        ProviderError,
+        ProviderTimeout,
+        PromotionRefused,
+        PipelineInvalid,
+        PromptVariablesError,
+        OutputInvalid,
     )
 }
 

@@ -31,6 +31,8 @@ from opsloop.tracking.entities import (
 if TYPE_CHECKING:
     from opsloop.datasets._client import Datasets
     from opsloop.deployments._client import Deployments
+    from opsloop.evaluation._client import Evaluation
+    from opsloop.prompts._client import Prompts
     from opsloop.registry._client import Registry
     from opsloop.tracing._client import Tracing
     from opsloop.tuning._client import Tuning
@@ -435,6 +437,20 @@ class Client:
         from opsloop.deployments._client import Deployments
 
         return Deployments(self)
+
+    @functools.cached_property
+    def prompts(self) -> Prompts:
+        """Versioned prompt templates with labels, diffs and a TTL cache (``opsloop.prompts``)."""
+        from opsloop.prompts._client import Prompts
+
+        return Prompts(self)
+
+    @functools.cached_property
+    def evaluation(self) -> Evaluation:
+        """Evaluation runs, comparisons and promotion gates (``opsloop.evaluation``)."""
+        from opsloop.evaluation._client import Evaluation
+
+        return Evaluation(self)
 
     @functools.cached_property
     def registry(self) -> Registry:

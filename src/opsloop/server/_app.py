@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
 
     from opsloop.datasets.api import router as datasets_router
     from opsloop.deployments.api import router as deployments_router
+    from opsloop.evaluation.api import router as evaluation_router
+    from opsloop.prompts.api import router as prompts_router
     from opsloop.registry.api import router as registry_router
     from opsloop.tracing.api import otlp_router
     from opsloop.tracing.api import router as tracing_router
@@ -89,10 +91,12 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
     app.include_router(tracking_router, prefix=API_PREFIX)
     app.include_router(datasets_router, prefix=API_PREFIX)
     app.include_router(registry_router, prefix=API_PREFIX)
+    app.include_router(prompts_router, prefix=API_PREFIX)
     app.include_router(deployments_router, prefix=API_PREFIX)
     app.include_router(tracing_router, prefix=API_PREFIX)
     app.include_router(otlp_router)  # OTLP/HTTP at its standard path, /v1/traces
     app.include_router(tuning_router, prefix=API_PREFIX)
+    app.include_router(evaluation_router, prefix=API_PREFIX)
 
     @app.get("/health", include_in_schema=False)
     def root_health() -> Response:

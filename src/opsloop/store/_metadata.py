@@ -19,6 +19,7 @@ def load_all_tables() -> sa.MetaData:
     """Import every domain's tables so ``metadata`` is complete (migrations, tests)."""
     from opsloop.datasets import _tables as _datasets  # noqa: F401
     from opsloop.deployments import _tables as _deployments  # noqa: F401
+    from opsloop.evaluation import _tables as _evaluation  # noqa: F401
     from opsloop.registry import _tables as _registry  # noqa: F401
     from opsloop.tracing import _tables as _tracing  # noqa: F401
     from opsloop.tracking import _tables as _tracking  # noqa: F401

@@ -7,10 +7,15 @@ import { renderCompare } from "./pages/compare.js";
 import { renderDataset, renderDatasets } from "./pages/datasets.js";
 import { renderDatasetDiff } from "./pages/datasets_diff.js";
 import { renderDeployments } from "./pages/deployments.js";
+import { renderEvalCompare, renderEvaluations } from "./pages/evaluations.js";
 import { renderExperiments } from "./pages/experiments.js";
 import { renderModel, renderModels } from "./pages/models.js";
+import { renderPrompt, renderPrompts } from "./pages/prompts.js";
 import { renderRun } from "./pages/run.js";
 import { renderRuns } from "./pages/runs.js";
+import { renderSelection } from "./pages/selection.js";
+import { renderTrace } from "./pages/trace.js";
+import { renderTraces } from "./pages/traces.js";
 
 const main = document.getElementById("main");
 const sideList = document.getElementById("side-experiments");
@@ -33,13 +38,20 @@ const routes = [
   { match: (p) => p.length === 1 && p[0] === "experiments", render: (ctx) => renderExperiments(ctx) },
   { match: (p) => p.length === 2 && p[0] === "experiments", render: (ctx, p) => renderRuns(ctx, p[1]) },
   { match: (p) => p.length === 2 && p[0] === "runs", render: (ctx, p) => renderRun(ctx, p[1]) },
+  { match: (p) => p.length === 2 && p[0] === "selections", render: (ctx, p) => renderSelection(ctx, p[1]) },
   { match: (p) => p.length === 1 && p[0] === "compare", render: (ctx) => renderCompare(ctx) },
   { match: (p) => p.length === 1 && p[0] === "datasets", render: (ctx) => renderDatasets(ctx) },
   { match: (p) => p.length === 2 && p[0] === "datasets", render: (ctx, p) => renderDataset(ctx, p[1]) },
   { match: (p) => p.length === 3 && p[0] === "datasets" && p[2] === "diff", render: (ctx, p) => renderDatasetDiff(ctx, p[1]) },
   { match: (p) => p.length === 1 && p[0] === "models", render: (ctx) => renderModels(ctx) },
   { match: (p) => p.length === 2 && p[0] === "models", render: (ctx, p) => renderModel(ctx, p[1]) },
+  { match: (p) => p.length === 1 && p[0] === "prompts", render: (ctx) => renderPrompts(ctx) },
+  { match: (p) => p.length === 2 && p[0] === "prompts", render: (ctx, p) => renderPrompt(ctx, p[1]) },
   { match: (p) => p.length === 1 && p[0] === "deployments", render: (ctx) => renderDeployments(ctx) },
+  { match: (p) => p.length === 1 && p[0] === "evaluations", render: (ctx) => renderEvaluations(ctx) },
+  { match: (p) => p.length === 2 && p[0] === "evaluations" && p[1] === "compare", render: (ctx) => renderEvalCompare(ctx) },
+  { match: (p) => p.length === 1 && p[0] === "traces", render: (ctx) => renderTraces(ctx) },
+  { match: (p) => p.length === 2 && p[0] === "traces", render: (ctx, p) => renderTrace(ctx, p[1]) },
 ];
 
 async function route() {
