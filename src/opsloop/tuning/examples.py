@@ -7,10 +7,15 @@ the quickstart, the tests and the benchmark.
   ``latency_ms`` (so a study can minimise either too).
 - ``sgd_epochs``: an SGD classifier trained epoch by epoch, reporting
   validation accuracy each epoch (so a pruner can stop bad trials early).
-- ``rag_settings``: LLM-application settings (prompt version, temperature,
-  retrieval top-k, chunk size) scored by a cheap, deterministic retrieval QA
-  evaluation over a small built-in corpus: ``accuracy`` (maximise) and
-  ``context_tokens`` (minimise, the cost of the prompt).
+- ``rag_settings``: a cheap stand-in for LLM-application settings (prompt
+  version, temperature, retrieval top-k, chunk size): word-overlap retrieval
+  and a rule-based "model" over a small built-in corpus, scored as
+  ``accuracy`` (maximise) and ``context_tokens`` (minimise). Instant and
+  deterministic, for tests and the benchmark; no LLM runs.
+- ``rag_objective(corpus, questions, prompt=...)``: the real thing, a factory
+  whose objective runs a real RAG pipeline (MiniLM retrieval, a registered
+  prompt's versions, a real LLM) and scores it with an evaluation metric
+  (``RAG_PIPELINE_SPACE``; see ``opsloop.tuning._llm_objective``).
 
 Each has a matching search space (``*_SPACE``). scikit-learn is imported
 only inside the functions that need it.
@@ -194,6 +199,10 @@ def _chunks(chunk_size: int) -> list[list[str]]:
 def rag_settings(trial: Trial) -> dict[str, float]:
     """Score RAG settings on a small QA set: ``accuracy`` and ``context_tokens`` per question.
 
+    A cheap, model-free stand-in (for tests and the benchmark): the real
+    objective, which runs a retriever, registry prompts and an LLM and scores
+    them with an evaluation metric, is ``rag_objective`` (below).
+
     Retrieval ranks chunks by words shared with the question and keeps
     ``top_k``. The "model" answers with a word of the context: prompt
     ``qa@1`` reads only the first chunk, ``qa@2`` all of them, ``qa@3`` all
@@ -224,3 +233,28 @@ def rag_settings(trial: Trial) -> dict[str, float]:
     n = len(_QUESTIONS)
     trial.log_metric("context_tokens", tokens / n)
     return {"accuracy": correct / n, "context_tokens": tokens / n}
+
+
+# ---------------------------------------------------------------------- LLM settings, for real
+
+from opsloop.tuning._llm_objective import (  # noqa: E402 - the real RAG objective, after the stand-in
+    RAG_PIPELINE_SPACE,
+    RagObjective,
+    RagResult,
+    rag_objective,
+)
+
+__all__ = [
+    "QUADRATIC_SPACE",
+    "RAG_PIPELINE_SPACE",
+    "RAG_SPACE",
+    "SGD_SPACE",
+    "TABULAR_SPACE",
+    "RagObjective",
+    "RagResult",
+    "quadratic",
+    "rag_objective",
+    "rag_settings",
+    "sgd_epochs",
+    "tabular",
+]
