@@ -1,4 +1,4 @@
-"""Shared fixtures: homes, PostgreSQL databases, live servers.
+"""Shared fixtures: homes, clients, PostgreSQL databases, live servers, served models.
 
 Services: under CI=true a missing PostgreSQL fails the tests that need it;
 elsewhere they are skipped with a message saying how to enable them.
@@ -14,10 +14,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from opsloop.settings import Settings
+
+if TYPE_CHECKING:
+    from opsloop import Client
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get("OPSLOOP_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
@@ -135,3 +139,59 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def client(home: Path) -> Iterator[Client]:
+    """An embedded ``opsloop.Client`` on the test's home, closed after the test."""
+    from opsloop import Client
+
+    c = Client(home=home)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's per-trial INFO lines off for the test (its verbosity restored after)."""
+    optuna = pytest.importorskip("optuna")
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    yield
+    optuna.logging.set_verbosity(before)
+
+
+@contextlib.contextmanager
+def serve_registered(
+    home: Path,
+    model_cache: Path,
+    name: str,
+    source: Path,
+    flavor: str,
+    options: dict[str, Any],
+    **serve_opts: Any,
+) -> Iterator[tuple[Any, Settings]]:
+    """``opsloop serve models:/NAME@prod`` (a ``ThreadServer``, ready) of ``source`` registered
+    in a fresh ``home``; yields the server and the settings it runs with."""
+    from opsloop import Client
+    from opsloop.registry import Registry
+    from tests.test_serving import ThreadServer
+
+    settings = Settings(home=home, flush_interval_s=60.0)
+    client = Client(settings=settings)
+    reg = Registry(client)
+    mv = reg.register(name, source, flavor=flavor, options=options)
+    reg.set_alias(name, "prod", mv.version)
+    try:
+        with ThreadServer(
+            f"models:/{name}@prod",
+            settings,
+            cache_dir=model_cache,
+            device="cpu",
+            poll_interval_s=0,
+            **serve_opts,
+        ) as srv:
+            srv.wait_ready(600)
+            yield srv, settings
+    finally:
+        client.close()

@@ -10,7 +10,6 @@ registry prompt versions on the real SmolLM2-135M-Instruct and compares them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,6 @@ from tests.test_llm_http import OK_BODY, Reply, Upstream
 def shout(text: str) -> str:
     """Upper-case a text (a python step of the pipelines below)."""
     return text.upper()
-
-
-@pytest.fixture
-def client(home: Path) -> Iterator[opsloop.Client]:
-    c = opsloop.Client(settings=Settings(home=home))
-    yield c
-    c.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,14 +25,6 @@ from opsloop.evaluation import (
 from opsloop.evaluation._bootstrap import metric_ci
 from opsloop.settings import Settings
 from tests.conftest import live_server
-
-
-@pytest.fixture
-def client(home: Path) -> Iterator[opsloop.Client]:
-    c = opsloop.Client(settings=Settings(home=home))
-    yield c
-    c.close()
-
 
 # ---------------------------------------------------------------------------- bootstrap
 

@@ -27,6 +27,7 @@ from opsloop.errors import InvalidArgument, ProviderError, ProviderTimeout
 from opsloop.llm import Provider, Usage, get_provider
 from opsloop.settings import Settings
 from opsloop.tracing import Tracing
+from tests.conftest import serve_registered
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -205,26 +206,14 @@ def _serve(
     flavor: str,
     options: dict[str, Any],
 ) -> Iterator[Served]:
-    from opsloop.registry import Registry
-    from tests.test_serving import ThreadServer
-
     home = tmp_path_factory.mktemp(f"{name}-serve-home")
-    settings = Settings(home=home, flush_interval_s=60.0)
-    client = opsloop.Client(settings=settings)
-    reg = Registry(client)
-    mv = reg.register(name, source, flavor=flavor, options=options)
-    reg.set_alias(name, "prod", mv.version)
-    try:
-        with ThreadServer(
-            f"models:/{name}@prod", settings, cache_dir=model_cache, device="cpu", poll_interval_s=0
-        ) as srv:
-            srv.wait_ready(600)
-            with get_provider(
-                f"openai:{name}", base_url=f"{srv.url}/v1", api_key="x", settings=settings
-            ) as p:
-                yield Served(srv.url, p)
-    finally:
-        client.close()
+    with (
+        serve_registered(home, model_cache, name, source, flavor, options) as (srv, settings),
+        get_provider(
+            f"openai:{name}", base_url=f"{srv.url}/v1", api_key="x", settings=settings
+        ) as p,
+    ):
+        yield Served(srv.url, p)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-import opsloop
 from opsloop.errors import InvalidArgument, OutputInvalid, PipelineInvalid
 from opsloop.pipelines import (
     FunctionTool,
@@ -67,13 +66,6 @@ class ScriptedModel:
     def chat(self, messages: list[dict[str, str]], **kw: Any) -> _Resp:
         self.seen.append(list(messages))
         return _Resp(self.replies.pop(0))
-
-
-@pytest.fixture
-def client(home: Path) -> Any:
-    c = opsloop.Client(settings=Settings(home=home))
-    yield c
-    c.close()
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from opsloop.pipelines import (
     summarize_then_answer,
 )
 from opsloop.pipelines._parsing import validate
-from opsloop.settings import Settings
 
 pytest.importorskip("transformers")
 pytest.importorskip("gguf")
@@ -39,13 +38,6 @@ def smol(model_cache: Path) -> Iterator[Any]:
     p = get_provider(SMOL, cache_dir=model_cache)
     yield p
     p.close()
-
-
-@pytest.fixture
-def client(home: Path) -> Iterator[opsloop.Client]:
-    c = opsloop.Client(settings=Settings(home=home))
-    yield c
-    c.close()
 
 
 def _ctx(client: opsloop.Client, smol: Any, model_cache: Path) -> RunContext:

@@ -41,7 +41,7 @@ def test_the_two_bundled_llms_are_compared_and_the_choice_registered(done: dict[
         assert r.memory_mb is not None and r.memory_mb > 50
     assert s.recommendation.candidate in rows
     with opsloop.Client(home=done["home"]) as c:
-        mv = c.registry.get_version("quickstart-llm", 1)
+        mv = c.registry.get_version_by_alias("quickstart-llm", "champion")
         assert mv.tags["selection.run_id"] == s.run_id
         parent = c.get_run(s.run_id)
         children = c.search_runs(parent.experiment_id, filter="tags.`opsloop.role` != 'selection'")

@@ -22,10 +22,9 @@ import httpx
 import numpy as np
 import pytest
 
-import opsloop
-from opsloop.registry import Registry, bundled_embedder, bundled_gguf
-from opsloop.settings import Settings
+from opsloop.registry import bundled_embedder, bundled_gguf
 from tests._procs import wait_until
+from tests.conftest import serve_registered
 from tests.test_serving import ThreadServer
 
 openai = pytest.importorskip("openai")
@@ -56,26 +55,12 @@ def _serve(
     **serve_opts: Any,
 ) -> Iterator[Served]:
     home = tmp_path_factory.mktemp(f"{name}-home")
-    settings = Settings(home=home, flush_interval_s=60.0)
-    client = opsloop.Client(settings=settings)
-    reg = Registry(client)
-    mv = reg.register(name, source, flavor=flavor, options=options)
-    reg.set_alias(name, "prod", mv.version)
-    try:
-        with ThreadServer(
-            f"models:/{name}@prod",
-            settings,
-            cache_dir=model_cache,
-            device="cpu",
-            poll_interval_s=0,
-            **serve_opts,
-        ) as srv:
-            srv.wait_ready(600)
-            lm = srv.app.state.holder.current.model
-            with openai.OpenAI(base_url=f"{srv.url}/v1", api_key="x", max_retries=0) as oc:
-                yield Served(srv, oc, lm)
-    finally:
-        client.close()
+    served = serve_registered(home, model_cache, name, source, flavor, options, **serve_opts)
+    with (
+        served as (srv, _),
+        openai.OpenAI(base_url=f"{srv.url}/v1", api_key="x", max_retries=0) as oc,
+    ):
+        yield Served(srv, oc, srv.app.state.holder.current.model)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ string, statistics, and the REST API's view of the same, on SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,29 +75,35 @@ def _dataset(n: int = 120) -> list[dict[str, Any]]:
 DATA = _dataset()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def svc(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def loaded_service(
+    request: pytest.FixtureRequest, home: Path, *, seed: int, batch: int | None = None
 ) -> Iterator[TraceService]:
+    """A ``TraceService`` on SQLite or PostgreSQL (``request.param``) holding ``DATA``,
+    its spans shuffled with ``seed`` and ingested ``batch`` at a time (default: at once)."""
     if request.param == "postgres":
         request.applymarker(pytest.mark.postgres)
-    home = tmp_path_factory.mktemp("q") / "home"
-    ctx = fresh_pg_database() if request.param == "postgres" else None
-    pg = ctx.__enter__() if ctx else None
-    try:
+    with fresh_pg_database() if request.param == "postgres" else contextlib.nullcontext() as pg:
         settings = Settings(home=home, database_url=pg)
         db = Database(settings.resolved_database_url)
         db.ensure_schema()
         s = TraceService(db, settings)
         spans = [sp for t in DATA for sp in t["spans"]]
-        random.Random(1).shuffle(spans)
-        for k in range(0, len(spans), 37):  # many batches, spans of a trace spread over them
-            s.ingest(spans[k : k + 37])
+        random.Random(seed).shuffle(spans)
+        step = batch or len(spans)
+        for k in range(0, len(spans), step):
+            s.ingest(spans[k : k + step])
         yield s
         db.dispose()
-    finally:
-        if ctx:
-            ctx.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def svc(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TraceService]:
+    # Many batches: the spans of a trace spread over them.
+    with loaded_service(request, tmp_path_factory.mktemp("q") / "home", seed=1, batch=37) as s:
+        yield s
 
 
 def _all(svc: TraceService, **kw: Any) -> list[str]:

@@ -3,7 +3,6 @@ in that order agree with a Python oracle, on SQLite and PostgreSQL, and through 
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,8 @@ from fastapi.testclient import TestClient
 from opsloop.errors import InvalidArgument
 from opsloop.server import create_app
 from opsloop.settings import Settings
-from opsloop.store import Database
 from opsloop.tracing import TraceService
-from tests.conftest import fresh_pg_database
-from tests.test_tracing_query import DATA, _cost
+from tests.test_tracing_query import DATA, _cost, loaded_service
 
 TID = [f"{t['i'] + 1:032x}" for t in DATA]
 
@@ -26,24 +23,8 @@ TID = [f"{t['i'] + 1:032x}" for t in DATA]
 def svc(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TraceService]:
-    if request.param == "postgres":
-        request.applymarker(pytest.mark.postgres)
-    home = tmp_path_factory.mktemp("sort") / "home"
-    ctx = fresh_pg_database() if request.param == "postgres" else None
-    pg = ctx.__enter__() if ctx else None
-    try:
-        settings = Settings(home=home, database_url=pg)
-        db = Database(settings.resolved_database_url)
-        db.ensure_schema()
-        s = TraceService(db, settings)
-        spans = [sp for t in DATA for sp in t["spans"]]
-        random.Random(3).shuffle(spans)
-        s.ingest(spans)
+    with loaded_service(request, tmp_path_factory.mktemp("sort") / "home", seed=3) as s:
         yield s
-        db.dispose()
-    finally:
-        if ctx:
-            ctx.__exit__(None, None, None)
 
 
 def _tokens(t: dict[str, Any]) -> int:

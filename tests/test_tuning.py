@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +17,7 @@ from opsloop.tuning import examples as ex
 from opsloop.tuning._pareto import dominates
 
 pytest.importorskip("optuna")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_optuna() -> Iterator[None]:
-    import optuna
-
-    before = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(before)
-
-
-@pytest.fixture
-def client(home: Path) -> Iterator[Client]:
-    c = Client(home=home)
-    yield c
-    c.close()
+pytestmark = pytest.mark.usefixtures("quiet_optuna")
 
 
 def children(client: Client, parent_run_id: str) -> list[Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import pickle
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from opsloop.tuning import examples as ex
 from opsloop.tuning._rag_parts import chunk_corpus, load_corpus, load_questions
 
 pytest.importorskip("optuna")
+pytestmark = pytest.mark.usefixtures("quiet_optuna")
 
 DOCS = [
     (
@@ -54,23 +54,6 @@ PROMPT_V2 = [
     {"role": "system", "content": "Answer with a short phrase taken from the sources."},
     {"role": "user", "content": "Sources:\n{{ context }}\n\n{{ question }}"},
 ]
-
-
-@pytest.fixture(autouse=True)
-def _quiet_optuna() -> Iterator[None]:
-    import optuna
-
-    before = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(before)
-
-
-@pytest.fixture
-def client(home: Path) -> Iterator[Client]:
-    c = Client(home=home)
-    yield c
-    c.close()
 
 
 def _register_prompts(client: Client, name: str = "qa") -> None:

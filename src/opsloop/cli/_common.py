@@ -72,6 +72,15 @@ class OpsloopGroup(TyperGroup):
             raise typer.Exit(exit_code_for(exc)) from None
 
 
+def room_app(name: str, help: str, **kwargs: Any) -> typer.Typer:
+    """A room's command group (``opsloop NAME ...``): errors print as ``error [CODE]: message``
+    and the group shows its help when given no command."""
+    return typer.Typer(name=name, cls=OpsloopGroup, help=help, no_args_is_help=True, **kwargs)
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
 # ---------------------------------------------------------------- settings and clients
 
 HomeOption = Annotated[
@@ -149,6 +158,24 @@ def open_client(settings: Settings) -> Iterator[Client]:
         yield client
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def command_client(ctx: typer.Context | None, home: Path | None) -> Iterator[Client]:
+    """The client for a command's ``--home`` (or the options before the command)."""
+    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+        yield client
+
+
+def parse_pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    """``KEY=VALUE`` options (``--tag``, ``--var``, ...) as a dict; ``what`` names the option."""
+    got: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"{what} {item!r} must look like KEY=VALUE")
+        got[key] = value
+    return got
 
 
 def resolve_experiment(client: Client, name_or_id: str) -> Experiment:

@@ -16,25 +16,22 @@ from rich.table import Table
 
 from opsloop.cli._common import (
     HomeOption,
-    OpsloopGroup,
+    command_client,
     esc,
     fmt_bytes,
     fmt_time,
-    open_client,
     out,
     print_json,
-    resolve_settings,
+    room_app,
 )
 
 if TYPE_CHECKING:
     from opsloop.datasets._client import Datasets
     from opsloop.datasets.entities import DatasetVersion
 
-app = typer.Typer(
-    name="datasets",
-    cls=OpsloopGroup,
-    help="Datasets: versioned, validated, profiled data; diffs, splits and lineage.",
-    no_args_is_help=True,
+app = room_app(
+    "datasets",
+    "Datasets: versioned, validated, profiled data; diffs, splits and lineage.",
     rich_markup_mode="markdown",
 )
 
@@ -44,10 +41,8 @@ RefArg = Annotated[str, typer.Argument(metavar="NAME[@VERSION]", help="A dataset
 
 @contextlib.contextmanager
 def _datasets(ctx: typer.Context, home: Path | None) -> Iterator[Datasets]:
-    from opsloop.datasets._client import Datasets
-
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
-        yield Datasets(client)
+    with command_client(ctx, home) as client:
+        yield client.datasets
 
 
 STATUS = {"valid": "[green]valid[/]", "flagged": "[bold yellow]flagged[/]"}

@@ -12,35 +12,30 @@ from rich.table import Table
 
 from opsloop.cli._common import (
     HomeOption,
-    OpsloopGroup,
+    JsonOpt,
+    command_client,
     esc,
     fmt_time,
-    open_client,
     out,
     print_json,
-    resolve_settings,
+    room_app,
 )
 
 if TYPE_CHECKING:
     from opsloop.deployments._client import Deployments
 
-app = typer.Typer(
-    name="deployments",
-    cls=OpsloopGroup,
-    help="Model servers started with `opsloop serve`: what they serve, where, and whether they run.",
-    no_args_is_help=True,
+app = room_app(
+    "deployments",
+    "Model servers started with `opsloop serve`: what they serve, where, and whether they run.",
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 _STYLE = {"running": "green", "stopped": "dim", "failed": "red", "lost": "yellow"}
 
 
 @contextlib.contextmanager
 def _deployments(ctx: typer.Context, home: Path | None) -> Iterator[Deployments]:
-    from opsloop.deployments._client import Deployments
-
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
-        yield Deployments(client)
+    with command_client(ctx, home) as client:
+        yield client.deployments
 
 
 @app.command("list")

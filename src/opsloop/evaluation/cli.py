@@ -2,49 +2,30 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-from collections.abc import Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from opsloop.cli._common import (
     HomeOption,
-    OpsloopGroup,
+    JsonOpt,
+    command_client,
     esc,
     fmt_time,
-    open_client,
     out,
     print_json,
-    resolve_settings,
+    room_app,
 )
 from opsloop.errors import InvalidArgument
 
-if TYPE_CHECKING:
-    from opsloop.sdk import Client
-
-app = typer.Typer(
-    name="eval",
-    cls=OpsloopGroup,
-    help="Evaluation runs with bootstrap intervals, side-by-side comparison, promotion gates.",
-    no_args_is_help=True,
+app = room_app(
+    "eval", "Evaluation runs with bootstrap intervals, side-by-side comparison, promotion gates."
 )
-gate_app = typer.Typer(
-    name="gate", cls=OpsloopGroup, help="A model's promotion gate.", no_args_is_help=True
-)
+gate_app = room_app("gate", "A model's promotion gate.")
 app.add_typer(gate_app)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-@contextlib.contextmanager
-def _client(ctx: typer.Context, home: Path | None) -> Iterator[Client]:
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
-        yield client
 
 
 def _num(v: Any) -> str:
@@ -101,7 +82,7 @@ def run_cmd(
     from opsloop.evaluation._evaluate import evaluate
 
     options = {"max_tokens": max_tokens} if max_tokens is not None else None
-    with _client(ctx, home) as client, Progress(transient=True, disable=as_json) as bar:
+    with command_client(ctx, home) as client, Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("evaluating", total=None)
         res = evaluate(
             candidate, dataset, metrics=metric, target_column=target, input_columns=input_column,
@@ -134,7 +115,7 @@ def list_cmd(
     home: HomeOption = None,
 ) -> None:
     """List evaluation runs with their aggregates."""
-    with _client(ctx, home) as client:
+    with command_client(ctx, home) as client:
         runs = client.evaluation.list(experiment=experiment)
     if as_json:
         print_json([r.model_dump(mode="json") for r in runs])
@@ -165,7 +146,7 @@ def compare_cmd(
     """Compare evaluation runs: aggregates, wins/losses vs the baseline, paired p-values."""
     if len(runs) < 2:
         raise InvalidArgument("give at least two evaluation run ids")
-    with _client(ctx, home) as client:
+    with command_client(ctx, home) as client:
         cmp = client.evaluation.compare(runs, metric=metric, baseline=baseline)
     if as_json:
         print_json(cmp.model_dump(mode="json"))
@@ -226,7 +207,7 @@ def gate_set(
         rules = [json.loads(r) for r in rule]
     except json.JSONDecodeError as exc:
         raise InvalidArgument(f"--rule must be JSON: {exc}") from None
-    with _client(ctx, home) as client:
+    with command_client(ctx, home) as client:
         g = client.evaluation.set_gate(model, rules, aliases=alias or None)
     out().print(f"gate of {esc(model)}: {len(g.rules)} rules")
 
@@ -238,7 +219,7 @@ def gate_show(
     home: HomeOption = None,
 ) -> None:
     """Show a model's promotion gate."""
-    with _client(ctx, home) as client:
+    with command_client(ctx, home) as client:
         g = client.evaluation.get_gate(model)
     print_json(g.model_dump(mode="json"))
 
@@ -250,6 +231,6 @@ def gate_delete(
     home: HomeOption = None,
 ) -> None:
     """Delete a model's promotion gate."""
-    with _client(ctx, home) as client:
+    with command_client(ctx, home) as client:
         client.evaluation.delete_gate(model)
     out().print(f"deleted the gate of {esc(model)}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -236,28 +236,23 @@ class OpenAIProvider(Provider):
     # ------------------------------------------------------------------ operations
 
     def _chat(self, messages: Messages, opts: GenOptions) -> ChatResponse:
-        data = self._post("/chat/completions", self._body(opts, messages=messages), opts.timeout_s)
-        try:
-            choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise self._bad_shape("/chat/completions", data) from None
-        return ChatResponse(
-            str(text),
-            _usage(data),
-            str(choice.get("finish_reason") or "stop"),
-            str(data.get("model") or self.model),
-            0.0,
-            response_id=data.get("id"),
-        )
+        body = self._body(opts, messages=messages)
+        return self._choice("/chat/completions", body, opts, lambda c: c["message"].get("content"))
 
     def _complete(self, prompt: str, opts: GenOptions) -> ChatResponse:
-        data = self._post("/completions", self._body(opts, prompt=prompt), opts.timeout_s)
+        body = self._body(opts, prompt=prompt)
+        return self._choice("/completions", body, opts, lambda c: c.get("text"))
+
+    def _choice(
+        self, path: str, body: dict[str, Any], opts: GenOptions, text_of: Callable[[Any], Any]
+    ) -> ChatResponse:
+        """The first choice of a (chat) completion, whose text ``text_of(choice)`` finds."""
+        data = self._post(path, body, opts.timeout_s)
         try:
             choice = data["choices"][0]
-            text = choice.get("text") or ""
+            text = text_of(choice) or ""
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise self._bad_shape("/completions", data) from None
+            raise self._bad_shape(path, data) from None
         return ChatResponse(
             str(text),
             _usage(data),

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from opsloop.errors import InvalidArgument, OpsloopError, ProviderError
 from opsloop.llm._types import (
     ChatResponse,
     EmbeddingResponse,
+    GenArgs,
     GenOptions,
     StreamChunk,
     Usage,
@@ -42,6 +43,7 @@ __all__ = ["Provider"]
 log = logging.getLogger("opsloop.llm")
 
 Messages = list[dict[str, str]]
+_T = TypeVar("_T")
 
 
 def _as_tracer(tracing: Any) -> Tracer | None:
@@ -68,6 +70,11 @@ class Provider:
     ``spec`` is how it was asked for (``"local:smollm2"``, ``"openai:gpt-4o-mini"``),
     ``model`` the model's name, ``provider`` the GenAI system
     (``"opsloop-local"`` or ``"openai"``). Every response carries its ``Usage``.
+
+    ``chat``, ``complete``, ``stream`` and ``batch_chat`` take the generation
+    keywords of ``GenArgs``: ``max_tokens=256``, ``temperature=0.0``,
+    ``top_p=1.0``, ``stop=None``, ``seed=None``, ``response_format=None``,
+    ``timeout_s=None``.
     """
 
     spec: str
@@ -97,65 +104,28 @@ class Provider:
     def chat(
         self,
         messages: list[dict[str, str]],
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        response_format: dict[str, Any] | None = None,
-        timeout_s: float | None = None,
+        **gen: Unpack[GenArgs],
     ) -> ChatResponse:
         """The assistant's reply to a conversation (``[{role, content}, ...]``)."""
         msgs = check_messages(messages)
-        opts = gen_options(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            stop=stop,
-            seed=seed,
-            response_format=response_format,
-            timeout_s=timeout_s,
-        )
+        opts = gen_options(**gen)
         return self._traced("chat", msgs, opts, lambda: self._chat(msgs, opts))
 
     def complete(
         self,
         prompt: str,
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        response_format: dict[str, Any] | None = None,
-        timeout_s: float | None = None,
+        **gen: Unpack[GenArgs],
     ) -> ChatResponse:
         """The continuation of a raw prompt (no chat template)."""
         if not isinstance(prompt, str):
             raise InvalidArgument("prompt must be a string", details={"param": "prompt"})
-        opts = gen_options(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            stop=stop,
-            seed=seed,
-            response_format=response_format,
-            timeout_s=timeout_s,
-        )
+        opts = gen_options(**gen)
         return self._traced("text_completion", prompt, opts, lambda: self._complete(prompt, opts))
 
     def stream(
         self,
         messages: list[dict[str, str]],
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        response_format: dict[str, Any] | None = None,
-        timeout_s: float | None = None,
+        **gen: Unpack[GenArgs],
     ) -> Iterator[StreamChunk]:
         """The reply as it is generated; the last chunk carries ``finish_reason`` and ``usage``.
 
@@ -163,29 +133,14 @@ class Provider:
         Leaving the loop early stops the generation.
         """
         msgs = check_messages(messages)
-        opts = gen_options(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            stop=stop,
-            seed=seed,
-            response_format=response_format,
-            timeout_s=timeout_s,
-        )
+        opts = gen_options(**gen)
         self._check_can_generate()
         return self._traced_stream(msgs, opts)
 
     def batch_chat(
         self,
         conversations: list[list[dict[str, str]]],
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        response_format: dict[str, Any] | None = None,
-        timeout_s: float | None = None,
+        **gen: Unpack[GenArgs],
     ) -> list[ChatResponse]:
         """One reply per conversation (a local model answers them in one batched generate)."""
         if isinstance(conversations, str) or not isinstance(conversations, Sequence):
@@ -195,26 +150,13 @@ class Provider:
         convs = [check_messages(c) for c in conversations]
         if not convs:
             return []
-        opts = gen_options(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            stop=stop,
-            seed=seed,
-            response_format=response_format,
-            timeout_s=timeout_s,
-        )
-        start, p0 = time.time(), time.perf_counter()
-        try:
-            out = self._batch_chat(convs, opts)
-        except Exception as exc:
-            err = self._wrap(exc)
+        opts = gen_options(**gen)
+
+        def failed(start: float, err: OpsloopError) -> None:
             for c in convs:
                 self._record("chat", c, opts, start, error=err)
-            if err is exc:
-                raise
-            raise err from exc
-        elapsed = time.perf_counter() - p0
+
+        out, start, elapsed = self._timed(lambda: self._batch_chat(convs, opts), failed)
         for c, r in zip(convs, out, strict=True):
             r.latency_s = elapsed
             r.cost_usd = self._cost(r.usage)
@@ -226,16 +168,11 @@ class Provider:
         items = check_texts(texts)
         if not items:
             return EmbeddingResponse([], Usage(0, 0), self.model)
-        start, p0 = time.time(), time.perf_counter()
-        try:
-            r = self._embed(items)
-        except Exception as exc:
-            err = self._wrap(exc)
-            self._record("embeddings", items, None, start, error=err)
-            if err is exc:
-                raise
-            raise err from exc
-        r.latency_s = time.perf_counter() - p0
+        r, start, elapsed = self._timed(
+            lambda: self._embed(items),
+            lambda start, err: self._record("embeddings", items, None, start, error=err),
+        )
+        r.latency_s = elapsed
         dim = len(r.vectors[0]) if r.vectors else 0
         self._record(
             "embeddings",
@@ -305,17 +242,29 @@ class Provider:
             details={"spec": self.spec, "error": type(exc).__name__},
         )
 
-    def _traced(self, op: str, inputs: Any, opts: GenOptions, fn: Any) -> ChatResponse:
+    def _timed(
+        self, fn: Callable[[], _T], on_error: Callable[[float, OpsloopError], None]
+    ) -> tuple[_T, float, float]:
+        """``fn()`` with its start (epoch seconds) and duration; a failure goes to
+        ``on_error`` (to be recorded) and is raised as an ``OpsloopError``."""
         start, p0 = time.time(), time.perf_counter()
         try:
-            r: ChatResponse = fn()
+            out = fn()
         except Exception as exc:
             err = self._wrap(exc)
-            self._record(op, inputs, opts, start, error=err)
+            on_error(start, err)
             if err is exc:
                 raise
             raise err from exc
-        r.latency_s = time.perf_counter() - p0
+        return out, start, time.perf_counter() - p0
+
+    def _traced(
+        self, op: str, inputs: Any, opts: GenOptions, fn: Callable[[], ChatResponse]
+    ) -> ChatResponse:
+        r, start, elapsed = self._timed(
+            fn, lambda start, err: self._record(op, inputs, opts, start, error=err)
+        )
+        r.latency_s = elapsed
         r.cost_usd = self._cost(r.usage)
         self._record(op, inputs, opts, start, response=r)
         return r

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from opsloop.errors import InvalidArgument
 
 __all__ = [
     "ChatResponse",
     "EmbeddingResponse",
+    "GenArgs",
     "GenOptions",
     "StreamChunk",
     "Usage",
@@ -111,6 +112,23 @@ def _number(name: str, v: Any, lo: float, hi: float, *, lo_open: bool = False) -
         bounds = f"({lo:g}, {hi:g}]" if lo_open else f"[{lo:g}, {hi:g}]"
         raise InvalidArgument(f"{name} must be in {bounds}, got {v!r}", details={"param": name})
     return f
+
+
+class GenArgs(TypedDict, total=False):
+    """The generation keywords every ``Provider`` call takes (``gen_options`` checks them).
+
+    ``max_tokens`` (256), ``temperature`` (0.0), ``top_p`` (1.0), ``stop``
+    (none), ``seed`` (none), ``response_format`` (none: plain text) and
+    ``timeout_s`` (the provider's default).
+    """
+
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop: list[str] | None
+    seed: int | None
+    response_format: dict[str, Any] | None
+    timeout_s: float | None
 
 
 def gen_options(

@@ -11,29 +11,23 @@ from rich.table import Table
 
 from opsloop.cli._common import (
     HomeOption,
-    OpsloopGroup,
+    JsonOpt,
     err,
     esc,
     out,
     print_json,
     resolve_settings,
+    room_app,
 )
 from opsloop.errors import InvalidArgument
 
-app = typer.Typer(
-    name="llm",
-    cls=OpsloopGroup,
-    help="Language models: chat with a local or OpenAI-compatible model, list the bundled ones.",
-    no_args_is_help=True,
+app = room_app(
+    "llm", "Language models: chat with a local or OpenAI-compatible model, list the bundled ones."
 )
-secrets_app = typer.Typer(
-    name="secrets",
-    cls=OpsloopGroup,
-    help="Stored secrets (API keys) in <home>/secrets.json, readable only by you.",
-    no_args_is_help=True,
+secrets_app = room_app(
+    "secrets", "Stored secrets (API keys) in <home>/secrets.json, readable only by you."
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 NameArg = Annotated[
     str, typer.Argument(metavar="NAME", help="Secret name, e.g. llm_api_key.", show_default=False)
 ]

@@ -11,26 +11,25 @@ from rich.table import Table
 
 from opsloop.cli._common import (
     HomeOption,
-    OpsloopGroup,
+    JsonOpt,
+    command_client,
     esc,
     open_client,
     out,
     print_json,
     resolve_settings,
+    room_app,
 )
 from opsloop.errors import InvalidArgument
 
-app = typer.Typer(
-    name="pipelines",
-    cls=OpsloopGroup,
-    help="LLM pipelines: run a YAML pipeline, validate it, register it (then `opsloop serve`).",
-    no_args_is_help=True,
+app = room_app(
+    "pipelines",
+    "LLM pipelines: run a YAML pipeline, validate it, register it (then `opsloop serve`).",
 )
 
 FileArg = Annotated[
     Path, typer.Argument(metavar="FILE", help="Pipeline YAML file.", show_default=False)
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _parse_inputs(pairs: list[str], types: dict[str, str]) -> dict[str, Any]:
@@ -126,7 +125,7 @@ def register_cmd(
     from opsloop.pipelines._pipeline import Pipeline
 
     p = Pipeline.from_yaml(file)
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_client(ctx, home) as client:
         mv = p.register(client, name, alias=alias, description=description)
     if as_json:
         print_json(mv.model_dump(mode="json"))

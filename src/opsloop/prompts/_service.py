@@ -25,10 +25,10 @@ from opsloop.prompts._diff import diff_versions
 from opsloop.prompts._template import check_declared, compile_template
 from opsloop.prompts.entities import Prompt, PromptDiff, PromptLabel, PromptVersion
 from opsloop.registry import _names as N
-from opsloop.registry._events import MAX_LIST, new_id, record_event
-from opsloop.registry._tables import model_aliases, model_versions, registered_models
+from opsloop.registry import _rows
+from opsloop.registry._events import new_id, record_event
+from opsloop.registry._tables import model_versions
 from opsloop.store._engine import Database, now_ms
-from opsloop.tracking._service import _upsert
 
 FLAVOR = "prompt"
 KIND = "prompt"
@@ -65,12 +65,7 @@ class PromptService:
 
     @staticmethod
     def _prompt_row(conn: Connection, name: str, *, lock: bool = False) -> Any:
-        q = sa.select(registered_models).where(registered_models.c.name == R.check_name(name))
-        if lock and conn.dialect.name == "postgresql":
-            q = q.with_for_update()
-        row = conn.execute(q).first()
-        if row is None:
-            raise NotFound(f"prompt {name!r} does not exist", details={"name": name})
+        row = _rows.model_row(conn, R.check_name(name), lock=lock, noun=KIND)
         if row.kind != KIND:
             raise NotFound(
                 f"{name!r} is a registered {row.kind}, not a prompt",
@@ -80,32 +75,11 @@ class PromptService:
 
     @staticmethod
     def _version_row(conn: Connection, p: Any, version: int | None) -> Any:
-        q = sa.select(model_versions).where(model_versions.c.model_id == p.id)
-        if version is None:
-            q = q.order_by(model_versions.c.version.desc()).limit(1)
-        else:
-            q = q.where(model_versions.c.version == version)
-        row = conn.execute(q).first()
-        if row is None:
-            what = "has no versions" if version is None else f"has no version {version}"
-            raise NotFound(
-                f"prompt {p.name!r} {what}", details={"name": p.name, "version": version}
-            )
-        return row
+        return _rows.version_row(conn, p, version, noun=KIND)
 
     @staticmethod
     def _label_row(conn: Connection, p: Any, label: str) -> Any:
-        row = conn.execute(
-            sa.select(model_versions)
-            .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
-            .where(model_aliases.c.model_id == p.id, model_aliases.c.alias == label)
-        ).first()
-        if row is None:
-            raise NotFound(
-                f"prompt {p.name!r} has no label {label!r}",
-                details={"name": p.name, "label": label},
-            )
-        return row
+        return _rows.alias_version_row(conn, p, label, noun=KIND, alias_noun="label")
 
     def _ref_row(self, conn: Connection, p: Any, ref: R.PromptRef) -> Any:
         if ref.version is not None:
@@ -116,20 +90,8 @@ class PromptService:
 
     @staticmethod
     def _entities(conn: Connection, p: Any, rows: Sequence[Any]) -> list[PromptVersion]:
-        ids = [r.id for r in rows]
-        labels: dict[str, list[str]] = {i: [] for i in ids}
-        for i in range(0, len(ids), 500):
-            for a in conn.execute(
-                sa.select(model_aliases.c.version_id, model_aliases.c.alias)
-                .where(model_aliases.c.version_id.in_(ids[i : i + 500]))
-                .order_by(model_aliases.c.alias)
-            ):
-                labels[a.version_id].append(a.alias)
-        newest = conn.execute(
-            sa.select(sa.func.max(model_versions.c.version)).where(
-                model_versions.c.model_id == p.id
-            )
-        ).scalar()
+        labels = _rows.version_aliases(conn, [r.id for r in rows])
+        newest = _rows.newest_version(conn, p.id)
         out = []
         for r in rows:
             if r.flavor != FLAVOR:
@@ -153,41 +115,6 @@ class PromptService:
                 )
             )
         return out
-
-    def _move_label(
-        self, conn: Connection, p: Any, label: str, v: Any, who: str, ts: int
-    ) -> int | None:
-        old = conn.execute(
-            sa.select(model_versions.c.version)
-            .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
-            .where(model_aliases.c.model_id == p.id, model_aliases.c.alias == label)
-        ).scalar()
-        _upsert(
-            conn,
-            model_aliases,
-            [
-                {
-                    "model_id": p.id,
-                    "alias": label,
-                    "version_id": v.id,
-                    "updated_at": ts,
-                    "updated_by": who,
-                }
-            ],
-            ["model_id", "alias"],
-            ["version_id", "updated_at", "updated_by"],
-        )
-        record_event(
-            conn,
-            p.id,
-            p.name,
-            "alias_set",
-            who,
-            {"alias": label, "version": v.version, "previous_version": old},
-            version_id=v.id,
-            version=v.version,
-        )
-        return int(old) if old is not None else None
 
     # ------------------------------------------------------------------ writes
 
@@ -243,38 +170,17 @@ class PromptService:
         who: str,
     ) -> int:
         ts = now_ms()
-        q = sa.select(registered_models).where(registered_models.c.name == name)
-        if conn.dialect.name == "postgresql":
-            q = q.with_for_update()
-        p: Any = conn.execute(q).first()
-        if p is None:
-            pid = new_id()
-            conn.execute(
-                registered_models.insert().values(
-                    id=pid,
-                    name=name,
-                    kind=KIND,
-                    description="",
-                    created_at=ts,
-                    updated_at=ts,
-                    created_by=who,
-                )
-            )
-            record_event(conn, pid, name, "model_created", who, {"kind": KIND})
-            p = conn.execute(q).first()
-        elif p.kind != KIND:
+        try:
+            p = _rows.model_row(conn, name, lock=True, noun=KIND)
+        except NotFound:
+            _rows.insert_model(conn, name, KIND, "", who, {"kind": KIND})
+            p = _rows.model_row(conn, name, lock=True, noun=KIND)
+        if p.kind != KIND:
             raise Conflict(
                 f"the name {name!r} is taken by a registered {p.kind}",
                 details={"name": name, "kind": p.kind},
             )
-        number = (
-            conn.execute(
-                sa.select(sa.func.max(model_versions.c.version)).where(
-                    model_versions.c.model_id == p.id
-                )
-            ).scalar()
-            or 0
-        ) + 1
+        number = _rows.next_version(conn, p.id)
         vid = new_id()
         conn.execute(
             model_versions.insert().values(
@@ -295,9 +201,7 @@ class PromptService:
                 created_by=who,
             )
         )
-        conn.execute(
-            registered_models.update().where(registered_models.c.id == p.id).values(updated_at=ts)
-        )
+        _rows.touch_model(conn, p.id, ts)
         record_event(
             conn,
             p.id,
@@ -315,7 +219,7 @@ class PromptService:
         )
         row = conn.execute(sa.select(model_versions).where(model_versions.c.id == vid)).one()
         for label in labels:
-            self._move_label(conn, p, label, row, who, ts)
+            _rows.move_alias(conn, p, label, row, who, ts)
         return number
 
     def set_label(
@@ -330,7 +234,7 @@ class PromptService:
         with self.db.write() as conn:
             p = self._prompt_row(conn, name)
             v = self._version_row(conn, p, n)
-            old = self._move_label(conn, p, label, v, who, ts)
+            old = _rows.move_alias(conn, p, label, v, who, ts)
         return PromptLabel(
             name=p.name,
             label=label,
@@ -345,22 +249,7 @@ class PromptService:
         who = self._actor(actor)
         with self.db.write() as conn:
             p = self._prompt_row(conn, name)
-            v = self._label_row(conn, p, label)
-            conn.execute(
-                model_aliases.delete().where(
-                    model_aliases.c.model_id == p.id, model_aliases.c.alias == label
-                )
-            )
-            record_event(
-                conn,
-                p.id,
-                p.name,
-                "alias_deleted",
-                who,
-                {"alias": label, "version": v.version},
-                version_id=v.id,
-                version=v.version,
-            )
+            _rows.delete_alias(conn, p, label, who, noun=KIND, alias_noun="label")
 
     # ------------------------------------------------------------------ reads
 
@@ -383,24 +272,11 @@ class PromptService:
         """Every version, newest first."""
         with self.db.read() as conn:
             p = self._prompt_row(conn, name)
-            rows = list(
-                conn.execute(
-                    sa.select(model_versions)
-                    .where(model_versions.c.model_id == p.id)
-                    .order_by(model_versions.c.version.desc())
-                )
-            )
-            return self._entities(conn, p, rows)
+            return self._entities(conn, p, _rows.version_rows(conn, p.id))
 
     def labels(self, name: str) -> list[PromptLabel]:
         with self.db.read() as conn:
             p = self._prompt_row(conn, name)
-            rows = conn.execute(
-                sa.select(model_aliases, model_versions.c.version)
-                .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
-                .where(model_aliases.c.model_id == p.id)
-                .order_by(model_aliases.c.alias)
-            )
             return [
                 PromptLabel(
                     name=p.name,
@@ -409,7 +285,7 @@ class PromptService:
                     updated_at=r.updated_at,
                     updated_by=r.updated_by,
                 )
-                for r in rows
+                for r in _rows.alias_rows(conn, p.id)
             ]
 
     def get_prompt(self, name: str) -> Prompt:
@@ -420,55 +296,19 @@ class PromptService:
         self, *, name_contains: str | None = None, max_results: int = 1000
     ) -> list[Prompt]:
         """Prompts by name; ``name_contains`` matches case-insensitively."""
-        if not 1 <= int(max_results) <= MAX_LIST:
-            raise InvalidArgument(f"max_results must be in 1..{MAX_LIST}")
-        q = (
-            sa.select(registered_models)
-            .where(registered_models.c.kind == KIND)
-            .order_by(registered_models.c.name)
-            .limit(int(max_results))
-        )
-        if name_contains:
-            if not isinstance(name_contains, str) or len(name_contains) > 256:
-                raise InvalidArgument("name_contains must be a string of at most 256 characters")
-            q = q.where(
-                sa.func.lower(registered_models.c.name).contains(
-                    name_contains.lower(), autoescape=True
-                )
-            )
+        q = _rows.models_query(KIND, name_contains, max_results)
         with self.db.read() as conn:
             return self._prompts(conn, list(conn.execute(q)))
 
     @staticmethod
     def _prompts(conn: Connection, rows: list[Any]) -> list[Prompt]:
-        ids = [r.id for r in rows]
-        labels: dict[str, dict[str, int]] = {i: {} for i in ids}
-        stats: dict[str, tuple[int | None, int]] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            for a in conn.execute(
-                sa.select(model_aliases.c.model_id, model_aliases.c.alias, model_versions.c.version)
-                .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
-                .where(model_aliases.c.model_id.in_(chunk))
-                .order_by(model_aliases.c.alias)
-            ):
-                labels[a.model_id][a.alias] = a.version
-            for s in conn.execute(
-                sa.select(
-                    model_versions.c.model_id,
-                    sa.func.max(model_versions.c.version),
-                    sa.func.count(),
-                )
-                .where(model_versions.c.model_id.in_(chunk))
-                .group_by(model_versions.c.model_id)
-            ):
-                stats[s[0]] = (s[1], s[2])
+        labels, stats = _rows.model_summaries(conn, [r.id for r in rows])
         return [
             Prompt(
                 name=r.name,
                 description=r.description,
-                latest_version=stats.get(r.id, (None, 0))[0],
-                version_count=stats.get(r.id, (None, 0))[1],
+                latest_version=stats[r.id][0],
+                version_count=stats[r.id][1],
                 labels=labels[r.id],
                 created_at=r.created_at,
                 updated_at=r.updated_at,

@@ -14,13 +14,14 @@ from rich.text import Text
 
 from opsloop.cli._common import (
     HomeOption,
-    OpsloopGroup,
+    JsonOpt,
+    command_client,
     esc,
     fmt_time,
-    open_client,
     out,
+    parse_pairs,
     print_json,
-    resolve_settings,
+    room_app,
 )
 from opsloop.errors import InvalidArgument
 
@@ -29,14 +30,10 @@ if TYPE_CHECKING:
     from opsloop.prompts._ref import PromptRef
     from opsloop.prompts.entities import PromptVersion
 
-app = typer.Typer(
-    name="prompts",
-    cls=OpsloopGroup,
-    help="Prompt registry: versioned text and chat templates, labels, diffs and rendering.",
-    no_args_is_help=True,
+app = room_app(
+    "prompts", "Prompt registry: versioned text and chat templates, labels, diffs and rendering."
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Prompt name.", show_default=False)]
 RefArg = Annotated[
     str,
@@ -50,7 +47,7 @@ RefArg = Annotated[
 
 @contextlib.contextmanager
 def _prompts(ctx: typer.Context, home: Path | None) -> Iterator[Prompts]:
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_client(ctx, home) as client:
         yield client.prompts
 
 
@@ -58,16 +55,6 @@ def _ref(arg: str) -> PromptRef:
     from opsloop.prompts._ref import parse_uri
 
     return parse_uri(arg if arg.startswith("prompts:/") else f"prompts:/{arg}")
-
-
-def _pairs(items: list[str] | None, what: str) -> dict[str, Any]:
-    got: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InvalidArgument(f"{what} {item!r} must look like KEY=VALUE")
-        got[key] = value
-    return got
 
 
 def _print_template(pv: PromptVersion) -> None:
@@ -147,7 +134,7 @@ def create(
         except ValueError as exc:
             raise InvalidArgument(f"--chat needs a JSON list of messages: {exc}") from None
     metadata: dict[str, Any] = {}
-    for k, v in _pairs(meta, "--meta").items():
+    for k, v in parse_pairs(meta, "--meta").items():
         try:
             metadata[k] = json.loads(v)
         except ValueError:
@@ -329,7 +316,7 @@ def render(
 ) -> None:
     """Render a version with variables (every declared variable, no other)."""
     r = _ref(ref)
-    variables = _pairs(var, "--var")
+    variables = parse_pairs(var, "--var")
     with _prompts(ctx, home) as prompts:
         rendered = prompts.render(
             r.name, variables, version=r.version, label=r.label, cache_ttl_s=0

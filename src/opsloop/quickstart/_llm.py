@@ -56,8 +56,9 @@ def select_llm(ctx: QuickstartContext) -> str:
     )
     ctx.extra["selection"] = selection
     best = selection.best
-    if best is None:
+    if best is None or selection.registered is None:
         return "no candidate met the constraints"
+    ctx.client.registry.set_alias(LLM_MODEL_NAME, "champion", selection.registered.version)
     return (
         f"{best.candidate} (contains {best.quality:.2f}, p95 {best.p95_latency_ms or 0:.0f} ms), "
         f"registered as {selection.registered_uri}"

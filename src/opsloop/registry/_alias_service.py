@@ -8,10 +8,9 @@ import sqlalchemy as sa
 
 from opsloop.errors import InvalidArgument, NotFound
 from opsloop.registry import _names as N
+from opsloop.registry import _rows
 from opsloop.registry._events import MAX_LIST, record_event
 from opsloop.registry._tables import (
-    model_aliases,
-    model_versions,
     registry_events,
 )
 from opsloop.registry._versions import version_entities
@@ -23,7 +22,6 @@ from opsloop.registry.entities import (
 )
 from opsloop.store._engine import now_ms
 from opsloop.tracking import _validation as V
-from opsloop.tracking._service import _upsert
 
 
 class AliasMixin:
@@ -79,41 +77,15 @@ class AliasMixin:
                     version_id=v.id,
                     version=v.version,
                 )
-            old = conn.execute(
-                sa.select(model_versions.c.version)
-                .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
-                .where(model_aliases.c.model_id == m.id, model_aliases.c.alias == alias)
-            ).scalar()
             ts = now_ms()
-            _upsert(
+            _rows.move_alias(
                 conn,
-                model_aliases,
-                [
-                    {
-                        "model_id": m.id,
-                        "alias": alias,
-                        "version_id": v.id,
-                        "updated_at": ts,
-                        "updated_by": who,
-                    }
-                ],
-                ["model_id", "alias"],
-                ["version_id", "updated_at", "updated_by"],
-            )
-            record_event(
-                conn,
-                m.id,
-                m.name,
-                "alias_set",
+                m,
+                alias,
+                v,
                 who,
-                {
-                    "alias": alias,
-                    "version": v.version,
-                    "previous_version": old,
-                    **({"gate": "forced" if failed else "passed"} if gate is not None else {}),
-                },
-                version_id=v.id,
-                version=v.version,
+                ts,
+                {"gate": "forced" if failed else "passed"} if gate is not None else None,
             )
         return ModelAlias(
             name=m.name,
@@ -129,32 +101,12 @@ class AliasMixin:
         who = self._actor(actor)
         with self.db.write() as conn:
             m = self._model_row(conn, name)
-            v = self._alias_version_row(conn, m, alias)
-            conn.execute(
-                model_aliases.delete().where(
-                    model_aliases.c.model_id == m.id, model_aliases.c.alias == alias
-                )
-            )
-            record_event(
-                conn,
-                m.id,
-                m.name,
-                "alias_deleted",
-                who,
-                {"alias": alias, "version": v.version},
-                version_id=v.id,
-                version=v.version,
-            )
+            _rows.delete_alias(conn, m, alias, who)
 
     def list_aliases(self, name: str) -> list[ModelAlias]:
         with self.db.read() as conn:
             m = self._model_row(conn, name)
-            rows = conn.execute(
-                sa.select(model_aliases, model_versions.c.version)
-                .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
-                .where(model_aliases.c.model_id == m.id)
-                .order_by(model_aliases.c.alias)
-            )
+            rows = _rows.alias_rows(conn, m.id)
             return [
                 ModelAlias(
                     name=m.name,

@@ -14,11 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsloop.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from opsloop.errors import AlreadyExists, Conflict, NotFound
 from opsloop.registry import _names as N
+from opsloop.registry import _rows
 from opsloop.registry._alias_service import AliasMixin
 from opsloop.registry._card import CardMixin
-from opsloop.registry._events import MAX_LIST, new_id, record_event
+from opsloop.registry._events import record_event
 from opsloop.registry._tables import (
     model_aliases,
     model_version_tags,
@@ -65,44 +66,15 @@ class RegistryService(CardMixin, VersionMixin, AliasMixin):
 
     @staticmethod
     def _model_row(conn: Connection, name: str, *, lock: bool = False) -> Any:
-        q = sa.select(registered_models).where(registered_models.c.name == N.check_model_name(name))
-        if lock and conn.dialect.name == "postgresql":
-            q = q.with_for_update()
-        row = conn.execute(q).first()
-        if row is None:
-            raise NotFound(f"registered model {name!r} does not exist", details={"name": name})
-        return row
+        return _rows.model_row(conn, N.check_model_name(name), lock=lock)
 
     @staticmethod
     def _version_row(conn: Connection, model: Any, version: Any) -> Any:
-        n = N.version_ref(version)
-        q = sa.select(model_versions).where(model_versions.c.model_id == model.id)
-        if n is None:
-            q = q.order_by(model_versions.c.version.desc()).limit(1)
-        else:
-            q = q.where(model_versions.c.version == n)
-        row = conn.execute(q).first()
-        if row is None:
-            what = "has no versions" if n is None else f"has no version {n}"
-            raise NotFound(
-                f"registered model {model.name!r} {what}",
-                details={"name": model.name, "version": n},
-            )
-        return row
+        return _rows.version_row(conn, model, N.version_ref(version))
 
     @staticmethod
     def _alias_version_row(conn: Connection, model: Any, alias: str) -> Any:
-        row = conn.execute(
-            sa.select(model_versions)
-            .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
-            .where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
-        ).first()
-        if row is None:
-            raise NotFound(
-                f"registered model {model.name!r} has no alias {alias!r}",
-                details={"name": model.name, "alias": alias},
-            )
-        return row
+        return _rows.alias_version_row(conn, model, alias)
 
     def _model_entity(self, conn: Connection, row: Any) -> RegisteredModel:
         return self._model_entities(conn, [row])[0]
@@ -113,30 +85,14 @@ class RegistryService(CardMixin, VersionMixin, AliasMixin):
         if not ids:
             return []
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-        aliases: dict[str, dict[str, int]] = {i: {} for i in ids}
-        stats: dict[str, tuple[int | None, int]] = {}
         for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
             for t in conn.execute(
-                sa.select(registered_model_tags).where(registered_model_tags.c.model_id.in_(chunk))
+                sa.select(registered_model_tags).where(
+                    registered_model_tags.c.model_id.in_(ids[i : i + 500])
+                )
             ):
                 tags[t.model_id][t.key] = t.value
-            for a in conn.execute(
-                sa.select(model_aliases.c.model_id, model_aliases.c.alias, model_versions.c.version)
-                .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
-                .where(model_aliases.c.model_id.in_(chunk))
-            ):
-                aliases[a.model_id][a.alias] = a.version
-            for s in conn.execute(
-                sa.select(
-                    model_versions.c.model_id,
-                    sa.func.max(model_versions.c.version),
-                    sa.func.count(),
-                )
-                .where(model_versions.c.model_id.in_(chunk))
-                .group_by(model_versions.c.model_id)
-            ):
-                stats[s[0]] = (s[1], s[2])
+        aliases, stats = _rows.model_summaries(conn, ids)
         return [
             RegisteredModel(
                 id=r.id,
@@ -144,9 +100,9 @@ class RegistryService(CardMixin, VersionMixin, AliasMixin):
                 kind=r.kind,
                 description=r.description,
                 tags=tags[r.id],
-                aliases=dict(sorted(aliases[r.id].items())),
-                latest_version=stats.get(r.id, (None, 0))[0],
-                version_count=stats.get(r.id, (None, 0))[1],
+                aliases=aliases[r.id],
+                latest_version=stats[r.id][0],
+                version_count=stats[r.id][1],
                 created_at=r.created_at,
                 updated_at=r.updated_at,
                 created_by=r.created_by,
@@ -169,32 +125,19 @@ class RegistryService(CardMixin, VersionMixin, AliasMixin):
             sa.select(registered_models.c.id).where(registered_models.c.name == name)
         ).first():
             raise AlreadyExists(f"registered model {name!r} already exists", details={"name": name})
-        ts = now_ms()
-        mid = new_id()
-        conn.execute(
-            registered_models.insert().values(
-                id=mid,
-                name=name,
-                kind=kind,
-                description=description,
-                created_at=ts,
-                updated_at=ts,
-                created_by=actor,
-            )
+        mid = _rows.insert_model(
+            conn,
+            name,
+            kind,
+            description,
+            actor,
+            {"kind": kind, "description": description, "tags": dict(tags)},
         )
         if tags:
             conn.execute(
                 registered_model_tags.insert(),
                 [{"model_id": mid, "key": k, "value": v} for k, v in tags.items()],
             )
-        record_event(
-            conn,
-            mid,
-            name,
-            "model_created",
-            actor,
-            {"kind": kind, "description": description, "tags": dict(tags)},
-        )
         return mid
 
     def create_model(
@@ -233,19 +176,7 @@ class RegistryService(CardMixin, VersionMixin, AliasMixin):
         max_results: int = 1000,
     ) -> list[RegisteredModel]:
         """Models ordered by name; ``name_contains`` matches case-insensitively."""
-        if not 1 <= int(max_results) <= MAX_LIST:
-            raise InvalidArgument(f"max_results must be in 1..{MAX_LIST}")
-        q = sa.select(registered_models).order_by(registered_models.c.name).limit(int(max_results))
-        if kind is not None:
-            q = q.where(registered_models.c.kind == N.check_kind(kind))
-        if name_contains:
-            if not isinstance(name_contains, str) or len(name_contains) > 256:
-                raise InvalidArgument("name_contains must be a string of at most 256 characters")
-            q = q.where(
-                sa.func.lower(registered_models.c.name).contains(
-                    name_contains.lower(), autoescape=True
-                )
-            )
+        q = _rows.models_query(kind, name_contains, max_results)
         with self.db.read() as conn:
             return self._model_entities(conn, list(conn.execute(q)))
 

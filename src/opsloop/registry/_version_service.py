@@ -13,13 +13,13 @@ from sqlalchemy.engine import Connection
 
 from opsloop.errors import Conflict, InvalidArgument, NotFound
 from opsloop.registry import _names as N
+from opsloop.registry import _rows
 from opsloop.registry._card import generate_card
 from opsloop.registry._events import MAX_FILES, new_id, record_event
 from opsloop.registry._tables import (
     model_aliases,
     model_version_tags,
     model_versions,
-    registered_models,
 )
 from opsloop.registry._versions import VersionBuilder, version_entities
 from opsloop.registry.entities import (
@@ -242,14 +242,7 @@ class VersionMixin:
                     if run_id is not None:
                         self._check_run(conn, run_id)
                     built = builder.build(conn, files, self)
-                    number = (
-                        conn.execute(
-                            sa.select(sa.func.max(model_versions.c.version)).where(
-                                model_versions.c.model_id == model.id
-                            )
-                        ).scalar()
-                        or 0
-                    ) + 1
+                    number = _rows.next_version(conn, model.id)
                     vid = new_id()
                     ts = now_ms()
                     card = generate_card(conn, name, number, built, run_id, source, description)
@@ -288,11 +281,7 @@ class VersionMixin:
                                 for k, v in tag_rows.items()
                             ],
                         )
-                    conn.execute(
-                        registered_models.update()
-                        .where(registered_models.c.id == model.id)
-                        .values(updated_at=ts)
-                    )
+                    _rows.touch_model(conn, model.id, ts)
                     record_event(
                         conn,
                         model.id,
@@ -334,14 +323,7 @@ class VersionMixin:
         """Every version of a model, newest first."""
         with self.db.read() as conn:
             m = self._model_row(conn, name)
-            rows = list(
-                conn.execute(
-                    sa.select(model_versions)
-                    .where(model_versions.c.model_id == m.id)
-                    .order_by(model_versions.c.version.desc())
-                )
-            )
-            return version_entities(conn, m.name, rows)
+            return version_entities(conn, m.name, _rows.version_rows(conn, m.id))
 
     def update_version(
         self,

@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection
 
 from opsloop.errors import InvalidArgument, NotFound
 from opsloop.registry import _names as N
-from opsloop.registry._tables import model_aliases, model_version_tags, model_versions
+from opsloop.registry._rows import version_aliases
+from opsloop.registry._tables import model_version_tags, model_versions
 from opsloop.registry.entities import FileEntry, ModelVersion
 from opsloop.registry.flavors._base import DESCRIPTOR_FILE, ModelDescriptor, flavor_module
 from opsloop.registry.flavors._signature import Signature
@@ -133,19 +134,14 @@ def version_entities(conn: Connection, model_name: str, rows: list[Any]) -> list
     """Version rows with their tags and aliases, in the order given."""
     ids = [r.id for r in rows]
     tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-    aliases: dict[str, list[str]] = {i: [] for i in ids}
     for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
         for t in conn.execute(
-            sa.select(model_version_tags).where(model_version_tags.c.version_id.in_(chunk))
+            sa.select(model_version_tags).where(
+                model_version_tags.c.version_id.in_(ids[i : i + 500])
+            )
         ):
             tags[t.version_id][t.key] = t.value
-        for a in conn.execute(
-            sa.select(model_aliases.c.version_id, model_aliases.c.alias)
-            .where(model_aliases.c.version_id.in_(chunk))
-            .order_by(model_aliases.c.alias)
-        ):
-            aliases[a.version_id].append(a.alias)
+    aliases = version_aliases(conn, ids)
     return [
         ModelVersion(
             id=r.id,

@@ -13,26 +13,22 @@ from rich.table import Table
 
 from opsloop.cli._common import (
     HomeOption,
-    OpsloopGroup,
+    JsonOpt,
+    command_client,
     esc,
     fmt_bytes,
     fmt_time,
-    open_client,
     out,
+    parse_pairs,
     print_json,
-    resolve_settings,
+    room_app,
 )
 from opsloop.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from opsloop.registry._client import Registry
 
-app = typer.Typer(
-    name="models",
-    cls=OpsloopGroup,
-    help="Model registry: models, versions, aliases, cards, lineage and history.",
-    no_args_is_help=True,
-)
+app = room_app("models", "Model registry: models, versions, aliases, cards, lineage and history.")
 
 NameArg = Annotated[
     str, typer.Argument(metavar="NAME", help="Registered model name.", show_default=False)
@@ -40,25 +36,12 @@ NameArg = Annotated[
 VersionArg = Annotated[
     str, typer.Argument(metavar="VERSION", help="Version number or 'latest'.", show_default=False)
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @contextlib.contextmanager
 def _registry(ctx: typer.Context, home: Path | None) -> Iterator[Registry]:
-    from opsloop.registry._client import Registry
-
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
-        yield Registry(client)
-
-
-def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
-    out_: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InvalidArgument(f"{what} {item!r} must look like KEY=VALUE")
-        out_[key] = value
-    return out_
+    with command_client(ctx, home) as client:
+        yield client.registry
 
 
 def _option_value(v: str) -> Any:
@@ -201,7 +184,7 @@ def register(
         opsloop models register churn --from runs:/3f2a.../model
         opsloop models register smol --from ./SmolLM2.gguf --flavor transformers --alias champion
     """
-    options = {k: _option_value(v) for k, v in _pairs(option, "--option").items()}
+    options = {k: _option_value(v) for k, v in parse_pairs(option, "--option").items()}
     if base_model:
         options["base_model"] = base_model
     with _registry(ctx, home) as reg:
@@ -211,7 +194,7 @@ def register(
             flavor=flavor,
             options=options or None,
             description=description,
-            tags=_pairs(tag, "--tag"),
+            tags=parse_pairs(tag, "--tag"),
         )
         for a in alias or []:
             reg.set_alias(name, a, mv.version)
@@ -284,7 +267,7 @@ def card(
     home: HomeOption = None,
 ) -> None:
     """Print a version's model card, or edit it."""
-    fields: dict[str, Any] | None = dict(_pairs(field, "--field")) or None
+    fields: dict[str, Any] | None = dict(parse_pairs(field, "--field")) or None
     markdown = None
     if edit_file is not None:
         if not edit_file.is_file():

@@ -19,16 +19,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsloop.errors import InvalidArgument, NotFound
 from opsloop.retrieval import _store as S
-from opsloop.retrieval._filter import compile_filter
+from opsloop.retrieval._index_search import SearchMixin
 from opsloop.retrieval._kmeans import assign
 from opsloop.retrieval._search import Snapshot
-from opsloop.retrieval._snapshots import SearchHit, hits_for, load_snapshot, write_rebuilt
+from opsloop.retrieval._snapshots import load_snapshot, write_rebuilt
 from opsloop.retrieval._validate import (
     as_matrix,
     check_ids,
-    check_k,
     check_metadata,
-    check_nprobe,
     check_texts,
     normalise,
 )
@@ -42,10 +40,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _MIN_TRAIN = 256
-_FILTER_CACHE = 16
 
 
-class VectorIndex:
+class VectorIndex(SearchMixin):
     """A named, persistent vector index; open it with ``VectorIndex.open(name)``."""
 
     def __init__(self, name: str, folder: Path) -> None:
@@ -454,82 +451,3 @@ class VectorIndex:
             )
             if centroids is not None:
                 self._centroids = (str(files["centroids_file"]), centroids)
-
-    # ------------------------------------------------------------------ searching
-
-    def search(
-        self,
-        vector: Any,
-        k: int = 10,
-        *,
-        filter: dict[str, Any] | None = None,
-        exact: bool = False,
-        nprobe: int | None = None,
-    ) -> builtins.list[SearchHit]:
-        """The ``k`` nearest items to ``vector`` (that match ``filter``), best first."""
-        q = as_matrix(vector, "vector")
-        if len(q) != 1:
-            raise InvalidArgument("search takes one vector; use search_batch for several")
-        return self.search_batch(q, k, filter=filter, exact=exact, nprobe=nprobe)[0]
-
-    def search_batch(
-        self,
-        vectors: Any,
-        k: int = 10,
-        *,
-        filter: dict[str, Any] | None = None,
-        exact: bool = False,
-        nprobe: int | None = None,
-    ) -> builtins.list[builtins.list[SearchHit]]:
-        """``search`` for each row of ``vectors``, in one pass over the index."""
-        q = as_matrix(vectors, "vectors")
-        k = check_k(k)
-        probes = check_nprobe(nprobe)
-        compiled = compile_filter(filter) if filter else None
-        return self._read(
-            lambda con, snap: self._search(con, snap, q, k, compiled, bool(exact), probes)
-        )
-
-    def _search(
-        self,
-        con: sqlite3.Connection,
-        snap: Snapshot | None,
-        q: npt.NDArray[np.float32],
-        k: int,
-        compiled: tuple[str, builtins.list[Any]] | None,
-        exact: bool,
-        nprobe: int | None,
-    ) -> builtins.list[builtins.list[SearchHit]]:
-
-        if snap is None:  # an index that never held a vector
-            return [[] for _ in range(len(q))]
-        if q.shape[1] != snap.dim:
-            raise InvalidArgument(
-                f"query has {q.shape[1]} dimensions; index {self.name!r} holds {snap.dim}",
-                details={"expected": snap.dim, "got": int(q.shape[1])},
-            )
-        if snap.metric == "cosine":
-            q = normalise(q, "query")
-        mask = None
-        if compiled is not None:
-            mask = self._filter_mask(con, snap, compiled)
-        rids, sc = snap.search(q, k, mask=mask, exact=exact, nprobe=nprobe)
-        return hits_for(con, snap.metric, q, rids, sc)
-
-    def _filter_mask(
-        self, con: sqlite3.Connection, snap: Snapshot, compiled: tuple[str, builtins.list[Any]]
-    ) -> Any:
-        import numpy as np
-
-        sql, params = compiled
-        key = (sql, json.dumps(params))
-        mask = snap.masks.get(key)
-        if mask is None:
-            rids = np.fromiter((r for (r,) in con.execute(sql, params)), dtype=np.int64)
-            mask = snap.positions(rids)
-            snap.masks[key] = mask
-            while len(snap.masks) > _FILTER_CACHE:
-                snap.masks.popitem(last=False)
-        else:
-            snap.masks.move_to_end(key)
-        return mask

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from opsloop.cli._common import (
     HomeOption,
-    OpsloopGroup,
+    JsonOpt,
     esc,
     fmt_bytes,
     fmt_time,
@@ -20,17 +20,14 @@ from opsloop.cli._common import (
     out,
     print_json,
     resolve_settings,
+    room_app,
 )
 from opsloop.errors import InvalidArgument
 
-app = typer.Typer(
-    name="index",
-    cls=OpsloopGroup,
-    help="Vector indexes: build one from a document collection, search it, inspect, drop.",
-    no_args_is_help=True,
+app = room_app(
+    "index", "Vector indexes: build one from a document collection, search it, inspect, drop."
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Index name.", show_default=False)]
 EmbedderOpt = Annotated[
     str,

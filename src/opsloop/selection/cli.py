@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import HomeOption, err, esc, open_client, out, print_json, resolve_settings
+from opsloop.cli._common import HomeOption, command_client, err, esc, out, print_json
 from opsloop.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ def select_command(
         "max_memory_mb": max_memory_mb,
         "min_quality": min_quality,
     }
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_client(ctx, home) as client:
         data: Any = dataset
         if rows is not None and dataset is None:
             data = read_jsonl(rows)

@@ -14,36 +14,19 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from opsloop.cli._common import (
-    HomeOption,
-    OpsloopGroup,
-    esc,
-    open_client,
-    out,
-    print_json,
-    resolve_settings,
-)
+from opsloop.cli._common import HomeOption, JsonOpt, command_client, esc, out, print_json, room_app
 from opsloop.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from opsloop.tracing._client import Tracing
     from opsloop.tracing.entities import SpanNode, TraceDetail
 
-app = typer.Typer(
-    name="traces",
-    cls=OpsloopGroup,
-    help="LLM traces: list and search them, show one as a timed tree, stats, model prices.",
-    no_args_is_help=True,
+app = room_app(
+    "traces", "LLM traces: list and search them, show one as a timed tree, stats, model prices."
 )
-prices_app = typer.Typer(
-    name="prices",
-    cls=OpsloopGroup,
-    help="The model price table (USD per 1M tokens).",
-    no_args_is_help=True,
-)
+prices_app = room_app("prices", "The model price table (USD per 1M tokens).")
 app.add_typer(prices_app, name="prices")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 TraceArg = Annotated[
     str, typer.Argument(metavar="TRACE_ID", help="Trace id (32 hex digits).", show_default=False)
 ]
@@ -86,10 +69,8 @@ def parse_when(value: str | None) -> int | None:
 
 @contextlib.contextmanager
 def _tracing(ctx: typer.Context, home: Path | None) -> Iterator[Tracing]:
-    from opsloop.tracing._client import Tracing
-
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
-        yield Tracing(client)
+    with command_client(ctx, home) as client:
+        yield client.tracing
 
 
 def fmt_ms(ms: float | None) -> str:

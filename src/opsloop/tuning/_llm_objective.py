@@ -31,17 +31,19 @@ from opsloop.tuning._rag_parts import (
     DEFAULT_TOP_K,
     KNOWN_INPUTS,
     PARAMS,
-    PROMPT_VARIABLES,
     RAG_PIPELINE_SPACE,
     RagAnswer,
     RagResult,
     RagSettings,
     check_values,
+    check_variables,
     chunk_corpus,
     load_corpus,
     load_questions,
     space_error,
+    token_counter,
     values_of,
+    version_of,
 )
 from opsloop.tuning._space import Categorical, Float, SearchSpace, check_space
 
@@ -63,7 +65,23 @@ __all__ = [
 
 
 class RagObjective:
-    """A study objective over a real RAG pipeline; see ``rag_objective`` for the arguments.
+    """An objective for ``study.optimize`` that tunes a real RAG pipeline
+    (``rag_objective`` is this class).
+
+    ``corpus``: a folder of ``.md``/``.txt``/``.rst`` files, or ``(path, text)`` pairs.
+    ``questions``: rows ``{question, answer}`` (``answer`` a text or a list of accepted
+    texts), pairs, or a ``.jsonl``/``.json`` file. ``provider``: a provider spec or a chat
+    model object. ``prompt``: a registered prompt (``prompts:/NAME``) whose variables are
+    ``question`` and ``context``; its version numbers are the ``prompt_version`` candidates
+    (``prompts:/NAME@label`` or ``/N`` picks the version used when the space leaves it out).
+    ``metric``: an ``opsloop.evaluation`` metric name or ``Metric`` (``contains``,
+    ``token_f1``, ``exact_match``, ``context_recall``, ...). ``client``: where prompts,
+    traces and indexes live (default: the trial's client). ``space``: checked now, against
+    the registered prompt versions too, so a bad space fails before any trial
+    (``objective.space`` holds the checked copy). Each trial returns the metric (under its
+    run metric key) and ``context_tokens``, ``input_tokens``, ``output_tokens``,
+    ``latency_ms`` (means per question), logs them, tags its index, prompt and settings, and
+    stores every answer as ``tuning/answers.jsonl``.
 
     Call it with a ``Trial`` (what ``study.optimize`` does), or ``evaluate(params)``
     to score one set of settings outside a study (the same code path).
@@ -87,6 +105,7 @@ class RagObjective:
         space: Mapping[str, Any] | None = None,
         device: str | None = None,
     ) -> None:
+        from opsloop.evaluation._evaluate import metric_key
         from opsloop.prompts._ref import make_ref
         from opsloop.retrieval._store import check_name
 
@@ -120,7 +139,7 @@ class RagObjective:
         check_name(f"{index_prefix}-0")
         self.provider = provider
         self.metric = self._check_metric(metric)
-        self.metric_key = _metric_key(self.metric.name)
+        self.metric_key = metric_key(self.metric.name)
         self.max_tokens = max_tokens
         self.embedder = embedder
         self.chunk_overlap = chunk_overlap
@@ -229,7 +248,7 @@ class RagObjective:
     def _check_versions(self, choices: Sequence[Any], path: str, client: Client | None) -> None:
         have = self.versions(client)
         for v in choices:
-            n = _version(v)
+            n = version_of(v)
             if n is None or n not in have:
                 name = self.ref.name if self.ref else ""
                 raise InvalidArgument(
@@ -237,7 +256,7 @@ class RagObjective:
                     f"(it has {sorted(have)})",
                     details={"path": path, "value": v, "versions": sorted(have)},
                 )
-            _check_variables(have[n])
+            check_variables(have[n])
 
     def settings(self, params: Mapping[str, Any], *, client: Client | None = None) -> RagSettings:
         """``params`` with defaults for what they leave out, each value checked."""
@@ -250,9 +269,9 @@ class RagObjective:
             else:
                 check_values(name, [v], f"params.{name}", self.chunk_overlap)
         have = self.versions(client)
-        version = _version(params.get("prompt_version", self._default_version))
+        version = version_of(params.get("prompt_version", self._default_version))
         assert version is not None
-        _check_variables(have[version])
+        check_variables(have[version])
         return RagSettings(
             chunk_size=int(params.get("chunk_size", DEFAULT_CHUNK)),
             top_k=int(params.get("top_k", DEFAULT_TOP_K)),
@@ -367,7 +386,7 @@ class RagObjective:
         ctx = self.context(c)
         p = self.pipeline(s, index)
         p.context = ctx
-        count = _token_counter(ctx.model(self.provider))
+        count = token_counter(ctx.model(self.provider))
         answers: list[RagAnswer] = []
         contexts: list[list[str]] = []
         for question, refs in self.questions:
@@ -467,93 +486,5 @@ class RagObjective:
             self._checked_studies.add(key)
 
 
-def _metric_key(name: str) -> str:
-    from opsloop.evaluation._evaluate import metric_key
-
-    return metric_key(name)
-
-
-def _check_variables(pv: Any) -> None:
-    unknown = sorted(set(pv.variables) - set(PROMPT_VARIABLES))
-    if unknown or "question" not in pv.variables:
-        raise InvalidArgument(
-            f"prompt {pv.uri} has variables {list(pv.variables)}: a RAG prompt uses "
-            "'question' (required) and 'context' (the numbered retrieved chunks)",
-            details={"prompt": pv.uri, "unknown": unknown},
-        )
-
-
-def _version(v: Any) -> int | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, str) and v.strip().isdigit():
-        return int(v)
-    return None
-
-
-def _token_counter(model: Any) -> Any:
-    fn = getattr(model, "count_tokens", None)
-    if callable(fn):
-        return lambda x: int(fn(x))
-
-    def words(x: Any) -> int:
-        text = x if isinstance(x, str) else " ".join(m.get("content", "") for m in x)
-        return len(text.split())
-
-    return words
-
-
-def rag_objective(
-    corpus: Any,
-    questions: Any,
-    *,
-    provider: Any = "local:smollm2",
-    prompt: str = "prompts:/rag-qa",
-    metric: Any = "contains",
-    client: Client | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    max_tokens: int = 32,
-    embedder: str | None = None,
-    chunk_overlap: int = 0,
-    seed: int = 0,
-    index_prefix: str = "tune-rag",
-    space: Mapping[str, Any] | None = None,
-    device: str | None = None,
-) -> RagObjective:
-    """An objective for ``study.optimize`` that tunes a real RAG pipeline.
-
-    ``corpus``: a folder of ``.md``/``.txt``/``.rst`` files, or ``(path, text)`` pairs.
-    ``questions``: rows ``{question, answer}`` (``answer`` a text or a list of accepted
-    texts), pairs, or a ``.jsonl``/``.json`` file. ``provider``: a provider spec or a chat
-    model object. ``prompt``: a registered prompt (``prompts:/NAME``) whose variables are
-    ``question`` and ``context``; its version numbers are the ``prompt_version`` candidates
-    (``prompts:/NAME@label`` or ``/N`` picks the version used when the space leaves it out).
-    ``metric``: an ``opsloop.evaluation`` metric name or ``Metric`` (``contains``,
-    ``token_f1``, ``exact_match``, ``context_recall``, ...). ``client``: where prompts,
-    traces and indexes live (default: the trial's client). ``space``: checked now, against
-    the registered prompt versions too, so a bad space fails before any trial
-    (``objective.space`` holds the checked copy). Each trial returns the metric (under its
-    run metric key) and ``context_tokens``, ``input_tokens``, ``output_tokens``,
-    ``latency_ms`` (means per question), logs them, tags its index, prompt and settings, and
-    stores every answer as ``tuning/answers.jsonl``.
-    """
-    return RagObjective(
-        corpus,
-        questions,
-        provider=provider,
-        prompt=prompt,
-        metric=metric,
-        client=client,
-        cache_dir=cache_dir,
-        max_tokens=max_tokens,
-        embedder=embedder,
-        chunk_overlap=chunk_overlap,
-        seed=seed,
-        index_prefix=index_prefix,
-        space=space,
-        device=device,
-    )
+rag_objective = RagObjective
+"""``rag_objective(corpus, questions, ...)`` is ``RagObjective(...)``: see the class."""

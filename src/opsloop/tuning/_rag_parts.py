@@ -24,11 +24,14 @@ __all__ = [
     "RagResult",
     "RagSettings",
     "check_values",
+    "check_variables",
     "chunk_corpus",
     "load_corpus",
     "load_questions",
     "space_error",
+    "token_counter",
     "values_of",
+    "version_of",
 ]
 
 RAG_PIPELINE_SPACE: SearchSpace = {
@@ -232,3 +235,40 @@ def check_values(name: str, values: Sequence[Any], path: str, overlap: int) -> N
             raise space_error(
                 path, f"every chunk size must exceed chunk_overlap ({overlap}), got {v}"
             )
+
+
+def check_variables(pv: Any) -> None:
+    """``InvalidArgument`` unless the prompt version takes ``question`` (and maybe ``context``)."""
+    unknown = sorted(set(pv.variables) - set(PROMPT_VARIABLES))
+    if unknown or "question" not in pv.variables:
+        raise InvalidArgument(
+            f"prompt {pv.uri} has variables {list(pv.variables)}: a RAG prompt uses "
+            "'question' (required) and 'context' (the numbered retrieved chunks)",
+            details={"prompt": pv.uri, "unknown": unknown},
+        )
+
+
+def version_of(v: Any) -> int | None:
+    """A prompt version number as a space or params may hold it (3, 3.0, "3"), else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, str) and v.strip().isdigit():
+        return int(v)
+    return None
+
+
+def token_counter(model: Any) -> Any:
+    """The model's own token count, or words for a model object that cannot count."""
+    fn = getattr(model, "count_tokens", None)
+    if callable(fn):
+        return lambda x: int(fn(x))
+
+    def words(x: Any) -> int:
+        text = x if isinstance(x, str) else " ".join(m.get("content", "") for m in x)
+        return len(text.split())
+
+    return words

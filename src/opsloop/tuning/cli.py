@@ -15,15 +15,15 @@ from rich.table import Table
 
 from opsloop.cli._common import (
     HomeOption,
-    OpsloopGroup,
+    JsonOpt,
+    command_client,
     esc,
     fmt_duration,
     fmt_time,
     fmt_value,
-    open_client,
     out,
     print_json,
-    resolve_settings,
+    room_app,
 )
 from opsloop.errors import InvalidArgument
 
@@ -31,23 +31,18 @@ if TYPE_CHECKING:
     from opsloop.tuning._client import Tuning
     from opsloop.tuning.entities import StudySummary
 
-app = typer.Typer(
-    name="tune",
-    cls=OpsloopGroup,
-    help="Hyperparameter tuning: run studies (every trial a run), show best trials and Pareto fronts.",
-    no_args_is_help=True,
+app = room_app(
+    "tune",
+    "Hyperparameter tuning: run studies (every trial a run), show best trials and Pareto fronts.",
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 StudyArg = Annotated[str, typer.Argument(metavar="STUDY", help="Study name.", show_default=False)]
 
 
 @contextlib.contextmanager
 def _tuning(ctx: typer.Context, home: Path | None) -> Iterator[Tuning]:
-    from opsloop.tuning._client import Tuning
-
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
-        yield Tuning(client)
+    with command_client(ctx, home) as client:
+        yield client.tuning
 
 
 def load_objective(ref: str) -> Any:

@@ -12,9 +12,10 @@ the quickstart, the tests and the benchmark.
   and a rule-based "model" over a small built-in corpus, scored as
   ``accuracy`` (maximise) and ``context_tokens`` (minimise). Instant and
   deterministic, for tests and the benchmark; no LLM runs.
-- ``rag_objective(corpus, questions, prompt=...)``: the real thing, a factory
-  whose objective runs a real RAG pipeline (MiniLM retrieval, a registered
-  prompt's versions, a real LLM) and scores it with an evaluation metric
+- ``rag_objective(corpus, questions, prompt=...)``: the real thing (another
+  name of ``RagObjective``), an objective that runs a real RAG pipeline
+  (MiniLM retrieval, a registered prompt's versions, a real LLM) and scores it
+  with an evaluation metric
   (``RAG_PIPELINE_SPACE``; see ``opsloop.tuning._llm_objective``).
 
 Each has a matching search space (``*_SPACE``). scikit-learn is imported
