@@ -326,6 +326,8 @@ def test_cli_run_stores_a_run_with_metrics_and_per_example_artifacts(
         params = run.params if isinstance(run.params, dict) else {}
         assert str(params.get("limit")) == "8" and str(params.get("batch_size")) == "8"
     bad = CliRunner().invoke(
-        app, ["--home", str(home), "bench", "run", "--model", "local:nope", "--tasks", "piqa"]
-    )
+        app,
+        ["--home", str(home), "bench", "run", "--model", "local:nope", "--tasks", "piqa",
+         "--data-dir", str(EXCERPT)],
+    )  # fmt: skip
     assert bad.exit_code == 1 and "error [INVALID_ARGUMENT]" in bad.output

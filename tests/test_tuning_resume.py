@@ -45,7 +45,14 @@ print("done " + json.dumps(summary.counts), flush=True)
 
 
 def _kill_during_trial(home: Path, hang: int, hb: int) -> float:
-    """Run the study until trial ``hang`` has started, then SIGKILL it; return that trial's x."""
+    """Run the study until trial ``hang`` has started, then SIGKILL it; return that trial's x.
+
+    With a heartbeat, the kill waits two beats: Optuna's heartbeat thread writes
+    its first beat concurrently with the objective's start, and a trial killed
+    before any beat has nothing to go stale by.
+    """
+    import time
+
     proc = start_script(STUDY_SCRIPT, home, 10, hang, hb)
     lines = LineReader(proc.stdout)  # type: ignore[arg-type]
     try:
@@ -55,6 +62,8 @@ def _kill_during_trial(home: Path, hang: int, hb: int) -> float:
             if line.startswith(f"start {hang} "):
                 x = float(line.split()[2])
                 break
+        if hb:
+            time.sleep(2 * hb)
     finally:
         kill(proc)
     return x
