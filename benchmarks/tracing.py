@@ -533,6 +533,16 @@ def run_queries(
                 filter=f'status = "error" and model = "{MODELS[i % 4]}" and latency_ms > 100'
             ),
         ),
+        (
+            "sort: slowest first, 1-day range",
+            lambda i: list_(
+                sort="latency_ms",
+                since_ms=now_ms - (i % 25 + 2) * day,
+                until_ms=now_ms - (i % 25 + 1) * day,
+            ),
+        ),
+        ("sort: costliest first, one model", lambda i: list_(sort="cost", model=MODELS[i % 4])),
+        ("sort: slowest first, all traces", lambda i: list_(sort="latency_ms")),
         ("trace: tree of 10 spans", lambda i: get(first_ids[i % len(first_ids)])),
         ("stats: last 24 h", lambda i: stats(since_ms=now_ms - day)),
     ]
