@@ -25,6 +25,7 @@ from opsloop.evaluation.benchmarks import (
     run_benchmark,
 )
 from opsloop.evaluation.benchmarks._data import default_data_dir, resolve_source
+from opsloop.evaluation.benchmarks._scoring import _batches, _windows
 
 MINIMAL: dict[str, Any] = {
     "name": "tiny",
@@ -259,20 +260,101 @@ def test_loglikelihood_equals_a_direct_torch_computation(smol: Any) -> None:
     assert smol.tokenizer.decode(cont) == " Paris"
 
 
+SKY = "Question: What colour is a clear daytime sky?\nAnswer:"
+# A context far longer than the others packed with it.
+FARM = (
+    "Question: A farmer grows tomatoes, carrots, beans and potatoes on a small plot beside "
+    "the river, and every Saturday morning he loads his cart and drives into town. Where "
+    "does he sell what he grows?\nAnswer:"
+)
+
+
+def _shared_cases() -> list[LoglikelihoodRequest]:
+    return [
+        LoglikelihoodRequest(SKY, " blue"),  # one token
+        LoglikelihoodRequest(SKY, " green"),
+        LoglikelihoodRequest(SKY, " it is blue during the day, turning orange and red at dusk"),
+        LoglikelihoodRequest(FARM, " at the market"),
+        LoglikelihoodRequest(FARM, " on the moon, in a very large crater that nobody has seen"),
+        LoglikelihoodRequest(FARM, "!"),
+        LoglikelihoodRequest("The capital of France is ", "Paris"),  # trailing space moves over
+        LoglikelihoodRequest("The capital of France is ", "a city"),
+        # WinoGrande's partial scoring: different contexts, one continuation, no sharing.
+        LoglikelihoodRequest(
+            "The trophy did not fit in the suitcase because the trophy", " was big."
+        ),
+        LoglikelihoodRequest(
+            "The trophy did not fit in the suitcase because the suitcase", " was big."
+        ),
+    ]
+
+
+def _fed_tokens(lm: Any, reqs: list[LoglikelihoodRequest], **kw: Any) -> tuple[list[Any], int]:
+    """The scores, and how many real (unpadded) tokens went through the model for them."""
+    fed = [0]
+
+    def hook(_module: Any, _args: Any, kwargs: dict[str, Any]) -> None:
+        n = kwargs["input_ids"].shape[1]
+        fed[0] += int(kwargs["attention_mask"][:, -n:].sum())
+
+    handle = lm.model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        return loglikelihoods(lm, reqs, **kw), fed[0]
+    finally:
+        handle.remove()
+
+
+def test_shared_context_batches_and_windows() -> None:
+    assert _batches([], 4) == []
+    # At most batch_size rows, and a batch ends before a row much shorter than its first.
+    got = [list(r) for r in _batches([40, 39, 38, 37, 36, 20, 19, 3, 3], 4)]
+    assert got == [[0, 1, 2, 3], [4], [5, 6], [7, 8]]
+    enc = [([1] * n, [9]) for n in (3, 8, 8, 8, 5, 5)]
+    # Groups longest context first; a group larger than the window is split.
+    assert _windows(enc, [[0], [1, 2, 3], [4, 5]], 2) == [[[1, 2]], [[3]], [[4, 5]], [[0]]]
+    assert _windows(enc, [[0], [1, 2, 3], [4, 5]], 8) == [[[1, 2, 3], [4, 5], [0]]]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("batch_size", [2, 4, 16])
+def test_shared_context_scores_equal_a_direct_torch_computation(smol: Any, batch_size: int) -> None:
+    reqs = _shared_cases()
+    shared, fed_shared = _fed_tokens(smol, reqs, batch_size=batch_size)
+    pairs, fed_pairs = _fed_tokens(smol, reqs, batch_size=batch_size, share_context=False)
+    # Sharing really happens: each context runs once, not once per choice.
+    ctx_tokens = {len(encode_pair(smol.tokenizer, r.context, r.continuation)[0]) for r in reqs[:6]}
+    assert fed_pairs - fed_shared >= 2 * min(ctx_tokens)
+    # WinoGrande's pairs share no context, so they go through the per-pair path unchanged.
+    assert (
+        _fed_tokens(smol, reqs[-2:], batch_size=batch_size)[1]
+        == (_fed_tokens(smol, reqs[-2:], batch_size=batch_size, share_context=False)[1])
+    )
+    for r, g, p in zip(reqs, shared, pairs, strict=True):
+        direct = _direct_logprob(smol, r.context, r.continuation)
+        assert g.logprob == pytest.approx(direct, abs=1e-3), r
+        assert (g.n_tokens, g.is_greedy) == (p.n_tokens, p.is_greedy)
+    assert shared[0].n_tokens == shared[5].n_tokens == 1
+    assert shared[2].n_tokens > 10 and shared[4].n_tokens > 10
+    assert shared[0].logprob > shared[1].logprob
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_batched_scores_equal_one_at_a_time(smol: Any) -> None:
     kw: dict[str, Any] = {"limit": 4, "log": False, "sample_seed": 3, "data_dir": EXCERPT}
-    batched = run_benchmark(smol, "hellaswag,winogrande", batch_size=8, **kw)
+    shared = run_benchmark(smol, "hellaswag,winogrande", batch_size=8, **kw)
+    batched = run_benchmark(smol, "hellaswag,winogrande", batch_size=8, share_context=False, **kw)
     single = run_benchmark(smol, "hellaswag,winogrande", batch_size=1, **kw)
     for name in ("hellaswag", "winogrande"):
-        b, s = batched.tasks[name], single.tasks[name]
-        assert b.n == s.n == 4
-        for eb, es in zip(b.examples, s.examples, strict=True):
-            assert eb["doc_index"] == es["doc_index"]
-            assert eb["logprobs"] == pytest.approx(es["logprobs"], abs=2e-3)
-            assert (eb["pred"], eb["pred_norm"]) == (es["pred"], es["pred_norm"])
-        assert b.metrics["acc"] == s.metrics["acc"]
+        s = single.tasks[name]
+        for b in (batched.tasks[name], shared.tasks[name]):
+            assert b.n == s.n == 4
+            for eb, es in zip(b.examples, s.examples, strict=True):
+                assert eb["doc_index"] == es["doc_index"]
+                assert eb["logprobs"] == pytest.approx(es["logprobs"], abs=2e-3)
+                assert (eb["pred"], eb["pred_norm"]) == (es["pred"], es["pred_norm"])
+            assert b.metrics["acc"] == s.metrics["acc"]
 
 
 @pytest.mark.slow
@@ -325,6 +407,7 @@ def test_cli_run_stores_a_run_with_metrics_and_per_example_artifacts(
         assert len(lines) == 8 and {"acc", "acc_norm", "logprobs"} <= set(json.loads(lines[0]))
         params = run.params if isinstance(run.params, dict) else {}
         assert str(params.get("limit")) == "8" and str(params.get("batch_size")) == "8"
+        assert str(params.get("share_context")).lower() == "true"
     bad = CliRunner().invoke(
         app,
         ["--home", str(home), "bench", "run", "--model", "local:nope", "--tasks", "piqa",

@@ -205,7 +205,12 @@ def _context(
 
 
 def _run_multiple_choice(
-    lm: LoadedCausalLM, prep: _Prepared, batch_size: int, chat: bool, tick: Callable[[int], None]
+    lm: LoadedCausalLM,
+    prep: _Prepared,
+    batch_size: int,
+    chat: bool,
+    share_context: bool,
+    tick: Callable[[int], None],
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     spec = prep.spec
     requests: list[LoglikelihoodRequest] = []
@@ -242,7 +247,9 @@ def _run_multiple_choice(
         done[0] += n
         tick(done[0] * len(layout) // n_req - before)
 
-    scored = loglikelihoods(lm, requests, batch_size=batch_size, on_progress=on_batch)
+    scored = loglikelihoods(
+        lm, requests, batch_size=batch_size, share_context=share_context, on_progress=on_batch
+    )
     examples = []
     for e_i, e in enumerate(layout):
         s = scored[e["start"] : e["start"] + per_doc[e_i]]
@@ -336,6 +343,7 @@ def run_benchmark(
     device: str | None = None,
     log: bool = True,
     progress: Progress | None = None,
+    share_context: bool = True,
 ) -> BenchmarkResult:
     """Score ``model`` on ``tasks`` and record the result as a run in ``experiment``.
 
@@ -347,6 +355,8 @@ def run_benchmark(
     default. ``chat_template`` wraps each prompt as a user turn (how
     instruction-tuned models are usually published). ``client``: where the run
     goes (default ``opsloop.Client()``); ``log=False`` records nothing.
+    ``share_context``: score the choices of a question from one run of its
+    context (``False``: each (context, choice) pair runs whole, the baseline).
     """
     from opsloop.evaluation.benchmarks._model import load_benchmark_model
 
@@ -378,7 +388,7 @@ def run_benchmark(
         lm, label = load_benchmark_model(model, client=client, cache_dir=cache_dir, device=device)
         return _execute(
             lm, label, prepared, limit, batch_size, client if log else None, experiment,
-            run_name, chat_template, sample_seed, max_gen_toks, progress,
+            run_name, chat_template, sample_seed, max_gen_toks, progress, share_context,
         )  # fmt: skip
     finally:
         if owned is not None:
@@ -398,6 +408,7 @@ def _execute(
     sample_seed: int | None,
     max_gen_toks: int | None,
     progress: Progress | None,
+    share_context: bool = True,
 ) -> BenchmarkResult:
     run_id = None
     if client is not None:
@@ -407,6 +418,7 @@ def _execute(
             "tasks": ",".join(p.spec.name for p in prepared),
             "limit": "none" if limit is None else limit,
             "batch_size": batch_size,
+            "share_context": share_context,
             "chat_template": chat,
             "sample_seed": "none" if sample_seed is None else sample_seed,
         }
@@ -430,7 +442,9 @@ def _execute(
 
             t0 = time.perf_counter()
             if prep.spec.output_type == "multiple_choice":
-                metrics, examples = _run_multiple_choice(lm, prep, batch_size, chat, tick)
+                metrics, examples = _run_multiple_choice(
+                    lm, prep, batch_size, chat, share_context, tick
+                )
             else:
                 metrics, examples = _run_generate(lm, prep, batch_size, chat, max_gen_toks, tick)
             seconds = time.perf_counter() - t0

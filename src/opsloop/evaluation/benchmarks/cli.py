@@ -85,7 +85,8 @@ def run_command(
         int | None, typer.Option("--limit", min=1, help="At most this many examples per task.")
     ] = None,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Sequences per forward pass.")
+        int,
+        typer.Option("--batch-size", min=1, help="Requests (context, choice) per forward pass."),
     ] = 16,
     num_fewshot: Annotated[
         int | None,
@@ -116,6 +117,13 @@ def run_command(
         Path | None, typer.Option("--cache-dir", help="Model cache (converted GGUF weights).")
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda.")] = None,
+    share_context: Annotated[
+        bool,
+        typer.Option(
+            "--share-context/--no-share-context",
+            help="Score a question's choices from one run of its context.",
+        ),
+    ] = True,
     home: HomeOption = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -140,7 +148,7 @@ def run_command(
                 model, tasks, limit=limit, batch_size=batch_size, num_fewshot=num_fewshot,
                 client=client, experiment=experiment, data_dir=data_dir,
                 chat_template=chat_template, sample_seed=sample_seed, max_gen_toks=max_gen_toks,
-                cache_dir=cache_dir, device=device, progress=progress,
+                cache_dir=cache_dir, device=device, progress=progress, share_context=share_context,
             )  # fmt: skip
     if json_:
         print_json(result.to_dict())
