@@ -12,25 +12,23 @@ folder and the path is printed.
 
 from __future__ import annotations
 
-import atexit
-import json
-import sys
-import threading
-import time
 import uuid
-import weakref
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from opsloop._flusher import BackgroundFlusher
 from opsloop.errors import Conflict, FlushError, InvalidArgument, NotFound
 
 Point = tuple[str, float, int, int]
 WriteFn = Callable[[str, list[Point], str], object]  # (run_id, points, batch_id)
 
-_LIVE: weakref.WeakSet[MetricBuffer] = weakref.WeakSet()
 
+class MetricBuffer(BackgroundFlusher):
+    thread_name = "opsloop-metric-flush"
+    spill_prefix = "unflushed"
+    what = "metric points"
 
-class MetricBuffer:
     def __init__(
         self,
         write: WriteFn,
@@ -40,23 +38,16 @@ class MetricBuffer:
         max_batch: int = 100_000,
         spill_dir: Path | None = None,
     ) -> None:
+        super().__init__(interval_s=interval_s, spill_dir=spill_dir)
         self._write = write
-        self.interval_s = interval_s
         self.max_points = max_points
         self.max_batch = max_batch
-        self.spill_dir = spill_dir
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._flush_lock = threading.Lock()
         self._pending: dict[str, list[Point]] = {}
         self._count = 0
         # Batches whose write failed, kept with their id for an idempotent retry.
         self._retry: list[tuple[str, list[Point], str]] = []
         # Points a flush has taken and not yet confirmed (they still count as pending).
         self._inflight = 0
-        self._closed = False
-        self._thread: threading.Thread | None = None
-        _LIVE.add(self)
 
     # -- hot path ----------------------------------------------------------------
 
@@ -143,70 +134,19 @@ class MetricBuffer:
                 ) from first_error
             return written
 
-    # -- background thread ---------------------------------------------------------
+    # -- background thread (``BackgroundFlusher``) --------------------------------------
 
-    def _start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="opsloop-metric-flush", daemon=True)
-        self._thread.start()
+    def _has_work(self) -> bool:
+        return self._count > 0 or bool(self._retry)
 
-    def _loop(self) -> None:
-        while True:
-            with self._lock:
-                if self._closed:
-                    return
-                self._wake.wait(timeout=self.interval_s)
-                if self._closed:
-                    return
-                if self._count == 0 and not self._retry:
-                    continue
-            try:
-                self.flush()
-            except Exception:
-                # Keep the thread alive: the points stay buffered (nothing is lost) and
-                # the next explicit flush retries them and raises if it still fails.
-                time.sleep(min(self.interval_s, 1.0))
+    def _flush_in_background(self) -> None:
+        self.flush()
 
-    def close(self, *, flush: bool = True) -> None:
-        """Stop the background thread, flushing first (raising if that fails)."""
-        try:
-            if flush:
-                self.flush()
-        finally:
-            with self._lock:
-                self._closed = True
-                self._wake.notify_all()
-            t = self._thread
-            if t is not None and t is not threading.current_thread():
-                t.join(timeout=5)
-            self._thread = None
-
-    def spill(self) -> Path | None:
-        """Write unconfirmed points to a JSONL file (last resort at exit); return its path."""
-        with self._lock:
-            batches = list(self._retry) + [(r, p, "") for r, p in self._pending.items() if p]
-            self._retry, self._pending, self._count = [], {}, 0
-        if not batches or self.spill_dir is None:
-            return None
-        self.spill_dir.mkdir(parents=True, exist_ok=True)
-        path = self.spill_dir / f"unflushed-{int(time.time() * 1000)}-{uuid.uuid4().hex[:6]}.jsonl"
-        with open(path, "w") as fh:
-            for rid, pts, _ in batches:
-                for k, v, s, t in pts:
-                    fh.write(
-                        json.dumps({"run_id": rid, "key": k, "value": v, "step": s, "timestamp": t})
-                        + "\n"
-                    )
-        return path
-
-
-def _flush_all_at_exit() -> None:
-    for buf in list(_LIVE):
-        try:
-            buf.close(flush=True)
-        except Exception as exc:
-            path = buf.spill()
-            where = f"; they were saved to {path}" if path else ""
-            print(f"opsloop: could not flush metric points at exit: {exc}{where}", file=sys.stderr)
-
-
-atexit.register(_flush_all_at_exit)
+    def _take_all(self) -> list[dict[str, Any]]:
+        batches = list(self._retry) + [(r, p, "") for r, p in self._pending.items() if p]
+        self._retry, self._pending, self._count = [], {}, 0
+        return [
+            {"run_id": rid, "key": k, "value": v, "step": s, "timestamp": t}
+            for rid, pts, _ in batches
+            for k, v, s, t in pts
+        ]

@@ -13,26 +13,22 @@ cannot write go to a JSONL file under the home folder.
 
 from __future__ import annotations
 
-import atexit
-import json
-import sys
-import threading
-import time
-import uuid
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from opsloop._flusher import BackgroundFlusher
 from opsloop.errors import FlushError, InvalidArgument
 
 SpanDict = dict[str, Any]
 WriteFn = Callable[[list[SpanDict]], object]
 
-_LIVE: weakref.WeakSet[SpanExporter] = weakref.WeakSet()
 
+class SpanExporter(BackgroundFlusher):
+    thread_name = "opsloop-span-export"
+    spill_prefix = "spans"
+    what = "spans"
 
-class SpanExporter:
     def __init__(
         self,
         write: WriteFn,
@@ -42,22 +38,15 @@ class SpanExporter:
         max_pending: int = 200_000,
         spill_dir: Path | None = None,
     ) -> None:
+        super().__init__(interval_s=interval_s, spill_dir=spill_dir)
         self._write = write
-        self.interval_s = interval_s
         self.max_batch = max_batch
         self.max_pending = max_pending
-        self.spill_dir = spill_dir
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._flush_lock = threading.Lock()
         self._pending: list[SpanDict] = []
         self._retry: list[SpanDict] = []
         self._inflight = 0
         self._dropped = 0
-        self._closed = False
-        self._thread: threading.Thread | None = None
         self.exported = 0
-        _LIVE.add(self)
 
     def add(self, span: SpanDict) -> None:
         """Queue a finished span (never blocks on I/O)."""
@@ -134,65 +123,18 @@ class SpanExporter:
                 ) from first_error
             return written
 
-    def _start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="opsloop-span-export", daemon=True)
-        self._thread.start()
+    # -- background thread (``BackgroundFlusher``) --------------------------------------
 
-    def _loop(self) -> None:
-        while True:
-            with self._lock:
-                if self._closed:
-                    return
-                if len(self._pending) < self.max_batch:
-                    self._wake.wait(timeout=self.interval_s)
-                if self._closed:
-                    return
-                if not self._pending and not self._retry:
-                    continue
-            try:
-                self._flush(report=False)
-            except Exception:
-                # Keep the thread alive: the spans stay queued and the next explicit
-                # flush retries them and raises if it still fails.
-                time.sleep(min(self.interval_s, 1.0))
+    def _has_work(self) -> bool:
+        return bool(self._pending or self._retry)
 
-    def close(self, *, flush: bool = True) -> None:
-        """Stop the background thread, flushing first (raising if that fails)."""
-        try:
-            if flush:
-                self.flush()
-        finally:
-            with self._lock:
-                self._closed = True
-                self._wake.notify_all()
-            t = self._thread
-            if t is not None and t is not threading.current_thread():
-                t.join(timeout=5)
-            self._thread = None
+    def _full(self) -> bool:
+        return len(self._pending) >= self.max_batch
 
-    def spill(self) -> Path | None:
-        """Write unconfirmed spans to a JSONL file (last resort at exit); return its path."""
-        with self._lock:
-            spans = self._retry + self._pending
-            self._retry, self._pending = [], []
-        if not spans or self.spill_dir is None:
-            return None
-        self.spill_dir.mkdir(parents=True, exist_ok=True)
-        path = self.spill_dir / f"spans-{int(time.time() * 1000)}-{uuid.uuid4().hex[:6]}.jsonl"
-        with open(path, "w") as fh:
-            for s in spans:
-                fh.write(json.dumps(s, default=str) + "\n")
-        return path
+    def _flush_in_background(self) -> None:
+        self._flush(report=False)
 
-
-def _flush_all_at_exit() -> None:
-    for exp in list(_LIVE):
-        try:
-            exp.close(flush=True)
-        except Exception as exc:
-            path = exp.spill()
-            where = f"; they were saved to {path}" if path else ""
-            print(f"opsloop: could not export spans at exit: {exc}{where}", file=sys.stderr)
-
-
-atexit.register(_flush_all_at_exit)
+    def _take_all(self) -> list[dict[str, Any]]:
+        spans = self._retry + self._pending
+        self._retry, self._pending = [], []
+        return spans
