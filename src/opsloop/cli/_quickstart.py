@@ -227,8 +227,15 @@ def quickstart(
         from opsloop.selection.cli import _table as selection_table
 
         out().print(selection_table(result.selection))
+        if result.selection.run_id:
+            out().print(
+                f"  in the UI: /ui/#/selections/{result.selection.run_id} "
+                "(leaderboard and Pareto chart)",
+                soft_wrap=True,
+            )
     if result.docs_answers:
         out().print(_answers(result))
+        out().print("  in the UI: /ui/#/traces (each question's span tree)", soft_wrap=True)
     best = result.best
     out().print(
         f"Done in {result.seconds:.1f}s: trained {len(result.trials)} models. "
