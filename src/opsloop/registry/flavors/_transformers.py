@@ -12,6 +12,7 @@ load reads that. Weights load with ``use_safetensors``: no pickle.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import time
@@ -236,11 +237,17 @@ def _parse_gguf_once() -> Iterator[None]:
 
     gguf_lib.GGUFReader = reader  # type: ignore[misc,assignment]
     tg.load_gguf_checkpoint = load  # type: ignore[assignment]
+    # Its per-tensor tqdm bar would draw over a CLI's own progress display.
+    bar = getattr(tg, "tqdm", None)
+    if bar is not None:
+        setattr(tg, "tqdm", functools.partial(bar, disable=True))  # noqa: B010
     try:
         yield
     finally:
         gguf_lib.GGUFReader = reader_cls  # type: ignore[misc]
         tg.load_gguf_checkpoint = load_ckpt
+        if bar is not None:
+            setattr(tg, "tqdm", bar)  # noqa: B010
         readers.clear()
         parsed.clear()
 
