@@ -55,6 +55,23 @@ export function errorBox(err, title = "Something went wrong") {
   );
 }
 
+/**
+ * A paged list whose load failed: the error under the filter box, an empty
+ * table saying why, no count and no paging. Returns whether the filter was at
+ * fault (a 400 naming it), so the caller can mark the filter box.
+ */
+export function showListError(err, { filterErr, tableWrap, countEl, prevBtn, nextBtn, noun }) {
+  tableWrap.classList.remove("is-loading");
+  const isFilter = err.status === 400 && /filter/i.test(err.message);
+  replace(filterErr, h("strong", {}, isFilter ? "Invalid filter: " : "Error: "), h("span", { class: "error-msg" }, err.message));
+  filterErr.hidden = false;
+  replace(tableWrap, h("div", { class: "empty" }, isFilter ? `Fix the filter to see ${noun}.` : `Could not load ${noun}.`));
+  countEl.textContent = "";
+  prevBtn.disabled = true;
+  nextBtn.disabled = true;
+  return isFilter;
+}
+
 export function emptyState(text, hint = null) {
   return h("div", { class: "empty" }, h("div", {}, text), hint ? h("div", { class: "muted small" }, hint) : null);
 }

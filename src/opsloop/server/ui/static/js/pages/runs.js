@@ -2,7 +2,7 @@
 // selection for comparison.
 
 import { api } from "../api.js";
-import { errorBox, h, loading, replace, store, timeCell } from "../dom.js";
+import { errorBox, h, loading, replace, showListError, store, timeCell } from "../dom.js";
 import { columnChooser, defaultColumns, fieldExpr, renderRunsTable } from "./runs_table.js";
 
 const FILTER_EXAMPLES = [
@@ -149,16 +149,9 @@ export async function renderRuns(ctx, expId) {
       page = await api("/runs/search", { method: "POST", body, signal: ctx.signal });
     } catch (err) {
       if (err.name === "AbortError" || seq !== S.seq) return;
-      tableWrap.classList.remove("is-loading");
-      const isFilter = err.status === 400 && /filter/i.test(err.message);
-      replace(filterErr, h("strong", {}, isFilter ? "Invalid filter: " : "Error: "), h("span", { class: "error-msg" }, err.message));
-      filterErr.hidden = false;
+      showListError(err, { filterErr, tableWrap, countEl, prevBtn, nextBtn, noun: "runs" });
       filterInput.setAttribute("aria-invalid", "true");
       S.runs = [];
-      replace(tableWrap, h("div", { class: "empty" }, isFilter ? "Fix the filter to see runs." : "Could not load runs."));
-      countEl.textContent = "";
-      prevBtn.disabled = true;
-      nextBtn.disabled = true;
       return;
     }
     if (seq !== S.seq) return;

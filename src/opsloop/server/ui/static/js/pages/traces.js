@@ -3,7 +3,7 @@
 // filtered, sorted list can be linked (a trace's "other traces in this session" does).
 
 import { api } from "../api.js";
-import { h, loading, replace, store, timeCell } from "../dom.js";
+import { h, loading, replace, showListError, store, timeCell } from "../dom.js";
 import { costText, fmtMs, statusChip, traceHref } from "./trace_fmt.js";
 
 const REFRESH_MS = 5000;
@@ -175,16 +175,9 @@ export async function renderTraces(ctx) {
       page = await api("/traces", { query, signal: ctx.signal });
     } catch (err) {
       if (err.name === "AbortError" || seq !== S.seq) return;
-      tableWrap.classList.remove("is-loading");
-      const isFilter = err.status === 400 && /filter/i.test(err.message);
-      replace(filterErr, h("strong", {}, isFilter ? "Invalid filter: " : "Error: "), h("span", { class: "error-msg" }, err.message));
-      filterErr.hidden = false;
+      const isFilter = showListError(err, { filterErr, tableWrap, countEl, prevBtn, nextBtn, noun: "traces" });
       filterInput.setAttribute("aria-invalid", isFilter ? "true" : "false");
       S.traces = [];
-      replace(tableWrap, h("div", { class: "empty" }, isFilter ? "Fix the filter to see traces." : "Could not load traces."));
-      countEl.textContent = "";
-      prevBtn.disabled = true;
-      nextBtn.disabled = true;
       return;
     }
     if (seq !== S.seq) return;
