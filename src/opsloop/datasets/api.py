@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.datasets._service import DatasetService, VersionManifest
@@ -28,7 +28,8 @@ from opsloop.datasets.entities import (
     RunInput,
 )
 from opsloop.errors import InvalidArgument, PayloadTooLarge
-from opsloop.server._json import JSONBody
+from opsloop.server._routing import StrictBody as _Body
+from opsloop.server._routing import ok
 from opsloop.server._state import AppState, get_state
 from opsloop.store._artifacts import LocalArtifactStore, check_digest
 
@@ -50,10 +51,6 @@ State = Annotated[AppState, Depends(get_state)]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 Ref = Annotated[str, Field(min_length=1, max_length=300)]
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CreateDataset(_Body):
@@ -80,10 +77,6 @@ class SplitBody(_Body):
 class LogInput(_Body):
     dataset_version: str = Field(min_length=1, max_length=300)
     context: str = Field(default="train", min_length=1, max_length=64)
-
-
-def ok(content: Any, status_code: int = 200) -> Response:
-    return JSONBody(content, status_code=status_code)
 
 
 # ---------------------------------------------------------------------------- datasets

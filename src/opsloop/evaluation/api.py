@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsloop.errors import InvalidArgument
 from opsloop.evaluation._client import EVAL_FILTER
 from opsloop.evaluation._gates import GateService
-from opsloop.server._json import JSONBody
+from opsloop.server._routing import ok
 from opsloop.server._state import AppState
 
 router = APIRouter(tags=["evaluation"])
@@ -65,10 +65,6 @@ class SetGate(BaseModel):
 
     rules: list[dict[str, Any]] = Field(min_length=1, max_length=100)
     aliases: list[str] | None = Field(default=None, max_length=100)
-
-
-def ok(content: Any, status_code: int = 200) -> Response:
-    return JSONBody(content, status_code=status_code)
 
 
 def summary_row(run: Any) -> dict[str, Any]:

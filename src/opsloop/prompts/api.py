@@ -10,13 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from opsloop.errors import InvalidArgument
 from opsloop.prompts._service import PromptService
 from opsloop.prompts.entities import Prompt, PromptDiff, PromptLabel, PromptVersion
 from opsloop.registry._names import current_user
-from opsloop.server._json import JSONBody
+from opsloop.server._routing import Actor, ok
+from opsloop.server._routing import StrictBody as _Body
 
 router = APIRouter(prefix="/prompts", tags=["prompts"])
 
@@ -33,21 +34,7 @@ def get_prompts(request: Request) -> PromptService:
     return svc
 
 
-def get_actor(request: Request) -> str | None:
-    who = request.headers.get("x-opsloop-user")
-    return who[:256] if who else None
-
-
 Svc = Annotated[PromptService, Depends(get_prompts)]
-Actor = Annotated[str | None, Depends(get_actor)]
-
-
-def ok(content: Any, status_code: int = 200) -> Response:
-    return JSONBody(content, status_code=status_code)
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CreateVersion(_Body):

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.errors import InvalidArgument, PayloadTooLarge
@@ -27,7 +27,8 @@ from opsloop.registry.entities import (
     RegisteredModel,
     VersionLineage,
 )
-from opsloop.server._json import JSONBody
+from opsloop.server._routing import Actor, ok
+from opsloop.server._routing import StrictBody as _Body
 from opsloop.store._artifacts import LocalArtifactStore, check_digest
 
 router = APIRouter(prefix="/registry", tags=["registry"])
@@ -50,21 +51,7 @@ def get_registry(request: Request) -> RegistryService:
     return svc
 
 
-def get_actor(request: Request) -> str | None:
-    who = request.headers.get("x-opsloop-user")
-    return who[:256] if who else None
-
-
 Svc = Annotated[RegistryService, Depends(get_registry)]
-Actor = Annotated[str | None, Depends(get_actor)]
-
-
-def ok(content: Any, status_code: int = 200) -> Response:
-    return JSONBody(content, status_code=status_code)
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CreateModel(_Body):

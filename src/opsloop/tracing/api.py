@@ -14,11 +14,12 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.errors import InvalidArgument, OpsloopError
 from opsloop.server._json import JSONBody
+from opsloop.server._routing import StrictBody as _Body
 from opsloop.server._state import AppState
 from opsloop.tracing._filter import TraceFilter
 from opsloop.tracing._query import MAX_PAGE
@@ -97,10 +98,6 @@ def filters(
 
 
 Filters = Annotated[TraceFilter, Depends(filters)]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class PriceBody(_Body):

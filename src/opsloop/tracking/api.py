@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.errors import PayloadTooLarge
-from opsloop.server._json import JSONBody
+from opsloop.server._routing import StrictBody as _Body
+from opsloop.server._routing import ok
 from opsloop.server._state import AppState, get_state
 from opsloop.store._artifacts import LocalArtifactStore
 from opsloop.tracking._service import MAX_SEARCH_RESULTS, check_batch_limits
@@ -35,10 +36,6 @@ async def _state(request: Request) -> AppState:
 
 State = Annotated[AppState, Depends(_state)]
 RunId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9a-zA-Z_\-]+$")]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CreateExperiment(_Body):
@@ -104,10 +101,6 @@ class CompareRuns(_Body):
 class ExperimentList(BaseModel):
     experiments: list[Experiment]
     next_page_token: str | None = None
-
-
-def ok(content: Any, status_code: int = 200) -> Response:
-    return JSONBody(content, status_code=status_code)
 
 
 # ---------------------------------------------------------------------------- experiments

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsloop.server._json import JSONBody
+from opsloop.server._routing import ok
 from opsloop.server._state import AppState
 from opsloop.tuning._service import TuningService
 from opsloop.tuning.entities import StudyInfo, StudySummary
@@ -51,10 +51,6 @@ class RegisterStudy(BaseModel):
     storage: str = Field(default="", max_length=1024)
     tags: dict[str, str] = Field(default_factory=dict, max_length=100)
     user: str = Field(default="", max_length=256)
-
-
-def ok(content: Any, status_code: int = 200) -> Response:
-    return JSONBody(content, status_code=status_code)
 
 
 @router.get("/tuning/studies", summary="List tuning studies")
