@@ -14,6 +14,7 @@ from pathlib import Path
 
 from alembic import command
 
+from opsloop.rooms import load_all_tables
 from opsloop.store._migrate import alembic_config
 
 rev, message = sys.argv[1], sys.argv[2]
@@ -24,5 +25,7 @@ prev = f"{int(rev) - 1:04d}"
 with tempfile.TemporaryDirectory() as d:
     url = f"sqlite:///{d}/gen.db"
     command.upgrade(alembic_config(url), prev)
-    command.revision(alembic_config(url), message=message, autogenerate=True, rev_id=rev)
+    cfg = alembic_config(url)
+    cfg.attributes["target_metadata"] = load_all_tables()  # every declared room's tables
+    command.revision(cfg, message=message, autogenerate=True, rev_id=rev)
 print("regenerated", rev)

@@ -110,7 +110,7 @@ def test_rest_api_and_remote_sdk_behave_like_embedded(home: Path) -> None:
         assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_ARGUMENT"
         # A running one whose heartbeat is stale reads lost over the API too.
         srv.app.state.opsloop_deployments = DeploymentService(
-            srv.app.state.opsloop.db, lost_after_s=0.2
+            srv.app.state.opsloop.database, lost_after_s=0.2
         )
         made = httpx.post(f"{srv.url}/api/v1/deployments", json=REG).json()
         assert made["status"] == "running"

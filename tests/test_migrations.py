@@ -12,8 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from opsloop.errors import SchemaOutOfDate
+from opsloop.rooms import load_all_tables
 from opsloop.store import SCHEMA_HEAD, Database
-from opsloop.store._metadata import load_all_tables
 from opsloop.store._migrate import downgrade, head_revision, known_revisions, upgrade
 
 

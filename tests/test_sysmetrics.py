@@ -13,7 +13,7 @@ import pytest
 import opsloop
 from opsloop import Client
 from opsloop.sdk import _fluent
-from opsloop.sdk._sysmetrics import SystemMetricsSampler
+from opsloop.tracking import SystemMetricsSampler
 from tests._procs import wait_until
 
 

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     - ``artifact_uri``: a local folder (default ``home/artifacts``) or ``s3://bucket/prefix``.
     - ``tracking_uri``: ``http(s)://host:port`` makes the SDK talk to a server;
       unset, the SDK works embedded on ``home``.
+    - ``user``: the acting user (``OPSLOOP_USER``); unset, the OS user.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLOOP_", extra="ignore")
@@ -32,6 +33,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     artifact_uri: str | None = None
     tracking_uri: str | None = None
+    # Who acts (``OPSLOOP_USER``): recorded on runs, versions, alias moves and events;
+    # unset, the operating-system user (see ``opsloop.core.resolve_user``).
+    user: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
 

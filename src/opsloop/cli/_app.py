@@ -13,27 +13,12 @@ from typing import Annotated
 import typer
 
 from opsloop._version import __version__
-from opsloop.cli import _db, _experiments, _runs
+from opsloop.cli import _db
 from opsloop.cli._common import EXIT_CODES_HELP, OpsloopGroup
-from opsloop.cli._compare import compare
 from opsloop.cli._quickstart import quickstart
 from opsloop.cli._server import server
-
-# Domain rooms bring their own command groups; their modules import only typer and rich.
-from opsloop.datasets.cli import app as _datasets_app
-from opsloop.deployments.cli import app as _deployments_app
-from opsloop.evaluation.benchmarks.cli import app as _bench_app
-from opsloop.evaluation.cli import app as _eval_app
-from opsloop.llm.cli import app as _llm_app
-from opsloop.llm.cli import secrets_app as _secrets_app
-from opsloop.pipelines.cli import app as _pipelines_app
-from opsloop.prompts.cli import app as _prompts_app
-from opsloop.registry.cli import app as _models_app
-from opsloop.retrieval.cli import app as _index_app
-from opsloop.selection.cli import select_command
-from opsloop.serving.cli import serve_command
-from opsloop.tracing.cli import app as _traces_app
-from opsloop.tuning.cli import app as _tune_app
+from opsloop.core import load_ref
+from opsloop.rooms import declarations
 
 app = typer.Typer(
     name="opsloop",
@@ -87,24 +72,14 @@ def _root(
 
 app.command("server", epilog=EXIT_CODES_HELP)(server)
 app.command("quickstart", epilog=EXIT_CODES_HELP)(quickstart)
-app.command("serve", epilog=EXIT_CODES_HELP)(serve_command)
-app.command("select", epilog=EXIT_CODES_HELP)(select_command)
 app.add_typer(_db.app)
-app.add_typer(_experiments.app)
-_runs.app.command("compare")(compare)
-app.add_typer(_runs.app)
-app.add_typer(_datasets_app)
-app.add_typer(_models_app)
-app.add_typer(_prompts_app)
-app.add_typer(_pipelines_app)
-app.add_typer(_deployments_app)
-app.add_typer(_tune_app)
-app.add_typer(_traces_app)
-app.add_typer(_llm_app)
-app.add_typer(_secrets_app)
-app.add_typer(_bench_app)
-app.add_typer(_eval_app)
-app.add_typer(_index_app)
+# Every room's commands and command groups, from its declaration (opsloop/rooms.py).
+# A room's CLI modules import only typer, rich and the room's light modules.
+for _room in declarations():
+    for _name, _ref in _room.cli_commands:
+        app.command(_name, epilog=EXIT_CODES_HELP)(load_ref(_ref))
+    for _ref in _room.cli_groups:
+        app.add_typer(load_ref(_ref))
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from opsloop.core import context_of
 from opsloop.datasets._queries import check_dataset_name
 from opsloop.datasets._service import DatasetService, VersionManifest
 from opsloop.datasets._storage import BlobFiles, iter_parquet, read_table
@@ -53,10 +54,7 @@ def _q(ref: str) -> str:
     return quote(ref, safe="@")
 
 
-def _user() -> str:
-    from opsloop.sdk._client import _user as user
 
-    return user()
 
 
 class Datasets:
@@ -84,9 +82,9 @@ class Datasets:
     def create_dataset(self, name: str, *, kind: str = "tabular", description: str = "") -> Dataset:
         if self._svc is not None:
             return self._svc.create_dataset(
-                name, kind=kind, description=description, created_by=_user()
+                name, kind=kind, description=description, created_by=context_of(self._client).user
             )
-        body = {"name": name, "kind": kind, "description": description, "created_by": _user()}
+        body = {"name": name, "kind": kind, "description": description, "created_by": context_of(self._client).user}
         return Dataset.model_validate(self._rest._json("POST", "/datasets", json=body))
 
     def get_dataset(self, name: str) -> Dataset:
@@ -220,7 +218,7 @@ class Datasets:
                 message=message,
                 parent_version_id=parent_version_id,
                 derivation=derivation,
-                created_by=_user(),
+                created_by=context_of(self._client).user,
                 description=description,
             )
             return v
@@ -244,7 +242,7 @@ class Datasets:
         )
         body = {
             "manifest": manifest.model_dump(mode="json"),
-            "created_by": _user(),
+            "created_by": context_of(self._client).user,
             "description": description,
         }
         data = self._rest._json("POST", f"/datasets/{quote(name)}/versions", json=body)
@@ -403,14 +401,14 @@ class Datasets:
         r = _ref(ref)
         if self._svc is not None:
             return self._svc.split(
-                r, fractions, seed=seed, stratify=stratify, names=names, created_by=_user()
+                r, fractions, seed=seed, stratify=stratify, names=names, created_by=context_of(self._client).user
             )
         body = {
             "fractions": dict(fractions),
             "seed": seed,
             "stratify": stratify,
             "names": dict(names or {}),
-            "created_by": _user(),
+            "created_by": context_of(self._client).user,
         }
         data = self._rest._json("POST", f"/dataset-versions/{_q(r)}/splits", json=body)
         return {k: DatasetVersion.model_validate(v) for k, v in data["splits"].items()}

@@ -19,6 +19,10 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
+from opsloop.core import Context as AppState
+from opsloop.core.web import StrictBody as _Body
+from opsloop.core.web import get_context as get_state
+from opsloop.core.web import ok
 from opsloop.datasets._service import DatasetService, VersionManifest
 from opsloop.datasets.entities import (
     Dataset,
@@ -28,10 +32,7 @@ from opsloop.datasets.entities import (
     RunInput,
 )
 from opsloop.errors import InvalidArgument, PayloadTooLarge
-from opsloop.server._routing import StrictBody as _Body
-from opsloop.server._routing import ok
-from opsloop.server._state import AppState, get_state
-from opsloop.store._artifacts import LocalArtifactStore, check_digest
+from opsloop.store import LocalArtifactStore, check_digest
 
 router = APIRouter(tags=["datasets"])
 
@@ -41,7 +42,7 @@ def get_datasets(request: Request) -> DatasetService:
     svc: DatasetService | None = getattr(request.app.state, "opsloop_datasets", None)
     if svc is None:
         st: AppState = request.app.state.opsloop
-        svc = DatasetService(st.db, st.store, cache_dir=st.settings.home / "cache" / "server")
+        svc = DatasetService(st.database, st.blobs, cache_dir=st.settings.home / "cache" / "server")
         request.app.state.opsloop_datasets = svc
     return svc
 
@@ -251,7 +252,7 @@ async def put_blob(digest: Digest, request: Request, st: State) -> Response:
                 details={"expected": digest, "actual": actual},
             )
         spool.seek(0)
-        info = await run_in_threadpool(st.store.put_stream, spool)  # type: ignore[arg-type]
+        info = await run_in_threadpool(st.blobs.put_stream, spool)  # type: ignore[arg-type]
     return ok({"digest": info.digest, "size": info.size}, 201)
 
 
@@ -261,13 +262,13 @@ class Digests(_Body):
 
 @router.post("/blobs/missing", summary="Which of these blobs the server lacks")
 def missing_blobs(body: Digests, st: State) -> Response:
-    return ok({"missing": [d for d in dict.fromkeys(body.digests) if not st.store.exists(d)]})
+    return ok({"missing": [d for d in dict.fromkeys(body.digests) if not st.blobs.exists(d)]})
 
 
 @router.head("/blobs/{digest}", summary="Whether a blob is stored")
 def head_blob(digest: Digest, st: State) -> Response:
     check_digest(digest)
-    if not st.store.exists(digest):
+    if not st.blobs.exists(digest):
         from opsloop.errors import NotFound
 
         raise NotFound(f"blob {digest} is not stored")
@@ -278,11 +279,11 @@ def head_blob(digest: Digest, st: State) -> Response:
 def get_blob(digest: Digest, st: State) -> Response:
     check_digest(digest)
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=31536000, immutable"}
-    if isinstance(st.store, LocalArtifactStore):
+    if isinstance(st.blobs, LocalArtifactStore):
         return FileResponse(
-            st.store.local_path(digest), media_type="application/octet-stream", headers=headers
+            st.blobs.local_path(digest), media_type="application/octet-stream", headers=headers
         )
-    fh = st.store.open(digest)
+    fh = st.blobs.open(digest)
 
     def chunks() -> Any:
         with fh:

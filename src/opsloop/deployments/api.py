@@ -16,10 +16,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsloop.core import Context as AppState
+from opsloop.core.web import JSONBody
 from opsloop.deployments._service import DeploymentService
 from opsloop.deployments.entities import Deployment
-from opsloop.server._json import JSONBody
-from opsloop.server._state import AppState
 
 router = APIRouter(tags=["deployments"])
 
@@ -29,7 +29,7 @@ def get_deployments(request: Request) -> DeploymentService:
     svc: DeploymentService | None = getattr(request.app.state, "opsloop_deployments", None)
     if svc is None:
         st: AppState = request.app.state.opsloop
-        svc = DeploymentService(st.db)
+        svc = DeploymentService(st.database)
         request.app.state.opsloop_deployments = svc
     return svc
 

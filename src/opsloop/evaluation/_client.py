@@ -79,7 +79,10 @@ class Evaluation:
         {"metric": "latency_p99_ms", "max": 200}]``. ``aliases``: the aliases it
         guards (default: every alias of the model).
         """
-        from opsloop.sdk._client import _user
+        from opsloop.core import context_of
+
+        def _user() -> str:
+            return context_of(self._client).user
 
         if self._rest is None:
             return self._svc().set_gate(model, rules, aliases=aliases, actor=_user())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from opsloop.store._metadata import metadata
+from opsloop.store import metadata
 
 MS = sa.BigInteger
 

@@ -17,11 +17,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsloop.core import Context as AppState
+from opsloop.core.web import ok
 from opsloop.errors import InvalidArgument
 from opsloop.evaluation._client import EVAL_FILTER
 from opsloop.evaluation._gates import GateService
-from opsloop.server._routing import ok
-from opsloop.server._state import AppState
+from opsloop.tracking import artifact_service, tracking_service
 
 router = APIRouter(tags=["evaluation"])
 MAX_COMPARE = 10
@@ -31,7 +32,7 @@ def get_gates(request: Request) -> GateService:
     svc: GateService | None = getattr(request.app.state, "opsloop_gates", None)
     if svc is None:
         st: AppState = request.app.state.opsloop
-        svc = GateService(st.db)
+        svc = GateService(st.database)
         request.app.state.opsloop_gates = svc
     return svc
 
@@ -52,10 +53,10 @@ class _Reader:
         self.st = st
 
     def get_run(self, run_id: str) -> Any:
-        return self.st.tracking.get_run(run_id)
+        return self.st.room(tracking_service).get_run(run_id)
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
-        _, fh = self.st.artifacts.open(run_id, path)
+        _, fh = self.st.room(artifact_service).open(run_id, path)
         with fh:
             return fh.read()
 
@@ -93,7 +94,7 @@ def list_evaluations(
     experiment_id: Annotated[str | None, Query(max_length=64)] = None,
     max_results: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
-    page = st.tracking.search_runs(
+    page = st.room(tracking_service).search_runs(
         [experiment_id] if experiment_id else None,
         filter=EVAL_FILTER,
         order_by=["start_time DESC"],

@@ -12,12 +12,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
+from opsloop.core.web import Actor, ok
+from opsloop.core.web import StrictBody as _Body
 from opsloop.errors import InvalidArgument
 from opsloop.prompts._service import PromptService
 from opsloop.prompts.entities import Prompt, PromptDiff, PromptLabel, PromptVersion
 from opsloop.registry._names import current_user
-from opsloop.server._routing import Actor, ok
-from opsloop.server._routing import StrictBody as _Body
 
 router = APIRouter(prefix="/prompts", tags=["prompts"])
 
@@ -29,7 +29,7 @@ def get_prompts(request: Request) -> PromptService:
     svc: PromptService | None = getattr(request.app.state, "opsloop_prompts", None)
     if svc is None:
         st = request.app.state.opsloop
-        svc = PromptService(st.db, default_actor=current_user(st.settings))
+        svc = PromptService(st.database, default_actor=current_user(st.settings))
         request.app.state.opsloop_prompts = svc
     return svc
 

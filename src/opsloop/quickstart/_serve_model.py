@@ -38,9 +38,9 @@ def serve_model_in_thread(
     """
     import uvicorn
 
+    from opsloop.core.serve import check_port_free, server_url
     from opsloop.deployments._recorder import DeploymentRecorder
     from opsloop.deployments._service import HEARTBEAT_INTERVAL_S
-    from opsloop.server._serve import check_port_free, server_url
     from opsloop.serving._app import create_serving_app
     from opsloop.serving._options import ServeOptions
     from opsloop.serving._source import source_for

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from opsloop.core import resolve_user
 from opsloop.errors import InvalidArgument
+from opsloop.settings import Settings
 
 KINDS = ("model", "prompt", "pipeline")
 MAX_DESCRIPTION = 100_000
@@ -118,12 +119,6 @@ def parse_run_uri(uri: str) -> tuple[str, str]:
     return V.check_id("run id", run_id), V.artifact_path(path, allow_empty=True)
 
 
-def current_user(settings: Any = None) -> str:
-    """Who is acting: the settings' ``user`` when it has one, else the OS user."""
-    user = getattr(settings, "user", None) if settings is not None else None
-    if isinstance(user, str) and user:
-        return user[:256]
-    try:
-        return getpass.getuser()[:256]
-    except Exception:
-        return ""
+def current_user(settings: Settings | None = None) -> str:
+    """Who is acting (``opsloop.core.resolve_user``: ``Settings.user``, else the OS user)."""
+    return resolve_user(settings or Settings())

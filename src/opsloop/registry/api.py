@@ -14,6 +14,8 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
+from opsloop.core.web import Actor, ok
+from opsloop.core.web import StrictBody as _Body
 from opsloop.errors import InvalidArgument, PayloadTooLarge
 from opsloop.registry._names import current_user
 from opsloop.registry._service import RegistryService
@@ -27,9 +29,7 @@ from opsloop.registry.entities import (
     RegisteredModel,
     VersionLineage,
 )
-from opsloop.server._routing import Actor, ok
-from opsloop.server._routing import StrictBody as _Body
-from opsloop.store._artifacts import LocalArtifactStore, check_digest
+from opsloop.store import LocalArtifactStore, check_digest
 
 router = APIRouter(prefix="/registry", tags=["registry"])
 
@@ -42,8 +42,8 @@ def get_registry(request: Request) -> RegistryService:
     if svc is None:
         st = request.app.state.opsloop
         svc = RegistryService(
-            st.db,
-            st.store,
+            st.database,
+            st.blobs,
             default_actor=current_user(st.settings),
             max_file_bytes=st.settings.max_artifact_bytes,
         )

@@ -1,8 +1,11 @@
 """The fluent API: ``with opsloop.start_run(): opsloop.log_metric(...)``.
 
-A module-level client (built from ``Settings()``, so ``OPSLOOP_TRACKING_URI``
+A module-level client on the program's shared context (``opsloop.core.
+default_context()``, built from ``Settings()``, so ``OPSLOOP_TRACKING_URI``
 and ``OPSLOOP_HOME`` apply) and a stack of active runs shared by the
-process's threads. ``start_run`` inside an active run makes a child run.
+process's threads (rooms read the innermost through
+``opsloop.core.active_run_id()``). ``start_run`` inside an active run makes a
+child run.
 """
 
 from __future__ import annotations
@@ -15,9 +18,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from opsloop.core import (
+    Context,
+    default_context,
+    pop_active_run,
+    push_active_run,
+    set_default_context,
+)
 from opsloop.errors import InvalidArgument
-from opsloop.sdk._client import Client
-from opsloop.sdk._sysmetrics import SystemMetricsSampler
+from opsloop.sdk._client import Client, settings_for
+from opsloop.tracking import SystemMetricsSampler
 from opsloop.tracking.entities import ArtifactInfo, Run, RunStatus
 
 _lock = threading.RLock()
@@ -31,7 +41,7 @@ def get_client() -> Client:
     global _client
     with _lock:
         if _client is None:
-            _client = Client()
+            _client = Client(context=default_context())
         return _client
 
 
@@ -43,7 +53,14 @@ def set_tracking_uri(uri: str | None) -> None:
             raise InvalidArgument("cannot change the tracking URI while a run is active")
         if _client is not None:
             _client.close()
-        _client = Client(uri) if uri else None
+            _client.context.close()
+        if uri:
+            ctx = Context(settings_for(uri))
+            set_default_context(ctx)
+            _client = Client(context=ctx)
+        else:
+            set_default_context(None)
+            _client = None
 
 
 def set_experiment(name: str) -> str:
@@ -77,6 +94,7 @@ class ActiveRun:
         with _lock:
             if self in _stack:
                 _stack.remove(self)
+        pop_active_run(self.run_id)
         self.client.set_terminated(self.run_id, status)
 
     def __enter__(self) -> ActiveRun:
@@ -149,6 +167,7 @@ def start_run(
     active = ActiveRun(client, run, sampler)
     with _lock:
         _stack.append(active)
+    push_active_run(run.id)
     return active
 
 

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from opsloop._version import __version__
-from opsloop.server._errors import install_error_handlers
-from opsloop.server._json import JSONBody
-from opsloop.server._limits import BodyLimitMiddleware
-from opsloop.server._state import AppState
+from opsloop.core import Context, load_ref
+from opsloop.core.web import BodyLimitMiddleware, JSONBody, install_error_handlers
+from opsloop.rooms import declarations
+from opsloop.server._ui import ui_index, ui_routes_module
 from opsloop.settings import Settings
 from opsloop.store._engine import SCHEMA_HEAD
 
@@ -32,18 +32,26 @@ class _NoCacheStatic(StaticFiles):
         return resp
 
 
-def create_app(settings: Settings | None = None, *, state: AppState | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, context: Context | None = None) -> FastAPI:
     """Build the server: REST API under ``/api/v1``, the web UI under ``/ui``.
 
-    Raises ``SchemaOutOfDate`` when the database needs ``opsloop db upgrade``.
+    Every room declared in ``opsloop.rooms`` is mounted. Raises
+    ``SchemaOutOfDate`` when the database needs ``opsloop db upgrade``.
     """
-    settings = settings or Settings()
-    state = state or AppState.build(settings)
+    if context is None:
+        context = Context(settings or Settings())
+    settings = context.settings
+    if context.is_remote:
+        # The server works on its own store; a tracking URI in its environment is for clients.
+        settings = settings.model_copy(update={"tracking_uri": None})
+        context = Context(settings)
+    state = context
+    state.database  # noqa: B018 - open the database and check its schema now, not on a request
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        state.db.dispose()
+        state.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -64,16 +72,6 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         max_artifact_bytes=settings.max_artifact_bytes,
     )
 
-    from opsloop.datasets.api import router as datasets_router
-    from opsloop.deployments.api import router as deployments_router
-    from opsloop.evaluation.api import router as evaluation_router
-    from opsloop.prompts.api import router as prompts_router
-    from opsloop.registry.api import router as registry_router
-    from opsloop.tracing.api import otlp_router
-    from opsloop.tracing.api import router as tracing_router
-    from opsloop.tracking.api import router as tracking_router
-    from opsloop.tuning.api import router as tuning_router
-
     meta = APIRouter(tags=["meta"])
 
     @meta.get("/health", summary="Liveness and schema version")
@@ -83,20 +81,16 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
                 "status": "ok",
                 "version": __version__,
                 "schema": SCHEMA_HEAD,
-                "database": state.db.engine.dialect.name,
+                "database": state.database.engine.dialect.name,
             }
         )
 
     app.include_router(meta, prefix=API_PREFIX)
-    app.include_router(tracking_router, prefix=API_PREFIX)
-    app.include_router(datasets_router, prefix=API_PREFIX)
-    app.include_router(registry_router, prefix=API_PREFIX)
-    app.include_router(prompts_router, prefix=API_PREFIX)
-    app.include_router(deployments_router, prefix=API_PREFIX)
-    app.include_router(tracing_router, prefix=API_PREFIX)
-    app.include_router(otlp_router)  # OTLP/HTTP at its standard path, /v1/traces
-    app.include_router(tuning_router, prefix=API_PREFIX)
-    app.include_router(evaluation_router, prefix=API_PREFIX)
+    for room in declarations():
+        for ref in room.routers:
+            app.include_router(load_ref(ref), prefix=API_PREFIX)
+        for ref in room.root_routers:
+            app.include_router(load_ref(ref))
 
     @app.get("/health", include_in_schema=False)
     def root_health() -> Response:
@@ -113,10 +107,20 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
             name="ui-static",
         )
 
+        index = ui_index(UI_DIR / "index.html", declarations())
+        routes_js = ui_routes_module(declarations())
+
+        @app.get("/ui/routes.js", include_in_schema=False)
+        def ui_routes() -> Response:
+            # The rooms' pages and sidebar links, generated from their declarations.
+            return Response(
+                routes_js, media_type="text/javascript", headers={"Cache-Control": "no-cache"}
+            )
+
         @app.get("/ui", include_in_schema=False)
         @app.get("/ui/{rest:path}", include_in_schema=False)
         def ui(rest: str = "") -> Response:
             # The UI is one page; it routes by URL hash, so every /ui path serves it.
-            return FileResponse(UI_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+            return HTMLResponse(index, headers={"Cache-Control": "no-cache"})
 
     return app

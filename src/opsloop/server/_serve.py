@@ -9,13 +9,11 @@ no other channel to spawned workers.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from opsloop.core.serve import check_port_free, prepare_database, quiet_signal_reraise, server_url
 from opsloop.errors import InvalidArgument, Unavailable
 from opsloop.settings import Settings
 
@@ -35,67 +33,6 @@ def app_from_env() -> FastAPI:
     raw = os.environ.get(SETTINGS_ENV)
     settings = Settings(**json.loads(raw)) if raw else Settings()
     return create_app(settings)
-
-
-def server_url(host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
-
-
-def prepare_database(settings: Settings) -> bool:
-    """Create the schema in an empty database; raise ``SchemaOutOfDate`` for an old one.
-
-    Returns True when the schema was just created.
-    """
-    from opsloop.store import Database
-
-    db = Database(settings.resolved_database_url)
-    try:
-        created = db.current_revision() is None and db.is_empty()
-        db.ensure_schema(create_if_empty=True)
-        return created
-    finally:
-        db.dispose()
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Raise ``Unavailable`` now, with a useful message, if uvicorn could not bind."""
-    if not 0 < port < 65536:
-        raise InvalidArgument(f"port must be between 1 and 65535, got {port}")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        # The same option uvicorn sets, so a port in TIME_WAIT counts as free.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise Unavailable(
-                f"cannot listen on {server_url(host, port)}: {exc.strerror or exc}; "
-                "pick another --port or stop the program using it"
-            ) from None
-
-
-@contextlib.contextmanager
-def _quiet_signal_reraise() -> Iterator[None]:
-    """Make a SIGINT/SIGTERM that stopped the server end the command normally.
-
-    uvicorn shuts down gracefully on these signals and then re-raises them to
-    the handlers it found; no-op handlers here turn that into a clean return
-    (exit 0) instead of a KeyboardInterrupt traceback or death by SIGTERM.
-    """
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in saved:
-        signal.signal(sig, lambda *_: None)
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
 
 
 def serve(
@@ -134,7 +71,7 @@ def serve(
         server = uvicorn.Server(uvicorn.Config(create_app(settings), **common))  # type: ignore[arg-type]
         if on_ready is not None:
             on_ready(server_url(host, port))
-        with _quiet_signal_reraise():
+        with quiet_signal_reraise():
             server.run()
         if not server.started:
             raise Unavailable(f"the server could not start on {server_url(host, port)}")
@@ -143,7 +80,7 @@ def serve(
     try:
         if on_ready is not None:
             on_ready(server_url(host, port))
-        with _quiet_signal_reraise():
+        with quiet_signal_reraise():
             uvicorn.run(FACTORY, factory=True, workers=workers, **common)  # type: ignore[arg-type]
     finally:
         os.environ.pop(SETTINGS_ENV, None)

@@ -27,9 +27,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from opsloop._version import __version__
+from opsloop.core.web import BodyLimitMiddleware, JSONBody
 from opsloop.errors import NotFound, Unavailable
-from opsloop.server._json import JSONBody
-from opsloop.server._limits import BodyLimitMiddleware
 from opsloop.serving._errors import install_serving_error_handlers
 from opsloop.serving._openai import openai_router
 from opsloop.serving._options import ServeOptions

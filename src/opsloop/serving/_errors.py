@@ -14,8 +14,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from opsloop.server._errors import install_error_handlers
-from opsloop.server._json import JSONBody
+from opsloop.core.web import JSONBody, install_error_handlers
 
 OPENAI_PATHS = ("/v1/chat/", "/v1/completions", "/v1/embeddings", "/v1/models")
 

@@ -19,8 +19,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsloop.core.web import JSONBody
 from opsloop.errors import InvalidArgument, NotFound
-from opsloop.server._json import JSONBody
 from opsloop.serving._runtime import ModelHolder, Runtime
 from opsloop.serving._sampling import GenerationParams
 

@@ -24,8 +24,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from opsloop.core.web import JSONBody
 from opsloop.errors import InvalidArgument, OpsloopError, PayloadTooLarge
-from opsloop.server._json import JSONBody
 from opsloop.serving._runtime import ModelHolder, Runtime
 
 __all__ = ["FastPredictMiddleware", "answer", "parse_rows", "predict_router"]

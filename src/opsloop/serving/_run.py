@@ -76,7 +76,7 @@ def serve(
     """
     import uvicorn
 
-    from opsloop.server._serve import _quiet_signal_reraise, check_port_free, server_url
+    from opsloop.core.serve import check_port_free, quiet_signal_reraise, server_url
 
     settings = settings or Settings()
     options = options or ServeOptions()
@@ -110,7 +110,7 @@ def serve(
             _record(
                 target, settings, host, port, 1, lambda: holder.current and holder.current.resolved
             ),
-            _quiet_signal_reraise(),
+            quiet_signal_reraise(),
         ):
             server.run()
         return
@@ -126,7 +126,7 @@ def serve(
         if on_ready is not None:
             on_ready(server_url(host, port))
         # The parent records the deployment once for all its workers.
-        with _record(target, settings, host, port, workers, None), _quiet_signal_reraise():
+        with _record(target, settings, host, port, workers, None), quiet_signal_reraise():
             uvicorn.run(FACTORY, factory=True, workers=workers, **common)
     finally:
         os.environ.pop(SERVE_ENV, None)
@@ -143,8 +143,8 @@ def _record(
     """Record a ``models:/`` target as a deployment while the server runs (best effort)."""
     if not (isinstance(target, str) and target.startswith("models:/")):
         return contextlib.nullcontext()
+    from opsloop.core.serve import server_url
     from opsloop.deployments._recorder import DeploymentRecorder
-    from opsloop.server._serve import server_url
 
     return DeploymentRecorder(
         target, settings, url=server_url(host, port), workers=workers, current=current

@@ -4,9 +4,11 @@ from opsloop.store._artifacts import (
     ArtifactStore,
     BlobInfo,
     LocalArtifactStore,
+    check_digest,
     open_artifact_store,
 )
 from opsloop.store._engine import SCHEMA_HEAD, Database
+from opsloop.store._metadata import metadata
 
 __all__ = [
     "SCHEMA_HEAD",
@@ -14,5 +16,7 @@ __all__ = [
     "BlobInfo",
     "Database",
     "LocalArtifactStore",
+    "check_digest",
+    "metadata",
     "open_artifact_store",
 ]

@@ -1,4 +1,7 @@
-"""The one SQLAlchemy ``MetaData`` every domain's ``_tables.py`` registers on."""
+"""The one SQLAlchemy ``MetaData`` every room's ``_tables.py`` registers on.
+
+``opsloop.rooms.load_all_tables()`` imports every declared room's tables onto it.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +16,3 @@ NAMING = {
 }
 
 metadata = sa.MetaData(naming_convention=NAMING)
-
-
-def load_all_tables() -> sa.MetaData:
-    """Import every domain's tables so ``metadata`` is complete (migrations, tests)."""
-    from opsloop.datasets import _tables as _datasets  # noqa: F401
-    from opsloop.deployments import _tables as _deployments  # noqa: F401
-    from opsloop.evaluation import _tables as _evaluation  # noqa: F401
-    from opsloop.registry import _tables as _registry  # noqa: F401
-    from opsloop.tracing import _tables as _tracing  # noqa: F401
-    from opsloop.tracking import _tables as _tracking  # noqa: F401
-    from opsloop.tuning import _tables as _tuning  # noqa: F401
-
-    return metadata

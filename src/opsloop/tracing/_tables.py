@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from opsloop.store._metadata import metadata
+from opsloop.store import metadata
 
 TRACE_ID = sa.String(32)
 SPAN_ID = sa.String(16)

@@ -17,10 +17,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from opsloop.core import Context as AppState
+from opsloop.core.web import JSONBody
+from opsloop.core.web import StrictBody as _Body
 from opsloop.errors import InvalidArgument, OpsloopError
-from opsloop.server._json import JSONBody
-from opsloop.server._routing import StrictBody as _Body
-from opsloop.server._state import AppState
 from opsloop.tracing._filter import TraceFilter
 from opsloop.tracing._query import MAX_PAGE
 from opsloop.tracing._service import TraceService
@@ -41,7 +41,7 @@ def get_traces(request: Request) -> TraceService:
     svc: TraceService | None = getattr(request.app.state, "opsloop_traces", None)
     if svc is None:
         st: AppState = request.app.state.opsloop
-        svc = TraceService(st.db, st.settings)
+        svc = TraceService(st.database, st.settings)
         request.app.state.opsloop_traces = svc
     return svc
 

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opsloop.tracking._artifact_service import ArtifactService
+    from opsloop.tracking._backend import (
+        EmbeddedTracking,
+        TrackingBackend,
+        artifact_service,
+        tracking_service,
+    )
+    from opsloop.tracking._client import Tracking
+    from opsloop.tracking._remote import RemoteTracking
     from opsloop.tracking._service import DEFAULT_EXPERIMENT, TrackingService
+    from opsloop.tracking._sysmetrics import SystemMetricsSampler
     from opsloop.tracking.entities import (
         ArtifactInfo,
         Experiment,
@@ -28,15 +37,22 @@ __all__ = [
     "DEFAULT_EXPERIMENT",
     "ArtifactInfo",
     "ArtifactService",
+    "EmbeddedTracking",
     "Experiment",
     "LatestMetric",
     "MetricHistory",
     "MetricPoint",
+    "RemoteTracking",
     "Run",
     "RunComparison",
     "RunPage",
     "RunStatus",
+    "SystemMetricsSampler",
+    "Tracking",
+    "TrackingBackend",
     "TrackingService",
+    "artifact_service",
+    "tracking_service",
 ]
 
 _LAZY = {name: "opsloop.tracking.entities" for name in __all__}
@@ -44,6 +60,13 @@ _LAZY.update(
     ArtifactService="opsloop.tracking._artifact_service",
     DEFAULT_EXPERIMENT="opsloop.tracking._service",
     TrackingService="opsloop.tracking._service",
+    Tracking="opsloop.tracking._client",
+    TrackingBackend="opsloop.tracking._backend",
+    EmbeddedTracking="opsloop.tracking._backend",
+    artifact_service="opsloop.tracking._backend",
+    tracking_service="opsloop.tracking._backend",
+    RemoteTracking="opsloop.tracking._remote",
+    SystemMetricsSampler="opsloop.tracking._sysmetrics",
 )
 
 

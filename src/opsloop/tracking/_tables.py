@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from opsloop.store._metadata import metadata
+from opsloop.store import metadata
 
 ID = sa.String(32)
 KEY = sa.String(250)

@@ -10,11 +10,13 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from opsloop.core import Context as AppState
+from opsloop.core.web import StrictBody as _Body
+from opsloop.core.web import get_context as get_state
+from opsloop.core.web import ok
 from opsloop.errors import PayloadTooLarge
-from opsloop.server._routing import StrictBody as _Body
-from opsloop.server._routing import ok
-from opsloop.server._state import AppState, get_state
-from opsloop.store._artifacts import LocalArtifactStore
+from opsloop.store import LocalArtifactStore
+from opsloop.tracking import artifact_service, tracking_service
 from opsloop.tracking._service import MAX_SEARCH_RESULTS, check_batch_limits
 from opsloop.tracking.entities import (
     ArtifactInfo,
@@ -28,13 +30,7 @@ from opsloop.tracking.entities import (
 router = APIRouter(tags=["tracking"])
 
 
-async def _state(request: Request) -> AppState:
-    # ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the thread
-    # pool, one more thread hop per request for what is an attribute read.
-    return get_state(request)
-
-
-State = Annotated[AppState, Depends(_state)]
+State = Annotated[AppState, Depends(get_state)]
 RunId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9a-zA-Z_\-]+$")]
 
 
@@ -116,7 +112,7 @@ def list_experiments(
     from opsloop.tracking._filter import decode_page_token, encode_page_token
 
     offset = decode_page_token(page_token)
-    exps = st.tracking.list_experiments(include_deleted=include_deleted)
+    exps = st.room(tracking_service).list_experiments(include_deleted=include_deleted)
     page = exps[offset : offset + max_results]
     nxt = encode_page_token(offset + max_results) if offset + max_results < len(exps) else None
     return ok({"experiments": page, "next_page_token": nxt})
@@ -126,19 +122,21 @@ def list_experiments(
     "/experiments", response_model=Experiment, status_code=201, summary="Create an experiment"
 )
 def create_experiment(body: CreateExperiment, st: State) -> Response:
-    return ok(st.tracking.create_experiment(body.name, body.description, body.tags), 201)
+    return ok(
+        st.room(tracking_service).create_experiment(body.name, body.description, body.tags), 201
+    )
 
 
 @router.get(
     "/experiments/by-name/{name}", response_model=Experiment, summary="Get an experiment by name"
 )
 def get_experiment_by_name(name: Annotated[str, Field(max_length=256)], st: State) -> Response:
-    return ok(st.tracking.get_experiment_by_name(name))
+    return ok(st.room(tracking_service).get_experiment_by_name(name))
 
 
 @router.get("/experiments/{experiment_id}", response_model=Experiment, summary="Get an experiment")
 def get_experiment(experiment_id: RunId, st: State) -> Response:
-    return ok(st.tracking.get_experiment(experiment_id))
+    return ok(st.room(tracking_service).get_experiment(experiment_id))
 
 
 @router.patch(
@@ -148,7 +146,9 @@ def get_experiment(experiment_id: RunId, st: State) -> Response:
 )
 def update_experiment(experiment_id: RunId, body: UpdateExperiment, st: State) -> Response:
     return ok(
-        st.tracking.update_experiment(experiment_id, name=body.name, description=body.description)
+        st.room(tracking_service).update_experiment(
+            experiment_id, name=body.name, description=body.description
+        )
     )
 
 
@@ -156,7 +156,7 @@ def update_experiment(experiment_id: RunId, body: UpdateExperiment, st: State) -
     "/experiments/{experiment_id}/tags/{key:path}", status_code=204, summary="Set an experiment tag"
 )
 def set_experiment_tag(experiment_id: RunId, key: str, body: TagValue, st: State) -> Response:
-    st.tracking.set_experiment_tag(experiment_id, key, body.value)
+    st.room(tracking_service).set_experiment_tag(experiment_id, key, body.value)
     return Response(status_code=204)
 
 
@@ -164,7 +164,7 @@ def set_experiment_tag(experiment_id: RunId, key: str, body: TagValue, st: State
     "/experiments/{experiment_id}", status_code=204, summary="Delete an experiment (restorable)"
 )
 def delete_experiment(experiment_id: RunId, st: State) -> Response:
-    st.tracking.delete_experiment(experiment_id)
+    st.room(tracking_service).delete_experiment(experiment_id)
     return Response(status_code=204)
 
 
@@ -172,7 +172,7 @@ def delete_experiment(experiment_id: RunId, st: State) -> Response:
     "/experiments/{experiment_id}/restore", status_code=204, summary="Restore a deleted experiment"
 )
 def restore_experiment(experiment_id: RunId, st: State) -> Response:
-    st.tracking.restore_experiment(experiment_id)
+    st.room(tracking_service).restore_experiment(experiment_id)
     return Response(status_code=204)
 
 
@@ -189,7 +189,7 @@ def create_run(body: CreateRun, st: State) -> Response:
         max_params=st.settings.max_batch_params,
         max_tags=st.settings.max_batch_tags,
     )
-    run = st.tracking.create_run(
+    run = st.room(tracking_service).create_run(
         body.experiment_id,
         name=body.name,
         start_time=body.start_time,
@@ -206,7 +206,7 @@ def create_run(body: CreateRun, st: State) -> Response:
     "/runs/search", response_model=RunPage, summary="Search runs with a filter, ordering and pages"
 )
 def search_runs(body: SearchRuns, st: State) -> Response:
-    page = st.tracking.search_runs(
+    page = st.room(tracking_service).search_runs(
         body.experiment_ids or None,
         filter=body.filter,
         order_by=body.order_by,
@@ -220,7 +220,7 @@ def search_runs(body: SearchRuns, st: State) -> Response:
 
 @router.post("/runs/compare", response_model=RunComparison, summary="Compare runs side by side")
 def compare_runs(body: CompareRuns, st: State) -> Response:
-    return ok(st.tracking.compare_runs(body.run_ids))
+    return ok(st.room(tracking_service).compare_runs(body.run_ids))
 
 
 @router.get(
@@ -229,13 +229,13 @@ def compare_runs(body: CompareRuns, st: State) -> Response:
     summary="Get a run with its params, tags and latest metrics",
 )
 def get_run(run_id: RunId, st: State) -> Response:
-    return ok(st.tracking.get_run(run_id))
+    return ok(st.room(tracking_service).get_run(run_id))
 
 
 @router.patch("/runs/{run_id}", response_model=Run, summary="Update a run's status, name or notes")
 def update_run(run_id: RunId, body: UpdateRun, st: State) -> Response:
     return ok(
-        st.tracking.update_run(
+        st.room(tracking_service).update_run(
             run_id, status=body.status, end_time=body.end_time, name=body.name, notes=body.notes
         )
     )
@@ -245,13 +245,13 @@ def update_run(run_id: RunId, body: UpdateRun, st: State) -> Response:
     "/runs/{run_id}", status_code=204, summary="Delete a run (restorable unless purge=true)"
 )
 def delete_run(run_id: RunId, st: State, purge: bool = False) -> Response:
-    st.tracking.delete_run(run_id, purge=purge)
+    st.room(tracking_service).delete_run(run_id, purge=purge)
     return Response(status_code=204)
 
 
 @router.post("/runs/{run_id}/restore", response_model=Run, summary="Restore a deleted run")
 def restore_run(run_id: RunId, st: State) -> Response:
-    return ok(st.tracking.restore_run(run_id))
+    return ok(st.room(tracking_service).restore_run(run_id))
 
 
 @router.post(
@@ -271,7 +271,7 @@ def log_batch(run_id: RunId, body: LogBatch, st: State) -> Response:
     )
     nan = float("nan")
     metrics = [(k, nan if v is None else v, step, ts) for k, v, step, ts in body.metrics]
-    n = st.tracking.log_batch(
+    n = st.room(tracking_service).log_batch(
         run_id, metrics=metrics, params=body.params, tags=body.tags, batch_id=body.batch_id
     )
     return ok({"points_written": n})
@@ -279,13 +279,13 @@ def log_batch(run_id: RunId, body: LogBatch, st: State) -> Response:
 
 @router.put("/runs/{run_id}/tags/{key:path}", status_code=204, summary="Set a run tag")
 def set_run_tag(run_id: RunId, key: str, body: TagValue, st: State) -> Response:
-    st.tracking.set_tag(run_id, key, body.value)
+    st.room(tracking_service).set_tag(run_id, key, body.value)
     return Response(status_code=204)
 
 
 @router.delete("/runs/{run_id}/tags/{key:path}", status_code=204, summary="Delete a run tag")
 def delete_run_tag(run_id: RunId, key: str, st: State) -> Response:
-    st.tracking.delete_tag(run_id, key)
+    st.room(tracking_service).delete_tag(run_id, key)
     return Response(status_code=204)
 
 
@@ -301,7 +301,7 @@ def metric_history(
     max_points: Annotated[int | None, Query(ge=10, le=10_000_000)] = None,
     x: Annotated[str, Query(pattern="^(step|time)$")] = "step",
 ) -> Response:
-    h = st.tracking.get_metric_history(run_id, key, max_points=max_points, x=x)
+    h = st.room(tracking_service).get_metric_history(run_id, key, max_points=max_points, x=x)
     return ok(h)
 
 
@@ -318,7 +318,8 @@ def metric_histories(
     return ok(
         {
             "histories": [
-                st.tracking.get_metric_history(run_id, k, max_points=max_points, x=x) for k in keys
+                st.room(tracking_service).get_metric_history(run_id, k, max_points=max_points, x=x)
+                for k in keys
             ]
         }
     )
@@ -338,7 +339,7 @@ def list_artifacts(
     path: Annotated[str, Query(max_length=1024)] = "",
     recursive: bool = False,
 ) -> Response:
-    return ok(st.artifacts.list(run_id, path, recursive=recursive))
+    return ok(st.room(artifact_service).list(run_id, path, recursive=recursive))
 
 
 @router.put(
@@ -359,7 +360,8 @@ async def upload_artifact(run_id: RunId, path: str, request: Request, st: State)
             spool.write(block)
         spool.seek(0)
         media_type = request.headers.get("x-opsloop-media-type")
-        info = await run_in_threadpool(st.artifacts.put_stream, run_id, path, spool, media_type)  # type: ignore[arg-type]
+        artifacts = st.room(artifact_service)
+        info = await run_in_threadpool(artifacts.put_stream, run_id, path, spool, media_type)  # type: ignore[arg-type]
     finally:
         spool.close()
     return ok(info, 201)
@@ -384,7 +386,7 @@ _SAFE_INLINE = (
     response_class=Response,
 )
 def download_artifact(run_id: RunId, path: str, st: State) -> Response:
-    info, fh = st.artifacts.open(run_id, path)
+    info, fh = st.room(artifact_service).open(run_id, path)
     # Never let an uploaded HTML or SVG file run script in the UI's origin.
     headers = {
         "X-Content-Type-Options": "nosniff",
@@ -395,9 +397,9 @@ def download_artifact(run_id: RunId, path: str, st: State) -> Response:
         headers["Content-Disposition"] = f'attachment; filename="{path.rsplit("/", 1)[-1]}"'
     if media.startswith("text/html") or media.startswith("image/svg"):
         media = "text/plain; charset=utf-8"
-    if isinstance(st.store, LocalArtifactStore) and info.digest:
+    if isinstance(st.blobs, LocalArtifactStore) and info.digest:
         fh.close()
-        return FileResponse(st.store.local_path(info.digest), media_type=media, headers=headers)
+        return FileResponse(st.blobs.local_path(info.digest), media_type=media, headers=headers)
 
     def chunks() -> Any:
         with fh:

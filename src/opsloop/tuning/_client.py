@@ -52,7 +52,10 @@ class Tuning:
         tags: Mapping[str, Any] | None = None,
     ) -> tuple[StudyInfo, bool]:
         """Get or create the registry entry (and parent run) of a study."""
-        from opsloop.sdk._client import _user
+        from opsloop.core import context_of
+
+        def _user() -> str:
+            return context_of(self.client).user
 
         if self._svc is not None:
             return self._svc.register_study(

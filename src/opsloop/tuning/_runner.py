@@ -124,9 +124,9 @@ class Runner:
         self.client = client
         self.study = study if study is not None else open_optuna_study(config, self.on_stale)
         self._owner = owner_tag()
-        from opsloop.sdk._client import _user
+        from opsloop.core import context_of
 
-        self._user = _user()  # looked up once: it costs a passwd lookup per run otherwise
+        self._user = context_of(client).user  # looked up once: it costs a passwd lookup per run otherwise
 
     # ------------------------------------------------------------------ one trial
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from opsloop.store._metadata import metadata
+from opsloop.store import metadata
 
 ID = sa.String(32)
 MS = sa.BigInteger

@@ -19,8 +19,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsloop.server._routing import ok
-from opsloop.server._state import AppState
+from opsloop.core import Context as AppState
+from opsloop.core.web import ok
+from opsloop.tracking import tracking_service
 from opsloop.tuning._service import TuningService
 from opsloop.tuning.entities import StudyInfo, StudySummary
 
@@ -32,7 +33,7 @@ def get_tuning(request: Request) -> TuningService:
     svc: TuningService | None = getattr(request.app.state, "opsloop_tuning", None)
     if svc is None:
         st: AppState = request.app.state.opsloop
-        svc = TuningService(st.db, st.tracking)
+        svc = TuningService(st.database, st.room(tracking_service))
         request.app.state.opsloop_tuning = svc
     return svc
 

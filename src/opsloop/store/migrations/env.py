@@ -5,10 +5,11 @@ from __future__ import annotations
 from alembic import context
 
 from opsloop.store._engine import create_db_engine
-from opsloop.store._metadata import load_all_tables
 
 config = context.config
-target_metadata = load_all_tables()
+# Upgrades run the migration scripts and need no metadata; autogenerate
+# (scripts/regen_migration.py) passes the rooms' complete metadata in.
+target_metadata = config.attributes.get("target_metadata")
 
 
 def run_migrations_online() -> None:

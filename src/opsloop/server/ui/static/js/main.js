@@ -1,21 +1,10 @@
-// App shell and hash router: #/experiments, #/experiments/<id>, #/runs/<id>, #/compare?runs=a,b,
-// #/datasets, #/datasets/<name>, #/datasets/<name>/diff?a=1&b=2, #/models, #/models/<name>
+// App shell and hash router. The pages and their hash patterns (#/experiments/<id>,
+// #/datasets/<name>/diff?a=1&b=2, ...) come from the rooms' declarations via /ui/routes.js.
 
 import { api } from "./api.js";
 import { errorBox, h, replace } from "./dom.js";
-import { renderCompare } from "./pages/compare.js";
-import { renderDataset, renderDatasets } from "./pages/datasets.js";
-import { renderDatasetDiff } from "./pages/datasets_diff.js";
-import { renderDeployments } from "./pages/deployments.js";
-import { renderEvalCompare, renderEvaluations } from "./pages/evaluations.js";
-import { renderExperiments } from "./pages/experiments.js";
-import { renderModel, renderModels } from "./pages/models.js";
-import { renderPrompt, renderPrompts } from "./pages/prompts.js";
-import { renderRun } from "./pages/run.js";
-import { renderRuns } from "./pages/runs.js";
-import { renderSelection } from "./pages/selection.js";
-import { renderTrace } from "./pages/trace.js";
-import { renderTraces } from "./pages/traces.js";
+// Each room declares its pages (opsloop/rooms.py); the server generates this module from them.
+import { routes } from "/ui/routes.js";
 
 const main = document.getElementById("main");
 const sideList = document.getElementById("side-experiments");
@@ -34,25 +23,21 @@ export function parseHash() {
   return { parts, query };
 }
 
-const routes = [
-  { match: (p) => p.length === 1 && p[0] === "experiments", render: (ctx) => renderExperiments(ctx) },
-  { match: (p) => p.length === 2 && p[0] === "experiments", render: (ctx, p) => renderRuns(ctx, p[1]) },
-  { match: (p) => p.length === 2 && p[0] === "runs", render: (ctx, p) => renderRun(ctx, p[1]) },
-  { match: (p) => p.length === 2 && p[0] === "selections", render: (ctx, p) => renderSelection(ctx, p[1]) },
-  { match: (p) => p.length === 1 && p[0] === "compare", render: (ctx) => renderCompare(ctx) },
-  { match: (p) => p.length === 1 && p[0] === "datasets", render: (ctx) => renderDatasets(ctx) },
-  { match: (p) => p.length === 2 && p[0] === "datasets", render: (ctx, p) => renderDataset(ctx, p[1]) },
-  { match: (p) => p.length === 3 && p[0] === "datasets" && p[2] === "diff", render: (ctx, p) => renderDatasetDiff(ctx, p[1]) },
-  { match: (p) => p.length === 1 && p[0] === "models", render: (ctx) => renderModels(ctx) },
-  { match: (p) => p.length === 2 && p[0] === "models", render: (ctx, p) => renderModel(ctx, p[1]) },
-  { match: (p) => p.length === 1 && p[0] === "prompts", render: (ctx) => renderPrompts(ctx) },
-  { match: (p) => p.length === 2 && p[0] === "prompts", render: (ctx, p) => renderPrompt(ctx, p[1]) },
-  { match: (p) => p.length === 1 && p[0] === "deployments", render: (ctx) => renderDeployments(ctx) },
-  { match: (p) => p.length === 1 && p[0] === "evaluations", render: (ctx) => renderEvaluations(ctx) },
-  { match: (p) => p.length === 2 && p[0] === "evaluations" && p[1] === "compare", render: (ctx) => renderEvalCompare(ctx) },
-  { match: (p) => p.length === 1 && p[0] === "traces", render: (ctx) => renderTraces(ctx) },
-  { match: (p) => p.length === 2 && p[0] === "traces", render: (ctx, p) => renderTrace(ctx, p[1]) },
-];
+/** The route whose pattern matches the hash's parts, with its captured values. */
+function matchRoute(parts) {
+  for (const r of routes) {
+    if (r.pattern.length !== parts.length) continue;
+    const captured = [];
+    let ok = true;
+    for (let i = 0; i < parts.length; i++) {
+      const seg = r.pattern[i];
+      if (seg.startsWith(":")) captured.push(parts[i]);
+      else if (seg !== parts[i]) { ok = false; break; }
+    }
+    if (ok) return { render: r.render, captured };
+  }
+  return null;
+}
 
 async function route() {
   if (current) {
@@ -81,7 +66,7 @@ async function route() {
   setActiveExperiment(parts[0] === "experiments" && parts[1] ? parts[1] : null);
   highlightNav(parts[0]);
   window.scrollTo(0, 0);
-  const r = routes.find((x) => x.match(parts));
+  const r = matchRoute(parts);
   if (!r) {
     ctx.setTitle("Not found");
     replace(main, h("div", { class: "page" }, errorBox(new Error(`No page at #${parts.join("/")}`), "Page not found"),
@@ -89,7 +74,7 @@ async function route() {
     return;
   }
   try {
-    await r.render(ctx, parts);
+    await r.render(ctx, ...r.captured);
   } catch (err) {
     if (err && err.name === "AbortError") return;
     if (controller.signal.aborted) return;

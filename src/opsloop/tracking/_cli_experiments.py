@@ -7,16 +7,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import (
+from opsloop.core.cli import (
     HomeOption,
     esc,
     fmt_time,
-    open_client,
     out,
     print_json,
-    resolve_experiment,
-    resolve_settings,
 )
+from opsloop.tracking._cli_util import command_tracking, resolve_experiment
 
 app = typer.Typer(
     name="experiments",
@@ -43,7 +41,7 @@ def list_experiments(
         opsloop experiments list
         opsloop experiments list --all --json
     """
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_tracking(ctx, home) as client:
         exps = client.list_experiments(include_deleted=all_)
     if json_:
         print_json([e.model_dump(mode="json") for e in exps])
@@ -81,7 +79,7 @@ def create(
 
         opsloop experiments create churn-model --description "Weekly churn classifier"
     """
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_tracking(ctx, home) as client:
         exp = client.create_experiment(name, description)
     out().print(f"created experiment [bold]{esc(exp.name)}[/] (id {exp.id})")
 
@@ -101,7 +99,7 @@ def rename(
 
         opsloop experiments rename churn-model churn-model-v1
     """
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_tracking(ctx, home) as client:
         exp = resolve_experiment(client, experiment)
         updated = client.update_experiment(exp.id, name=new_name)
     out().print(f"renamed experiment {esc(exp.name)} to [bold]{esc(updated.name)}[/]")
@@ -115,7 +113,7 @@ def delete(ctx: typer.Context, experiment: ExperimentArg, home: HomeOption = Non
 
         opsloop experiments delete churn-model
     """
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_tracking(ctx, home) as client:
         exp = resolve_experiment(client, experiment)
         client.delete_experiment(exp.id)
     out().print(
@@ -132,7 +130,7 @@ def restore(ctx: typer.Context, experiment: ExperimentArg, home: HomeOption = No
 
         opsloop experiments restore churn-model
     """
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_tracking(ctx, home) as client:
         exp = resolve_experiment(client, experiment)
         client.restore_experiment(exp.id)
     out().print(f"restored experiment [bold]{esc(exp.name)}[/] (id {exp.id})")

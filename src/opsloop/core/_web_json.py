@@ -1,4 +1,4 @@
-"""Fast JSON responses (orjson): NaN becomes null, numpy and pydantic types are handled."""
+"""Fast JSON responses (orjson) for every router and the serving apps."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import orjson
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+__all__ = ["JSONBody"]
+
 
 def _default(obj: Any) -> Any:
     if isinstance(obj, BaseModel):
@@ -16,6 +18,8 @@ def _default(obj: Any) -> Any:
 
 
 class JSONBody(Response):
+    """Fast JSON responses (orjson): NaN becomes null, numpy and pydantic types are handled."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

@@ -11,20 +11,18 @@ from rich.console import Group, JustifyMethod
 from rich.panel import Panel
 from rich.table import Table
 
-from opsloop.cli._common import (
+from opsloop.core.cli import (
     HomeOption,
     esc,
     fmt_bytes,
     fmt_duration,
     fmt_time,
     fmt_value,
-    open_client,
     out,
     print_json,
-    resolve_experiment,
-    resolve_settings,
     styled_status,
 )
+from opsloop.tracking._cli_util import command_tracking, resolve_experiment
 
 app = typer.Typer(
     name="runs",
@@ -134,7 +132,7 @@ def list_runs(
         opsloop runs list --experiment quickstart --json
     """
     order = list(order_by or [])
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_tracking(ctx, home) as client:
         exp_ids = [resolve_experiment(client, e).id for e in experiment or []]
         page = client.search_runs(
             exp_ids or None,
@@ -290,7 +288,7 @@ def show(
         opsloop runs show 3f2a9c0d5e6b4a7c8d9e0f1a2b3c4d5e
         opsloop runs show 3f2a9c0d5e6b4a7c8d9e0f1a2b3c4d5e --json
     """
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_tracking(ctx, home) as client:
         run = client.get_run(run_id)
         artifacts = client.list_artifacts(run_id, recursive=True)
         exp_name = client.get_experiment(run.experiment_id).name
@@ -390,7 +388,7 @@ def delete(
         opsloop runs delete 3f2a9c0d5e6b4a7c8d9e0f1a2b3c4d5e
         opsloop runs delete 3f2a9c0d5e6b4a7c8d9e0f1a2b3c4d5e --purge --yes
     """
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_tracking(ctx, home) as client:
         run = client.get_run(run_id)
         if purge and not yes:
             typer.confirm(
@@ -415,6 +413,6 @@ def restore(ctx: typer.Context, run_id: RunArg, home: HomeOption = None) -> None
 
         opsloop runs restore 3f2a9c0d5e6b4a7c8d9e0f1a2b3c4d5e
     """
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_tracking(ctx, home) as client:
         run = client.restore_run(run_id)
     out().print(f"restored run [bold]{esc(run.name)}[/] ({run.id})")

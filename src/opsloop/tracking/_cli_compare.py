@@ -8,16 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import (
+from opsloop.core.cli import (
     HomeOption,
     esc,
     fmt_value,
     metric_goal,
-    open_client,
     out,
     print_json,
-    resolve_settings,
 )
+from opsloop.tracking._cli_util import command_tracking
 
 if TYPE_CHECKING:
     from opsloop.tracking.entities import RunComparison
@@ -68,7 +67,7 @@ def compare(
     """
     if len(run_ids) < 2:
         raise typer.BadParameter("give at least two run ids", param_hint="RUN_IDS")
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_tracking(ctx, home) as client:
         comparison = client.compare_runs(run_ids)
     goals, best = best_by_goal(comparison)
     if json_:

@@ -1,19 +1,20 @@
-"""The seam between the SDK and storage: one interface, embedded or over HTTP.
+"""The tracking room's seam: one typed Protocol, embedded or over HTTP.
 
-``EmbeddedBackend`` calls the services directly on the home folder's
-database; ``RestBackend`` (``_rest.py``) calls a server. The contract test
-suite runs the same tests through both.
+``EmbeddedTracking`` calls the services on the context's database and blob
+store; ``RemoteTracking`` (``_remote.py``) calls a server through the
+context's ``Transport``. ``Context.seam`` picks one from the settings, once;
+the contract suite runs the same tests through both.
 """
 
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-from opsloop.settings import Settings
+from opsloop.tracking._artifact_service import ArtifactService
+from opsloop.tracking._service import TrackingService
 from opsloop.tracking.entities import (
     ArtifactInfo,
     Experiment,
@@ -24,34 +25,30 @@ from opsloop.tracking.entities import (
     RunPage,
 )
 
+if TYPE_CHECKING:
+    from opsloop.core import Context
+
+__all__ = ["EmbeddedTracking", "MetricTuple", "TrackingBackend"]
+
 MetricTuple = tuple[str, float, int, int]
 
 
-class Backend(ABC):
-    """Everything the tracking SDK needs from a store."""
+class TrackingBackend(Protocol):
+    """Everything the tracking client needs from storage, embedded or remote."""
 
-    @abstractmethod
     def create_experiment(
         self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
     ) -> Experiment: ...
-    @abstractmethod
     def get_experiment(self, experiment_id: str) -> Experiment: ...
-    @abstractmethod
     def get_experiment_by_name(self, name: str) -> Experiment: ...
-    @abstractmethod
     def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]: ...
-    @abstractmethod
     def update_experiment(
         self, experiment_id: str, *, name: str | None = None, description: str | None = None
     ) -> Experiment: ...
-    @abstractmethod
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None: ...
-    @abstractmethod
     def delete_experiment(self, experiment_id: str) -> None: ...
-    @abstractmethod
     def restore_experiment(self, experiment_id: str) -> None: ...
 
-    @abstractmethod
     def create_run(
         self,
         experiment_id: str,
@@ -64,9 +61,7 @@ class Backend(ABC):
         notes: str = "",
         user: str = "",
     ) -> Run: ...
-    @abstractmethod
     def get_run(self, run_id: str) -> Run: ...
-    @abstractmethod
     def update_run(
         self,
         run_id: str,
@@ -76,11 +71,8 @@ class Backend(ABC):
         name: str | None = None,
         notes: str | None = None,
     ) -> Run: ...
-    @abstractmethod
     def delete_run(self, run_id: str, *, purge: bool = False) -> None: ...
-    @abstractmethod
     def restore_run(self, run_id: str) -> Run: ...
-    @abstractmethod
     def log_batch(
         self,
         run_id: str,
@@ -93,15 +85,11 @@ class Backend(ABC):
     ) -> int:
         """Write metrics, params and tags in one transaction; ``validated`` skips re-checking points."""
 
-    @abstractmethod
     def delete_tag(self, run_id: str, key: str) -> None: ...
-    @abstractmethod
     def list_metric_keys(self, run_id: str) -> dict[str, LatestMetric]: ...
-    @abstractmethod
     def get_metric_history(
         self, run_id: str, key: str, *, max_points: int | None = None, x: str = "step"
     ) -> MetricHistory: ...
-    @abstractmethod
     def search_runs(
         self,
         experiment_ids: Sequence[str] | None = None,
@@ -113,41 +101,27 @@ class Backend(ABC):
         include_deleted: bool = False,
         parent_run_id: str | None = None,
     ) -> RunPage: ...
-    @abstractmethod
     def compare_runs(self, run_ids: Sequence[str]) -> RunComparison: ...
 
-    @abstractmethod
     def upload_artifact(self, run_id: str, path: str, stream: BinaryIO) -> ArtifactInfo: ...
-    @abstractmethod
     def list_artifacts(
         self, run_id: str, path: str = "", *, recursive: bool = False
     ) -> list[ArtifactInfo]: ...
-    @abstractmethod
     def read_artifact(self, run_id: str, path: str) -> bytes: ...
-    @abstractmethod
     def download_artifacts(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path: ...
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections."""
 
 
-class EmbeddedBackend(Backend):
+class EmbeddedTracking:
     """Talks to the database and artifact store directly (no server)."""
 
-    def __init__(self, settings: Settings) -> None:
-        from opsloop.store import Database, open_artifact_store
-        from opsloop.tracking import ArtifactService, TrackingService
-
-        self.settings = settings
-        self.db = Database(settings.resolved_database_url)
-        self.db.ensure_schema(create_if_empty=True)
-        self.store = open_artifact_store(
-            settings.resolved_artifact_uri,
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-        )
-        self.tracking = TrackingService(self.db)
-        self.artifacts = ArtifactService(self.db, self.store, max_bytes=settings.max_artifact_bytes)
+    def __init__(self, ctx: Context) -> None:
+        self.tracking = ctx.room(tracking_service)
+        self.artifacts = ctx.room(artifact_service)
+        self.db = ctx.database  # TRANSITIONAL: rooms not yet on their own seam
+        self.store = ctx.blobs  # TRANSITIONAL
 
     # Experiments and runs delegate one to one.
     def create_experiment(
@@ -230,4 +204,14 @@ class EmbeddedBackend(Backend):
         return self.artifacts.download(run_id, path, dest)
 
     def close(self) -> None:
-        self.db.dispose()
+        """Nothing to release: the context owns the database."""
+
+
+def tracking_service(ctx: Context) -> TrackingService:
+    """The context's ``TrackingService`` (use as ``ctx.room(tracking_service)``)."""
+    return TrackingService(ctx.database)
+
+
+def artifact_service(ctx: Context) -> ArtifactService:
+    """The context's ``ArtifactService`` (use as ``ctx.room(artifact_service)``)."""
+    return ArtifactService(ctx.database, ctx.blobs, max_bytes=ctx.settings.max_artifact_bytes)

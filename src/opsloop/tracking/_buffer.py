@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from opsloop._flusher import BackgroundFlusher
+from opsloop.core import BackgroundFlusher
 from opsloop.errors import Conflict, FlushError, InvalidArgument, NotFound
 
 Point = tuple[str, float, int, int]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opsloop.server._errors import error_response
+from opsloop.core._web_errors import error_response
 
 
 class BodyLimitMiddleware:

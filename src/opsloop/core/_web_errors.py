@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from opsloop.core._web_json import JSONBody
 from opsloop.errors import OpsloopError
-from opsloop.server._json import JSONBody
 
 log = logging.getLogger("opsloop.server")
 

@@ -1,0 +1,68 @@
+"""The small shared core every room builds on (below the rooms, above the store).
+
+- ``Context``: settings, acting identity, and storage access (the database and
+  blob store embedded, a ``Transport`` remote), given to rooms instead of a
+  ``Client``; ``context_of(obj)`` gets it from a client or room object.
+- ``resolve_user`` and ``ACTOR_HEADER``: who acts, decided in one place.
+- ``Transport``: the typed JSON-over-HTTP transport of every remote backend.
+- ``Room`` and friends: how a room declares its tables, routers, CLI, client
+  property and UI (read by the hubs through ``opsloop.rooms``).
+- ``opsloop.core.web`` (FastAPI helpers for room routers) and
+  ``opsloop.core.cli`` (Typer/rich helpers for room commands) are separate
+  modules so that importing the core stays light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opsloop.core._context import (
+    Context,
+    HasContext,
+    active_run_id,
+    context_of,
+    default_context,
+    pop_active_run,
+    push_active_run,
+    set_default_context,
+)
+from opsloop.core._flusher import BackgroundFlusher
+from opsloop.core._identity import ACTOR_HEADER, actor_from_header, os_user, resolve_user
+from opsloop.core._room import ClientProperty, Nav, Room, UiRoute, load_ref
+
+if TYPE_CHECKING:
+    from opsloop.core._transport import Transport, quote_segment
+
+__all__ = [
+    "ACTOR_HEADER",
+    "BackgroundFlusher",
+    "ClientProperty",
+    "Context",
+    "HasContext",
+    "Nav",
+    "Room",
+    "Transport",
+    "UiRoute",
+    "active_run_id",
+    "actor_from_header",
+    "context_of",
+    "default_context",
+    "load_ref",
+    "os_user",
+    "pop_active_run",
+    "push_active_run",
+    "quote_segment",
+    "resolve_user",
+    "set_default_context",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # httpx loads only when a remote backend is built.
+    if name in ("Transport", "quote_segment"):
+        from opsloop.core import _transport
+
+        value = getattr(_transport, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'opsloop.core' has no attribute {name!r}")

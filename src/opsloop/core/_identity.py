@@ -1,0 +1,40 @@
+"""Who acts: the one place that decides the acting identity.
+
+In order: an explicit user (a CLI flag, a request's ``X-Opsloop-User``
+header on the server), ``Settings.user`` (``OPSLOOP_USER``), then the
+operating-system user. Rooms never guess on their own.
+"""
+
+from __future__ import annotations
+
+from opsloop.settings import Settings
+
+__all__ = ["ACTOR_HEADER", "MAX_USER_LENGTH", "actor_from_header", "os_user", "resolve_user"]
+
+ACTOR_HEADER = "X-Opsloop-User"
+"""The request header a client names its acting user in (the server records it)."""
+
+MAX_USER_LENGTH = 256
+
+
+def os_user() -> str:
+    """The operating-system user, or ``""`` where there is none (some containers)."""
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # getpass raises OSError/KeyError when no user entry exists
+        return ""
+
+
+def resolve_user(settings: Settings, explicit: str | None = None) -> str:
+    """The acting user: ``explicit``, else ``settings.user``, else the OS user."""
+    for who in (explicit, settings.user):
+        if who:
+            return who[:MAX_USER_LENGTH]
+    return os_user()
+
+
+def actor_from_header(value: str | None) -> str | None:
+    """The user a request names in ``X-Opsloop-User`` (cut to 256 characters), or None."""
+    return value[:MAX_USER_LENGTH] if value else None

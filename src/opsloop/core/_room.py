@@ -1,0 +1,72 @@
+"""``Room``: how a room declares what it adds to the house.
+
+Each room package has a ``_room.py`` with one ``ROOM = Room(...)``. The
+hubs (the server, the CLI, the SDK ``Client``, the migrations and the UI)
+read these declarations from ``opsloop.rooms``; none of them names a room's
+modules itself. Everything is given as ``"module:attribute"`` strings, so
+reading the declarations imports no room code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ClientProperty", "Nav", "Room", "UiRoute", "load_ref"]
+
+
+def load_ref(ref: str) -> Any:
+    """The object a ``"package.module:attribute"`` string names."""
+    module, _, attr = ref.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class ClientProperty:
+    """``client.<name>``: the room's SDK object, built as ``factory(context)`` once per client."""
+
+    name: str
+    factory: str
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Nav:
+    """A link in the UI's sidebar: ``label`` to ``#/<section>``; ``order`` sorts the links."""
+
+    section: str
+    label: str
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class UiRoute:
+    """A UI page: a hash ``pattern`` such as ``datasets/:name/diff`` rendered by
+    ``render`` (an export of the ES module ``module`` under ``/ui/static/js/``),
+    called as ``render(ctx, ...captured)``."""
+
+    pattern: str
+    module: str
+    render: str
+
+
+@dataclass(frozen=True)
+class Room:
+    """What one room adds: tables, routers, CLI groups and commands, a client property, UI."""
+
+    name: str
+    doc: str = ""
+    tables: tuple[str, ...] = ()
+    routers: tuple[str, ...] = ()
+    root_routers: tuple[str, ...] = ()
+    cli_groups: tuple[str, ...] = ()
+    cli_commands: tuple[tuple[str, str], ...] = ()
+    client: ClientProperty | None = None
+    nav: tuple[Nav, ...] = ()
+    ui_routes: tuple[UiRoute, ...] = ()
+    ui_modules: tuple[str, ...] = field(default=())
+    ui_styles: tuple[str, ...] = field(default=())

@@ -1,0 +1,17 @@
+"""The evaluation room's declaration (read by the hubs through ``opsloop.rooms``)."""
+
+from opsloop.core import ClientProperty, Nav, Room, UiRoute
+
+ROOM = Room(
+    name="evaluation",
+    doc="Evaluation runs, comparisons, promotion gates and standard benchmarks.",
+    tables=("opsloop.evaluation._tables",),
+    routers=("opsloop.evaluation.api:router",),
+    cli_groups=("opsloop.evaluation.benchmarks.cli:app", "opsloop.evaluation.cli:app"),
+    client=ClientProperty("evaluation", "opsloop.evaluation:Evaluation"),
+    nav=(Nav("evaluations", "Evaluations", order=60),),
+    ui_routes=(
+        UiRoute("evaluations", "pages/evaluations.js", "renderEvaluations"),
+        UiRoute("evaluations/compare", "pages/evaluations.js", "renderEvalCompare"),
+    ),
+)
