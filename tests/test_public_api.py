@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import inspect
+import json
+import pkgutil
+import re
+import subprocess
+import sys
 
 import pytest
 
@@ -240,6 +246,9 @@ def test_error_codes_are_stable() -> None:
         "Unauthenticated": ("UNAUTHENTICATED", 401),
         "Unavailable": ("UNAVAILABLE", 503),
     }
+    from opsloop.datasets import ValidationFailed as VF
+
+    assert (VF.code, VF.http_status) == ("DATASET_VALIDATION_FAILED", 400)
 
 
 def test_client_surface() -> None:
@@ -320,3 +329,146 @@ def test_openapi_schema_lists_the_tracking_routes(tmp_path: object) -> None:
     ]:
         assert p in paths, p
     assert spec["info"]["title"] == "opsloop"
+
+
+# ------------------------------------------------------------------ the error registry
+
+
+def _import_whole_package() -> list[str]:
+    """Import every module of opsloop; return those skipped for a missing optional extra."""
+    skipped = []
+    for mod in pkgutil.walk_packages(opsloop.__path__, "opsloop."):
+        if mod.name.rsplit(".", 1)[-1] == "__main__":
+            continue  # runs the CLI on import
+        try:
+            importlib.import_module(mod.name)
+        except ImportError as exc:
+            if (exc.name or "opsloop").split(".")[0] == "opsloop":
+                raise  # a broken import of our own, not a missing extra
+            skipped.append(f"{mod.name} (needs {exc.name})")
+    return skipped
+
+
+def _error_classes() -> list[type]:
+    from opsloop.errors import OpsloopError
+
+    gc.collect()  # drop classes a failed definition (see the refusal test) left behind
+    seen: list[type] = [OpsloopError]
+    for cls in seen:
+        seen.extend(c for c in cls.__subclasses__() if c not in seen)
+    # Test modules may subclass too; the contract is about the package's own classes.
+    return [c for c in seen if c.__module__.split(".")[0] == "opsloop"]
+
+
+def test_every_error_class_is_registered_by_its_code() -> None:
+    from opsloop import errors
+
+    skipped = _import_whole_package()
+    classes = _error_classes()
+    problems = []
+    for cls in classes:
+        name = f"{cls.__module__}.{cls.__qualname__}"
+        code = cls.__dict__.get("code")
+        if not isinstance(code, str) or not code:
+            problems.append(f"{name} declares no code of its own")
+            continue
+        status = getattr(cls, "http_status", None)
+        if not isinstance(status, int) or not 400 <= status <= 599:
+            problems.append(f"{name} has no HTTP error status ({status!r})")
+        if errors._BY_CODE.get(code) is not cls:
+            problems.append(f"{name}: {code} maps to {errors._BY_CODE.get(code)!r}")
+        if cls.__module__ != "opsloop.errors" and errors._DEFINED_ELSEWHERE.get(code) != (
+            cls.__module__
+        ):
+            problems.append(
+                f"{name}: add {code!r}: {cls.__module__!r} to errors._DEFINED_ELSEWHERE"
+            )
+    # ... and the map holds nothing else (no stale entry, nothing from outside the package).
+    assert sorted(errors._BY_CODE.values(), key=str) == sorted(classes, key=str), skipped
+    for code, module in errors._DEFINED_ELSEWHERE.items():
+        cls = errors._BY_CODE.get(code)
+        if cls is None or cls.__module__ != module:
+            problems.append(f"errors._DEFINED_ELSEWHERE[{code!r}] names no class of {module}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_registered_error_round_trips_through_a_payload() -> None:
+    from opsloop import errors
+
+    _import_whole_package()
+    for code, cls in errors._BY_CODE.items():
+        payload = {"error": {"code": code, "message": "boom", "details": {"k": 1}}}
+        rebuilt = errors.error_from_payload(payload, cls.http_status)
+        assert type(rebuilt) is cls, code
+        assert (rebuilt.code, rebuilt.http_status, rebuilt.message) == (
+            code,
+            cls.http_status,
+            "boom",
+        )
+        again = errors.error_from_payload(rebuilt.to_payload(), cls.http_status)
+        assert type(again) is cls and again.to_payload() == rebuilt.to_payload(), code
+
+
+def test_a_remote_client_rebuilds_classes_defined_outside_errors() -> None:
+    # A fresh interpreter that imported only opsloop.errors, as a remote client may have.
+    from opsloop import errors
+
+    probe = (
+        "import json, sys\n"
+        "from opsloop.errors import error_from_payload\n"
+        f"codes = {sorted(errors._DEFINED_ELSEWHERE)!r}\n"
+        "out = {}\n"
+        "for c in codes:\n"
+        "    e = error_from_payload({'error': {'code': c, 'message': 'm'}}, 400)\n"
+        "    out[c] = [type(e).__module__, type(e).__qualname__, e.code]\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    _import_whole_package()
+    assert got == {
+        code: [errors._BY_CODE[code].__module__, errors._BY_CODE[code].__qualname__, code]
+        for code in errors._DEFINED_ELSEWHERE
+    }
+
+
+def test_a_taken_or_missing_code_is_refused_when_the_class_is_defined() -> None:
+    from opsloop.errors import _BY_CODE, InvalidArgument, NotFound
+
+    before = dict(_BY_CODE)
+    with pytest.raises(TypeError, match=r"'NOT_FOUND'.*already taken by opsloop\.errors\.NotFound"):
+
+        class Clash(InvalidArgument):
+            code = "NOT_FOUND"
+
+    with pytest.raises(TypeError, match="must declare its own error code"):
+
+        class Inherits(NotFound):
+            pass
+
+    assert before == _BY_CODE
+
+
+def test_the_errors_docstring_draws_every_class() -> None:
+    from opsloop import errors
+
+    _import_whole_package()
+    drawn: dict[str, tuple[str, int, str | None]] = {}
+    parents: list[str] = []
+    for line in (errors.__doc__ or "").splitlines():
+        m = re.match(r"^ {4}((?:[│ ] {3}|[├└]── )*)(\w+)\s+([A-Z_]+)\s+(\d{3})\b", line)
+        if not m:
+            continue
+        depth = len(m.group(1)) // 4
+        parents[depth:] = [m.group(2)]
+        drawn[m.group(2)] = (m.group(3), int(m.group(4)), parents[depth - 1] if depth else None)
+    assert drawn == {
+        cls.__name__: (
+            cls.code,
+            cls.http_status,
+            cls.__base__.__name__ if cls is not errors.OpsloopError else None,
+        )
+        for cls in errors._BY_CODE.values()
+    }

@@ -6,7 +6,8 @@ The hierarchy::
     ├── InvalidArgument               INVALID_ARGUMENT    400
     │   ├── PayloadTooLarge           PAYLOAD_TOO_LARGE   413
     │   ├── PipelineInvalid           PIPELINE_INVALID    400
-    │   └── PromptVariablesError      PROMPT_VARIABLES    400
+    │   ├── PromptVariablesError      PROMPT_VARIABLES    400
+    │   └── ValidationFailed          DATASET_VALIDATION_FAILED 400   (opsloop.datasets)
     ├── NotFound                      NOT_FOUND           404
     ├── AlreadyExists                 ALREADY_EXISTS      409
     ├── Conflict                      CONFLICT            409
@@ -21,6 +22,12 @@ The hierarchy::
     ├── JudgeError                    JUDGE_FAILED        502
     └── OutputInvalid                 OUTPUT_INVALID      502
 
+Every subclass, wherever it is defined, registers its code when the class is
+created (``OpsloopError.__init_subclass__``): a class needs a code of its own,
+and a code already taken is refused with ``TypeError`` at definition time.
+Classes defined outside this module are also listed in ``_DEFINED_ELSEWHERE``
+so a client that never imported their module still rebuilds them.
+
 The REST API answers every error in one JSON shape::
 
     {"error": {"code": "NOT_FOUND", "message": "...", "details": {...}}}
@@ -32,6 +39,8 @@ Codes are part of the public contract: never rename one.
 
 from __future__ import annotations
 
+import importlib
+import re
 from typing import Any, ClassVar
 
 __all__ = [
@@ -57,16 +66,65 @@ __all__ = [
 ]
 
 
+_CODE_SHAPE = re.compile(r"[A-Z][A-Z0-9_]*")
+
+# code -> class, filled as each class is created (see OpsloopError.__init_subclass__).
+_BY_CODE: dict[str, type[OpsloopError]] = {}
+
+# Codes of the classes defined outside this module -> the module defining them.
+# ``error_from_payload`` imports it on first sight of the code, so a remote client
+# rebuilds the same class as the embedded one raised. A test keeps this complete.
+_DEFINED_ELSEWHERE: dict[str, str] = {
+    "DATASET_VALIDATION_FAILED": "opsloop.datasets._rules",
+}
+
+
+def _register(cls: type[OpsloopError]) -> None:
+    """Record ``cls.code -> cls``; refuse a missing, malformed or already taken code."""
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    code = cls.__dict__.get("code")
+    if not isinstance(code, str) or not _CODE_SHAPE.fullmatch(code):
+        raise TypeError(
+            f"{name} must declare its own error code (an UPPER_SNAKE_CASE `code = ...` "
+            f"in its class body), got {code!r}"
+        )
+    status = getattr(cls, "http_status", None)
+    if not isinstance(status, int) or not 400 <= status <= 599:
+        raise TypeError(
+            f"{name}.http_status must be an HTTP error status (4xx/5xx), got {status!r}"
+        )
+    taken = _BY_CODE.get(code)
+    if taken is not None and (taken.__module__, taken.__qualname__) != (
+        cls.__module__,
+        cls.__qualname__,
+    ):  # the same class defined again (a module reload) replaces itself
+        raise TypeError(
+            f"error code {code!r} of {name} is already taken by "
+            f"{taken.__module__}.{taken.__qualname__}; every error class needs a code of its own"
+        )
+    _BY_CODE[code] = cls
+
+
 class OpsloopError(Exception):
     """Base of all opsloop errors: carries ``code``, ``http_status`` and ``details``."""
 
     code: ClassVar[str] = "INTERNAL"
     http_status: ClassVar[int] = 500
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _register(cls)
+
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details: dict[str, Any] = details or {}
+
+    @classmethod
+    def _from_payload(cls, message: str, details: dict[str, Any] | None) -> OpsloopError:
+        """The exception ``error_from_payload`` rebuilds; a class whose ``__init__``
+        takes other arguments overrides this."""
+        return cls(message, details=details)
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON body the REST API answers with."""
@@ -74,6 +132,9 @@ class OpsloopError(Exception):
         if self.details:
             body["details"] = self.details
         return {"error": body}
+
+
+_register(OpsloopError)
 
 
 class InvalidArgument(OpsloopError):
@@ -201,36 +262,23 @@ class ProviderTimeout(ProviderError):
     http_status = 504
 
 
-_BY_CODE: dict[str, type[OpsloopError]] = {
-    cls.code: cls
-    for cls in (
-        OpsloopError,
-        InvalidArgument,
-        PayloadTooLarge,
-        NotFound,
-        AlreadyExists,
-        Conflict,
-        Unauthenticated,
-        PermissionDenied,
-        SchemaOutOfDate,
-        Unavailable,
-        FlushError,
-        JudgeError,
-        ProviderError,
-        ProviderTimeout,
-        PromotionRefused,
-        PipelineInvalid,
-        PromptVariablesError,
-        OutputInvalid,
-    )
-}
+def _class_for(code: str) -> type[OpsloopError]:
+    """The class registered for ``code``, importing its module if it lives elsewhere."""
+    cls = _BY_CODE.get(code)
+    if cls is None and code in _DEFINED_ELSEWHERE:
+        try:
+            importlib.import_module(_DEFINED_ELSEWHERE[code])
+        except ImportError:  # pragma: no cover - its optional extra is not installed
+            return OpsloopError
+        cls = _BY_CODE.get(code)
+    return cls or OpsloopError
 
 
 def error_from_payload(payload: Any, status: int) -> OpsloopError:
     """Rebuild the exception a server answered with; unknown shapes become ``OpsloopError``."""
     if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
         err = payload["error"]
-        cls = _BY_CODE.get(str(err.get("code")), OpsloopError)
+        cls = _class_for(str(err.get("code")))
         details = err.get("details") if isinstance(err.get("details"), dict) else None
-        return cls(str(err.get("message", "")), details=details)
+        return cls._from_payload(str(err.get("message", "")), details)
     return OpsloopError(f"server answered HTTP {status} without an opsloop error body")

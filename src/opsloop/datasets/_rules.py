@@ -272,3 +272,8 @@ class ValidationFailed(InvalidArgument):
     def __init__(self, message: str, report: dict[str, Any]) -> None:
         super().__init__(message, details={"report": report})
         self.report = report
+
+    @classmethod
+    def _from_payload(cls, message: str, details: dict[str, Any] | None) -> ValidationFailed:
+        report = (details or {}).get("report")
+        return cls(message, report if isinstance(report, dict) else {})
