@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +140,72 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
         yield srv
     finally:
         srv.stop()
+
+
+BACKENDS = ["embedded-sqlite", "remote-sqlite", "embedded-postgres", "remote-postgres"]
+"""The four ways every room's SDK is checked: its seam embedded or remote, on SQLite or PostgreSQL."""
+
+
+class _NullContext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+@dataclass
+class BackendEnv:
+    """One of the four backends: the client, where the data lands, and the test's folder."""
+
+    client: Client
+    mode: str  # "embedded" or "remote"
+    db_url: str  # the database the rooms write to (the server's, when remote)
+    tmp: Path
+    server: LiveServer | None = None
+
+    @property
+    def remote(self) -> bool:
+        return self.mode == "remote"
+
+
+@contextlib.contextmanager
+def backend_env(name: str, tmp_path: Path, **settings_kw: Any) -> Iterator[BackendEnv]:
+    """A client on backend ``name`` (one of ``BACKENDS``), closed afterwards."""
+    from opsloop import Client
+
+    mode, db = name.split("-")
+    with fresh_pg_database() if db == "postgres" else _NullContext() as pg:
+        settings = Settings(
+            home=tmp_path / "home", database_url=pg, flush_interval_s=60.0, **settings_kw
+        )
+        if mode == "embedded":
+            c = Client(settings=settings)
+            try:
+                yield BackendEnv(c, mode, settings.resolved_database_url, tmp_path)
+            finally:
+                c.close()
+            return
+        with live_server(settings) as srv:
+            c = Client(
+                settings=settings.model_copy(
+                    update={"tracking_uri": srv.url, "home": tmp_path / "client"}
+                )
+            )
+            assert c.is_remote
+            try:
+                yield BackendEnv(c, mode, settings.resolved_database_url, tmp_path, srv)
+            finally:
+                c.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendEnv]:
+    """Every room's contract tests take this: they run four times, once per backend."""
+    if request.param.endswith("postgres"):
+        request.applymarker(pytest.mark.postgres)
+    with backend_env(request.param, tmp_path) as env:
+        yield env
 
 
 @pytest.fixture

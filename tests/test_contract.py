@@ -8,48 +8,19 @@ fails here.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import opsloop
 from opsloop.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PayloadTooLarge
-from opsloop.settings import Settings
-from tests.conftest import fresh_pg_database, live_server
-
-BACKENDS = ["embedded-sqlite", "remote-sqlite", "embedded-postgres", "remote-postgres"]
+from tests.conftest import BackendEnv
 
 
-@pytest.fixture(params=BACKENDS)
-def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[opsloop.Client]:
-    mode, db = request.param.split("-")
-    if db == "postgres":
-        request.applymarker(pytest.mark.postgres)
-    with fresh_pg_database() if db == "postgres" else _nullctx() as pg:
-        settings = Settings(home=tmp_path / "home", database_url=pg, flush_interval_s=60.0)
-        if mode == "embedded":
-            c = opsloop.Client(settings=settings)
-            yield c
-            c.close()
-        else:
-            with live_server(settings) as srv:
-                c = opsloop.Client(
-                    settings=settings.model_copy(
-                        update={"tracking_uri": srv.url, "home": tmp_path / "client"}
-                    )
-                )
-                assert c.is_remote
-                yield c
-                c.close()
-
-
-class _nullctx:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
+@pytest.fixture
+def client(backend: BackendEnv) -> opsloop.Client:
+    """The contract suite's client: the shared four-way ``backend`` fixture (conftest)."""
+    return backend.client
 
 
 @pytest.fixture

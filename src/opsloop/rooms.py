@@ -69,7 +69,7 @@ class _Lazy:
         self.__name__ = ref
 
     def __call__(self, ctx: Any) -> Any:
-        from opsloop.tracking import Tracking
+        from opsloop.tracking import Tracking  # lazy: loads sqlalchemy
 
         cls = load_ref(self.ref)
         # Built on the context's tracking client (the ``opsloop.Client`` itself when one
@@ -82,7 +82,7 @@ class _Lazy:
 
 def load_all_tables() -> Any:
     """Import every room's tables so the shared ``MetaData`` is complete; return it."""
-    from opsloop.store._metadata import metadata
+    from opsloop.store import metadata  # lazy: loads sqlalchemy
 
     for room in declarations():
         for module in room.tables:

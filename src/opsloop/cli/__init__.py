@@ -14,7 +14,7 @@ __all__ = ["app", "main"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from opsloop.cli import _app
+        from opsloop.cli import _app  # lazy: loads every room's commands
 
         return getattr(_app, name)
     raise AttributeError(f"module 'opsloop.cli' has no attribute {name!r}")

@@ -37,7 +37,7 @@ from opsloop.core.cli import (
 )
 
 if TYPE_CHECKING:
-    from opsloop.sdk import Client
+    from opsloop.sdk import Client  # lazy: loads sqlalchemy
     from opsloop.settings import Settings
 
 __all__ = [
@@ -73,7 +73,7 @@ __all__ = [
 @contextlib.contextmanager
 def open_client(settings: Settings) -> Iterator[Client]:
     """A client for one command; closed (and flushed) when the command ends."""
-    from opsloop.sdk import Client
+    from opsloop.sdk import Client  # lazy: loads sqlalchemy
 
     client = Client(settings=settings)
     try:

@@ -38,9 +38,9 @@ def upgrade(
         opsloop db upgrade
         opsloop db upgrade --database-url postgresql+psycopg://me@db/opsloop
     """
-    from opsloop.store import SCHEMA_HEAD, Database
-    from opsloop.store._migrate import known_revisions
-    from opsloop.store._migrate import upgrade as run_upgrade
+    from opsloop.store import SCHEMA_HEAD, Database  # lazy: loads sqlalchemy
+    from opsloop.store._migrate import known_revisions  # lazy: loads alembic
+    from opsloop.store._migrate import upgrade as run_upgrade  # lazy: loads alembic
 
     settings = resolve_settings(home=home, database_url=database_url, ctx=ctx)
     db = Database(settings.resolved_database_url)
@@ -76,8 +76,8 @@ def current(
         opsloop db current
         opsloop db current --json
     """
-    from opsloop.store import SCHEMA_HEAD, Database
-    from opsloop.store._migrate import known_revisions
+    from opsloop.store import SCHEMA_HEAD, Database  # lazy: loads sqlalchemy
+    from opsloop.store._migrate import known_revisions  # lazy: loads alembic
 
     settings = resolve_settings(home=home, database_url=database_url, ctx=ctx)
     db = Database(settings.resolved_database_url)

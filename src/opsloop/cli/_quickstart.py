@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -63,7 +64,7 @@ _SUMMARY_COLUMNS = (
 
 
 def _summary(result: QuickstartResult, top: int = 5) -> Table:
-    from opsloop.quickstart import RANK_METRIC
+    from opsloop.quickstart import RANK_METRIC  # lazy: loads sklearn
 
     table = Table(
         title=f"Best runs of {len(result.trials)} (validation scores, ranked by {RANK_METRIC})",
@@ -196,7 +197,7 @@ def quickstart(
         opsloop quickstart
         opsloop quickstart --home /tmp/demo --trials 4 --tuning-trials 0 --no-llm --no-serve
     """
-    from opsloop.quickstart import run_quickstart
+    from opsloop.quickstart import run_quickstart  # lazy: loads sklearn
 
     settings = resolve_settings(home=home, ctx=ctx)
     if settings.is_remote:
@@ -254,15 +255,16 @@ def quickstart(
             out().print(f"  opsloop server{where}", soft_wrap=True)
         return
     from opsloop.cli._server import print_address
-    from opsloop.server._serve import serve
+    from opsloop.server._serve import serve  # lazy: loads fastapi
 
     if result.model_uri is None:
         serve(settings, host=host, port=port, log_level="warning", on_ready=print_address)
         out().print("opsloop server: stopped")
         return
-    import contextlib
 
-    from opsloop.quickstart._serve_model import serve_model_in_thread
+    from opsloop.quickstart._serve_model import (
+        serve_model_in_thread,  # lazy: loads fastapi and the serving stack
+    )
 
     # The model (and the docs QA pipeline) on the next ports, in this process,
     # while the UI server runs.

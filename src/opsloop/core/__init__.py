@@ -60,7 +60,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # httpx loads only when a remote backend is built.
     if name in ("Transport", "quote_segment"):
-        from opsloop.core import _transport
+        from opsloop.core import _transport  # lazy: loads httpx
 
         value = getattr(_transport, name)
         globals()[name] = value

@@ -19,7 +19,7 @@ from opsloop.errors import InvalidArgument
 from opsloop.settings import Settings
 
 if TYPE_CHECKING:
-    from opsloop.core._transport import Transport
+    from opsloop.core._transport import Transport  # lazy: loads httpx
     from opsloop.store import ArtifactStore, Database
 
 __all__ = [
@@ -85,7 +85,7 @@ class Context:
             raise InvalidArgument("a remote context has no database: use its transport")
         with self._lock:
             if self._database is None:
-                from opsloop.store import Database
+                from opsloop.store import Database  # lazy: loads sqlalchemy
 
                 db = Database(self.settings.resolved_database_url)
                 db.ensure_schema(create_if_empty=self._create_schema)
@@ -99,7 +99,7 @@ class Context:
             raise InvalidArgument("a remote context has no blob store: use its transport")
         with self._lock:
             if self._blobs is None:
-                from opsloop.store import open_artifact_store
+                from opsloop.store import open_artifact_store  # lazy: loads sqlalchemy
 
                 s = self.settings
                 self._blobs = open_artifact_store(
@@ -114,7 +114,7 @@ class Context:
             raise InvalidArgument("an embedded context has no transport: use its database")
         with self._lock:
             if self._transport is None:
-                from opsloop.core._transport import Transport
+                from opsloop.core._transport import Transport  # lazy: loads httpx
 
                 self._transport = Transport(self.settings, user=self.user)
             return self._transport

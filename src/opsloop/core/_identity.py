@@ -7,6 +7,8 @@ operating-system user. Rooms never guess on their own.
 
 from __future__ import annotations
 
+import getpass
+
 from opsloop.settings import Settings
 
 __all__ = ["ACTOR_HEADER", "MAX_USER_LENGTH", "actor_from_header", "os_user", "resolve_user"]
@@ -20,7 +22,6 @@ MAX_USER_LENGTH = 256
 def os_user() -> str:
     """The operating-system user, or ``""`` where there is none (some containers)."""
     try:
-        import getpass
 
         return getpass.getuser()
     except Exception:  # getpass raises OSError/KeyError when no user entry exists

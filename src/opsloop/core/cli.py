@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from typer.core import TyperGroup
 
 from opsloop.errors import InvalidArgument, OpsloopError, SchemaOutOfDate
+from opsloop.settings import Settings
 
 if TYPE_CHECKING:
-    from opsloop.core import Context
-    from opsloop.settings import Settings
+    from opsloop.core import Context  # lazy: loads sqlalchemy
 
 
 def out() -> Console:
@@ -117,9 +118,7 @@ def resolve_settings(
     from the environment); ``--tracking-uri`` takes an ``http(s)://`` server,
     a database URL or a home folder, like ``opsloop.Client``.
     """
-    from pydantic import ValidationError
 
-    from opsloop.settings import Settings
 
     g = global_options(ctx)
     home = home or g.get("home")
@@ -151,7 +150,7 @@ def resolve_settings(
 @contextlib.contextmanager
 def open_context(settings: Settings) -> Iterator[Context]:
     """A context for one command; closed (room clients flushed) when the command ends."""
-    from opsloop.core import Context
+    from opsloop.core import Context  # lazy: loads sqlalchemy
 
     context = Context(settings)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import threading
 from collections.abc import Iterator
 
 from opsloop.errors import InvalidArgument, Unavailable
@@ -25,7 +26,7 @@ def prepare_database(settings: Settings) -> bool:
 
     Returns True when the schema was just created.
     """
-    from opsloop.store import Database
+    from opsloop.store import Database  # lazy: loads sqlalchemy
 
     db = Database(settings.resolved_database_url)
     try:
@@ -61,7 +62,6 @@ def quiet_signal_reraise() -> Iterator[None]:
     the handlers it found; no-op handlers here turn that into a clean return
     (exit 0) instead of a KeyboardInterrupt traceback or death by SIGTERM.
     """
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from opsloop.quickstart._data import Dataset
     from opsloop.quickstart._models import TrialConfig
     from opsloop.sdk import Client
-    from opsloop.tracking import SystemMetricsSampler
+    from opsloop.tracking import SystemMetricsSampler  # lazy: loads psutil
 
 EXPERIMENT_NAME = "quickstart"
 
@@ -108,7 +108,7 @@ class QuickstartContext:
         parent_run_id: str | None = None,
     ) -> str:
         """Create a run in the quickstart experiment, sampling system metrics while it is open."""
-        from opsloop.tracking import SystemMetricsSampler
+        from opsloop.tracking import SystemMetricsSampler  # lazy: loads psutil
 
         run = self.client.create_run(
             self.experiment_id,

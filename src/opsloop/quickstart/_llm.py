@@ -12,6 +12,7 @@ questions (each a trace in the UI); the CLI then serves it.
 from __future__ import annotations
 
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ DOCS_PIPELINE = "quickstart-docs-qa"
 
 def select_llm(ctx: QuickstartContext) -> str:
     """Score both bundled LLMs on ``GENERAL_QA``; register the recommendation."""
-    from opsloop.selection import select_model
+    from opsloop.selection import select_model  # lazy: loads the LLM stack
 
     rows = [{"id": r["id"], "question": r["question"], "answer": answers(r)} for r in GENERAL_QA]
     ctx.reporter.begin("Choosing an LLM", total=len(CANDIDATES) * len(rows))
@@ -75,7 +76,6 @@ def docs_files(scratch: Path) -> list[Path]:
     readme, docs = root / "README.md", root / "docs"
     if readme.is_file() and docs.is_dir():
         return [readme, *sorted(docs.glob("*.md"))]
-    from importlib import metadata
 
     text = metadata.metadata("opsloop")["Description"] or "opsloop"
     out = scratch / "README.md"
@@ -85,7 +85,7 @@ def docs_files(scratch: Path) -> list[Path]:
 
 def docs_qa(ctx: QuickstartContext) -> str:
     """Index the docs, register the retrieval pipeline, answer ``DOCS_QA`` with traces."""
-    from opsloop.pipelines import build_rag_index, rag_qa
+    from opsloop.pipelines import build_rag_index, rag_qa  # lazy: loads the LLM stack
 
     ctx.reporter.begin("Question answering over the docs", total=3 + len(DOCS_QA))
     with tempfile.TemporaryDirectory(prefix="opsloop-quickstart-docs-") as tmp:

@@ -21,7 +21,7 @@ def register_best(ctx: QuickstartContext) -> str:
     lineage point at the run that trained it.
     """
     from opsloop.registry._client import Registry
-    from opsloop.registry.flavors import save_sklearn
+    from opsloop.registry.flavors import save_sklearn  # lazy: loads skops
 
     ctx.reporter.begin("Registering the best model")
     if not ctx.trials or ctx.data is None:

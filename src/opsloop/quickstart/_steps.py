@@ -85,7 +85,7 @@ def _train_one(ctx: QuickstartContext, cfg: TrialConfig, index: int) -> TrialRes
         ctx.reporter.advance(1, f"[{index}/{len(ctx.configs)}] {cfg.name}")
     assert last_val is not None
 
-    from opsloop.quickstart._png import learning_curves_png
+    from opsloop.quickstart._png import learning_curves_png  # lazy: loads numpy
 
     history = {k: [r[k] for r in rows] for k in rows[0] if k != "epoch"}
     with tempfile.TemporaryDirectory(prefix="opsloop-quickstart-") as tmp:
@@ -202,7 +202,7 @@ def run_quickstart(
     configs = select_trials(trials)
     reporter = reporter or NullReporter()
     t0 = time.perf_counter()
-    from opsloop.sdk import Client
+    from opsloop.sdk import Client  # lazy: loads sqlalchemy
 
     with Client(settings=settings or Settings()) as client:
         ctx = QuickstartContext(

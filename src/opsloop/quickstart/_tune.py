@@ -22,7 +22,7 @@ DIRECTIONS = ("maximize", "minimize")
 
 def tune_tabular(ctx: QuickstartContext) -> str:
     """Run ``ctx.extra["tuning_trials"]`` (default 12) trials; put the study's name and front in ``ctx.extra``."""
-    from opsloop.tuning.examples import TABULAR_SPACE, tabular
+    from opsloop.tuning.examples import TABULAR_SPACE, tabular  # lazy: loads optuna
 
     n = int(ctx.extra.get("tuning_trials", TUNING_TRIALS))
     if n <= 0:

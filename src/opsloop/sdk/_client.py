@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.core import Context
+from opsloop.errors import InvalidArgument
 from opsloop.rooms import client_properties
 from opsloop.settings import Settings
 from opsloop.tracking import Tracking
@@ -84,7 +85,6 @@ class Client(Tracking):
             context = Context(settings_for(tracking_uri, home=home, settings=settings))
             self._owns_context = True
         elif tracking_uri is not None or home is not None or settings is not None:
-            from opsloop.errors import InvalidArgument
 
             raise InvalidArgument("give either a context or tracking_uri/home/settings, not both")
         else:

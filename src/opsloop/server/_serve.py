@@ -9,6 +9,7 @@ no other channel to spawned workers.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -26,9 +27,8 @@ FACTORY = "opsloop.server._serve:app_from_env"
 
 def app_from_env() -> FastAPI:
     """The app for a uvicorn worker, built from the settings its parent passed on."""
-    import json
 
-    from opsloop.server._app import create_app
+    from opsloop.server._app import create_app  # lazy: loads fastapi and every room's router
 
     raw = os.environ.get(SETTINGS_ENV)
     settings = Settings(**json.loads(raw)) if raw else Settings()
@@ -66,7 +66,7 @@ def serve(
         "lifespan": "on",
     }
     if workers == 1:
-        from opsloop.server._app import create_app
+        from opsloop.server._app import create_app  # lazy: loads fastapi and every room's router
 
         server = uvicorn.Server(uvicorn.Config(create_app(settings), **common))  # type: ignore[arg-type]
         if on_ready is not None:

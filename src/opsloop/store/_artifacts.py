@@ -11,6 +11,7 @@ name. Which run holds which blob under which path lives in the database
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from opsloop.errors import InvalidArgument, NotFound
+from opsloop.errors import InvalidArgument, NotFound, PayloadTooLarge
 
 CHUNK = 1024 * 1024
 DIGEST_PREFIX = "sha256:"
@@ -56,7 +57,6 @@ class ArtifactStore(ABC):
             return self.put_stream(fh)
 
     def put_bytes(self, data: bytes) -> BlobInfo:
-        import io
 
         return self.put_stream(io.BytesIO(data))
 
@@ -109,7 +109,6 @@ class LocalArtifactStore(ArtifactStore):
                         break
                     size += len(block)
                     if max_bytes is not None and size > max_bytes:
-                        from opsloop.errors import PayloadTooLarge
 
                         raise PayloadTooLarge(
                             f"artifact is larger than the limit of {max_bytes} bytes"
@@ -166,7 +165,7 @@ def open_artifact_store(
 ) -> ArtifactStore:
     """The store for ``uri``: ``s3://bucket/prefix`` or a local folder (``file://`` optional)."""
     if uri.startswith("s3://"):
-        from opsloop.store._s3 import S3ArtifactStore
+        from opsloop.store._s3 import S3ArtifactStore  # lazy: loads boto3
 
         return S3ArtifactStore(uri, endpoint_url=endpoint_url, region=region)
     if uri.startswith("file://"):

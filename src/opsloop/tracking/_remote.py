@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from opsloop.errors import Unavailable
+from opsloop.errors import NotFound, Unavailable
 from opsloop.tracking import _validation as V
 from opsloop.tracking._backend import MetricTuple
 from opsloop.tracking.entities import (
@@ -279,7 +279,6 @@ class RemoteTracking:
             self._download_one(run_id, path, target)
             return target
         if not items:
-            from opsloop.errors import NotFound
 
             raise NotFound(f"run {run_id!r} has no artifact {path!r}")
         base = dest_p / (Path(path).name if path else "")

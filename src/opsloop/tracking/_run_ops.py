@@ -25,6 +25,7 @@ from opsloop.tracking._sql import (
     new_id,
 )
 from opsloop.tracking._tables import (
+    artifacts,
     latest_metrics,
     metric_chunks,
     run_tags,
@@ -228,7 +229,6 @@ class RunOps(ExperimentOps):
         with self.db.write() as conn:
             self._require_run(conn, run_id, active_only=not purge)
             if purge:
-                from opsloop.tracking._tables import artifacts
 
                 for table in (metric_chunks, latest_metrics, param_table, run_tags, artifacts):
                     conn.execute(table.delete().where(table.c.run_id == run_id))

@@ -17,6 +17,7 @@ from opsloop.core.web import ok
 from opsloop.errors import PayloadTooLarge
 from opsloop.store import LocalArtifactStore
 from opsloop.tracking import artifact_service, tracking_service
+from opsloop.tracking._filter import decode_page_token, encode_page_token
 from opsloop.tracking._service import MAX_SEARCH_RESULTS, check_batch_limits
 from opsloop.tracking.entities import (
     ArtifactInfo,
@@ -109,7 +110,6 @@ def list_experiments(
     max_results: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     page_token: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Response:
-    from opsloop.tracking._filter import decode_page_token, encode_page_token
 
     offset = decode_page_token(page_token)
     exps = st.room(tracking_service).list_experiments(include_deleted=include_deleted)
