@@ -12,6 +12,7 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/de
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks tools scripts
 .venv/bin/mypy   # strict, on the package (configured in pyproject.toml)
+PYTHONPATH="src:." .venv/bin/lint-imports --no-cache   # the layers (pyproject.toml [tool.importlinter])
 exec .venv/bin/python -m pytest "$@"

@@ -70,16 +70,22 @@ def _root(
     ctx.obj = {"home": home, "tracking_uri": tracking_uri}
 
 
+def add_room_commands(root: typer.Typer) -> None:
+    """Mount every room's commands and command groups, from its declaration (opsloop/rooms.py).
+
+    A room's CLI modules import only typer, rich and the room's light modules.
+    """
+    for room in declarations():
+        for name, ref in room.cli_commands:
+            root.command(name, epilog=EXIT_CODES_HELP)(load_ref(ref))
+        for ref in room.cli_groups:
+            root.add_typer(load_ref(ref))
+
+
 app.command("server", epilog=EXIT_CODES_HELP)(server)
 app.command("quickstart", epilog=EXIT_CODES_HELP)(quickstart)
 app.add_typer(_db.app)
-# Every room's commands and command groups, from its declaration (opsloop/rooms.py).
-# A room's CLI modules import only typer, rich and the room's light modules.
-for _room in declarations():
-    for _name, _ref in _room.cli_commands:
-        app.command(_name, epilog=EXIT_CODES_HELP)(load_ref(_ref))
-    for _ref in _room.cli_groups:
-        app.add_typer(load_ref(_ref))
+add_room_commands(app)
 
 
 def main() -> None:

@@ -121,11 +121,15 @@ class _RoomProperty:
         return value
 
 
-def _install_room_properties() -> None:
+def install_room_properties() -> None:
+    """Give ``Client`` a property per declared room client (done once, at import)."""
     for name, (factory, doc) in client_properties().items():
-        if name in Client.__dict__:
+        current = Client.__dict__.get(name)
+        if isinstance(current, _RoomProperty) and current.factory is factory:
+            continue
+        if current is not None and not isinstance(current, _RoomProperty):
             raise TypeError(f"room client property {name!r} clashes with a Client attribute")
         setattr(Client, name, _RoomProperty(name, factory, doc))
 
 
-_install_room_properties()
+install_room_properties()
