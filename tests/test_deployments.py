@@ -109,9 +109,10 @@ def test_rest_api_and_remote_sdk_behave_like_embedded(home: Path) -> None:
         r = httpx.post(f"{srv.url}/api/v1/deployments", json={**REG, "version": 0})
         assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_ARGUMENT"
         # A running one whose heartbeat is stale reads lost over the API too.
-        srv.app.state.opsloop_deployments = DeploymentService(
-            srv.app.state.opsloop.database, lost_after_s=0.2
-        )
+        from opsloop.deployments._backend import deployment_service
+
+        state = srv.app.state.opsloop
+        state.provide(deployment_service, DeploymentService(state.database, lost_after_s=0.2))
         made = httpx.post(f"{srv.url}/api/v1/deployments", json=REG).json()
         assert made["status"] == "running"
         time.sleep(0.3)

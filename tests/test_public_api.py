@@ -89,6 +89,7 @@ EXPECTED = {
         "LocalArtifactStore",
         "check_digest",
         "metadata",
+        "now_ms",
         "open_artifact_store",
     ],
     "opsloop.core": [

@@ -1,33 +1,34 @@
-"""``Deployments(client)``: the deployments SDK, the same embedded or against a server."""
+"""``Deployments(context)``: the deployments SDK, the same embedded or against a server."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
-
-from opsloop.deployments._service import DeploymentService
+from opsloop.core import Context, HasContext, context_of
+from opsloop.deployments._backend import DeploymentsBackend, EmbeddedDeployments
+from opsloop.deployments._remote import RemoteDeployments
 from opsloop.deployments.entities import Deployment
 
-if TYPE_CHECKING:
-    from opsloop.sdk import Client
+__all__ = ["Deployments"]
 
 
-def _q(deployment_id: str) -> str:
-    return quote(deployment_id, safe="")
+def _embedded(ctx: Context) -> DeploymentsBackend:
+    return EmbeddedDeployments(ctx)
+
+
+def _remote(ctx: Context) -> DeploymentsBackend:
+    return RemoteDeployments(ctx)
 
 
 class Deployments:
     """Register, heartbeat, stop and list model servers."""
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        backend: Any = client.backend
-        if hasattr(backend, "db"):
-            self._svc: DeploymentService | None = DeploymentService(backend.db)
-            self._rest: Any = None
-        else:
-            self._svc = None
-            self._rest = backend
+    def __init__(self, context: Context | HasContext | None = None) -> None:
+        ctx = context_of(context)
+        self._context = ctx
+        self._backend: DeploymentsBackend = ctx.seam(_embedded, _remote)
+
+    @property
+    def context(self) -> Context:
+        return self._context
 
     def register(
         self,
@@ -44,43 +45,27 @@ class Deployments:
         flavor: str | None = None,
     ) -> Deployment:
         """Record a server that just started (status ``running``)."""
-        kw: dict[str, Any] = {
-            "name": name,
-            "model_uri": model_uri,
-            "model_name": model_name,
-            "url": url,
-            "version": version,
-            "alias": alias,
-            "host": host,
-            "pid": pid,
-            "workers": workers,
-            "flavor": flavor,
-        }
-        if self._svc is not None:
-            return self._svc.register(**kw)
-        data = self._rest._json("POST", "/deployments", json=kw, idempotent=False)
-        return Deployment.model_validate(data)
+        return self._backend.register(
+            name=name,
+            model_uri=model_uri,
+            model_name=model_name,
+            url=url,
+            version=version,
+            alias=alias,
+            host=host,
+            pid=pid,
+            workers=workers,
+            flavor=flavor,
+        )
 
     def get(self, deployment_id: str) -> Deployment:
-        if self._svc is not None:
-            return self._svc.get(deployment_id)
-        return Deployment.model_validate(
-            self._rest._json("GET", f"/deployments/{_q(deployment_id)}")
-        )
+        return self._backend.get(deployment_id)
 
     def list(
         self, *, model_name: str | None = None, status: str | None = None, limit: int = 200
     ) -> list[Deployment]:
         """Deployments newest first (``status`` may be ``lost``)."""
-        if self._svc is not None:
-            return self._svc.list(model_name=model_name, status=status, limit=limit)
-        params: dict[str, Any] = {"limit": limit}
-        if model_name:
-            params["model_name"] = model_name
-        if status:
-            params["status"] = status
-        data = self._rest._json("GET", "/deployments", params=params)
-        return [Deployment.model_validate(d) for d in data["deployments"]]
+        return self._backend.list(model_name=model_name, status=status, limit=limit)
 
     def heartbeat(
         self,
@@ -90,23 +75,9 @@ class Deployments:
         model_uri: str | None = None,
         flavor: str | None = None,
     ) -> Deployment:
-        if self._svc is not None:
-            return self._svc.heartbeat(
-                deployment_id, version=version, model_uri=model_uri, flavor=flavor
-            )
-        body = {"version": version, "model_uri": model_uri, "flavor": flavor}
-        data = self._rest._json(
-            "POST", f"/deployments/{_q(deployment_id)}/heartbeat", json=body, idempotent=True
+        return self._backend.heartbeat(
+            deployment_id, version=version, model_uri=model_uri, flavor=flavor
         )
-        return Deployment.model_validate(data)
 
     def stop(self, deployment_id: str, *, failed: bool = False) -> Deployment:
-        if self._svc is not None:
-            return self._svc.stop(deployment_id, failed=failed)
-        data = self._rest._json(
-            "POST",
-            f"/deployments/{_q(deployment_id)}/stop",
-            json={"failed": failed},
-            idempotent=True,
-        )
-        return Deployment.model_validate(data)
+        return self._backend.stop(deployment_id, failed=failed)

@@ -15,18 +15,34 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from opsloop.core import Context
+from opsloop.deployments._client import Deployments
 from opsloop.deployments._service import HEARTBEAT_INTERVAL_S
+from opsloop.registry import Registry, parse_model_uri
+from opsloop.tracking import Tracking
 
 if TYPE_CHECKING:
     from opsloop.deployments.entities import Deployment
-    from opsloop.serving._source import Resolved
     from opsloop.settings import Settings
 
 log = logging.getLogger("opsloop.deployments")
 
 __all__ = ["DeploymentRecorder"]
+
+
+class Served(Protocol):
+    """What a model server reports it serves now (``opsloop.serving``'s ``Resolved``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> int | None: ...
+    @property
+    def uri(self) -> str: ...
+    @property
+    def flavor(self) -> str | None: ...
 
 
 class DeploymentRecorder:
@@ -39,7 +55,7 @@ class DeploymentRecorder:
         *,
         url: str,
         workers: int = 1,
-        current: Callable[[], Resolved | None] | None = None,
+        current: Callable[[], Served | None] | None = None,
         interval_s: float = HEARTBEAT_INTERVAL_S,
     ) -> None:
         self.target = target
@@ -48,8 +64,8 @@ class DeploymentRecorder:
         self.workers = workers
         self.interval_s = interval_s
         self._current = current
-        self._client: Any = None
-        self._deployments: Any = None
+        self._context: Context | None = None
+        self._deployments: Deployments | None = None
         self.deployment: Deployment | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -60,20 +76,17 @@ class DeploymentRecorder:
             r = self._current()
             if r is not None:
                 return r.name, (r.version, r.uri, r.flavor)
-        from opsloop.registry._client import Registry
-
-        mv = Registry(self._client).resolve(self.target)
+        assert self._context is not None
+        # The registry client takes a client carrying the context (Tracking is one).
+        registry = Registry(cast(Any, self._context.room(Tracking)))
+        mv = registry.resolve(self.target)
         return mv.name, (mv.version, mv.uri, mv.flavor)
 
     def start(self) -> DeploymentRecorder:
         """Register the deployment and start heartbeating (a warning if that fails)."""
         try:
-            from opsloop.deployments._client import Deployments
-            from opsloop.registry._names import parse_model_uri
-            from opsloop.sdk import Client
-
-            self._client = Client(settings=self.settings)
-            self._deployments = Deployments(self._client)
+            self._context = Context(self.settings)
+            self._deployments = Deployments(self._context)
             name, (version, uri, flavor) = self._served()
             self.deployment = self._deployments.register(
                 name=self.target,
@@ -98,7 +111,7 @@ class DeploymentRecorder:
         return self
 
     def _beat(self) -> None:
-        assert self.deployment is not None
+        assert self.deployment is not None and self._deployments is not None
         while not self._stop.wait(self.interval_s):
             try:
                 _, (version, uri, flavor) = self._served()
@@ -113,7 +126,7 @@ class DeploymentRecorder:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        if self.deployment is not None:
+        if self.deployment is not None and self._deployments is not None:
             try:
                 self.deployment = self._deployments.stop(self.deployment.id, failed=failed)
             except Exception as exc:
@@ -121,12 +134,12 @@ class DeploymentRecorder:
         self._close_client()
 
     def _close_client(self) -> None:
-        if self._client is not None:
+        if self._context is not None:
             try:
-                self._client.close()
+                self._context.close()
             except Exception as exc:  # closing must not mask the server's own outcome
                 log.warning("opsloop serve: closing the deployment client failed: %s", exc)
-            self._client = None
+            self._context = None
 
     def __enter__(self) -> DeploymentRecorder:
         return self.start()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from opsloop.deployments._tables import deployments
 from opsloop.deployments.entities import Deployment
 from opsloop.errors import Conflict, InvalidArgument, NotFound
-from opsloop.store._engine import Database, now_ms
+from opsloop.store import Database, now_ms
 
 # How often a server heartbeats; a ``running`` row silent for LOST_AFTER intervals reads ``lost``.
 HEARTBEAT_INTERVAL_S = 5.0

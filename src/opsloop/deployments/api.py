@@ -12,34 +12,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from opsloop.core import Context as AppState
-from opsloop.core.web import JSONBody
+from opsloop.core.web import StrictBody, ok, service
+from opsloop.deployments._backend import deployment_service
 from opsloop.deployments._service import DeploymentService
 from opsloop.deployments.entities import Deployment
 
 router = APIRouter(tags=["deployments"])
 
-
-def get_deployments(request: Request) -> DeploymentService:
-    """The app's ``DeploymentService``, built on first use from its state."""
-    svc: DeploymentService | None = getattr(request.app.state, "opsloop_deployments", None)
-    if svc is None:
-        st: AppState = request.app.state.opsloop
-        svc = DeploymentService(st.database)
-        request.app.state.opsloop_deployments = svc
-    return svc
+Svc = Annotated[DeploymentService, Depends(service(deployment_service))]
 
 
-Svc = Annotated[DeploymentService, Depends(get_deployments)]
-
-
-class RegisterDeployment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RegisterDeployment(StrictBody):
     name: str = Field(min_length=1, max_length=256)
     model_uri: str = Field(min_length=1, max_length=1024)
     model_name: str = Field(min_length=1, max_length=256)
@@ -52,17 +39,13 @@ class RegisterDeployment(BaseModel):
     flavor: str | None = Field(default=None, max_length=64)
 
 
-class Heartbeat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Heartbeat(StrictBody):
     version: int | None = Field(default=None, ge=1)
     model_uri: str | None = Field(default=None, max_length=1024)
     flavor: str | None = Field(default=None, max_length=64)
 
 
-class Stop(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Stop(StrictBody):
     failed: bool = False
 
 
@@ -73,17 +56,17 @@ def list_deployments(
     status: Annotated[str | None, Query(max_length=16)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
 ) -> Response:
-    return JSONBody({"deployments": svc.list(model_name=model_name, status=status, limit=limit)})
+    return ok({"deployments": svc.list(model_name=model_name, status=status, limit=limit)})
 
 
 @router.post("/deployments", status_code=201, summary="Register a model server")
 def register_deployment(body: RegisterDeployment, svc: Svc) -> Response:
-    return JSONBody(svc.register(**body.model_dump()), status_code=201)
+    return ok(svc.register(**body.model_dump()), status_code=201)
 
 
 @router.get("/deployments/{deployment_id}", response_model=Deployment, summary="Get a deployment")
 def get_deployment(deployment_id: str, svc: Svc) -> Response:
-    return JSONBody(svc.get(deployment_id))
+    return ok(svc.get(deployment_id))
 
 
 @router.post(
@@ -93,7 +76,7 @@ def get_deployment(deployment_id: str, svc: Svc) -> Response:
 )
 def heartbeat(deployment_id: str, svc: Svc, body: Heartbeat | None = None) -> Response:
     b = body or Heartbeat()
-    return JSONBody(
+    return ok(
         svc.heartbeat(deployment_id, version=b.version, model_uri=b.model_uri, flavor=b.flavor)
     )
 
@@ -102,4 +85,4 @@ def heartbeat(deployment_id: str, svc: Svc, body: Heartbeat | None = None) -> Re
     "/deployments/{deployment_id}/stop", response_model=Deployment, summary="A model server stopped"
 )
 def stop(deployment_id: str, svc: Svc, body: Stop | None = None) -> Response:
-    return JSONBody(svc.stop(deployment_id, failed=(body or Stop()).failed))
+    return ok(svc.stop(deployment_id, failed=(body or Stop()).failed))

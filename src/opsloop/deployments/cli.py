@@ -5,24 +5,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import (
+from opsloop.core.cli import (
     HomeOption,
     JsonOpt,
-    command_client,
+    command_context,
     esc,
     fmt_time,
     out,
     print_json,
     room_app,
 )
-
-if TYPE_CHECKING:
-    from opsloop.deployments._client import Deployments
+from opsloop.deployments._client import Deployments
 
 app = room_app(
     "deployments",
@@ -34,8 +32,8 @@ _STYLE = {"running": "green", "stopped": "dim", "failed": "red", "lost": "yellow
 
 @contextlib.contextmanager
 def _deployments(ctx: typer.Context, home: Path | None) -> Iterator[Deployments]:
-    with command_client(ctx, home) as client:
-        yield client.deployments
+    with command_context(ctx, home) as context:
+        yield context.room(Deployments)
 
 
 @app.command("list")

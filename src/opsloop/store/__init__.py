@@ -7,7 +7,7 @@ from opsloop.store._artifacts import (
     check_digest,
     open_artifact_store,
 )
-from opsloop.store._engine import SCHEMA_HEAD, Database
+from opsloop.store._engine import SCHEMA_HEAD, Database, now_ms
 from opsloop.store._metadata import metadata
 
 __all__ = [
@@ -18,5 +18,6 @@ __all__ = [
     "LocalArtifactStore",
     "check_digest",
     "metadata",
+    "now_ms",
     "open_artifact_store",
 ]

@@ -1,18 +1,21 @@
-"""``Tracing(client)``: the tracing SDK bound to one ``opsloop.Client``, embedded or remote.
+"""``Tracing(context)``: the tracing SDK on one context, embedded or remote.
 
 Embedded, finished spans are written by the background exporter straight into
-the client's database; remote, they are posted to ``/api/v1/traces/batch``.
+the context's database; remote, they are posted to ``/api/v1/traces/batch``.
 Reading (list, get, stats) and prices work the same either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
+from opsloop.core import Context, HasContext, context_of
 from opsloop.tracing import _llm, _sdk
+from opsloop.tracing._backend import EmbeddedTracing, TracingBackend
 from opsloop.tracing._filter import TraceFilter
+from opsloop.tracing._remote import RemoteTracing
+from opsloop.tracing._service import _filter, check_trace_id
 from opsloop.tracing._span import Span, Tracer
 from opsloop.tracing.entities import (
     IngestResult,
@@ -22,13 +25,15 @@ from opsloop.tracing.entities import (
     TraceStats,
 )
 
-if TYPE_CHECKING:
-    from opsloop.sdk import Client
-    from opsloop.tracing._service import TraceService
+__all__ = ["Tracing"]
 
 
-def _params(f: TraceFilter) -> dict[str, Any]:
-    return {k: v for k, v in vars(f).items() if v is not None}
+def _embedded(ctx: Context) -> TracingBackend:
+    return EmbeddedTracing(ctx)
+
+
+def _remote(ctx: Context) -> TracingBackend:
+    return RemoteTracing(ctx)
 
 
 class Tracing:
@@ -38,22 +43,24 @@ class Tracing:
     queued (after the settings' ``trace_mask_patterns``).
     """
 
-    def __init__(self, client: Client, *, mask_fn: Callable[[str], str] | None = None) -> None:
-        self._client = client
-        self._svc: TraceService | None = None
-        self._rest: Any = None
-        if client.is_remote:
-            self._rest = client.backend
-        else:
-            from opsloop.tracing._service import TraceService
+    def __init__(
+        self,
+        context: Context | HasContext | None = None,
+        *,
+        mask_fn: Callable[[str], str] | None = None,
+    ) -> None:
+        ctx = context_of(context)
+        self._context = ctx
+        self._backend: TracingBackend = ctx.seam(_embedded, _remote)
+        self.tracer = Tracer(self._write, ctx.settings, mask_fn=mask_fn)
 
-            backend: Any = client.backend
-            self._svc = TraceService(backend.db, client.settings)
-        self.tracer = Tracer(self._write, client.settings, mask_fn=mask_fn)
+    @property
+    def context(self) -> Context:
+        return self._context
 
     @property
     def is_remote(self) -> bool:
-        return self._rest is not None
+        return self._context.is_remote
 
     def _write(self, spans: list[dict[str, Any]]) -> object:
         return self.ingest(spans)
@@ -97,12 +104,7 @@ class Tracing:
 
     def ingest(self, spans: Sequence[Mapping[str, Any]]) -> IngestResult:
         """Store span dicts (the batch format) now, bypassing the background exporter."""
-        if self._svc is not None:
-            return self._svc.ingest(list(spans))
-        data = self._rest._json(
-            "POST", "/traces/batch", json={"spans": list(spans)}, idempotent=True
-        )
-        return IngestResult.model_validate(data)
+        return self._backend.ingest(list(spans))
 
     # ------------------------------------------------------------------ reading
 
@@ -117,73 +119,34 @@ class Tracing:
         **filters: Any,
     ) -> TracePage:
         """A page of traces (newest first, or by ``sort``) matching the filters; see ``TraceFilter``."""
-        from opsloop.tracing._service import _filter
-
         f = _filter(criteria, filters)
-        if self._svc is not None:
-            return self._svc.list_traces(
-                f, limit=limit, page_token=page_token, order=order, sort=sort
-            )
-        params = _params(f)
-        params.update(limit=limit, order=order)
-        if sort != "start_time":
-            params["sort"] = sort
-        if page_token:
-            params["page_token"] = page_token
-        return TracePage.model_validate(self._rest._json("GET", "/traces", params=params))
+        return self._backend.list_traces(
+            f, limit=limit, page_token=page_token, order=order, sort=sort
+        )
 
     def get_trace(self, trace_id: str, *, flat: bool = False) -> TraceDetail:
         """A trace with its span tree (``flat``: depth-first list)."""
-        from opsloop.tracing._service import check_trace_id
-
         check_trace_id(trace_id)
-        if self._svc is not None:
-            return self._svc.get_trace(trace_id, flat=flat)
-        return TraceDetail.model_validate(
-            self._rest._json("GET", f"/traces/{trace_id}", params={"flat": flat})
-        )
+        return self._backend.get_trace(trace_id, flat=flat)
 
     def stats(self, criteria: TraceFilter | None = None, **filters: Any) -> TraceStats:
         """Counts, latency percentiles, tokens and cost: total, per day, per model."""
-        from opsloop.tracing._service import _filter
-
-        f = _filter(criteria, filters)
-        if self._svc is not None:
-            return self._svc.stats(f)
-        return TraceStats.model_validate(
-            self._rest._json("GET", "/traces/stats", params=_params(f))
-        )
+        return self._backend.stats(_filter(criteria, filters))
 
     def delete_trace(self, trace_id: str) -> None:
-        from opsloop.tracing._service import check_trace_id
-
         check_trace_id(trace_id)
-        if self._svc is not None:
-            self._svc.delete_trace(trace_id)
-        else:
-            self._rest._json("DELETE", f"/traces/{trace_id}")
+        self._backend.delete_trace(trace_id)
 
     # ------------------------------------------------------------------ prices
 
     def list_prices(self) -> list[ModelPrice]:
         """The price table in force, with each entry's source."""
-        if self._svc is not None:
-            return self._svc.list_prices()
-        data = self._rest._json("GET", "/traces/prices")
-        return [ModelPrice.model_validate(p) for p in data["prices"]]
+        return self._backend.list_prices()
 
     def set_price(self, model: str, input_per_mtok: float, output_per_mtok: float) -> ModelPrice:
         """Set a model's price in US dollars per million input/output tokens."""
-        if self._svc is not None:
-            return self._svc.set_price(model, input_per_mtok, output_per_mtok)
-        body = {"input_per_mtok": input_per_mtok, "output_per_mtok": output_per_mtok}
-        return ModelPrice.model_validate(
-            self._rest._json("PUT", f"/traces/prices/{quote(model, safe='')}", json=body)
-        )
+        return self._backend.set_price(model, input_per_mtok, output_per_mtok)
 
     def delete_price(self, model: str) -> None:
         """Remove a custom price; the file's or default price applies again."""
-        if self._svc is not None:
-            self._svc.delete_price(model)
-        else:
-            self._rest._json("DELETE", f"/traces/prices/{quote(model, safe='')}")
+        self._backend.delete_price(model)

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -61,8 +62,6 @@ def _like_escape(s: str) -> str:
 
 
 def _tag_condition(tag: str) -> ColumnElement[bool]:
-    import orjson
-
     # Tags are stored as a JSON list; a quoted element is an exact tag match.
     return _T.tags.like(f"%{_like_escape(orjson.dumps(tag).decode())}%", escape="\\")
 

@@ -13,11 +13,12 @@ Needs ``opentelemetry-proto`` (the ``tracing`` extra); imported on first use.
 from __future__ import annotations
 
 import base64
+import zlib
 from typing import Any
 
 import orjson
 
-from opsloop.errors import InvalidArgument
+from opsloop.errors import InvalidArgument, PayloadTooLarge, Unavailable
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -38,8 +39,6 @@ def _pb() -> Any:
     try:
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
     except ImportError as exc:  # pragma: no cover - depends on the install
-        from opsloop.errors import Unavailable
-
         raise Unavailable(
             "this server cannot read OTLP: install opentelemetry-proto "
             "(pip install 'opsloop[tracing]')"
@@ -255,8 +254,6 @@ def encode_status(http_status: int, code: str, message: str, kind: str) -> bytes
 
 def safe_gunzip(body: bytes, encoding: str, limit: int) -> bytes:
     """Decompress a gzip/deflate body, refusing to inflate past ``limit`` bytes."""
-    import zlib
-
     enc = encoding.strip().lower()
     if enc in ("", "identity"):
         return body
@@ -270,7 +267,5 @@ def safe_gunzip(body: bytes, encoding: str, limit: int) -> bytes:
     except zlib.error as exc:
         raise InvalidArgument(f"the body is not valid {enc}: {exc}") from exc
     if len(out) > limit or d.unconsumed_tail:
-        from opsloop.errors import PayloadTooLarge
-
         raise PayloadTooLarge(f"the decompressed body is larger than the limit of {limit} bytes")
     return out

@@ -1,7 +1,7 @@
 """The tracing SDK: ``@trace``, ``span``, ``start_trace``, ``trace_context``, ``record_llm_call``.
 
-Spans go to the default tracer (built on first use from ``opsloop.get_client()``,
-so ``OPSLOOP_TRACKING_URI``/``OPSLOOP_HOME`` apply), or to the tracer of a
+Spans go to the default tracer (the ``Tracing`` of the program's default
+context, so ``OPSLOOP_TRACKING_URI``/``OPSLOOP_HOME`` apply), or to the tracer of a
 ``Tracing(client)``; a child span always goes where its parent goes.
 
 For library code (providers, retrievers, pipelines) one line is enough::
@@ -24,6 +24,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
+from opsloop.core import HasContext, default_context
 from opsloop.errors import InvalidArgument
 from opsloop.tracing._normalize import TAGS_KEY
 from opsloop.tracing._span import (
@@ -46,12 +47,9 @@ def get_tracer() -> Tracer:
     if _default is None:
         with _default_lock:
             if _default is None:
-                from opsloop.sdk import get_client
-                from opsloop.tracing._client import Tracing
+                from opsloop.tracing._client import Tracing  # cycle: Tracing emits via this module
 
-                client = get_client()
-                shared = getattr(type(client), "tracing", None) is not None
-                _default = (client.tracing if shared else Tracing(client)).tracer
+                _default = default_context().room(Tracing).tracer
     return _default
 
 
@@ -59,11 +57,10 @@ def configure(tracing: Any = None, *, enabled: bool | None = None) -> None:
     """Send new traces to ``tracing`` (a ``Tracing`` or an ``opsloop.Client``); turn export on/off."""
     global _default
     if tracing is not None:
-        from opsloop.sdk import Client
-        from opsloop.tracing._client import Tracing
+        from opsloop.tracing._client import Tracing  # cycle: Tracing emits via this module
 
-        if isinstance(tracing, Client):
-            tracing = tracing.tracing if hasattr(type(tracing), "tracing") else Tracing(tracing)
+        if not isinstance(tracing, Tracing) and isinstance(tracing, HasContext):
+            tracing = tracing.context.room(Tracing)
         if not isinstance(tracing, Tracing):
             raise InvalidArgument("configure() takes a Tracing or an opsloop.Client")
         with _default_lock:

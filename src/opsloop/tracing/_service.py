@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from opsloop.errors import Conflict, InvalidArgument, NotFound, PayloadTooLarge
 from opsloop.settings import Settings
-from opsloop.store._engine import Database, now_ms
-from opsloop.tracing import _query
+from opsloop.store import Database, now_ms
+from opsloop.tracing import _otlp, _query
 from opsloop.tracing._filter import TraceFilter
 from opsloop.tracing._ingest import write_spans
 from opsloop.tracing._masking import Masker
@@ -84,8 +84,6 @@ class TraceService:
         An undecodable body raises ``InvalidArgument``; spans that cannot be
         stored are left out and reported in ``rejected``/``errors``.
         """
-        from opsloop.tracing import _otlp
-
         kind = _otlp.media_type(content_type)
         req = _otlp.decode_request(body, kind)
         raw, errors = _otlp.request_spans(req)

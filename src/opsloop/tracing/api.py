@@ -17,10 +17,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from opsloop.core import Context as AppState
-from opsloop.core.web import JSONBody
-from opsloop.core.web import StrictBody as _Body
+from opsloop.core.web import Ctx, StrictBody, ok, service
 from opsloop.errors import InvalidArgument, OpsloopError
+from opsloop.tracing import _otlp
+from opsloop.tracing._backend import trace_service
 from opsloop.tracing._filter import TraceFilter
 from opsloop.tracing._query import MAX_PAGE
 from opsloop.tracing._service import TraceService
@@ -36,17 +36,7 @@ router = APIRouter(tags=["tracing"])
 otlp_router = APIRouter(tags=["otlp"])
 
 
-def get_traces(request: Request) -> TraceService:
-    """The app's ``TraceService``, built on first use from its state."""
-    svc: TraceService | None = getattr(request.app.state, "opsloop_traces", None)
-    if svc is None:
-        st: AppState = request.app.state.opsloop
-        svc = TraceService(st.database, st.settings)
-        request.app.state.opsloop_traces = svc
-    return svc
-
-
-Svc = Annotated[TraceService, Depends(get_traces)]
+Svc = Annotated[TraceService, Depends(service(trace_service))]
 TraceId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 Str256 = Annotated[str | None, Query(max_length=256)]
 
@@ -100,7 +90,7 @@ def filters(
 Filters = Annotated[TraceFilter, Depends(filters)]
 
 
-class PriceBody(_Body):
+class PriceBody(StrictBody):
     input_per_mtok: float = Field(ge=0, le=1_000_000)
     output_per_mtok: float = Field(ge=0, le=1_000_000)
 
@@ -147,7 +137,7 @@ def list_traces(
         ),
     ] = "start_time",
 ) -> Response:
-    return JSONBody(svc.list_traces(f, limit=limit, page_token=page_token, order=order, sort=sort))
+    return ok(svc.list_traces(f, limit=limit, page_token=page_token, order=order, sort=sort))
 
 
 @router.post(
@@ -164,24 +154,24 @@ async def ingest_batch(request: Request, svc: Svc) -> Response:
         raise InvalidArgument(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or set(data) != {"spans"} or not isinstance(data["spans"], list):
         raise InvalidArgument('the body must be {"spans": [...]}')
-    return JSONBody(await run_in_threadpool(svc.ingest, data["spans"]))
+    return ok(await run_in_threadpool(svc.ingest, data["spans"]))
 
 
 @router.get(
     "/traces/stats", response_model=TraceStats, summary="Trace statistics per day and model"
 )
 def trace_stats(svc: Svc, f: Filters) -> Response:
-    return JSONBody(svc.stats(f))
+    return ok(svc.stats(f))
 
 
 @router.get("/traces/prices", response_model=PriceList, summary="The model price table")
 def list_prices(svc: Svc) -> Response:
-    return JSONBody({"prices": svc.list_prices()})
+    return ok({"prices": svc.list_prices()})
 
 
 @router.put("/traces/prices/{model:path}", response_model=ModelPrice, summary="Set a model's price")
 def set_price(model: str, body: PriceBody, svc: Svc) -> Response:
-    return JSONBody(svc.set_price(model, body.input_per_mtok, body.output_per_mtok))
+    return ok(svc.set_price(model, body.input_per_mtok, body.output_per_mtok))
 
 
 @router.delete("/traces/prices/{model:path}", status_code=204, summary="Remove a custom price")
@@ -192,7 +182,7 @@ def delete_price(model: str, svc: Svc) -> Response:
 
 @router.get("/traces/{trace_id}", response_model=TraceDetail, summary="A trace and its span tree")
 def get_trace(trace_id: TraceId, svc: Svc, flat: bool = False) -> Response:
-    return JSONBody(svc.get_trace(trace_id, flat=flat))
+    return ok(svc.get_trace(trace_id, flat=flat))
 
 
 @router.delete("/traces/{trace_id}", status_code=204, summary="Delete a trace")
@@ -220,9 +210,7 @@ _OTLP_SCHEMA: dict[str, Any] = {
     openapi_extra=_OTLP_SCHEMA,
     response_class=Response,
 )
-async def otlp_traces(request: Request, svc: Svc) -> Response:
-    from opsloop.tracing import _otlp
-
+async def otlp_traces(request: Request, svc: Svc, ctx: Ctx) -> Response:
     ct = request.headers.get("content-type")
     kind = _otlp.JSON if (ct or "").split(";")[0].strip().lower() == _otlp.JSON else _otlp.PROTOBUF
     try:
@@ -231,7 +219,7 @@ async def otlp_traces(request: Request, svc: Svc) -> Response:
         except InvalidArgument as exc:
             return _otlp_error(415, "UNSUPPORTED_MEDIA_TYPE", exc.message, _otlp.JSON)
         body = await request.body()
-        limit = request.app.state.opsloop.settings.max_request_bytes
+        limit = ctx.settings.max_request_bytes
         body = _otlp.safe_gunzip(body, request.headers.get("content-encoding", ""), limit)
         result, kind = await run_in_threadpool(svc.ingest_otlp, body, ct)
     except OpsloopError as exc:
@@ -243,8 +231,6 @@ async def otlp_traces(request: Request, svc: Svc) -> Response:
 
 
 def _otlp_error(status: int, code: str, message: str, kind: str) -> Response:
-    from opsloop.tracing import _otlp
-
     return Response(
         _otlp.encode_status(status, code, message, kind), status_code=status, media_type=kind
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,11 +16,19 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from opsloop.cli._common import HomeOption, JsonOpt, command_client, esc, out, print_json, room_app
+from opsloop.core.cli import (
+    HomeOption,
+    JsonOpt,
+    command_context,
+    esc,
+    out,
+    print_json,
+    room_app,
+)
 from opsloop.errors import InvalidArgument
+from opsloop.tracing._client import Tracing
 
 if TYPE_CHECKING:
-    from opsloop.tracing._client import Tracing
     from opsloop.tracing.entities import SpanNode, TraceDetail
 
 app = room_app(
@@ -54,8 +64,6 @@ def parse_when(value: str | None) -> int | None:
         return int(time.time() * 1000 - float(m.group(1)) * _UNITS[m.group(2)])
     if v.isdigit():
         return int(v)
-    from datetime import UTC, datetime
-
     try:
         dt = datetime.fromisoformat(v)
     except ValueError:
@@ -69,8 +77,8 @@ def parse_when(value: str | None) -> int | None:
 
 @contextlib.contextmanager
 def _tracing(ctx: typer.Context, home: Path | None) -> Iterator[Tracing]:
-    with command_client(ctx, home) as client:
-        yield client.tracing
+    with command_context(ctx, home) as context:
+        yield context.room(Tracing)
 
 
 def fmt_ms(ms: float | None) -> str:
@@ -209,8 +217,6 @@ def _bar(node: SpanNode, total_ms: float, width: int = 24) -> str:
 
 
 def _preview(v: Any, n: int = 100) -> str:
-    import json
-
     text = v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False)
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
