@@ -106,6 +106,7 @@ EXPECTED = {
         "actor_from_header",
         "context_of",
         "default_context",
+        "hooks",
         "load_ref",
         "os_user",
         "pop_active_run",

@@ -28,7 +28,7 @@ from opsloop.core._context import (
 )
 from opsloop.core._flusher import BackgroundFlusher
 from opsloop.core._identity import ACTOR_HEADER, actor_from_header, os_user, resolve_user
-from opsloop.core._room import ClientProperty, Nav, Room, UiRoute, load_ref
+from opsloop.core._room import ClientProperty, Nav, Room, UiRoute, hooks, load_ref
 
 if TYPE_CHECKING:
     from opsloop.core._transport import Transport, quote_segment
@@ -47,6 +47,7 @@ __all__ = [
     "actor_from_header",
     "context_of",
     "default_context",
+    "hooks",
     "load_ref",
     "os_user",
     "pop_active_run",

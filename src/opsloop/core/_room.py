@@ -10,10 +10,11 @@ reading the declarations imports no room code.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ClientProperty", "Nav", "Room", "UiRoute", "load_ref"]
+__all__ = ["ClientProperty", "Nav", "Room", "UiRoute", "hooks", "load_ref"]
 
 
 def load_ref(ref: str) -> Any:
@@ -70,3 +71,20 @@ class Room:
     ui_routes: tuple[UiRoute, ...] = ()
     ui_modules: tuple[str, ...] = field(default=())
     ui_styles: tuple[str, ...] = field(default=())
+    #: ``(hook name, "module:attr")``: a callable another room invokes at a named point
+    #: (e.g. ``"registry.alias_move"``), so the caller never imports the implementer.
+    hooks: tuple[tuple[str, str], ...] = ()
+
+
+def hooks(name: str) -> list[Callable[..., Any]]:
+    """Every room's implementation of the hook ``name``, in room order.
+
+    Plugin discovery by name (like datasette's or pluggy's hooks): the room
+    declarations are read by importing ``opsloop.rooms`` with ``importlib``,
+    so the core (and the room calling the hook) never imports the hubs or
+    the implementing rooms statically.
+    """
+    rooms: Any = importlib.import_module("opsloop.rooms")
+    return [
+        load_ref(ref) for room in rooms.declarations() for hook, ref in room.hooks if hook == name
+    ]

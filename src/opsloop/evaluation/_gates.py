@@ -1,6 +1,7 @@
 """Promotion gates: a stored policy per registered model, checked when an alias moves.
 
-The registry's ``set_alias`` calls :func:`check_promotion` inside its write
+The registry's ``set_alias`` calls :func:`check_alias_move` (its
+``registry.alias_move`` hook, declared in ``_room.py``) inside its write
 transaction, so REST, SDK and CLI are all gated the same way and a refused
 move changes nothing. A candidate version's metrics are its source run's
 latest metrics, overlaid by its newest finished evaluation run (a run tagged
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection
 from opsloop.errors import InvalidArgument, NotFound, PromotionRefused
 from opsloop.evaluation._entities import GatePolicy, GateRule, RuleOutcome
 from opsloop.evaluation._tables import promotion_gates
+from opsloop.registry import AliasMove, check_alias, check_model_name
 from opsloop.store._engine import Database, now_ms
 
 MAX_RULES = 100
@@ -58,12 +60,10 @@ class GateService:
         aliases: Sequence[str] | None = None,
         actor: str = "",
     ) -> GatePolicy:
-        from opsloop.registry import _names as N
-
-        N.check_model_name(model)
+        check_model_name(model)
         parsed = parse_rules(rules)
         if aliases is not None:
-            aliases = [N.check_alias(a) for a in aliases]
+            aliases = [check_alias(a) for a in aliases]
         ts = now_ms()
         row: dict[str, Any] = {
             "model_name": model,
@@ -267,36 +267,38 @@ def _delta(
     )  # fmt: skip
 
 
-def check_promotion(
-    conn: Connection, model_id: str, model_name: str, alias: str, version_row: Any
-) -> list[RuleOutcome] | None:
-    """The gate's outcomes for moving ``alias`` to ``version_row`` (None: no gate applies)."""
-    from opsloop.registry._tables import model_aliases, model_versions
+def check_alias_move(move: AliasMove) -> list[dict[str, Any]] | None:
+    """The ``registry.alias_move`` hook (declared in ``evaluation/_room.py``).
 
-    policy = load_policy(conn, model_name)
-    if policy is None or (policy.aliases is not None and alias not in policy.aliases):
+    None when no gate applies to ``move.alias``; else the failed rules (empty:
+    all passed). Failed rules refuse the move (``PromotionRefused``) unless
+    ``move.force``, when they are returned for the registry to record.
+    """
+    conn = move.connection
+    policy = load_policy(conn, move.model)
+    if policy is None or (policy.aliases is not None and move.alias not in policy.aliases):
         return None
-    cand = version_metrics(conn, model_name, version_row.version, version_row.source_run_id)
+    target = move.to_version
+    cand = version_metrics(conn, move.model, target.version, target.source_run_id)
     refs: dict[str, tuple[int, Mapping[str, float]] | None] = {}
     for rule in policy.rules:
         vs = rule.min_delta_vs
         if vs is None or vs in refs:
             continue
-        holder = conn.execute(
-            sa.select(model_versions.c.version, model_versions.c.source_run_id)
-            .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
-            .where(model_aliases.c.model_id == model_id,
-                   model_aliases.c.alias == (alias if vs == CURRENT else vs))
-        ).first()  # fmt: skip
+        holder = move.from_version if vs in (CURRENT, move.alias) else move.holder(vs)
         refs[vs] = (
             None
             if holder is None
             else (
                 holder.version,
-                version_metrics(conn, model_name, holder.version, holder.source_run_id),
+                version_metrics(conn, move.model, holder.version, holder.source_run_id),
             )
         )
-    return evaluate_rules(policy.rules, cand, refs)
+    outcomes = evaluate_rules(policy.rules, cand, refs)
+    failed = [o for o in outcomes if not o.passed]
+    if failed and not move.force:
+        raise refusal(move.model, move.alias, target.version, outcomes)
+    return [o.model_dump() for o in failed]
 
 
 def refusal(model: str, alias: str, version: int, outcomes: list[RuleOutcome]) -> PromotionRefused:

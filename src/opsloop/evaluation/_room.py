@@ -9,6 +9,7 @@ ROOM = Room(
     routers=("opsloop.evaluation.api:router",),
     cli_groups=("opsloop.evaluation.benchmarks.cli:app", "opsloop.evaluation.cli:app"),
     client=ClientProperty("evaluation", "opsloop.evaluation:Evaluation"),
+    hooks=(("registry.alias_move", "opsloop.evaluation._gates:check_alias_move"),),
     nav=(Nav("evaluations", "Evaluations", order=60),),
     ui_routes=(
         UiRoute("evaluations", "pages/evaluations.js", "renderEvaluations"),

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from opsloop.registry._bundled import bundled_embedder, bundled_gguf
     from opsloop.registry._client import Registry
+    from opsloop.registry._hooks import ALIAS_MOVE, AliasMove, AliasMoveCheck, VersionRef
     from opsloop.registry._loading import load_model
-    from opsloop.registry._names import parse_model_uri
+    from opsloop.registry._names import check_alias, check_model_name, parse_model_uri
     from opsloop.registry._service import RegistryService
     from opsloop.registry.entities import (
         CardFields,
@@ -50,6 +51,12 @@ _LAZY = {
     "Registry": "opsloop.registry._client",
     "load_model": "opsloop.registry._loading",
     "parse_model_uri": "opsloop.registry._names",
+    "ALIAS_MOVE": "opsloop.registry._hooks",
+    "AliasMove": "opsloop.registry._hooks",
+    "AliasMoveCheck": "opsloop.registry._hooks",
+    "VersionRef": "opsloop.registry._hooks",
+    "check_alias": "opsloop.registry._names",
+    "check_model_name": "opsloop.registry._names",
     "RegistryService": "opsloop.registry._service",
     "GenerationResult": "opsloop.registry.flavors._base",
     "LoadedCausalLM": "opsloop.registry.flavors._base",
@@ -82,6 +89,9 @@ _LAZY.update(
 )
 
 __all__ = [
+    "ALIAS_MOVE",
+    "AliasMove",
+    "AliasMoveCheck",
     "CardFields",
     "ColumnSpec",
     "DatasetLineage",
@@ -104,8 +114,11 @@ __all__ = [
     "RegistryService",
     "Signature",
     "VersionLineage",
+    "VersionRef",
     "bundled_embedder",
     "bundled_gguf",
+    "check_alias",
+    "check_model_name",
     "infer_signature",
     "load_model",
     "parse_model_uri",

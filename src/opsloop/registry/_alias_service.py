@@ -6,10 +6,12 @@ from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
-from opsloop.errors import InvalidArgument, NotFound
+from opsloop.core import hooks
+from opsloop.errors import InvalidArgument, NotFound, PromotionRefused
 from opsloop.registry import _names as N
 from opsloop.registry import _rows
 from opsloop.registry._events import MAX_LIST, record_event
+from opsloop.registry._hooks import ALIAS_MOVE, AliasMove, AliasMoveCheck, VersionRef, alias_holder
 from opsloop.registry._tables import (
     registry_events,
 )
@@ -51,21 +53,35 @@ class AliasMixin:
         """Point ``alias`` at ``version``: one upsert in one transaction, so a reader
         resolving the alias concurrently sees the old or the new version, never none.
 
-        A model with a promotion gate (``opsloop.evaluation``) has it checked
-        first, in the same transaction: a failed rule raises
-        ``PromotionRefused`` and changes nothing, unless ``force`` (recorded as
-        a ``promotion_forced`` event with the failed rules)."""
-        from opsloop.evaluation._gates import check_promotion, refusal
-
+        Every ``registry.alias_move`` hook (``AliasMove``; e.g. the evaluation
+        room's promotion gate) is called first, in the same transaction: a
+        hook refuses by raising (``PromotionRefused``) and nothing changes;
+        with ``force`` the failed checks are recorded as a
+        ``promotion_forced`` event and the alias moves."""
         N.check_alias(alias)
         who = self._actor(actor)
+        checks: list[AliasMoveCheck] = hooks(ALIAS_MOVE)
         with self.db.write() as conn:
             m = self._model_row(conn, name)
             v = self._version_row(conn, m, version)
-            gate = check_promotion(conn, m.id, m.name, alias, v)
-            failed = [o for o in gate or [] if not o.passed]
+            move = AliasMove(
+                connection=conn,
+                model=m.name,
+                model_id=m.id,
+                alias=alias,
+                from_version=alias_holder(conn, m.id, alias),
+                to_version=VersionRef(int(v.version), v.id, v.source_run_id),
+                actor=who,
+                force=force,
+            )
+            results = [r for r in (check(move) for check in checks) if r is not None]
+            failed = [dict(f) for r in results for f in r]
             if failed and not force:
-                raise refusal(m.name, alias, v.version, gate or [])
+                raise PromotionRefused(
+                    f"moving {alias!r} of {m.name!r} to v{v.version} was refused",
+                    details={"model": m.name, "alias": alias, "version": v.version,
+                             "failures": failed},
+                )  # fmt: skip
             if failed:
                 record_event(
                     conn,
@@ -73,7 +89,7 @@ class AliasMixin:
                     m.name,
                     "promotion_forced",
                     who,
-                    {"alias": alias, "failures": [o.model_dump() for o in failed]},
+                    {"alias": alias, "failures": failed},
                     version_id=v.id,
                     version=v.version,
                 )
@@ -85,7 +101,7 @@ class AliasMixin:
                 v,
                 who,
                 ts,
-                {"gate": "forced" if failed else "passed"} if gate is not None else None,
+                {"gate": "forced" if failed else "passed"} if results else None,
             )
         return ModelAlias(
             name=m.name,

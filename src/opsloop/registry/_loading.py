@@ -16,24 +16,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsloop.core import Context, HasContext, context_of
 from opsloop.errors import InvalidArgument
 from opsloop.registry import _names as N
+from opsloop.registry._backend import registry_backend
 from opsloop.registry.flavors._base import LoadContext, LoadedModel, ModelDescriptor, flavor_module
+from opsloop.settings import Settings
 
 if TYPE_CHECKING:
     from opsloop.registry.entities import ModelVersion
-    from opsloop.sdk import Client
 
 COMPLETE = ".opsloop-complete"
 
 
-def default_cache_dir(client: Client | None = None) -> Path:
+def default_cache_dir(client: Context | HasContext | None = None) -> Path:
     """``<home>/cache/models`` of the client's settings (or the default settings)."""
-    if client is not None:
-        return Path(client.settings.home) / "cache" / "models"
-    from opsloop.settings import Settings
-
-    return Path(Settings().home) / "cache" / "models"
+    settings = context_of(client).settings if client is not None else Settings()
+    return Path(settings.home) / "cache" / "models"
 
 
 def manifest_key(mv: ModelVersion) -> str:
@@ -71,7 +70,7 @@ def materialize(mv: ModelVersion, cache_dir: Path, fetch: Callable[[str, str, Pa
 def load_model(
     uri: str | os.PathLike[str],
     *,
-    client: Client | None = None,
+    client: Context | HasContext | None = None,
     trusted_types: list[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     device: str | None = None,
@@ -91,22 +90,15 @@ def load_model(
     digests: dict[str, str] = {}
     text = os.fspath(uri)
     if N.is_model_uri(text):
-        from opsloop.registry._client import Registry
-
-        owned = client is None
-        if client is None:
-            from opsloop.sdk import Client
-
-            client = Client()
-        try:
-            reg = Registry(client)
-            cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(client)
-            mv = reg.resolve(text)
-            folder = reg.materialize(mv, cache)
-        finally:
-            if owned:
-                client.close()
-                client = None
+        backend = registry_backend(context_of(client))
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(client)
+        version = backend.resolve(text)
+        folder = materialize(
+            version,
+            cache,
+            lambda rel, digest, target: backend.fetch_file(version, rel, digest, target),
+        )
+        mv = version
         digests = {p: e.digest for p, e in mv.files.items()}
     else:
         folder = Path(text)

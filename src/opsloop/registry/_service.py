@@ -31,7 +31,7 @@ from opsloop.registry._version_service import VersionMixin, local_files
 from opsloop.registry.entities import (
     RegisteredModel,
 )
-from opsloop.store._artifacts import ArtifactStore
+from opsloop.store import ArtifactStore
 from opsloop.store._engine import Database, now_ms
 from opsloop.tracking import _validation as V
 from opsloop.tracking._service import _upsert

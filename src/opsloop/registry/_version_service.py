@@ -180,7 +180,7 @@ class VersionMixin:
             raise InvalidArgument("a model version needs at least one file")
         if len(files) > MAX_FILES:
             raise InvalidArgument(f"a model version holds at most {MAX_FILES} files")
-        from opsloop.store._artifacts import check_digest
+        from opsloop.store import check_digest
 
         out: dict[str, FileEntry] = {}
         for p, e in files.items():

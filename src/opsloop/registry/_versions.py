@@ -22,7 +22,7 @@ from opsloop.registry._tables import model_version_tags, model_versions
 from opsloop.registry.entities import FileEntry, ModelVersion
 from opsloop.registry.flavors._base import DESCRIPTOR_FILE, ModelDescriptor, flavor_module
 from opsloop.registry.flavors._signature import Signature
-from opsloop.store._artifacts import ArtifactStore
+from opsloop.store import ArtifactStore
 
 MAX_DESCRIPTOR_BYTES = 1024 * 1024
 
