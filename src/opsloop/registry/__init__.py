@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from opsloop.registry._bundled import bundled_embedder, bundled_gguf
     from opsloop.registry._client import Registry
-    from opsloop.registry._loading import load_model
+    from opsloop.registry._loading import default_cache_dir, load_model
+    from opsloop.registry._names import parse_model_uri
     from opsloop.registry._service import RegistryService
     from opsloop.registry.entities import (
         CardFields,
@@ -48,6 +49,8 @@ _LAZY = {
     "bundled_gguf": "opsloop.registry._bundled",
     "Registry": "opsloop.registry._client",
     "load_model": "opsloop.registry._loading",
+    "default_cache_dir": "opsloop.registry._loading",
+    "parse_model_uri": "opsloop.registry._names",
     "RegistryService": "opsloop.registry._service",
     "GenerationResult": "opsloop.registry.flavors._base",
     "LoadedCausalLM": "opsloop.registry.flavors._base",
@@ -104,8 +107,10 @@ __all__ = [
     "VersionLineage",
     "bundled_embedder",
     "bundled_gguf",
+    "default_cache_dir",
     "infer_signature",
     "load_model",
+    "parse_model_uri",
 ]
 
 
