@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from opsloop.datasets._chunking import ChunkingConfig
+    from opsloop.datasets._chunking import ChunkingConfig, chunk_text
     from opsloop.datasets._client import Datasets
     from opsloop.datasets._fluent import create, get, load, log_input
     from opsloop.datasets._rules import Rule, ValidationFailed, load_rules
@@ -40,6 +40,7 @@ __all__ = [
     "RunInput",
     "ValidationFailed",
     "VersionRun",
+    "chunk_text",
     "create",
     "get",
     "load",
@@ -49,6 +50,7 @@ __all__ = [
 
 _LAZY = {
     "ChunkingConfig": "opsloop.datasets._chunking",
+    "chunk_text": "opsloop.datasets._chunking",
     "Datasets": "opsloop.datasets._client",
     "create": "opsloop.datasets._fluent",
     "get": "opsloop.datasets._fluent",

@@ -22,12 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsloop.core import Context, context_of
 from opsloop.errors import InvalidArgument
+from opsloop.llm._local import LocalProvider, load_local
+from opsloop.llm._openai import DEFAULT_BASE_URL, OpenAIProvider
+from opsloop.llm._provider import Provider
+from opsloop.llm._secrets import SecretStore
+from opsloop.settings import Settings
 
 if TYPE_CHECKING:
-    from opsloop.llm._provider import Provider
-    from opsloop.sdk import Client
-    from opsloop.settings import Settings
+    from opsloop.tracking import Tracking
 
 __all__ = ["BundledModel", "bundled_models", "get_provider"]
 
@@ -50,14 +54,12 @@ BASE_URL_SECRET = "llm_base_url"
 API_KEY_SECRET = "llm_api_key"
 
 
-def _settings(options: dict[str, Any], client: Client | None) -> Settings:
+def _settings(options: dict[str, Any], client: Tracking | Context | None) -> Settings:
     s = options.pop("settings", None)
     if s is not None:
         return s  # type: ignore[no-any-return]
     if client is not None:
-        return client.settings
-    from opsloop.settings import Settings
-
+        return context_of(client).settings
     return Settings()
 
 
@@ -76,7 +78,7 @@ def get_provider(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     device: str | None = None,
-    client: Client | None = None,
+    client: Tracking | Context | None = None,
     **options: Any,
 ) -> Provider:
     """A provider for ``spec`` (default: the settings' ``llm_default_model``, ``local:smollm2``).
@@ -102,8 +104,6 @@ def get_provider(
         return _openai(spec, settings, cache_dir, device, client, options)
     if spec.startswith(("local:", "models:/")):
         _check_options(spec, options, _COMMON)
-        from opsloop.llm._local import LocalProvider, load_local
-
         target = spec.removeprefix("local:")
         model, lock = load_local(
             target,
@@ -125,13 +125,9 @@ def _openai(
     settings: Settings,
     cache_dir: str | os.PathLike[str] | None,
     device: str | None,
-    client: Client | None,
+    client: Tracking | Context | None,
     options: dict[str, Any],
 ) -> Provider:
-    from opsloop.llm._openai import DEFAULT_BASE_URL, OpenAIProvider
-    from opsloop.llm._provider import Provider
-    from opsloop.llm._secrets import SecretStore
-
     model = spec.removeprefix("openai:").strip()
     if not model:
         raise InvalidArgument("openai: needs a model name, as in openai:gpt-4o-mini")

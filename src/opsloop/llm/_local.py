@@ -19,14 +19,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsloop.core import Context, context_of
 from opsloop.errors import InvalidArgument
+from opsloop.llm._local_stream import StreamEnd, prompt_ids, stream_tokens
 from opsloop.llm._provider import Messages, Provider
 from opsloop.llm._types import ChatResponse, EmbeddingResponse, GenOptions, StreamChunk, Usage
+from opsloop.registry import Registry, bundled_embedder, bundled_gguf, load_model
+from opsloop.registry.flavors import (
+    LoadContext,
+    LoadedCausalLM,
+    LoadedEmbedder,
+    ModelDescriptor,
+    flavor_module,
+)
 
 if TYPE_CHECKING:
-    from opsloop.registry.flavors._base import LoadedCausalLM
-    from opsloop.sdk import Client
     from opsloop.settings import Settings
+    from opsloop.tracking import Tracking
 
 __all__ = ["BUNDLED", "LocalProvider", "clear_model_cache", "load_local"]
 
@@ -79,8 +88,6 @@ def clear_model_cache() -> int:
 
 
 def _load_bundled(name: str, cache_dir: Path, device: str | None) -> Any:
-    from opsloop.registry._bundled import bundled_embedder, bundled_gguf
-    from opsloop.registry.flavors._base import LoadContext, ModelDescriptor, flavor_module
 
     model_id, kind, _pkg = BUNDLED[name]
     ctx = LoadContext(cache_dir=cache_dir, device=device)
@@ -107,13 +114,24 @@ def _load_bundled(name: str, cache_dir: Path, device: str | None) -> Any:
     return loaded
 
 
+def registry_client(ctx: Context) -> Any:
+    """What the registry's ``Registry``/``load_model`` take for ``ctx``: its tracking client.
+
+    Transitional: the registry room's client still reads ``settings`` and
+    ``backend`` from a client; once it takes a ``Context`` this is ``ctx``.
+    """
+    from opsloop.tracking import Tracking  # lazy: loads sqlalchemy and httpx
+
+    return ctx.room(Tracking)
+
+
 def load_local(
     target: str,
     *,
     settings: Settings,
     cache_dir: Path | None = None,
     device: str | None = None,
-    client: Client | None = None,
+    client: Tracking | Context | None = None,
 ) -> tuple[Any, threading.Lock]:
     """The loaded model (and its generation lock) for ``target``, loading it on first use.
 
@@ -127,26 +145,22 @@ def load_local(
             (f"bundled:{target}", device, ckey), lambda: _load_bundled(target, cache, device)
         )
         return entry.model, entry.lock
-    from opsloop.registry._loading import load_model
-
     if target.startswith("models:/"):
-        from opsloop.registry._client import Registry
-        from opsloop.sdk import Client
-
-        owned = client is None
-        c = client if client is not None else Client(settings=settings)
+        # No client given: a context on ``settings`` for this lookup, closed after it.
+        ctx = context_of(client) if client is not None else Context(settings)
         try:
-            mv = Registry(c).resolve(target)
+            rc = registry_client(ctx)
+            mv = Registry(rc).resolve(target)
             # Keyed by the version's id: an alias that moves loads the new version.
             entry = _cached(
                 (f"version:{mv.id}", device, ckey),
                 lambda: load_model(
-                    f"models:/{mv.name}/{mv.version}", client=c, cache_dir=cache, device=device
+                    f"models:/{mv.name}/{mv.version}", client=rc, cache_dir=cache, device=device
                 ),
             )
         finally:
-            if owned:
-                c.close()
+            if client is None:
+                ctx.close()
         return entry.model, entry.lock
     folder = Path(target).expanduser()
     if not folder.is_dir():
@@ -176,7 +190,6 @@ class LocalProvider(Provider):
         tracing: Any = None,
         trace: bool | None = None,
     ) -> None:
-        from opsloop.registry.flavors._base import LoadedCausalLM, LoadedEmbedder
 
         if not isinstance(model, LoadedCausalLM | LoadedEmbedder):
             raise InvalidArgument(
@@ -198,12 +211,10 @@ class LocalProvider(Provider):
 
     @property
     def is_embedder(self) -> bool:
-        from opsloop.registry.flavors._base import LoadedEmbedder
 
         return isinstance(self.loaded, LoadedEmbedder)
 
     def _lm(self) -> LoadedCausalLM:
-        from opsloop.registry.flavors._base import LoadedCausalLM
 
         if not isinstance(self.loaded, LoadedCausalLM):
             raise InvalidArgument(
@@ -250,7 +261,6 @@ class LocalProvider(Provider):
     def _stream_prompt(
         self, prompt: str, opts: GenOptions, stops: list[str]
     ) -> Iterator[StreamChunk]:
-        from opsloop.llm._local_stream import StreamEnd, stream_tokens
 
         for item in stream_tokens(
             self._lm(),
@@ -302,7 +312,6 @@ class LocalProvider(Provider):
         ]
 
     def _embed(self, texts: list[str]) -> EmbeddingResponse:
-        from opsloop.registry.flavors._base import LoadedEmbedder
 
         em = self.loaded
         if not isinstance(em, LoadedEmbedder):
@@ -319,7 +328,6 @@ class LocalProvider(Provider):
         return int(self.loaded.count_tokens(text))
 
     def _count_messages(self, messages: Messages) -> int:
-        from opsloop.llm._local_stream import prompt_ids
 
         if self.is_embedder:
             return sum(self._count_text(m["content"]) for m in messages)

@@ -35,8 +35,7 @@ from opsloop.llm._types import (
 
 if TYPE_CHECKING:
     from opsloop.settings import Settings
-    from opsloop.tracing._prices import PriceTable
-    from opsloop.tracing._span import Tracer
+    from opsloop.tracing import PriceTable, Tracer
 
 __all__ = ["Provider"]
 
@@ -49,7 +48,7 @@ _T = TypeVar("_T")
 def _as_tracer(tracing: Any) -> Tracer | None:
     if tracing is None:
         return None
-    from opsloop.tracing._span import Tracer
+    from opsloop.tracing import Tracer
 
     if isinstance(tracing, Tracer):
         return tracing
@@ -304,7 +303,7 @@ class Provider:
 
     def _cost(self, usage: Usage) -> float | None:
         if self._prices is None:
-            from opsloop.tracing._prices import PriceTable
+            from opsloop.tracing import PriceTable
 
             self._prices = PriceTable.build(self.settings.home, {})
         return self._prices.cost(self.model, usage.input_tokens, usage.output_tokens)
@@ -314,8 +313,7 @@ class Provider:
             return None
         if self._tracer is not None:
             return self._tracer if self._tracer.enabled else None
-        from opsloop.tracing import _sdk
-        from opsloop.tracing._span import current_span
+        from opsloop.tracing import _sdk, current_span
 
         cur = current_span()
         if cur is not None:
@@ -362,7 +360,7 @@ class Provider:
         error: BaseException | None,
         extra: dict[str, Any] | None,
     ) -> None:
-        from opsloop.tracing._llm import record_llm_call
+        from opsloop.tracing import record_llm_call
 
         if response is not None:
             usage, output, finish = response.usage, response.text, response.finish_reason

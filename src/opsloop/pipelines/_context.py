@@ -19,7 +19,7 @@ from opsloop.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from opsloop.pipelines._tools import Tool
-    from opsloop.tracing._span import Span, Tracer
+    from opsloop.tracing import Span, Tracer
 
 __all__ = ["ModelCall", "Run", "RunContext"]
 

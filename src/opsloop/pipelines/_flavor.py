@@ -21,8 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.errors import InvalidArgument, OpsloopError
-from opsloop.registry.flavors._base import LoadContext, LoadedModel, ModelDescriptor
-from opsloop.registry.flavors._common import prepare_folder, write_descriptor
+from opsloop.registry.flavors import (
+    LoadContext,
+    LoadedModel,
+    ModelDescriptor,
+    prepare_folder,
+    write_descriptor,
+)
 
 __all__ = ["PIPELINE_FILE", "LoadedPipeline", "describe", "load", "save_pipeline", "validate"]
 

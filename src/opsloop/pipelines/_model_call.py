@@ -78,8 +78,7 @@ def chat(
     open_span: Any = None,
 ) -> str:
     """The reply text of one chat call, traced (on ``open_span`` when it is an open llm span)."""
-    from opsloop.tracing._llm import record_llm_call
-    from opsloop.tracing._sdk import span
+    from opsloop.tracing import record_llm_call, span
 
     msgs = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
     if not msgs:

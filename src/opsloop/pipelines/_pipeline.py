@@ -41,7 +41,7 @@ from opsloop.pipelines._tools import Tool, as_tools, tool_from_dict
 
 if TYPE_CHECKING:
     from opsloop.registry.entities import ModelVersion
-    from opsloop.registry.flavors._signature import Signature
+    from opsloop.registry.flavors import Signature
 
 __all__ = ["Pipeline", "PipelineResult"]
 
@@ -247,8 +247,7 @@ class Pipeline:
         ``trace``: trace-level fields for a new trace (``user_id``,
         ``session_id``, ``tags``, ``deployment_id``).
         """
-        from opsloop.tracing._sdk import span, start_trace
-        from opsloop.tracing._span import current_span
+        from opsloop.tracing import current_span, span, start_trace
 
         state = self._check_call(inputs)
         ctx = self.context
@@ -420,7 +419,7 @@ class Pipeline:
 
     def signature(self) -> Signature:
         """Inputs as typed columns; outputs as string columns where they are text-like."""
-        from opsloop.registry.flavors._signature import ColumnSpec, Signature
+        from opsloop.registry.flavors import ColumnSpec, Signature
 
         return Signature([ColumnSpec(n, t) for n, t in self.input_types.items()], [])
 
@@ -442,7 +441,7 @@ class Pipeline:
         """A new version of registry entry ``name`` (kind ``pipeline``); ``alias`` set on it."""
         import tempfile
 
-        from opsloop.registry._client import Registry
+        from opsloop.registry import Registry
 
         reg = Registry(client)
         with tempfile.TemporaryDirectory(prefix="opsloop-pipeline-") as tmp:

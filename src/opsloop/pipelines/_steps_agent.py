@@ -97,7 +97,7 @@ class AgentStep(Step):
 
     def run(self, run: Run) -> Any:
         from opsloop.pipelines._parsing import extract_json
-        from opsloop.tracing._sdk import span
+        from opsloop.tracing import span
 
         names = self.tools if self.tools is not None else sorted(run.ctx.tools)
         tools = {n: run.ctx.tool(n) for n in names}

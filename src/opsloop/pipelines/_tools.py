@@ -209,7 +209,7 @@ class LocalCorpusSearch(Tool):
     # -- loading ------------------------------------------------------------------
 
     def _load_files(self) -> list[dict[str, Any]]:
-        from opsloop.datasets._chunking import ChunkingConfig, chunk_text
+        from opsloop.datasets import ChunkingConfig, chunk_text
 
         assert self.path is not None
         root = self.path

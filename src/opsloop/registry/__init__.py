@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from opsloop.registry._bundled import bundled_embedder, bundled_gguf
     from opsloop.registry._client import Registry
     from opsloop.registry._hooks import ALIAS_MOVE, AliasMove, AliasMoveCheck, VersionRef
-    from opsloop.registry._loading import load_model
+    from opsloop.registry._loading import default_cache_dir, load_model
     from opsloop.registry._names import check_alias, check_model_name, parse_model_uri
     from opsloop.registry._service import RegistryService
     from opsloop.registry.entities import (
@@ -57,6 +57,7 @@ _LAZY = {
     "VersionRef": "opsloop.registry._hooks",
     "check_alias": "opsloop.registry._names",
     "check_model_name": "opsloop.registry._names",
+    "default_cache_dir": "opsloop.registry._loading",
     "RegistryService": "opsloop.registry._service",
     "GenerationResult": "opsloop.registry.flavors._base",
     "LoadedCausalLM": "opsloop.registry.flavors._base",
@@ -119,6 +120,7 @@ __all__ = [
     "bundled_gguf",
     "check_alias",
     "check_model_name",
+    "default_cache_dir",
     "infer_signature",
     "load_model",
     "parse_model_uri",

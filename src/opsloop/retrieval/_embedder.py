@@ -34,11 +34,10 @@ def _link_or_copy(src: str, dst: str) -> None:
 def bundled_model_folder(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """A saved-model folder (descriptor included) for the bundled MiniLM, made once."""
     from opsloop.registry import bundled_embedder
-    from opsloop.registry.flavors._base import DESCRIPTOR_FILE
-    from opsloop.registry.flavors._common import write_descriptor
+    from opsloop.registry.flavors import DESCRIPTOR_FILE, write_descriptor
 
     if cache_dir is None:
-        from opsloop.registry._loading import default_cache_dir
+        from opsloop.registry import default_cache_dir
 
         cache_dir = default_cache_dir()
     target = Path(cache_dir) / _BUNDLED_DIR

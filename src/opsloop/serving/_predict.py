@@ -131,7 +131,7 @@ def _validator(rt: Runtime) -> Any:
     if sig is None or not hasattr(sig, "input_names"):
         return None
     try:
-        from opsloop.registry.flavors._signature import validate_input
+        from opsloop.registry.flavors import validate_input
     except ImportError:  # pragma: no cover - the registry ships with opsloop
         return None
     return lambda rows: validate_input(sig, rows)

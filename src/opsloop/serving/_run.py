@@ -144,7 +144,7 @@ def _record(
     if not (isinstance(target, str) and target.startswith("models:/")):
         return contextlib.nullcontext()
     from opsloop.core.serve import server_url
-    from opsloop.deployments._recorder import DeploymentRecorder
+    from opsloop.deployments import DeploymentRecorder
 
     return DeploymentRecorder(
         target, settings, url=server_url(host, port), workers=workers, current=current

@@ -93,7 +93,7 @@ class FolderSource(ModelSource):
         return Resolved(key=f"folder:{self._path}", name=self._path.name, uri=str(self._path))
 
     def load(self, resolved: Resolved) -> Any:
-        from opsloop.registry._loading import load_model
+        from opsloop.registry import load_model
 
         return load_model(
             self._path,
@@ -107,7 +107,7 @@ class RegistrySource(ModelSource):
     """``models:/NAME@ALIAS`` (watched: a moved alias loads the new version), ``/VERSION`` or latest."""
 
     def __init__(self, uri: str, settings: Settings, options: ServeOptions) -> None:
-        from opsloop.registry._names import parse_model_uri
+        from opsloop.registry import parse_model_uri
 
         self._ref = parse_model_uri(uri)
         self._uri = uri
@@ -122,7 +122,7 @@ class RegistrySource(ModelSource):
         return self._uri
 
     def _registry(self) -> Any:
-        from opsloop.registry._client import Registry
+        from opsloop.registry import Registry
 
         with self._lock:
             if self._client is None:
