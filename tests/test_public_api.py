@@ -102,6 +102,7 @@ EXPECTED = {
         "Room",
         "Transport",
         "UiRoute",
+        "VERSION",
         "active_run_id",
         "actor_from_header",
         "context_of",

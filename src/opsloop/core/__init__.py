@@ -26,6 +26,7 @@ from opsloop.core._context import (
     push_active_run,
     set_default_context,
 )
+from opsloop._version import __version__ as VERSION
 from opsloop.core._flusher import BackgroundFlusher
 from opsloop.core._identity import ACTOR_HEADER, actor_from_header, os_user, resolve_user
 from opsloop.core._room import ClientProperty, Nav, Room, UiRoute, hooks, load_ref
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTOR_HEADER",
+    "VERSION",
     "BackgroundFlusher",
     "ClientProperty",
     "Context",
