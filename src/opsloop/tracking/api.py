@@ -58,6 +58,11 @@ class CreateRun(_Body):
     params: dict[str, str] = Field(default_factory=dict, max_length=1000)
     notes: str = Field(default="", max_length=100_000)
     user: str = Field(default="", max_length=256)
+    metrics: list[tuple[str, float | None, int, int]] = Field(
+        default_factory=list,
+        description="First metric points as ``[key, value, step, timestamp_ms]`` (null value = NaN), "
+        "stored with the run in the same transaction.",
+    )
 
 
 class UpdateRun(_Body):
@@ -178,16 +183,24 @@ def restore_experiment(experiment_id: RunId, st: State) -> Response:
 
 # ---------------------------------------------------------------------------- runs
 
+_NAN = float("nan")
+
+
+def _points(wire: list[tuple[str, float | None, int, int]]) -> list[tuple[str, float, int, int]]:
+    """Points from the wire, null back to NaN."""
+    return [(k, _NAN if v is None else v, step, ts) for k, v, step, ts in wire]
+
 
 @router.post("/runs", response_model=Run, status_code=201, summary="Create a run")
 def create_run(body: CreateRun, st: State) -> Response:
+    s = st.settings
     check_batch_limits(
-        0,
+        len(body.metrics),
         len(body.params),
         len(body.tags),
-        max_metrics=0,
-        max_params=st.settings.max_batch_params,
-        max_tags=st.settings.max_batch_tags,
+        max_metrics=s.max_batch_metrics,
+        max_params=s.max_batch_params,
+        max_tags=s.max_batch_tags,
     )
     run = st.room(tracking_service).create_run(
         body.experiment_id,
@@ -198,6 +211,7 @@ def create_run(body: CreateRun, st: State) -> Response:
         params=body.params,
         notes=body.notes,
         user=body.user,
+        metrics=_points(body.metrics),
     )
     return ok(run, 201)
 
@@ -269,10 +283,12 @@ def log_batch(run_id: RunId, body: LogBatch, st: State) -> Response:
         max_params=s.max_batch_params,
         max_tags=s.max_batch_tags,
     )
-    nan = float("nan")
-    metrics = [(k, nan if v is None else v, step, ts) for k, v, step, ts in body.metrics]
     n = st.room(tracking_service).log_batch(
-        run_id, metrics=metrics, params=body.params, tags=body.tags, batch_id=body.batch_id
+        run_id,
+        metrics=_points(body.metrics),
+        params=body.params,
+        tags=body.tags,
+        batch_id=body.batch_id,
     )
     return ok({"points_written": n})
 
