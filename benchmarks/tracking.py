@@ -137,6 +137,15 @@ class Ours:
 
         return Figure(len(params), timed(work))
 
+    def create_runs_first_metric(self, params: list[dict[str, str]]) -> Figure:
+        """A run, its params and a first metric: one request (one transaction)."""
+
+        def work() -> None:
+            for i, p in enumerate(params):
+                self.c.create_run(self.exp, name=f"f{i}", params=p, metrics={KEY: 1.0})
+
+        return Figure(len(params), timed(work))
+
     def history(self, rid: str, n: int, repeat: int) -> Figure:
         def work() -> None:
             h = self.c.get_metric_history(rid, KEY)
@@ -207,6 +216,20 @@ class Theirs:
             for i, p in enumerate(ml):
                 rid = self.c.create_run(self.exp, run_name=f"c{i}").info.run_id
                 self.c.log_batch(rid, params=p)
+
+        return Figure(len(ml), timed(work))
+
+    def create_runs_first_metric(self, params: list[dict[str, str]]) -> Figure:
+        """MLflow's client: create_run + log_params (one log_batch) + log_metric."""
+        from mlflow.entities import Param
+
+        ml = [[Param(k, v) for k, v in p.items()] for p in params]
+
+        def work() -> None:
+            for i, p in enumerate(ml):
+                rid = self.c.create_run(self.exp, run_name=f"f{i}").info.run_id
+                self.c.log_batch(rid, params=p)
+                self.c.log_metric(rid, KEY, 1.0, step=0)
 
         return Figure(len(ml), timed(work))
 
@@ -337,6 +360,11 @@ def run_mode(ours: Ours, theirs: Theirs, sz: Sizes, mode: str, search: Any) -> l
         lambda: ours.create_runs(params(sz.runs_ours)),
         lambda: theirs.create_runs(params(sz.runs_theirs)),
     )
+    o["runs_m"], t["runs_m"] = both(
+        "runs+1st metric",
+        lambda: ours.create_runs_first_metric(params(sz.runs_ours)),
+        lambda: theirs.create_runs_first_metric(params(sz.runs_theirs)),
+    )
     (o["search"], o_names), (t["search"], t_names) = both(
         "search",
         lambda: ours.search(search[0], sz.repeats),
@@ -357,6 +385,15 @@ def run_mode(ours: Ours, theirs: Theirs, sz: Sizes, mode: str, search: Any) -> l
         ),
         Comparison("log_batch (1000/batch)", mode, "pts", o["batched"], t["batched"], 10),
         Comparison("create run + 10 params", mode, "runs", o["runs"], t["runs"], 10),
+        Comparison(
+            "create run + 10 params + 1st metric",
+            mode,
+            "runs",
+            o["runs_m"],
+            t["runs_m"],
+            15 if mode == "server" else None,
+            note="opsloop: 1 request; MLflow: 3",
+        ),
         Comparison("get_metric_history", mode, "pts", o["history"], t["history"], 50),
         Comparison(
             "search_runs (filter, top 100)",

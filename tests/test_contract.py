@@ -133,6 +133,54 @@ def test_params_are_immutable_and_batches_atomic(client: opsloop.Client, exp_id:
     assert got.params == {"lr": "0.1"} and got.tags == {} and got.metrics == {}
 
 
+def test_create_run_with_params_tags_and_first_metrics_is_one_write(
+    client: opsloop.Client, exp_id: str
+) -> None:
+    sent: list[str] = []
+    if client.is_remote:
+        client.context.transport.http.event_hooks["request"].append(
+            lambda req: sent.append(f"{req.method} {req.url.path}")
+        )
+    r = client.create_run(
+        exp_id,
+        name="one",
+        params={"lr": 0.1, "depth": 3},
+        tags={"team": "a"},
+        metrics={"loss": 0.5, "acc": 1, "bad": float("nan")},
+    )
+    if client.is_remote:
+        assert sent == ["POST /api/v1/runs"]
+    assert r.params == {"lr": "0.1", "depth": "3"} and r.tags == {"team": "a"}
+    assert list(r.metrics) == ["acc", "bad", "loss"]
+    assert r.metrics["loss"].value == 0.5 and r.metrics["loss"].step == 0
+    assert r.metrics["loss"].count == 1 and r.metrics["loss"].min == 0.5
+    assert r.metrics["acc"].value == 1.0
+    assert r.metrics["bad"].value is None and r.metrics["bad"].min is None
+    got = client.get_run(r.id)
+    assert got.params == r.params and got.tags == r.tags and got.metrics == r.metrics
+    assert client.get_metric_history(r.id, "loss").values == [0.5]
+    client.log_metric(r.id, "loss", 0.25)  # without a step: goes on from step 1
+    h = client.get_metric_history(r.id, "loss")
+    assert h.steps == [0, 1] and h.values == [0.5, 0.25]
+    # The batch form of the same: first points with their own steps.
+    r2 = client.backend.create_run(exp_id, metrics=[("m", 1.0, 5, 10), ("m", 2.0, 6, 11)])
+    assert r2.metrics["m"].step == 6 and r2.metrics["m"].count == 2
+    assert client.get_run(r2.id).metrics == r2.metrics
+
+
+def test_create_run_with_metrics_is_atomic(client: opsloop.Client, exp_id: str) -> None:
+    before = len(client.search_runs(exp_id, max_results=1000).runs)
+    with pytest.raises(InvalidArgument):
+        client.create_run(exp_id, params={"p": 1}, metrics={"loss": "high"})  # type: ignore[dict-item]
+    with pytest.raises(InvalidArgument):
+        client.create_run(exp_id, params={"p": 1}, metrics={"": 1.0})
+    with pytest.raises(InvalidArgument):
+        client.backend.create_run(exp_id, params={"p": 1}, metrics=[("m", 1.0, "x", 1)])  # type: ignore[list-item]
+    with pytest.raises(NotFound):
+        client.create_run("0" * 32, params={"p": 1}, metrics={"loss": 1.0})
+    assert len(client.search_runs(exp_id, max_results=1000).runs) == before
+
+
 def test_tags(client: opsloop.Client, exp_id: str) -> None:
     r = client.create_run(exp_id)
     client.set_tags(r.id, {"a": "1", "b": 2})

@@ -60,7 +60,11 @@ class TrackingBackend(Protocol):
         params: Mapping[str, Any] | None = None,
         notes: str = "",
         user: str = "",
-    ) -> Run: ...
+        metrics: Sequence[MetricTuple] | None = None,
+        validated: bool = False,
+    ) -> Run:
+        """Create a run with its first params, tags and metric points in one write."""
+
     def get_run(self, run_id: str) -> Run: ...
     def update_run(
         self,

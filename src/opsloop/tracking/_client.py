@@ -147,11 +147,25 @@ class Tracking:
         params: Mapping[str, Any] | None = None,
         notes: str = "",
         user: str | None = None,
+        metrics: Mapping[str, float] | None = None,
     ) -> Run:
-        """Start a run in an experiment (by id, or by name, created if missing)."""
+        """Start a run in an experiment (by id, or by name, created if missing).
+
+        ``params``, ``tags`` and ``metrics`` (first values, logged at step 0
+        now, written synchronously) are stored with the run in one write:
+        against a server, one request. ``log_metric`` without a step then
+        goes on from step 1 for those keys.
+        """
         if experiment_id is None:
             experiment_id = self.get_or_create_experiment(experiment_name or DEFAULT_EXPERIMENT).id
-        return self._backend.create_run(
+        points: list[Point] = []
+        if metrics:
+            ts = int(time.time() * 1000)
+            for k, v in metrics.items():
+                if k not in self._known_keys:
+                    V.check_key("metric", k)
+                points.append((k, v if type(v) is float else V.metric_value(k, v), 0, ts))
+        run = self._backend.create_run(
             experiment_id,
             name=name,
             start_time=start_time,
@@ -160,7 +174,15 @@ class Tracking:
             params=params,
             notes=notes,
             user=user if user is not None else self._context.user,
+            metrics=points or None,
+            validated=True,
         )
+        if points:
+            with self._steps_lock:
+                for k, _, _, _ in points:
+                    self._known_keys.add(k)
+                    self._steps[(run.id, k)] = 1
+        return run
 
     def get_run(self, run_id: str) -> Run:
         return self._backend.get_run(run_id)

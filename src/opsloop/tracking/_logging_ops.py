@@ -59,14 +59,7 @@ class LoggingOps(RunOps):
             raise InvalidArgument("batch_id must be a string of 1 to 64 characters")
         if not validated:
             metrics = V.metric_points(metrics)
-        by_key: dict[str, M.KeyBatch] = {}
-        for key, value, step, ts in metrics:
-            kb = by_key.get(key)
-            if kb is None:
-                kb = by_key[key] = M.KeyBatch([], [], [])
-            kb.steps.append(step)
-            kb.timestamps.append(ts)
-            kb.values.append(value)
+        by_key = self._group_points(metrics)
         param_rows = self._param_rows(run_id, params or {})
         tag_rows = self._tag_rows(run_id, tags or {})
         with self.db.write() as conn:

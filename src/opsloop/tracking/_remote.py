@@ -43,6 +43,15 @@ def _rid(run_id: str) -> str:
     return V.check_id("run id", run_id)
 
 
+def _wire_points(points: Sequence[MetricTuple]) -> list[list[Any]]:
+    """Points as JSON arrays; NaN travels as null."""
+    out = []
+    for m in points:
+        v = m[1]
+        out.append([m[0], None if isinstance(v, float) and v != v else v, m[2], m[3]])
+    return out
+
+
 def _eid(experiment_id: str) -> str:
     return V.check_id("experiment id", experiment_id)
 
@@ -126,18 +135,29 @@ class RemoteTracking:
         params: Mapping[str, Any] | None = None,
         notes: str = "",
         user: str = "",
+        metrics: Sequence[MetricTuple] | None = None,
+        validated: bool = False,
     ) -> Run:
-        body = {
-            "experiment_id": experiment_id,
-            "name": name,
-            "start_time": start_time,
-            "parent_run_id": parent_run_id,
-            "tags": {k: V.tag_value(v) for k, v in (tags or {}).items()},
-            "params": {k: V.param_value(v) for k, v in (params or {}).items()},
-            "notes": notes,
-            "user": user,
-        }
-        return Run.model_validate(self._t.call("POST", "/runs", json=body))
+        # Only what differs from the server's defaults travels.
+        body: dict[str, Any] = {"experiment_id": experiment_id}
+        if name is not None:
+            body["name"] = name
+        if start_time is not None:
+            body["start_time"] = start_time
+        if parent_run_id is not None:
+            body["parent_run_id"] = parent_run_id
+        if tags:
+            body["tags"] = {k: V.tag_value(v) for k, v in tags.items()}
+        if params:
+            body["params"] = {k: V.param_value(v) for k, v in params.items()}
+        if metrics:
+            body["metrics"] = _wire_points(metrics if validated else V.metric_points(metrics))
+        if notes:
+            body["notes"] = notes
+        if user:
+            body["user"] = user
+        # Validated straight from the answer's bytes (no dicts in between).
+        return Run.model_validate_json(self._t.request("POST", "/runs", json=body).content)
 
     def get_run(self, run_id: str) -> Run:
         return Run.model_validate(self._t.call("GET", f"/runs/{_rid(run_id)}"))
@@ -186,12 +206,8 @@ class RemoteTracking:
         points = metrics or []
         if not validated:
             points = V.metric_points(points)
-        mets = []
-        for m in points:
-            v = m[1]
-            mets.append([m[0], None if isinstance(v, float) and v != v else v, m[2], m[3]])
         body: dict[str, Any] = {
-            "metrics": mets,
+            "metrics": _wire_points(points),
             "params": {k: V.param_value(v) for k, v in (params or {}).items()},
             "tags": {k: V.tag_value(v) for k, v in (tags or {}).items()},
         }

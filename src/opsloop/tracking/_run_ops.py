@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from opsloop.errors import Conflict, InvalidArgument, NotFound
 from opsloop.store._engine import now_ms
+from opsloop.tracking import _metrics as M
 from opsloop.tracking import _validation as V
 from opsloop.tracking._experiment_ops import ExperimentOps
 from opsloop.tracking._sql import (
@@ -21,6 +22,7 @@ from opsloop.tracking._sql import (
     _SEL_RUN,
     _SEL_RUN_EXPERIMENT,
     _SEL_TAGS_OF,
+    MetricTuple,
     _chunks,
     new_id,
 )
@@ -56,8 +58,14 @@ class RunOps(ExperimentOps):
         notes: str = "",
         user: str = "",
         status: RunStatus | str = RunStatus.RUNNING,
+        metrics: Sequence[MetricTuple] | None = None,
+        validated: bool = False,
     ) -> Run:
-        """Create a run (with its first params and tags) in one transaction."""
+        """Create a run with its first params, tags and metric points in one transaction.
+
+        ``metrics`` are ``(key, value, step, timestamp_ms)`` points, stored as
+        ``log_batch`` stores them; ``validated`` skips re-checking them.
+        """
         V.check_id("experiment id", experiment_id)
         if parent_run_id is not None:
             V.check_id("parent run id", parent_run_id)
@@ -69,6 +77,7 @@ class RunOps(ExperimentOps):
             raise InvalidArgument("run notes must be a string of at most 100000 characters")
         tag_rows = self._tag_rows(rid, tags or {})
         param_rows = self._param_rows(rid, params or {})
+        by_key = self._group_points(metrics if validated else V.metric_points(metrics or []))
         with self.db.write() as conn:
             self._require_experiment(conn, experiment_id)
             if parent_run_id is not None:
@@ -94,6 +103,8 @@ class RunOps(ExperimentOps):
                 conn.execute(_INS_RUN_TAGS, tag_rows)
             if param_rows:
                 conn.execute(_INS_PARAMS, param_rows)
+            if by_key:
+                self._write_metrics(conn, rid, by_key, None)
         return (
             Run(
                 id=rid,
@@ -107,10 +118,48 @@ class RunOps(ExperimentOps):
                 user=str(user or "")[: V.MAX_NAME],
                 params={r["key"]: r["value"] for r in param_rows},
                 tags={r["key"]: r["value"] for r in tag_rows},
+                metrics=self._first_latest(by_key),
             )
             if not status.is_terminal
             else self.get_run(rid)
         )
+
+    @staticmethod
+    def _group_points(metrics: Sequence[MetricTuple] | None) -> dict[str, M.KeyBatch]:
+        """Checked points grouped by key, in arrival order."""
+        by_key: dict[str, M.KeyBatch] = {}
+        for key, value, step, ts in metrics or ():
+            kb = by_key.get(key)
+            if kb is None:
+                kb = by_key[key] = M.KeyBatch([], [], [])
+            kb.steps.append(step)
+            kb.timestamps.append(ts)
+            kb.values.append(value)
+        return by_key
+
+    @staticmethod
+    def _first_latest(by_key: dict[str, M.KeyBatch]) -> dict[str, LatestMetric]:
+        """The latest-metric summaries of a new run's first points (as ``get_run`` reads them)."""
+        out: dict[str, LatestMetric] = {}
+        for key in sorted(by_key):
+            kb = by_key[key]
+            i = kb.latest_index()
+            lo, hi = kb.min_max()
+            out[key] = LatestMetric(
+                value=M.clean_float(kb.values[i]),
+                step=kb.steps[i],
+                timestamp=kb.timestamps[i],
+                min=lo,
+                max=hi,
+                count=len(kb.steps),
+            )
+        return out
+
+    def _write_metrics(
+        self, conn: Connection, run_id: str, by_key: dict[str, M.KeyBatch], batch_id: str | None
+    ) -> int:
+        """Store grouped points (``LoggingOps`` implements it)."""
+        raise NotImplementedError
 
     @staticmethod
     def _status(status: RunStatus | str) -> RunStatus:

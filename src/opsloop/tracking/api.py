@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -29,6 +30,7 @@ from opsloop.tracking.entities import (
 )
 
 router = APIRouter(tags=["tracking"])
+T = TypeVar("T")
 
 
 State = Annotated[AppState, Depends(get_state)]
@@ -59,6 +61,11 @@ class CreateRun(_Body):
     params: dict[str, str] = Field(default_factory=dict, max_length=1000)
     notes: str = Field(default="", max_length=100_000)
     user: str = Field(default="", max_length=256)
+    metrics: list[tuple[str, float | None, int, int]] = Field(
+        default_factory=list,
+        description="First metric points as ``[key, value, step, timestamp_ms]`` (null value = NaN), "
+        "stored with the run in the same transaction.",
+    )
 
 
 class UpdateRun(_Body):
@@ -178,18 +185,42 @@ def restore_experiment(experiment_id: RunId, st: State) -> Response:
 
 # ---------------------------------------------------------------------------- runs
 
+_NAN = float("nan")
+
+
+def _points(wire: list[tuple[str, float | None, int, int]]) -> list[tuple[str, float, int, int]]:
+    """Points from the wire, null back to NaN."""
+    return [(k, _NAN if v is None else v, step, ts) for k, v, step, ts in wire]
+
+
+async def _write(st: AppState, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    """Run a hot write route's service call.
+
+    On SQLite it runs on the event loop: writes are serialised by SQLite's
+    lock anyway, and the hop to a worker thread and back cost more than the
+    write itself (two thread wake-ups per request, see
+    benchmarks/remote_breakdown.py). Other databases keep the thread pool.
+    """
+    if st.database.is_sqlite:
+        return fn(*args, **kw)
+    return await run_in_threadpool(fn, *args, **kw)
+
 
 @router.post("/runs", response_model=Run, status_code=201, summary="Create a run")
-def create_run(body: CreateRun, st: State) -> Response:
+async def create_run(body: CreateRun, request: Request) -> Response:
+    st: AppState = request.app.state.opsloop
+    s = st.settings
     check_batch_limits(
-        0,
+        len(body.metrics),
         len(body.params),
         len(body.tags),
-        max_metrics=0,
-        max_params=st.settings.max_batch_params,
-        max_tags=st.settings.max_batch_tags,
+        max_metrics=s.max_batch_metrics,
+        max_params=s.max_batch_params,
+        max_tags=s.max_batch_tags,
     )
-    run = st.room(tracking_service).create_run(
+    run = await _write(
+        st,
+        st.room(tracking_service).create_run,
         body.experiment_id,
         name=body.name,
         start_time=body.start_time,
@@ -198,6 +229,7 @@ def create_run(body: CreateRun, st: State) -> Response:
         params=body.params,
         notes=body.notes,
         user=body.user,
+        metrics=_points(body.metrics),
     )
     return ok(run, 201)
 
@@ -259,7 +291,8 @@ def restore_run(run_id: RunId, st: State) -> Response:
     response_model=LogBatchResult,
     summary="Log metrics, params and tags in one transaction",
 )
-def log_batch(run_id: RunId, body: LogBatch, st: State) -> Response:
+async def log_batch(run_id: RunId, body: LogBatch, request: Request) -> Response:
+    st: AppState = request.app.state.opsloop
     s = st.settings
     check_batch_limits(
         len(body.metrics),
@@ -269,10 +302,14 @@ def log_batch(run_id: RunId, body: LogBatch, st: State) -> Response:
         max_params=s.max_batch_params,
         max_tags=s.max_batch_tags,
     )
-    nan = float("nan")
-    metrics = [(k, nan if v is None else v, step, ts) for k, v, step, ts in body.metrics]
-    n = st.room(tracking_service).log_batch(
-        run_id, metrics=metrics, params=body.params, tags=body.tags, batch_id=body.batch_id
+    n = await _write(
+        st,
+        st.room(tracking_service).log_batch,
+        run_id,
+        metrics=_points(body.metrics),
+        params=body.params,
+        tags=body.tags,
+        batch_id=body.batch_id,
     )
     return ok({"points_written": n})
 
