@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -30,7 +29,6 @@ from opsloop.tracking.entities import (
 )
 
 router = APIRouter(tags=["tracking"])
-T = TypeVar("T")
 
 
 State = Annotated[AppState, Depends(get_state)]
@@ -193,22 +191,8 @@ def _points(wire: list[tuple[str, float | None, int, int]]) -> list[tuple[str, f
     return [(k, _NAN if v is None else v, step, ts) for k, v, step, ts in wire]
 
 
-async def _write(st: AppState, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-    """Run a hot write route's service call.
-
-    On SQLite it runs on the event loop: writes are serialised by SQLite's
-    lock anyway, and the hop to a worker thread and back cost more than the
-    write itself (two thread wake-ups per request, see
-    benchmarks/remote_breakdown.py). Other databases keep the thread pool.
-    """
-    if st.database.is_sqlite:
-        return fn(*args, **kw)
-    return await run_in_threadpool(fn, *args, **kw)
-
-
 @router.post("/runs", response_model=Run, status_code=201, summary="Create a run")
-async def create_run(body: CreateRun, request: Request) -> Response:
-    st: AppState = request.app.state.opsloop
+def create_run(body: CreateRun, st: State) -> Response:
     s = st.settings
     check_batch_limits(
         len(body.metrics),
@@ -218,9 +202,7 @@ async def create_run(body: CreateRun, request: Request) -> Response:
         max_params=s.max_batch_params,
         max_tags=s.max_batch_tags,
     )
-    run = await _write(
-        st,
-        st.room(tracking_service).create_run,
+    run = st.room(tracking_service).create_run(
         body.experiment_id,
         name=body.name,
         start_time=body.start_time,
@@ -291,8 +273,7 @@ def restore_run(run_id: RunId, st: State) -> Response:
     response_model=LogBatchResult,
     summary="Log metrics, params and tags in one transaction",
 )
-async def log_batch(run_id: RunId, body: LogBatch, request: Request) -> Response:
-    st: AppState = request.app.state.opsloop
+def log_batch(run_id: RunId, body: LogBatch, st: State) -> Response:
     s = st.settings
     check_batch_limits(
         len(body.metrics),
@@ -302,9 +283,7 @@ async def log_batch(run_id: RunId, body: LogBatch, request: Request) -> Response
         max_params=s.max_batch_params,
         max_tags=s.max_batch_tags,
     )
-    n = await _write(
-        st,
-        st.room(tracking_service).log_batch,
+    n = st.room(tracking_service).log_batch(
         run_id,
         metrics=_points(body.metrics),
         params=body.params,
