@@ -25,6 +25,7 @@ from opsloop.core import Context
 from opsloop.errors import InvalidArgument
 from opsloop.evaluation._entities import EvaluationResult
 from opsloop.evaluation._evaluate import load_result, metric_key
+from opsloop.evaluation._rooms import tracking_of
 from opsloop.tracking import Tracking
 
 EXACT_PERMUTATION_MAX = 16
@@ -179,15 +180,8 @@ def compare(
         raise InvalidArgument("compare needs at least two evaluations")
     if not isinstance(baseline, int) or not 0 <= baseline < len(runs):
         raise InvalidArgument(f"baseline must be an index in 0..{len(runs) - 1}")
-    owned = client is None and any(isinstance(r, str) for r in runs)
-    if owned:
-
-        client = Client()
-    try:
-        results = _results(runs, client)
-    finally:
-        if owned and client is not None:
-            client.close()
+    needs_runs = any(isinstance(r, str) for r in runs)
+    results = _results(runs, tracking_of(client) if needs_runs or client is not None else None)
     return compare_results(
         results, metric=metric, baseline=baseline, n_bootstrap=n_bootstrap,
         confidence=confidence, n_permutations=n_permutations, seed=seed,

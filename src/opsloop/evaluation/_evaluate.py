@@ -28,7 +28,7 @@ from opsloop.errors import InvalidArgument, OpsloopError
 from opsloop.evaluation._bootstrap import check_params, metric_ci
 from opsloop.evaluation._candidates import Candidate, Outcome, make_candidate, resolve_prompt
 from opsloop.evaluation._entities import EvaluationResult, ExampleResult
-from opsloop.evaluation._rooms import datasets_of
+from opsloop.evaluation._rooms import datasets_of, tracking_of
 from opsloop.tracking import Tracking
 
 if TYPE_CHECKING:
@@ -151,13 +151,10 @@ def evaluate(
     if not isinstance(max_workers, int) or not 1 <= max_workers <= 64:
         raise InvalidArgument("max_workers must be an integer in 1..64")
     ms = _metrics(metrics)
-    owned = client is None
-    if client is None:
-
-        client = Client()
+    tracking = tracking_of(client)
     try:
         return _evaluate(
-            candidate, data, ms, client, input_columns=input_columns, target_column=target_column,
+            candidate, data, ms, tracking, input_columns=input_columns, target_column=target_column,
             prompt=prompt, name=name, experiment=experiment, n_bootstrap=n_bootstrap,
             confidence=confidence, seed=seed, max_workers=max_workers, progress=progress,
             id_column=id_column, options=options, cache_dir=cache_dir, output_key=output_key,
