@@ -15,12 +15,16 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
+from opsloop.core import Context
 from opsloop.errors import InvalidArgument
-
-if TYPE_CHECKING:
-    from opsloop.sdk import Client
+from opsloop.evaluation._rooms import prompts_of
+from opsloop.llm import get_provider
+from opsloop.pipelines import LoadedPipeline, Pipeline
+from opsloop.registry import LoadedCausalLM, LoadedModel, load_model
+from opsloop.tracking import Tracking
 
 _PROVIDER_SPEC = re.compile(r"^(local|openai|models):[^\s]+$")
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -124,12 +128,12 @@ def pick_output(out: Any, key: str | None = None) -> Any:
     return out
 
 
-def resolve_prompt(prompt: Any, client: Client | None) -> Any:
+def resolve_prompt(prompt: Any, client: Tracking | Context | None) -> Any:
     """A ``prompts:/`` URI becomes its PromptVersion; anything else passes through."""
     if isinstance(prompt, str) and prompt.startswith("prompts:/"):
         if client is None:
             raise InvalidArgument("a prompts:/ URI needs a client")
-        return client.prompts.get(prompt)
+        return prompts_of(client).get(prompt)
     return prompt
 
 
@@ -137,7 +141,7 @@ def make_candidate(
     candidate: Any,
     *,
     prompt: Any = None,
-    client: Client | None = None,
+    client: Tracking | None = None,
     options: Mapping[str, Any] | None = None,
     cache_dir: Any = None,
     output_key: str | None = None,
@@ -148,8 +152,6 @@ def make_candidate(
     provider spec) is released by ``Candidate.close``; objects the caller
     passed stay open.
     """
-    from opsloop.registry.flavors._base import LoadedCausalLM, LoadedModel
-
     opts = dict(options or {})
     via_provider = opts.pop("via_provider", False) is True
     unknown = sorted(set(opts) - set(LLM_OPTIONS))
@@ -163,15 +165,11 @@ def make_candidate(
         if candidate.startswith("models:/") and not via_provider:
             candidate, owned = _load(candidate, client, cache_dir), True
         elif _PROVIDER_SPEC.match(candidate):
-            from opsloop.llm import get_provider  # type: ignore[import-not-found,unused-ignore]
-
             provider = get_provider(candidate, client=client, cache_dir=cache_dir)
             cand = _provider_candidate(provider, prompt, opts, spec=candidate)
             cand.close = provider.close
             return cand
         else:
-            from pathlib import Path
-
             if not Path(candidate).is_dir():
                 raise InvalidArgument(
                     f"candidate {candidate!r} is not a models:/ URI, a provider spec "
@@ -190,7 +188,9 @@ def make_candidate(
             f"(a provider or a causal LM), not a {what}"
         )
     if _is_pipeline(candidate):
-        from opsloop.evaluation._pipelines import pipeline_candidate
+        from opsloop.evaluation._pipelines import (
+            pipeline_candidate,  # cycle: it imports this module
+        )
 
         if client is None:
             raise InvalidArgument("evaluating a pipeline needs a client")
@@ -226,12 +226,6 @@ def make_candidate(
 
 
 def _is_pipeline(obj: Any) -> bool:
-    try:
-        from opsloop.pipelines._flavor import LoadedPipeline
-        from opsloop.pipelines._pipeline import Pipeline
-    except ImportError:  # the pipelines extra is not installed: it cannot be one
-        return False
-
     return isinstance(obj, Pipeline | LoadedPipeline)
 
 
@@ -241,9 +235,7 @@ def _close_owned(obj: Any, owned: bool) -> None:
         close()
 
 
-def _load(uri: str, client: Client | None, cache_dir: Any) -> Any:
-    from opsloop.registry._loading import load_model
-
+def _load(uri: str, client: Tracking | None, cache_dir: Any) -> Any:
     return load_model(uri, client=client, cache_dir=cache_dir)
 
 

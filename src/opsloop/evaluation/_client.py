@@ -10,47 +10,52 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
+from opsloop.core import Context, HasContext, context_of
+from opsloop.evaluation._backend import EmbeddedEvaluation, EvaluationBackend
+from opsloop.evaluation._compare import Comparison, compare
 from opsloop.evaluation._entities import EvaluationResult, GatePolicy
+from opsloop.evaluation._evaluate import evaluate, load_result
+from opsloop.evaluation._remote import RemoteEvaluation
+from opsloop.tracking import Tracking
+from opsloop.tracking.entities import Run
 
-if TYPE_CHECKING:
-    from opsloop.evaluation._compare import Comparison
-    from opsloop.evaluation._gates import GateService
-    from opsloop.sdk import Client
-    from opsloop.tracking.entities import Run
+__all__ = ["EVAL_FILTER", "Evaluation"]
 
 EVAL_FILTER = 'tags.opsloop.eval = "1"'
+
+
+def _embedded(ctx: Context) -> EvaluationBackend:
+    return EmbeddedEvaluation(ctx)
+
+
+def _remote(ctx: Context) -> EvaluationBackend:
+    return RemoteEvaluation(ctx)
 
 
 class Evaluation:
     """Evaluate candidates, compare evaluations, and manage promotion gates."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self._gates: GateService | None = None
-        self._rest: Any = client.backend if client.is_remote else None
+    def __init__(self, context: Context | HasContext | None = None) -> None:
+        ctx = context_of(context)
+        self._context = ctx
+        self._client: Tracking = ctx.room(Tracking)
+        self._backend: EvaluationBackend = ctx.seam(_embedded, _remote)
 
-    def _svc(self) -> GateService:
-        if self._gates is None:
-            from opsloop.evaluation._gates import GateService
-
-            self._gates = GateService(self._client.backend.db)  # type: ignore[attr-defined]
-        return self._gates
+    @property
+    def context(self) -> Context:
+        """The context this client works in (settings, identity, storage)."""
+        return self._context
 
     # ------------------------------------------------------------------ runs
 
     def evaluate(self, candidate: Any, data: Any, *, metrics: Any, **kw: Any) -> EvaluationResult:
         """``opsloop.evaluation.evaluate`` with this client (same keyword arguments)."""
-        from opsloop.evaluation._evaluate import evaluate
-
         return evaluate(candidate, data, metrics=metrics, client=self._client, **kw)
 
     def get(self, run_id: str, *, examples: bool = True) -> EvaluationResult:
         """An evaluation read back from its run."""
-        from opsloop.evaluation._evaluate import load_result
-
         return load_result(self._client, run_id, examples=examples)
 
     def list(self, *, experiment: str | None = None, max_results: int = 100) -> builtins.list[Run]:
@@ -64,8 +69,6 @@ class Evaluation:
 
     def compare(self, runs: Sequence[Any], *, metric: str, **kw: Any) -> Comparison:
         """``opsloop.evaluation.compare`` with this client (same keyword arguments)."""
-        from opsloop.evaluation._compare import compare
-
         return compare(runs, metric=metric, client=self._client, **kw)
 
     # ------------------------------------------------------------------ gates
@@ -79,31 +82,11 @@ class Evaluation:
         {"metric": "latency_p99_ms", "max": 200}]``. ``aliases``: the aliases it
         guards (default: every alias of the model).
         """
-        from opsloop.core import context_of
-
-        def _user() -> str:
-            return context_of(self._client).user
-
-        if self._rest is None:
-            return self._svc().set_gate(model, rules, aliases=aliases, actor=_user())
-        from opsloop.evaluation._gates import parse_rules
-
-        body: dict[str, Any] = {
-            "rules": [r.model_dump(exclude_none=True) for r in parse_rules(rules)],
-            "aliases": list(aliases) if aliases is not None else None,
-        }
-        data = self._rest._json("PUT", f"/evaluations/gates/{quote(model, safe='')}", json=body)
-        return GatePolicy.model_validate(data)
+        return self._backend.set_gate(model, rules, aliases=aliases)
 
     def get_gate(self, model: str) -> GatePolicy:
         """The model's gate (``NotFound`` when it has none)."""
-        if self._rest is None:
-            return self._svc().get_gate(model)
-        data = self._rest._json("GET", f"/evaluations/gates/{quote(model, safe='')}")
-        return GatePolicy.model_validate(data)
+        return self._backend.get_gate(model)
 
     def delete_gate(self, model: str) -> None:
-        if self._rest is None:
-            self._svc().delete_gate(model)
-            return
-        self._rest._json("DELETE", f"/evaluations/gates/{quote(model, safe='')}")
+        self._backend.delete_gate(model)

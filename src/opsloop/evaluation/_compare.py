@@ -17,15 +17,16 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from opsloop.core import Context
 from opsloop.errors import InvalidArgument
 from opsloop.evaluation._entities import EvaluationResult
-
-if TYPE_CHECKING:
-    from opsloop.sdk import Client
+from opsloop.evaluation._evaluate import load_result, metric_key
+from opsloop.evaluation._rooms import tracking_of
+from opsloop.tracking import Tracking
 
 EXACT_PERMUTATION_MAX = 16
 _CORRECTNESS_KINDS = ("classification",)
@@ -149,9 +150,7 @@ def _interval_p(reps: Any, confidence: float) -> tuple[float, float, float]:
 # ---------------------------------------------------------------------------- compare
 
 
-def _results(items: Sequence[Any], client: Client | None) -> list[EvaluationResult]:
-    from opsloop.evaluation._evaluate import load_result
-
+def _results(items: Sequence[Any], client: Tracking | None) -> list[EvaluationResult]:
     out = []
     for it in items:
         if isinstance(it, EvaluationResult):
@@ -170,7 +169,7 @@ def compare(
     *,
     metric: str,
     baseline: int = 0,
-    client: Client | None = None,
+    client: Tracking | Context | None = None,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     n_permutations: int = 10_000,
@@ -181,16 +180,8 @@ def compare(
         raise InvalidArgument("compare needs at least two evaluations")
     if not isinstance(baseline, int) or not 0 <= baseline < len(runs):
         raise InvalidArgument(f"baseline must be an index in 0..{len(runs) - 1}")
-    owned = client is None and any(isinstance(r, str) for r in runs)
-    if owned:
-        from opsloop.sdk import Client
-
-        client = Client()
-    try:
-        results = _results(runs, client)
-    finally:
-        if owned and client is not None:
-            client.close()
+    needs_runs = any(isinstance(r, str) for r in runs)
+    results = _results(runs, tracking_of(client) if needs_runs or client is not None else None)
     return compare_results(
         results, metric=metric, baseline=baseline, n_bootstrap=n_bootstrap,
         confidence=confidence, n_permutations=n_permutations, seed=seed,
@@ -198,7 +189,6 @@ def compare(
 
 
 def _metric_obj(metric: str) -> Any:
-    from opsloop.evaluation._evaluate import metric_key
     from opsloop.evaluation.metrics import list_metrics
 
     for m in list_metrics():
@@ -219,7 +209,6 @@ def compare_results(
 ) -> Comparison:
     import numpy as np
 
-    from opsloop.evaluation._evaluate import metric_key
 
     key = metric_key(metric)
     for r in results:

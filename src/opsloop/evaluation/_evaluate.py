@@ -22,14 +22,17 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
+from opsloop.core import Context
+from opsloop.datasets.entities import DatasetVersionInfo
 from opsloop.errors import InvalidArgument, OpsloopError
 from opsloop.evaluation._bootstrap import check_params, metric_ci
 from opsloop.evaluation._candidates import Candidate, Outcome, make_candidate, resolve_prompt
 from opsloop.evaluation._entities import EvaluationResult, ExampleResult
+from opsloop.evaluation._rooms import datasets_of, tracking_of
+from opsloop.tracking import Tracking
 
 if TYPE_CHECKING:
     from opsloop.evaluation.metrics import Metric
-    from opsloop.sdk import Client
 
 TAG = "opsloop.eval"
 EXAMPLES_PATH = "eval/examples.jsonl"
@@ -71,16 +74,15 @@ def _metrics(metrics: Any) -> list[Metric]:
 
 
 def load_rows(
-    data: Any, client: Client | None
+    data: Any, client: Tracking | Context | None
 ) -> tuple[list[dict[str, Any]], str | None, str | None, str | None]:
     """Rows, the ``name@version`` ref, the content digest and the version id of ``data``."""
-    from opsloop.datasets.entities import DatasetVersionInfo
-
     if isinstance(data, str | DatasetVersionInfo):
         if client is None:
             raise InvalidArgument("a dataset reference needs a client")
-        v = client.datasets.get(data)
-        rows = list(client.datasets.iter_rows(v.id))
+        ds = datasets_of(client)
+        v = ds.get(data)
+        rows = list(ds.iter_rows(v.id))
         return rows, v.ref, v.content_digest, v.id
     if isinstance(data, Sequence) and all(isinstance(r, Mapping) for r in data):
         rows = [dict(r) for r in data]
@@ -124,7 +126,7 @@ def evaluate(
     prompt: Any = None,
     name: str | None = None,
     experiment: str = "evaluations",
-    client: Client | None = None,
+    client: Tracking | Context | None = None,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -149,28 +151,24 @@ def evaluate(
     if not isinstance(max_workers, int) or not 1 <= max_workers <= 64:
         raise InvalidArgument("max_workers must be an integer in 1..64")
     ms = _metrics(metrics)
-    owned = client is None
-    if client is None:
-        from opsloop.sdk import Client
-
-        client = Client()
+    tracking = tracking_of(client)
     try:
         return _evaluate(
-            candidate, data, ms, client, input_columns=input_columns, target_column=target_column,
+            candidate, data, ms, tracking, input_columns=input_columns, target_column=target_column,
             prompt=prompt, name=name, experiment=experiment, n_bootstrap=n_bootstrap,
             confidence=confidence, seed=seed, max_workers=max_workers, progress=progress,
             id_column=id_column, options=options, cache_dir=cache_dir, output_key=output_key,
         )  # fmt: skip
     finally:
-        if owned:
-            client.close()
+        if client is None:
+            tracking.flush()
 
 
 def _evaluate(
     candidate: Any,
     data: Any,
     ms: list[Metric],
-    client: Client,
+    client: Tracking,
     *,
     input_columns: Sequence[str] | None,
     target_column: str | None,
@@ -307,7 +305,7 @@ def _evaluate(
         finite = {k: v for k, v in values.items() if math.isfinite(v)}
         client.log_metrics(run.id, finite, synchronous=True)
         if version_id is not None:
-            client.datasets.log_input(run.id, version_id, context="evaluation")
+            datasets_of(client).log_input(run.id, version_id, context="evaluation")
         lines = "\n".join(e.model_dump_json() for e in examples) + "\n"
         client.log_text(run.id, lines, EXAMPLES_PATH)
         summary = result.model_dump(mode="json", exclude={"examples"})

@@ -15,15 +15,14 @@ import hashlib
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opsloop.errors import InvalidArgument, OpsloopError, PipelineInvalid
 from opsloop.evaluation._candidates import OUTPUT_KEYS, Candidate, Outcome, version_of
-from opsloop.tracing._span import Span, Tracer
-
-if TYPE_CHECKING:
-    from opsloop.sdk import Client
-    from opsloop.tracing._prices import PriceTable
+from opsloop.evaluation._rooms import tracing_of
+from opsloop.pipelines import LoadedPipeline, RunContext
+from opsloop.tracing import PriceTable, Span, Tracer, get_tracer
+from opsloop.tracking import Tracking
 
 log = logging.getLogger("opsloop.evaluation")
 _IN = "gen_ai.usage.input_tokens"
@@ -50,8 +49,6 @@ class UsageTap(Tracer):
     def inner(self) -> Tracer:
         if self._inner is not None:
             return self._inner
-        from opsloop.tracing._sdk import get_tracer
-
         return get_tracer()
 
     def masker(self) -> Any:
@@ -124,7 +121,7 @@ def _digest(pipe: Any) -> str | None:
 def pipeline_candidate(
     obj: Any,
     *,
-    client: Client,
+    client: Tracking,
     cache_dir: Any,
     output_key: str | None,
     owned: bool,
@@ -137,10 +134,6 @@ def pipeline_candidate(
     (and every loaded one) keeps it; its tracer is fronted by the tap until
     the candidate is closed.
     """
-    from opsloop.pipelines._context import RunContext
-    from opsloop.pipelines._flavor import LoadedPipeline
-    from opsloop.tracing._prices import PriceTable
-
     prices = PriceTable.build(client.settings.home, {})
     tags = ["evaluation"]
     if isinstance(obj, LoadedPipeline):
@@ -157,7 +150,7 @@ def pipeline_candidate(
         restore = (ctx, ctx.tracer)
         ctx.tracer = tap
     else:
-        tap = UsageTap(client.tracing.tracer, prices)
+        tap = UsageTap(tracing_of(client).tracer, prices)
         pipe = copy.copy(obj)
         pipe.context = RunContext(client=client, cache_dir=cache_dir, tracer=tap)
 

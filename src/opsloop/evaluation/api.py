@@ -13,57 +13,43 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from opsloop.core import Context as AppState
-from opsloop.core.web import ok
+from opsloop.core import Context
+from opsloop.core.web import Actor, Ctx, StrictBody, ok, service
 from opsloop.errors import InvalidArgument
+from opsloop.evaluation._backend import gate_service
 from opsloop.evaluation._client import EVAL_FILTER
+from opsloop.evaluation._compare import compare_results
+from opsloop.evaluation._evaluate import load_result, metric_key
 from opsloop.evaluation._gates import GateService
 from opsloop.tracking import artifact_service, tracking_service
+from opsloop.tracking.entities import Run
 
 router = APIRouter(tags=["evaluation"])
 MAX_COMPARE = 10
 
-
-def get_gates(request: Request) -> GateService:
-    svc: GateService | None = getattr(request.app.state, "opsloop_gates", None)
-    if svc is None:
-        st: AppState = request.app.state.opsloop
-        svc = GateService(st.database)
-        request.app.state.opsloop_gates = svc
-    return svc
-
-
-def get_st(request: Request) -> AppState:
-    st: AppState = request.app.state.opsloop
-    return st
-
-
-Gates = Annotated[GateService, Depends(get_gates)]
-State = Annotated[AppState, Depends(get_st)]
+Gates = Annotated[GateService, Depends(service(gate_service))]
 
 
 class _Reader:
     """What ``load_result`` needs, served from the app's own services."""
 
-    def __init__(self, st: AppState) -> None:
-        self.st = st
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
 
-    def get_run(self, run_id: str) -> Any:
-        return self.st.room(tracking_service).get_run(run_id)
+    def get_run(self, run_id: str) -> Run:
+        return self.ctx.room(tracking_service).get_run(run_id)
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
-        _, fh = self.st.room(artifact_service).open(run_id, path)
+        _, fh = self.ctx.room(artifact_service).open(run_id, path)
         with fh:
             return fh.read()
 
 
-class SetGate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SetGate(StrictBody):
     rules: list[dict[str, Any]] = Field(min_length=1, max_length=100)
     aliases: list[str] | None = Field(default=None, max_length=100)
 
@@ -72,8 +58,6 @@ def summary_row(run: Any) -> dict[str, Any]:
     """A run as the evaluations list shows it: aggregates with their intervals."""
     metrics = {k: m.value for k, m in run.metrics.items()}
     names = [n for n in run.params.get("metrics", "").split(",") if n]
-    from opsloop.evaluation._evaluate import metric_key
-
     return {
         "run_id": run.id,
         "name": run.name,
@@ -90,11 +74,11 @@ def summary_row(run: Any) -> dict[str, Any]:
 
 @router.get("/evaluations", summary="List evaluation runs")
 def list_evaluations(
-    st: State,
+    ctx: Ctx,
     experiment_id: Annotated[str | None, Query(max_length=64)] = None,
     max_results: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
-    page = st.room(tracking_service).search_runs(
+    page = ctx.room(tracking_service).search_runs(
         [experiment_id] if experiment_id else None,
         filter=EVAL_FILTER,
         order_by=["start_time DESC"],
@@ -105,7 +89,7 @@ def list_evaluations(
 
 @router.get("/evaluations/compare", summary="Compare evaluation runs example by example")
 def compare_evaluations(
-    st: State,
+    ctx: Ctx,
     runs: Annotated[str, Query(min_length=1, max_length=2000)],
     metric: Annotated[str, Query(min_length=1, max_length=250)],
     baseline: Annotated[int, Query(ge=0)] = 0,
@@ -113,15 +97,12 @@ def compare_evaluations(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     n_bootstrap: Annotated[int, Query(ge=0, le=10_000)] = 1000,
 ) -> Response:
-    from opsloop.evaluation._compare import compare_results
-    from opsloop.evaluation._evaluate import load_result
-
     ids = [r.strip() for r in runs.split(",") if r.strip()]
     if len(ids) < 2 or len(ids) > MAX_COMPARE:
         raise InvalidArgument(f"runs must name 2..{MAX_COMPARE} evaluation runs, comma-separated")
     if baseline >= len(ids):
         raise InvalidArgument(f"baseline must be an index in 0..{len(ids) - 1}")
-    reader = _Reader(st)
+    reader = _Reader(ctx)
     results = [load_result(reader, rid) for rid in ids]
     cmp = compare_results(results, metric=metric, baseline=baseline, n_bootstrap=n_bootstrap)
     body = cmp.model_dump(mode="json")
@@ -137,9 +118,8 @@ def get_gate(model: str, svc: Gates) -> Response:
 
 
 @router.put("/evaluations/gates/{model}", summary="Set a model's promotion gate")
-def set_gate(model: str, body: SetGate, svc: Gates, request: Request) -> Response:
-    who = request.headers.get("x-opsloop-user") or ""
-    return ok(svc.set_gate(model, body.rules, aliases=body.aliases, actor=who[:256]))
+def set_gate(model: str, body: SetGate, svc: Gates, actor: Actor) -> Response:
+    return ok(svc.set_gate(model, body.rules, aliases=body.aliases, actor=actor or ""))
 
 
 @router.delete("/evaluations/gates/{model}", status_code=204, summary="Delete a model's gate")
@@ -151,13 +131,11 @@ def delete_gate(model: str, svc: Gates) -> Response:
 @router.get("/evaluations/{run_id}", summary="One evaluation with a page of its examples")
 def get_evaluation(
     run_id: str,
-    st: State,
+    ctx: Ctx,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
-    from opsloop.evaluation._evaluate import load_result
-
-    res = load_result(_Reader(st), run_id)
+    res = load_result(_Reader(ctx), run_id)
     body = res.model_dump(mode="json")
     body["total_examples"] = len(res.examples)
     body["examples"] = body["examples"][offset : offset + limit]

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import (
+from opsloop.core import Context
+from opsloop.core.cli import (
     HomeOption,
     JsonOpt,
-    command_client,
+    command_context,
     esc,
     fmt_time,
     out,
@@ -21,11 +22,20 @@ from opsloop.cli._common import (
 )
 from opsloop.errors import InvalidArgument
 
+if TYPE_CHECKING:
+    from opsloop.evaluation._client import Evaluation
+
 app = room_app(
     "eval", "Evaluation runs with bootstrap intervals, side-by-side comparison, promotion gates."
 )
 gate_app = room_app("gate", "A model's promotion gate.")
 app.add_typer(gate_app)
+
+
+def _evaluation(context: Context) -> Evaluation:
+    from opsloop.evaluation._client import Evaluation  # lazy: loads sqlalchemy
+
+    return context.room(Evaluation)
 
 
 def _num(v: Any) -> str:
@@ -79,14 +89,14 @@ def run_cmd(
     """Evaluate a candidate on a dataset version and store the result as a run."""
     from rich.progress import Progress
 
-    from opsloop.evaluation._evaluate import evaluate
+    from opsloop.evaluation._evaluate import evaluate  # lazy: loads sqlalchemy
 
     options = {"max_tokens": max_tokens} if max_tokens is not None else None
-    with command_client(ctx, home) as client, Progress(transient=True, disable=as_json) as bar:
+    with command_context(ctx, home) as context, Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("evaluating", total=None)
         res = evaluate(
             candidate, dataset, metrics=metric, target_column=target, input_columns=input_column,
-            prompt=prompt, name=name, experiment=experiment, client=client,
+            prompt=prompt, name=name, experiment=experiment, client=context,
             n_bootstrap=n_bootstrap, confidence=confidence, max_workers=workers,
             progress=lambda d, t: bar.update(task, completed=d, total=t), options=options,
         )  # fmt: skip
@@ -115,8 +125,9 @@ def list_cmd(
     home: HomeOption = None,
 ) -> None:
     """List evaluation runs with their aggregates."""
-    with command_client(ctx, home) as client:
-        runs = client.evaluation.list(experiment=experiment)
+    with command_context(ctx, home) as context:
+        client = _evaluation(context)
+        runs = client.list(experiment=experiment)
     if as_json:
         print_json([r.model_dump(mode="json") for r in runs])
         return
@@ -146,8 +157,9 @@ def compare_cmd(
     """Compare evaluation runs: aggregates, wins/losses vs the baseline, paired p-values."""
     if len(runs) < 2:
         raise InvalidArgument("give at least two evaluation run ids")
-    with command_client(ctx, home) as client:
-        cmp = client.evaluation.compare(runs, metric=metric, baseline=baseline)
+    with command_context(ctx, home) as context:
+        client = _evaluation(context)
+        cmp = client.compare(runs, metric=metric, baseline=baseline)
     if as_json:
         print_json(cmp.model_dump(mode="json"))
         return
@@ -207,8 +219,9 @@ def gate_set(
         rules = [json.loads(r) for r in rule]
     except json.JSONDecodeError as exc:
         raise InvalidArgument(f"--rule must be JSON: {exc}") from None
-    with command_client(ctx, home) as client:
-        g = client.evaluation.set_gate(model, rules, aliases=alias or None)
+    with command_context(ctx, home) as context:
+        client = _evaluation(context)
+        g = client.set_gate(model, rules, aliases=alias or None)
     out().print(f"gate of {esc(model)}: {len(g.rules)} rules")
 
 
@@ -219,8 +232,9 @@ def gate_show(
     home: HomeOption = None,
 ) -> None:
     """Show a model's promotion gate."""
-    with command_client(ctx, home) as client:
-        g = client.evaluation.get_gate(model)
+    with command_context(ctx, home) as context:
+        client = _evaluation(context)
+        g = client.get_gate(model)
     print_json(g.model_dump(mode="json"))
 
 
@@ -231,6 +245,7 @@ def gate_delete(
     home: HomeOption = None,
 ) -> None:
     """Delete a model's promotion gate."""
-    with command_client(ctx, home) as client:
-        client.evaluation.delete_gate(model)
+    with command_context(ctx, home) as context:
+        client = _evaluation(context)
+        client.delete_gate(model)
     out().print(f"deleted the gate of {esc(model)}")

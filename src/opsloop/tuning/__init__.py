@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from opsloop.core import Context, context_of
 from opsloop.tuning._space import (
     Categorical,
     Float,
@@ -37,7 +38,7 @@ from opsloop.tuning._trial import Timer, Trial, TrialPruned
 from opsloop.tuning.entities import ParetoPoint, StudyInfo, StudySummary, TrialInfo
 
 if TYPE_CHECKING:
-    from opsloop.sdk import Client
+    from opsloop.tracking import Tracking
     from opsloop.tuning._client import Tuning
     from opsloop.tuning._study import Study
 
@@ -67,14 +68,10 @@ __all__ = [
 ]
 
 
-def _tuning(client: Client | None) -> Tuning:
-    if client is None:
-        from opsloop.sdk import get_client
+def _tuning(client: Tracking | Context | None) -> Tuning:
+    from opsloop.tuning._client import Tuning  # lazy: loads sqlalchemy (the study registry)
 
-        client = get_client()
-    from opsloop.tuning._client import Tuning
-
-    return Tuning(client)
+    return Tuning(context_of(client))
 
 
 def create_study(
@@ -91,7 +88,7 @@ def create_study(
     max_retry: int | None = 3,
     load_if_exists: bool = True,
     tags: Mapping[str, Any] | None = None,
-    client: Client | None = None,
+    client: Tracking | Context | None = None,
 ) -> Study:
     """Create (or resume) a study on ``client`` (default: the fluent API's client).
 
@@ -119,13 +116,13 @@ def load_study(
     storage: str | os.PathLike[str] | None = None,
     sampler: Any = None,
     pruner: Any = None,
-    client: Client | None = None,
+    client: Tracking | Context | None = None,
 ) -> Study:
     """An existing study by name, as it was created."""
     return _tuning(client).load_study(name, storage=storage, sampler=sampler, pruner=pruner)
 
 
-def list_studies(client: Client | None = None) -> list[StudyInfo]:
+def list_studies(client: Tracking | Context | None = None) -> list[StudyInfo]:
     return _tuning(client).list_studies()
 
 
@@ -133,11 +130,11 @@ def __getattr__(name: str) -> Any:
     # ``Study`` and ``Tuning`` pull in Optuna glue and the store (SQLAlchemy): they load
     # on first use, so ``import opsloop.tuning`` (and the CLI) start fast.
     if name == "Study":
-        from opsloop.tuning._study import Study
+        from opsloop.tuning._study import Study  # lazy: loads sqlalchemy
 
         return Study
     if name == "Tuning":
-        from opsloop.tuning._client import Tuning
+        from opsloop.tuning._client import Tuning  # lazy: loads sqlalchemy
 
         return Tuning
     raise AttributeError(f"module 'opsloop.tuning' has no attribute {name!r}")

@@ -10,33 +10,45 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
-from opsloop.errors import AlreadyExists
-from opsloop.tuning._service import TuningService, check_study_name
+from opsloop.core import Context, HasContext, context_of
+from opsloop.errors import AlreadyExists, Conflict, InvalidArgument
+from opsloop.tracking import Tracking
+from opsloop.tuning._backend import EmbeddedTuning, TuningBackend
+from opsloop.tuning._remote import RemoteTuning
+from opsloop.tuning._runner import StudyConfig
+from opsloop.tuning._service import check_study_name
 from opsloop.tuning._space import SearchSpace, check_space, space_to_dict
 from opsloop.tuning._spec import check_directions, make_pruner, make_sampler
-from opsloop.tuning._storage import resolve_storage
+from opsloop.tuning._storage import open_storage, resolve_storage
+from opsloop.tuning._study import Study
 from opsloop.tuning.entities import StudyInfo, StudySummary
 
-if TYPE_CHECKING:
-    from opsloop.sdk import Client
-    from opsloop.tuning._study import Study
+__all__ = ["Tuning"]
+
+
+def _embedded(ctx: Context) -> TuningBackend:
+    return EmbeddedTuning(ctx)
+
+
+def _remote(ctx: Context) -> TuningBackend:
+    return RemoteTuning(ctx)
 
 
 class Tuning:
     """Create, resume, list and summarise hyperparameter studies."""
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        if client.is_remote:
-            self._rest: Any = client.backend
-            self._svc: TuningService | None = None
-        else:
-            backend: Any = client.backend
-            self._rest = None
-            self._svc = TuningService(backend.db, backend.tracking)
+    def __init__(self, context: Context | HasContext | None = None) -> None:
+        ctx = context_of(context)
+        self._context = ctx
+        self.client: Tracking = ctx.room(Tracking)
+        self._backend: TuningBackend = ctx.seam(_embedded, _remote)
+
+    @property
+    def context(self) -> Context:
+        """The context this client works in (settings, identity, storage)."""
+        return self._context
 
     # ------------------------------------------------------------------ registry
 
@@ -52,55 +64,28 @@ class Tuning:
         tags: Mapping[str, Any] | None = None,
     ) -> tuple[StudyInfo, bool]:
         """Get or create the registry entry (and parent run) of a study."""
-        from opsloop.core import context_of
-
-        def _user() -> str:
-            return context_of(self.client).user
-
-        if self._svc is not None:
-            return self._svc.register_study(
-                name,
-                experiment_id=experiment_id,
-                directions=directions,
-                objectives=objectives,
-                space=space_to_dict(space),
-                storage=storage,
-                user=_user(),
-                tags=tags,
-            )
-        body = {
-            "name": name,
-            "experiment_id": experiment_id,
-            "directions": list(directions),
-            "objectives": list(objectives),
-            "space": space_to_dict(space),
-            "storage": storage,
-            "tags": {k: str(v) for k, v in (tags or {}).items()},
-            "user": _user(),
-        }
-        data = self._rest._json("POST", "/tuning/studies", json=body)
-        return StudyInfo.model_validate(data["study"]), bool(data["created"])
+        return self._backend.register_study(
+            name,
+            experiment_id=experiment_id,
+            directions=directions,
+            objectives=objectives,
+            space=space_to_dict(space),
+            storage=storage,
+            user=self._context.user,
+            tags=tags,
+        )
 
     def get_study_info(self, name: str) -> StudyInfo:
         check_study_name(name)
-        if self._svc is not None:
-            return self._svc.get_study(name)
-        return StudyInfo.model_validate(self._rest._json("GET", f"/tuning/studies/{_q(name)}"))
+        return self._backend.get_study(name)
 
     def list_studies(self, experiment_id: str | None = None) -> list[StudyInfo]:
-        if self._svc is not None:
-            return self._svc.list_studies(experiment_id)
-        params = {"experiment_id": experiment_id} if experiment_id else None
-        data = self._rest._json("GET", "/tuning/studies", params=params)
-        return [StudyInfo.model_validate(s) for s in data["studies"]]
+        return self._backend.list_studies(experiment_id)
 
     def summary(self, name: str) -> StudySummary:
         """Trials, counts, best trial and Pareto front, read from the study's runs."""
         check_study_name(name)
-        if self._svc is not None:
-            return self._svc.summary(name)
-        data = self._rest._json("GET", f"/tuning/studies/{_q(name)}/summary")
-        return StudySummary.model_validate(data)
+        return self._backend.summary(name)
 
     def delete_study(self, name: str, *, storage: str | os.PathLike[str] | None = None) -> None:
         """Forget a study: its registry entry and its Optuna state (its runs stay)."""
@@ -109,15 +94,10 @@ class Tuning:
         if spec.persistent:
             import optuna
 
-            from opsloop.tuning._storage import open_storage
-
             # KeyError: Optuna never saw it (created, never optimised).
             with contextlib.suppress(KeyError):
                 optuna.delete_study(study_name=name, storage=open_storage(spec))
-        if self._svc is not None:
-            self._svc.delete_study(name)
-        else:
-            self._rest._json("DELETE", f"/tuning/studies/{_q(name)}")
+        self._backend.delete_study(name)
 
     # ------------------------------------------------------------------ studies
 
@@ -154,9 +134,6 @@ class Tuning:
         the storage is shared by several machines, off otherwise) lets
         workers notice a dead trial of another machine too.
         """
-        from opsloop.tuning._runner import StudyConfig
-        from opsloop.tuning._study import Study
-
         check_study_name(name)
         dirs, objs = check_directions(directions, objectives)
         space = check_space(search_space or {})
@@ -168,8 +145,6 @@ class Tuning:
         if heartbeat_s is not None and (
             isinstance(heartbeat_s, bool) or not isinstance(heartbeat_s, int) or heartbeat_s < 1
         ):
-            from opsloop.errors import InvalidArgument
-
             raise InvalidArgument(
                 f"heartbeat_s must be a positive integer, 'auto' or None, got {heartbeat_s!r}"
             )
@@ -191,8 +166,6 @@ class Tuning:
         if not created and not load_if_exists:
             raise AlreadyExists(f"study {name!r} already exists", details={"name": name})
         if info.run_id is None:  # register always leaves one; a purge racing us could not
-            from opsloop.errors import Conflict
-
             raise Conflict(f"study {name!r} lost its parent run while opening; try again")
         if not created:
             self.client.set_tags(info.run_id, config_tags)
@@ -240,6 +213,3 @@ class Tuning:
             heartbeat_s=heartbeat_s,
         )
 
-
-def _q(name: str) -> str:
-    return quote(name, safe="")

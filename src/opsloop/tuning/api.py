@@ -15,35 +15,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from opsloop.core import Context as AppState
-from opsloop.core.web import ok
-from opsloop.tracking import tracking_service
+from opsloop.core.web import StrictBody, ok, service
+from opsloop.tuning._backend import tuning_service
 from opsloop.tuning._service import TuningService
 from opsloop.tuning.entities import StudyInfo, StudySummary
 
 router = APIRouter(tags=["tuning"])
 
 
-def get_tuning(request: Request) -> TuningService:
-    """The app's ``TuningService``, built on first use from its state."""
-    svc: TuningService | None = getattr(request.app.state, "opsloop_tuning", None)
-    if svc is None:
-        st: AppState = request.app.state.opsloop
-        svc = TuningService(st.database, st.room(tracking_service))
-        request.app.state.opsloop_tuning = svc
-    return svc
+Svc = Annotated[TuningService, Depends(service(tuning_service))]
 
 
-Svc = Annotated[TuningService, Depends(get_tuning)]
-
-
-class RegisterStudy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RegisterStudy(StrictBody):
     name: str = Field(min_length=1, max_length=200)
     experiment_id: str = Field(min_length=1, max_length=64)
     directions: list[str] = Field(min_length=1, max_length=16)

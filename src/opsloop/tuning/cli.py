@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import (
+from opsloop.core.cli import (
     HomeOption,
     JsonOpt,
-    command_client,
+    command_context,
     esc,
     fmt_duration,
     fmt_time,
@@ -41,8 +41,10 @@ StudyArg = Annotated[str, typer.Argument(metavar="STUDY", help="Study name.", sh
 
 @contextlib.contextmanager
 def _tuning(ctx: typer.Context, home: Path | None) -> Iterator[Tuning]:
-    with command_client(ctx, home) as client:
-        yield client.tuning
+    from opsloop.tuning._client import Tuning  # lazy: loads sqlalchemy
+
+    with command_context(ctx, home) as context:
+        yield context.room(Tuning)
 
 
 def load_objective(ref: str) -> Any:
