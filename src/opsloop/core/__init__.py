@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from opsloop._version import __version__ as VERSION
 from opsloop.core._context import (
     Context,
     HasContext,
@@ -26,7 +27,6 @@ from opsloop.core._context import (
     push_active_run,
     set_default_context,
 )
-from opsloop._version import __version__ as VERSION
 from opsloop.core._flusher import BackgroundFlusher
 from opsloop.core._identity import ACTOR_HEADER, actor_from_header, os_user, resolve_user
 from opsloop.core._room import ClientProperty, Nav, Room, UiRoute, hooks, load_ref
