@@ -79,6 +79,7 @@ EXPECTED = {
         "TrackingBackend",
         "TrackingService",
         "artifact_service",
+        "runs_table",
         "tracking_service",
     ],
     "opsloop.store": [

@@ -213,9 +213,9 @@ def test_disabled_tracing_and_the_default_destination(tmp_path: Path) -> None:
         tracing.flush()
         assert [x.name for x in t.list_traces().traces] == ["to-default"]
     finally:
-        from opsloop.tracing import _sdk
+        from opsloop.tracing import _active
 
-        _sdk._default = None
+        _active.set_current(None)
         c.close()
 
 

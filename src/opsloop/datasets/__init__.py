@@ -10,11 +10,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from opsloop.datasets._chunking import ChunkingConfig, chunk_text
+    from opsloop.datasets._chunking import (
+        MARKDOWN_SUFFIXES,
+        Chunk,
+        ChunkingConfig,
+        chunk_id,
+        chunk_text,
+        markdown_sections,
+    )
     from opsloop.datasets._client import Datasets
     from opsloop.datasets._fluent import create, get, load, log_input
     from opsloop.datasets._rules import Rule, ValidationFailed, load_rules
     from opsloop.datasets._service import DatasetService
+    from opsloop.datasets._tables import dataset_versions as dataset_versions_table
+    from opsloop.datasets._tables import datasets as datasets_table
+    from opsloop.datasets._tables import run_inputs as run_inputs_table
     from opsloop.datasets.entities import (
         ColumnSchema,
         Dataset,
@@ -27,6 +37,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "MARKDOWN_SUFFIXES",
+    "Chunk",
     "ChunkingConfig",
     "ColumnSchema",
     "Dataset",
@@ -40,17 +52,26 @@ __all__ = [
     "RunInput",
     "ValidationFailed",
     "VersionRun",
+    "chunk_id",
     "chunk_text",
     "create",
+    "dataset_versions_table",
+    "datasets_table",
     "get",
     "load",
     "load_rules",
     "log_input",
+    "markdown_sections",
+    "run_inputs_table",
 ]
 
 _LAZY = {
+    "MARKDOWN_SUFFIXES": "opsloop.datasets._chunking",
+    "Chunk": "opsloop.datasets._chunking",
     "ChunkingConfig": "opsloop.datasets._chunking",
     "chunk_text": "opsloop.datasets._chunking",
+    "chunk_id": "opsloop.datasets._chunking",
+    "markdown_sections": "opsloop.datasets._chunking",
     "Datasets": "opsloop.datasets._client",
     "create": "opsloop.datasets._fluent",
     "get": "opsloop.datasets._fluent",
@@ -60,6 +81,16 @@ _LAZY = {
     "ValidationFailed": "opsloop.datasets._rules",
     "load_rules": "opsloop.datasets._rules",
     "DatasetService": "opsloop.datasets._service",
+    # The tables, for rooms that join on them (the registry's model cards).
+    "datasets_table": "opsloop.datasets._tables",
+    "dataset_versions_table": "opsloop.datasets._tables",
+    "run_inputs_table": "opsloop.datasets._tables",
+}
+# Public names that differ from the name in their module.
+_RENAMED = {
+    "datasets_table": "datasets",
+    "dataset_versions_table": "dataset_versions",
+    "run_inputs_table": "run_inputs",
 }
 _LAZY.update(
     {
@@ -82,7 +113,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'opsloop.datasets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
     globals()[name] = value
     return value
 

@@ -1,12 +1,10 @@
-"""``Datasets(client)``: the datasets SDK, the same embedded or against a server.
+"""``Datasets(context)``: the datasets SDK, the same embedded or against a server.
 
 Creating a version always happens where the data is: the client reads the
 input (streaming), checks, profiles and hashes it, and writes the Parquet
-blobs in a private work folder. Embedded, the blobs go straight into the
-store; remote, each blob the server lacks is uploaded to the content-addressed
-``PUT /api/v1/blobs/{digest}`` endpoint (the server checks the digest), then
-the version's metadata is posted and the server checks the blobs are there.
-Reading data back downloads a blob once into ``<home>/cache/blobs``.
+blobs in a private work folder; the backend then stores them (embedded: into
+the blob store; remote: uploads what the server lacks, see ``_remote``).
+Reading data back goes through a local file per blob (``backend.files``).
 """
 
 from __future__ import annotations
@@ -16,12 +14,17 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from opsloop.core import context_of
+from opsloop.core import Context, HasContext, context_of
+from opsloop.datasets._backend import DatasetsBackend, EmbeddedDatasets, cache_dir
+from opsloop.datasets._build import BuiltVersion, Progress, build_version, check_on_error
+from opsloop.datasets._chunking import ChunkingConfig
+from opsloop.datasets._documents import build_documents
+from opsloop.datasets._kinds import check_kind
 from opsloop.datasets._queries import check_dataset_name
-from opsloop.datasets._service import DatasetService, VersionManifest
-from opsloop.datasets._storage import BlobFiles, iter_parquet, read_table
+from opsloop.datasets._readers import open_source
+from opsloop.datasets._remote import RemoteDatasets
+from opsloop.datasets._storage import iter_parquet, read_table, take_rows
 from opsloop.datasets.entities import (
     Dataset,
     DatasetDiff,
@@ -36,8 +39,7 @@ from opsloop.errors import Conflict, InvalidArgument, NotFound
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from opsloop.datasets._build import BuiltVersion, Progress
-    from opsloop.sdk import Client
+__all__ = ["Datasets", "Ref"]
 
 Ref = str | DatasetVersion | DatasetVersionInfo
 
@@ -50,11 +52,12 @@ def _ref(ref: Ref) -> str:
     return ref
 
 
-def _q(ref: str) -> str:
-    return quote(ref, safe="@")
+def _embedded(ctx: Context) -> DatasetsBackend:
+    return EmbeddedDatasets(ctx)
 
 
-
+def _remote(ctx: Context) -> DatasetsBackend:
+    return RemoteDatasets(ctx)
 
 
 class Datasets:
@@ -64,54 +67,35 @@ class Datasets:
     latest), a version id, or a ``DatasetVersion``.
     """
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self._cache_dir = Path(client.settings.home) / "cache"
-        if client.is_remote:
-            self._rest: Any = client.backend
-            self._svc: DatasetService | None = None
-            self._files = BlobFiles(self._cache_dir, fetch=self._fetch_blob)
-        else:
-            backend: Any = client.backend
-            self._rest = None
-            self._svc = DatasetService(backend.db, backend.store, cache_dir=self._cache_dir)
-            self._files = self._svc.files
+    def __init__(self, context: Context | HasContext | None = None) -> None:
+        ctx = context_of(context)
+        self._context = ctx
+        self._cache_dir = cache_dir(ctx)
+        self._backend: DatasetsBackend = ctx.seam(_embedded, _remote)
+
+    @property
+    def context(self) -> Context:
+        return self._context
 
     # ------------------------------------------------------------------ datasets
 
     def create_dataset(self, name: str, *, kind: str = "tabular", description: str = "") -> Dataset:
-        if self._svc is not None:
-            return self._svc.create_dataset(
-                name, kind=kind, description=description, created_by=context_of(self._client).user
-            )
-        body = {"name": name, "kind": kind, "description": description, "created_by": context_of(self._client).user}
-        return Dataset.model_validate(self._rest._json("POST", "/datasets", json=body))
+        return self._backend.create_dataset(
+            name, kind=kind, description=description, created_by=self._context.user
+        )
 
     def get_dataset(self, name: str) -> Dataset:
-        if self._svc is not None:
-            return self._svc.get_dataset(name)
-        check_dataset_name(name)
-        return Dataset.model_validate(self._rest._json("GET", f"/datasets/{quote(name)}"))
+        return self._backend.get_dataset(name)
 
     def list(self) -> builtins.list[Dataset]:
-        if self._svc is not None:
-            return self._svc.list_datasets()
-        data = self._rest._json("GET", "/datasets")
-        return [Dataset.model_validate(d) for d in data["datasets"]]
+        return self._backend.list_datasets()
 
     def versions(self, name: str) -> builtins.list[DatasetVersionInfo]:
-        if self._svc is not None:
-            return self._svc.list_versions(name)
-        check_dataset_name(name)
-        data = self._rest._json("GET", f"/datasets/{quote(name)}/versions")
-        return [DatasetVersionInfo.model_validate(v) for v in data["versions"]]
+        return self._backend.list_versions(name)
 
     def get(self, ref: Ref) -> DatasetVersion:
         """A version with its schema, profile, sample rows and validation report."""
-        r = _ref(ref)
-        if self._svc is not None:
-            return self._svc.get_version(r)
-        return DatasetVersion.model_validate(self._rest._json("GET", f"/dataset-versions/{_q(r)}"))
+        return self._backend.get_version(_ref(ref))
 
     # ------------------------------------------------------------------ creating
 
@@ -142,18 +126,12 @@ class Datasets:
         nothing, ``"flag"`` stores the version with status ``flagged`` and the
         report. ``column_types`` forces types (``{"zip": "string"}``).
         """
-        from opsloop.datasets._build import build_version, check_on_error
-        from opsloop.datasets._kinds import check_kind
-
         check_dataset_name(name)
         check_on_error(on_error)
         kind = self._kind_for(name, kind, data)
         check_kind(kind)
         work = self._cache_dir / "tmp"
         if kind == "documents":
-            from opsloop.datasets._chunking import ChunkingConfig
-            from opsloop.datasets._documents import build_documents
-
             cfg = (
                 chunking
                 if isinstance(chunking, ChunkingConfig)
@@ -163,8 +141,6 @@ class Datasets:
         else:
             if chunking is not None:
                 raise InvalidArgument("chunking applies to documents datasets only")
-            from opsloop.datasets._readers import open_source
-
             source = open_source(data, fmt=format, column_types=column_types)
             built = build_version(
                 source,
@@ -211,76 +187,16 @@ class Datasets:
         parent_version_id: str | None = None,
         derivation: str = "",
     ) -> DatasetVersion:
-        if self._svc is not None:
-            v, _ = self._svc.store_built(
-                name,
-                built,
-                message=message,
-                parent_version_id=parent_version_id,
-                derivation=derivation,
-                created_by=context_of(self._client).user,
-                description=description,
-            )
-            return v
-        found = self._find_remote(name, built.content_digest)
-        if found is not None:
-            return found
-        digests = sorted({b.digest for b in built.blobs})
-        missing = set(
-            self._rest._json("POST", "/blobs/missing", json={"digests": digests}, idempotent=True)[
-                "missing"
-            ]
+        v, _ = self._backend.store_built(
+            name,
+            built,
+            message=message,
+            parent_version_id=parent_version_id,
+            derivation=derivation,
+            created_by=self._context.user,
+            description=description,
         )
-        for blob in built.blobs:
-            if blob.digest in missing:
-                self._upload(blob.digest, blob.path)
-                missing.discard(blob.digest)
-        manifest = VersionManifest.model_validate(
-            built.manifest(
-                message=message, parent_version_id=parent_version_id, derivation=derivation
-            )
-        )
-        body = {
-            "manifest": manifest.model_dump(mode="json"),
-            "created_by": context_of(self._client).user,
-            "description": description,
-        }
-        data = self._rest._json("POST", f"/datasets/{quote(name)}/versions", json=body)
-        return DatasetVersion.model_validate(data["version"])
-
-    def _find_remote(self, name: str, digest: str) -> DatasetVersion | None:
-        try:
-            data = self._rest._json(
-                "GET", f"/datasets/{quote(name)}/versions", params={"content_digest": digest}
-            )
-        except NotFound:
-            return None
-        if not data["versions"]:
-            return None
-        return self.get(data["versions"][0]["id"])
-
-    def _upload(self, digest: str, path: Path) -> None:
-        with open(path, "rb") as fh:
-            self._rest._json(
-                "PUT",
-                f"/blobs/{digest}",
-                content=fh,
-                headers={"Content-Type": "application/octet-stream"},
-            )
-
-    def _fetch_blob(self, digest: str) -> Iterator[bytes]:
-        import httpx
-
-        from opsloop.errors import Unavailable
-
-        try:
-            with self._rest._http.stream("GET", f"/blobs/{digest}") as resp:
-                if resp.status_code >= 400:
-                    resp.read()
-                    raise self._rest._error(resp)
-                yield from resp.iter_bytes(1 << 20)
-        except httpx.TransportError as exc:
-            raise Unavailable(f"download of blob {digest} failed: {exc}") from exc
+        return v
 
     # ------------------------------------------------------------------ reading
 
@@ -289,7 +205,7 @@ class Datasets:
         entry = v.storage.get(table)
         if not entry:
             raise InvalidArgument(f"version {v.ref} has no {table!r} table")
-        return v, self._files.path(entry["digest"])
+        return v, self._backend.files.path(entry["digest"])
 
     def iter_batches(
         self, ref: Ref, *, columns: Sequence[str] | None = None, batch_size: int = 65_536
@@ -340,8 +256,6 @@ class Datasets:
             raise InvalidArgument("n must be at least 0")
         n = min(n, v.row_count)
         picked = np.sort(np.random.default_rng(seed).choice(v.row_count, size=n, replace=False))
-        from opsloop.datasets._storage import take_rows
-
         rows = take_rows(path, picked.tolist(), columns)
         return [rows[i] for i in picked.tolist()]
 
@@ -355,16 +269,8 @@ class Datasets:
         table: str = "data",
     ) -> RowsPage:
         """One page of rows as JSON-safe dicts (what the UI shows)."""
-        r = _ref(ref)
-        cols = list(columns) if columns is not None else None
-        if self._svc is not None:
-            return self._svc.rows(r, offset=offset, limit=limit, columns=cols, table=table)
-        params: dict[str, Any] = {"offset": offset, "limit": limit, "table": table}
-        if cols is not None:
-            params["columns"] = cols
-        return RowsPage.model_validate(
-            self._rest._json("GET", f"/dataset-versions/{_q(r)}/rows", params=params)
-        )
+        cols = builtins.list(columns) if columns is not None else None
+        return self._backend.rows(_ref(ref), offset=offset, limit=limit, columns=cols, table=table)
 
     def chunks(self, ref: Ref, *, columns: Sequence[str] | None = None) -> pa.Table:
         """A document collection's chunks (``chunk_id, source, start, end, heading_path,
@@ -378,15 +284,7 @@ class Datasets:
         self, base: Ref, other: Ref, *, key: str | None = None, max_examples: int = 10
     ) -> DatasetDiff:
         """Rows added, removed and changed, and schema changes, from ``base`` to ``other``."""
-        a, b = _ref(base), _ref(other)
-        if self._svc is not None:
-            return self._svc.diff(a, b, key=key, max_examples=max_examples)
-        params: dict[str, Any] = {"other": b, "max_examples": max_examples}
-        if key is not None:
-            params["key"] = key
-        return DatasetDiff.model_validate(
-            self._rest._json("GET", f"/dataset-versions/{_q(a)}/diff", params=params)
-        )
+        return self._backend.diff(_ref(base), _ref(other), key=key, max_examples=max_examples)
 
     def split(
         self,
@@ -398,58 +296,29 @@ class Datasets:
         names: Mapping[str, str] | None = None,
     ) -> dict[str, DatasetVersion]:
         """Deterministic split into new versions of ``<name>.<split>`` (or ``names``)."""
-        r = _ref(ref)
-        if self._svc is not None:
-            return self._svc.split(
-                r, fractions, seed=seed, stratify=stratify, names=names, created_by=context_of(self._client).user
-            )
-        body = {
-            "fractions": dict(fractions),
-            "seed": seed,
-            "stratify": stratify,
-            "names": dict(names or {}),
-            "created_by": context_of(self._client).user,
-        }
-        data = self._rest._json("POST", f"/dataset-versions/{_q(r)}/splits", json=body)
-        return {k: DatasetVersion.model_validate(v) for k, v in data["splits"].items()}
+        return self._backend.split(
+            _ref(ref),
+            fractions,
+            seed=seed,
+            stratify=stratify,
+            names=names,
+            created_by=self._context.user,
+        )
 
     def children(self, ref: Ref) -> builtins.list[DatasetVersionInfo]:
         """Versions derived from this one (its splits)."""
-        r = _ref(ref)
-        if self._svc is not None:
-            return self._svc.children(r)
-        data = self._rest._json("GET", f"/dataset-versions/{_q(r)}/children")
-        return [DatasetVersionInfo.model_validate(v) for v in data["versions"]]
+        return self._backend.children(_ref(ref))
 
     # ------------------------------------------------------------------ lineage
 
     def log_input(self, run_id: str, ref: Ref, *, context: str = "train") -> RunInput:
         """Record that run ``run_id`` read this version (``context``: train, validation, ...)."""
-        r = _ref(ref)
-        if self._svc is not None:
-            return self._svc.log_input(run_id, r, context)
-        if not isinstance(run_id, str) or not run_id:
-            raise InvalidArgument(f"not a run id: {run_id!r}")
-        body = {"dataset_version": r, "context": context}
-        return RunInput.model_validate(
-            self._rest._json(
-                "POST", f"/runs/{quote(run_id, safe='')}/inputs", json=body, idempotent=True
-            )
-        )
+        return self._backend.log_input(run_id, _ref(ref), context)
 
     def run_inputs(self, run_id: str) -> builtins.list[RunInput]:
         """The dataset versions a run read."""
-        if self._svc is not None:
-            return self._svc.run_inputs(run_id)
-        data = self._rest._json("GET", f"/runs/{quote(run_id, safe='')}/inputs")
-        return [RunInput.model_validate(i) for i in data["inputs"]]
+        return self._backend.run_inputs(run_id)
 
     def version_runs(self, ref: Ref, *, include_deleted: bool = False) -> builtins.list[VersionRun]:
         """The runs that read this version."""
-        r = _ref(ref)
-        if self._svc is not None:
-            return self._svc.version_runs(r, include_deleted=include_deleted)
-        data = self._rest._json(
-            "GET", f"/dataset-versions/{_q(r)}/runs", params={"include_deleted": include_deleted}
-        )
-        return [VersionRun.model_validate(x) for x in data["runs"]]
+        return self._backend.version_runs(_ref(ref), include_deleted=include_deleted)

@@ -18,8 +18,8 @@ from opsloop.datasets._tables import dataset_versions, datasets
 from opsloop.datasets._tables import run_inputs as inputs_table
 from opsloop.datasets.entities import DatasetVersionInfo, RunInput, VersionRun
 from opsloop.errors import InvalidArgument, NotFound
-from opsloop.store._engine import Database, now_ms
-from opsloop.tracking._tables import runs
+from opsloop.store import Database, now_ms
+from opsloop.tracking import runs_table as runs
 
 CONTEXT_RE = re.compile(r"^[A-Za-z0-9][\w.\-]{0,63}$")
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
 from opsloop.datasets import _lineage as L
+from opsloop.datasets._build import BuiltVersion, build_version
+from opsloop.datasets._diff import diff_files
+from opsloop.datasets._kinds import check_kind
 from opsloop.datasets._queries import (
     VERSION_SELECT,
     check_dataset_name,
@@ -29,7 +32,8 @@ from opsloop.datasets._queries import (
     version_entity,
     version_id,
 )
-from opsloop.datasets._storage import BlobFiles
+from opsloop.datasets._split import SplitSource, check_fractions, split_labels
+from opsloop.datasets._storage import BlobFiles, read_rows
 from opsloop.datasets._tables import dataset_versions, datasets
 from opsloop.datasets.entities import (
     ColumnSchema,
@@ -42,11 +46,8 @@ from opsloop.datasets.entities import (
     VersionRun,
 )
 from opsloop.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
-from opsloop.store._artifacts import ArtifactStore, check_digest
-from opsloop.store._engine import Database, now_ms
+from opsloop.store import ArtifactStore, Database, check_digest, now_ms
 
-if TYPE_CHECKING:
-    from opsloop.datasets._build import BuiltVersion
 _RETRIES = 8
 
 
@@ -100,8 +101,6 @@ class DatasetService:
     def create_dataset(
         self, name: str, *, kind: str = "tabular", description: str = "", created_by: str = ""
     ) -> Dataset:
-        from opsloop.datasets._kinds import check_kind
-
         check_dataset_name(name)
         check_kind(kind)
         try:
@@ -184,8 +183,6 @@ class DatasetService:
 
         The same content again returns the stored version and ``False``.
         """
-        from opsloop.datasets._kinds import check_kind
-
         check_dataset_name(name)
         check_kind(manifest.kind)
         missing = [d for d in manifest.blob_digests() if not self._blob_exists(d)]
@@ -358,8 +355,6 @@ class DatasetService:
         table: str = "data",
     ) -> RowsPage:
         """One page of a version's rows (``table="chunks"`` for a document collection's chunks)."""
-        from opsloop.datasets._storage import read_rows
-
         if table not in ("data", "chunks"):
             raise InvalidArgument("table must be 'data' or 'chunks'")
         v = self.get_version(ref)
@@ -370,8 +365,6 @@ class DatasetService:
         self, base: str, other: str, *, key: str | None = None, max_examples: int = 10
     ) -> DatasetDiff:
         """What changed from version ``base`` to version ``other`` (see ``_diff``)."""
-        from opsloop.datasets._diff import diff_files
-
         a, b = self.get_version(base), self.get_version(other)
         result = diff_files(
             self.data_path(a),
@@ -403,9 +396,6 @@ class DatasetService:
     ) -> dict[str, DatasetVersion]:
         """Split a version into new versions of ``<name>.<split>`` datasets (or ``names``),
         each recording its parent and how it was derived."""
-        from opsloop.datasets._build import build_version
-        from opsloop.datasets._split import SplitSource, check_fractions, split_labels
-
         parts = check_fractions(fractions)
         v = self.get_version(ref)
         if v.kind == "documents":

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsloop.datasets._arrow import require_pyarrow, rows_jsonable
 from opsloop.errors import InvalidArgument, OpsloopError
-from opsloop.store._artifacts import ArtifactStore, LocalArtifactStore, check_digest
+from opsloop.store import ArtifactStore, LocalArtifactStore, check_digest
 
 if TYPE_CHECKING:
     import pyarrow as pa

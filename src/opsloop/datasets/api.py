@@ -19,10 +19,8 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from opsloop.core import Context as AppState
-from opsloop.core.web import StrictBody as _Body
-from opsloop.core.web import get_context as get_state
-from opsloop.core.web import ok
+from opsloop.core.web import Ctx, StrictBody, ok, service
+from opsloop.datasets._backend import dataset_service
 from opsloop.datasets._service import DatasetService, VersionManifest
 from opsloop.datasets.entities import (
     Dataset,
@@ -31,43 +29,32 @@ from opsloop.datasets.entities import (
     RowsPage,
     RunInput,
 )
-from opsloop.errors import InvalidArgument, PayloadTooLarge
+from opsloop.errors import InvalidArgument, NotFound, PayloadTooLarge
 from opsloop.store import LocalArtifactStore, check_digest
 
 router = APIRouter(tags=["datasets"])
 
 
-def get_datasets(request: Request) -> DatasetService:
-    """The app's ``DatasetService``, built on first use from its state."""
-    svc: DatasetService | None = getattr(request.app.state, "opsloop_datasets", None)
-    if svc is None:
-        st: AppState = request.app.state.opsloop
-        svc = DatasetService(st.database, st.blobs, cache_dir=st.settings.home / "cache" / "server")
-        request.app.state.opsloop_datasets = svc
-    return svc
-
-
-Svc = Annotated[DatasetService, Depends(get_datasets)]
-State = Annotated[AppState, Depends(get_state)]
+Svc = Annotated[DatasetService, Depends(service(dataset_service))]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 Ref = Annotated[str, Field(min_length=1, max_length=300)]
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 
 
-class CreateDataset(_Body):
+class CreateDataset(StrictBody):
     name: str = Field(min_length=1, max_length=256)
     kind: str = Field(default="tabular", max_length=32)
     description: str = Field(default="", max_length=100_000)
     created_by: str = Field(default="", max_length=256)
 
 
-class CreateVersion(_Body):
+class CreateVersion(StrictBody):
     manifest: VersionManifest
     created_by: str = Field(default="", max_length=256)
     description: str = Field(default="", max_length=100_000)
 
 
-class SplitBody(_Body):
+class SplitBody(StrictBody):
     fractions: dict[str, float] = Field(min_length=1, max_length=32)
     seed: int = Field(default=0, ge=0, lt=2**63)
     stratify: str | None = Field(default=None, max_length=256)
@@ -75,7 +62,7 @@ class SplitBody(_Body):
     created_by: str = Field(default="", max_length=256)
 
 
-class LogInput(_Body):
+class LogInput(StrictBody):
     dataset_version: str = Field(min_length=1, max_length=300)
     context: str = Field(default="train", min_length=1, max_length=64)
 
@@ -234,8 +221,8 @@ def list_run_inputs(
 @router.put(
     "/blobs/{digest}", status_code=201, summary="Upload a content-addressed blob (raw body)"
 )
-async def put_blob(digest: Digest, request: Request, st: State) -> Response:
-    limit = st.settings.max_artifact_bytes
+async def put_blob(digest: Digest, request: Request, ctx: Ctx) -> Response:
+    limit = ctx.settings.max_artifact_bytes
     h = hashlib.sha256()
     size = 0
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
@@ -252,38 +239,36 @@ async def put_blob(digest: Digest, request: Request, st: State) -> Response:
                 details={"expected": digest, "actual": actual},
             )
         spool.seek(0)
-        info = await run_in_threadpool(st.blobs.put_stream, spool)  # type: ignore[arg-type]
+        info = await run_in_threadpool(ctx.blobs.put_stream, spool)  # type: ignore[arg-type]
     return ok({"digest": info.digest, "size": info.size}, 201)
 
 
-class Digests(_Body):
+class Digests(StrictBody):
     digests: list[Digest] = Field(max_length=100_000)
 
 
 @router.post("/blobs/missing", summary="Which of these blobs the server lacks")
-def missing_blobs(body: Digests, st: State) -> Response:
-    return ok({"missing": [d for d in dict.fromkeys(body.digests) if not st.blobs.exists(d)]})
+def missing_blobs(body: Digests, ctx: Ctx) -> Response:
+    return ok({"missing": [d for d in dict.fromkeys(body.digests) if not ctx.blobs.exists(d)]})
 
 
 @router.head("/blobs/{digest}", summary="Whether a blob is stored")
-def head_blob(digest: Digest, st: State) -> Response:
+def head_blob(digest: Digest, ctx: Ctx) -> Response:
     check_digest(digest)
-    if not st.blobs.exists(digest):
-        from opsloop.errors import NotFound
-
+    if not ctx.blobs.exists(digest):
         raise NotFound(f"blob {digest} is not stored")
     return Response(status_code=200)
 
 
 @router.get("/blobs/{digest}", summary="Download a blob", response_class=Response)
-def get_blob(digest: Digest, st: State) -> Response:
+def get_blob(digest: Digest, ctx: Ctx) -> Response:
     check_digest(digest)
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=31536000, immutable"}
-    if isinstance(st.blobs, LocalArtifactStore):
+    if isinstance(ctx.blobs, LocalArtifactStore):
         return FileResponse(
-            st.blobs.local_path(digest), media_type="application/octet-stream", headers=headers
+            ctx.blobs.local_path(digest), media_type="application/octet-stream", headers=headers
         )
-    fh = st.blobs.open(digest)
+    fh = ctx.blobs.open(digest)
 
     def chunks() -> Any:
         with fh:

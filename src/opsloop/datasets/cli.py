@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import (
+from opsloop.core.cli import (
     HomeOption,
-    command_client,
+    command_context,
     esc,
     fmt_bytes,
     fmt_time,
@@ -24,10 +24,10 @@ from opsloop.cli._common import (
     print_json,
     room_app,
 )
-
-if TYPE_CHECKING:
-    from opsloop.datasets._client import Datasets
-    from opsloop.datasets.entities import DatasetVersion
+from opsloop.datasets._client import Datasets
+from opsloop.datasets._split import parse_fractions
+from opsloop.datasets.entities import DatasetVersion
+from opsloop.errors import InvalidArgument
 
 app = room_app(
     "datasets",
@@ -41,8 +41,8 @@ RefArg = Annotated[str, typer.Argument(metavar="NAME[@VERSION]", help="A dataset
 
 @contextlib.contextmanager
 def _datasets(ctx: typer.Context, home: Path | None) -> Iterator[Datasets]:
-    with command_client(ctx, home) as client:
-        yield client.datasets
+    with command_context(ctx, home) as context:
+        yield context.room(Datasets)
 
 
 STATUS = {"valid": "[green]valid[/]", "flagged": "[bold yellow]flagged[/]"}
@@ -84,8 +84,6 @@ def list_datasets(ctx: typer.Context, json_: JsonOption = False, home: HomeOptio
 
 
 def _parse_types(items: list[str] | None) -> dict[str, str]:
-    from opsloop.errors import InvalidArgument
-
     types: dict[str, str] = {}
     for item in items or []:
         name, sep, t = item.partition("=")
@@ -394,8 +392,6 @@ def split(
     home: HomeOption = None,
 ) -> None:
     """Split a version deterministically into new versions of NAME.SPLIT datasets."""
-    from opsloop.datasets._split import parse_fractions
-
     with _datasets(ctx, home) as ds, out().status("splitting…", spinner="dots"):
         parts = ds.split(ref, parse_fractions(fractions), seed=seed, stratify=stratify)
     if json_:

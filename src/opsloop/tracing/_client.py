@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opsloop.core import Context, HasContext, context_of
-from opsloop.tracing import _llm, _sdk
+from opsloop.tracing import _active, _emit
 from opsloop.tracing._backend import EmbeddedTracing, TracingBackend
 from opsloop.tracing._filter import TraceFilter
 from opsloop.tracing._remote import RemoteTracing
@@ -62,6 +62,9 @@ class Tracing:
     def is_remote(self) -> bool:
         return self._context.is_remote
 
+    def _tracer(self) -> Tracer:
+        return self.tracer
+
     def _write(self, spans: list[dict[str, Any]]) -> object:
         return self.ingest(spans)
 
@@ -76,23 +79,30 @@ class Tracing:
         inputs: Any = None,
     ) -> Span:
         """Like ``opsloop.tracing.span``, exported through this client."""
-        return _sdk.span(name, kind, attributes=attributes, inputs=inputs, tracer=self.tracer)
+        return _emit.span(
+            name,
+            kind,
+            attributes=attributes,
+            inputs=inputs,
+            tracer=self.tracer,
+            default=self._tracer,
+        )
 
     def start_trace(self, name: str, **kw: Any) -> Span:
         """Like ``opsloop.tracing.start_trace``, exported through this client."""
-        return _sdk.start_trace(name, tracer=self.tracer, **kw)
+        return _emit.start_trace(name, tracer=self.tracer, default=self._tracer, **kw)
 
     def trace(self, fn: Any = None, /, **kw: Any) -> Any:
         """Like ``@opsloop.tracing.trace``, exported through this client."""
-        return _sdk.trace(fn, tracer=self.tracer, **kw)
+        return _emit.trace(fn, tracer=self.tracer, default=self._tracer, **kw)
 
     def record_llm_call(self, **kw: Any) -> Span:
         """Like ``opsloop.tracing.record_llm_call``, exported through this client."""
-        return _llm.record_llm_call(tracer=self.tracer, **kw)
+        return _emit.record_llm_call(tracer=self.tracer, default=self._tracer, **kw)
 
     def activate(self) -> Tracing:
         """Make this the destination of module-level ``opsloop.tracing`` spans; returns self."""
-        _sdk.configure(self)
+        _active.set_current(self.tracer)
         return self
 
     def flush(self) -> int:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from opsloop.tracking._remote import RemoteTracking
     from opsloop.tracking._service import DEFAULT_EXPERIMENT, TrackingService
     from opsloop.tracking._sysmetrics import SystemMetricsSampler
+    from opsloop.tracking._tables import runs as runs_table
     from opsloop.tracking.entities import (
         ArtifactInfo,
         Experiment,
@@ -52,6 +53,7 @@ __all__ = [
     "TrackingBackend",
     "TrackingService",
     "artifact_service",
+    "runs_table",
     "tracking_service",
 ]
 
@@ -67,14 +69,17 @@ _LAZY.update(
     tracking_service="opsloop.tracking._backend",
     RemoteTracking="opsloop.tracking._remote",
     SystemMetricsSampler="opsloop.tracking._sysmetrics",
+    runs_table="opsloop.tracking._tables",
 )
+# Public names that differ from the name in their module.
+_RENAMED = {"runs_table": "runs"}
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'opsloop.tracking' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
     globals()[name] = value
     return value
 
