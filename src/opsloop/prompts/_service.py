@@ -28,7 +28,7 @@ from opsloop.registry import _names as N
 from opsloop.registry import _rows
 from opsloop.registry._events import new_id, record_event
 from opsloop.registry._tables import model_versions
-from opsloop.store._engine import Database, now_ms
+from opsloop.store import Database, now_ms
 
 FLAVOR = "prompt"
 KIND = "prompt"

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from opsloop.registry._bundled import bundled_embedder, bundled_gguf
     from opsloop.registry._client import Registry
     from opsloop.registry._hooks import ALIAS_MOVE, AliasMove, AliasMoveCheck, VersionRef
-    from opsloop.registry._loading import load_model
+    from opsloop.registry._loading import default_cache_dir, load_model
     from opsloop.registry._names import check_alias, check_model_name, parse_model_uri
     from opsloop.registry._service import RegistryService
     from opsloop.registry.entities import (
@@ -50,6 +50,7 @@ _LAZY = {
     "bundled_gguf": "opsloop.registry._bundled",
     "Registry": "opsloop.registry._client",
     "load_model": "opsloop.registry._loading",
+    "default_cache_dir": "opsloop.registry._loading",
     "parse_model_uri": "opsloop.registry._names",
     "ALIAS_MOVE": "opsloop.registry._hooks",
     "AliasMove": "opsloop.registry._hooks",
@@ -119,6 +120,7 @@ __all__ = [
     "bundled_gguf",
     "check_alias",
     "check_model_name",
+    "default_cache_dir",
     "infer_signature",
     "load_model",
     "parse_model_uri",
