@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import InvalidArgument, NotFound, PromotionRefused
+from opsloop.evaluation._compare import _metric_obj
 from opsloop.evaluation._entities import GatePolicy, GateRule, RuleOutcome
 from opsloop.evaluation._tables import promotion_gates
 from opsloop.registry import AliasMove, check_alias, check_model_name
@@ -168,8 +169,6 @@ def _greater_is_better(rule: GateRule) -> bool:
         return rule.greater_is_better
     if rule.metric.startswith(("latency", "cost", "error_rate")):
         return False
-    from opsloop.evaluation._compare import _metric_obj
-
     m = _metric_obj(rule.metric)
     return True if m is None else bool(m.greater_is_better)
 

@@ -26,7 +26,7 @@ from opsloop.registry.entities import (
     FileEntry,
     ModelVersion,
 )
-from opsloop.store import now_ms, upsert
+from opsloop.store import check_digest, now_ms, upsert
 from opsloop.tracking import validation as V
 from opsloop.tracking.tables import artifacts, runs
 
@@ -178,8 +178,6 @@ class VersionMixin:
             raise InvalidArgument("a model version needs at least one file")
         if len(files) > MAX_FILES:
             raise InvalidArgument(f"a model version holds at most {MAX_FILES} files")
-        from opsloop.store import check_digest
-
         out: dict[str, FileEntry] = {}
         for p, e in files.items():
             rel = V.artifact_path(p)

@@ -20,6 +20,7 @@ uses pickle; see each flavor module for what loading it trusts.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import threading
@@ -87,8 +88,6 @@ def flavor_module(name: str) -> Any:
             f"unknown model flavor {name!r}; known flavors: {', '.join(sorted(FLAVORS))}",
             details={"flavor": name},
         )
-    import importlib
-
     return importlib.import_module(mod)
 
 

@@ -10,6 +10,7 @@ so ``LoadedCausalLM.model`` is a plain transformers model.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,6 @@ def load(path: Path, desc: ModelDescriptor, ctx: LoadContext) -> LoadedCausalLM:
     if not isinstance(base, LoadedCausalLM):
         raise InvalidArgument(f"base model {base_ref!r} is not a causal language model")
     hub_offline()
-    import warnings
 
     from peft import PeftModel
 
