@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opsloop.prompts._client import Prompts
+    from opsloop.prompts._ref import PromptRef, make_ref, parse_uri
     from opsloop.prompts._service import PromptService
     from opsloop.prompts.entities import (
         MessageDiff,
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "Prompts": "opsloop.prompts._client",
+    "PromptRef": "opsloop.prompts._ref",
+    "make_ref": "opsloop.prompts._ref",
+    "parse_uri": "opsloop.prompts._ref",
     "PromptService": "opsloop.prompts._service",
     "MessageDiff": "opsloop.prompts.entities",
     "Prompt": "opsloop.prompts.entities",
@@ -44,9 +48,12 @@ __all__ = [
     "Prompt",
     "PromptDiff",
     "PromptLabel",
+    "PromptRef",
     "PromptService",
     "PromptVersion",
     "Prompts",
+    "make_ref",
+    "parse_uri",
 ]
 
 

@@ -15,16 +15,24 @@ if TYPE_CHECKING:
         DESCRIPTOR_FILE,
         FLAVORS,
         GenerationResult,
+        LoadContext,
         LoadedCausalLM,
         LoadedEmbedder,
         LoadedModel,
         ModelDescriptor,
+        flavor_module,
     )
     from opsloop.registry.flavors._boosting import save_lightgbm, save_xgboost
+    from opsloop.registry.flavors._common import prepare_folder, write_descriptor
     from opsloop.registry.flavors._embeddings import save_sentence_transformer
     from opsloop.registry.flavors._peft import save_peft
     from opsloop.registry.flavors._pyfunc import PyfuncContext, PythonModel, save_pyfunc
-    from opsloop.registry.flavors._signature import ColumnSpec, Signature, infer_signature
+    from opsloop.registry.flavors._signature import (
+        ColumnSpec,
+        Signature,
+        infer_signature,
+        validate_input,
+    )
     from opsloop.registry.flavors._sklearn import save_sklearn
     from opsloop.registry.flavors._transformers import save_gguf, save_transformers
 
@@ -36,6 +44,11 @@ _LAZY = {
     "LoadedEmbedder": "_base",
     "LoadedModel": "_base",
     "ModelDescriptor": "_base",
+    "LoadContext": "_base",
+    "flavor_module": "_base",
+    "prepare_folder": "_common",
+    "write_descriptor": "_common",
+    "validate_input": "_signature",
     "ColumnSpec": "_signature",
     "Signature": "_signature",
     "infer_signature": "_signature",
@@ -56,6 +69,7 @@ __all__ = [
     "FLAVORS",
     "ColumnSpec",
     "GenerationResult",
+    "LoadContext",
     "LoadedCausalLM",
     "LoadedEmbedder",
     "LoadedModel",
@@ -63,7 +77,9 @@ __all__ = [
     "PyfuncContext",
     "PythonModel",
     "Signature",
+    "flavor_module",
     "infer_signature",
+    "prepare_folder",
     "save_gguf",
     "save_lightgbm",
     "save_peft",
@@ -72,6 +88,8 @@ __all__ = [
     "save_sklearn",
     "save_transformers",
     "save_xgboost",
+    "validate_input",
+    "write_descriptor",
 ]
 
 
