@@ -92,6 +92,7 @@ EXPECTED = {
         "metadata",
         "now_ms",
         "open_artifact_store",
+        "upsert",
     ],
     "opsloop.core": [
         "ACTOR_HEADER",

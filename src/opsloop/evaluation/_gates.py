@@ -18,10 +18,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import InvalidArgument, NotFound, PromotionRefused
+from opsloop.evaluation._compare import _metric_obj
 from opsloop.evaluation._entities import GatePolicy, GateRule, RuleOutcome
 from opsloop.evaluation._tables import promotion_gates
 from opsloop.registry import AliasMove, check_alias, check_model_name
-from opsloop.store._engine import Database, now_ms
+from opsloop.store import Database, now_ms, upsert
+from opsloop.tracking.tables import latest_metrics, run_tags, runs
 
 MAX_RULES = 100
 CURRENT = "current"  # min_delta_vs: the version holding the alias being moved
@@ -72,10 +74,8 @@ class GateService:
             "updated_at": ts,
             "updated_by": actor,
         }
-        from opsloop.tracking._service import _upsert
-
         with self.db.write() as conn:
-            _upsert(
+            upsert(
                 conn,
                 promotion_gates,
                 [row],
@@ -125,7 +125,6 @@ def version_metrics(
     conn: Connection, model: str, version: int, source_run_id: str | None
 ) -> dict[str, float]:
     """Source run metrics, overlaid by the newest finished evaluation run of this version."""
-    from opsloop.tracking._tables import latest_metrics, run_tags, runs
 
     def metrics_of(run_id: str) -> dict[str, float]:
         rows = conn.execute(
@@ -170,8 +169,6 @@ def _greater_is_better(rule: GateRule) -> bool:
         return rule.greater_is_better
     if rule.metric.startswith(("latency", "cost", "error_rate")):
         return False
-    from opsloop.evaluation._compare import _metric_obj
-
     m = _metric_obj(rule.metric)
     return True if m is None else bool(m.greater_is_better)
 

@@ -15,10 +15,12 @@ registry's history.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opsloop.prompts._client import Prompts
+    from opsloop.prompts._ref import PromptRef, make_ref, parse_uri
     from opsloop.prompts._service import PromptService
     from opsloop.prompts.entities import (
         MessageDiff,
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "Prompts": "opsloop.prompts._client",
+    "PromptRef": "opsloop.prompts._ref",
+    "make_ref": "opsloop.prompts._ref",
+    "parse_uri": "opsloop.prompts._ref",
     "PromptService": "opsloop.prompts._service",
     "MessageDiff": "opsloop.prompts.entities",
     "Prompt": "opsloop.prompts.entities",
@@ -43,9 +48,12 @@ __all__ = [
     "Prompt",
     "PromptDiff",
     "PromptLabel",
+    "PromptRef",
     "PromptService",
     "PromptVersion",
     "Prompts",
+    "make_ref",
+    "parse_uri",
 ]
 
 
@@ -53,8 +61,6 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'opsloop.prompts' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

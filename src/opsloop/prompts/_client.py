@@ -23,22 +23,26 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
+from opsloop.core import Context, HasContext, context_of
 from opsloop.errors import InvalidArgument, OpsloopError, Unavailable
 from opsloop.prompts import _ref as R
+from opsloop.prompts._backend import EmbeddedPrompts, PromptsBackend
+from opsloop.prompts._remote import RemotePrompts
 from opsloop.prompts.entities import Prompt, PromptDiff, PromptLabel, PromptVersion
-from opsloop.registry import _names as N
-
-if TYPE_CHECKING:
-    from opsloop.prompts._service import PromptService
-    from opsloop.sdk import Client
 
 logger = logging.getLogger("opsloop.prompts")
 
-USER_HEADER = "X-Opsloop-User"
 DEFAULT_TTL_S = 60.0
+
+
+def _embedded(ctx: Context) -> PromptsBackend:
+    return EmbeddedPrompts(ctx)
+
+
+def _remote(ctx: Context) -> PromptsBackend:
+    return RemotePrompts(ctx)
 
 
 def _check_ttl(ttl: Any) -> float:
@@ -59,29 +63,24 @@ class Prompts:
     and ``render``; each call may override it with ``cache_ttl_s=``.
     """
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self.actor = N.current_user(client.settings)
-        self._svc: PromptService | None = None
-        self._rest: Any = None
-        backend = client.backend
-        s = client.settings
-        if hasattr(backend, "db"):
-            from opsloop.prompts._service import PromptService
-
-            self._svc = PromptService(backend.db, default_actor=self.actor)
-            self._source = s.resolved_database_url
-        else:
-            self._rest = backend
-            self._source = str(s.tracking_uri).rstrip("/")
+    def __init__(self, context: Context | HasContext | None = None) -> None:
+        ctx = context_of(context)
+        self._ctx = ctx
+        self.actor = ctx.user
+        self._backend: PromptsBackend = ctx.seam(_embedded, _remote)
+        self._source = self._backend.source
         self._ttl = DEFAULT_TTL_S
         self._cache: dict[str, tuple[PromptVersion, float]] = {}
         self._lock = threading.Lock()
-        self.cache_dir = Path(s.home) / "cache" / "prompts"
+        self.cache_dir = Path(ctx.settings.home) / "cache" / "prompts"
+
+    @property
+    def context(self) -> Context:
+        return self._ctx
 
     @property
     def is_remote(self) -> bool:
-        return self._svc is None
+        return self._ctx.is_remote
 
     @property
     def cache_ttl_s(self) -> float:
@@ -90,16 +89,6 @@ class Prompts:
     @cache_ttl_s.setter
     def cache_ttl_s(self, value: float) -> None:
         self._ttl = _check_ttl(value)
-
-    # -- transport ----------------------------------------------------------------
-
-    def _call(self, method: str, url: str, **kw: Any) -> Any:
-        kw.setdefault("headers", {})[USER_HEADER] = self.actor
-        return self._rest._json(method, f"/prompts{url}", **kw)
-
-    @staticmethod
-    def _p(name: str) -> str:
-        return quote(R.check_name(name), safe="")
 
     # -- writes ----------------------------------------------------------------------
 
@@ -116,70 +105,31 @@ class Prompts:
         """A new version of ``name`` (created with its first version); see ``PromptService.create``."""
         if isinstance(labels, str):
             labels = [labels]
-        if self._svc:
-            pv = self._svc.create(
-                name,
-                template,
-                message=message,
-                variables=variables,
-                labels=labels,
-                metadata=metadata,
-            )
-        else:
-            from opsloop.prompts._service import check_metadata
-            from opsloop.prompts._template import check_declared, compile_template
-
-            # Checked here too, so errors read the same as embedded and JSON never
-            # quietly turns a NaN into null on the way.
-            tpl = compile_template(template)
-            body = {
-                "template": tpl.source,
-                "message": message or "",
-                "variables": check_declared(tpl, variables) if variables is not None else None,
-                "labels": [R.check_label(x) for x in labels],
-                "metadata": check_metadata(metadata) or None,
-            }
-            pv = PromptVersion.model_validate(
-                self._call("POST", f"/{self._p(name)}/versions", json=body, idempotent=False)
-            )
+        pv = self._backend.create(
+            name,
+            template,
+            message=message,
+            variables=variables,
+            labels=labels,
+            metadata=metadata,
+        )
         self.invalidate(name)
         return pv
 
     def set_label(self, name: str, label: str, version: int | str) -> PromptLabel:
         """Move ``label`` to ``version`` atomically (``latest`` cannot be set: it follows the newest)."""
-        if self._svc:
-            out = self._svc.set_label(name, label, version)
-        else:
-            n = R.version_number(version)
-            if n is None:
-                n = self.get(name, cache_ttl_s=0).version
-            out = PromptLabel.model_validate(
-                self._call(
-                    "PUT",
-                    f"/{self._p(name)}/labels/{quote(R.check_label(label), safe='')}",
-                    json={"version": n},
-                )
-            )
+        out = self._backend.set_label(name, label, version)
         self.invalidate(name)
         return out
 
     def delete_label(self, name: str, label: str) -> None:
-        if self._svc:
-            self._svc.delete_label(name, label)
-        else:
-            self._call("DELETE", f"/{self._p(name)}/labels/{quote(R.check_label(label), safe='')}")
+        self._backend.delete_label(name, label)
         self.invalidate(name)
 
     # -- reads ---------------------------------------------------------------------
 
     def _fetch(self, ref: R.PromptRef) -> PromptVersion:
-        if self._svc:
-            return self._svc.get(ref.name, version=ref.version, label=ref.label)
-        if ref.version is not None:
-            url = f"/{self._p(ref.name)}/versions/{ref.version}"
-        else:
-            url = f"/{self._p(ref.name)}/labels/{quote(ref.label or R.LATEST, safe='')}"
-        return PromptVersion.model_validate(self._call("GET", url))
+        return self._backend.get(ref.name, version=ref.version, label=ref.label)
 
     def get(
         self,
@@ -240,30 +190,18 @@ class Prompts:
 
     def versions(self, name: str) -> list[PromptVersion]:
         """Every version of ``name``, newest first (never cached)."""
-        if self._svc:
-            return self._svc.versions(name)
-        data = self._call("GET", f"/{self._p(name)}/versions")
-        return [PromptVersion.model_validate(v) for v in data["versions"]]
+        return self._backend.versions(name)
 
     def labels(self, name: str) -> list[PromptLabel]:
-        if self._svc:
-            return self._svc.labels(name)
-        data = self._call("GET", f"/{self._p(name)}/labels")
-        return [PromptLabel.model_validate(v) for v in data["labels"]]
+        return self._backend.labels(name)
 
     def get_prompt(self, name: str) -> Prompt:
         """A prompt's summary: newest version, version count and labels."""
-        if self._svc:
-            return self._svc.get_prompt(name)
-        return Prompt.model_validate(self._call("GET", f"/{self._p(name)}"))
+        return self._backend.get_prompt(name)
 
     def diff(self, name: str, a: int | str, b: int | str) -> PromptDiff:
         """What changed from ``a`` to ``b`` (version numbers, labels or ``latest``)."""
-        if self._svc:
-            return self._svc.diff(name, a, b)
-        return PromptDiff.model_validate(
-            self._call("GET", f"/{self._p(name)}/diff", params={"a": str(a), "b": str(b)})
-        )
+        return self._backend.diff(name, a, b)
 
     # -- cache ---------------------------------------------------------------------
 
@@ -322,10 +260,4 @@ class Prompts:
     # ``list`` last: defined earlier, it would shadow ``list[...]`` in the annotations above.
     def list(self, *, name_contains: str | None = None, max_results: int = 1000) -> list[Prompt]:
         """Prompts by name, each with its newest version and labels."""
-        if self._svc:
-            return self._svc.list_prompts(name_contains=name_contains, max_results=max_results)
-        params: dict[str, Any] = {"max_results": max_results}
-        if name_contains:
-            params["name_contains"] = name_contains
-        data = self._call("GET", "", params=params)
-        return [Prompt.model_validate(p) for p in data["prompts"]]
+        return self._backend.list_prompts(name_contains=name_contains, max_results=max_results)

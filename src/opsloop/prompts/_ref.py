@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsloop.errors import InvalidArgument
-from opsloop.registry import _names as N
+from opsloop.registry import check_model_name, version_ref
 
 LATEST = "latest"
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$")
@@ -15,7 +15,7 @@ _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$")
 
 def check_name(name: Any) -> str:
     try:
-        return N.check_model_name(name)
+        return check_model_name(name)
     except InvalidArgument:
         raise InvalidArgument(
             f"prompt name {name!r} is not valid: use 1-256 letters, digits, '.', '_' or '-', "
@@ -43,7 +43,7 @@ def check_label(label: Any, *, allow_latest: bool = False) -> str:
 def version_number(version: Any) -> int | None:
     """A version number, or None for ``latest``."""
     try:
-        return N.version_ref(version)
+        return version_ref(version)
     except InvalidArgument as exc:
         raise InvalidArgument(exc.message.replace("version must", "prompt version must")) from None
 

@@ -19,16 +19,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsloop.core import resolve_user
 from opsloop.errors import Conflict, InvalidArgument, NotFound
 from opsloop.prompts import _ref as R
 from opsloop.prompts._diff import diff_versions
 from opsloop.prompts._template import check_declared, compile_template
 from opsloop.prompts.entities import Prompt, PromptDiff, PromptLabel, PromptVersion
-from opsloop.registry import _names as N
-from opsloop.registry import _rows
-from opsloop.registry._events import new_id, record_event
-from opsloop.registry._tables import model_versions
-from opsloop.store._engine import Database, now_ms
+from opsloop.registry import storage as _rows
+from opsloop.registry.storage import model_versions, new_id, record_event
+from opsloop.settings import Settings
+from opsloop.store import Database, now_ms
 
 FLAVOR = "prompt"
 KIND = "prompt"
@@ -56,7 +56,9 @@ class PromptService:
 
     def __init__(self, db: Database, *, default_actor: str | None = None) -> None:
         self.db = db
-        self.default_actor = default_actor if default_actor is not None else N.current_user()
+        self.default_actor = (
+            default_actor if default_actor is not None else resolve_user(Settings())
+        )
 
     def _actor(self, actor: str | None) -> str:
         return (actor or self.default_actor or "")[:256]

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import Field
 
-from opsloop.core.web import Actor, ok
+from opsloop.core.web import Actor, ok, service
 from opsloop.core.web import StrictBody as _Body
 from opsloop.errors import InvalidArgument
+from opsloop.prompts._backend import prompt_service
 from opsloop.prompts._service import PromptService
 from opsloop.prompts.entities import Prompt, PromptDiff, PromptLabel, PromptVersion
-from opsloop.registry._names import current_user
 
 router = APIRouter(prefix="/prompts", tags=["prompts"])
 
@@ -25,16 +25,7 @@ Name = Annotated[str, Field(min_length=1, max_length=256)]
 Ref = Annotated[str, Field(min_length=1, max_length=128)]
 
 
-def get_prompts(request: Request) -> PromptService:
-    svc: PromptService | None = getattr(request.app.state, "opsloop_prompts", None)
-    if svc is None:
-        st = request.app.state.opsloop
-        svc = PromptService(st.database, default_actor=current_user(st.settings))
-        request.app.state.opsloop_prompts = svc
-    return svc
-
-
-Svc = Annotated[PromptService, Depends(get_prompts)]
+Svc = Annotated[PromptService, Depends(service(prompt_service))]
 
 
 class CreateVersion(_Body):

@@ -6,16 +6,16 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from opsloop.cli._common import (
+from opsloop.core.cli import (
     HomeOption,
     JsonOpt,
-    command_client,
+    command_context,
     esc,
     fmt_time,
     out,
@@ -24,11 +24,9 @@ from opsloop.cli._common import (
     room_app,
 )
 from opsloop.errors import InvalidArgument
-
-if TYPE_CHECKING:
-    from opsloop.prompts._client import Prompts
-    from opsloop.prompts._ref import PromptRef
-    from opsloop.prompts.entities import PromptVersion
+from opsloop.prompts._client import Prompts
+from opsloop.prompts._ref import PromptRef, parse_uri
+from opsloop.prompts.entities import PromptVersion
 
 app = room_app(
     "prompts", "Prompt registry: versioned text and chat templates, labels, diffs and rendering."
@@ -47,13 +45,11 @@ RefArg = Annotated[
 
 @contextlib.contextmanager
 def _prompts(ctx: typer.Context, home: Path | None) -> Iterator[Prompts]:
-    with command_client(ctx, home) as client:
-        yield client.prompts
+    with command_context(ctx, home) as context:
+        yield context.room(Prompts)
 
 
 def _ref(arg: str) -> PromptRef:
-    from opsloop.prompts._ref import parse_uri
-
     return parse_uri(arg if arg.startswith("prompts:/") else f"prompts:/{arg}")
 
 

@@ -13,6 +13,7 @@ and register them with ``Registry(client).register(name, source)``.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from opsloop.registry._client import Registry
     from opsloop.registry._hooks import ALIAS_MOVE, AliasMove, AliasMoveCheck, VersionRef
     from opsloop.registry._loading import default_cache_dir, load_model
-    from opsloop.registry._names import check_alias, check_model_name, parse_model_uri
+    from opsloop.registry._names import check_alias, check_model_name, parse_model_uri, version_ref
     from opsloop.registry._service import RegistryService
     from opsloop.registry.entities import (
         CardFields,
@@ -50,6 +51,7 @@ _LAZY = {
     "bundled_gguf": "opsloop.registry._bundled",
     "Registry": "opsloop.registry._client",
     "load_model": "opsloop.registry._loading",
+    "default_cache_dir": "opsloop.registry._loading",
     "parse_model_uri": "opsloop.registry._names",
     "ALIAS_MOVE": "opsloop.registry._hooks",
     "AliasMove": "opsloop.registry._hooks",
@@ -57,7 +59,7 @@ _LAZY = {
     "VersionRef": "opsloop.registry._hooks",
     "check_alias": "opsloop.registry._names",
     "check_model_name": "opsloop.registry._names",
-    "default_cache_dir": "opsloop.registry._loading",
+    "version_ref": "opsloop.registry._names",
     "RegistryService": "opsloop.registry._service",
     "GenerationResult": "opsloop.registry.flavors._base",
     "LoadedCausalLM": "opsloop.registry.flavors._base",
@@ -124,6 +126,7 @@ __all__ = [
     "infer_signature",
     "load_model",
     "parse_model_uri",
+    "version_ref",
 ]
 
 
@@ -131,8 +134,6 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'opsloop.registry' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -22,8 +22,8 @@ from opsloop.registry.entities import (
     ModelVersion,
     RegistryEvent,
 )
-from opsloop.store._engine import now_ms
-from opsloop.tracking import _validation as V
+from opsloop.store import now_ms
+from opsloop.tracking import validation as V
 
 
 class AliasMixin:

@@ -27,7 +27,7 @@ from opsloop.registry.entities import (
 if TYPE_CHECKING:
     from opsloop.core import Context
 
-__all__ = ["EmbeddedRegistry", "RegistryBackend", "registry_backend"]
+__all__ = ["EmbeddedRegistry", "RegistryBackend", "registry_backend", "registry_service"]
 
 
 class RegistryBackend(Protocol):
@@ -99,6 +99,16 @@ class RegistryBackend(Protocol):
     def fetch_file(self, mv: ModelVersion, path: str, digest: str, target: Path) -> None:
         """Write one file of ``mv`` (``path``, content ``digest``) to ``target``."""
         ...
+
+
+def registry_service(ctx: Context) -> RegistryService:
+    """The context's ``RegistryService`` (embedded: its database and blob store, its user)."""
+    return RegistryService(
+        ctx.database,
+        ctx.blobs,
+        default_actor=ctx.user,
+        max_file_bytes=ctx.settings.max_artifact_bytes,
+    )
 
 
 class EmbeddedRegistry(RegistryService):

@@ -13,6 +13,7 @@ Files are found through package metadata, without importing the packages
 from __future__ import annotations
 
 import os
+from importlib import metadata
 from pathlib import Path
 
 from opsloop.errors import InvalidArgument, NotFound
@@ -26,8 +27,6 @@ _PACKAGES = {
 
 
 def _dist_files(dist_name: str, suffix: str) -> list[Path]:
-    from importlib import metadata
-
     try:
         dist = metadata.distribution(dist_name)
     except metadata.PackageNotFoundError as exc:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
+from opsloop.datasets.tables import dataset_versions, datasets, run_inputs
 from opsloop.errors import InvalidArgument, NotFound
+from opsloop.registry._events import record_event
 from opsloop.registry._tables import model_aliases, model_versions, registered_models
+from opsloop.registry._versions import BuiltVersion
 from opsloop.registry.entities import (
     CardFields,
     DatasetLineage,
@@ -26,10 +29,10 @@ from opsloop.registry.entities import (
     ModelCard,
     VersionLineage,
 )
-from opsloop.store._engine import now_ms
-
-if TYPE_CHECKING:
-    from opsloop.registry._versions import BuiltVersion
+from opsloop.registry.flavors._base import ModelDescriptor
+from opsloop.registry.flavors._signature import Signature
+from opsloop.store import now_ms
+from opsloop.tracking.tables import experiments, latest_metrics, params, runs
 
 MAX_MARKDOWN = 200_000
 _CARD_META_KEYS = (
@@ -52,8 +55,6 @@ def _finite(v: float | None) -> float | None:
 
 def run_facts(conn: Connection, run_id: str) -> dict[str, Any] | None:
     """The run's identity, params and latest metrics, or None if it is gone."""
-    from opsloop.tracking._tables import experiments, latest_metrics, params, runs
-
     r = conn.execute(
         sa.select(runs, experiments.c.name.label("experiment_name"))
         .join(experiments, experiments.c.id == runs.c.experiment_id)
@@ -93,8 +94,6 @@ def run_facts(conn: Connection, run_id: str) -> dict[str, Any] | None:
 
 def run_datasets(conn: Connection, run_ids: list[str]) -> dict[str, list[LineageDataset]]:
     """``run id -> dataset versions it read`` (from the datasets room's ``run_inputs``)."""
-    from opsloop.datasets._tables import dataset_versions, datasets, run_inputs
-
     out: dict[str, list[LineageDataset]] = {r: [] for r in run_ids}
     for i in range(0, len(run_ids), 500):
         rows = conn.execute(
@@ -300,11 +299,6 @@ class CardMixin:
         """Edit a card: merge ``fields`` (a None value clears one), set ``markdown``
         (an empty string returns to the rendered card), or ``regenerate`` the
         facts from the source run's current params, metrics and datasets."""
-        from opsloop.registry._events import record_event
-        from opsloop.registry._versions import BuiltVersion
-        from opsloop.registry.flavors._base import ModelDescriptor
-        from opsloop.registry.flavors._signature import Signature
-
         if fields is not None and not isinstance(fields, CardFields):
             if not isinstance(fields, Mapping):
                 raise InvalidArgument("card fields must be an object")
@@ -410,9 +404,6 @@ class CardMixin:
 
     def dataset_lineage(self, dataset_version_id: str) -> DatasetLineage:
         """Downstream: dataset version -> runs that read it -> model versions they produced."""
-        from opsloop.datasets._tables import dataset_versions, datasets, run_inputs
-        from opsloop.tracking._tables import runs
-
         if not isinstance(dataset_version_id, str) or not 0 < len(dataset_version_id) <= 64:
             raise InvalidArgument(f"dataset version id {dataset_version_id!r} is not valid")
         with self.db.read() as conn:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from opsloop.registry._tables import registry_events
-from opsloop.store._engine import now_ms
+from opsloop.store import now_ms
 
 MAX_FILES = 100_000
 MAX_LIST = 10_000

@@ -113,8 +113,17 @@ def load_model(
         raise InvalidArgument(
             f"version files say flavor {desc.flavor!r}, the registry {mv.flavor!r}"
         )
+
+    def load_ref(ref: str) -> LoadedModel:
+        return load_model(ref, client=client, trusted_types=trusted, cache_dir=cache, device=device)
+
     ctx = LoadContext(
-        trusted_types=trusted, cache_dir=cache, device=device, client=client, digests=digests
+        trusted_types=trusted,
+        cache_dir=cache,
+        device=device,
+        client=client,
+        digests=digests,
+        load_ref=load_ref,
     )
     loaded: LoadedModel = flavor_module(desc.flavor).load(folder, desc, ctx)
     loaded.uri = text

@@ -9,6 +9,7 @@ from typing import Any
 from opsloop.core import resolve_user
 from opsloop.errors import InvalidArgument
 from opsloop.settings import Settings
+from opsloop.tracking import validation as V
 
 KINDS = ("model", "prompt", "pipeline")
 MAX_DESCRIPTION = 100_000
@@ -110,8 +111,6 @@ def parse_model_uri(uri: Any) -> ModelRef:
 
 def parse_run_uri(uri: str) -> tuple[str, str]:
     """``runs:/<run_id>/<artifact path>`` as ``(run_id, path)`` (path may be empty)."""
-    from opsloop.tracking import _validation as V
-
     if not isinstance(uri, str) or not uri.startswith("runs:/"):
         raise InvalidArgument(f"not a run URI: {uri!r}; use runs:/<run_id>/<artifact path>")
     rest = uri[len("runs:/") :].lstrip("/")

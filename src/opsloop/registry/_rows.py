@@ -17,8 +17,7 @@ from opsloop.errors import InvalidArgument, NotFound
 from opsloop.registry import _names as N
 from opsloop.registry._events import MAX_LIST, new_id, record_event
 from opsloop.registry._tables import model_aliases, model_versions, registered_models
-from opsloop.store._engine import now_ms
-from opsloop.tracking._service import _upsert
+from opsloop.store import now_ms, upsert
 
 MODEL = "registered model"
 _CHUNK = 500
@@ -80,7 +79,7 @@ def move_alias(
         .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
         .where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
     ).scalar()
-    _upsert(
+    upsert(
         conn,
         model_aliases,
         [

@@ -31,10 +31,8 @@ from opsloop.registry._version_service import VersionMixin, local_files
 from opsloop.registry.entities import (
     RegisteredModel,
 )
-from opsloop.store import ArtifactStore
-from opsloop.store._engine import Database, now_ms
-from opsloop.tracking import _validation as V
-from opsloop.tracking._service import _upsert
+from opsloop.store import ArtifactStore, Database, now_ms, upsert
+from opsloop.tracking import validation as V
 
 __all__ = ["RegistryService", "local_files"]
 
@@ -246,7 +244,7 @@ class RegistryService(CardMixin, VersionMixin, AliasMixin):
         who = self._actor(actor)
         with self.db.write() as conn:
             m = self._model_row(conn, name)
-            _upsert(
+            upsert(
                 conn,
                 registered_model_tags,
                 [{"model_id": m.id, "key": key, "value": val}],

@@ -26,9 +26,9 @@ from opsloop.registry.entities import (
     FileEntry,
     ModelVersion,
 )
-from opsloop.store._engine import now_ms
-from opsloop.tracking import _validation as V
-from opsloop.tracking._service import _upsert
+from opsloop.store import check_digest, now_ms, upsert
+from opsloop.tracking import validation as V
+from opsloop.tracking.tables import artifacts, runs
 
 
 class VersionMixin:
@@ -94,8 +94,6 @@ class VersionMixin:
         actor: str | None = None,
     ) -> ModelVersion:
         """A new version from a run's artifacts: ``runs:/<run_id>/<path>`` (a file or a folder)."""
-        from opsloop.tracking._tables import artifacts, runs
-
         run_id, path = N.parse_run_uri(run_uri)
 
         def gather(conn: Connection) -> tuple[dict[str, FileEntry], str | None]:
@@ -180,8 +178,6 @@ class VersionMixin:
             raise InvalidArgument("a model version needs at least one file")
         if len(files) > MAX_FILES:
             raise InvalidArgument(f"a model version holds at most {MAX_FILES} files")
-        from opsloop.store import check_digest
-
         out: dict[str, FileEntry] = {}
         for p, e in files.items():
             rel = V.artifact_path(p)
@@ -307,8 +303,6 @@ class VersionMixin:
 
     @staticmethod
     def _check_run(conn: Connection, run_id: str) -> None:
-        from opsloop.tracking._tables import runs
-
         V.check_id("run id", run_id)
         if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
             raise NotFound(f"run {run_id!r} does not exist", details={"run_id": run_id})
@@ -405,7 +399,7 @@ class VersionMixin:
         with self.db.write() as conn:
             m = self._model_row(conn, name)
             v = self._version_row(conn, m, version)
-            _upsert(
+            upsert(
                 conn,
                 model_version_tags,
                 [{"version_id": v.id, "key": key, "value": val}],

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from opsloop.errors import InvalidArgument, NotFound
 from opsloop.registry import _names as N
 from opsloop.registry._rows import version_aliases
-from opsloop.registry._tables import model_version_tags, model_versions
+from opsloop.registry._tables import model_version_tags, model_versions, registered_models
 from opsloop.registry.entities import FileEntry, ModelVersion
 from opsloop.registry.flavors._base import DESCRIPTOR_FILE, ModelDescriptor, flavor_module
 from opsloop.registry.flavors._signature import Signature
@@ -167,8 +167,6 @@ def version_entities(conn: Connection, model_name: str, rows: list[Any]) -> list
 
 def versions_by_ids(conn: Connection, version_ids: list[str]) -> dict[str, tuple[str, int]]:
     """``version id -> (model name, version number)`` for existing versions."""
-    from opsloop.registry._tables import registered_models
-
     out: dict[str, tuple[str, int]] = {}
     for i in range(0, len(version_ids), 500):
         for r in conn.execute(

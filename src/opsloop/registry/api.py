@@ -14,10 +14,10 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from opsloop.core.web import Actor, ok
+from opsloop.core.web import Actor, Ctx, ok, service
 from opsloop.core.web import StrictBody as _Body
 from opsloop.errors import InvalidArgument, PayloadTooLarge
-from opsloop.registry._names import current_user
+from opsloop.registry._backend import registry_service
 from opsloop.registry._service import RegistryService
 from opsloop.registry.entities import (
     CardFields,
@@ -37,21 +37,7 @@ Name = Annotated[str, Field(min_length=1, max_length=256)]
 Version = Annotated[str, Field(min_length=1, max_length=12)]
 
 
-def get_registry(request: Request) -> RegistryService:
-    svc: RegistryService | None = getattr(request.app.state, "opsloop_registry", None)
-    if svc is None:
-        st = request.app.state.opsloop
-        svc = RegistryService(
-            st.database,
-            st.blobs,
-            default_actor=current_user(st.settings),
-            max_file_bytes=st.settings.max_artifact_bytes,
-        )
-        request.app.state.opsloop_registry = svc
-    return svc
-
-
-Svc = Annotated[RegistryService, Depends(get_registry)]
+Svc = Annotated[RegistryService, Depends(service(registry_service))]
 
 
 class CreateModel(_Body):
@@ -381,9 +367,9 @@ def missing_blobs(body: Digests, svc: Svc) -> Response:
 @router.put(
     "/blobs/{digest}", status_code=201, summary="Upload a blob (raw body); the digest is checked"
 )
-async def upload_blob(digest: str, request: Request, svc: Svc) -> Response:
+async def upload_blob(digest: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_digest(digest)
-    limit = request.app.state.opsloop.settings.max_artifact_bytes
+    limit = ctx.settings.max_artifact_bytes
     size = 0
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
         async for block in request.stream():

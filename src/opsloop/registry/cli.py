@@ -6,15 +6,16 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
+from rich.markdown import Markdown
 from rich.table import Table
 
-from opsloop.cli._common import (
+from opsloop.core.cli import (
     HomeOption,
     JsonOpt,
-    command_client,
+    command_context,
     esc,
     fmt_bytes,
     fmt_time,
@@ -24,9 +25,7 @@ from opsloop.cli._common import (
     room_app,
 )
 from opsloop.errors import InvalidArgument
-
-if TYPE_CHECKING:
-    from opsloop.registry._client import Registry
+from opsloop.registry._client import Registry
 
 app = room_app("models", "Model registry: models, versions, aliases, cards, lineage and history.")
 
@@ -40,8 +39,8 @@ VersionArg = Annotated[
 
 @contextlib.contextmanager
 def _registry(ctx: typer.Context, home: Path | None) -> Iterator[Registry]:
-    with command_client(ctx, home) as client:
-        yield client.registry
+    with command_context(ctx, home) as context:
+        yield context.room(Registry)
 
 
 def _option_value(v: str) -> Any:
@@ -292,8 +291,6 @@ def card(
     if json_:
         print_json(c.model_dump(mode="json"))
         return
-    from rich.markdown import Markdown
-
     out().print(Markdown(c.markdown))
 
 

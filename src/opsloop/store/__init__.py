@@ -9,6 +9,7 @@ from opsloop.store._artifacts import (
 )
 from opsloop.store._engine import SCHEMA_HEAD, Database, now_ms
 from opsloop.store._metadata import metadata
+from opsloop.store._upsert import upsert
 
 __all__ = [
     "SCHEMA_HEAD",
@@ -20,4 +21,5 @@ __all__ = [
     "metadata",
     "now_ms",
     "open_artifact_store",
+    "upsert",
 ]

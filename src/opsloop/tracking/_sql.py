@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
+from opsloop.store import upsert
 from opsloop.tracking._tables import (
     experiments,
     latest_metrics,
@@ -25,42 +25,13 @@ MAX_SEARCH_RESULTS = 50_000
 MAX_HISTORY_POINTS = 10_000_000
 _IN_CHUNK = 500  # ids per IN (...) clause
 
+_upsert = upsert  # the tracking services' name for opsloop.store.upsert
+
 MetricTuple = tuple[str, float, int, int]  # key, value, step, timestamp ms
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-def _upsert(
-    conn: Connection,
-    table: sa.Table,
-    rows: list[dict[str, Any]],
-    keys: Sequence[str],
-    update: Sequence[str],
-) -> None:
-    if not rows:
-        return
-    # Built once per dialect and shape: building one (its ``excluded`` alias
-    # copies the table's columns) costs more than running it.
-    cache_key = (conn.dialect.name, table, tuple(keys), tuple(update))
-    stmt = _UPSERTS.get(cache_key)
-    if stmt is None:
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            ins = pg_insert(table)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            ins = sqlite_insert(table)  # type: ignore[assignment]
-        stmt = _UPSERTS[cache_key] = ins.on_conflict_do_update(
-            index_elements=list(keys), set_={c: ins.excluded[c] for c in update}
-        )
-    conn.execute(stmt, rows)
-
-
-_UPSERTS: dict[tuple[str, sa.Table, tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
 def _chunks(seq: Sequence[Any], n: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:

@@ -7,6 +7,7 @@ load function of their flavor is called.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -96,8 +97,6 @@ def __getattr__(name: str) -> Any:
     mod = _LAZY.get(name)
     if mod is None:
         raise AttributeError(f"module 'opsloop.registry.flavors' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f"opsloop.registry.flavors.{mod}"), name)
     globals()[name] = value
     return value

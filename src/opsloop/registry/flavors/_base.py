@@ -20,10 +20,11 @@ uses pickle; see each flavor module for what loading it trusts.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,8 +88,6 @@ def flavor_module(name: str) -> Any:
             f"unknown model flavor {name!r}; known flavors: {', '.join(sorted(FLAVORS))}",
             details={"flavor": name},
         )
-    import importlib
-
     return importlib.import_module(mod)
 
 
@@ -158,6 +157,9 @@ class LoadContext:
 
     ``digests`` maps file paths in the folder to their ``sha256:`` digests when
     the folder came from the registry (so caches need not re-hash).
+    ``load_ref`` loads another model by URI or folder with the same options (a
+    PEFT adapter's base model); ``load_model`` passes it, so flavors never
+    import the loader (they sit below it).
     """
 
     trusted_types: list[str] = field(default_factory=list)
@@ -165,6 +167,7 @@ class LoadContext:
     device: str | None = None
     client: Any = None
     digests: dict[str, str] = field(default_factory=dict)
+    load_ref: Callable[[str], LoadedModel] | None = None
 
 
 # ---------------------------------------------------------------------------- loaded models

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,6 @@ from opsloop.registry.flavors._signature import Signature, infer_signature
 
 def library_versions(*names: str) -> dict[str, str]:
     """Installed versions of the named distributions (those that are installed)."""
-    from importlib import metadata
-
     out = {}
     for n in names:
         with contextlib.suppress(metadata.PackageNotFoundError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,6 @@ def validate(files: list[str], desc: ModelDescriptor) -> None:
 
 def load(path: Path, desc: ModelDescriptor, ctx: LoadContext) -> LoadedEmbedder:
     hub_offline()
-    import warnings
 
     from sentence_transformers import SentenceTransformer
 

@@ -10,6 +10,7 @@ so ``LoadedCausalLM.model`` is a plain transformers model.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -71,22 +72,17 @@ def validate(files: list[str], desc: ModelDescriptor) -> None:
 
 
 def load(path: Path, desc: ModelDescriptor, ctx: LoadContext) -> LoadedCausalLM:
-    from opsloop.registry._loading import load_model
-
     base_ref = desc.metadata.get("base_model")
     if not isinstance(base_ref, str) or not base_ref:
         raise InvalidArgument("this adapter names no base_model")
-    base = load_model(
-        base_ref,
-        client=ctx.client,
-        trusted_types=ctx.trusted_types,
-        cache_dir=ctx.cache_dir,
-        device=ctx.device,
-    )
+    if ctx.load_ref is None:
+        raise InvalidArgument(
+            "a peft adapter loads through load_model (it resolves the base model)"
+        )
+    base = ctx.load_ref(base_ref)
     if not isinstance(base, LoadedCausalLM):
         raise InvalidArgument(f"base model {base_ref!r} is not a causal language model")
     hub_offline()
-    import warnings
 
     from peft import PeftModel
 

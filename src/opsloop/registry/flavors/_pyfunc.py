@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import re
 import shutil
@@ -91,7 +92,6 @@ def save_pyfunc(
     overwrite: bool = False,
 ) -> Path:
     """Save a pyfunc model folder: the class reference, copies of ``artifacts``, and ``config``."""
-    import json
 
     ref = class_ref(python_model)
     cfg = dict(config or {})

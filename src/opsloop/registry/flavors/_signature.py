@@ -13,6 +13,7 @@ the column, the row and the problem.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,8 +158,6 @@ def to_columns(data: Any) -> tuple[dict[str, list[Any]], int]:
 
 def _array_like() -> tuple[type, ...]:
     # numpy arrays are accepted as column values without importing numpy eagerly.
-    import sys
-
     np = sys.modules.get("numpy")
     return (np.ndarray,) if np is not None else ()
 

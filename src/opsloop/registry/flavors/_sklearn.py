@@ -26,7 +26,7 @@ from opsloop.registry.flavors._common import (
     resolve_signature,
     write_descriptor,
 )
-from opsloop.registry.flavors._signature import Signature
+from opsloop.registry.flavors._signature import Signature, to_columns
 
 MODEL_FILE = "model.skops"
 
@@ -83,8 +83,6 @@ def save_sklearn(
 def _example_matrix(example: Any, model: Any) -> Any:
     if hasattr(example, "ndim") or hasattr(example, "columns"):
         return example
-    from opsloop.registry.flavors._signature import to_columns
-
     cols, _ = to_columns(example)
     return _matrix(cols, list(cols), None, model)
 

@@ -12,11 +12,14 @@ load reads that. Weights load with ``use_safetensors``: no pickle.
 from __future__ import annotations
 
 import contextlib
+import copy
+import fcntl
 import functools
 import os
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,8 +142,6 @@ def validate(files: list[str], desc: ModelDescriptor) -> None:
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    import fcntl
-
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     try:
@@ -205,7 +206,6 @@ def _parse_gguf_once() -> Iterator[None]:
     are memoised per path (the parse is deep-copied: callers change it); both
     are restored afterwards. If the library internals move, this does nothing.
     """
-    import copy
 
     try:
         import gguf as gguf_lib
@@ -259,7 +259,6 @@ def _quiet() -> Iterator[None]:
     Also no progress bars of transformers' own (loading weights, de-quantizing
     a GGUF): they would write over a CLI's rich progress display.
     """
-    import warnings
 
     from transformers.utils import logging as hf_logging
 
