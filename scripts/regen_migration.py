@@ -15,7 +15,7 @@ from pathlib import Path
 from alembic import command
 
 from opsloop.rooms import load_all_tables
-from opsloop.store._migrate import alembic_config
+from opsloop.store.migrate import alembic_config
 
 rev, message = sys.argv[1], sys.argv[2]
 versions = Path(__file__).resolve().parents[1] / "src/opsloop/store/migrations/versions"

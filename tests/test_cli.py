@@ -25,7 +25,7 @@ from opsloop import Client
 from opsloop.cli import app
 from opsloop.settings import Settings
 from opsloop.store import SCHEMA_HEAD
-from opsloop.store._migrate import downgrade, upgrade
+from opsloop.store.migrate import downgrade, upgrade
 from tests._procs import START_TIMEOUT_S, child_env, free_port, wait_until
 from tests.conftest import live_server
 
@@ -368,7 +368,7 @@ def test_db_current_and_upgrade(home: Path) -> None:
 def _previous_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
-    from opsloop.store._migrate import alembic_config
+    from opsloop.store.migrate import alembic_config
 
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     down = script.get_revision(SCHEMA_HEAD).down_revision

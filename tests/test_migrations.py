@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from opsloop.errors import SchemaOutOfDate
 from opsloop.rooms import load_all_tables
 from opsloop.store import SCHEMA_HEAD, Database
-from opsloop.store._migrate import downgrade, head_revision, known_revisions, upgrade
+from opsloop.store.migrate import downgrade, head_revision, known_revisions, upgrade
 
 
 def test_head_matches_code() -> None:

@@ -2,8 +2,9 @@
 
 ``private_modules``: an import from one top-level package of opsloop into
 another may name only the other package itself or a public module of it (no
-path segment starting with ``_``). ``opsloop.rooms`` declarations and the
-package's own modules are free to use their private modules.
+path segment starting with ``_``). A package's own modules are free to use its
+private modules, and the root's own modules (``opsloop._version``) belong to
+the bottom layer that everyone may use.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class PrivateModulesContract(Contract):
                     b = imported[len(prefix) :].split(".")
                     if a[0] == b[0]:
                         continue  # inside one package: private modules are its own business
+                    if len(b) == 1:
+                        continue  # a module at the root (opsloop._version) is the shared bottom
                     if any(part.startswith("_") and part != "__init__" for part in b):
                         details = graph.get_import_details(importer=importer, imported=imported)
                         bad.append((importer, imported, [d["line_number"] for d in details]))

@@ -39,8 +39,8 @@ def upgrade(
         opsloop db upgrade --database-url postgresql+psycopg://me@db/opsloop
     """
     from opsloop.store import SCHEMA_HEAD, Database  # lazy: loads sqlalchemy
-    from opsloop.store._migrate import known_revisions  # lazy: loads alembic
-    from opsloop.store._migrate import upgrade as run_upgrade  # lazy: loads alembic
+    from opsloop.store.migrate import known_revisions  # lazy: loads alembic
+    from opsloop.store.migrate import upgrade as run_upgrade  # lazy: loads alembic
 
     settings = resolve_settings(home=home, database_url=database_url, ctx=ctx)
     db = Database(settings.resolved_database_url)
@@ -77,7 +77,7 @@ def current(
         opsloop db current --json
     """
     from opsloop.store import SCHEMA_HEAD, Database  # lazy: loads sqlalchemy
-    from opsloop.store._migrate import known_revisions  # lazy: loads alembic
+    from opsloop.store.migrate import known_revisions  # lazy: loads alembic
 
     settings = resolve_settings(home=home, database_url=database_url, ctx=ctx)
     db = Database(settings.resolved_database_url)

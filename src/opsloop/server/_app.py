@@ -17,7 +17,7 @@ from opsloop.core.web import BodyLimitMiddleware, JSONBody, install_error_handle
 from opsloop.rooms import declarations
 from opsloop.server._ui import ui_index, ui_routes_module
 from opsloop.settings import Settings
-from opsloop.store._engine import SCHEMA_HEAD
+from opsloop.store import SCHEMA_HEAD
 
 UI_DIR = Path(__file__).parent / "ui"
 API_PREFIX = "/api/v1"

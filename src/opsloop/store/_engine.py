@@ -137,7 +137,7 @@ class Database:
                 f"the database at {self.safe_url} has no opsloop schema: run `opsloop db upgrade`",
                 details={"current": None, "required": SCHEMA_HEAD},
             )
-        from opsloop.store._migrate import known_revisions  # lazy: loads alembic
+        from opsloop.store.migrate import known_revisions  # lazy: loads alembic
 
         if rev in known_revisions():
             raise SchemaOutOfDate(
@@ -165,7 +165,7 @@ class Database:
             # and waiting for it is what lets this one see the finished schema.
             with self._init_lock():
                 if self.is_empty():
-                    from opsloop.store._migrate import upgrade  # lazy: loads alembic
+                    from opsloop.store.migrate import upgrade  # lazy: loads alembic
 
                     upgrade(self.url)
         self.check_schema()

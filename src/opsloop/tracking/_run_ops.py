@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import Conflict, InvalidArgument, NotFound
-from opsloop.store._engine import now_ms
+from opsloop.store import now_ms
 from opsloop.tracking import _metrics as M
 from opsloop.tracking import _validation as V
 from opsloop.tracking._experiment_ops import ExperimentOps

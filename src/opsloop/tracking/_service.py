@@ -9,7 +9,7 @@ helpers in ``_sql``).
 
 from __future__ import annotations
 
-from opsloop.store._engine import Database
+from opsloop.store import Database
 from opsloop.tracking._logging_ops import LoggingOps, check_batch_limits
 from opsloop.tracking._search_ops import SearchOps
 from opsloop.tracking._sql import (

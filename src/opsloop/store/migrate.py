@@ -1,4 +1,7 @@
-"""Alembic, driven from code: ``opsloop db upgrade`` and first-time schema creation."""
+"""Alembic, driven from code: ``opsloop db upgrade`` and first-time schema creation.
+
+A public module of the store (imported on demand: it loads Alembic).
+"""
 
 from __future__ import annotations
 
