@@ -5,10 +5,10 @@ from opsloop.store._artifacts import (
     BlobInfo,
     LocalArtifactStore,
     check_digest,
-    open_artifact_store,
 )
 from opsloop.store._engine import SCHEMA_HEAD, Database, now_ms
 from opsloop.store._metadata import metadata
+from opsloop.store._open import open_artifact_store
 from opsloop.store._upsert import upsert
 
 __all__ = [
