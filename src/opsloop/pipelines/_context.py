@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from opsloop.core import Context, HasContext, context_of
 from opsloop.errors import InvalidArgument, NotFound, PipelineInvalid
@@ -183,7 +183,7 @@ class RunContext:
         with self._lock:
             if self._prompt_room is None:
                 # TODO(rooms): ``self.context.room(Prompts)`` once Prompts takes a Context.
-                self._prompt_room = Prompts(self.client)
+                self._prompt_room = Prompts(cast(Any, self.client))
             return self._prompt_room
 
     def tool(self, name: str) -> Tool:

@@ -15,7 +15,7 @@ import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from opsloop.core import Context, HasContext, context_of
 from opsloop.datasets import ChunkingConfig, chunk_text
@@ -214,7 +214,7 @@ class LocalCorpusSearch(Tool):
         ctx = Context() if self._client is None else context_of(self._client)
         try:
             # TODO(rooms): ``ctx.room(Datasets)`` once Datasets takes a Context.
-            datasets = Datasets(ctx.room(Tracking))
+            datasets = Datasets(cast(Any, ctx.room(Tracking)))
             chunks = datasets.chunks(self.collection).to_pylist()
             titles = {
                 d["path"]: d["title"]
