@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.core import Context, context_of
 from opsloop.errors import InvalidArgument
-from opsloop.llm._local import LocalProvider, load_local
+from opsloop.llm._local import BUNDLED, LocalProvider, load_local
 from opsloop.llm._openai import DEFAULT_BASE_URL, OpenAIProvider
 from opsloop.llm._provider import Provider
 from opsloop.llm._secrets import SecretStore
@@ -176,10 +177,6 @@ class BundledModel:
 
 def bundled_models() -> list[BundledModel]:
     """The bundled local models and whether their packages are installed."""
-    from importlib import metadata
-
-    from opsloop.llm._local import BUNDLED
-
     out = []
     for name, (model_id, kind, package) in BUNDLED.items():
         try:

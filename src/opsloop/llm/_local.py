@@ -114,17 +114,6 @@ def _load_bundled(name: str, cache_dir: Path, device: str | None) -> Any:
     return loaded
 
 
-def registry_client(ctx: Context) -> Any:
-    """What the registry's ``Registry``/``load_model`` take for ``ctx``: its tracking client.
-
-    Transitional: the registry room's client still reads ``settings`` and
-    ``backend`` from a client; once it takes a ``Context`` this is ``ctx``.
-    """
-    from opsloop.tracking import Tracking  # lazy: loads sqlalchemy and httpx
-
-    return ctx.room(Tracking)
-
-
 def load_local(
     target: str,
     *,
@@ -149,13 +138,12 @@ def load_local(
         # No client given: a context on ``settings`` for this lookup, closed after it.
         ctx = context_of(client) if client is not None else Context(settings)
         try:
-            rc = registry_client(ctx)
-            mv = Registry(rc).resolve(target)
+            mv = ctx.room(Registry).resolve(target)
             # Keyed by the version's id: an alias that moves loads the new version.
             entry = _cached(
                 (f"version:{mv.id}", device, ckey),
                 lambda: load_model(
-                    f"models:/{mv.name}/{mv.version}", client=rc, cache_dir=cache, device=device
+                    f"models:/{mv.name}/{mv.version}", client=ctx, cache_dir=cache, device=device
                 ),
             )
         finally:

@@ -32,10 +32,17 @@ from opsloop.llm._types import (
     check_texts,
     gen_options,
 )
+from opsloop.tracing import (
+    PriceTable,
+    Tracer,
+    configured_tracer,
+    current_span,
+    get_tracer,
+    record_llm_call,
+)
 
 if TYPE_CHECKING:
     from opsloop.settings import Settings
-    from opsloop.tracing import PriceTable, Tracer
 
 __all__ = ["Provider"]
 
@@ -48,8 +55,6 @@ _T = TypeVar("_T")
 def _as_tracer(tracing: Any) -> Tracer | None:
     if tracing is None:
         return None
-    from opsloop.tracing import Tracer
-
     if isinstance(tracing, Tracer):
         return tracing
     tracer = getattr(tracing, "tracer", None)  # a Tracing
@@ -303,8 +308,6 @@ class Provider:
 
     def _cost(self, usage: Usage) -> float | None:
         if self._prices is None:
-            from opsloop.tracing import PriceTable
-
             self._prices = PriceTable.build(self.settings.home, {})
         return self._prices.cost(self.model, usage.input_tokens, usage.output_tokens)
 
@@ -313,14 +316,12 @@ class Provider:
             return None
         if self._tracer is not None:
             return self._tracer if self._tracer.enabled else None
-        from opsloop.tracing import _sdk, current_span
-
         cur = current_span()
         if cur is not None:
             return cur.tracer if cur.tracer.enabled else None
-        default = _sdk._default
+        default = configured_tracer()
         if default is None and self._trace:
-            default = _sdk.get_tracer()
+            default = get_tracer()
         return default if default is not None and default.enabled else None
 
     def _record(
@@ -360,8 +361,6 @@ class Provider:
         error: BaseException | None,
         extra: dict[str, Any] | None,
     ) -> None:
-        from opsloop.tracing import record_llm_call
-
         if response is not None:
             usage, output, finish = response.usage, response.text, response.finish_reason
         attrs: dict[str, Any] = {"opsloop.llm.spec": self.spec, **(extra or {})}

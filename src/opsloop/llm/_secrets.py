@@ -15,10 +15,14 @@ import contextlib
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from opsloop.errors import InvalidArgument, NotFound
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = ["SecretStore"]
 
@@ -70,9 +74,7 @@ class SecretStore:
         self.home.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.home / f".{FILE_NAME}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                import fcntl
-            except ImportError:  # Windows: no advisory locks; atomic replace still holds
+            if sys.platform == "win32":  # no advisory locks; atomic replace still holds
                 yield
                 return
             fcntl.flock(fd, fcntl.LOCK_EX)

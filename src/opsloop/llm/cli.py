@@ -9,9 +9,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import (
+from opsloop.core.cli import (
     HomeOption,
     JsonOpt,
+    command_context,
     err,
     esc,
     out,
@@ -20,6 +21,8 @@ from opsloop.cli._common import (
     room_app,
 )
 from opsloop.errors import InvalidArgument
+from opsloop.llm._secrets import SecretStore, check_name
+from opsloop.llm._types import Usage
 
 app = room_app(
     "llm", "Language models: chat with a local or OpenAI-compatible model, list the bundled ones."
@@ -74,14 +77,12 @@ def chat(
     home: HomeOption = None,
 ) -> None:
     """Ask a model one question; the answer streams to the terminal, usage goes to stderr."""
-    from opsloop.llm._factory import get_provider
-    from opsloop.llm._types import Usage
+    from opsloop.llm._factory import get_provider  # lazy: loads the registry (sqlalchemy)
 
     if prompt == "-":
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise InvalidArgument("the prompt is empty")
-    settings = resolve_settings(home=home, ctx=ctx)
     options: dict[str, Any] = {}
     if base_url:
         options["base_url"] = base_url
@@ -89,9 +90,12 @@ def chat(
         options["api_key_secret"] = api_key_secret
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})
-    with get_provider(
-        model, cache_dir=cache_dir, device=device, settings=settings, **options
-    ) as provider:
+    with (
+        command_context(ctx, home) as context,
+        get_provider(
+            model, cache_dir=cache_dir, device=device, client=context, **options
+        ) as provider,
+    ):
         if as_json or no_stream:
             r = provider.chat(messages, max_tokens=max_tokens, temperature=temperature)
             if as_json:
@@ -132,7 +136,7 @@ def chat(
 @app.command("models")
 def models(as_json: JsonOpt = False) -> None:
     """The bundled local models and whether their packages are installed."""
-    from opsloop.llm._factory import bundled_models
+    from opsloop.llm._factory import bundled_models  # lazy: loads the registry (sqlalchemy)
 
     rows = bundled_models()
     if as_json:
@@ -165,8 +169,6 @@ def secrets_set(
     home: HomeOption = None,
 ) -> None:
     """Store a secret (prompted for, without echo, when --value is not given)."""
-    from opsloop.llm._secrets import SecretStore, check_name
-
     check_name(name)
     if value == "-":
         value = sys.stdin.read().strip()
@@ -180,8 +182,6 @@ def secrets_set(
 @secrets_app.command("list")
 def secrets_list(ctx: typer.Context, as_json: JsonOpt = False, home: HomeOption = None) -> None:
     """Names of the stored secrets (never their values)."""
-    from opsloop.llm._secrets import SecretStore
-
     names = SecretStore(resolve_settings(home=home, ctx=ctx).home).names()
     if as_json:
         print_json(names)
@@ -195,7 +195,5 @@ def secrets_list(ctx: typer.Context, as_json: JsonOpt = False, home: HomeOption 
 @secrets_app.command("delete")
 def secrets_delete(ctx: typer.Context, name: NameArg, home: HomeOption = None) -> None:
     """Remove a stored secret."""
-    from opsloop.llm._secrets import SecretStore
-
     SecretStore(resolve_settings(home=home, ctx=ctx).home).delete(name)
     out().print(f"deleted secret [bold]{esc(name)}[/]")

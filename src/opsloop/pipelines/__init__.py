@@ -31,13 +31,12 @@ if TYPE_CHECKING:
     from opsloop.pipelines._context import RunContext
     from opsloop.pipelines._flavor import LoadedPipeline, save_pipeline
     from opsloop.pipelines._parsing import extract_json
-    from opsloop.pipelines._pipeline import Pipeline, PipelineResult
+    from opsloop.pipelines._pipeline import KnowledgeBaseQA, Pipeline, PipelineResult
     from opsloop.pipelines._steps import LLMStep, ParseStep, PromptStep, Step
     from opsloop.pipelines._steps_agent import AgentStep, CiteStep
     from opsloop.pipelines._steps_io import PythonStep, RetrieveStep, ToolStep
     from opsloop.pipelines._tools import (
         FunctionTool,
-        KnowledgeBaseQA,
         LocalCorpusSearch,
         Tool,
         WebSearch,
@@ -85,6 +84,7 @@ _LAZY: dict[str, str] = {
     "extract_json": "_parsing",
     "Pipeline": "_pipeline",
     "PipelineResult": "_pipeline",
+    "KnowledgeBaseQA": "_pipeline",
 }
 _LAZY.update({n: "_steps" for n in ("LLMStep", "ParseStep", "PromptStep", "Step")})
 _LAZY.update({n: "_steps_agent" for n in ("AgentStep", "CiteStep")})
@@ -94,7 +94,6 @@ _LAZY.update(
         n: "_tools"
         for n in (
             "FunctionTool",
-            "KnowledgeBaseQA",
             "LocalCorpusSearch",
             "Tool",
             "WebSearch",

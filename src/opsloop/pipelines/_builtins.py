@@ -8,13 +8,15 @@ every retrieved chunk and says so in ``citation_source``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
+from opsloop.pipelines._parsing import check_schema, schema_example
 from opsloop.pipelines._pipeline import Pipeline
+from opsloop.pipelines._rag import rag_parts
 from opsloop.pipelines._steps import LLMStep, ParseStep, PromptStep
-from opsloop.pipelines._steps_agent import CiteStep
-from opsloop.pipelines._steps_io import RetrieveStep
+from opsloop.retrieval import Embedder, index_collection
 
 __all__ = [
     "build_rag_index",
@@ -24,13 +26,6 @@ __all__ = [
     "summarize_then_answer",
 ]
 
-RAG_TEMPLATE = """Answer the question using only the numbered sources below. \
-Cite the sources you use as [1], [2].
-
-Sources:
-{{ retrieve | numbered }}
-
-Question: {{ question }}"""
 
 SUMMARY_TEMPLATE = "Summarize this text in two sentences.\n\n{{ document }}"
 ANSWER_FROM_SUMMARY = "Summary: {{ summary }}\n\nUsing the summary, answer briefly: {{ question }}"
@@ -55,21 +50,8 @@ def rag_qa(
     ``citations`` (``[{n, chunk_id, path, title, text, score}]``) and ``citation_source``
     (``"model"`` when the answer cited chunks, ``"retrieved"`` when it cited none)."""
     return Pipeline(
-        [
-            RetrieveStep(
-                "retrieve", index, query="{{ question }}", k=k, filter=filter, embedder=embedder
-            ),
-            PromptStep("prompt", RAG_TEMPLATE),
-            LLMStep("generate", provider, max_tokens=max_tokens, temperature=0.0),
-            CiteStep("cite", answer="generate", hits="retrieve"),
-        ],
+        **rag_parts(index, provider, k, max_tokens=max_tokens, filter=filter, embedder=embedder),
         name=name,
-        inputs=["question"],
-        outputs={
-            "answer": "cite.answer",
-            "citations": "cite.citations",
-            "citation_source": "cite.citation_source",
-        },
     )
 
 
@@ -88,8 +70,6 @@ def build_rag_index(
     ``{source, title, doc_id, chunk_index, heading_path, ...}``, texts the chunk texts.
     ``embedder``: an ``opsloop.retrieval.Embedder`` (default: the bundled MiniLM). Returns the
     index (``opsloop.retrieval.index_collection`` does the work)."""
-    from opsloop.retrieval import Embedder, index_collection
-
     emb = embedder if embedder is not None else Embedder.bundled(cache_dir=cache_dir)
     return index_collection(client, collection, index_name, emb, batch_size=batch_size, home=home)
 
@@ -103,10 +83,6 @@ def structured_pipeline(
     name: str = "structured",
 ) -> Pipeline:
     """Input ``instruction``; output ``value``, JSON matching ``schema`` (repaired/retried)."""
-    import json
-
-    from opsloop.pipelines._parsing import check_schema, schema_example
-
     schema = check_schema(schema)
     # The skeleton is literal text in the template: break any "{{" so it is not a placeholder.
     example = json.dumps(schema_example(schema), ensure_ascii=False).replace("{{", "{ {")

@@ -13,17 +13,54 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from opsloop.errors import InvalidArgument
+from opsloop.core import Context, HasContext, context_of
+from opsloop.errors import InvalidArgument, NotFound, PipelineInvalid
+from opsloop.pipelines._parsing import validate
+from opsloop.prompts import Prompts
+from opsloop.retrieval import Embedder, VectorIndex
 
 if TYPE_CHECKING:
-    from opsloop.pipelines._tools import Tool
     from opsloop.tracing import Span, Tracer
+    from opsloop.tracking import Tracking
 
-__all__ = ["ModelCall", "Run", "RunContext"]
+__all__ = ["ModelCall", "Run", "RunContext", "Tool"]
 
 PROMPT_CACHE_S = 30.0  # a moved prompt label reaches a long-running pipeline within this
+
+
+class Tool:
+    """Base class of pipeline tools; subclasses set the three fields and implement ``__call__``."""
+
+    name: str = "tool"
+    description: str = ""
+    parameters: dict[str, Any] = {"type": "object", "properties": {}}
+
+    def __call__(self, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form of this tool; tools that cannot be saved raise ``PipelineInvalid``."""
+        raise PipelineInvalid(
+            f"tool {self.name!r} ({type(self).__name__}) cannot be written to a pipeline spec"
+        )
+
+    def check_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """``args`` checked against ``parameters``; ``InvalidArgument`` naming the problem."""
+        if not isinstance(args, Mapping):
+            raise InvalidArgument(f"tool {self.name!r} takes an object of arguments")
+        problems = validate(dict(args), self.parameters)
+        if problems:
+            raise InvalidArgument(
+                f"tool {self.name!r}: bad arguments: {'; '.join(problems)}",
+                details={"tool": self.name, "errors": problems},
+            )
+        return dict(args)
+
+    def bind(self, ctx: RunContext) -> Tool:
+        """The tool ready for one pipeline's context (tools that need models or indexes use it)."""
+        return self
 
 
 class RunContext:
@@ -31,9 +68,9 @@ class RunContext:
 
     ``providers``: ``{spec: object with .chat()}`` used instead of resolving a
     spec with ``opsloop.llm.get_provider`` (a model loaded already, a test
-    upstream). ``client``: the ``opsloop.Client`` for registry prompts,
-    ``models:/`` providers and document collections (default: one made on
-    first use). ``home``: where vector indexes live (default: the client's
+    upstream). ``client``: the ``opsloop.Client`` (or ``Context``) for registry
+    prompts, ``models:/`` providers and document collections (default: a
+    context of its own, made on first use and closed by ``close()``). ``home``: where vector indexes live (default: the client's
     home). ``tracer``: where spans go (default: the ``opsloop.tracing``
     default tracer).
     """
@@ -42,7 +79,7 @@ class RunContext:
         self,
         *,
         providers: Mapping[str, Any] | None = None,
-        client: Any = None,
+        client: Tracking | Context | HasContext | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         home: str | os.PathLike[str] | None = None,
         device: str | None = None,
@@ -51,7 +88,8 @@ class RunContext:
     ) -> None:
         self._models: dict[str, Any] = dict(providers or {})
         self._client = client
-        self._owned_client: Any = None
+        self._owned: Context | None = None
+        self._prompt_room: Prompts | None = None
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self._home = None if home is None else Path(home)
         self.device = device
@@ -65,22 +103,27 @@ class RunContext:
     # -- shared objects --------------------------------------------------------------
 
     @property
-    def client(self) -> Any:
-        """The client given, or one made (and owned) on first use."""
+    def context(self) -> Context:
+        """The context of the client given, or one made (and owned) on first use."""
         if self._client is not None:
-            return self._client
+            return context_of(self._client)
         with self._lock:
-            if self._owned_client is None:
-                from opsloop.sdk import Client
+            if self._owned is None:
+                self._owned = Context()
+            return self._owned
 
-                self._owned_client = Client()
-            return self._owned_client
+    @property
+    def client(self) -> Tracking:
+        """The run-logging client of ``context`` (the ``opsloop.Client`` given, if one was)."""
+        from opsloop.tracking import Tracking  # lazy: loads sqlalchemy and httpx
+
+        return self.context.room(Tracking)
 
     @property
     def home(self) -> Path:
         if self._home is not None:
             return self._home
-        return Path(self.client.settings.home)
+        return Path(self.context.settings.home)
 
     def model(self, spec: Any) -> Any:
         """A chat model for ``spec`` (a provider spec, or an object with ``.chat``), loaded once."""
@@ -92,11 +135,11 @@ class RunContext:
         with self._lock:
             m = self._models.get(key)
             if m is None:
-                from opsloop.llm import get_provider
+                from opsloop.llm import get_provider  # lazy: loads the registry (sqlalchemy)
 
                 kw: dict[str, Any] = {"cache_dir": self.cache_dir, "device": self.device}
                 if self._client is not None:
-                    kw["client"] = self._client
+                    kw["client"] = context_of(self._client)
                 m = get_provider(spec, **kw) if spec else get_provider(**kw)
                 self._models[key] = m
             return m
@@ -107,8 +150,6 @@ class RunContext:
         with self._lock:
             e = self._embedders.get(key)
             if e is None:
-                from opsloop.retrieval import Embedder
-
                 e = Embedder(spec or "local:minilm", cache_dir=self.cache_dir, device=self.device)
                 self._embedders[key] = e
             return e
@@ -117,11 +158,7 @@ class RunContext:
         with self._lock:
             idx = self._indexes.get(name)
             if idx is None:
-                from opsloop.retrieval import VectorIndex
-
                 if name not in VectorIndex.list(home=self.home):
-                    from opsloop.errors import NotFound
-
                     raise NotFound(
                         f"vector index {name!r} does not exist under {self.home}",
                         details={"index": name},
@@ -137,10 +174,17 @@ class RunContext:
             hit = self._prompts.get(uri)
             if hit is not None and now - hit[0] < PROMPT_CACHE_S:
                 return hit[1]
-        pv = self.client.prompts.get(uri)
+        pv = self._prompt_client().get(uri)
         with self._lock:
             self._prompts[uri] = (now, pv)
         return pv
+
+    def _prompt_client(self) -> Prompts:
+        with self._lock:
+            if self._prompt_room is None:
+                # TODO(rooms): ``self.context.room(Prompts)`` once Prompts takes a Context.
+                self._prompt_room = Prompts(cast(Any, self.client))
+            return self._prompt_room
 
     def tool(self, name: str) -> Tool:
         t = self.tools.get(name)
@@ -152,11 +196,12 @@ class RunContext:
         return t.bind(self)
 
     def close(self) -> None:
-        """Close what this context made itself (a client)."""
+        """Close what this context made itself (a context of its own)."""
         with self._lock:
-            if self._owned_client is not None:
-                self._owned_client.close()
-                self._owned_client = None
+            owned, self._owned = self._owned, None
+            self._prompt_room = None
+        if owned is not None:
+            owned.close()
 
 
 @dataclass

@@ -15,66 +15,27 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
 
+from opsloop.core import Context, context_of
 from opsloop.errors import InvalidArgument, OpsloopError
-from opsloop.registry.flavors import (
-    LoadContext,
-    LoadedModel,
-    ModelDescriptor,
-    prepare_folder,
-    write_descriptor,
-)
+from opsloop.pipelines._context import RunContext
+from opsloop.pipelines._pipeline import Pipeline
+from opsloop.pipelines._saving import PIPELINE_FILE, write_pipeline_folder
+from opsloop.registry.flavors import LoadContext, LoadedModel, ModelDescriptor
 
 __all__ = ["PIPELINE_FILE", "LoadedPipeline", "describe", "load", "save_pipeline", "validate"]
 
-PIPELINE_FILE = "pipeline.yaml"
-CORPUS_DIR = "corpus"
 log = logging.getLogger("opsloop.pipelines")
 
 
 def save_pipeline(path: str | os.PathLike[str], pipeline: Any, *, overwrite: bool = False) -> Path:
     """Save ``pipeline`` (a ``Pipeline``) as a ``pipeline``-flavor model folder."""
-    from opsloop.pipelines._pipeline import Pipeline
-    from opsloop.pipelines._tools import LocalCorpusSearch
-
     if not isinstance(pipeline, Pipeline):
         raise InvalidArgument(f"save_pipeline takes a Pipeline, got {type(pipeline).__name__}")
-    spec = pipeline.to_dict()  # PipelineInvalid before anything is written
-    folder = prepare_folder(path, overwrite=overwrite)
-    for t in spec.get("tools", []):
-        tool = pipeline.tools[t["name"]]
-        if isinstance(tool, LocalCorpusSearch) and tool.path is not None:
-            src = tool.path
-            dest = folder / CORPUS_DIR / t["name"]
-            if src.is_dir():
-                shutil.copytree(src, dest)
-            elif src.is_file():
-                dest.mkdir(parents=True)
-                shutil.copy2(src, dest / src.name)
-            else:
-                raise InvalidArgument(f"tool {t['name']!r}: corpus {src} does not exist")
-            t["path"] = f"{CORPUS_DIR}/{t['name']}" + ("" if src.is_dir() else f"/{src.name}")
-    import yaml
-
-    (folder / PIPELINE_FILE).write_text(
-        yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100), encoding="utf-8"
-    )
-    write_descriptor(folder, "pipeline", pipeline.signature(), _metadata(pipeline))
-    return folder
-
-
-def _metadata(pipeline: Any) -> dict[str, Any]:
-    return {
-        "pipeline_file": PIPELINE_FILE,
-        "pipeline_name": pipeline.name,
-        "inputs": list(pipeline.inputs),
-        "outputs": list(pipeline.outputs),
-        "steps": [{"name": s.name, "type": s.type} for s in pipeline.steps],
-    }
+    return write_pipeline_folder(path, pipeline, overwrite=overwrite)
 
 
 def describe(files: list[str], options: dict[str, Any]) -> ModelDescriptor:
@@ -95,20 +56,17 @@ def validate(files: list[str], desc: ModelDescriptor) -> None:
 
 
 def load(path: Path, desc: ModelDescriptor, ctx: LoadContext) -> LoadedModel:
-    from opsloop.pipelines._context import RunContext
-    from opsloop.pipelines._pipeline import Pipeline
-
     spec_file = (path / str(desc.metadata.get("pipeline_file", PIPELINE_FILE))).resolve()
     if not spec_file.is_relative_to(path.resolve()):
         raise InvalidArgument("the pipeline spec file points outside the model folder")
     tracer = None
     owned = None
     if ctx.client is not None:
-        # The loading client may be closed after loading; spans need a client that lives on.
-        from opsloop.sdk import Client
+        # The loading client may be closed after loading; spans need a context that lives on.
+        from opsloop.tracing import Tracing  # lazy: loads sqlalchemy
 
-        owned = Client(settings=ctx.client.settings)
-        tracer = owned.tracing.tracer
+        owned = Context(context_of(ctx.client).settings)
+        tracer = owned.room(Tracing).tracer
     rc = RunContext(client=owned, cache_dir=ctx.cache_dir, device=ctx.device, tracer=tracer)
     pipeline = Pipeline.from_yaml(spec_file, context=rc)
     sig = desc.signature if desc.signature is not None else pipeline.signature()
@@ -125,7 +83,7 @@ class LoadedPipeline(LoadedModel):
         metadata: dict[str, Any],
         *,
         path: Path,
-        owned_client: Any = None,
+        owned_client: Context | None = None,
     ) -> None:
         super().__init__("pipeline", signature, metadata, path=path)
         self.pipeline = pipeline

@@ -12,7 +12,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from opsloop.errors import InvalidArgument
+from opsloop.errors import InvalidArgument, PipelineInvalid
+from opsloop.llm import Provider
+from opsloop.tracing import record_llm_call, span
 
 __all__ = ["MODEL_PARAMS", "chat", "check_params"]
 
@@ -29,8 +31,6 @@ MODEL_PARAMS = (
 
 def check_params(params: Mapping[str, Any], step: str) -> dict[str, Any]:
     """Model call parameters, type-checked; ``PipelineInvalid`` naming the step and the field."""
-    from opsloop.errors import PipelineInvalid
-
     out: dict[str, Any] = {}
     for k, v in params.items():
         if v is None:
@@ -62,10 +62,6 @@ def _model_name(model: Any) -> str:
 
 
 def _self_tracing(model: Any) -> bool:
-    try:
-        from opsloop.llm import Provider
-    except ImportError:  # pragma: no cover - the providers room ships with opsloop
-        return False
     return isinstance(model, Provider)
 
 
@@ -78,8 +74,6 @@ def chat(
     open_span: Any = None,
 ) -> str:
     """The reply text of one chat call, traced (on ``open_span`` when it is an open llm span)."""
-    from opsloop.tracing import record_llm_call, span
-
     msgs = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
     if not msgs:
         raise InvalidArgument("a model call needs at least one message")

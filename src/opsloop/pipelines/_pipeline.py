@@ -28,22 +28,27 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidArgument, PipelineInvalid
-from opsloop.pipelines._context import Run, RunContext
-from opsloop.pipelines._steps import Step, step_from_dict
+from opsloop.pipelines._context import Run, RunContext, Tool
+from opsloop.pipelines._rag import rag_parts
+from opsloop.pipelines._saving import write_pipeline_folder
+from opsloop.pipelines._step_spec import step_from_dict
+from opsloop.pipelines._steps import Step
 from opsloop.pipelines._template import check_path, get_path
-from opsloop.pipelines._tools import Tool, as_tools, tool_from_dict
+from opsloop.pipelines._tools import FunctionTool, LocalCorpusSearch, as_tools
+from opsloop.registry.flavors import ColumnSpec, Signature
+from opsloop.tracing import current_span, span, start_trace
 
 if TYPE_CHECKING:
     from opsloop.registry.entities import ModelVersion
-    from opsloop.registry.flavors import Signature
 
-__all__ = ["Pipeline", "PipelineResult"]
+__all__ = ["KnowledgeBaseQA", "Pipeline", "PipelineResult", "tool_from_dict"]
 
 SPEC_VERSION = 1
 _TOP_FIELDS = (
@@ -247,8 +252,6 @@ class Pipeline:
         ``trace``: trace-level fields for a new trace (``user_id``,
         ``session_id``, ``tags``, ``deployment_id``).
         """
-        from opsloop.tracing import current_span, span, start_trace
-
         state = self._check_call(inputs)
         ctx = self.context
         attrs = {"opsloop.pipeline.name": self.name}
@@ -419,15 +422,11 @@ class Pipeline:
 
     def signature(self) -> Signature:
         """Inputs as typed columns; outputs as string columns where they are text-like."""
-        from opsloop.registry.flavors import ColumnSpec, Signature
-
         return Signature([ColumnSpec(n, t) for n, t in self.input_types.items()], [])
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """A saved-model folder (flavor ``pipeline``): ``pipeline.yaml`` plus the descriptor."""
-        from opsloop.pipelines._flavor import save_pipeline
-
-        return save_pipeline(path, self, overwrite=overwrite)
+        return write_pipeline_folder(path, self, overwrite=overwrite)
 
     def register(
         self,
@@ -439,9 +438,7 @@ class Pipeline:
         tags: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """A new version of registry entry ``name`` (kind ``pipeline``); ``alias`` set on it."""
-        import tempfile
-
-        from opsloop.registry import Registry
+        from opsloop.registry import Registry  # lazy: loads sqlalchemy and httpx
 
         reg = Registry(client)
         with tempfile.TemporaryDirectory(prefix="opsloop-pipeline-") as tmp:
@@ -456,3 +453,134 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline({self.name!r}, steps={[s.name for s in self.steps]})"
+
+
+class KnowledgeBaseQA(Tool):
+    """Answer a question from a vector index with citations (runs ``rag_qa``)."""
+
+    def __init__(
+        self,
+        index: str,
+        *,
+        provider: Any = "local:smollm2",
+        k: int = 4,
+        name: str = "knowledge_base",
+        max_tokens: int = 128,
+    ) -> None:
+        self.index = index
+        self.provider = provider
+        self.k = k
+        self.name = name
+        self.max_tokens = max_tokens
+        self.description = "Answer a question from the knowledge base, citing the passages used."
+        self.parameters = {
+            "type": "object",
+            "properties": {"question": {"type": "string"}},
+            "required": ["question"],
+        }
+        self._pipeline: Pipeline | None = None
+        self._ctx: RunContext | None = None
+
+    def bind(self, ctx: RunContext) -> Tool:
+        self._ctx = ctx
+        return self
+
+    def __call__(self, **kwargs: Any) -> dict[str, Any]:
+        question = str(kwargs["question"])
+        if self._pipeline is None:
+            self._pipeline = Pipeline(
+                **rag_parts(self.index, self.provider, self.k, max_tokens=self.max_tokens),
+                name="rag_qa",
+            )
+            if self._ctx is not None:
+                self._pipeline.context = self._ctx
+        result: dict[str, Any] = self._pipeline.invoke({"question": question})
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        if not isinstance(self.provider, str):
+            return super().to_dict()
+        return {
+            "name": self.name,
+            "type": "knowledge_base",
+            "index": self.index,
+            "provider": self.provider,
+            "k": self.k,
+            "max_tokens": self.max_tokens,
+        }
+
+
+_TOOL_FIELDS: dict[str, set[str]] = {
+    "local_search": {"name", "type", "path", "collection", "k", "passage_chars"},
+    "knowledge_base": {"name", "type", "index", "provider", "k", "max_tokens"},
+    "python": {"name", "type", "function", "description", "parameters"},
+}
+
+
+def tool_from_dict(d: Any, *, base_dir: Path | None = None, where: str = "tools") -> Tool:
+    """A tool from its YAML form (``type``: local_search, knowledge_base, python)."""
+    if not isinstance(d, Mapping):
+        raise PipelineInvalid(f"{where}: each tool is an object with name and type")
+    name = d.get("name")
+    typ = d.get("type")
+    if not isinstance(name, str) or not name:
+        raise PipelineInvalid(f"{where}: a tool needs a 'name'", details={"field": "name"})
+    if typ not in _TOOL_FIELDS:
+        raise PipelineInvalid(
+            f"tool {name!r}: field 'type' must be one of {', '.join(sorted(_TOOL_FIELDS))}, got {typ!r}",
+            details={"tool": name, "field": "type"},
+        )
+    extra = sorted(set(d) - _TOOL_FIELDS[typ])
+    if extra:
+        raise PipelineInvalid(
+            f"tool {name!r}: unknown field(s) {extra} for type {typ!r}",
+            details={"tool": name, "field": extra[0]},
+        )
+    k = d.get("k", 3)
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 100:
+        raise PipelineInvalid(
+            f"tool {name!r}: field 'k' must be an integer in 1..100, got {k!r}",
+            details={"tool": name, "field": "k"},
+        )
+    if typ == "local_search":
+        path, coll = d.get("path"), d.get("collection")
+        if (path is None) == (coll is None):
+            raise PipelineInvalid(
+                f"tool {name!r}: give exactly one of 'path' or 'collection'",
+                details={"tool": name, "field": "path"},
+            )
+        if path is not None:
+            p = Path(str(path))
+            if not p.is_absolute() and base_dir is not None:
+                p = base_dir / p
+            return LocalCorpusSearch(
+                p, name=name, k=k, passage_chars=int(d.get("passage_chars", 800))
+            )
+        return LocalCorpusSearch(collection=str(coll), name=name, k=k)
+    if typ == "knowledge_base":
+        index = d.get("index")
+        if not isinstance(index, str) or not index:
+            raise PipelineInvalid(
+                f"tool {name!r}: field 'index' must name a vector index",
+                details={"tool": name, "field": "index"},
+            )
+        return KnowledgeBaseQA(
+            index,
+            provider=str(d.get("provider", "local:smollm2")),
+            k=k,
+            name=name,
+            max_tokens=int(d.get("max_tokens", 128)),
+        )
+    fn = d.get("function")
+    if not isinstance(fn, str):
+        raise PipelineInvalid(
+            f"tool {name!r}: field 'function' must be 'package.module:function'",
+            details={"tool": name, "field": "function"},
+        )
+    params = d.get("parameters")
+    if params is not None and not isinstance(params, Mapping):
+        raise PipelineInvalid(
+            f"tool {name!r}: field 'parameters' must be a JSON schema object",
+            details={"tool": name, "field": "parameters"},
+        )
+    return FunctionTool(fn, name=name, description=str(d.get("description", "")), parameters=params)

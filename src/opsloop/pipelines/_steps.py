@@ -18,8 +18,9 @@ from opsloop.errors import InvalidArgument, OutputInvalid, PipelineInvalid
 from opsloop.pipelines import _template as T
 from opsloop.pipelines._context import ModelCall, Run
 from opsloop.pipelines._model_call import MODEL_PARAMS, chat, check_params
+from opsloop.pipelines._parsing import check_schema, extract_json, validate
 
-__all__ = ["LLMStep", "ParseStep", "PromptStep", "Step", "step_from_dict", "step_types"]
+__all__ = ["LLMStep", "ParseStep", "PromptStep", "Step"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -320,7 +321,6 @@ class ParseStep(Step):
         if schema is not None:
             if format != "json":
                 raise _invalid(name, "schema", "applies to format 'json' only")
-            from opsloop.pipelines._parsing import check_schema
 
             try:
                 schema = check_schema(schema)
@@ -359,8 +359,6 @@ class ParseStep(Step):
         }
 
     def _parse(self, text: Any) -> tuple[Any, str | None]:
-        from opsloop.pipelines._parsing import extract_json, validate
-
         if self.format == "text":
             return (text if isinstance(text, str) else json.dumps(text)).strip(), None
         try:
@@ -421,61 +419,3 @@ class ParseStep(Step):
                 details={"step": self.name, "error": error, "attempts": attempts[-3:]},
             )
         return value
-
-
-def step_types() -> dict[str, type[Step]]:
-    """Every step type by its YAML ``type`` name."""
-    from opsloop.pipelines._steps_agent import AgentStep, CiteStep
-    from opsloop.pipelines._steps_io import PythonStep, RetrieveStep, ToolStep
-
-    classes: list[type[Step]] = [
-        PromptStep,
-        LLMStep,
-        ParseStep,
-        RetrieveStep,
-        ToolStep,
-        AgentStep,
-        PythonStep,
-        CiteStep,
-    ]
-    return {c.type: c for c in classes}
-
-
-def step_from_dict(d: Any, index: int) -> Step:
-    """A step from its YAML form; ``PipelineInvalid`` naming the step and field."""
-    if not isinstance(d, Mapping):
-        raise PipelineInvalid(
-            f"steps[{index}] must be an object with name and type", details={"step": index}
-        )
-    name = d.get("name")
-    if not isinstance(name, str) or not name:
-        raise PipelineInvalid(
-            f"steps[{index}] needs a 'name'", details={"step": index, "field": "name"}
-        )
-    typ = d.get("type")
-    cls = step_types().get(typ) if isinstance(typ, str) else None
-    if cls is None:
-        raise _invalid(
-            name, "type", f"must be one of {', '.join(sorted(step_types()))}, got {typ!r}"
-        )
-    allowed = {"name", "type", "output_key", *cls.fields}
-    extra = sorted(set(d) - allowed)
-    if extra:
-        raise _invalid(
-            name, extra[0], f"is not a field of a {typ} step (fields: {', '.join(sorted(allowed))})"
-        )
-    kw = {k: v for k, v in d.items() if k not in ("name", "type")}
-    if typ == "retrieve" and "index" not in kw:
-        raise _invalid(name, "index", "is required for a retrieve step")
-    if typ == "tool" and "tool" not in kw:
-        raise _invalid(name, "tool", "is required for a tool step")
-    if typ == "python" and "function" not in kw:
-        raise _invalid(name, "function", "is required for a python step")
-    try:
-        return cls(name, **kw)
-    except PipelineInvalid:
-        raise
-    except TypeError as exc:
-        raise _invalid(name, "type", f"bad fields: {exc}") from None
-    except InvalidArgument as exc:
-        raise PipelineInvalid(f"step {name!r}: {exc.message}", details={"step": name}) from None

@@ -11,7 +11,9 @@ from opsloop.errors import InvalidArgument
 from opsloop.pipelines import _template as T
 from opsloop.pipelines._context import Run
 from opsloop.pipelines._model_call import MODEL_PARAMS, chat, check_params
+from opsloop.pipelines._parsing import extract_json
 from opsloop.pipelines._steps import Step, _check_path, _check_template, _invalid
+from opsloop.tracing import span
 
 __all__ = ["AgentStep", "CiteStep", "cite"]
 
@@ -96,9 +98,6 @@ class AgentStep(Step):
         }
 
     def run(self, run: Run) -> Any:
-        from opsloop.pipelines._parsing import extract_json
-        from opsloop.tracing import span
-
         names = self.tools if self.tools is not None else sorted(run.ctx.tools)
         tools = {n: run.ctx.tool(n) for n in names}
         lines = []

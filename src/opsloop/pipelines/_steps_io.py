@@ -9,6 +9,7 @@ from opsloop.errors import InvalidArgument, PipelineInvalid
 from opsloop.pipelines import _template as T
 from opsloop.pipelines._context import Run
 from opsloop.pipelines._steps import Step, _check_template, _invalid
+from opsloop.pipelines._tools import function_ref, import_ref
 
 __all__ = ["PythonStep", "RetrieveStep", "ToolStep", "search_index"]
 
@@ -167,7 +168,6 @@ class PythonStep(Step):
         output_key: str | None = None,
     ) -> None:
         super().__init__(name, output_key=output_key)
-        from opsloop.pipelines._tools import import_ref
 
         if isinstance(function, str):
             try:
@@ -187,8 +187,6 @@ class PythonStep(Step):
         return T.value_roots(self.args or {})
 
     def _fields(self) -> dict[str, Any]:
-        from opsloop.pipelines._tools import function_ref
-
         try:
             ref = self.ref or function_ref(self.fn)
         except PipelineInvalid as exc:

@@ -15,23 +15,23 @@ import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
+from opsloop.core import Context, HasContext, context_of
+from opsloop.datasets import ChunkingConfig, chunk_text
 from opsloop.errors import InvalidArgument, PipelineInvalid
-
-if TYPE_CHECKING:
-    from opsloop.pipelines._context import RunContext
+from opsloop.pipelines._bm25 import BM25
+from opsloop.pipelines._context import RunContext, Tool
 
 __all__ = [
     "FunctionTool",
-    "KnowledgeBaseQA",
     "LocalCorpusSearch",
     "Tool",
     "WebSearch",
     "WebSearchTool",
+    "as_tools",
     "function_ref",
     "import_ref",
-    "tool_from_dict",
 ]
 
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".markdown", ".mdx", ".rst")
@@ -44,41 +44,6 @@ class WebSearch(Protocol):
     def search(self, query: str, k: int = 5) -> list[dict[str, Any]]:
         """``[{"title", "url", "snippet"}, ...]``, best first (extra keys allowed)."""
         ...
-
-
-class Tool:
-    """Base class of pipeline tools; subclasses set the three fields and implement ``__call__``."""
-
-    name: str = "tool"
-    description: str = ""
-    parameters: dict[str, Any] = {"type": "object", "properties": {}}
-
-    def __call__(self, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    def to_dict(self) -> dict[str, Any]:
-        """The YAML form of this tool; tools that cannot be saved raise ``PipelineInvalid``."""
-        raise PipelineInvalid(
-            f"tool {self.name!r} ({type(self).__name__}) cannot be written to a pipeline spec"
-        )
-
-    def check_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        """``args`` checked against ``parameters``; ``InvalidArgument`` naming the problem."""
-        from opsloop.pipelines._parsing import validate
-
-        if not isinstance(args, Mapping):
-            raise InvalidArgument(f"tool {self.name!r} takes an object of arguments")
-        problems = validate(dict(args), self.parameters)
-        if problems:
-            raise InvalidArgument(
-                f"tool {self.name!r}: bad arguments: {'; '.join(problems)}",
-                details={"tool": self.name, "errors": problems},
-            )
-        return dict(args)
-
-    def bind(self, ctx: RunContext) -> Tool:
-        """The tool ready for one pipeline's context (tools that need models or indexes use it)."""
-        return self
 
 
 def function_ref(fn: Callable[..., Any]) -> str:
@@ -188,7 +153,7 @@ class LocalCorpusSearch(Tool):
         path: str | os.PathLike[str] | None = None,
         *,
         collection: str | None = None,
-        client: Any = None,
+        client: Context | HasContext | None = None,
         name: str = "search",
         k: int = 3,
         passage_chars: int = 800,
@@ -209,8 +174,6 @@ class LocalCorpusSearch(Tool):
     # -- loading ------------------------------------------------------------------
 
     def _load_files(self) -> list[dict[str, Any]]:
-        from opsloop.datasets import ChunkingConfig, chunk_text
-
         assert self.path is not None
         root = self.path
         if not root.exists():
@@ -243,23 +206,23 @@ class LocalCorpusSearch(Tool):
         return out
 
     def _load_collection(self) -> list[dict[str, Any]]:
-        client = self._client
-        owned = client is None
-        if client is None:
-            from opsloop.sdk import Client
+        from opsloop.datasets import Datasets  # lazy: loads sqlalchemy
+        from opsloop.tracking import Tracking  # lazy: loads sqlalchemy and httpx
 
-            client = Client()
+        assert self.collection is not None
+        owned = self._client is None
+        ctx = Context() if self._client is None else context_of(self._client)
         try:
-            chunks = client.datasets.chunks(self.collection).to_pylist()
+            # TODO(rooms): ``ctx.room(Datasets)`` once Datasets takes a Context.
+            datasets = Datasets(cast(Any, ctx.room(Tracking)))
+            chunks = datasets.chunks(self.collection).to_pylist()
             titles = {
                 d["path"]: d["title"]
-                for d in client.datasets.to_arrow(
-                    self.collection, columns=["path", "title"]
-                ).to_pylist()
+                for d in datasets.to_arrow(self.collection, columns=["path", "title"]).to_pylist()
             }
         finally:
             if owned:
-                client.close()
+                ctx.close()
         return [
             {
                 "title": titles.get(c["source"]) or c["source"],
@@ -273,8 +236,6 @@ class LocalCorpusSearch(Tool):
 
     def _index(self) -> tuple[list[dict[str, Any]], Any]:
         if self._passages is None:
-            from opsloop.pipelines._bm25 import BM25
-
             passages = self._load_files() if self.path is not None else self._load_collection()
             self._bm25 = BM25([f"{p['title']}\n{p['text']}" for p in passages])
             self._passages = passages
@@ -316,8 +277,8 @@ class LocalCorpusSearch(Tool):
         return len(self._index()[0])
 
     def bind(self, ctx: RunContext) -> Tool:
-        if self.collection is not None and self._client is None and ctx.client is not None:
-            self._client = ctx.client
+        if self.collection is not None and self._client is None:
+            self._client = ctx.context
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -337,138 +298,6 @@ def _title(rel: str, text: str) -> str:
             if t:
                 return t
     return Path(rel).stem
-
-
-class KnowledgeBaseQA(Tool):
-    """Answer a question from a vector index with citations (runs ``rag_qa``)."""
-
-    def __init__(
-        self,
-        index: str,
-        *,
-        provider: Any = "local:smollm2",
-        k: int = 4,
-        name: str = "knowledge_base",
-        max_tokens: int = 128,
-    ) -> None:
-        self.index = index
-        self.provider = provider
-        self.k = k
-        self.name = name
-        self.max_tokens = max_tokens
-        self.description = "Answer a question from the knowledge base, citing the passages used."
-        self.parameters = {
-            "type": "object",
-            "properties": {"question": {"type": "string"}},
-            "required": ["question"],
-        }
-        self._pipeline: Any = None
-        self._ctx: RunContext | None = None
-
-    def bind(self, ctx: RunContext) -> Tool:
-        self._ctx = ctx
-        return self
-
-    def __call__(self, **kwargs: Any) -> dict[str, Any]:
-        question = str(kwargs["question"])
-        if self._pipeline is None:
-            from opsloop.pipelines._builtins import rag_qa
-
-            self._pipeline = rag_qa(
-                index=self.index, provider=self.provider, k=self.k, max_tokens=self.max_tokens
-            )
-            if self._ctx is not None:
-                self._pipeline.context = self._ctx
-        result: dict[str, Any] = self._pipeline.invoke({"question": question})
-        return result
-
-    def to_dict(self) -> dict[str, Any]:
-        if not isinstance(self.provider, str):
-            return super().to_dict()
-        return {
-            "name": self.name,
-            "type": "knowledge_base",
-            "index": self.index,
-            "provider": self.provider,
-            "k": self.k,
-            "max_tokens": self.max_tokens,
-        }
-
-
-_TOOL_FIELDS: dict[str, set[str]] = {
-    "local_search": {"name", "type", "path", "collection", "k", "passage_chars"},
-    "knowledge_base": {"name", "type", "index", "provider", "k", "max_tokens"},
-    "python": {"name", "type", "function", "description", "parameters"},
-}
-
-
-def tool_from_dict(d: Any, *, base_dir: Path | None = None, where: str = "tools") -> Tool:
-    """A tool from its YAML form (``type``: local_search, knowledge_base, python)."""
-    if not isinstance(d, Mapping):
-        raise PipelineInvalid(f"{where}: each tool is an object with name and type")
-    name = d.get("name")
-    typ = d.get("type")
-    if not isinstance(name, str) or not name:
-        raise PipelineInvalid(f"{where}: a tool needs a 'name'", details={"field": "name"})
-    if typ not in _TOOL_FIELDS:
-        raise PipelineInvalid(
-            f"tool {name!r}: field 'type' must be one of {', '.join(sorted(_TOOL_FIELDS))}, got {typ!r}",
-            details={"tool": name, "field": "type"},
-        )
-    extra = sorted(set(d) - _TOOL_FIELDS[typ])
-    if extra:
-        raise PipelineInvalid(
-            f"tool {name!r}: unknown field(s) {extra} for type {typ!r}",
-            details={"tool": name, "field": extra[0]},
-        )
-    k = d.get("k", 3)
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 100:
-        raise PipelineInvalid(
-            f"tool {name!r}: field 'k' must be an integer in 1..100, got {k!r}",
-            details={"tool": name, "field": "k"},
-        )
-    if typ == "local_search":
-        path, coll = d.get("path"), d.get("collection")
-        if (path is None) == (coll is None):
-            raise PipelineInvalid(
-                f"tool {name!r}: give exactly one of 'path' or 'collection'",
-                details={"tool": name, "field": "path"},
-            )
-        if path is not None:
-            p = Path(str(path))
-            if not p.is_absolute() and base_dir is not None:
-                p = base_dir / p
-            return LocalCorpusSearch(
-                p, name=name, k=k, passage_chars=int(d.get("passage_chars", 800))
-            )
-        return LocalCorpusSearch(collection=str(coll), name=name, k=k)
-    if typ == "knowledge_base":
-        index = d.get("index")
-        if not isinstance(index, str) or not index:
-            raise PipelineInvalid(
-                f"tool {name!r}: field 'index' must name a vector index",
-                details={"tool": name, "field": "index"},
-            )
-        return KnowledgeBaseQA(
-            index,
-            provider=str(d.get("provider", "local:smollm2")),
-            k=k,
-            name=name,
-            max_tokens=int(d.get("max_tokens", 128)),
-        )
-    fn = d.get("function")
-    if not isinstance(fn, str):
-        raise PipelineInvalid(
-            f"tool {name!r}: field 'function' must be 'package.module:function'",
-            details={"tool": name, "field": "function"},
-        )
-    params = d.get("parameters")
-    if params is not None and not isinstance(params, Mapping):
-        raise PipelineInvalid(
-            f"tool {name!r}: field 'parameters' must be a JSON schema object",
-            details={"tool": name, "field": "parameters"},
-        )
-    return FunctionTool(fn, name=name, description=str(d.get("description", "")), parameters=params)
 
 
 def as_tools(tools: Sequence[Any] | Mapping[str, Any] | None) -> dict[str, Tool]:

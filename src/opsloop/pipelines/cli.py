@@ -9,18 +9,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import (
+from opsloop.core.cli import (
     HomeOption,
     JsonOpt,
-    command_client,
+    command_context,
     esc,
-    open_client,
     out,
     print_json,
-    resolve_settings,
     room_app,
 )
 from opsloop.errors import InvalidArgument
+from opsloop.pipelines._pipeline import Pipeline
 
 app = room_app(
     "pipelines",
@@ -52,8 +51,6 @@ def _parse_inputs(pairs: list[str], types: dict[str, str]) -> dict[str, Any]:
 @app.command("validate")
 def validate_cmd(file: FileArg, as_json: JsonOpt = False) -> None:
     """Check a pipeline file: fields, step references, tools and JSON schemas."""
-    from opsloop.pipelines._pipeline import Pipeline
-
     p = Pipeline.from_yaml(file)
     info = {
         "name": p.name,
@@ -91,15 +88,15 @@ def run_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a pipeline once; print its outputs and the trace id (`opsloop traces show ID`)."""
-    from opsloop.pipelines._pipeline import Pipeline
+    from opsloop.tracing import Tracing  # lazy: loads sqlalchemy
 
-    settings = resolve_settings(home=home, ctx=ctx)
-    with open_client(settings) as client:
+    with command_context(ctx, home) as context:
+        tracing = context.room(Tracing)
         p = Pipeline.from_yaml(file)
-        p.configure(client=client, cache_dir=cache_dir, tracer=client.tracing.tracer)
+        p.configure(client=context, cache_dir=cache_dir, tracer=tracing.tracer)
         values = _parse_inputs(list(inputs or []), p.input_types)
         result = p.run(values)
-        client.tracing.flush()
+        tracing.flush()
     if as_json:
         print_json({"outputs": result.outputs, "trace_id": result.trace_id})
         return
@@ -122,11 +119,9 @@ def register_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Register a pipeline file as a new version of NAME (kind pipeline, flavor pipeline)."""
-    from opsloop.pipelines._pipeline import Pipeline
-
     p = Pipeline.from_yaml(file)
-    with command_client(ctx, home) as client:
-        mv = p.register(client, name, alias=alias, description=description)
+    with command_context(ctx, home) as context:
+        mv = p.register(context, name, alias=alias, description=description)
     if as_json:
         print_json(mv.model_dump(mode="json"))
         return

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidArgument
+from opsloop.registry.flavors import DESCRIPTOR_FILE, write_descriptor
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,12 +34,9 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 def bundled_model_folder(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """A saved-model folder (descriptor included) for the bundled MiniLM, made once."""
-    from opsloop.registry import bundled_embedder
-    from opsloop.registry.flavors import DESCRIPTOR_FILE, write_descriptor
+    from opsloop.registry import bundled_embedder, default_cache_dir  # lazy: loads sqlalchemy
 
     if cache_dir is None:
-        from opsloop.registry import default_cache_dir
-
         cache_dir = default_cache_dir()
     target = Path(cache_dir) / _BUNDLED_DIR
     src = bundled_embedder()
@@ -107,7 +105,7 @@ class Embedder:
 
     @staticmethod
     def _load(spec: str, cache_dir: Any, device: str | None) -> Any:
-        from opsloop.registry import load_model
+        from opsloop.registry import load_model  # lazy: loads sqlalchemy
 
         if spec in ("local:minilm", "minilm"):
             folder = bundled_model_folder(cache_dir)
@@ -115,12 +113,8 @@ class Embedder:
         if spec.startswith("models:/") or Path(spec).is_dir():
             return load_model(spec, cache_dir=cache_dir, device=device)
         if ":" in spec:
-            try:
-                from opsloop.llm import get_provider  # type: ignore[import-not-found,unused-ignore]
-            except ImportError:
-                raise InvalidArgument(
-                    f"embedder {spec!r} needs opsloop.llm providers, which are not available"
-                ) from None
+            from opsloop.llm import get_provider  # lazy: loads the registry (sqlalchemy)
+
             return get_provider(spec, cache_dir=cache_dir, device=device)
         raise InvalidArgument(
             f"unknown embedder {spec!r}: use 'local:minilm', a models:/ URI, a saved-model "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import json
 import shutil
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,8 +47,6 @@ class VectorIndex(SearchMixin):
     """A named, persistent vector index; open it with ``VectorIndex.open(name)``."""
 
     def __init__(self, name: str, folder: Path) -> None:
-        import threading
-
         self.name = name
         self.path = folder
         self._lock = S.FileLock(folder / "lock")

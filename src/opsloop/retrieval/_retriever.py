@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from opsloop.core import Context, HasContext, context_of
+from opsloop.datasets.entities import DatasetVersion
 from opsloop.errors import InvalidArgument
+from opsloop.retrieval._index import VectorIndex
 
 if TYPE_CHECKING:
-    from opsloop.datasets.entities import DatasetVersion
+    from opsloop.datasets import Datasets
     from opsloop.retrieval._embedder import Embedder
-    from opsloop.retrieval._index import VectorIndex
     from opsloop.retrieval._snapshots import SearchHit
-    from opsloop.sdk import Client
+    from opsloop.tracking import Tracking
 
 Progress = Callable[[int, int | None], None]  # (items done, total or None)
 
@@ -93,11 +95,19 @@ def index_chunks(
     return done
 
 
-def collection_chunks(client: Client, version: DatasetVersion) -> builtins.list[dict[str, Any]]:
-    """The chunks of a document collection as ``{"id", "text", "metadata"}``."""
-    from opsloop.datasets import Datasets
+def _datasets(ctx: Context) -> Datasets:
+    from opsloop.datasets import Datasets  # lazy: loads sqlalchemy
+    from opsloop.tracking import Tracking  # lazy: loads sqlalchemy and httpx
 
-    ds = Datasets(client)
+    # TODO(rooms): ``ctx.room(Datasets)`` once Datasets takes a Context.
+    return Datasets(cast(Any, ctx.room(Tracking)))
+
+
+def collection_chunks(
+    client: Tracking | Context | HasContext | None, version: DatasetVersion
+) -> builtins.list[dict[str, Any]]:
+    """The chunks of a document collection as ``{"id", "text", "metadata"}``."""
+    ds = _datasets(context_of(client))
     if version.kind != "documents" or not version.storage.get("chunks"):
         raise InvalidArgument(
             f"dataset version {version.ref} is not a document collection (kind {version.kind!r})"
@@ -125,7 +135,7 @@ def collection_chunks(client: Client, version: DatasetVersion) -> builtins.list[
 
 
 def index_collection(
-    client: Client,
+    client: Tracking | Context | HasContext | None,
     collection: str | DatasetVersion,
     index_name: str,
     embedder: Embedder,
@@ -140,16 +150,13 @@ def index_collection(
     Chunks already in the index (same chunk id) are replaced; the index lives
     under ``home`` (default: the client's home).
     """
-    from opsloop.datasets import Datasets
-    from opsloop.datasets.entities import DatasetVersion
-    from opsloop.retrieval._index import VectorIndex
-
+    ctx = context_of(client)
     version = (
-        collection if isinstance(collection, DatasetVersion) else Datasets(client).get(collection)
+        collection if isinstance(collection, DatasetVersion) else _datasets(ctx).get(collection)
     )
-    chunks = collection_chunks(client, version)
+    chunks = collection_chunks(ctx, version)
     index = VectorIndex.open(
-        index_name, dim=embedder.dim, home=home or client.settings.home, metric="cosine"
+        index_name, dim=embedder.dim, home=home or ctx.settings.home, metric="cosine"
     )
     try:
         index_chunks(

@@ -71,7 +71,7 @@ def check_name(name: object) -> str:
 
 def indexes_root(home: str | os.PathLike[str] | None) -> Path:
     if home is None:
-        from opsloop.settings import Settings
+        from opsloop.settings import Settings  # lazy: loads pydantic_settings
 
         home = Settings().home
     return Path(home).expanduser() / "indexes"

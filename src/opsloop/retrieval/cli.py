@@ -10,19 +10,22 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import (
+from opsloop.core.cli import (
     HomeOption,
     JsonOpt,
+    command_context,
     esc,
     fmt_bytes,
     fmt_time,
-    open_client,
     out,
     print_json,
     resolve_settings,
     room_app,
 )
 from opsloop.errors import InvalidArgument
+from opsloop.retrieval._embedder import Embedder
+from opsloop.retrieval._index import VectorIndex
+from opsloop.retrieval._retriever import index_collection
 
 app = room_app(
     "index", "Vector indexes: build one from a document collection, search it, inspect, drop."
@@ -46,7 +49,6 @@ def _home(ctx: typer.Context, home: Path | None) -> Path:
 @app.command("list")
 def list_(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt = False) -> None:
     """The indexes in the home folder."""
-    from opsloop.retrieval._index import VectorIndex
 
     root = _home(ctx, home)
     infos = []
@@ -80,7 +82,6 @@ def info(
     ctx: typer.Context, name: NameArg, home: HomeOption = None, json_: JsonOpt = False
 ) -> None:
     """What an index holds and how it searches."""
-    from opsloop.retrieval._index import VectorIndex
 
     with VectorIndex.open(name, home=_home(ctx, home), create=False) as idx:
         data = idx.info()
@@ -115,8 +116,6 @@ def search(
     json_: JsonOpt = False,
 ) -> None:
     """Embed QUERY and show the nearest chunks of index NAME."""
-    from opsloop.retrieval._embedder import Embedder
-    from opsloop.retrieval._index import VectorIndex
 
     flt: Any = None
     if filter_:
@@ -169,13 +168,8 @@ def build(
     there are replaced)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from opsloop.retrieval._embedder import Embedder
-    from opsloop.retrieval._retriever import index_collection
-
-    settings = resolve_settings(home=home, ctx=ctx)
-    root = Path(settings.home)
     with (
-        open_client(settings) as client,
+        command_context(ctx, home) as context,
         Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -186,6 +180,7 @@ def build(
             disable=json_,
         ) as bar,
     ):
+        root = Path(context.settings.home)
         task = bar.add_task("loading the embedder", total=None)
         emb = Embedder(embedder, cache_dir=root / "cache" / "models")
         bar.update(task, description=f"embedding {collection}")
@@ -194,7 +189,7 @@ def build(
             bar.update(task, completed=done, total=total)
 
         idx = index_collection(
-            client, collection, name, emb, batch_size=batch_size, progress=progress, home=root
+            context, collection, name, emb, batch_size=batch_size, progress=progress, home=root
         )
         with idx:
             data = idx.info()
@@ -215,7 +210,6 @@ def drop(
     home: HomeOption = None,
 ) -> None:
     """Delete index NAME and its files."""
-    from opsloop.retrieval._index import VectorIndex
 
     root = _home(ctx, home)
     if not yes and not typer.confirm(f"Delete vector index {name!r}?"):

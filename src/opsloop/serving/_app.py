@@ -26,7 +26,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from opsloop._version import __version__
+from opsloop.core import VERSION
 from opsloop.core.web import BodyLimitMiddleware, JSONBody
 from opsloop.errors import NotFound, Unavailable
 from opsloop.serving._errors import install_serving_error_handlers
@@ -71,7 +71,7 @@ def create_serving_app(
     app = FastAPI(
         lifespan=lifespan,
         title="opsloop model server",
-        version=__version__,
+        version=VERSION,
         description=f"Serves {source.describe()}. Errors answer "
         '`{"error": {"code", "message", "details"}}` (plus `type`/`param` on OpenAI routes).',
         docs_url="/docs",

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opsloop.core.web import JSONBody
 from opsloop.errors import InvalidArgument, OpsloopError, PayloadTooLarge
+from opsloop.registry.flavors import validate_input
 from opsloop.serving._runtime import ModelHolder, Runtime
 
 __all__ = ["FastPredictMiddleware", "answer", "parse_rows", "predict_router"]
@@ -129,10 +130,6 @@ def _validator(rt: Runtime) -> Any:
     """The registry's signature check, when the model has a signature it understands."""
     sig = getattr(rt.model, "signature", None)
     if sig is None or not hasattr(sig, "input_names"):
-        return None
-    try:
-        from opsloop.registry.flavors import validate_input
-    except ImportError:  # pragma: no cover - the registry ships with opsloop
         return None
     return lambda rows: validate_input(sig, rows)
 

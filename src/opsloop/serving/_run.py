@@ -18,8 +18,11 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from opsloop.core.serve import check_port_free, quiet_signal_reraise, server_url
 from opsloop.errors import InvalidArgument
+from opsloop.serving._app import create_serving_app
 from opsloop.serving._options import ServeOptions
+from opsloop.serving._source import source_for
 from opsloop.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,8 +38,6 @@ FACTORY = "opsloop.serving._run:app_from_env"
 
 def app_from_env() -> FastAPI:
     """The app for one uvicorn worker, built from what its parent passed on."""
-    from opsloop.serving._app import create_serving_app
-
     raw = json.loads(os.environ[SERVE_ENV])
     return create_serving_app(
         raw["target"], Settings(**raw["settings"]), options=ServeOptions(**raw["options"])
@@ -45,8 +46,6 @@ def app_from_env() -> FastAPI:
 
 def check_target(target: Any, settings: Settings, options: ServeOptions) -> Resolved:
     """Resolve ``target`` now, so a wrong URI or folder fails before the server starts."""
-    from opsloop.serving._source import source_for
-
     source = source_for(target, settings, options)
     try:
         return source.resolve()
@@ -76,8 +75,6 @@ def serve(
     """
     import uvicorn
 
-    from opsloop.core.serve import check_port_free, quiet_signal_reraise, server_url
-
     settings = settings or Settings()
     options = options or ServeOptions()
     if workers < 1:
@@ -94,9 +91,6 @@ def serve(
         "lifespan": "on",
     }
     if workers == 1:
-        from opsloop.serving._app import create_serving_app
-        from opsloop.serving._source import source_for
-
         # One process: load here, so a model that cannot load fails the command at once.
         source = source_for(target, settings, options)
         resolved = source.resolve()
@@ -143,8 +137,7 @@ def _record(
     """Record a ``models:/`` target as a deployment while the server runs (best effort)."""
     if not (isinstance(target, str) and target.startswith("models:/")):
         return contextlib.nullcontext()
-    from opsloop.core.serve import server_url
-    from opsloop.deployments import DeploymentRecorder
+    from opsloop.deployments import DeploymentRecorder  # lazy: loads sqlalchemy
 
     return DeploymentRecorder(
         target, settings, url=server_url(host, port), workers=workers, current=current

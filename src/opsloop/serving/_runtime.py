@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 from opsloop.errors import InvalidArgument, Unavailable
 from opsloop.serving._batcher import MicroBatcher
+from opsloop.serving._engine import GenerationEngine
 from opsloop.serving._options import ServeOptions
 from opsloop.serving._source import ModelSource, Resolved
 
@@ -93,8 +95,6 @@ class Runtime:
                 name="opsloop-embed",
             )
         else:
-            from opsloop.serving._engine import GenerationEngine
-
             self.engine = GenerationEngine(
                 model.model,
                 model.tokenizer,
@@ -105,8 +105,6 @@ class Runtime:
     @property
     def fingerprint(self) -> str:
         """Names the loaded version in answers (OpenAI's ``system_fingerprint``)."""
-        import hashlib
-
         return "opsloop-" + hashlib.sha256(self.resolved.key.encode()).hexdigest()[:12]
 
     @property

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsloop.core import Context
 from opsloop.errors import InvalidArgument
+from opsloop.registry import parse_model_uri
 
 if TYPE_CHECKING:
+    from opsloop.registry import Registry
     from opsloop.serving._options import ServeOptions
     from opsloop.settings import Settings
 
@@ -93,7 +96,7 @@ class FolderSource(ModelSource):
         return Resolved(key=f"folder:{self._path}", name=self._path.name, uri=str(self._path))
 
     def load(self, resolved: Resolved) -> Any:
-        from opsloop.registry import load_model
+        from opsloop.registry import load_model  # lazy: loads sqlalchemy
 
         return load_model(
             self._path,
@@ -107,13 +110,11 @@ class RegistrySource(ModelSource):
     """``models:/NAME@ALIAS`` (watched: a moved alias loads the new version), ``/VERSION`` or latest."""
 
     def __init__(self, uri: str, settings: Settings, options: ServeOptions) -> None:
-        from opsloop.registry import parse_model_uri
-
         self._ref = parse_model_uri(uri)
         self._uri = uri
         self._settings = settings
         self._options = options
-        self._client: Any = None
+        self._context: Context | None = None
         self._lock = threading.Lock()
         # A fixed version never moves; an alias or "latest" may.
         self.watchable = self._ref.version is None
@@ -121,15 +122,13 @@ class RegistrySource(ModelSource):
     def describe(self) -> str:
         return self._uri
 
-    def _registry(self) -> Any:
-        from opsloop.registry import Registry
+    def _registry(self) -> Registry:
+        from opsloop.registry import Registry  # lazy: loads sqlalchemy and httpx
 
         with self._lock:
-            if self._client is None:
-                from opsloop.sdk import Client
-
-                self._client = Client(settings=self._settings)
-            return Registry(self._client)
+            if self._context is None:
+                self._context = Context(self._settings)
+            return self._context.room(Registry)
 
     def resolve(self) -> Resolved:
         mv = self._registry().resolve(self._uri)
@@ -153,9 +152,9 @@ class RegistrySource(ModelSource):
 
     def close(self) -> None:
         with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+            context, self._context = self._context, None
+        if context is not None:
+            context.close()
 
 
 def source_for(target: Any, settings: Settings, options: ServeOptions) -> ModelSource:

@@ -9,12 +9,15 @@ opsloop.serving.cli MODEL``).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from opsloop.cli._common import HomeOption, out, resolve_settings
+from opsloop.core.cli import HomeOption, exit_code_for, out, report_error, resolve_settings
+from opsloop.errors import InvalidArgument, OpsloopError
 
 __all__ = ["app", "serve_command"]
 
@@ -118,11 +121,8 @@ def serve_command(
         opsloop serve models:/churn@champion --port 8080
         opsloop serve models:/smollm2/3 --workers 2
     """
-    from pydantic import ValidationError
-
-    from opsloop.errors import InvalidArgument
-    from opsloop.serving._options import ServeOptions
-    from opsloop.serving._run import serve
+    from opsloop.serving._options import ServeOptions  # lazy: loads fastapi
+    from opsloop.serving._run import serve  # lazy: loads fastapi
 
     settings = resolve_settings(home=home, ctx=ctx)
     try:
@@ -165,11 +165,6 @@ app.command("serve")(serve_command)
 
 def main() -> None:
     """Run ``app`` on its own (``python -m opsloop.serving.cli MODEL ...``), errors as the main CLI shows them."""
-    import sys
-
-    from opsloop.cli._common import exit_code_for, report_error
-    from opsloop.errors import OpsloopError
-
     try:
         app()
     except OpsloopError as exc:

@@ -64,6 +64,7 @@ __all__ = [
     "Tracer",
     "Tracing",
     "configure",
+    "configured_tracer",
     "current_span",
     "flush",
     "get_tracer",
@@ -118,6 +119,18 @@ _LAZY.update(
         )
     }
 )
+
+
+def configured_tracer() -> Tracer | None:
+    """The process's default tracer if one is set up already, else None (makes none).
+
+    Set up by ``configure``, ``Tracing.activate()``, ``get_tracer()`` or an
+    earlier module-level span; library code that traces only when the program
+    asked for tracing checks this instead of ``get_tracer()``.
+    """
+    sdk = importlib.import_module("opsloop.tracing._sdk")
+    tracer: Tracer | None = sdk._default
+    return tracer
 
 
 def __getattr__(name: str) -> Any:
