@@ -69,12 +69,8 @@ class _Lazy:
         self.__name__ = ref
 
     def __call__(self, ctx: Any) -> Any:
-        from opsloop.tracking import Tracking  # lazy: loads sqlalchemy
-
-        cls = load_ref(self.ref)
-        # Built on the context's tracking client (the ``opsloop.Client`` itself when one
-        # was made); every room client accepts a client or a context.
-        return cls(ctx.room(Tracking))
+        # The room's client is the context's one: ``client.datasets`` is ``ctx.room(Datasets)``.
+        return ctx.room(load_ref(self.ref))
 
     def __repr__(self) -> str:
         return f"<room factory {self.ref}>"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from opsloop.core import Context, HasContext, context_of
 from opsloop.errors import InvalidArgument, NotFound, PipelineInvalid
@@ -182,8 +182,7 @@ class RunContext:
     def _prompt_client(self) -> Prompts:
         with self._lock:
             if self._prompt_room is None:
-                # TODO(rooms): ``self.context.room(Prompts)`` once Prompts takes a Context.
-                self._prompt_room = Prompts(cast(Any, self.client))
+                self._prompt_room = self.context.room(Prompts)
             return self._prompt_room
 
     def tool(self, name: str) -> Tool:

@@ -15,7 +15,7 @@ import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from opsloop.core import Context, HasContext, context_of
 from opsloop.datasets import ChunkingConfig, chunk_text
@@ -207,14 +207,12 @@ class LocalCorpusSearch(Tool):
 
     def _load_collection(self) -> list[dict[str, Any]]:
         from opsloop.datasets import Datasets  # lazy: loads sqlalchemy
-        from opsloop.tracking import Tracking  # lazy: loads sqlalchemy and httpx
 
         assert self.collection is not None
         owned = self._client is None
         ctx = Context() if self._client is None else context_of(self._client)
         try:
-            # TODO(rooms): ``ctx.room(Datasets)`` once Datasets takes a Context.
-            datasets = Datasets(cast(Any, ctx.room(Tracking)))
+            datasets = ctx.room(Datasets)
             chunks = datasets.chunks(self.collection).to_pylist()
             titles = {
                 d["path"]: d["title"]

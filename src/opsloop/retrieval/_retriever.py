@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from opsloop.core import Context, HasContext, context_of
 from opsloop.datasets.entities import DatasetVersion
@@ -97,10 +97,8 @@ def index_chunks(
 
 def _datasets(ctx: Context) -> Datasets:
     from opsloop.datasets import Datasets  # lazy: loads sqlalchemy
-    from opsloop.tracking import Tracking  # lazy: loads sqlalchemy and httpx
 
-    # TODO(rooms): ``ctx.room(Datasets)`` once Datasets takes a Context.
-    return Datasets(cast(Any, ctx.room(Tracking)))
+    return ctx.room(Datasets)
 
 
 def collection_chunks(
