@@ -169,7 +169,7 @@ def test_every_room_package_is_registered() -> None:
     declared = {
         p.parent.name
         for p in (ROOT / "src/opsloop").glob("*/_room.py")
-        if "ROOM = Room(" in p.read_text()
+        if "\nROOM = Room(" in p.read_text()
     }
     assert declared == {r.split(".")[-1] for r in rooms.ROOMS}
 
