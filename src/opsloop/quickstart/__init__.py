@@ -18,6 +18,7 @@ from opsloop.quickstart._context import (
 )
 from opsloop.quickstart._evaluate import EPOCH_METRICS, RANK_METRIC
 from opsloop.quickstart._models import DEFAULT_TRIALS, SWEEP, TrialConfig
+from opsloop.quickstart._serve_model import serve_model_in_thread
 from opsloop.quickstart._steps import DEFAULT_STEPS, Step, run_quickstart, select_trials
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "TrialResult",
     "run_quickstart",
     "select_trials",
+    "serve_model_in_thread",
 ]

@@ -6,6 +6,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opsloop.registry import Registry
+
 if TYPE_CHECKING:
     from opsloop.quickstart._context import QuickstartContext
 
@@ -20,7 +22,6 @@ def register_best(ctx: QuickstartContext) -> str:
     The version is made from the run's ``model`` artifact, so its card and
     lineage point at the run that trained it.
     """
-    from opsloop.registry._client import Registry
     from opsloop.registry.flavors import save_sklearn  # lazy: loads skops
 
     ctx.reporter.begin("Registering the best model")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from opsloop.core.serve import check_port_free, server_url
 from opsloop.errors import Unavailable
 from opsloop.settings import Settings
 
@@ -38,12 +39,15 @@ def serve_model_in_thread(
     """
     import uvicorn
 
-    from opsloop.core.serve import check_port_free, server_url
-    from opsloop.deployments._recorder import DeploymentRecorder
-    from opsloop.deployments._service import HEARTBEAT_INTERVAL_S
-    from opsloop.serving._app import create_serving_app
-    from opsloop.serving._options import ServeOptions
-    from opsloop.serving._source import source_for
+    from opsloop.deployments import (  # lazy: loads sqlalchemy
+        HEARTBEAT_INTERVAL_S,
+        DeploymentRecorder,
+    )
+    from opsloop.serving import (  # lazy: loads fastapi and the serving stack
+        ServeOptions,
+        create_serving_app,
+        source_for,
+    )
 
     check_port_free(host, port)
     options = ServeOptions(trusted_types=list(trusted_types or []), poll_interval_s=poll_interval_s)

@@ -10,6 +10,6 @@ from opsloop.serving._app import create_serving_app
 from opsloop.serving._batcher import MicroBatcher
 from opsloop.serving._options import ServeOptions
 from opsloop.serving._run import serve
-from opsloop.serving._source import ModelSource, Resolved
+from opsloop.serving._source import ModelSource, Resolved, source_for
 
-__all__ = ["MicroBatcher", "ModelSource", "Resolved", "ServeOptions", "create_serving_app", "serve"]
+__all__ = ["MicroBatcher", "ModelSource", "Resolved", "ServeOptions", "create_serving_app", "serve", "source_for"]
