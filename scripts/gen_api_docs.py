@@ -43,7 +43,7 @@ def openapi_spec() -> dict[str, Any]:
         db, artifacts = f"sqlite:///{home / 'opsloop.db'}", str(home / "artifacts")
         app = create_app(Settings(home=home, database_url=db, artifact_uri=artifacts))
         spec: dict[str, Any] = app.openapi()
-        app.state.opsloop.db.dispose()
+        app.state.opsloop.close()
     return spec
 
 
