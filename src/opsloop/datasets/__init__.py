@@ -10,7 +10,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from opsloop.datasets._chunking import ChunkingConfig, chunk_text
+    from opsloop.datasets._chunking import (
+        MARKDOWN_SUFFIXES,
+        ChunkingConfig,
+        chunk_id,
+        chunk_text,
+    )
     from opsloop.datasets._client import Datasets
     from opsloop.datasets._fluent import create, get, load, log_input
     from opsloop.datasets._rules import Rule, ValidationFailed, load_rules
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "MARKDOWN_SUFFIXES",
     "ChunkingConfig",
     "ColumnSchema",
     "Dataset",
@@ -40,6 +46,7 @@ __all__ = [
     "RunInput",
     "ValidationFailed",
     "VersionRun",
+    "chunk_id",
     "chunk_text",
     "create",
     "get",
@@ -49,7 +56,9 @@ __all__ = [
 ]
 
 _LAZY = {
+    "MARKDOWN_SUFFIXES": "opsloop.datasets._chunking",
     "ChunkingConfig": "opsloop.datasets._chunking",
+    "chunk_id": "opsloop.datasets._chunking",
     "chunk_text": "opsloop.datasets._chunking",
     "Datasets": "opsloop.datasets._client",
     "create": "opsloop.datasets._fluent",

@@ -209,7 +209,6 @@ def compare_results(
 ) -> Comparison:
     import numpy as np
 
-
     key = metric_key(metric)
     for r in results:
         if key not in r.metrics:

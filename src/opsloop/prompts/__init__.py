@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opsloop.prompts._client import Prompts
+    from opsloop.prompts._ref import PromptRef, make_ref
     from opsloop.prompts._service import PromptService
     from opsloop.prompts.entities import (
         MessageDiff,
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "Prompts": "opsloop.prompts._client",
+    "PromptRef": "opsloop.prompts._ref",
+    "make_ref": "opsloop.prompts._ref",
     "PromptService": "opsloop.prompts._service",
     "MessageDiff": "opsloop.prompts.entities",
     "Prompt": "opsloop.prompts.entities",
@@ -43,9 +46,11 @@ __all__ = [
     "Prompt",
     "PromptDiff",
     "PromptLabel",
+    "PromptRef",
     "PromptService",
     "PromptVersion",
     "Prompts",
+    "make_ref",
 ]
 
 

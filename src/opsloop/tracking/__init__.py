@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from opsloop.tracking._remote import RemoteTracking
     from opsloop.tracking._service import DEFAULT_EXPERIMENT, TrackingService
     from opsloop.tracking._sysmetrics import SystemMetricsSampler
+    from opsloop.tracking._validation import (
+        MAX_TAG_VALUE,
+        check_key,
+        int64,
+        metric_value,
+        param_value,
+    )
     from opsloop.tracking.entities import (
         ArtifactInfo,
         Experiment,
@@ -35,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
+    "MAX_TAG_VALUE",
     "ArtifactInfo",
     "ArtifactService",
     "EmbeddedTracking",
@@ -52,6 +60,10 @@ __all__ = [
     "TrackingBackend",
     "TrackingService",
     "artifact_service",
+    "check_key",
+    "int64",
+    "metric_value",
+    "param_value",
     "tracking_service",
 ]
 
@@ -67,6 +79,13 @@ _LAZY.update(
     tracking_service="opsloop.tracking._backend",
     RemoteTracking="opsloop.tracking._remote",
     SystemMetricsSampler="opsloop.tracking._sysmetrics",
+)
+# Input checks shared with other rooms (light: no storage).
+_LAZY.update(
+    {
+        n: "opsloop.tracking._validation"
+        for n in ("MAX_TAG_VALUE", "check_key", "int64", "metric_value", "param_value")
+    }
 )
 
 
