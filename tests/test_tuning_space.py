@@ -254,7 +254,7 @@ def test_public_surface() -> None:
             "Categorical", "Float", "Int", "ParetoPoint", "SearchSpace", "Study", "StudyInfo",
             "StudySpec", "StudySummary", "Timer", "Trial", "TrialInfo", "TrialPruned", "Tuning",
             "check_space", "create_study", "list_studies", "llm_space", "load_space", "load_study",
-            "load_study_spec", "space_to_dict",
+            "load_study_spec", "space_to_dict", "SvgCanvas", "non_dominated",
         ]
     )  # fmt: skip
     for name in t.__all__:

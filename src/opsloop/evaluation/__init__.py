@@ -15,6 +15,7 @@ API is also re-exported here; see :mod:`opsloop.evaluation.metrics`.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
         GateRule,
         RuleOutcome,
     )
-    from opsloop.evaluation._evaluate import evaluate
+    from opsloop.evaluation._evaluate import evaluate, metric_key
     from opsloop.evaluation.metrics import (
         Metric,
         MetricResult,
@@ -60,6 +61,7 @@ _LAZY = {
     "bootstrap_ci": "opsloop.evaluation._bootstrap",
     "Evaluation": "opsloop.evaluation._client",
     "evaluate": "opsloop.evaluation._evaluate",
+    "metric_key": "opsloop.evaluation._evaluate",
 }
 _LAZY.update(
     {
@@ -127,6 +129,7 @@ __all__ = [
     "list_metrics",
     "mcnemar_exact",
     "metric",
+    "metric_key",
     "paired_bootstrap",
     "paired_permutation_test",
     "register_metric",
@@ -139,8 +142,6 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'opsloop.evaluation' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

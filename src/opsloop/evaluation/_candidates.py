@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opsloop.core import Context
 from opsloop.errors import InvalidArgument
+from opsloop.evaluation._candidate import OUTPUT_KEYS, Candidate, Outcome, version_of
+from opsloop.evaluation._pipelines import pipeline_candidate
 from opsloop.evaluation._rooms import prompts_of
 from opsloop.llm import get_provider
 from opsloop.pipelines import LoadedPipeline, Pipeline
@@ -28,38 +29,8 @@ from opsloop.tracking import Tracking
 
 _PROVIDER_SPEC = re.compile(r"^(local|openai|models):[^\s]+$")
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-# Keys a pipeline's output dict is read from, in order, when it has several.
-OUTPUT_KEYS = ("output", "answer", "text", "prediction", "result")
 # What options= may hold: model call parameters (and via_provider for models:/ URIs).
 LLM_OPTIONS = ("max_tokens", "temperature", "top_p", "stop", "seed", "timeout_s")
-
-
-@dataclass
-class Outcome:
-    output: Any
-    latency_ms: float
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None
-    extra: dict[str, Any] | None = None  # a pipeline's whole output, for metric inputs
-
-
-@dataclass
-class Candidate:
-    """A candidate ready to run: ``spec`` names it in the run's params."""
-
-    spec: str
-    kind: str  # model | llm | provider | pipeline | callable
-    run: Callable[[dict[str, Any]], Outcome]
-    model_name: str | None = None
-    model_version: int | None = None
-    proba: Callable[[dict[str, Any]], Any] | None = None
-    close: Callable[[], None] | None = None
-    # The input names it accepts (a pipeline's declared inputs); None: any.
-    inputs: list[str] | None = None
-    # What the run records about it beyond ``spec``: params and tags.
-    params: dict[str, Any] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 def render_template(template: Any, values: Mapping[str, Any]) -> Any:
@@ -188,10 +159,6 @@ def make_candidate(
             f"(a provider or a causal LM), not a {what}"
         )
     if _is_pipeline(candidate):
-        from opsloop.evaluation._pipelines import (
-            pipeline_candidate,  # cycle: it imports this module
-        )
-
         if client is None:
             raise InvalidArgument("evaluating a pipeline needs a client")
         try:
@@ -237,13 +204,6 @@ def _close_owned(obj: Any, owned: bool) -> None:
 
 def _load(uri: str, client: Tracking | None, cache_dir: Any) -> Any:
     return load_model(uri, client=client, cache_dir=cache_dir)
-
-
-def version_of(model: Any) -> tuple[str, int | None, str | None]:
-    mv = getattr(model, "version", None)
-    if mv is not None:
-        return f"models:/{mv.name}/{mv.version}", int(mv.version), str(mv.name)
-    return str(getattr(model, "uri", "") or type(model).__name__), None, None
 
 
 def _model_candidate(model: Any) -> Candidate:

@@ -189,7 +189,7 @@ def compare(
 
 
 def _metric_obj(metric: str) -> Any:
-    from opsloop.evaluation.metrics import list_metrics
+    from opsloop.evaluation.metrics import list_metrics  # lazy: loads numpy
 
     for m in list_metrics():
         if metric_key(m.name) == metric or m.name == metric:
@@ -208,7 +208,6 @@ def compare_results(
     seed: int = 0,
 ) -> Comparison:
     import numpy as np
-
 
     key = metric_key(metric)
     for r in results:
@@ -302,7 +301,7 @@ def _per_example_values(key: str, m: Any, rows: list[list[Any]]) -> tuple[str, A
             [[1.0 if e.output == e.reference else 0.0 for e in r] for r in rows], dtype=np.float64
         )
     if m is not None and m.name in _SENTENCE:
-        from opsloop.evaluation import metrics as M
+        from opsloop.evaluation import metrics as M  # lazy: loads numpy
 
         fn = getattr(M, _SENTENCE[m.name])
         return "sentence", np.asarray(

@@ -26,7 +26,8 @@ from opsloop.core import Context
 from opsloop.datasets.entities import DatasetVersionInfo
 from opsloop.errors import InvalidArgument, OpsloopError
 from opsloop.evaluation._bootstrap import check_params, metric_ci
-from opsloop.evaluation._candidates import Candidate, Outcome, make_candidate, resolve_prompt
+from opsloop.evaluation._candidate import Candidate, Outcome
+from opsloop.evaluation._candidates import make_candidate, resolve_prompt
 from opsloop.evaluation._entities import EvaluationResult, ExampleResult
 from opsloop.evaluation._rooms import datasets_of, tracking_of
 from opsloop.tracking import Tracking
@@ -60,7 +61,7 @@ def metric_key(name: str) -> str:
 
 
 def _metrics(metrics: Any) -> list[Metric]:
-    from opsloop.evaluation.metrics import Metric, get_metric
+    from opsloop.evaluation.metrics import Metric, get_metric  # lazy: loads numpy
 
     if isinstance(metrics, str | Metric):
         metrics = [metrics]

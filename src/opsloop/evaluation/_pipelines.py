@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from opsloop.errors import InvalidArgument, OpsloopError, PipelineInvalid
-from opsloop.evaluation._candidates import OUTPUT_KEYS, Candidate, Outcome, version_of
+from opsloop.evaluation._candidate import OUTPUT_KEYS, Candidate, Outcome, version_of
 from opsloop.evaluation._rooms import tracing_of
 from opsloop.pipelines import LoadedPipeline, RunContext
 from opsloop.tracing import PriceTable, Span, Tracer, get_tracer

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from opsloop.pipelines._steps import LLMStep, ParseStep, PromptStep, Step
     from opsloop.pipelines._steps_agent import AgentStep, CiteStep
     from opsloop.pipelines._steps_io import PythonStep, RetrieveStep, ToolStep
+    from opsloop.pipelines._template import FILTERS
     from opsloop.pipelines._tools import (
         FunctionTool,
         LocalCorpusSearch,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "FILTERS",
     "AgentStep",
     "CiteStep",
     "FunctionTool",
@@ -85,6 +87,7 @@ _LAZY: dict[str, str] = {
     "Pipeline": "_pipeline",
     "PipelineResult": "_pipeline",
     "KnowledgeBaseQA": "_pipeline",
+    "FILTERS": "_template",
 }
 _LAZY.update({n: "_steps" for n in ("LLMStep", "ParseStep", "PromptStep", "Step")})
 _LAZY.update({n: "_steps_agent" for n in ("AgentStep", "CiteStep")})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opsloop.quickstart._context import QuickstartContext
-    from opsloop.tuning._trial import Trial
+    from opsloop.tuning import Trial
 
 TUNING_TRIALS = 12
 OBJECTIVES = ("f1", "latency_ms")

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from opsloop.retrieval._index import VectorIndex
     from opsloop.retrieval._retriever import Retriever, index_chunks, index_collection
     from opsloop.retrieval._snapshots import SearchHit
+    from opsloop.retrieval._store import check_name
 
 _LAZY = {
     "Embedder": "opsloop.retrieval._embedder",
@@ -30,6 +31,7 @@ _LAZY = {
     "Retriever": "opsloop.retrieval._retriever",
     "index_chunks": "opsloop.retrieval._retriever",
     "index_collection": "opsloop.retrieval._retriever",
+    "check_name": "opsloop.retrieval._store",
 }
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "Retriever",
     "SearchHit",
     "VectorIndex",
+    "check_name",
     "index_chunks",
     "index_collection",
 ]

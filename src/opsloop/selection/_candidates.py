@@ -9,6 +9,7 @@ or an ``opsloop.llm`` Provider object. Specs open through
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -16,9 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidArgument
+from opsloop.registry import bundled_gguf
+from opsloop.registry.flavors import save_gguf
 
 if TYPE_CHECKING:
-    from opsloop.sdk import Client
+    from opsloop.core import Context
+    from opsloop.tracking import Tracking
 
 BUNDLED = {"smollm2": "SmolLM2-135M-Instruct", "gemma3": "gemma-3-270m"}
 _URL_MARKERS = ("@http://", "@https://")
@@ -119,7 +123,7 @@ class ProviderCandidate(Opened):
 
 
 def open_candidate(
-    c: CandidateSpec, *, client: Client, cache_dir: Path, timeout_s: float = 120.0
+    c: CandidateSpec, *, client: Tracking | Context, cache_dir: Path, timeout_s: float = 120.0
 ) -> Opened:
     """Load or connect to the candidate (the expensive part: model loading happens here).
 
@@ -129,7 +133,7 @@ def open_candidate(
     """
     if c.kind == "provider":
         return ProviderCandidate(c.provider_obj)
-    from opsloop.llm import get_provider
+    from opsloop.llm import get_provider  # lazy: loads sqlalchemy and httpx
 
     kw: dict[str, Any] = {"client": client, "trace": False}
     if c.kind == "openai":
@@ -143,9 +147,6 @@ def open_candidate(
 
 def bundled_folder(name: str, cache_dir: Path) -> Path:
     """A saved-model folder for a bundled GGUF (made once under ``cache_dir``)."""
-    from opsloop.registry import bundled_gguf
-    from opsloop.registry.flavors import save_gguf
-
     if name not in BUNDLED:
         raise InvalidArgument(f"unknown local model {name!r}; bundled: {sorted(BUNDLED)}")
     gguf = bundled_gguf(name, cache_dir=cache_dir / "assembled")  # shared with opsloop.llm
@@ -156,8 +157,6 @@ def bundled_folder(name: str, cache_dir: Path) -> Path:
         try:
             os.replace(tmp, folder)
         except OSError:  # another process made it first
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
 

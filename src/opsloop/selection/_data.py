@@ -6,16 +6,33 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
+from opsloop.core import Context
+from opsloop.datasets import Datasets
 from opsloop.errors import InvalidArgument
-
-if TYPE_CHECKING:
-    from opsloop.sdk import Client
+from opsloop.prompts import Prompts
+from opsloop.tracking import Tracking
 
 Messages = list[dict[str, str]]
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_ROWS = 100_000
+
+
+# TODO(rooms): ``ctx.room(Datasets)`` / ``ctx.room(Prompts)`` once those rooms take a
+# Context; until then they take a client, and the context's run-logging client (the user's
+# ``Client`` when one exists) has every attribute they read. The casts go with that change.
+def _datasets(ctx: Context) -> Datasets:
+    return Datasets(cast(Any, ctx.room(Tracking)))
+
+
+def _prompts(ctx: Context) -> Prompts:
+    return Prompts(cast(Any, ctx.room(Tracking)))
+
+
+def datasets_of(ctx: Context) -> Datasets:
+    """The datasets client of ``ctx`` (one per context)."""
+    return ctx.room(_datasets)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -36,7 +53,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_rows(data: Any, client: Client) -> tuple[list[dict[str, Any]], str | None]:
+def load_rows(data: Any, ctx: Context) -> tuple[list[dict[str, Any]], str | None]:
     """The rows to evaluate, and the dataset version id when they came from one."""
     version_id: str | None = None
     if isinstance(data, Path):
@@ -44,12 +61,13 @@ def load_rows(data: Any, client: Client) -> tuple[list[dict[str, Any]], str | No
     elif isinstance(data, str):
         if not data.strip():
             raise InvalidArgument("data must name a dataset version like 'qa@1'")
-        version = client.datasets.get(data)  # NotFound names the missing dataset
+        datasets = datasets_of(ctx)
+        version = datasets.get(data)  # NotFound names the missing dataset
         version_id = version.id
-        rows = list(client.datasets.iter_rows(version.id))
+        rows = list(datasets.iter_rows(version.id))
     elif hasattr(data, "id") and hasattr(data, "row_count"):  # a DatasetVersion
         version_id = str(data.id)
-        rows = list(client.datasets.iter_rows(version_id))
+        rows = list(datasets_of(ctx).iter_rows(version_id))
     elif isinstance(data, Sequence) and not isinstance(data, bytes):
         rows = list(data)
         if not all(isinstance(r, Mapping) for r in rows):
@@ -105,7 +123,7 @@ def _as_messages(value: Any, where: str) -> Messages:
 
 
 def make_prompter(
-    prompt: Any, *, input_column: str, client: Client
+    prompt: Any, *, input_column: str, ctx: Context
 ) -> tuple[Callable[[dict[str, Any]], Messages], str]:
     """A function row -> chat messages, and a short description of the prompt for the run.
 
@@ -120,10 +138,7 @@ def make_prompter(
 
         return plain, f"column:{input_column}"
     if isinstance(prompt, str) and prompt.startswith("prompts:/"):
-        prompts = getattr(client, "prompts", None)
-        if prompts is None:
-            raise InvalidArgument(f"{prompt}: the prompt registry is not installed")
-        prompt = prompts.get(prompt)
+        prompt = ctx.room(_prompts).get(prompt)
     if isinstance(prompt, str):
         if not prompt.strip():
             raise InvalidArgument("the prompt template is empty")

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from opsloop.errors import InvalidArgument
-from opsloop.registry.flavors._pyfunc import PyfuncContext, PythonModel
+from opsloop.registry import PyfuncContext, PythonModel
+from opsloop.selection._candidates import ProviderCandidate
 
 ENDPOINT_SIGNATURE = {
     "inputs": [{"name": "prompt", "type": "string"}],
@@ -38,8 +39,7 @@ class EndpointModel(PythonModel):
 
     def _opened(self) -> Any:
         if self._chat is None:
-            from opsloop.llm import get_provider
-            from opsloop.selection._candidates import ProviderCandidate
+            from opsloop.llm import get_provider  # lazy: loads sqlalchemy and httpx
 
             kw: dict[str, Any] = {"base_url": self.base_url, "timeout_s": self.timeout_s}
             if self.secret:

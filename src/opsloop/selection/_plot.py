@@ -6,19 +6,19 @@ from collections.abc import Sequence
 from html import escape
 
 from opsloop.selection._types import LeaderboardRow
-from opsloop.tuning._pareto import _Canvas
+from opsloop.tuning import SvgCanvas
 
 
 def selection_svg(rows: Sequence[LeaderboardRow], *, title: str = "Model selection") -> str:
     """Every candidate with a quality and a p95 latency; Pareto members red and joined."""
     pts = [r for r in rows if r.quality is not None and r.p95_latency_ms is not None]
     if not pts:
-        c = _Canvas([0.0, 1.0], [0.0, 1.0])
+        c = SvgCanvas([0.0, 1.0], [0.0, 1.0])
         c.axes(f"{title} (no successful candidate)", "p95 latency (ms) ↓", "quality ↑")
         return c.svg()
     xs = [float(r.p95_latency_ms or 0.0) for r in pts]
     ys = [float(r.quality or 0.0) for r in pts]
-    c = _Canvas(xs, ys)
+    c = SvgCanvas(xs, ys)
     front = [i for i, r in enumerate(pts) if r.pareto]
     c.axes(
         f"{title}: {len(front)} of {len(pts)} on the Pareto front",

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 
 from opsloop.selection._types import Constraints, LeaderboardRow, Recommendation
-from opsloop.tuning._pareto import non_dominated
+from opsloop.tuning import non_dominated
 
 
 def _failed(row: LeaderboardRow) -> bool:

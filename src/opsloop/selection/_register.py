@@ -16,13 +16,17 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsloop.core import Context, context_of
 from opsloop.errors import InvalidArgument
+from opsloop.registry import Registry
+from opsloop.registry.flavors import save_pyfunc
 from opsloop.selection._candidates import CandidateSpec, bundled_folder, parse_candidate
+from opsloop.selection._endpoint import ENDPOINT_SIGNATURE
 from opsloop.selection._types import LeaderboardRow
 
 if TYPE_CHECKING:
     from opsloop.registry.entities import ModelVersion
-    from opsloop.sdk import Client
+    from opsloop.tracking import Tracking
 
 SELECTED_ALIAS = "selected"
 
@@ -94,7 +98,7 @@ def spec_of(candidate: CandidateSpec) -> CandidateSpec:
 
 
 def register_choice(
-    client: Client,
+    client: Tracking | Context,
     candidate: CandidateSpec,
     row: LeaderboardRow,
     *,
@@ -108,9 +112,8 @@ def register_choice(
     endpoint_secret: str | None,
 ) -> tuple[ModelVersion, str]:
     """The registered (or aliased) version and its ``models:/`` URI."""
-    from opsloop.registry import Registry
-
-    reg = Registry(client)
+    ctx = context_of(client)
+    reg = ctx.room(Registry)
     c = spec_of(candidate)
     tags = evidence_tags(row, selection_run_id, metric)
     description = f"Chosen by model selection: {reason}"
@@ -136,13 +139,10 @@ def register_choice(
         uri = f"models:/{name}/{mv.version}"
     elif c.kind == "openai":
         if not c.base_url:
-            base = client.settings.llm_base_url
+            base = ctx.settings.llm_base_url
             if not base:
                 raise InvalidArgument(f"cannot register {c.label!r}: its base URL is unknown")
             c = CandidateSpec(c.label, c.kind, c.target, base_url=base)
-        from opsloop.registry.flavors import save_pyfunc
-        from opsloop.selection._endpoint import ENDPOINT_SIGNATURE
-
         config = {
             "base_url": c.base_url,
             "model": c.target,

@@ -8,19 +8,25 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from opsloop.core import Context, context_of
 from opsloop.errors import InvalidArgument
+from opsloop.evaluation.metrics import Metric, get_metric
+from opsloop.registry import check_model_name, default_cache_dir
 from opsloop.selection._candidates import CandidateSpec, Opened, RssPeak, open_candidate
 from opsloop.selection._candidates import parse_candidate as _parse
 from opsloop.selection._data import (
     Messages,
     check_columns,
+    datasets_of,
     load_rows,
     make_prompter,
     reference_of,
 )
+from opsloop.selection._plot import selection_svg
 from opsloop.selection._rank import bootstrap_ci, rank
+from opsloop.selection._register import register_choice
 from opsloop.selection._types import (
     Constraints,
     Leaderboard,
@@ -28,11 +34,8 @@ from opsloop.selection._types import (
     Selection,
     check_objectives,
 )
-
-if TYPE_CHECKING:
-    from opsloop.evaluation.metrics import Metric
-    from opsloop.sdk import Client
-    from opsloop.tracing._prices import PriceTable
+from opsloop.tracing import Price, PriceTable, Tracing
+from opsloop.tracking import Tracking
 
 Progress = Callable[[str, int, int], None]
 TAG_ROLE = "opsloop.role"
@@ -56,8 +59,6 @@ class _Example:
 def _check_inputs(
     candidates: Any, metrics: Any, max_tokens: Any, warmup: Any
 ) -> tuple[list[CandidateSpec], list[Metric]]:
-    from opsloop.evaluation.metrics import get_metric
-
     if isinstance(candidates, str) or not isinstance(candidates, Sequence) or not candidates:
         raise InvalidArgument("candidates must be a non-empty list of provider specs or Providers")
     specs = [_parse(c) for c in candidates]
@@ -90,10 +91,8 @@ def _check_inputs(
     return specs, ms
 
 
-def _price_table(client: Client) -> PriceTable:
-    from opsloop.tracing._prices import Price, PriceTable
-
-    prices = client.tracing.list_prices()
+def _price_table(ctx: Context) -> PriceTable:
+    prices = ctx.room(Tracing).list_prices()
     return PriceTable(
         [Price(p.model, p.input_per_mtok, p.output_per_mtok, p.source) for p in prices]
     )
@@ -111,7 +110,7 @@ def select_model(
     constraints: Constraints | Mapping[str, Any] | None = None,
     objectives: Mapping[str, str] | None = None,
     register_as: str | None = None,
-    client: Client | None = None,
+    client: Tracking | Context | None = None,
     progress: Progress | None = None,
     warmup: int = 1,
     experiment: str = "model-selection",
@@ -130,41 +129,32 @@ def select_model(
     cons = Constraints.coerce(constraints)
     objs = check_objectives(objectives)
     if register_as is not None:
-        from opsloop.registry._names import check_model_name
-
         check_model_name(register_as)
-    owned = client is None
-    if client is None:
-        from opsloop.sdk import Client as _Client
-
-        client = _Client()
-    try:
-        return _run(
-            client,
-            specs,
-            ms,
-            data,
-            prompt=prompt,
-            input_column=input_column,
-            target_column=target_column,
-            max_tokens=max_tokens,
-            constraints=cons,
-            objectives=objs,
-            register_as=register_as,
-            progress=progress,
-            warmup=warmup,
-            experiment=experiment,
-            cache_dir=cache_dir,
-            timeout_s=timeout_s,
-            endpoint_secret=endpoint_secret,
-        )
-    finally:
-        if owned:
-            client.close()
+    # Runs go to the context's run-logging client (the user's ``Client`` when one exists;
+    # without a client, the program's default context).
+    return _run(
+        context_of(client).room(Tracking),
+        specs,
+        ms,
+        data,
+        prompt=prompt,
+        input_column=input_column,
+        target_column=target_column,
+        max_tokens=max_tokens,
+        constraints=cons,
+        objectives=objs,
+        register_as=register_as,
+        progress=progress,
+        warmup=warmup,
+        experiment=experiment,
+        cache_dir=cache_dir,
+        timeout_s=timeout_s,
+        endpoint_secret=endpoint_secret,
+    )
 
 
 def _run(
-    client: Client,
+    client: Tracking,
     specs: list[CandidateSpec],
     ms: list[Metric],
     data: Any,
@@ -183,9 +173,10 @@ def _run(
     timeout_s: float,
     endpoint_secret: str | None,
 ) -> Selection:
-    rows, version_id = load_rows(data, client)
+    ctx = client.context
+    rows, version_id = load_rows(data, ctx)
     check_columns(rows, [target_column] + ([input_column] if prompt is None else []))
-    prompter, prompt_desc = make_prompter(prompt, input_column=input_column, client=client)
+    prompter, prompt_desc = make_prompter(prompt, input_column=input_column, ctx=ctx)
     conversations = [prompter(r) for r in rows]  # every row renders before any model loads
     references = [reference_of(r, target_column) for r in rows]
     # A metric that cannot score these references fails now, not after the models
@@ -193,13 +184,8 @@ def _run(
     stand_in = [r[0] if isinstance(r, list) and r else r for r in references]
     for m in ms:
         m.compute(stand_in, references)
-    prices = _price_table(client)
-    if cache_dir is None:
-        from opsloop.registry._loading import default_cache_dir
-
-        cache = default_cache_dir(client)
-    else:
-        cache = Path(cache_dir)
+    prices = _price_table(ctx)
+    cache = default_cache_dir(ctx) if cache_dir is None else Path(cache_dir)
     metric_names = [m.name for m in ms]
     parent = client.create_run(
         experiment_name=experiment,
@@ -218,7 +204,7 @@ def _run(
     )
     try:
         if version_id is not None:
-            client.datasets.log_input(parent.id, version_id, context="evaluation")
+            datasets_of(ctx).log_input(parent.id, version_id, context="evaluation")
         board: list[LeaderboardRow] = []
         for spec in specs:
             board.append(
@@ -254,8 +240,6 @@ def _run(
                 )
         if register_as is not None and rec.candidate is not None:
             spec = next(s for s in specs if s.label == rec.candidate)
-            from opsloop.selection._register import register_choice
-
             mv, uri = register_choice(
                 client,
                 spec,
@@ -278,9 +262,7 @@ def _run(
     return selection
 
 
-def _record_parent(client: Client, s: Selection) -> None:
-    from opsloop.selection._plot import selection_svg
-
+def _record_parent(client: Tracking, s: Selection) -> None:
     tags = {"selection.recommended": s.recommendation.candidate or ""}
     if s.registered_uri:
         tags["selection.registered"] = s.registered_uri
@@ -301,7 +283,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def _evaluate_one(
-    client: Client,
+    client: Tracking,
     spec: CandidateSpec,
     conversations: list[Messages],
     references: list[Any],
@@ -326,7 +308,7 @@ def _evaluate_one(
         params={"candidate": spec.label, "kind": spec.kind, "max_tokens": max_tokens},
     )
     if version_id is not None:
-        client.datasets.log_input(run.id, version_id, context="evaluation")
+        datasets_of(client.context).log_input(run.id, version_id, context="evaluation")
     row = LeaderboardRow(candidate=spec.label, examples=n, run_id=run.id)
     examples = [_Example(i, conversations[i], references[i]) for i in range(n)]
     local = spec.kind in ("local", "models") or (
@@ -421,7 +403,7 @@ def _fill_row(row: LeaderboardRow, examples: list[_Example], ms: list[Metric]) -
 
 
 def _record_candidate(
-    client: Client,
+    client: Tracking,
     run_id: str,
     spec: CandidateSpec,
     row: LeaderboardRow,

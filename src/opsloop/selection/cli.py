@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import HomeOption, command_client, err, esc, out, print_json
+from opsloop.core.cli import HomeOption, command_context, err, esc, out, print_json
 from opsloop.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -190,8 +190,8 @@ def select_command(
     quality meeting the limits), records everything as runs, and with
     `--register` registers the recommended model.
     """
-    from opsloop.selection._data import read_jsonl
-    from opsloop.selection._select import select_model
+    from opsloop.selection._data import datasets_of, read_jsonl  # lazy: loads sqlalchemy
+    from opsloop.selection._select import select_model  # lazy: loads sqlalchemy and numpy
 
     specs = _split_candidates(candidates)
     if rows is None and dataset is None:
@@ -202,7 +202,7 @@ def select_command(
         "max_memory_mb": max_memory_mb,
         "min_quality": min_quality,
     }
-    with command_client(ctx, home) as client:
+    with command_context(ctx, home) as context:
         data: Any = dataset
         if rows is not None and dataset is None:
             data = read_jsonl(rows)
@@ -210,7 +210,7 @@ def select_command(
             read_jsonl(rows)  # the same clear errors for a bad file, before anything is stored
             name = dataset.split("@", 1)[0]
             msg = f"from {rows.name} by opsloop select"
-            data = client.datasets.create(name, rows, message=msg, format="jsonl").id
+            data = datasets_of(context).create(name, rows, message=msg, format="jsonl").id
         with _progress(not json_) as update:
             s = select_model(
                 specs,
@@ -223,7 +223,7 @@ def select_command(
                 constraints={k: v for k, v in constraints.items() if v is not None},
                 objectives=_objectives(objective),
                 register_as=register,
-                client=client,
+                client=context,
                 progress=update,
                 warmup=warmup,
                 experiment=experiment,

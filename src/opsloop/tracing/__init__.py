@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from opsloop.tracing._client import Tracing
     from opsloop.tracing._filter import TraceFilter
     from opsloop.tracing._llm import record_llm_call
-    from opsloop.tracing._prices import PriceTable
+    from opsloop.tracing._prices import Price, PriceTable
     from opsloop.tracing._sdk import (
         configure,
         flush,
@@ -50,6 +50,7 @@ __all__ = [
     "IngestResult",
     "ModelPrice",
     "ModelStats",
+    "Price",
     "PriceTable",
     "Span",
     "SpanKind",
@@ -79,6 +80,7 @@ __all__ = [
 
 _LAZY: dict[str, str] = {
     "record_llm_call": "opsloop.tracing._llm",
+    "Price": "opsloop.tracing._prices",
     "PriceTable": "opsloop.tracing._prices",
     "Tracing": "opsloop.tracing._client",
     "TraceFilter": "opsloop.tracing._filter",

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from opsloop.tracking._service import DEFAULT_EXPERIMENT, TrackingService
     from opsloop.tracking._sysmetrics import SystemMetricsSampler
     from opsloop.tracking._tables import runs as runs_table
+    from opsloop.tracking._validation import (
+        MAX_TAG_VALUE,
+        check_key,
+        int64,
+        metric_value,
+        param_value,
+    )
     from opsloop.tracking.entities import (
         ArtifactInfo,
         Experiment,
@@ -36,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
+    "MAX_TAG_VALUE",
     "ArtifactInfo",
     "ArtifactService",
     "EmbeddedTracking",
@@ -53,6 +61,10 @@ __all__ = [
     "TrackingBackend",
     "TrackingService",
     "artifact_service",
+    "check_key",
+    "int64",
+    "metric_value",
+    "param_value",
     "runs_table",
     "tracking_service",
 ]
@@ -73,6 +85,13 @@ _LAZY.update(
 )
 # Public names that differ from the name in their module.
 _RENAMED = {"runs_table": "runs"}
+# Input checks shared with other rooms (light: no storage).
+_LAZY.update(
+    {
+        n: "opsloop.tracking._validation"
+        for n in ("MAX_TAG_VALUE", "check_key", "int64", "metric_value", "param_value")
+    }
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opsloop.core import Context, context_of
+from opsloop.tuning._pareto import SvgCanvas, non_dominated
 from opsloop.tuning._space import (
     Categorical,
     Float,
@@ -30,10 +31,9 @@ from opsloop.tuning._space import (
     SearchSpace,
     check_space,
     llm_space,
-    load_space,
     space_to_dict,
 )
-from opsloop.tuning._spec import StudySpec, load_study_spec
+from opsloop.tuning._spec import StudySpec, load_space, load_study_spec
 from opsloop.tuning._trial import Timer, Trial, TrialPruned
 from opsloop.tuning.entities import ParetoPoint, StudyInfo, StudySummary, TrialInfo
 
@@ -52,6 +52,7 @@ __all__ = [
     "StudyInfo",
     "StudySpec",
     "StudySummary",
+    "SvgCanvas",
     "Timer",
     "Trial",
     "TrialInfo",
@@ -64,6 +65,7 @@ __all__ = [
     "load_space",
     "load_study",
     "load_study_spec",
+    "non_dominated",
     "space_to_dict",
 ]
 

@@ -212,4 +212,3 @@ class Tuning:
             storage=storage,
             heartbeat_s=heartbeat_s,
         )
-

@@ -22,9 +22,20 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from opsloop.core import Context, context_of
 from opsloop.errors import InvalidArgument
+from opsloop.pipelines import (
+    FILTERS,
+    LLMStep,
+    Pipeline,
+    PromptStep,
+    RetrieveStep,
+    RunContext,
+)
+from opsloop.prompts import Prompts, make_ref
+from opsloop.retrieval import VectorIndex, check_name, index_chunks
 from opsloop.tuning._rag_parts import (
     CONTEXT_METRICS,
     DEFAULT_CHUNK,
@@ -50,8 +61,8 @@ from opsloop.tuning._space import Categorical, Float, SearchSpace, check_space
 if TYPE_CHECKING:
     import os
 
-    from opsloop.pipelines import RunContext
-    from opsloop.sdk import Client
+    from opsloop.evaluation import Metric
+    from opsloop.tracking import Tracking
     from opsloop.tuning._trial import Trial
 
 __all__ = [
@@ -95,7 +106,7 @@ class RagObjective:
         provider: Any = "local:smollm2",
         prompt: str = "prompts:/rag-qa",
         metric: Any = "contains",
-        client: Client | None = None,
+        client: Tracking | Context | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         max_tokens: int = 32,
         embedder: str | None = None,
@@ -105,9 +116,7 @@ class RagObjective:
         space: Mapping[str, Any] | None = None,
         device: str | None = None,
     ) -> None:
-        from opsloop.evaluation._evaluate import metric_key
-        from opsloop.prompts._ref import make_ref
-        from opsloop.retrieval._store import check_name
+        from opsloop.evaluation import metric_key  # lazy: loads sqlalchemy
 
         self.docs = load_corpus(corpus)
         self.questions = load_questions(questions)
@@ -178,7 +187,7 @@ class RagObjective:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from opsloop.evaluation.metrics import get_metric
+        from opsloop.evaluation.metrics import get_metric  # lazy: loads numpy
 
         name, params = state.pop("metric")
         self.__dict__.update(state)
@@ -190,8 +199,8 @@ class RagObjective:
     # -- checks ----------------------------------------------------------------------
 
     @staticmethod
-    def _check_metric(metric: Any) -> Any:
-        from opsloop.evaluation.metrics import Metric, get_metric
+    def _check_metric(metric: Any) -> Metric:
+        from opsloop.evaluation.metrics import Metric, get_metric  # lazy: loads numpy
 
         m = metric if isinstance(metric, Metric) else get_metric(str(metric))
         extra = set(m.inputs) - KNOWN_INPUTS
@@ -203,14 +212,14 @@ class RagObjective:
             )
         return m
 
-    def versions(self, client: Client | None = None) -> dict[int, Any]:
+    def versions(self, client: Tracking | Context | None = None) -> dict[int, Any]:
         """The prompt's versions by number (read once from the registry)."""
         with self._lock:
             if self._versions is not None:
                 return self._versions
-            c = self._client_for(client)
+            prompts = self._context_for(client).room(_prompts)
             assert self.ref is not None
-            pvs = c.prompts.versions(self.ref.name)
+            pvs = prompts.versions(self.ref.name)
             self._versions = {int(pv.version): pv for pv in pvs}
             if self.ref.version is not None:
                 if self.ref.version not in self._versions:
@@ -221,11 +230,13 @@ class RagObjective:
                 self._default_version = self.ref.version
             else:
                 self._default_version = int(
-                    c.prompts.get(self.ref.name, label=self.ref.label).version
+                    prompts.get(self.ref.name, label=self.ref.label).version
                 )
             return self._versions
 
-    def check_space(self, space: Mapping[str, Any], *, client: Client | None = None) -> SearchSpace:
+    def check_space(
+        self, space: Mapping[str, Any], *, client: Tracking | Context | None = None
+    ) -> SearchSpace:
         """The checked space; ``InvalidArgument`` naming the entry (``details["path"]``) when a
         parameter is unknown, a range is out of bounds, or a prompt version does not exist."""
         checked = check_space(space)
@@ -245,7 +256,9 @@ class RagObjective:
                 self._check_versions(d.choices, path, client)
         return checked
 
-    def _check_versions(self, choices: Sequence[Any], path: str, client: Client | None) -> None:
+    def _check_versions(
+        self, choices: Sequence[Any], path: str, client: Tracking | Context | None
+    ) -> None:
         have = self.versions(client)
         for v in choices:
             n = version_of(v)
@@ -258,7 +271,9 @@ class RagObjective:
                 )
             check_variables(have[n])
 
-    def settings(self, params: Mapping[str, Any], *, client: Client | None = None) -> RagSettings:
+    def settings(
+        self, params: Mapping[str, Any], *, client: Tracking | Context | None = None
+    ) -> RagSettings:
         """``params`` with defaults for what they leave out, each value checked."""
         unknown = sorted(set(params) - set(PARAMS))
         if unknown:
@@ -281,28 +296,25 @@ class RagObjective:
 
     # -- shared parts ----------------------------------------------------------------
 
-    def _client_for(self, client: Client | None) -> Client:
-        if client is not None:
-            return client
-        if self._client is not None:
-            return self._client
-        from opsloop.sdk import get_client
+    def _context_for(self, client: Tracking | Context | None) -> Context:
+        """The context of ``client``, else of the objective's client, else the default one."""
+        return context_of(client if client is not None else self._client)
 
-        return get_client()
-
-    def context(self, client: Client) -> RunContext:
+    def context(self, client: Tracking | Context) -> RunContext:
         """The pipelines' ``RunContext`` for ``client`` (models and embedder load once)."""
-        from opsloop.pipelines import RunContext
+        from opsloop.tracing import Tracing  # lazy: loads sqlalchemy
+        from opsloop.tracking import Tracking  # lazy: loads sqlalchemy and httpx
 
+        ctx = context_of(client)
         with self._lock:
-            if self._ctx is None or self._ctx[0] is not client:
-                ctx = RunContext(
-                    client=client,
+            if self._ctx is None or self._ctx[0] is not ctx:
+                run_ctx = RunContext(
+                    client=ctx.room(Tracking),
                     cache_dir=self.cache_dir,
                     device=self.device,
-                    tracer=client.tracing.tracer,
+                    tracer=ctx.room(Tracing).tracer,
                 )
-                self._ctx = (client, ctx)
+                self._ctx = (ctx, run_ctx)
             return self._ctx[1]
 
     def index_name(self, chunk_size: int) -> str:
@@ -315,17 +327,15 @@ class RagObjective:
         h.update(f"\0{self.chunk_overlap}\0{self.embedder or 'local:minilm'}".encode())
         return f"{self.index_prefix}-{h.hexdigest()[:16]}-c{chunk_size}"
 
-    def build_index(self, chunk_size: int, client: Client | None = None) -> str:
+    def build_index(self, chunk_size: int, client: Tracking | Context | None = None) -> str:
         """Chunk and embed the corpus into ``index_name(chunk_size)`` unless it holds every chunk
         already; returns the index name."""
-        from opsloop.retrieval import VectorIndex, index_chunks
-
         name = self.index_name(chunk_size)
         with self._lock:
             if name in self._ready:
                 return name
             lock = self._size_locks.setdefault(chunk_size, threading.Lock())
-        c = self._client_for(client)
+        c = self._context_for(client)
         with lock:
             if name in self._ready:
                 return name
@@ -339,8 +349,6 @@ class RagObjective:
         return name
 
     def pipeline(self, settings: RagSettings, index: str) -> Any:
-        from opsloop.pipelines import LLMStep, Pipeline, PromptStep, RetrieveStep
-
         assert self.ref is not None
         return Pipeline(
             [
@@ -375,12 +383,14 @@ class RagObjective:
     # -- running ---------------------------------------------------------------------
 
     def evaluate(
-        self, params: Mapping[str, Any], *, client: Client | None = None, tags: Sequence[str] = ()
+        self,
+        params: Mapping[str, Any],
+        *,
+        client: Tracking | Context | None = None,
+        tags: Sequence[str] = (),
     ) -> RagResult:
         """Score one set of settings on every question (what a trial does, without the trial)."""
-        from opsloop.pipelines._template import FILTERS
-
-        c = self._client_for(client)
+        c = self._context_for(client)
         s = self.settings(params, client=c)
         index = self.build_index(s.chunk_size, c)
         ctx = self.context(c)
@@ -449,12 +459,16 @@ class RagObjective:
         return float(r.value), None if r.per_example is None else [float(v) for v in r.per_example]
 
     def __call__(self, trial: Trial) -> dict[str, float]:
-        client = self._client or trial._client  # a worker process brings its own
+        from opsloop.tracking import Tracking  # lazy: loads sqlalchemy and httpx
+
+        # A worker process brings its own client (the trial's).
+        client = self._client if self._client is not None else trial._client
         self._check_study(trial, client)
         res = self.evaluate(
             trial.params, client=client, tags=[f"tuning:{trial.study_name}-{trial.number}"]
         )
-        client.set_tags(
+        runs = context_of(client).room(Tracking)
+        runs.set_tags(
             trial.run_id,
             {
                 "opsloop.tuning.rag.index": res.index,
@@ -462,7 +476,7 @@ class RagObjective:
                 "opsloop.tuning.rag.settings": json.dumps(asdict(res.settings)),
             },
         )
-        client.log_text(
+        runs.log_text(
             trial.run_id,
             "".join(json.dumps(asdict(a), ensure_ascii=False) + "\n" for a in res.answers),
             "tuning/answers.jsonl",
@@ -473,17 +487,27 @@ class RagObjective:
             out["value"] = res.score
         return out
 
-    def _check_study(self, trial: Trial, client: Client) -> None:
+    def _check_study(self, trial: Trial, client: Tracking | Context) -> None:
         # A study started elsewhere (the CLI) hands over its space only through the store:
         # check it once, before the first trial loads a model.
         key = trial.study_name
         with self._lock:
             if key in self._checked_studies:
                 return
-        info = client.tuning.get_study_info(trial.study_name)
+        from opsloop.tuning._client import Tuning  # lazy: loads sqlalchemy
+
+        info = context_of(client).room(Tuning).get_study_info(trial.study_name)
         self.check_space(info.space, client=client)
         with self._lock:
             self._checked_studies.add(key)
+
+
+def _prompts(ctx: Context) -> Prompts:
+    # TODO(rooms): ``Prompts(ctx)`` once the prompts room takes a Context; until then it takes
+    # a client, and the context's run-logging client has every attribute it reads.
+    from opsloop.tracking import Tracking  # lazy: loads sqlalchemy and httpx
+
+    return Prompts(cast(Any, ctx.room(Tracking)))
 
 
 rag_objective = RagObjective

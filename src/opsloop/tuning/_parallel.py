@@ -1,18 +1,22 @@
 """Trials in several processes of this machine, or as tasks on a Ray cluster.
 
 Every worker joins the study through its shared Optuna storage and logs its
-trials through its own ``opsloop.Client`` built from the driver's settings
+trials through the run-logging client of its own ``Context`` built from the driver's settings
 (embedded on the same home, or a server URL). The driver splits ``n_trials``
 between the workers, so the study ends with exactly that many trials.
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import pickle
 import time
-from typing import Any
+from concurrent.futures import ProcessPoolExecutor
 
+from opsloop.core import Context
 from opsloop.errors import InvalidArgument
+from opsloop.settings import Settings
+from opsloop.tracking import Tracking
 from opsloop.tuning._runner import Objective, Runner, StudyConfig
 
 
@@ -26,13 +30,8 @@ def split(n_trials: int | None, workers: int) -> list[int | None]:
 
 def run_worker(payload: bytes) -> int:
     """A worker's whole life: join the study, run its share of trials, flush, report how many."""
-    from opsloop.sdk import Client
-    from opsloop.settings import Settings
-
     config, objective, n_trials, deadline, catch = pickle.loads(payload)
-    return _run(
-        config, objective, n_trials, deadline, catch, Client(settings=Settings(**config.settings))
-    )
+    return _run(config, objective, n_trials, deadline, catch)
 
 
 def _run(
@@ -41,14 +40,15 @@ def _run(
     n_trials: int | None,
     deadline: float | None,
     catch: tuple[type[Exception], ...],
-    client: Any,
 ) -> int:
+    # The worker's own context on the driver's settings (the same home, or the same server).
+    ctx = Context(Settings(**config.settings))
     try:
         if config.optuna_verbosity is not None:
             import optuna
 
             optuna.logging.set_verbosity(config.optuna_verbosity)
-        runner = Runner(config, client)
+        runner = Runner(config, ctx.room(Tracking))
         if runner.study.sampler is not None:
             # Seeded samplers would otherwise propose the same first trials in every worker.
             runner.study.sampler.reseed_rng()
@@ -57,7 +57,7 @@ def _run(
         runner.optimize(objective, n_trials=n_trials, timeout=timeout, catch=catch)
         return len(runner.study.get_trials(deepcopy=False)) - before
     finally:
-        client.close()
+        ctx.close()  # flushes the run-logging client's points
 
 
 def _payload(
@@ -86,9 +86,6 @@ def run_processes(
     catch: tuple[type[Exception], ...],
 ) -> None:
     """Run the trials in ``workers`` fresh processes (spawned: no state leaks from the driver)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     shares = split(n_trials, workers)
     payloads = [_payload(config, objective, n, deadline, catch) for n in shares]
     with ProcessPoolExecutor(max_workers=len(payloads), mp_context=mp.get_context("spawn")) as ex:
@@ -138,8 +135,4 @@ def _ray_worker(
     deadline: float | None,
     catch: tuple[type[Exception], ...],
 ) -> int:
-    from opsloop.sdk import Client
-    from opsloop.settings import Settings
-
-    client = Client(settings=Settings(**config.settings))
-    return _run(config, objective, n_trials, deadline, catch, client)
+    return _run(config, objective, n_trials, deadline, catch)

@@ -72,7 +72,9 @@ def _range(vals: Sequence[float]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-class _Canvas:
+class SvgCanvas:
+    """A plain-SVG scatter canvas: data coordinates to pixels, axes with ticks, ``parts``."""
+
     def __init__(self, xs: Sequence[float], ys: Sequence[float]) -> None:
         self.x0, self.x1 = _range(xs)
         self.y0, self.y1 = _range(ys)
@@ -134,13 +136,13 @@ def pareto_svg(
     if len(directions) < 2:
         raise ValueError("a Pareto chart needs at least two objectives")
     if not points:
-        c = _Canvas([0.0, 1.0], [0.0, 1.0])
+        c = SvgCanvas([0.0, 1.0], [0.0, 1.0])
         c.axes(f"{title} (no complete trials)", objectives[0], objectives[1])
         return c.svg()
     front = set(non_dominated([v for _, v in points], directions))
     xs = [float(v[0]) for _, v in points]
     ys = [float(v[1]) for _, v in points]
-    c = _Canvas(xs, ys)
+    c = SvgCanvas(xs, ys)
     arrows = ["↑" if d == "maximize" else "↓" for d in directions]
     c.axes(
         f"{title}: {len(front)} of {len(points)} trials",
@@ -173,13 +175,13 @@ def history_svg(
 ) -> str:
     """Each complete trial's value by trial number, with the best-so-far line."""
     if not points:
-        c = _Canvas([0.0, 1.0], [0.0, 1.0])
+        c = SvgCanvas([0.0, 1.0], [0.0, 1.0])
         c.axes(f"{title or objective} (no complete trials)", "trial", objective)
         return c.svg()
     pts = sorted(points)
     xs = [float(n) for n, _ in pts]
     ys = [float(v) for _, v in pts]
-    c = _Canvas(xs, ys)
+    c = SvgCanvas(xs, ys)
     c.axes(title or f"{objective} by trial ({direction})", "trial", objective)
     best: list[str] = []
     cur: float | None = None

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsloop.datasets import MARKDOWN_SUFFIXES, ChunkingConfig, chunk_id, chunk_text
 from opsloop.errors import InvalidArgument
 from opsloop.tuning._space import Categorical, Float, Int, SearchSpace
 
@@ -186,13 +187,6 @@ def chunk_corpus(
 ) -> list[dict[str, Any]]:
     """Chunks ``{id, text, metadata}`` of at most ``chunk_size`` words (Markdown cut at headings
     first), with stable ids from where each chunk is and what it says."""
-    from opsloop.datasets._chunking import (
-        MARKDOWN_SUFFIXES,
-        ChunkingConfig,
-        chunk_id,
-        chunk_text,
-    )
-
     cfg = ChunkingConfig(unit="tokens", size=chunk_size, overlap=overlap)
     out = []
     for path, text in docs:

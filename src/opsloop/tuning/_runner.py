@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from opsloop.core import context_of
 from opsloop.errors import InvalidArgument, NotFound, OpsloopError
-from opsloop.tracking import _validation as V
+from opsloop.tracking import MAX_TAG_VALUE, param_value
 from opsloop.tuning._service import (
     TAG_ERROR,
     TAG_OWNER,
@@ -39,7 +40,7 @@ from opsloop.tuning._trial import Trial, TrialPruned
 if TYPE_CHECKING:
     import optuna
 
-    from opsloop.sdk import Client
+    from opsloop.tracking import Tracking
 
 ATTR_FAILED = "opsloop.failed"  # on a trial the objective failed (not one whose worker died)
 ORPHAN_AFTER_S = 120.0  # a RUNNING trial with no run for this long lost its process
@@ -97,7 +98,7 @@ def owner_is_dead(owner: str | None) -> bool:
 
 
 def _param_text(params: dict[str, Any]) -> dict[str, str]:
-    return {k: V.param_value(v) for k, v in params.items()}
+    return {k: param_value(v) for k, v in params.items()}
 
 
 def open_optuna_study(config: StudyConfig, on_stale: Any = None) -> optuna.Study:
@@ -118,15 +119,15 @@ class Runner:
     """Runs trials of one study in this process, logging each as a child run."""
 
     def __init__(
-        self, config: StudyConfig, client: Client, study: optuna.Study | None = None
+        self, config: StudyConfig, client: Tracking, study: optuna.Study | None = None
     ) -> None:
         self.config = config
         self.client = client
         self.study = study if study is not None else open_optuna_study(config, self.on_stale)
         self._owner = owner_tag()
-        from opsloop.core import context_of
-
-        self._user = context_of(client).user  # looked up once: it costs a passwd lookup per run otherwise
+        self._user = context_of(
+            client
+        ).user  # looked up once: it costs a passwd lookup per run otherwise
 
     # ------------------------------------------------------------------ one trial
 
@@ -204,12 +205,12 @@ class Runner:
                 if math.isfinite(v) and trial.metrics.get(key) != v:
                     metrics.append((key, v, trial.next_step(key), ts))
         if error:
-            tags[TAG_ERROR] = error[: V.MAX_TAG_VALUE]
+            tags[TAG_ERROR] = error[:MAX_TAG_VALUE]
         extra = None
         if trial.extra_params:
             extra = _param_text(trial.extra_params)
             text = json.dumps(trial.params, default=str)
-            if len(text) <= V.MAX_TAG_VALUE:
+            if len(text) <= MAX_TAG_VALUE:
                 tags[TAG_PARAMS] = text
         self.client.log_batch(trial.run_id, metrics=metrics, params=extra, tags=tags)
         self.client.set_terminated(trial.run_id, status)  # flushes points handed off before

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from opsloop.errors import Conflict, InvalidArgument, NotFound
-from opsloop.store._engine import Database, now_ms
+from opsloop.store import Database, now_ms
 from opsloop.tracking import TrackingService
 from opsloop.tracking.entities import Run, RunStatus
 from opsloop.tuning._pareto import non_dominated

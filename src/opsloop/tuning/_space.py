@@ -191,20 +191,6 @@ def check_space(space: Any, *, path: str = "space") -> SearchSpace:
     return out
 
 
-def load_space(source: str | Any) -> SearchSpace:
-    """Read a search space from a YAML or JSON file.
-
-    The file holds the space mapping itself, or a study spec with a
-    ``space:`` key (see ``load_study_spec``).
-    """
-    from opsloop.tuning._spec import read_document
-
-    doc = read_document(source)
-    if isinstance(doc, Mapping) and "space" in doc:
-        return check_space(doc["space"])
-    return check_space(doc)
-
-
 def space_to_dict(space: SearchSpace) -> dict[str, dict[str, Any]]:
     """The JSON form of a space (what ``check_space`` reads back)."""
     out: dict[str, dict[str, Any]] = {}

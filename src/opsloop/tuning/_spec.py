@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opsloop.errors import InvalidArgument
-from opsloop.tuning._space import SearchSpace, check_space
+from opsloop.tracking import check_key
+from opsloop.tuning._space import Categorical, SearchSpace, check_space
 
 DIRECTIONS = ("maximize", "minimize")
 
@@ -62,6 +64,18 @@ def read_document(source: str | os.PathLike[str] | Mapping[str, Any]) -> Any:
         ) from None
 
 
+def load_space(source: str | Any) -> SearchSpace:
+    """Read a search space from a YAML or JSON file.
+
+    The file holds the space mapping itself, or a study spec with a
+    ``space:`` key (see ``load_study_spec``).
+    """
+    doc = read_document(source)
+    if isinstance(doc, Mapping) and "space" in doc:
+        return check_space(doc["space"])
+    return check_space(doc)
+
+
 def check_directions(directions: Any, objectives: Any) -> tuple[list[str], list[str]]:
     """Directions (``maximize``/``minimize``) and objective names, one per direction."""
     if isinstance(directions, str):
@@ -84,9 +98,7 @@ def check_directions(directions: Any, objectives: Any) -> tuple[list[str], list[
         raise InvalidArgument(
             f"objectives must name one metric per direction ({len(dirs)}), got {objectives!r}"
         )
-    from opsloop.tracking import _validation as V
-
-    names = [V.check_key("objective", o) for o in objectives]
+    names = [check_key("objective", o) for o in objectives]
     if len(set(names)) != len(names):
         raise InvalidArgument(f"objective names must differ, got {names!r}")
     return dirs, names
@@ -189,8 +201,6 @@ def _build(kind: str, name: str, factories: dict[str, Any], kwargs: dict[str, An
             f"unknown {kind} {name!r} (known: {', '.join(sorted(factories))})",
             details={kind: name},
         )
-    import warnings
-
     from optuna.exceptions import ExperimentalWarning
 
     try:
@@ -210,8 +220,6 @@ def make_sampler(spec: Any, space: SearchSpace | None = None) -> Any:
         return spec
     name, kwargs = _split("sampler", spec)
     if name == "grid" and "search_space" not in kwargs:
-        from opsloop.tuning._space import Categorical
-
         if space is None or not all(isinstance(d, Categorical) for d in space.values()):
             raise InvalidArgument("the grid sampler needs a space of categorical dimensions only")
         kwargs["search_space"] = {k: list(d.choices) for k, d in space.items()}  # type: ignore[union-attr]

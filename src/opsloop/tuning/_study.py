@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opsloop.errors import InvalidArgument
+from opsloop.tuning._parallel import run_processes, run_ray
 from opsloop.tuning._pareto import history_svg, pareto_svg
 from opsloop.tuning._runner import Objective, Runner, StudyConfig, check_objective
 from opsloop.tuning.entities import ParetoPoint, StudyInfo, StudySummary, TrialInfo
@@ -16,9 +18,17 @@ from opsloop.tuning.entities import ParetoPoint, StudyInfo, StudySummary, TrialI
 if TYPE_CHECKING:
     import optuna
 
-    from opsloop.tuning._client import Tuning
+    from opsloop.tracking import Tracking
 
 BACKENDS = ("local", "processes", "ray")
+
+
+class StudyOwner(Protocol):
+    """What a study needs from the ``Tuning`` client that made it."""
+
+    client: Tracking
+
+    def summary(self, name: str) -> StudySummary: ...
 
 
 class Study:
@@ -30,7 +40,7 @@ class Study:
     study instead of starting it over.
     """
 
-    def __init__(self, tuning: Tuning, info: StudyInfo, config: StudyConfig) -> None:
+    def __init__(self, tuning: StudyOwner, info: StudyInfo, config: StudyConfig) -> None:
         self._tuning = tuning
         self.client = tuning.client
         self.info = info
@@ -147,15 +157,11 @@ class Study:
                 objective, n_trials=remaining, timeout=timeout, n_jobs=n_jobs, catch=catch
             )
             return
-        import dataclasses
-
         import optuna
 
         self.client.flush()
         config = dataclasses.replace(self.config, optuna_verbosity=optuna.logging.get_verbosity())
         if backend == "processes":
-            from opsloop.tuning._parallel import run_processes
-
             workers = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
             run_processes(
                 config,
@@ -166,8 +172,6 @@ class Study:
                 catch=catch,
             )
         else:
-            from opsloop.tuning._parallel import run_ray
-
             run_ray(
                 config,
                 objective,

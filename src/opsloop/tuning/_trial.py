@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidArgument
-from opsloop.tracking import _validation as V
+from opsloop.tracking import check_key, int64, metric_value
 from opsloop.tuning.entities import INTERMEDIATE
 
 if TYPE_CHECKING:
     import optuna
 
-    from opsloop.sdk import Client
+    from opsloop.tracking import Tracking
 
 
 class TrialPruned(Exception):
@@ -47,7 +47,7 @@ class Trial:
         self,
         optuna_trial: optuna.Trial,
         *,
-        client: Client,
+        client: Tracking,
         run_id: str,
         study_name: str,
         objectives: Sequence[str],
@@ -109,10 +109,10 @@ class Trial:
 
     def _add(self, key: str, value: Any, step: int) -> float:
         if key not in self._keys:
-            V.check_key("metric", key)
+            check_key("metric", key)
             self._keys.add(key)
-        v = value if type(value) is float else V.metric_value(key, value)
-        self._points.append((key, v, V.int64("metric step", step), int(time.time() * 1000)))
+        v = value if type(value) is float else metric_value(key, value)
+        self._points.append((key, v, int64("metric step", step), int(time.time() * 1000)))
         if time.monotonic() >= self._handoff_at:
             self.hand_off()
         return v

@@ -26,6 +26,7 @@ from opsloop.core.cli import (
     room_app,
 )
 from opsloop.errors import InvalidArgument
+from opsloop.tuning._spec import load_study_spec
 
 if TYPE_CHECKING:
     from opsloop.tuning._client import Tuning
@@ -152,8 +153,6 @@ def run(
         opsloop tune run space.yaml -o opsloop.tuning.examples:quadratic -n 20 --backend ray -j 4
     """
     import optuna
-
-    from opsloop.tuning._spec import load_study_spec
 
     # Optuna's line per trial would drown the summary; the trials are runs anyway.
     optuna.logging.set_verbosity(optuna.logging.WARNING)

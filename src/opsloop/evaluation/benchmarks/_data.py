@@ -12,12 +12,10 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opsloop.errors import InvalidArgument, NotFound
-
-if TYPE_CHECKING:
-    from opsloop.settings import Settings
+from opsloop.settings import Settings
 
 __all__ = ["default_data_dir", "read_records", "resolve_source"]
 
@@ -29,8 +27,6 @@ def default_data_dir(settings: Settings | None = None) -> Path | None:
     """``settings.benchdata`` (``$OPSLOOP_BENCHDATA``), else ``../shared/benchdata`` beside a checkout."""
     configured = getattr(settings, "benchdata", None) if settings is not None else None
     if configured is None and settings is None:
-        from opsloop.settings import Settings
-
         configured = getattr(Settings(), "benchdata", None)
     if configured:
         return Path(configured).expanduser()

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsloop.errors import InvalidArgument
+from opsloop.registry import LoadedCausalLM, bundled_gguf, default_cache_dir, load_model
+from opsloop.registry.flavors import DESCRIPTOR_FILE, save_gguf
 
 if TYPE_CHECKING:
-    from opsloop.registry.flavors._base import LoadedCausalLM
-    from opsloop.sdk import Client
+    from opsloop.core import Context
+    from opsloop.tracking import Tracking
 
 __all__ = ["BUNDLED_IDS", "load_benchmark_model"]
 
@@ -21,10 +23,6 @@ BUNDLED_IDS = {"smollm2": "SmolLM2-135M-Instruct", "gemma3": "gemma-3-270m"}
 
 def _bundled_folder(name: str, cache: Path) -> Path:
     """A saved-model folder for a bundled GGUF, written once per cache."""
-    from opsloop.registry import bundled_gguf
-    from opsloop.registry.flavors._base import DESCRIPTOR_FILE
-    from opsloop.registry.flavors._transformers import save_gguf
-
     folder = cache / "bundled" / name
     if (folder / DESCRIPTOR_FILE).is_file():
         return folder
@@ -45,13 +43,11 @@ def _bundled_folder(name: str, cache: Path) -> Path:
 def load_benchmark_model(
     model: Any,
     *,
-    client: Client | None = None,
+    client: Tracking | Context | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     device: str | None = None,
 ) -> tuple[LoadedCausalLM, str]:
     """The loaded model and the label results record for it."""
-    from opsloop.registry.flavors._base import LoadedCausalLM
-
     if isinstance(model, LoadedCausalLM):
         return model, model.uri or model.model_id
     if not isinstance(model, str | os.PathLike) or not str(model):
@@ -59,9 +55,6 @@ def load_benchmark_model(
             "model must be local:smollm2, local:gemma3, a models:/ URI, a saved model folder "
             "or a LoadedCausalLM"
         )
-    from opsloop.registry import load_model
-    from opsloop.registry._loading import default_cache_dir
-
     text = os.fspath(model)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(client)
     source: str | Path = text

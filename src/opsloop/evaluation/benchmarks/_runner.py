@@ -17,17 +17,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from opsloop.core import Context, context_of
 from opsloop.errors import InvalidArgument
 from opsloop.evaluation.benchmarks._data import default_data_dir, read_records, resolve_source
+from opsloop.evaluation.benchmarks._model import load_benchmark_model
 from opsloop.evaluation.benchmarks._normalize import normalize_answer
 from opsloop.evaluation.benchmarks._scoring import LoglikelihoodRequest, loglikelihoods
 from opsloop.evaluation.benchmarks._task import TaskSpec, load_task
-
-if TYPE_CHECKING:
-    from opsloop.registry.flavors._base import LoadedCausalLM
-    from opsloop.sdk import Client
+from opsloop.registry import LoadedCausalLM
+from opsloop.tracking import Tracking
 
 __all__ = ["BenchmarkResult", "TaskResult", "run_benchmark", "stderr_of_mean"]
 
@@ -331,7 +331,7 @@ def run_benchmark(
     limit: int | None = None,
     batch_size: int = 16,
     num_fewshot: int | None = None,
-    client: Client | None = None,
+    client: Tracking | Context | None = None,
     *,
     experiment: str = DEFAULT_EXPERIMENT,
     run_name: str | None = None,
@@ -354,12 +354,10 @@ def run_benchmark(
     random sample with ``sample_seed``. ``num_fewshot`` overrides every task's
     default. ``chat_template`` wraps each prompt as a user turn (how
     instruction-tuned models are usually published). ``client``: where the run
-    goes (default ``opsloop.Client()``); ``log=False`` records nothing.
+    goes (default: the program's default context); ``log=False`` records nothing.
     ``share_context``: score the choices of a question from one run of its
     context (``False``: each (context, choice) pair runs whole, the baseline).
     """
-    from opsloop.evaluation.benchmarks._model import load_benchmark_model
-
     names = [t.strip() for t in tasks.split(",")] if isinstance(tasks, str) else list(tasks)
     names = [n for n in names if n]
     if not names:
@@ -375,24 +373,17 @@ def run_benchmark(
         raise InvalidArgument(f"a task is named twice in {names}")
     ddir = Path(data_dir).expanduser() if data_dir is not None else None
     if ddir is None:
-        ddir = default_data_dir(client.settings if client is not None else None)
+        ddir = default_data_dir(context_of(client).settings if client is not None else None)
     # Read and check every task's data before the (slow) model load.
     prepared = [_prepare(s, ddir, limit, sample_seed, num_fewshot) for s in specs]
 
-    owned = None
-    if log and client is None:
-        from opsloop.sdk import Client
-
-        client = owned = Client()
-    try:
-        lm, label = load_benchmark_model(model, client=client, cache_dir=cache_dir, device=device)
-        return _execute(
-            lm, label, prepared, limit, batch_size, client if log else None, experiment,
-            run_name, chat_template, sample_seed, max_gen_toks, progress, share_context,
-        )  # fmt: skip
-    finally:
-        if owned is not None:
-            owned.close()
+    # Runs go to the context's run-logging client (the user's ``Client`` when one exists).
+    runs = context_of(client).room(Tracking) if log else None
+    lm, label = load_benchmark_model(model, client=client, cache_dir=cache_dir, device=device)
+    return _execute(
+        lm, label, prepared, limit, batch_size, runs, experiment,
+        run_name, chat_template, sample_seed, max_gen_toks, progress, share_context,
+    )  # fmt: skip
 
 
 def _execute(
@@ -401,7 +392,7 @@ def _execute(
     prepared: list[_Prepared],
     limit: int | None,
     batch_size: int,
-    client: Client | None,
+    client: Tracking | None,
     experiment: str,
     run_name: str | None,
     chat: bool,
@@ -472,7 +463,7 @@ def _execute(
     return result
 
 
-def _record(client: Client, run_id: str, result: BenchmarkResult) -> None:
+def _record(client: Tracking, run_id: str, result: BenchmarkResult) -> None:
     ts = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[(k, float(v), 0, ts) for k, v in result.metrics().items()])
     for name, t in result.tasks.items():

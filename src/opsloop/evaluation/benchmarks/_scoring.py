@@ -25,9 +25,12 @@ sees the same positions as it would alone.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from opsloop.errors import InvalidArgument
 
 __all__ = ["LoglikelihoodRequest", "encode_pair", "loglikelihoods"]
 
@@ -107,8 +110,6 @@ def loglikelihoods(
     ``on_progress(n)`` is called after each batch with the number of requests it scored.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        from opsloop.errors import InvalidArgument
-
         raise InvalidArgument("batch_size must be at least 1")
     model, tok = lm.model, lm.tokenizer
     max_len = _max_length(model)
@@ -191,8 +192,6 @@ def _score_pairs(
 
 def _cache_argument(model: Any) -> str:
     # transformers 5.x renamed ``past_key_values`` to ``cache``; the old name still works, with a warning.
-    import inspect
-
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 

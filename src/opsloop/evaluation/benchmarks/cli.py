@@ -8,34 +8,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from opsloop.cli._common import (
-    HomeOption,
-    OpsloopGroup,
-    esc,
-    open_client,
-    out,
-    print_json,
-    resolve_settings,
-)
+from opsloop.core.cli import HomeOption, JsonOpt, command_context, esc, out, print_json, room_app
+from opsloop.evaluation.benchmarks._task import list_tasks
 
 if TYPE_CHECKING:
     from opsloop.evaluation.benchmarks._runner import BenchmarkResult
 
-app = typer.Typer(
-    name="bench",
-    cls=OpsloopGroup,
+app = room_app(
+    "bench",
     help="Standard benchmarks (HellaSwag, PIQA, ARC, MMLU, ...): score a model, record a run.",
-    no_args_is_help=True,
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @app.command("tasks")
 def tasks_command(json_: JsonOpt = False) -> None:
     """List the shipped benchmark tasks."""
-    from opsloop.evaluation.benchmarks._task import list_tasks
-
     specs = list_tasks()
     if json_:
         print_json(
@@ -130,9 +117,9 @@ def run_command(
     """Score a model on benchmark tasks and record the scores as a run."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from opsloop.evaluation.benchmarks._runner import run_benchmark
+    from opsloop.evaluation.benchmarks._runner import run_benchmark  # lazy: loads sqlalchemy
 
-    with open_client(resolve_settings(home=home, ctx=ctx)) as client:
+    with command_context(ctx, home) as context:
         bars: dict[str, Any] = {}
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -146,7 +133,7 @@ def run_command(
 
             result = run_benchmark(
                 model, tasks, limit=limit, batch_size=batch_size, num_fewshot=num_fewshot,
-                client=client, experiment=experiment, data_dir=data_dir,
+                client=context, experiment=experiment, data_dir=data_dir,
                 chat_template=chat_template, sample_seed=sample_seed, max_gen_toks=max_gen_toks,
                 cache_dir=cache_dir, device=device, progress=progress, share_context=share_context,
             )  # fmt: skip

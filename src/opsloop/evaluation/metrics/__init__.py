@@ -8,6 +8,7 @@ BLEU/chrF and ROUGE call sacrebleu and rouge-score (extra ``eval``);
 embedding similarity uses sentence-transformers (extra ``eval-embeddings``).
 """
 
+from opsloop.evaluation.metrics._builtin import builtin_metrics
 from opsloop.evaluation.metrics._classification import (
     PRFSupport,
     accuracy,
@@ -81,6 +82,7 @@ from opsloop.evaluation.metrics._registry import (
     list_metrics,
     metric,
     register_metric,
+    set_builtin_source,
     unregister_metric,
 )
 from opsloop.evaluation.metrics._regression import mae, mape, mse, r2, rmse
@@ -97,6 +99,9 @@ from opsloop.evaluation.metrics._text import (
     token_f1,
     token_f1_per_example,
 )
+
+# The built-in metrics join the registry on its first use.
+set_builtin_source(builtin_metrics)
 
 __all__ = [
     "ChatModel",

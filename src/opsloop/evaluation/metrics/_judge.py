@@ -28,6 +28,7 @@ from pydantic import (
 
 from opsloop.errors import InvalidArgument
 from opsloop.errors import JudgeError as JudgeError  # moved to opsloop.errors; kept importable here
+from opsloop.evaluation.metrics._registry import Metric, register_metric
 
 Message = dict[str, str]
 T = TypeVar("T", bound=BaseModel)
@@ -317,8 +318,6 @@ def judge_metric(
     optional per-example inputs ``input`` and ``context`` reach the prompt,
     and ``references`` (if given) fill ``{{reference}}``.
     """
-    from opsloop.evaluation.metrics._registry import Metric, register_metric
-
     if not isinstance(rubric, Rubric):
         raise InvalidArgument("rubric must be a Rubric")
 

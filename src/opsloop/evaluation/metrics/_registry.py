@@ -208,16 +208,21 @@ def _required_inputs(fn: Callable[..., Any]) -> tuple[str, ...]:
 _LOCK = threading.RLock()
 _REGISTRY: dict[str, Metric] = {}
 _BUILTINS_LOADED = False
+_BUILTIN_SOURCE: Callable[[], Sequence[Metric]] | None = None
+
+
+def set_builtin_source(source: Callable[[], Sequence[Metric]]) -> None:
+    """Where the built-in metrics come from (set once by the package; read on first use)."""
+    global _BUILTIN_SOURCE
+    _BUILTIN_SOURCE = source
 
 
 def _ensure_builtins() -> None:
     global _BUILTINS_LOADED
     with _LOCK:
-        if not _BUILTINS_LOADED:
+        if not _BUILTINS_LOADED and _BUILTIN_SOURCE is not None:
             _BUILTINS_LOADED = True
-            from opsloop.evaluation.metrics import _builtin
-
-            for m in _builtin.builtin_metrics():
+            for m in _BUILTIN_SOURCE():
                 _REGISTRY[m.name] = m
 
 

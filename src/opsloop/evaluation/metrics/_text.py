@@ -8,6 +8,7 @@ or a list of reference strings (any number per prediction).
 from __future__ import annotations
 
 import functools
+import importlib
 import re
 import string
 from collections import Counter
@@ -20,8 +21,6 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
 def _needs(module: str, package: str) -> Any:
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:
