@@ -19,6 +19,7 @@ from rich.table import Column, Table
 
 from opsloop.cli._common import HomeOption, esc, fmt_value, out, resolve_settings
 from opsloop.cli._server import print_address
+from opsloop.selection.cli import leaderboard_table as selection_table
 
 if TYPE_CHECKING:
     from opsloop.quickstart import QuickstartResult
@@ -226,7 +227,6 @@ def quickstart(
     if result.tuning_study:
         out().print(_front(result))
     if result.selection is not None:
-        from opsloop.selection.cli import _table as selection_table
 
         out().print(selection_table(result.selection))
         if result.selection.run_id:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 from opsloop.core import Context, HasContext, context_of
 from opsloop.datasets import Datasets
 from opsloop.prompts import Prompts
@@ -18,28 +16,13 @@ def tracking_of(client: Context | HasContext | None) -> Tracking:
     return context_of(client).room(Tracking)
 
 
-# TODO(rooms): Datasets and Prompts take a Context once their rooms are converted; until
-# then they take a client, and the context's run-logging client (the user's ``Client`` when
-# one exists) has every attribute they read. The casts go with that change.
-def _datasets(ctx: Context) -> Datasets:
-    return Datasets(cast(Any, ctx.room(Tracking)))
-
-
-def _prompts(ctx: Context) -> Prompts:
-    return Prompts(cast(Any, ctx.room(Tracking)))
-
-
-def _tracing(ctx: Context) -> Tracing:
-    return Tracing(ctx.room(Tracking))
-
-
 def datasets_of(client: Context | HasContext | None) -> Datasets:
-    return context_of(client).room(_datasets)
+    return context_of(client).room(Datasets)
 
 
 def prompts_of(client: Context | HasContext | None) -> Prompts:
-    return context_of(client).room(_prompts)
+    return context_of(client).room(Prompts)
 
 
 def tracing_of(client: Context | HasContext | None) -> Tracing:
-    return context_of(client).room(_tracing)
+    return context_of(client).room(Tracing)

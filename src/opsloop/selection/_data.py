@@ -6,33 +6,21 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from opsloop.core import Context
 from opsloop.datasets import Datasets
 from opsloop.errors import InvalidArgument
 from opsloop.prompts import Prompts
-from opsloop.tracking import Tracking
 
 Messages = list[dict[str, str]]
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_ROWS = 100_000
 
 
-# TODO(rooms): ``ctx.room(Datasets)`` / ``ctx.room(Prompts)`` once those rooms take a
-# Context; until then they take a client, and the context's run-logging client (the user's
-# ``Client`` when one exists) has every attribute they read. The casts go with that change.
-def _datasets(ctx: Context) -> Datasets:
-    return Datasets(cast(Any, ctx.room(Tracking)))
-
-
-def _prompts(ctx: Context) -> Prompts:
-    return Prompts(cast(Any, ctx.room(Tracking)))
-
-
 def datasets_of(ctx: Context) -> Datasets:
     """The datasets client of ``ctx`` (one per context)."""
-    return ctx.room(_datasets)
+    return ctx.room(Datasets)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -138,7 +126,7 @@ def make_prompter(
 
         return plain, f"column:{input_column}"
     if isinstance(prompt, str) and prompt.startswith("prompts:/"):
-        prompt = ctx.room(_prompts).get(prompt)
+        prompt = ctx.room(Prompts).get(prompt)
     if isinstance(prompt, str):
         if not prompt.strip():
             raise InvalidArgument("the prompt template is empty")

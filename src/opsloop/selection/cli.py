@@ -68,7 +68,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
         yield update
 
 
-def _table(s: Selection) -> Table:
+def leaderboard_table(s: Selection) -> Table:
     t = Table(title="Leaderboard", title_justify="left")
     t.add_column("#", justify="right")
     t.add_column("candidate")
@@ -233,7 +233,7 @@ def select_command(
         print_json(s.to_dict())
     else:
         con = out()
-        con.print(_table(s))
+        con.print(leaderboard_table(s))
         rec = s.recommendation
         if rec.candidate is not None:
             con.print(f"[bold green]recommended[/]: {esc(rec.reason)}")

@@ -15,8 +15,7 @@ from typing import BinaryIO
 import sqlalchemy as sa
 
 from opsloop.errors import InvalidArgument, NotFound
-from opsloop.store._artifacts import ArtifactStore
-from opsloop.store._engine import Database, now_ms
+from opsloop.store import ArtifactStore, Database, now_ms
 from opsloop.tracking import _validation as V
 from opsloop.tracking._service import _upsert
 from opsloop.tracking._tables import artifacts, runs

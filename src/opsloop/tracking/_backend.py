@@ -124,8 +124,6 @@ class EmbeddedTracking:
     def __init__(self, ctx: Context) -> None:
         self.tracking = ctx.room(tracking_service)
         self.artifacts = ctx.room(artifact_service)
-        self.db = ctx.database  # TRANSITIONAL: rooms not yet on their own seam
-        self.store = ctx.blobs  # TRANSITIONAL
 
     # Experiments and runs delegate one to one.
     def create_experiment(

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import AlreadyExists, InvalidArgument, NotFound
-from opsloop.store._engine import Database, now_ms
+from opsloop.store import Database, now_ms
 from opsloop.tracking import _validation as V
 from opsloop.tracking._sql import _SEL_EXPERIMENT, _upsert, new_id
 from opsloop.tracking._tables import (

@@ -59,12 +59,6 @@ def _eid(experiment_id: str) -> str:
 class RemoteTracking:
     def __init__(self, ctx: Context) -> None:
         self._t: Transport = ctx.transport
-        # TRANSITIONAL: rooms not yet on their own seam call these.
-        self._json = self._t.call
-        self._request = self._t.request
-        self._http = self._t.http
-        self._error = self._t.error
-        self.settings = ctx.settings
 
     # -- experiments -----------------------------------------------------------------
 

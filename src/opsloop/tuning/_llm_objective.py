@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from opsloop.core import Context, context_of
 from opsloop.errors import InvalidArgument
@@ -503,11 +503,7 @@ class RagObjective:
 
 
 def _prompts(ctx: Context) -> Prompts:
-    # TODO(rooms): ``Prompts(ctx)`` once the prompts room takes a Context; until then it takes
-    # a client, and the context's run-logging client has every attribute it reads.
-    from opsloop.tracking import Tracking  # lazy: loads sqlalchemy and httpx
-
-    return Prompts(cast(Any, ctx.room(Tracking)))
+    return ctx.room(Prompts)
 
 
 rag_objective = RagObjective
