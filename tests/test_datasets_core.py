@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,42 +15,14 @@ import pytest
 import opsloop
 from opsloop.datasets import Datasets, Rule, ValidationFailed
 from opsloop.errors import Conflict, InvalidArgument, NotFound
-from opsloop.settings import Settings
-from tests.conftest import fresh_pg_database, live_server
+from tests.conftest import BackendEnv
 
 pa = pytest.importorskip("pyarrow")
 
-BACKENDS = ["embedded-sqlite", "remote-sqlite", "embedded-postgres", "remote-postgres"]
-
-
-class _nullctx:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
-
-
-@pytest.fixture(params=BACKENDS)
-def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[opsloop.Client]:
-    mode, db = request.param.split("-")
-    if db == "postgres":
-        request.applymarker(pytest.mark.postgres)
-    with fresh_pg_database() if db == "postgres" else _nullctx() as pg:
-        settings = Settings(home=tmp_path / "home", database_url=pg, flush_interval_s=60.0)
-        if mode == "embedded":
-            c = opsloop.Client(settings=settings)
-            yield c
-            c.close()
-        else:
-            with live_server(settings) as srv:
-                c = opsloop.Client(
-                    settings=settings.model_copy(
-                        update={"tracking_uri": srv.url, "home": tmp_path / "client"}
-                    )
-                )
-                yield c
-                c.close()
+@pytest.fixture
+def client(backend: BackendEnv) -> opsloop.Client:
+    """The client on each of the four backends (the shared ``backend`` fixture)."""
+    return backend.client
 
 
 @pytest.fixture

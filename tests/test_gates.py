@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import opsloop
 from opsloop.errors import InvalidArgument, NotFound, PromotionRefused
 from opsloop.evaluation import evaluate
 from opsloop.settings import Settings
-from tests.conftest import live_server
+from tests.conftest import BackendEnv, live_server
 
 pytest.importorskip("sklearn")
 
@@ -29,15 +28,10 @@ def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_sklearn(m, tmp_path_factory.mktemp("m") / "dummy", input_example=[{"x": 0.0}])
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def client(request: pytest.FixtureRequest, home: Path) -> Iterator[opsloop.Client]:
-    if request.param == "postgresql":
-        pg = request.getfixturevalue("pg_url")
-        c = opsloop.Client(settings=Settings(home=home, database_url=pg))
-    else:
-        c = opsloop.Client(settings=Settings(home=home))
-    yield c
-    c.close()
+@pytest.fixture
+def client(backend: BackendEnv) -> opsloop.Client:
+    """Gates on each of the four backends (the shared ``backend`` fixture)."""
+    return backend.client
 
 
 def _version(client: opsloop.Client, folder: Path, **metrics: float) -> int:

@@ -4,6 +4,7 @@ last-good fallback across a stopped server."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import logging
@@ -28,47 +29,20 @@ from opsloop.errors import (
 from opsloop.prompts import PromptVersion
 from opsloop.prompts._template import compile_template
 from opsloop.settings import Settings
-from tests.conftest import LiveServer, fresh_pg_database, live_server
+from tests.conftest import BackendEnv, LiveServer, backend_env, fresh_pg_database, live_server
 
 
-class _nullctx:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
-
-
-def _client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[opsloop.Client]:
-    mode, db = request.param.split("-")
-    if db == "postgres":
-        request.applymarker(pytest.mark.postgres)
-    with fresh_pg_database() if db == "postgres" else _nullctx() as pg:
-        settings = Settings(home=tmp_path / "home", database_url=pg)
-        if mode == "embedded":
-            with opsloop.Client(settings=settings) as c:
-                yield c
-        else:
-            with (
-                live_server(settings) as srv,
-                opsloop.Client(
-                    settings=settings.model_copy(
-                        update={"tracking_uri": srv.url, "home": tmp_path / "client"}
-                    )
-                ) as c,
-            ):
-                assert c.is_remote and c.prompts.is_remote
-                yield c
-
-
-@pytest.fixture(params=["embedded-sqlite", "remote-sqlite", "embedded-postgres", "remote-postgres"])
-def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[opsloop.Client]:
-    yield from _client(request, tmp_path)
+@pytest.fixture
+def client(backend: BackendEnv) -> opsloop.Client:
+    """The client on each of the four backends (the shared ``backend`` fixture)."""
+    assert backend.client.prompts.is_remote == backend.remote
+    return backend.client
 
 
 @pytest.fixture(params=["embedded-sqlite", "remote-sqlite"])
 def sqlite_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[opsloop.Client]:
-    yield from _client(request, tmp_path)
+    with backend_env(request.param, tmp_path) as env:
+        yield env.client
 
 
 CHAT = [
@@ -353,7 +327,7 @@ print("done", flush=True)
 def test_concurrent_label_moves_never_split_a_label(db: str, tmp_path: Path) -> None:
     from tests._procs import run_script
 
-    with fresh_pg_database() if db == "postgres" else _nullctx() as pg:
+    with fresh_pg_database() if db == "postgres" else contextlib.nullcontext() as pg:
         settings = Settings(home=tmp_path / "home", database_url=pg)
         with opsloop.Client(settings=settings) as c:
             for i in range(4):

@@ -7,7 +7,6 @@ would write are inserted straight into ``run_inputs`` through its table.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +16,8 @@ import opsloop
 from opsloop.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from opsloop.registry import Registry, load_model
 from opsloop.registry.flavors import save_pyfunc
-from opsloop.settings import Settings
 from opsloop.store import Database
-from tests.conftest import fresh_pg_database, live_server
-
-BACKENDS = ["embedded-sqlite", "remote-sqlite", "embedded-postgres", "remote-postgres"]
+from tests.conftest import BackendEnv
 
 
 @dataclass
@@ -32,35 +28,12 @@ class Env:
     tmp: Path
 
 
-class _nullctx:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
-
-
-@pytest.fixture(params=BACKENDS)
-def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
-    mode, db = request.param.split("-")
-    if db == "postgres":
-        request.applymarker(pytest.mark.postgres)
-    with fresh_pg_database() if db == "postgres" else _nullctx() as pg:
-        settings = Settings(home=tmp_path / "home", database_url=pg, flush_interval_s=60.0)
-        if mode == "embedded":
-            c = opsloop.Client(settings=settings)
-            yield Env(c, Registry(c), settings.resolved_database_url, tmp_path)
-            c.close()
-        else:
-            with live_server(settings) as srv:
-                c = opsloop.Client(
-                    settings=settings.model_copy(
-                        update={"tracking_uri": srv.url, "home": tmp_path / "client"}
-                    )
-                )
-                assert c.is_remote and Registry(c).is_remote
-                yield Env(c, Registry(c), settings.resolved_database_url, tmp_path)
-                c.close()
+@pytest.fixture
+def env(backend: BackendEnv) -> Env:
+    """The registry on each of the four backends (the shared ``backend`` fixture)."""
+    reg = Registry(backend.client)
+    assert reg.is_remote == backend.remote
+    return Env(backend.client, reg, backend.db_url, backend.tmp)
 
 
 def saved_model(tmp: Path, scale: float = 2.0, name: str | None = None) -> Path:

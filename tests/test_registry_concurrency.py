@@ -10,41 +10,17 @@ from pathlib import Path
 
 import pytest
 
-import opsloop
 from opsloop.registry import Registry
 from opsloop.registry.flavors import save_pyfunc
-from opsloop.settings import Settings
-from tests.conftest import fresh_pg_database, live_server
-
-
-class _nullctx:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
+from tests.conftest import backend_env
 
 
 @pytest.fixture(params=["embedded-sqlite", "remote-sqlite", "embedded-postgres"])
 def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
-    mode, db = request.param.split("-")
-    if db == "postgres":
+    if request.param.endswith("postgres"):
         request.applymarker(pytest.mark.postgres)
-    with fresh_pg_database() if db == "postgres" else _nullctx() as pg:
-        settings = Settings(home=tmp_path / "home", database_url=pg)
-        if mode == "embedded":
-            with opsloop.Client(settings=settings) as c:
-                yield Registry(c)
-        else:
-            with (
-                live_server(settings) as srv,
-                opsloop.Client(
-                    settings=settings.model_copy(
-                        update={"tracking_uri": srv.url, "home": tmp_path / "c"}
-                    )
-                ) as c,
-            ):
-                yield Registry(c)
+    with backend_env(request.param, tmp_path) as env:
+        yield Registry(env.client)
 
 
 def test_alias_is_never_missing_while_movers_move_it(reg: Registry, tmp_path: Path) -> None:

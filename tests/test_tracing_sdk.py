@@ -21,44 +21,16 @@ from opsloop import tracing
 from opsloop.errors import FlushError, InvalidArgument
 from opsloop.settings import Settings
 from opsloop.tracing import SpanNode, TraceDetail, Tracing
-from tests.conftest import fresh_pg_database, live_server
-
-BACKENDS = ["embedded-sqlite", "remote-sqlite", "embedded-postgres", "remote-postgres"]
+from tests.conftest import BackendEnv, live_server
 
 
-class _nullctx:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
-
-
-@pytest.fixture(params=BACKENDS)
-def tr(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tracing]:
-    mode, db = request.param.split("-")
-    if db == "postgres":
-        request.applymarker(pytest.mark.postgres)
-    with fresh_pg_database() if db == "postgres" else _nullctx() as pg:
-        settings = Settings(home=tmp_path / "home", database_url=pg, flush_interval_s=60.0)
-        if mode == "embedded":
-            c = opsloop.Client(settings=settings)
-            t = Tracing(c)
-            yield t
-            t.close()
-            c.close()
-        else:
-            with live_server(settings) as srv:
-                c = opsloop.Client(
-                    settings=settings.model_copy(
-                        update={"tracking_uri": srv.url, "home": tmp_path / "client"}
-                    )
-                )
-                t = Tracing(c)
-                assert t.is_remote
-                yield t
-                t.close()
-                c.close()
+@pytest.fixture
+def tr(backend: BackendEnv) -> Iterator[Tracing]:
+    """A ``Tracing`` on each of the four backends (the shared ``backend`` fixture)."""
+    t = Tracing(backend.client)
+    assert t.is_remote == backend.remote
+    yield t
+    t.close()
 
 
 def _walk(nodes: list[SpanNode]) -> Iterator[SpanNode]:
