@@ -252,6 +252,44 @@ def test_nan_and_infinity(client: opsloop.Client, exp_id: str) -> None:
     assert math.isnan(h.points()[0].value)
 
 
+def test_history_points_are_the_validated_points(client: opsloop.Client, exp_id: str) -> None:
+    """``points()`` skips per-point validation; what it returns must not differ in any way."""
+    import pydantic
+
+    from opsloop.tracking import MetricPoint
+
+    r = client.create_run(exp_id)
+    special = {3: float("nan"), 5: float("inf"), 9: 0.0, 11: -0.0}
+    pts = [("m", special.get(i, i / 7), i, 1_000 + i) for i in range(2_000)]
+    client.log_batch(r.id, metrics=pts)
+    h = client.get_metric_history(r.id, "m")
+    got = h.points()
+    assert type(got) is list and len(got) == len(pts) == len(h)
+    assert h.steps == [s for _, _, s, _ in pts]
+    for p, s, t, v in zip(got, h.steps, h.timestamps, h.values, strict=True):
+        v = math.nan if v is None else v
+        want = MetricPoint(key="m", value=v, step=s, timestamp=t)
+        assert type(p) is MetricPoint
+        assert repr(p) == repr(want) and p.model_dump_json() == want.model_dump_json()
+        assert (p.key, p.step, p.timestamp) == ("m", s, t)
+        assert math.isnan(p.value) if math.isnan(v) else (p == want and hash(p) == hash(want))
+        assert p.model_fields_set == want.model_fields_set
+    assert math.copysign(1.0, got[11].value) == -1.0  # -0.0 stays negative
+    with pytest.raises(pydantic.ValidationError):
+        got[0].value = 1.0  # still frozen
+    assert got[1].model_copy(update={"step": 99}).step == 99 and got[1].step == 1
+    assert got[2].model_fields_set == {"key", "value", "step", "timestamp"}
+    # Points are independent objects: a copy's fields set is its own.
+    c = got[2].model_copy()
+    c.model_fields_set.add("x")
+    assert "x" not in got[3].model_fields_set
+    # The columns are still checked against each other.
+    bad = h.model_copy(update={"values": h.values[:-1]})
+    with pytest.raises(ValueError):
+        bad.points()
+    assert h.model_copy(update={"steps": [], "timestamps": [], "values": []}).points() == []
+
+
 def test_batch_id_makes_retries_idempotent(client: opsloop.Client, exp_id: str) -> None:
     r = client.create_run(exp_id)
     pts = [("m", float(i), i, i) for i in range(100)]

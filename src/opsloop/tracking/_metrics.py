@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 _LITTLE = sys.byteorder == "little"
 CHUNK_POINTS = 100_000
+P = TypeVar("P", bound="BaseModel")
 
 
 def pack_i64(values: Sequence[int]) -> bytes:
@@ -142,3 +148,104 @@ def downsample(s: Any, t: Any, v: Any, max_points: int, x: str = "step") -> Any:
     keep = np.concatenate([starts, ends, first_min[first_min >= 0], first_max[first_max >= 0]])
     keep = np.unique(order[keep])
     return keep
+
+
+# ---------------------------------------------------------------------------- points
+
+
+@cache
+def _slot_setters() -> tuple[Any, Any, Any, Any] | None:
+    """Setters of the four per-instance slots pydantic gives every model, or None if absent.
+
+    ``BaseModel.model_construct`` fills exactly these (``__dict__``, the fields set,
+    the extra and private dicts); calling their slot descriptors directly makes the
+    same instance without its per-call Python overhead.
+    """
+    from pydantic import BaseModel
+
+    names = ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+    slots = vars(BaseModel)
+    if not all(hasattr(slots.get(n), "__set__") for n in names):
+        return None
+    s = [slots[n].__set__ for n in names]
+    return s[0], s[1], s[2], s[3]
+
+
+def build_points(
+    cls: type[P],
+    key: str,
+    steps: Sequence[int],
+    timestamps: Sequence[int],
+    values: Sequence[float | None],
+) -> list[P]:
+    """``cls(key=key, value=v, step=s, timestamp=t)`` for each point, ``None`` values as NaN.
+
+    The columns were validated when the history was built, so each point is
+    made the way ``model_construct`` makes one, minus its per-call overhead: no
+    validation, one dict per point, one fields set shared by all (the model is
+    frozen, so nothing adds to it). The cyclic garbage collector is paused while
+    the points are made (it would otherwise walk the growing heap of new objects
+    again and again; none of them can be part of a cycle). The first call checks
+    the fast path against validated construction and falls back if they differ
+    (a pydantic with other internals).
+    """
+    if None in values:
+        values = [math.nan if v is None else v for v in values]
+    setters = _slot_setters()
+    if setters is None or not _fast_path_ok(cls):
+        return [
+            cls(key=key, value=v, step=s, timestamp=t)
+            for s, t, v in zip(steps, timestamps, values, strict=True)
+        ]
+    set_dict, set_fields, set_extra, set_private = setters
+    fields = {"key", "value", "step", "timestamp"}
+    new = object.__new__
+    out: list[P] = []
+    append = out.append
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        for s, t, v in zip(steps, timestamps, values, strict=True):
+            p = new(cls)
+            set_dict(p, {"key": key, "value": v, "step": s, "timestamp": t})
+            set_fields(p, fields)
+            set_extra(p, None)
+            set_private(p, None)
+            append(p)
+    finally:
+        if paused:
+            gc.enable()
+    return out
+
+
+@cache
+def _fast_path_ok(cls: type[Any]) -> bool:
+    """Whether a point made by ``build_points``' fast path equals a validated one, in every way."""
+    setters = _slot_setters()
+    assert setters is not None
+    fast = object.__new__(cls)
+    for setter, value in zip(
+        setters,
+        (
+            {"key": "k", "value": 1.5, "step": 2, "timestamp": 3},
+            {"key", "value", "step", "timestamp"},
+            None,
+            None,
+        ),
+        strict=True,
+    ):
+        setter(fast, value)
+    ref = cls(key="k", value=1.5, step=2, timestamp=3)
+    try:
+        return bool(
+            cls.model_config.get("frozen")  # the points share one fields set: never mutated
+            and fast == ref
+            and repr(fast) == repr(ref)
+            and hash(fast) == hash(ref)
+            and fast.model_dump() == ref.model_dump()
+            and fast.model_fields_set == ref.model_fields_set
+            and fast.model_dump_json() == ref.model_dump_json()
+        )
+    except Exception:
+        return False

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from opsloop.tracking._metrics import build_points
 
 __all__ = [
     "ArtifactInfo",
@@ -104,10 +105,12 @@ class MetricHistory(BaseModel):
     downsampled: bool = False
 
     def points(self) -> list[MetricPoint]:
-        return [
-            MetricPoint(key=self.key, value=math.nan if v is None else v, step=s, timestamp=t)
-            for s, t, v in zip(self.steps, self.timestamps, self.values, strict=True)
-        ]
+        """The points as ``MetricPoint`` objects (``None`` values as NaN), in column order.
+
+        Built from the columns without validating each point again (100,000
+        points in tens of milliseconds; ``benchmarks/metric_points.py``).
+        """
+        return build_points(MetricPoint, self.key, self.steps, self.timestamps, self.values)
 
     def __len__(self) -> int:
         return len(self.steps)
