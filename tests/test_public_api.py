@@ -117,6 +117,7 @@ EXPECTED = {
         "quote_segment",
         "resolve_user",
         "set_default_context",
+        "upload_missing_blobs",
     ],
     "opsloop.rooms": ["ROOMS", "client_properties", "declarations", "load_all_tables"],
     "opsloop.llm": [
