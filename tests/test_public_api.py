@@ -304,6 +304,7 @@ def test_client_surface() -> None:
             "restore_run",
             "search_runs",
             "set_experiment_tag",
+            "set_metric_goal",
             "set_tag",
             "set_tags",
             "set_terminated",

@@ -154,11 +154,6 @@ export function colorFor(i) {
   return PALETTE[i % PALETTE.length];
 }
 
-/** Metric keys whose lower values are better (used to pick the best run). */
-export function lowerIsBetter(key) {
-  return /(loss|err|error|mse|mae|rmse|perplexity|latency|duration|time|wer|cer)/i.test(key);
-}
-
 // Hrefs taken from data (model cards, deployment URLs) keep only these targets, so a stored
 // `javascript:`, `data:` or `vbscript:` URL never becomes a live link. The test is on the raw
 // string, before any trimming, so leading spaces or control characters fail it too.
