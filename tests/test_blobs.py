@@ -128,3 +128,24 @@ def test_blob_upload_checks_before_storing(
     assert httpx.get(f"{blobs}/{_digest(body)}").content == body
     missing = httpx.post(f"{blobs}/missing", json={"digests": [claimed, _digest(body), claimed]})
     assert missing.json() == {"missing": [claimed]}
+
+
+def test_missing_counts_the_blobs_it_has_as_written_now(
+    remote: tuple[opsloop.Client, str], tmp_path: Path
+) -> None:
+    """A client told "you need not upload X" names X in a row next: ``opsloop gc`` must
+    not take X meanwhile, so the answer restarts X's age."""
+    import os
+    import time
+
+    _, url = remote
+    server_store = open_artifact_store(str(tmp_path / "home" / "artifacts"))
+    d = server_store.put_bytes(b"stored long ago").digest
+    long_ago = time.time() - 7200
+    os.utime(server_store._path(d), (long_ago, long_ago))  # type: ignore[attr-defined]
+    other = _digest(b"never stored")
+    r = httpx.post(f"{url}/api/v1/blobs/missing", json={"digests": [d, other]})
+    assert r.json() == {"missing": [other]}
+    st = server_store.stat(d)
+    assert st is not None and st.modified > time.time() - 60
+    assert server_store.stat(other) is None  # asking stores nothing

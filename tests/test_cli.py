@@ -34,6 +34,7 @@ COMMANDS = [
     ["quickstart"],
     ["db", "upgrade"],
     ["db", "current"],
+    ["gc"],
     ["experiments", "list"],
     ["experiments", "create"],
     ["experiments", "rename"],
