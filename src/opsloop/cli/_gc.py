@@ -194,7 +194,8 @@ def gc(
         )
         if report.kept:
             console.print(
-                f"{len(report.kept):,} kept: referenced or written again at the last check"
+                f"{len(report.kept):,} kept: named by a row or written again by the last "
+                "check (or already gone)"
             )
         return
     if report.garbage:

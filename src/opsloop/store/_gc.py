@@ -110,7 +110,9 @@ class GcReport:
     garbage: list[BlobStat] = field(default_factory=list)
     temp: list[TempFile] = field(default_factory=list)
     deleted: list[BlobStat] = field(default_factory=list)
-    kept: list[BlobStat] = field(default_factory=list)  # referenced or rewritten at the last check
+    # garbage not removed after all: named by a row or written again by the last check
+    # (or already gone)
+    kept: list[BlobStat] = field(default_factory=list)
     deleted_temp: list[TempFile] = field(default_factory=list)
     seconds: float = 0.0
 
