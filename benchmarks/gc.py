@@ -56,11 +56,10 @@ def main() -> None:
     args = ap.parse_args()
 
     import opsloop
+    from opsloop.rooms import load_all_tables
     from opsloop.settings import Settings
-    from opsloop.store import Database, LocalArtifactStore
-    from opsloop.store._gc import collect_garbage
-    from opsloop.store._metadata import load_all_tables
-    from opsloop.tracking._tables import artifacts
+    from opsloop.store import Database, LocalArtifactStore, collect_garbage
+    from opsloop.tracking.tables import artifacts
 
     with tempfile.TemporaryDirectory(prefix="opsloop-gc-bench-") as tmp:
         home = Path(tmp) / "home"
