@@ -159,7 +159,7 @@ _POINT_FIELDS = ("key", "value", "step", "timestamp")
 
 
 @cache
-def _slot_setters(cls: type[Any]) -> tuple[Any, Any, Any, Any] | None:
+def _slot_setters(cls: type[BaseModel]) -> tuple[Any, Any, Any, Any] | None:
     """Setters of the four per-instance slots pydantic gives every model, or None if absent.
 
     ``BaseModel.model_construct`` fills exactly these (``__dict__``, the fields set,
@@ -232,7 +232,7 @@ def build_points(
 
 
 @cache
-def _fast_path_ok(cls: type[Any]) -> bool:
+def _fast_path_ok(cls: type[BaseModel]) -> bool:
     """Whether a point made by ``build_points``' fast path equals a validated one, in every way."""
     setters = _slot_setters(cls)
     assert setters is not None
