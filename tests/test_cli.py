@@ -34,6 +34,7 @@ COMMANDS = [
     ["quickstart"],
     ["db", "upgrade"],
     ["db", "current"],
+    ["gc"],
     ["experiments", "list"],
     ["experiments", "create"],
     ["experiments", "rename"],
@@ -286,6 +287,22 @@ def test_runs_compare(seeded: dict[str, Any]) -> None:
     assert "★ 0.3" in loss_row and "↓" in loss_row
 
     assert_error(cli("runs", "compare", ids["mlp-a"], "f" * 32, "--home", h), 1, "NOT_FOUND")
+
+
+def test_runs_compare_shows_the_goal_set_on_the_experiment(seeded: dict[str, Any]) -> None:
+    h, ids = seeded["home"], seeded["runs"]
+    order = [ids["rf-small"], ids["mlp-a"], ids["mlp-b"]]
+    with Client(home=h) as c:
+        c.set_metric_goal(seeded["experiment_id"], "f1", "minimize")
+        c.set_metric_goal(seeded["experiment_id"], "val_loss", "maximize")
+    data = as_json(ok("runs", "compare", *order, "--json", "--home", h))
+    assert data["goals"] == {"f1": "min", "val_loss": "max"}
+    assert data["best"] == {"f1": [ids["rf-small"]], "val_loss": [ids["rf-small"]]}
+    lines = ok("runs", "compare", *order, "--home", h).stdout.splitlines()
+    f1_row = next(line for line in lines if "metrics.f1" in line)
+    assert "↓" in f1_row and "★ 0.85" in f1_row and f1_row.count("★") == 1
+    loss_row = next(line for line in lines if "metrics.val_loss" in line)
+    assert "↑" in loss_row and "★ 0.5" in loss_row and loss_row.count("★") == 1
 
 
 def test_runs_delete_restore_and_purge(seeded: dict[str, Any]) -> None:

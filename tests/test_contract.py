@@ -252,6 +252,44 @@ def test_nan_and_infinity(client: opsloop.Client, exp_id: str) -> None:
     assert math.isnan(h.points()[0].value)
 
 
+def test_history_points_are_the_validated_points(client: opsloop.Client, exp_id: str) -> None:
+    """``points()`` skips per-point validation; what it returns must not differ in any way."""
+    import pydantic
+
+    from opsloop.tracking import MetricPoint
+
+    r = client.create_run(exp_id)
+    special = {3: float("nan"), 5: float("inf"), 9: 0.0, 11: -0.0}
+    pts = [("m", special.get(i, i / 7), i, 1_000 + i) for i in range(2_000)]
+    client.log_batch(r.id, metrics=pts)
+    h = client.get_metric_history(r.id, "m")
+    got = h.points()
+    assert type(got) is list and len(got) == len(pts) == len(h)
+    assert h.steps == [s for _, _, s, _ in pts]
+    for p, s, t, v in zip(got, h.steps, h.timestamps, h.values, strict=True):
+        v = math.nan if v is None else v
+        want = MetricPoint(key="m", value=v, step=s, timestamp=t)
+        assert type(p) is MetricPoint
+        assert repr(p) == repr(want) and p.model_dump_json() == want.model_dump_json()
+        assert (p.key, p.step, p.timestamp) == ("m", s, t)
+        assert math.isnan(p.value) if math.isnan(v) else (p == want and hash(p) == hash(want))
+        assert p.model_fields_set == want.model_fields_set
+    assert math.copysign(1.0, got[11].value) == -1.0  # -0.0 stays negative
+    with pytest.raises(pydantic.ValidationError):
+        got[0].value = 1.0  # still frozen
+    assert got[1].model_copy(update={"step": 99}).step == 99 and got[1].step == 1
+    assert got[2].model_fields_set == {"key", "value", "step", "timestamp"}
+    # Points are independent objects: a copy's fields set is its own.
+    c = got[2].model_copy()
+    c.model_fields_set.add("x")
+    assert "x" not in got[3].model_fields_set
+    # The columns are still checked against each other.
+    bad = h.model_copy(update={"values": h.values[:-1]})
+    with pytest.raises(ValueError):
+        bad.points()
+    assert h.model_copy(update={"steps": [], "timestamps": [], "values": []}).points() == []
+
+
 def test_batch_id_makes_retries_idempotent(client: opsloop.Client, exp_id: str) -> None:
     r = client.create_run(exp_id)
     pts = [("m", float(i), i, i) for i in range(100)]
@@ -410,6 +448,96 @@ def test_compare(client: opsloop.Client, exp_id: str, populated: dict[str, str])
     assert same.differing_params == []
     with pytest.raises(NotFound):
         client.compare_runs([populated["svm"], "c" * 32])
+
+
+def test_compare_goals_are_the_services(client: opsloop.Client, exp_id: str) -> None:
+    """Each metric's goal comes from the service: set on the experiment, else inferred;
+    ``best`` follows it, through the embedded and the REST client alike."""
+    runs = []
+    for name, f1, loss, lat, cpu in [
+        ("a", 0.9, 0.5, 20.0, 10.0),
+        ("b", 0.7, 0.2, 10.0, 90.0),
+        ("c", 0.7, None, 10.0, 50.0),
+    ]:
+        r = client.create_run(exp_id, name=name)
+        pts = [("f1", f1, 0, 1), ("latency_ms", lat, 0, 1), ("system/cpu_percent", cpu, 0, 1)]
+        if loss is not None:
+            pts.append(("val/loss", loss, 0, 1))
+        client.log_batch(r.id, metrics=pts)
+        runs.append(r)
+    ids = [r.id for r in runs]
+    cmp = client.compare_runs(ids)
+    assert cmp.goals == {
+        "f1": "maximize",
+        "latency_ms": "minimize",
+        "system/cpu_percent": None,
+        "val/loss": "minimize",
+    }
+    # Ties go to the first run given; a run without the metric is skipped; no goal, no best.
+    assert cmp.best == {
+        "f1": ids[0],
+        "latency_ms": ids[1],
+        "system/cpu_percent": None,
+        "val/loss": ids[1],
+    }
+    assert client.compare_runs(ids[::-1]).best["latency_ms"] == ids[2]
+
+    # Set on the experiment (by id, Experiment or Run), the goal wins over the name.
+    client.set_metric_goal(exp_id, "val/loss", "maximize")
+    client.set_metric_goal(runs[0], "latency_ms", "maximize")
+    client.set_metric_goal(client.get_experiment(exp_id), "f1", "minimize")
+    cmp = client.compare_runs(ids)
+    assert cmp.goals["val/loss"] == "maximize" and cmp.best["val/loss"] == ids[0]
+    assert cmp.goals["latency_ms"] == "maximize" and cmp.best["latency_ms"] == ids[0]
+    assert cmp.goals["f1"] == "minimize" and cmp.best["f1"] == ids[1]
+    assert client.get_experiment(exp_id).tags["opsloop.goal.val/loss"] == "maximize"
+    client.set_metric_goal(exp_id, "val/loss", "minimize")  # set again: changed
+    assert client.compare_runs(ids).best["val/loss"] == ids[1]
+
+    # Across experiments, the first run's experiment that sets a goal decides.
+    other = client.create_experiment("goals-other").id
+    r = client.create_run(other, name="d")
+    client.log_batch(r.id, metrics=[("f1", 0.8, 0, 1)])
+    client.set_metric_goal(other, "f1", "maximize")
+    assert client.compare_runs([r.id, *ids]).goals["f1"] == "maximize"
+    assert client.compare_runs([*ids, r.id]).goals["f1"] == "minimize"
+
+    # Goals are checked wherever they enter, with a stable code; nothing is written.
+    for bad_goal in ("max", "MAXIMIZE", "", None, 1):
+        with pytest.raises(InvalidArgument) as ei:
+            client.set_metric_goal(exp_id, "f1", bad_goal)  # type: ignore[arg-type]
+        assert ei.value.code == "INVALID_ARGUMENT"
+    with pytest.raises(InvalidArgument):
+        client.set_metric_goal(exp_id, "bad key!", "maximize")
+    with pytest.raises(InvalidArgument):
+        client.set_metric_goal(exp_id, "k" * 240, "maximize")  # too long for the tag
+    with pytest.raises(InvalidArgument):
+        client.set_experiment_tag(exp_id, "opsloop.goal.f1", "sideways")
+    with pytest.raises(InvalidArgument):
+        client.create_experiment("goals-bad", tags={"opsloop.goal.loss": "up"})
+    with pytest.raises(NotFound):
+        client.set_metric_goal("e" * 32, "f1", "maximize")
+    assert client.compare_runs(ids).goals["f1"] == "minimize"
+    with pytest.raises(NotFound):
+        client.get_experiment_by_name("goals-bad")
+
+
+def test_goal_inference_from_the_name() -> None:
+    from opsloop.tracking._goals import infer_goal
+
+    minimize = [
+        "loss", "val_loss", "train/loss", "valLoss", "logloss", "hinge-loss", "RMSE",
+        "mean_squared_error", "error_rate", "latency_p95_ms", "eval.duration", "wer",
+        "perplexity", "cost_usd", "time_to_first_token",
+    ]  # fmt: skip
+    maximize = [
+        "f1", "accuracy", "auc", "val/accuracy", "bleu", "tokens_per_second", "timestamp_skew",
+        "neg_mean_squared_error", "neg_log_loss", "recall@10",
+    ]  # fmt: skip
+    assert {k: infer_goal(k) for k in minimize} == dict.fromkeys(minimize, "minimize")
+    assert {k: infer_goal(k) for k in maximize} == dict.fromkeys(maximize, "maximize")
+    assert infer_goal("system/cpu_percent") is None
+    assert infer_goal("system/gpu_0_memory_mb") is None
 
 
 # ---------------------------------------------------------------- artifacts

@@ -13,6 +13,7 @@ from opsloop.server import create_app
 from opsloop.settings import Settings
 
 API = "/api/v1/registry"
+BLOBS = "/api/v1/blobs"  # the one blob API every room's remote client uploads through
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def _error(resp: object, status: int, code: str) -> dict[str, object]:
 
 def _upload(http: TestClient, data: bytes) -> str:
     d = _digest(data)
-    r = http.put(f"{API}/blobs/{d}", content=data)
+    r = http.put(f"{BLOBS}/{d}", content=data)
     assert r.status_code == 201, r.text
     assert r.json() == {"digest": d, "size": len(data)}
     return d
@@ -50,20 +51,16 @@ DESCRIPTOR = b'{"flavor": "pyfunc", "metadata": {"python_model": "tests.test_fla
 def test_blob_upload_checks_digest_and_size(http: TestClient) -> None:
     data = b"x" * 100_000  # over the JSON request limit, under the artifact limit
     d = _upload(http, data)
-    assert http.post(f"{API}/blobs/missing", json={"digests": [d, _digest(b"other")]}).json() == {
+    assert http.post(f"{BLOBS}/missing", json={"digests": [d, _digest(b"other")]}).json() == {
         "missing": [_digest(b"other")]
     }
     err = _error(
-        http.put(f"{API}/blobs/{_digest(b'claimed')}", content=b"actual"), 400, "INVALID_ARGUMENT"
+        http.put(f"{BLOBS}/{_digest(b'claimed')}", content=b"actual"), 400, "INVALID_ARGUMENT"
     )
     assert err["details"] == {"expected": _digest(b"claimed"), "actual": _digest(b"actual")}
-    _error(http.put(f"{API}/blobs/sha256:nothex", content=b"a"), 400, "INVALID_ARGUMENT")
-    _error(
-        http.put(f"{API}/blobs/{_digest(b'big')}", content=b"y" * 300_000), 413, "PAYLOAD_TOO_LARGE"
-    )
-    _error(
-        http.post(f"{API}/blobs/missing", json={"digests": ["md5:abc"]}), 400, "INVALID_ARGUMENT"
-    )
+    _error(http.put(f"{BLOBS}/sha256:nothex", content=b"a"), 400, "INVALID_ARGUMENT")
+    _error(http.put(f"{BLOBS}/{_digest(b'big')}", content=b"y" * 300_000), 413, "PAYLOAD_TOO_LARGE")
+    _error(http.post(f"{BLOBS}/missing", json={"digests": ["md5:abc"]}), 400, "INVALID_ARGUMENT")
 
 
 def test_versions_from_uploaded_blobs_with_actor_and_download(http: TestClient) -> None:

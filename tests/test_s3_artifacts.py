@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,6 +245,86 @@ def test_contract_max_bytes(store: ArtifactStore) -> None:
         store.put_stream(io.BytesIO(b"a" * 101), max_bytes=100)
     assert not store.exists("sha256:" + hashlib.sha256(b"a" * 101).hexdigest())
     assert store.put_stream(io.BytesIO(b"a" * 100), max_bytes=100).size == 100
+
+
+def _wait_past(store: ArtifactStore, digest: str) -> float:
+    """Wait until a write now would get a later modification time than the blob has."""
+    st = store.stat(digest)
+    assert st is not None
+    time.sleep(max(0.0, st.modified + 1.1 - time.time()))  # S3 times are whole seconds
+    return st.modified
+
+
+def test_contract_listing_and_ages(store: ArtifactStore) -> None:
+    assert list(store.iter_blobs()) == []
+    a, b = store.put_bytes(b"alpha"), store.put_bytes(b"bravo!")
+    listed = {x.digest: x for x in store.iter_blobs()}
+    assert set(listed) == {a.digest, b.digest}
+    assert (listed[a.digest].size, listed[b.digest].size) == (5, 6)
+    assert abs(listed[a.digest].modified - time.time()) < 60
+    st = store.stat(a.digest)
+    assert st is not None and (st.digest, st.size) == (a.digest, 5)
+    assert store.stat(MISSING) is None
+    # Storing the same bytes again, or touching, counts as a write: the age restarts.
+    before = _wait_past(store, a.digest)
+    assert store.put_bytes(b"alpha") == a
+    after = store.stat(a.digest)
+    assert after is not None and after.modified > before
+    before = _wait_past(store, b.digest)
+    assert store.touch(b.digest) is True
+    assert store.stat(b.digest).modified > before  # type: ignore[union-attr]
+    assert store.touch(MISSING) is False and store.stat(MISSING) is None
+    assert store.read_bytes(a.digest) == b"alpha"  # same bytes
+
+
+def test_contract_delete_if_older(store: ArtifactStore) -> None:
+    a = store.put_bytes(b"old enough?")
+    st = store.stat(a.digest)
+    assert st is not None
+    assert store.delete_if_older(a.digest, st.modified) is False  # written at the cutoff
+    assert store.exists(a.digest)
+    assert store.delete_if_older(a.digest, st.modified + 0.001) is True
+    assert not store.exists(a.digest)
+    assert store.delete_if_older(a.digest, time.time() + 10) is False  # already gone
+    assert store.delete_if_older(MISSING, time.time()) is False
+    with pytest.raises(InvalidArgument):
+        store.delete_if_older("md5:abc", time.time())
+
+
+def test_contract_temp_leftovers(store: ArtifactStore, raw_s3_or_none: object) -> None:
+    assert list(store.iter_temp()) == []
+    store.put_bytes(b"a finished write leaves no temporary file")
+    assert list(store.iter_temp()) == []
+    if isinstance(store, LocalArtifactStore):
+        (store.root / "tmp").mkdir(exist_ok=True)
+        (store.root / "tmp" / "upload-crashed").write_bytes(b"half")
+    else:
+        prefix = store.prefix  # type: ignore[attr-defined]
+        raw_s3_or_none.put_object(Bucket=BUCKET, Key=f"{prefix}/tmp/crashed", Body=b"half")  # type: ignore[attr-defined]
+        up = raw_s3_or_none.create_multipart_upload(Bucket=BUCKET, Key=f"{prefix}/tmp/open")  # type: ignore[attr-defined]
+    temp = {t.name: t for t in store.iter_temp()}
+    names = sorted(temp)
+    if isinstance(store, LocalArtifactStore):
+        assert names == ["upload-crashed"] and temp["upload-crashed"].size == 4
+    else:
+        assert names == ["crashed", f"open?upload={up['UploadId']}"]
+    assert list(store.iter_blobs()) != [] and all(t.modified > 0 for t in temp.values())
+    for name in names:
+        store.delete_temp(name)
+        store.delete_temp(name)  # twice: not an error
+    assert list(store.iter_temp()) == []
+    if not isinstance(store, LocalArtifactStore):
+        assert open_uploads(raw_s3_or_none) == []
+    for bad in ("../blobs/x", "", "a/b"):
+        with pytest.raises(InvalidArgument):
+            store.delete_temp(bad)
+
+
+@pytest.fixture
+def raw_s3_or_none(request: pytest.FixtureRequest, store: ArtifactStore) -> object:
+    if isinstance(store, LocalArtifactStore):
+        return None
+    return request.getfixturevalue("raw_s3")
 
 
 def test_missing_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,3 +76,45 @@ def test_compare_with_an_unknown_run_shows_the_error(page: Any, seeded: Seeded) 
     box = page.locator(".error-box")
     box.wait_for()
     assert "nosuchrun" in box.inner_text()
+
+
+def test_goals_and_best_come_from_the_server(page: Any, tmp_path: Path) -> None:
+    """The page marks the best run by the goal the server returns (set on the experiment
+    through the REST client, or inferred there), never by guessing from the name."""
+    import opsloop
+    from opsloop.settings import Settings
+    from tests.conftest import live_server
+
+    with live_server(Settings(home=tmp_path / "home")) as srv:
+        with opsloop.Client(srv.url) as c:
+            exp = c.create_experiment("goals")
+            ids = []
+            for name, f1, loss, acc in [("a", 0.9, 0.3, 0.6), ("b", 0.7, 0.5, 0.8)]:
+                r = c.create_run(exp.id, name=name)
+                c.log_batch(
+                    r.id,
+                    metrics=[
+                        ("f1", f1, 0, 1),
+                        ("loss", loss, 0, 1),
+                        ("accuracy", acc, 0, 1),
+                        ("system/cpu_percent", acc * 100, 0, 1),
+                    ],
+                )
+                ids.append(r.id)
+            c.set_metric_goal(exp.id, "f1", "minimize")  # against its name
+        page.goto(f"{srv.url}/ui/#/compare?runs={','.join(ids)}")
+        table = page.get_by_test_id("metric-compare")
+        table.wait_for()
+
+        def best_col(key: str) -> list[int]:
+            cells = table.locator(f"tr[data-key='{key}'] td[data-best=true]")
+            return [cells.nth(i).evaluate("td => td.cellIndex") for i in range(cells.count())]
+
+        def arrow(key: str) -> tuple[str | None, str]:
+            d = table.locator(f"tr[data-key='{key}'] .dir")
+            return d.get_attribute("data-goal"), d.inner_text().strip()
+
+        assert arrow("f1") == ("minimize", "↓") and best_col("f1") == [2]  # b: the lower f1
+        assert arrow("loss") == ("minimize", "↓") and best_col("loss") == [1]
+        assert arrow("accuracy") == ("maximize", "↑") and best_col("accuracy") == [2]
+        assert arrow("system/cpu_percent") == ("none", "") and best_col("system/cpu_percent") == []

@@ -61,3 +61,56 @@ def test_deployments_page_lists_servers_and_refreshes(page: Any, tmp_path: Path)
             timeout=12_000,
         )
         assert row.get_by_test_id("deployment-status").inner_text() == "STOPPED"
+
+
+def test_deployment_url_is_a_link_only_when_http(page: Any, tmp_path: Path) -> None:
+    """A recorded URL is data: javascript:, data: and other schemes must not become live links."""
+    unsafe = [
+        "javascript:window.__pwned=1",
+        "JaVaScRiPt:window.__pwned=1",
+        " javascript:window.__pwned=1",  # browsers strip leading spaces from hrefs
+        "data:text/html,<script>window.__pwned=1</script>",
+        "//evil.example/x",  # protocol-relative: not an http(s) address as given
+        "ftp://127.0.0.1/x",
+    ]
+    safe = ["http://127.0.0.1:5001", "https://models.example.com/churn"]
+    with live_server(Settings(home=tmp_path / "home")) as srv:
+        api = f"{srv.url}/api/v1/deployments"
+        ids: dict[str, str] = {}
+        for i, url in enumerate(unsafe + safe):
+            body = {
+                "name": f"dep-{i}",
+                "model_uri": "models:/churn/1",
+                "model_name": "churn",
+                "version": 1,
+                "url": url,
+            }
+            r = httpx.post(api, json=body)
+            assert r.status_code == 201, r.text
+            ids[url] = r.json()["id"]
+
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(f"{srv.url}/ui/#/deployments")
+        page.locator("[data-testid=deployment-row]").nth(len(ids) - 1).wait_for()
+
+        def cell(url: str) -> Any:
+            row = page.locator(f"[data-testid=deployment-row][data-id='{ids[url]}']")
+            return row.get_by_test_id("deployment-url")
+
+        for url in unsafe:
+            c = cell(url)
+            assert c.evaluate("el => el.tagName") == "SPAN", url
+            assert c.get_attribute("href") is None
+            assert c.inner_text() == url.strip()  # shown, as text
+            c.click()
+        for url in safe:
+            c = cell(url)
+            assert c.evaluate("el => el.tagName") == "A", url
+            assert c.get_attribute("href") == url
+            assert c.get_attribute("rel") == "noopener noreferrer"
+        # No link anywhere on the page points at a script or data URL, and nothing ran.
+        hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
+        assert not [h for h in hrefs if not h.startswith(("#", "/", "http://", "https://"))]
+        assert page.evaluate("window.__pwned") is None
+        assert dialogs == []

@@ -15,6 +15,7 @@ import typer
 from opsloop._version import __version__
 from opsloop.cli import _db
 from opsloop.cli._common import EXIT_CODES_HELP, OpsloopGroup
+from opsloop.cli._gc import gc
 from opsloop.cli._quickstart import quickstart
 from opsloop.cli._server import server
 from opsloop.core import load_ref
@@ -84,6 +85,7 @@ def add_room_commands(root: typer.Typer) -> None:
 
 app.command("server", epilog=EXIT_CODES_HELP)(server)
 app.command("quickstart", epilog=EXIT_CODES_HELP)(quickstart)
+app.command("gc", epilog=EXIT_CODES_HELP)(gc)
 app.add_typer(_db.app)
 add_room_commands(app)
 

@@ -4,7 +4,9 @@
   blob store embedded, a ``Transport`` remote), given to rooms instead of a
   ``Client``; ``context_of(obj)`` gets it from a client or room object.
 - ``resolve_user`` and ``ACTOR_HEADER``: who acts, decided in one place.
-- ``Transport``: the typed JSON-over-HTTP transport of every remote backend.
+- ``Transport``: the typed JSON-over-HTTP transport of every remote backend;
+  ``upload_missing_blobs(transport, files)`` sends the files a server lacks to
+  the one blob API (``/api/v1/blobs``).
 - ``Room`` and friends: how a room declares its tables, routers, CLI, client
   property and UI (read by the hubs through ``opsloop.rooms``).
 - ``opsloop.core.web`` (FastAPI helpers for room routers) and
@@ -17,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from opsloop._version import __version__ as VERSION
+from opsloop.core._blobs import upload_missing_blobs
 from opsloop.core._context import (
     Context,
     HasContext,
@@ -57,6 +60,7 @@ __all__ = [
     "quote_segment",
     "resolve_user",
     "set_default_context",
+    "upload_missing_blobs",
 ]
 
 

@@ -239,14 +239,3 @@ def fmt_bytes(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
-
-
-_LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "latency", "duration", "time")
-
-
-def metric_goal(key: str) -> str | None:
-    """``"min"`` for loss-like names, ``"max"`` otherwise; ``None`` for system metrics."""
-    if key.startswith("system/"):
-        return None
-    words = key.lower().replace("/", "_").replace("-", "_").replace(".", "_").split("_")
-    return "min" if any(w in _LOWER_IS_BETTER for w in words) else "max"

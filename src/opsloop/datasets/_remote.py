@@ -1,8 +1,8 @@
 """``RemoteDatasets``: the datasets backend over HTTP against ``opsloop server``.
 
 A version is built where the data is (the client); its blobs the server lacks
-are uploaded to the content-addressed ``PUT /api/v1/blobs/{digest}`` endpoint
-(the server checks the digest), then its metadata is posted and the server
+are uploaded to the shared content-addressed blob API (``upload_missing_blobs``
+over ``/api/v1/blobs``; the server checks the digest), then its metadata is posted and the server
 checks the blobs are there. Reading data back downloads a blob once into
 ``<home>/cache/blobs``.
 """
@@ -10,10 +10,10 @@ checks the blobs are there. Reading data back downloads a blob once into
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from opsloop.core import upload_missing_blobs
 from opsloop.datasets._backend import cache_dir
 from opsloop.datasets._queries import check_dataset_name
 from opsloop.datasets._service import VersionManifest
@@ -85,14 +85,7 @@ class RemoteDatasets:
         found = self._find(name, built.content_digest)
         if found is not None:
             return found, False
-        digests = sorted({b.digest for b in built.blobs})
-        missing = set(
-            self._t.post("/blobs/missing", {"digests": digests}, idempotent=True)["missing"]
-        )
-        for blob in built.blobs:
-            if blob.digest in missing:
-                self._upload(blob.digest, blob.path)
-                missing.discard(blob.digest)
+        upload_missing_blobs(self._t, {b.digest: b.path for b in built.blobs})
         manifest = VersionManifest.model_validate(
             built.manifest(
                 message=message, parent_version_id=parent_version_id, derivation=derivation
@@ -114,15 +107,6 @@ class RemoteDatasets:
         if not data["versions"]:
             return None
         return self.get_version(data["versions"][0]["id"])
-
-    def _upload(self, digest: str, path: Path) -> None:
-        with open(path, "rb") as fh:
-            self._t.request(
-                "PUT",
-                f"/blobs/{digest}",
-                content=fh,
-                headers={"Content-Type": "application/octet-stream"},
-            )
 
     def _fetch_blob(self, digest: str) -> Iterator[bytes]:
         import httpx  # lazy: only a remote read of a blob not yet cached needs it

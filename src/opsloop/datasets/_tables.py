@@ -46,7 +46,8 @@ dataset_versions = sa.Table(
     sa.Column("sample_json", sa.JSON, nullable=False),
     sa.Column("validation_json", sa.JSON, nullable=True),
     sa.Column("status", sa.String(16), nullable=False, default="valid"),  # valid | flagged
-    sa.Column("storage_json", sa.JSON, nullable=False),  # blob digests that hold the data
+    # blob digests that hold the data; blob_ref: `opsloop gc` keeps them (store/_gc.py)
+    sa.Column("storage_json", sa.JSON, nullable=False, info={"blob_ref": True}),
     # e.g. a split's source; versions are never deleted alone, only with their dataset
     sa.Column(
         "parent_version_id",

@@ -1,8 +1,8 @@
-"""REST routes for datasets, under ``/api/v1``, plus the content-addressed blob endpoints.
+"""REST routes for datasets, under ``/api/v1``.
 
-Remote clients build a version locally, upload its blobs with
-``PUT /blobs/{digest}`` (the server recomputes the digest and refuses a
-mismatch), then ``POST /datasets/{name}/versions`` with the metadata; the
+Remote clients build a version locally, upload its blobs through the shared
+blob API (``PUT /api/v1/blobs/{digest}``, mounted by the server; the server
+recomputes the digest and refuses a mismatch), then ``POST /datasets/{name}/versions`` with the metadata; the
 server checks that every blob is there and that the data blob's Parquet
 footer matches the row count and columns. Version references in paths
 (``{ref}``) are ``name@3``, ``name@latest``, ``name`` or a version id.
@@ -10,16 +10,13 @@ footer matches the row count and columns. Version references in paths
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 from pydantic import Field
-from starlette.concurrency import run_in_threadpool
 
-from opsloop.core.web import Ctx, StrictBody, ok, service
+from opsloop.core.web import StrictBody, ok, service
 from opsloop.datasets._backend import dataset_service
 from opsloop.datasets._service import DatasetService, VersionManifest
 from opsloop.datasets.entities import (
@@ -29,8 +26,6 @@ from opsloop.datasets.entities import (
     RowsPage,
     RunInput,
 )
-from opsloop.errors import InvalidArgument, NotFound, PayloadTooLarge
-from opsloop.store import LocalArtifactStore, check_digest
 
 router = APIRouter(tags=["datasets"])
 
@@ -38,7 +33,6 @@ router = APIRouter(tags=["datasets"])
 Svc = Annotated[DatasetService, Depends(service(dataset_service))]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 Ref = Annotated[str, Field(min_length=1, max_length=300)]
-Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 
 
 class CreateDataset(StrictBody):
@@ -213,66 +207,3 @@ def list_run_inputs(
     svc: Svc,
 ) -> Response:
     return ok({"inputs": svc.run_inputs(run_id)})
-
-
-# ---------------------------------------------------------------------------- blobs
-
-
-@router.put(
-    "/blobs/{digest}", status_code=201, summary="Upload a content-addressed blob (raw body)"
-)
-async def put_blob(digest: Digest, request: Request, ctx: Ctx) -> Response:
-    limit = ctx.settings.max_artifact_bytes
-    h = hashlib.sha256()
-    size = 0
-    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-        async for block in request.stream():
-            size += len(block)
-            if size > limit:
-                raise PayloadTooLarge(f"blob is larger than the limit of {limit} bytes")
-            h.update(block)
-            spool.write(block)
-        actual = "sha256:" + h.hexdigest()
-        if actual != digest:
-            raise InvalidArgument(
-                f"the body's digest is {actual}, not {digest}",
-                details={"expected": digest, "actual": actual},
-            )
-        spool.seek(0)
-        info = await run_in_threadpool(ctx.blobs.put_stream, spool)  # type: ignore[arg-type]
-    return ok({"digest": info.digest, "size": info.size}, 201)
-
-
-class Digests(StrictBody):
-    digests: list[Digest] = Field(max_length=100_000)
-
-
-@router.post("/blobs/missing", summary="Which of these blobs the server lacks")
-def missing_blobs(body: Digests, ctx: Ctx) -> Response:
-    return ok({"missing": [d for d in dict.fromkeys(body.digests) if not ctx.blobs.exists(d)]})
-
-
-@router.head("/blobs/{digest}", summary="Whether a blob is stored")
-def head_blob(digest: Digest, ctx: Ctx) -> Response:
-    check_digest(digest)
-    if not ctx.blobs.exists(digest):
-        raise NotFound(f"blob {digest} is not stored")
-    return Response(status_code=200)
-
-
-@router.get("/blobs/{digest}", summary="Download a blob", response_class=Response)
-def get_blob(digest: Digest, ctx: Ctx) -> Response:
-    check_digest(digest)
-    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=31536000, immutable"}
-    if isinstance(ctx.blobs, LocalArtifactStore):
-        return FileResponse(
-            ctx.blobs.local_path(digest), media_type="application/octet-stream", headers=headers
-        )
-    fh = ctx.blobs.open(digest)
-
-    def chunks() -> Any:
-        with fh:
-            while block := fh.read(1 << 20):
-                yield block
-
-    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)

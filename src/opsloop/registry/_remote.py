@@ -1,7 +1,7 @@
 """``RemoteRegistry``: the registry backend over HTTP against ``opsloop server``.
 
 Local model files travel as blobs (hashed here, only the ones the server
-lacks are uploaded), then the version is created from their digests in one
+lacks are uploaded to the shared ``/api/v1/blobs``: ``upload_missing_blobs``), then the version is created from their digests in one
 request. The acting user travels in the transport's actor header.
 """
 
@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from opsloop.core import upload_missing_blobs
 from opsloop.errors import Unavailable
 from opsloop.registry import _names as N
 from opsloop.registry._version_service import local_files
@@ -141,23 +142,7 @@ class RemoteRegistry:
 
     def _upload(self, src: str) -> dict[str, FileEntry]:
         files = {rel: (f, file_digest(f), f.stat().st_size) for rel, f in local_files(src)}
-        missing = set(
-            self._t.post(
-                f"{BASE}/blobs/missing",
-                {"digests": sorted({d for _, d, _ in files.values()})},
-                idempotent=True,
-            )["missing"]
-        )
-        for f, digest, _size in files.values():
-            if digest in missing:
-                with open(f, "rb") as fh:
-                    self._t.call(
-                        "PUT",
-                        f"{BASE}/blobs/{digest}",
-                        content=fh,
-                        headers={"Content-Type": "application/octet-stream"},
-                    )
-                missing.discard(digest)
+        upload_missing_blobs(self._t, {d: f for f, d, _ in files.values()})
         return {rel: FileEntry(digest=d, size=s) for rel, (_, d, s) in files.items()}
 
     def get_version(self, name: str, version: int | str) -> ModelVersion:

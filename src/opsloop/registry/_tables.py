@@ -53,9 +53,8 @@ model_versions = sa.Table(
     sa.Column(
         "source", sa.Text, nullable=False, default=""
     ),  # runs:/<id>/<path> or a local path it came from
-    sa.Column(
-        "manifest_json", sa.JSON, nullable=False
-    ),  # {path: {digest, size}} of the stored files
+    # {path: {digest, size}} of the stored files; blob_ref: `opsloop gc` keeps them (store/_gc.py)
+    sa.Column("manifest_json", sa.JSON, nullable=False, info={"blob_ref": True}),
     sa.Column("signature_json", sa.JSON, nullable=True),
     sa.Column("card_json", sa.JSON, nullable=True),  # model card (generated, then editable)
     sa.Column(

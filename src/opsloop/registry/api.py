@@ -6,17 +6,15 @@ settings user or the OS user), else the server's own user.
 
 from __future__ import annotations
 
-import tempfile
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import Field
-from starlette.concurrency import run_in_threadpool
 
-from opsloop.core.web import Actor, Ctx, ok, service
+from opsloop.core.web import Actor, ok, service
 from opsloop.core.web import StrictBody as _Body
-from opsloop.errors import InvalidArgument, PayloadTooLarge
+from opsloop.errors import InvalidArgument
 from opsloop.registry._backend import registry_service
 from opsloop.registry._service import RegistryService
 from opsloop.registry.entities import (
@@ -29,7 +27,7 @@ from opsloop.registry.entities import (
     RegisteredModel,
     VersionLineage,
 )
-from opsloop.store import LocalArtifactStore, check_digest
+from opsloop.store import LocalArtifactStore
 
 router = APIRouter(prefix="/registry", tags=["registry"])
 
@@ -78,10 +76,6 @@ class UpdateCard(_Body):
     fields: CardFields | None = None
     markdown: str | None = Field(default=None, max_length=200_000)
     regenerate: bool = False
-
-
-class Digests(_Body):
-    digests: list[str] = Field(max_length=100_000)
 
 
 # ---------------------------------------------------------------------------- models
@@ -182,7 +176,7 @@ def create_version(name: Name, body: CreateVersion, svc: Svc, actor: Actor) -> R
         mv = svc.create_version_from_run(name, body.source, **kw)
     else:
         raise InvalidArgument(
-            "a version needs source='runs:/<run_id>/<path>' or files uploaded to /registry/blobs"
+            "a version needs source='runs:/<run_id>/<path>' or files uploaded to /api/v1/blobs"
         )
     return ok(mv, 201)
 
@@ -352,36 +346,3 @@ def resolve(uri: Annotated[str, Query(min_length=1, max_length=600)], svc: Svc) 
 )
 def dataset_lineage(dataset_version_id: Annotated[str, Field(max_length=64)], svc: Svc) -> Response:
     return ok(svc.dataset_lineage(dataset_version_id))
-
-
-# ---------------------------------------------------------------------------- blobs
-
-
-@router.post("/blobs/missing", summary="Which of these blob digests the store lacks")
-def missing_blobs(body: Digests, svc: Svc) -> Response:
-    for d in body.digests:
-        check_digest(d)
-    return ok({"missing": [d for d in dict.fromkeys(body.digests) if not svc.store.exists(d)]})
-
-
-@router.put(
-    "/blobs/{digest}", status_code=201, summary="Upload a blob (raw body); the digest is checked"
-)
-async def upload_blob(digest: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
-    check_digest(digest)
-    limit = ctx.settings.max_artifact_bytes
-    size = 0
-    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-        async for block in request.stream():
-            size += len(block)
-            if size > limit:
-                raise PayloadTooLarge(f"blob is larger than the limit of {limit} bytes")
-            spool.write(block)
-        spool.seek(0)
-        info = await run_in_threadpool(svc.store.put_stream, spool)
-    if info.digest != digest:
-        raise InvalidArgument(
-            f"the uploaded bytes have digest {info.digest}, not {digest}",
-            details={"expected": digest, "actual": info.digest},
-        )
-    return ok({"digest": info.digest, "size": info.size}, 201)

@@ -15,6 +15,7 @@ from opsloop._version import __version__
 from opsloop.core import Context, load_ref
 from opsloop.core.web import BodyLimitMiddleware, JSONBody, install_error_handlers
 from opsloop.rooms import declarations
+from opsloop.server._blobs import router as blobs_router
 from opsloop.server._ui import ui_index, ui_routes_module
 from opsloop.settings import Settings
 from opsloop.store import SCHEMA_HEAD
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         )
 
     app.include_router(meta, prefix=API_PREFIX)
+    app.include_router(blobs_router, prefix=API_PREFIX)  # files of datasets, models, ...
     for room in declarations():
         for ref in room.routers:
             app.include_router(load_ref(ref), prefix=API_PREFIX)

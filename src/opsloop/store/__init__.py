@@ -3,10 +3,13 @@
 from opsloop.store._artifacts import (
     ArtifactStore,
     BlobInfo,
+    BlobStat,
     LocalArtifactStore,
+    TempFile,
     check_digest,
 )
 from opsloop.store._engine import SCHEMA_HEAD, Database, now_ms
+from opsloop.store._gc import GcReport, blob_ref_columns, collect_garbage
 from opsloop.store._metadata import metadata
 from opsloop.store._open import open_artifact_store
 from opsloop.store._upsert import upsert
@@ -15,9 +18,14 @@ __all__ = [
     "SCHEMA_HEAD",
     "ArtifactStore",
     "BlobInfo",
+    "BlobStat",
     "Database",
+    "GcReport",
     "LocalArtifactStore",
+    "TempFile",
+    "blob_ref_columns",
     "check_digest",
+    "collect_garbage",
     "metadata",
     "now_ms",
     "open_artifact_store",

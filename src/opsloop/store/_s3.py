@@ -4,7 +4,9 @@ Keys mirror the local layout: ``<prefix>/blobs/sha256/<hex[:2]>/<hex>``. The
 digest is only known once the whole stream has been read, so uploads land
 under ``<prefix>/tmp/<uuid>`` first and are copied server-side to their final
 key; a crash leaves at most a stray temp object, never a wrong blob under a
-real name. boto3 is an optional extra (``opsloop[s3]``) and imported lazily.
+real name. Storing bytes that are already there copies them over the blob
+again, so its ``LastModified`` (the age ``opsloop gc`` goes by) restarts. boto3
+is an optional extra (``opsloop[s3]``) and imported lazily.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ from opsloop.errors import (
     Unauthenticated,
     Unavailable,
 )
-from opsloop.store._artifacts import CHUNK, DIGEST_PREFIX, ArtifactStore, BlobInfo, check_digest
+from opsloop.store._artifacts import (
+    CHUNK,
+    DIGEST_PREFIX,
+    ArtifactStore,
+    BlobInfo,
+    BlobStat,
+    TempFile,
+    check_digest,
+)
 
 # S3 wants every multipart part but the last to be at least 5 MiB.
 PART_SIZE = 8 * 1024 * 1024
@@ -113,13 +123,11 @@ class S3ArtifactStore(ArtifactStore):
         tmp_key = self._key("tmp", uuid.uuid4().hex)
         with self._errors(f"storing an artifact in {self.uri}"):
             digest, size = self._upload_tmp(stream, tmp_key, max_bytes)
+            final_key = self._blob_key(digest)
             try:
-                final_key = self._blob_key(digest)
-                if not self._head(final_key):
-                    # Managed copy: falls back to multipart copy above 5 GiB.
-                    self._client.copy(
-                        {"Bucket": self.bucket, "Key": tmp_key}, self.bucket, final_key
-                    )
+                # Also when the blob is there already: the copy (same bytes) makes it
+                # count as written now. Managed copy: multipart above 5 GiB.
+                self._client.copy({"Bucket": self.bucket, "Key": tmp_key}, self.bucket, final_key)
             finally:
                 self._quietly(self._client.delete_object, Bucket=self.bucket, Key=tmp_key)
         return BlobInfo(digest, size)
@@ -220,3 +228,101 @@ class S3ArtifactStore(ArtifactStore):
         key = self._blob_key(digest)
         with self._errors(f"deleting blob {digest} from {self.uri}"):
             self._client.delete_object(Bucket=self.bucket, Key=key)
+
+    # -- listing and garbage collection -------------------------------------------------
+
+    def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    def iter_blobs(self) -> Iterator[BlobStat]:
+        prefix = self._key("blobs", "sha256") + "/"
+        with self._errors(f"listing blobs in {self.uri}"):
+            for obj in self._list(prefix):
+                shard, _, name = obj["Key"][len(prefix) :].partition("/")
+                if len(name) != 64 or not name.startswith(shard) or len(shard) != 2:
+                    continue
+                if any(c not in "0123456789abcdef" for c in name):
+                    continue
+                yield BlobStat(DIGEST_PREFIX + name, obj["Size"], obj["LastModified"].timestamp())
+
+    def stat(self, digest: str) -> BlobStat | None:
+        from botocore.exceptions import ClientError
+
+        key = self._blob_key(digest)
+        with self._errors(f"checking blob {digest} in {self.uri}"):
+            try:
+                head = self._client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_CODES:
+                    return None
+                raise
+        return BlobStat(digest, head["ContentLength"], head["LastModified"].timestamp())
+
+    def touch(self, digest: str) -> bool:
+        """Copy the blob onto itself (new ``LastModified``); False if it is not stored."""
+        from botocore.exceptions import ClientError
+
+        key = self._blob_key(digest)
+        with self._errors(f"refreshing blob {digest} in {self.uri}"):
+            try:
+                self._client.copy(
+                    {"Bucket": self.bucket, "Key": key},
+                    self.bucket,
+                    key,
+                    ExtraArgs={"MetadataDirective": "REPLACE"},
+                )
+            except ClientError as exc:
+                if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_CODES:
+                    return False
+                raise
+        return True
+
+    def delete_if_older(self, digest: str, cutoff: float) -> bool:
+        """Read its age, then delete. S3 has no atomic move: a write of the same bytes
+        landing between the two (milliseconds) is lost; ``opsloop gc`` re-checks the
+        database and the age right before, so only such a rewrite of an old,
+        unreferenced blob can race."""
+        st = self.stat(digest)
+        if st is None or st.modified >= cutoff:
+            return False
+        self.delete(digest)
+        return True
+
+    def iter_temp(self) -> Iterator[TempFile]:
+        prefix = self._key("tmp") + "/"
+        with self._errors(f"listing temporary objects in {self.uri}"):
+            for obj in self._list(prefix):
+                yield TempFile(
+                    obj["Key"][len(prefix) :], obj["Size"], obj["LastModified"].timestamp()
+                )
+            paginator = self._client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for up in page.get("Uploads", []):
+                    name = f"{up['Key'][len(prefix) :]}?upload={up['UploadId']}"
+                    # Still being written if a part arrived lately, however old its start.
+                    parts = self._client.list_parts(
+                        Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"]
+                    ).get("Parts", [])
+                    last = max(
+                        [up["Initiated"].timestamp()]
+                        + [p["LastModified"].timestamp() for p in parts]
+                    )
+                    yield TempFile(name, sum(p["Size"] for p in parts), last)
+
+    def delete_temp(self, name: str) -> None:
+        key_part, _, upload_id = name.partition("?upload=")
+        if not key_part or "/" in key_part or key_part in (".", ".."):
+            raise InvalidArgument(f"not a temporary object name: {name!r}")
+        key = self._key("tmp", key_part)
+        with self._errors(f"removing temporary object {key} from {self.uri}"):
+            if upload_id:
+                self._quietly(
+                    self._client.abort_multipart_upload,
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                )
+            else:
+                self._client.delete_object(Bucket=self.bucket, Key=key)

@@ -46,6 +46,7 @@ class TrackingBackend(Protocol):
         self, experiment_id: str, *, name: str | None = None, description: str | None = None
     ) -> Experiment: ...
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None: ...
+    def set_metric_goal(self, experiment_id: str, key: str, goal: str) -> None: ...
     def delete_experiment(self, experiment_id: str) -> None: ...
     def restore_experiment(self, experiment_id: str) -> None: ...
 
@@ -147,6 +148,9 @@ class EmbeddedTracking:
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         self.tracking.set_experiment_tag(experiment_id, key, value)
+
+    def set_metric_goal(self, experiment_id: str, key: str, goal: str) -> None:
+        self.tracking.set_metric_goal(experiment_id, key, goal)
 
     def delete_experiment(self, experiment_id: str) -> None:
         self.tracking.delete_experiment(experiment_id)

@@ -12,7 +12,6 @@ from opsloop.core.cli import (
     HomeOption,
     esc,
     fmt_value,
-    metric_goal,
     out,
     print_json,
 )
@@ -22,16 +21,21 @@ if TYPE_CHECKING:
     from opsloop.tracking.entities import RunComparison
 
 
-def best_by_goal(comparison: RunComparison) -> tuple[dict[str, str | None], dict[str, list[str]]]:
-    """Per metric: its goal (min for loss-like names, max otherwise) and the best runs.
+_SHORT = {"maximize": "max", "minimize": "min"}
 
-    Ties all count as best; a metric where every run has the same value, only
-    one run has a value, or that is a system metric has no best run.
+
+def best_by_goal(comparison: RunComparison) -> tuple[dict[str, str | None], dict[str, list[str]]]:
+    """Per metric: its goal as the service gives it (``min``/``max``) and the best runs.
+
+    The direction is the service's (set on the experiment or inferred there from
+    the name); here only ties are added: they all count as best, and a metric
+    where every run has the same value, only one run has a value, or that has no
+    goal (system metrics) has no best run.
     """
     goals: dict[str, str | None] = {}
     best: dict[str, list[str]] = {}
     for key, per_run in comparison.metrics.items():
-        goal = metric_goal(key)
+        goal = _SHORT.get(comparison.goals.get(key) or "")
         goals[key] = goal
         values = {rid: v for rid, v in per_run.items() if v is not None and not math.isnan(v)}
         if goal is None or len(values) < 2 or len(set(values.values())) == 1:
@@ -56,9 +60,11 @@ def compare(
 ) -> None:
     """Compare runs side by side: params (differing ones highlighted) and latest metrics.
 
-    The best run per metric is marked with a star: lowest for loss-like names
-    (`loss`, `error`, `mse`, `latency`, ...), highest otherwise. In `--json`,
-    `goals` gives each metric's direction and `best` its best run ids (ties included).
+    The best run per metric is marked with a star, by the metric's goal: the one
+    set on the experiment (`client.set_metric_goal(exp, "f1", "maximize")`), else
+    lowest for loss-like names (`loss`, `error`, `mse`, `latency`, ...) and
+    highest otherwise. In `--json`, `goals` gives each metric's direction
+    (`min`/`max`) and `best` its best run ids (ties included).
 
     Examples:
 

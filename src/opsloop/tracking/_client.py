@@ -374,7 +374,27 @@ class Tracking:
                 return
 
     def compare_runs(self, run_ids: Sequence[str]) -> RunComparison:
+        """Runs side by side: params that differ, latest metrics, and per metric its
+        ``goals`` entry (``maximize``/``minimize``) and ``best`` run."""
         return self._backend.compare_runs(list(run_ids))
+
+    def set_metric_goal(self, experiment: str | Experiment | Run, key: str, goal: str) -> None:
+        """Say whether metric ``key`` is better high or low in an experiment's runs.
+
+        ``experiment`` is an experiment id, an ``Experiment``, or a ``Run`` (its
+        experiment); ``goal`` is ``"maximize"`` or ``"minimize"``. Comparisons
+        (``compare_runs``, ``opsloop runs compare``, the UI) use it to pick the
+        best run; without it the goal is inferred from the name (``loss``,
+        ``error``, ``latency``, ... minimize; anything else maximize). Stored as
+        the experiment tag ``opsloop.goal.<key>``.
+        """
+        if isinstance(experiment, Run):
+            experiment_id = experiment.experiment_id
+        elif isinstance(experiment, Experiment):
+            experiment_id = experiment.id
+        else:
+            experiment_id = experiment
+        self._backend.set_metric_goal(experiment_id, key, goal)
 
     # ------------------------------------------------------------------ artifacts
 

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from opsloop.errors import AlreadyExists, InvalidArgument, NotFound
 from opsloop.store import Database, now_ms
 from opsloop.tracking import _validation as V
+from opsloop.tracking._goals import check_goal, check_goal_tag, goal_tag
 from opsloop.tracking._sql import _SEL_EXPERIMENT, _upsert, new_id
 from opsloop.tracking._tables import (
     experiment_tags,
@@ -57,6 +58,8 @@ class ExperimentOps:
                 "experiment description must be a string of at most 100000 characters"
             )
         tag_rows = {V.check_key("tag", k): V.tag_value(v) for k, v in (tags or {}).items()}
+        for k, v in tag_rows.items():
+            check_goal_tag(k, v)
         ts = now_ms()
         eid = new_id()
         try:
@@ -200,9 +203,17 @@ class ExperimentOps:
             "key": V.check_key("tag", key),
             "value": V.tag_value(value),
         }
+        check_goal_tag(row["key"], row["value"])
         with self.db.write() as conn:
             self._require_experiment(conn, experiment_id)
             _upsert(conn, experiment_tags, [row], ["experiment_id", "key"], ["value"])
+
+    def set_metric_goal(self, experiment_id: str, key: str, goal: str) -> None:
+        """Whether metric ``key`` is better high (``maximize``) or low (``minimize``) in
+        this experiment's runs; comparisons pick the best run by it. Stored as the
+        experiment tag ``opsloop.goal.<key>``; without one the goal is inferred from
+        the name (``_goals.infer_goal``)."""
+        self.set_experiment_tag(experiment_id, goal_tag(key), check_goal(goal))
 
     def delete_experiment(self, experiment_id: str) -> None:
         """Soft-delete an experiment and its runs (restorable)."""

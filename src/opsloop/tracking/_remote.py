@@ -18,6 +18,7 @@ import httpx
 from opsloop.errors import NotFound, Unavailable
 from opsloop.tracking import _validation as V
 from opsloop.tracking._backend import MetricTuple
+from opsloop.tracking._goals import check_goal, goal_tag
 from opsloop.tracking.entities import (
     ArtifactInfo,
     Experiment,
@@ -109,6 +110,11 @@ class RemoteTracking:
             f"/experiments/{_eid(experiment_id)}/tags/{_q(key)}",
             json={"value": V.tag_value(value)},
         )
+
+    def set_metric_goal(self, experiment_id: str, key: str, goal: str) -> None:
+        # The goal is the experiment tag ``opsloop.goal.<key>`` (``tracking/_goals.py``);
+        # checked here too, so a bad key or goal fails before the request.
+        self.set_experiment_tag(experiment_id, goal_tag(key), check_goal(goal))
 
     def delete_experiment(self, experiment_id: str) -> None:
         self._t.call("DELETE", f"/experiments/{_eid(experiment_id)}")

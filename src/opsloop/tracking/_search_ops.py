@@ -17,9 +17,11 @@ from opsloop.tracking._filter import (
     parse_filter,
     parse_order_by,
 )
+from opsloop.tracking._goals import GOAL_TAG_PREFIX, best_run, explicit_goals, resolve_goals
 from opsloop.tracking._run_ops import RunOps
 from opsloop.tracking._sql import _COUNT_RUNS, _COUNT_RUNS_IN, MAX_SEARCH_RESULTS
 from opsloop.tracking._tables import (
+    experiment_tags,
     runs,
 )
 from opsloop.tracking.entities import (
@@ -128,7 +130,12 @@ class SearchOps(RunOps):
         return answer
 
     def compare_runs(self, run_ids: Sequence[str]) -> RunComparison:
-        """Runs side by side: param diff and latest metrics, with the best run per metric."""
+        """Runs side by side: param diff and latest metrics, each metric's goal and best run.
+
+        A metric's goal is the one set on the experiment of the first run (in the
+        order given) whose experiment sets one (``set_metric_goal``), else the one
+        inferred from its name; the best run is the first with the best value.
+        """
         if not run_ids or len(run_ids) > 100:
             raise InvalidArgument("compare takes 1 to 100 run ids")
         ids = [V.check_id("run id", r) for r in run_ids]
@@ -140,6 +147,15 @@ class SearchOps(RunOps):
                     f"runs do not exist: {', '.join(missing)}", details={"missing": missing}
                 )
             hydrated = self._hydrate(conn, [rows[i] for i in ids])
+            exp_ids = list(dict.fromkeys(r.experiment_id for r in hydrated))
+            goal_tags: dict[str, dict[str, str]] = {e: {} for e in exp_ids}
+            for t in conn.execute(
+                sa.select(experiment_tags).where(
+                    experiment_tags.c.experiment_id.in_(exp_ids),
+                    experiment_tags.c.key.startswith(GOAL_TAG_PREFIX, autoescape=True),
+                )
+            ):
+                goal_tags[t.experiment_id][t.key] = t.value
         param_keys = sorted({k for r in hydrated for k in r.params})
         differing = [k for k in param_keys if len({r.params.get(k) for r in hydrated}) > 1]
         metric_keys = sorted({k for r in hydrated for k in r.metrics})
@@ -147,16 +163,15 @@ class SearchOps(RunOps):
             k: {r.id: (r.metrics[k].value if k in r.metrics else None) for r in hydrated}
             for k in metric_keys
         }
-        best: dict[str, str | None] = {}
-        for k, per_run in table.items():
-            vals = [(v, rid) for rid, v in per_run.items() if v is not None]
-            best[k] = max(vals)[1] if vals else None
+        goals = resolve_goals(metric_keys, [explicit_goals(goal_tags[e]) for e in exp_ids])
+        best = {k: best_run(per_run, goals[k]) for k, per_run in table.items()}
         return RunComparison(
             runs=hydrated,
             param_keys=param_keys,
             differing_params=differing,
             metric_keys=metric_keys,
             metrics=table,
+            goals=goals,
             best=best,
         )
 

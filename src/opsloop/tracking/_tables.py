@@ -122,7 +122,8 @@ artifacts = sa.Table(
     metadata,
     sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("path", sa.String(1024), primary_key=True),
-    sa.Column("digest", sa.String(71), nullable=False),  # "sha256:" + 64 hex
+    # "sha256:" + 64 hex; blob_ref: `opsloop gc` keeps the blobs named here (store/_gc.py)
+    sa.Column("digest", sa.String(71), nullable=False, info={"blob_ref": True}),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("media_type", sa.String(128), nullable=False),
     sa.Column("created_at", MS, nullable=False),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from opsloop.tracking._metrics import build_points
 
 __all__ = [
     "ArtifactInfo",
@@ -104,10 +105,12 @@ class MetricHistory(BaseModel):
     downsampled: bool = False
 
     def points(self) -> list[MetricPoint]:
-        return [
-            MetricPoint(key=self.key, value=math.nan if v is None else v, step=s, timestamp=t)
-            for s, t, v in zip(self.steps, self.timestamps, self.values, strict=True)
-        ]
+        """The points as ``MetricPoint`` objects (``None`` values as NaN), in column order.
+
+        Built from the columns without validating each point again (several
+        times faster than validating each one; ``benchmarks/metric_points.py``).
+        """
+        return build_points(MetricPoint, self.key, self.steps, self.timestamps, self.values)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -128,12 +131,20 @@ class RunPage(_Model):
 
 
 class RunComparison(_Model):
-    """Runs side by side: which params differ, and every run's latest metrics."""
+    """Runs side by side: which params differ, and every run's latest metrics.
+
+    ``goals`` gives each metric's direction, owned by the tracking service: set on
+    the experiment (``Client.set_metric_goal``) or inferred from the name (loss,
+    error, latency, ... minimize; else maximize; ``system/`` metrics none).
+    ``best`` is the run with the best latest value for that goal (the first
+    given, on a tie), None without a goal or a value.
+    """
 
     runs: list[Run]
     param_keys: list[str]
     differing_params: list[str]
     metric_keys: list[str]
     metrics: dict[str, dict[str, float | None]]  # metric key -> run id -> latest value
-    best: dict[str, str | None] = Field(default_factory=dict)  # metric key -> run id (max)
+    goals: dict[str, Literal["maximize", "minimize"] | None] = Field(default_factory=dict)
+    best: dict[str, str | None] = Field(default_factory=dict)  # metric key -> run id
     extra: dict[str, Any] = Field(default_factory=dict)

@@ -154,9 +154,15 @@ export function colorFor(i) {
   return PALETTE[i % PALETTE.length];
 }
 
-/** Metric keys whose lower values are better (used to pick the best run). */
-export function lowerIsBetter(key) {
-  return /(loss|err|error|mse|mae|rmse|perplexity|latency|duration|time|wer|cer)/i.test(key);
+// Hrefs taken from data (model cards, deployment URLs) keep only these targets, so a stored
+// `javascript:`, `data:` or `vbscript:` URL never becomes a live link. The test is on the raw
+// string, before any trimming, so leading spaces or control characters fail it too.
+const SAFE_HREF = /^(https?:\/\/|mailto:|#|\/(?!\/))/i;
+const WEB_HREF = /^https?:\/\/[^\s/]/i;
+
+/** Whether `href` may become a link: http(s), mailto, in-app (#) or same-site (/); `web`: http(s) only. */
+export function isSafeHref(href, { web = false } = {}) {
+  return typeof href === "string" && (web ? WEB_HREF : SAFE_HREF).test(href);
 }
 
 export function isSystemKey(key) {

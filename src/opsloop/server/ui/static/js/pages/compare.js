@@ -4,7 +4,7 @@
 import { api, metricHistories } from "../api.js";
 import { ChartSet, chartCard, lineChart } from "../charts.js";
 import {
-  colorFor, emptyState, errorBox, fmtNum, h, isSystemKey, loading, lowerIsBetter, naturalCompare, replace, statusBadge, store,
+  colorFor, emptyState, errorBox, fmtNum, h, isSystemKey, loading, naturalCompare, replace, statusBadge, store,
 } from "../dom.js";
 import { parallelCoordinates } from "../parcoords.js";
 
@@ -17,14 +17,25 @@ function runHeaderCell(run, i) {
     h("a", { href: `#/runs/${encodeURIComponent(run.id)}` }, run.name));
 }
 
+/** A metric's goal as the server decided it ("maximize", "minimize" or null): never guessed here. */
+function goalOf(cmp, k) {
+  return (cmp.goals && cmp.goals[k]) || null;
+}
+
+const GOAL_ARROW = { maximize: " ↑", minimize: " ↓" };
+const GOAL_TITLE = { maximize: "higher is better", minimize: "lower is better" };
+
 /**
- * The best runs per metric (a Set of run ids): highest, or lowest for loss/error-like keys.
- * Ties share the mark; when every run has the same value nothing is marked.
+ * The best runs per metric (a Set of run ids), by the metric's goal from the server.
+ * Ties share the mark; when every run has the same value, or the metric has no goal
+ * (system metrics), nothing is marked.
  */
 export function bestRuns(cmp) {
   const best = {};
   for (const k of cmp.metric_keys) {
-    const low = lowerIsBetter(k);
+    const goal = goalOf(cmp, k);
+    if (!goal) { best[k] = new Set(); continue; }
+    const low = goal === "minimize";
     const vals = cmp.runs
       .map((r) => [r.id, cmp.metrics[k][r.id]])
       .filter(([, v]) => v !== null && v !== undefined && Number.isFinite(v));
@@ -66,11 +77,12 @@ function paramTable(cmp) {
 function metricTable(cmp, best) {
   const keys = [...cmp.metric_keys].sort((a, b) => (isSystemKey(a) - isSystemKey(b)) || naturalCompare(a, b));
   return h("section", { class: "section" },
-    h("div", { class: "section-head" }, h("h2", {}, "Metrics"), h("span", { class: "muted small" }, "Latest values; ★ best (lowest for loss/error-like keys, else highest)")),
+    h("div", { class: "section-head" }, h("h2", {}, "Metrics"), h("span", { class: "muted small" }, "Latest values; ★ best by the metric's goal (↑ higher is better, ↓ lower), set on the experiment or inferred from the name")),
     h("div", { class: "table-wrap card" }, h("table", { class: "table compare-table", dataset: { testid: "metric-compare" } },
       h("thead", {}, h("tr", {}, h("th", { class: "sticky-left" }, "Metric"), cmp.runs.map(runHeaderCell))),
       h("tbody", {}, keys.length ? keys.map((k) => h("tr", { dataset: { key: k } },
-        h("td", { class: "sticky-left kv-key", title: k }, k, h("span", { class: "muted small dir" }, lowerIsBetter(k) ? " ↓" : " ↑")),
+        h("td", { class: "sticky-left kv-key", title: k }, k,
+          h("span", { class: "muted small dir", title: GOAL_TITLE[goalOf(cmp, k)] || "no goal", dataset: { goal: goalOf(cmp, k) || "none" } }, GOAL_ARROW[goalOf(cmp, k)] || "")),
         cmp.runs.map((r) => {
           const v = cmp.metrics[k][r.id];
           const isBest = best[k].has(r.id);
@@ -127,7 +139,7 @@ function parcoordsSection(cmp, ctx) {
       h("div", { class: "toolbar" }, h("label", { class: "muted small" }, "Color by "), pick)),
     h("div", { class: "card pad" }, axes.length < 2 ? emptyState("Needs at least two numeric params or metrics.") : box));
   if (axes.length >= 2) {
-    const first = metricAxes.find(([a]) => !lowerIsBetter(a.label)) || metricAxes[0];
+    const first = metricAxes.find(([a]) => goalOf(cmp, a.label) === "maximize") || metricAxes[0];
     const ci = first ? first[1] : -1;
     pick.value = String(ci);
     // Drawn after the section is in the document, so it knows its width.

@@ -2,7 +2,7 @@
 // A server that stopped heartbeating without saying it stopped shows "lost".
 
 import { api } from "../api.js";
-import { emptyState, h, loading, replace, timeCell } from "../dom.js";
+import { emptyState, h, isSafeHref, loading, replace, timeCell } from "../dom.js";
 import { modelHref } from "./models.js";
 
 const REFRESH_MS = 5000;
@@ -14,6 +14,15 @@ function deploymentBadge(status) {
     status.toUpperCase());
 }
 
+// The URL a server reported is data: only an http(s) address becomes a link, anything else
+// (javascript:, data:, ...) is shown as plain text.
+function urlCell(url) {
+  const testid = { testid: "deployment-url" };
+  return isSafeHref(url, { web: true })
+    ? h("a", { href: url, target: "_blank", rel: "noopener noreferrer", dataset: testid }, url)
+    : h("span", { class: "muted", title: "not an http(s) address, so not a link", dataset: testid }, url);
+}
+
 function row(d) {
   const muted = (t = "—") => h("span", { class: "muted" }, t);
   return h("tr", { dataset: { testid: "deployment-row", id: d.id, status: d.status } },
@@ -21,7 +30,7 @@ function row(d) {
     h("td", {}, h("a", { href: modelHref(d.model_name), dataset: { testid: "deployment-model" } }, d.model_name)),
     h("td", {}, d.version == null ? muted() : h("a", { href: modelHref(d.model_name, d.version) }, `v${d.version}`)),
     h("td", {}, d.alias ? h("span", { class: "alias-chip" }, `@${d.alias}`) : muted()),
-    h("td", {}, h("a", { href: d.url, target: "_blank", rel: "noopener", dataset: { testid: "deployment-url" } }, d.url)),
+    h("td", {}, urlCell(d.url)),
     h("td", {}, deploymentBadge(d.status)),
     h("td", {}, timeCell(d.started_at)),
     h("td", {}, timeCell(d.last_heartbeat_at)));

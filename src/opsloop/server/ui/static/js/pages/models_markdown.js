@@ -3,9 +3,8 @@
 // italics and links. Text only ever becomes text nodes; raw HTML in the source is shown
 // as written, and links keep only http(s), mailto, in-app (#) and same-site (/) targets.
 
-import { h } from "../dom.js";
+import { h, isSafeHref } from "../dom.js";
 
-const SAFE_HREF = /^(https?:\/\/|mailto:|#|\/(?!\/))/i;
 const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\*\*([^*]+?)\*\*|__([^_]+?)__|\*([^*\s][^*]*?)\*|(?<![\w])_([^_\s][^_]*?)_(?![\w])|\[([^\]]+)\]\(([^)\s]+)\)/g;
 
 /** Inline Markdown of one line or paragraph, as nodes. */
@@ -21,7 +20,7 @@ export function inline(text) {
     else if (m[5] || m[6]) out.push(h("em", {}, inline(m[5] || m[6])));
     else if (m[7]) {
       const href = m[8];
-      out.push(SAFE_HREF.test(href)
+      out.push(isSafeHref(href)
         ? h("a", { href, rel: "noopener noreferrer", target: href.startsWith("#") ? null : "_blank" }, inline(m[7]))
         : h("span", { title: href }, inline(m[7])));
     }
