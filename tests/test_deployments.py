@@ -59,7 +59,7 @@ def _register_model(settings: Settings, tmp: Path, versions: int = 1) -> None:
 
 def test_service_register_heartbeat_lost_and_stop(home: Path) -> None:
     with opsloop.Client(home=home) as c:
-        db: Any = c.backend.db
+        db: Any = c.context.database
         svc = DeploymentService(db, lost_after_s=0.3)
         d = svc.register(**REG)
         assert d.status == "running" and d.version == 1 and d.stopped_at is None

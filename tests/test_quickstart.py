@@ -295,6 +295,7 @@ def test_public_surface_and_lazy_sklearn() -> None:
             "TrialResult",
             "run_quickstart",
             "select_trials",
+            "serve_model_in_thread",
         ]
     )
     code = "import sys, opsloop.quickstart; print('sklearn' in sys.modules)"

@@ -235,7 +235,7 @@ def test_purge_and_delete(tmp_path: Path) -> None:
     t.flush()
     from opsloop.tracing._service import TraceService
 
-    svc = TraceService(c.backend.db, c.settings)  # type: ignore[attr-defined]
+    svc = TraceService(c.context.database, c.settings)
     assert svc.purge(before_ms=10) == 1
     assert [x.name for x in t.list_traces().traces] == ["new"]
     t.delete_trace(t.list_traces().traces[0].id)

@@ -313,7 +313,7 @@ def test_memory_storage_and_the_storage_file(client: Client, home: Path) -> None
     # Optuna's tables live in their own file: opsloop's database has none of them.
     import sqlalchemy as sa
 
-    names = sa.inspect(client.backend.db.engine).get_table_names()  # type: ignore[attr-defined]
+    names = sa.inspect(client.context.database.engine).get_table_names()
     assert "tuning_studies" in names and "trials" not in names and "studies" not in names
 
 
