@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.engine import Connection
 
 from opsloop.datasets import _lineage as L
@@ -75,6 +75,23 @@ class VersionManifest(BaseModel):
     message: str = Field(default="", max_length=100_000)
     parent_version_id: str | None = Field(default=None, max_length=64)
     derivation: str = Field(default="", max_length=256)
+
+    @field_validator("storage")
+    @classmethod
+    def _blob_refs(cls, storage: dict[str, Any]) -> dict[str, Any]:
+        """``data`` (required) and ``chunks`` are ``{digest, size}`` blobs, ``files`` a list of them."""
+        files = storage.get("files") or []
+        if not isinstance(files, list):
+            raise ValueError("files must be a list of blobs")
+        refs = [("data", storage.get("data")), *[(f"files.{i}", f) for i, f in enumerate(files)]]
+        if "chunks" in storage:
+            refs.append(("chunks", storage["chunks"]))
+        for where, ref in refs:
+            try:
+                BlobRef.model_validate(ref)
+            except ValidationError:
+                raise ValueError(f"{where} must be a blob: {{digest, size}}") from None
+        return storage
 
     def blob_digests(self) -> list[str]:
         out = []
