@@ -157,7 +157,7 @@ def history(
     svc: Svc,
     version: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, lt=2**63)] = None,
 ) -> Response:
     return ok({"events": svc.history(name, version=version, limit=limit, before_id=before_id)})
 
