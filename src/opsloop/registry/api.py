@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -297,9 +298,13 @@ def list_files(name: Name, version: Version, svc: Svc) -> Response:
 )
 def download_file(name: Name, version: Version, path: str, svc: Svc) -> Response:
     entry, fh = svc.open_file(name, version, path)
+    filename = path.rsplit("/", 1)[-1]
+    quoted = quote(filename)  # a name quoting changes goes as RFC 5987 filename*
     headers = {
         "X-Content-Type-Options": "nosniff",
-        "Content-Disposition": f'attachment; filename="{path.rsplit("/", 1)[-1]}"',
+        "Content-Disposition": f'attachment; filename="{filename}"'
+        if quoted == filename
+        else f"attachment; filename*=utf-8''{quoted}",
         "X-Opsloop-Digest": entry.digest,
     }
     if isinstance(svc.store, LocalArtifactStore):
