@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 
@@ -15,7 +15,8 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
-class JSONBody(Response):
+class JSONBody(JSONResponse):
+    # A JSONResponse, so the OpenAPI document shows each route's response model.
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
