@@ -1,7 +1,7 @@
 """Schemathesis fuzzes the server's whole OpenAPI document: no request may answer 5xx.
 
 The document is the one ``create_app(settings)`` serves at ``/api/v1/openapi.json``
-on a fresh SQLite home, loaded and driven in-process through the ASGI app. Two tests:
+on a fresh SQLite home, loaded and driven in-process through the ASGI app:
 
 - every operation alone: positive and negative examples of its own;
 - linked operations: schemathesis' state machine follows OpenAPI links (``links()``
@@ -9,14 +9,15 @@ on a fresh SQLite home, loaded and driven in-process through the ASGI app. Two t
   models, prompts, deployments, traces and studies one call creates or lists are
   what later calls use. A seeded world (Parquet-backed dataset versions, a model
   version, evaluation runs, traces) gives the lists real ids from the first step,
-  and every scenario starts again from it.
+  and every scenario starts again from it;
+- what the fuzzer found, pinned: each of those requests answered 500.
 
 Each response is checked: schemathesis' ``not_a_server_error`` and
 ``response_schema_conformance``, every 4xx in the one ``{"error": {...}}`` shape,
 and a refused request leaves the database as it was. Failures are collected, so one
-run lists them all, each with a curl command and the server-side traceback. Each
-test asserts that every operation of the document was called, naming any that was
-not. Generation is derandomized: a run reproduces.
+run lists them all, each with a curl command and the server-side traceback. Both
+fuzzing tests assert that every operation of the document was called, naming any
+that was not. Generation is derandomized: a run reproduces.
 """
 
 from __future__ import annotations
@@ -109,17 +110,11 @@ def seed(settings: Settings, app: Any, tmp: Path) -> dict[str, Any]:
         assert r.status_code == status, (url, r.status_code, r.text)
         return r.json()
 
-    post(
-        "/deployments",
-        {
-            "name": "fuzz-dep",
-            "model_uri": "models:/fuzz-model@champion",
-            "model_name": "fuzz-model",
-            "url": "http://127.0.0.1:9",
-            "version": 1,
-        },
-        201,
-    )
+    served = {"name": "fuzz-dep", "model_uri": "models:/fuzz-model@champion", "version": 1}
+    served.update(model_name="fuzz-model", url="http://127.0.0.1:9")
+    deployment = post("/deployments", served, 201)
+    # Stopped: a running one reads "lost" once its heartbeat is 15 s old, mid-run.
+    post(f"/deployments/{deployment['id']}/stop", {})
     t0 = 1_700_000_000_000_000
     spans = [
         {
@@ -964,6 +959,7 @@ class Fuzzed:
     schema: Any
     server: CrashRecorder
     db: SQLiteFile
+    world: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -978,7 +974,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     db = SQLiteFile(Path(settings.resolved_database_url.removeprefix("sqlite:///")))
     db.snapshot()
     try:
-        yield Fuzzed(schema, server, db)
+        yield Fuzzed(schema, server, db, world)
     finally:
         db.close()
         shutdown_lifespans()  # the app's lifespan, started by the first call, disposes its engine
@@ -1046,3 +1042,79 @@ def test_linked_operations_never_answer_5xx(harness: Harness) -> None:
             )
         )
     h.report()
+
+
+def test_what_the_fuzzer_found_stays_fixed(fuzzed: Fuzzed) -> None:
+    """Each of these answered 500 (some after storing what no reply could hold)."""
+    fuzzed.db.restore()
+    http = TestClient(fuzzed.server.app, raise_server_exceptions=False)
+    big = 2**70
+    source = f"runs:/{fuzzed.world['run']}/model"
+    v1 = http.get(f"{API}/dataset-versions/fuzz-ds@1").json()
+    manifest = {k: v1[k] for k in ("format", "content_digest", "row_count", "size_bytes")}
+    manifest.update(columns=v1["columns"], profile={}, sample={}, storage=v1["storage"])
+    experiment = http.get(f"{API}/experiments").json()["experiments"][0]["id"]
+    evaluation = http.get(f"{API}/evaluations").json()["evaluations"][0]["run_id"]
+    running = {"name": "d", "model_uri": "m", "model_name": "m", "url": "u"}
+    served = http.post(f"{API}/deployments", json=running).json()["id"]
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/traces/stats", {"params": {"min_latency_ms": 5.9e16}}),
+        ("GET", "/traces", {"params": {"since_ms": 2**62}}),
+        ("POST", "/deployments", {"json": {**running, "pid": big}}),
+        ("POST", f"/deployments/{served}/heartbeat", {"json": {"version": big}}),
+        ("POST", "/datasets/fuzz-ds/versions", {"json": {"manifest": {**manifest, "storage": {}}}}),
+        (
+            "POST",
+            "/datasets/x/versions",
+            {"json": {"manifest": {**manifest, "profile": {"n": big}}}},
+        ),
+        ("GET", "/registry/models/fuzz-model/history", {"params": {"before_id": big}}),
+        ("GET", f"/evaluations/{evaluation}", {"params": {"offset": big}}),
+        ("GET", "/dataset-versions/fuzz-ds@1/rows", {"params": {"offset": big}}),
+        ("POST", "/prompts/p/versions", {"json": {"template": "x", "metadata": {"n": big}}}),
+        (
+            "POST",
+            "/registry/models/m/versions",
+            {"json": {"source": source, "options": {"n": big}}},
+        ),
+        (
+            "POST",
+            "/registry/models/m/versions",
+            {"json": {"source": source, "signature": {"inputs": 5}}},
+        ),
+        (
+            "POST",
+            "/registry/models/m/versions",
+            {
+                "json": {
+                    "source": source,
+                    "signature": {"inputs": [{"name": "x", "type": "tensor", "shape": [big]}]},
+                }
+            },
+        ),
+        (
+            "POST",
+            "/tuning/studies",
+            {
+                "json": {
+                    "name": "s",
+                    "experiment_id": experiment,
+                    "directions": ["maximize"],
+                    "objectives": ["acc"],
+                    "space": {"n": {"type": "int", "low": 0, "high": big}},
+                }
+            },
+        ),
+    ]
+    for method, path, kw in cases:
+        before = fuzzed.db.version()
+        r = http.request(method, API + path, **kw)
+        assert (r.status_code, error_shape(r)) == (400, None), (method, path, r.text)
+        assert fuzzed.db.version() == before, (method, path, "wrote to the database")
+    # A file name outside plain ASCII downloads as RFC 5987 filename*.
+    url = f"{API}/runs/{fuzzed.world['run']}/artifacts/d/ünï code.bin"
+    assert http.put(url, content=b"\x00").status_code == 201
+    r = http.get(url)
+    assert r.status_code == 200 and r.content == b"\x00"
+    expected = "attachment; filename*=utf-8''%C3%BCn%C3%AF%20code.bin"
+    assert r.headers["content-disposition"] == expected
