@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 __all__ = ["JSONBody"]
@@ -17,8 +17,11 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
-class JSONBody(Response):
-    """Fast JSON responses (orjson): NaN becomes null, numpy and pydantic types are handled."""
+class JSONBody(JSONResponse):
+    """Fast JSON responses (orjson): NaN becomes null, numpy and pydantic types are handled.
+
+    A ``JSONResponse``, so the OpenAPI document shows each route's response model.
+    """
 
     media_type = "application/json"
 

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import Connection
 
 from opsloop.datasets import _lineage as L
@@ -65,8 +66,8 @@ class VersionManifest(BaseModel):
     kind: str = "tabular"
     format: str = Field(pattern="^(parquet|documents)$")
     content_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
-    row_count: int = Field(ge=1)
-    size_bytes: int = Field(ge=0)
+    row_count: int = Field(ge=1, lt=2**63)
+    size_bytes: int = Field(ge=0, lt=2**63)
     columns: list[ColumnSchema] = Field(min_length=1, max_length=100_000)
     profile: dict[str, Any]
     sample: dict[str, Any]
@@ -76,6 +77,33 @@ class VersionManifest(BaseModel):
     message: str = Field(default="", max_length=100_000)
     parent_version_id: str | None = Field(default=None, max_length=64)
     derivation: str = Field(default="", max_length=256)
+
+    @field_validator("storage")
+    @classmethod
+    def _blob_refs(cls, storage: dict[str, Any]) -> dict[str, Any]:
+        """``data`` (required) and ``chunks`` are ``{digest, size}`` blobs, ``files`` a list of them."""
+        files = storage.get("files") or []
+        if not isinstance(files, list):
+            raise ValueError("files must be a list of blobs")
+        refs = [("data", storage.get("data")), *[(f"files.{i}", f) for i, f in enumerate(files)]]
+        if "chunks" in storage:
+            refs.append(("chunks", storage["chunks"]))
+        for where, ref in refs:
+            try:
+                BlobRef.model_validate(ref)
+            except ValidationError:
+                raise ValueError(f"{where} must be a blob: {{digest, size}}") from None
+        return storage
+
+    @model_validator(mode="after")
+    def _plain_json(self) -> VersionManifest:
+        parts = [self.profile, self.sample, self.validation, self.storage]
+        try:  # as the API answers it (server/_json.py): integers within 64 bits
+            orjson.dumps(parts, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        except TypeError as exc:
+            msg = f"profile, sample, validation and storage must be plain JSON: {exc}"
+            raise ValueError(msg) from None
+        return self
 
     def blob_digests(self) -> list[str]:
         out = []

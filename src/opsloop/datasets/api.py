@@ -134,7 +134,7 @@ def get_version(ref: Ref, svc: Svc) -> Response:
 def version_rows(
     ref: Ref,
     svc: Svc,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, lt=2**63)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     columns: Annotated[list[str] | None, Query(max_length=10_000)] = None,
     table: Annotated[str, Query(pattern="^(data|chunks)$")] = "data",

@@ -28,6 +28,16 @@ def _text(value: Any, field: str, limit: int, *, required: bool = True) -> str:
     return value
 
 
+def _int32(value: Any, field: str, minimum: int) -> int:
+    # The columns are 32-bit integers on every backend.
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value < 2**31:
+        raise InvalidArgument(
+            f"{field} must be an integer from {minimum} to {2**31 - 1}, got {value!r}",
+            details={"field": field},
+        )
+    return value
+
+
 class DeploymentService:
     """Register, heartbeat, stop and list model servers."""
 
@@ -83,14 +93,10 @@ class DeploymentService:
             "host": _text(host, "host", 256, required=False),
             "alias": None if alias is None else _text(alias, "alias", 256),
             "flavor": None if flavor is None else _text(flavor, "flavor", 64),
-            "version": version,
-            "pid": pid,
-            "workers": workers,
+            "version": None if version is None else _int32(version, "version", 1),
+            "pid": None if pid is None else _int32(pid, "pid", 0),
+            "workers": _int32(workers, "workers", 1),
         }
-        if version is not None and (not isinstance(version, int) or version < 1):
-            raise InvalidArgument(f"version must be a positive integer, got {version!r}")
-        if not isinstance(workers, int) or workers < 1:
-            raise InvalidArgument(f"workers must be at least 1, got {workers!r}")
         now = now_ms()
         values.update(status="running", started_at=now, last_heartbeat_at=now, stopped_at=None)
         with self.db.write() as conn:
@@ -133,7 +139,7 @@ class DeploymentService:
         """Note the server is alive, and which version it serves now (after an alias move)."""
         changes: dict[str, Any] = {"last_heartbeat_at": now_ms()}
         if version is not None:
-            changes["version"] = version
+            changes["version"] = _int32(version, "version", 1)
         if model_uri is not None:
             changes["model_uri"] = _text(model_uri, "model_uri", 1024)
         if flavor is not None:

@@ -93,7 +93,7 @@ def compare_evaluations(
     runs: Annotated[str, Query(min_length=1, max_length=2000)],
     metric: Annotated[str, Query(min_length=1, max_length=250)],
     baseline: Annotated[int, Query(ge=0)] = 0,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, lt=2**63)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     n_bootstrap: Annotated[int, Query(ge=0, le=10_000)] = 1000,
 ) -> Response:
@@ -132,7 +132,7 @@ def delete_gate(model: str, svc: Gates) -> Response:
 def get_evaluation(
     run_id: str,
     ctx: Ctx,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, lt=2**63)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     res = load_result(_Reader(ctx), run_id)

@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -44,6 +45,7 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
         raise InvalidArgument("metadata must be an object with string keys")
     try:
         size = len(json.dumps(dict(metadata), allow_nan=False))
+        orjson.dumps(dict(metadata))  # as the API answers it: integers within 64 bits
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"metadata must be plain JSON: {exc}") from None
     if size > MAX_METADATA_BYTES:

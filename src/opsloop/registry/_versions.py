@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -55,6 +56,10 @@ class VersionBuilder:
             flavor_module(flavor)  # unknown flavor: InvalidArgument before any work
         if options is not None and not isinstance(options, Mapping):
             raise InvalidArgument("options must be an object")
+        try:  # as the API answers it (server/_json.py): integers within 64 bits
+            orjson.dumps(options, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        except TypeError as exc:
+            raise InvalidArgument(f"options must be plain JSON: {exc}") from None
         self.store = store
         self.flavor = flavor
         self.options = dict(options or {})

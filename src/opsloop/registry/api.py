@@ -7,6 +7,7 @@ settings user or the OS user), else the server's own user.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -137,7 +138,7 @@ def history(
     svc: Svc,
     version: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, lt=2**63)] = None,
 ) -> Response:
     return ok({"events": svc.history(name, version=version, limit=limit, before_id=before_id)})
 
@@ -277,9 +278,13 @@ def list_files(name: Name, version: Version, svc: Svc) -> Response:
 )
 def download_file(name: Name, version: Version, path: str, svc: Svc) -> Response:
     entry, fh = svc.open_file(name, version, path)
+    filename = path.rsplit("/", 1)[-1]
+    quoted = quote(filename)  # a name quoting changes goes as RFC 5987 filename*
     headers = {
         "X-Content-Type-Options": "nosniff",
-        "Content-Disposition": f'attachment; filename="{path.rsplit("/", 1)[-1]}"',
+        "Content-Disposition": f'attachment; filename="{filename}"'
+        if quoted == filename
+        else f"attachment; filename*=utf-8''{quoted}",
         "X-Opsloop-Digest": entry.digest,
     }
     if isinstance(svc.store, LocalArtifactStore):

@@ -39,6 +39,7 @@ otlp_router = APIRouter(tags=["otlp"])
 Svc = Annotated[TraceService, Depends(service(trace_service))]
 TraceId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 Str256 = Annotated[str | None, Query(max_length=256)]
+MAX_MS = 10**15  # times and latencies in ms whose µs still fit a 64-bit column
 
 
 def filters(
@@ -51,13 +52,15 @@ def filters(
     user_id: Str256 = None,
     session_id: Str256 = None,
     model: Str256 = None,
-    min_latency_ms: Annotated[float | None, Query(ge=0)] = None,
-    max_latency_ms: Annotated[float | None, Query(ge=0)] = None,
+    min_latency_ms: Annotated[float | None, Query(ge=0, le=MAX_MS)] = None,
+    max_latency_ms: Annotated[float | None, Query(ge=0, le=MAX_MS)] = None,
     min_cost: Annotated[float | None, Query(ge=0)] = None,
     since_ms: Annotated[
-        int | None, Query(ge=0, description="Started at or after (epoch ms).")
+        int | None, Query(ge=0, le=MAX_MS, description="Started at or after (epoch ms).")
     ] = None,
-    until_ms: Annotated[int | None, Query(ge=0, description="Started before (epoch ms).")] = None,
+    until_ms: Annotated[
+        int | None, Query(ge=0, le=MAX_MS, description="Started before (epoch ms).")
+    ] = None,
     tag: Str256 = None,
     service_name: Str256 = None,
     experiment_id: Annotated[str | None, Query(max_length=64)] = None,

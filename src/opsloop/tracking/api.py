@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -410,7 +411,13 @@ def download_artifact(run_id: RunId, path: str, st: State) -> Response:
     }
     media = info.media_type or "application/octet-stream"
     if not media.startswith(_SAFE_INLINE) and not media.startswith("text/"):
-        headers["Content-Disposition"] = f'attachment; filename="{path.rsplit("/", 1)[-1]}"'
+        name = path.rsplit("/", 1)[-1]
+        quoted = quote(name)  # a name quoting changes goes as RFC 5987 filename*
+        headers["Content-Disposition"] = (
+            f'attachment; filename="{name}"'
+            if quoted == name
+            else f"attachment; filename*=utf-8''{quoted}"
+        )
     if media.startswith("text/html") or media.startswith("image/svg"):
         media = "text/plain; charset=utf-8"
     if isinstance(st.blobs, LocalArtifactStore) and info.digest:

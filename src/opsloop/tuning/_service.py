@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from opsloop.errors import Conflict, InvalidArgument, NotFound
@@ -139,6 +140,10 @@ class TuningService:
         check_study_name(name)
         dirs, objs = check_directions(list(directions), objectives)
         space_json = space_to_dict(check_space(space or {}))
+        try:
+            orjson.dumps(space_json)  # as the API answers it: integers within 64 bits
+        except TypeError as exc:
+            raise InvalidArgument(f"the space must be plain JSON: {exc}") from None
         if not isinstance(storage, str) or len(storage) > 1024:
             raise InvalidArgument("storage must be a string of at most 1024 characters")
         for _ in range(3):  # a lost race to create the same study is retried as a "get"

@@ -44,6 +44,8 @@ class ColumnSpec:
             )
         if self.shape is not None and self.type != "tensor":
             raise InvalidArgument(f"column {self.name!r}: only tensor columns have a shape")
+        if self.shape is not None and not all(-1 <= n < 2**63 for n in self.shape):
+            raise InvalidArgument(f"column {self.name!r}: shape lengths are -1 (any) or sizes")
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "type": self.type}
@@ -58,11 +60,17 @@ class ColumnSpec:
         if not isinstance(d, Mapping):
             raise InvalidArgument(f"a column spec must be an object, got {d!r}")
         shape = d.get("shape")
+        try:
+            dims = None if shape is None else tuple(int(s) for s in shape)
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidArgument(
+                f"a column's shape is a list of integers, got {shape!r}"
+            ) from None
         return cls(
             name=d.get("name"),  # type: ignore[arg-type]
             type=d.get("type"),  # type: ignore[arg-type]
             optional=bool(d.get("optional", False)),
-            shape=None if shape is None else tuple(int(s) for s in shape),
+            shape=dims,
         )
 
 
@@ -96,9 +104,12 @@ class Signature:
             return None
         if not isinstance(d, Mapping):
             raise InvalidArgument("a signature must be an object with 'inputs' and 'outputs'")
+        inputs, outputs = d.get("inputs") or [], d.get("outputs") or []
+        if not isinstance(inputs, (list, tuple)) or not isinstance(outputs, (list, tuple)):
+            raise InvalidArgument("a signature's inputs and outputs are lists of column specs")
         return cls(
-            inputs=[ColumnSpec.from_dict(c) for c in d.get("inputs") or []],
-            outputs=[ColumnSpec.from_dict(c) for c in d.get("outputs") or []],
+            inputs=[ColumnSpec.from_dict(c) for c in inputs],
+            outputs=[ColumnSpec.from_dict(c) for c in outputs],
         )
 
     def __str__(self) -> str:
