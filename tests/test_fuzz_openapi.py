@@ -56,8 +56,8 @@ STATEFUL_STEPS = 25  # at most, per scenario
 # entry points of every room; per family, its steps go deep into the family's chains.
 FAMILIES: list[tuple[list[str], int]] = [
     (["meta", "tracking", "evaluation", "tuning"], 40),
-    (["registry", "evaluation"], 40),
-    (["datasets", "tracking", "evaluation"], 40),
+    (["registry", "evaluation", "blobs"], 40),
+    (["datasets", "tracking", "evaluation", "blobs"], 40),
     (["prompts", "deployments"], 25),
     (["meta", "tracing", "otlp"], 25),
 ]
@@ -544,11 +544,11 @@ def links(world: dict[str, Any]) -> list[Link]:
         {"rules": [{"metric": "exact_match", "min": 0.1}]},
         {"model": model},
     )
-    link("GET /registry/models", "200", "PUT /registry/blobs/{digest}", {"digest": EMPTY_SHA256})
+    link("GET /registry/models", "200", "PUT /blobs/{digest}", {"digest": EMPTY_SHA256})
     exact(
         "GET /registry/models",
         "200",
-        "POST /registry/blobs/missing",
+        "POST /blobs/missing",
         {"digests": [world["data_digest"], EMPTY_SHA256]},
     )
     link(
@@ -633,7 +633,7 @@ def links(world: dict[str, Any]) -> list[Link]:
     exact(
         "GET /registry/models/{name}/versions/{version}/files",
         "200",
-        "POST /registry/blobs/missing",
+        "POST /blobs/missing",
         {"digests": [rb("/files/0/digest")]},
     )
     link(
