@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.ui.conftest import XSS_NAME, XSS_TAG, PageProbe, Seeded, canvas_ink
 
@@ -23,7 +24,8 @@ def test_run_page_shows_params_and_draws_metric_charts(
     params = page.get_by_test_id("params-table")
     assert params.locator("tr[data-key=lr] td").nth(1).inner_text() == "0.1"
     assert params.locator("tr[data-key=model] td").nth(1).inner_text() == "rf"
-    assert page.get_by_test_id("experiment-link").inner_text() == "ui-demo"
+    # The name replaces the id once the experiment has loaded: wait for it.
+    expect(page.get_by_test_id("experiment-link")).to_have_text("ui-demo")
 
     f1 = "[data-testid=metric-charts] [data-key=f1] .chart-area"
     page.wait_for_selector(f"{f1}[data-drawn='1']")
