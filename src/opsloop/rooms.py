@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from opsloop.core import Room, load_ref
+from opsloop.core import ClientProperty, Room
 
 __all__ = ["ROOMS", "client_properties", "declarations", "load_all_tables"]
 
@@ -47,33 +47,17 @@ def declarations() -> tuple[Room, ...]:
 
 
 @functools.cache
-def client_properties() -> dict[str, tuple[Callable[..., Any], str]]:
-    """``client.<name>`` -> (the room's factory, built from a context; its docstring)."""
-    out: dict[str, tuple[Callable[..., Any], str]] = {}
+def client_properties() -> dict[str, ClientProperty]:
+    """``client.<name>`` -> its declaration (the room client's ``module:Class``, a docstring)."""
+    out: dict[str, ClientProperty] = {}
     for room in declarations():
         if room.client is not None:
             if room.client.name in out:
                 raise ValueError(f"two rooms declare client.{room.client.name}")
-            out[room.client.name] = (_Lazy(room.client.factory), room.client.doc or room.doc)
+            out[room.client.name] = (
+                room.client if room.client.doc else replace(room.client, doc=room.doc)
+            )
     return out
-
-
-class _Lazy:
-    """A factory that imports its target on first call (so ``Client()`` loads no room early).
-
-    One instance per declaration, so ``Context.room`` keys on it consistently.
-    """
-
-    def __init__(self, ref: str) -> None:
-        self.ref = ref
-        self.__name__ = ref
-
-    def __call__(self, ctx: Any) -> Any:
-        # The room's client is the context's one: ``client.datasets`` is ``ctx.room(Datasets)``.
-        return ctx.room(load_ref(self.ref))
-
-    def __repr__(self) -> str:
-        return f"<room factory {self.ref}>"
 
 
 def load_all_tables() -> Any:

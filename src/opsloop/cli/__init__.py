@@ -1,8 +1,8 @@
 """The ``opsloop`` command line: thin Typer commands over ``opsloop.Client`` and the server.
 
 The command tree is assembled in ``_app.py`` on first use of ``app`` or
-``main``, so a room's ``cli`` module can import ``opsloop.cli._common``
-without a circular import.
+``main``, from every room's declared commands (``opsloop/rooms.py``); the
+rooms' commands use ``opsloop.core.cli``, never this package.
 """
 
 from __future__ import annotations

@@ -14,11 +14,11 @@ import typer
 
 from opsloop._version import __version__
 from opsloop.cli import _db
-from opsloop.cli._common import EXIT_CODES_HELP, OpsloopGroup
 from opsloop.cli._gc import gc
 from opsloop.cli._quickstart import quickstart
 from opsloop.cli._server import server
 from opsloop.core import load_ref
+from opsloop.core.cli import EXIT_CODES_HELP, OpsloopGroup
 from opsloop.rooms import declarations
 
 app = typer.Typer(

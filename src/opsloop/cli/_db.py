@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from opsloop.cli._common import HomeOption, esc, out, print_json, resolve_settings
+from opsloop.core.cli import HomeOption, esc, out, print_json, resolve_settings
 
 app = typer.Typer(
     name="db",

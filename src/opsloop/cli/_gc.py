@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from opsloop.cli._common import (
+from opsloop.core.cli import (
     HomeOption,
     err,
     esc,

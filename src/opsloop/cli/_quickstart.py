@@ -17,8 +17,8 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
-from opsloop.cli._common import HomeOption, esc, fmt_value, out, resolve_settings
 from opsloop.cli._server import print_address
+from opsloop.core.cli import HomeOption, esc, fmt_value, out, resolve_settings
 from opsloop.selection.cli import leaderboard_table as selection_table
 
 if TYPE_CHECKING:

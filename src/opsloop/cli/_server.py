@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from opsloop.cli._common import HomeOption, out, resolve_settings
+from opsloop.core.cli import HomeOption, out, resolve_settings
 
 
 def print_address(url: str) -> None:

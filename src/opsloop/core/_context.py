@@ -219,10 +219,10 @@ def push_active_run(run_id: str) -> None:
 def pop_active_run(run_id: str) -> None:
     """Forget ``run_id`` as an active run (it ended)."""
     with _runs_lock:
-        if run_id in _active_runs:
-            _active_runs.reverse()
-            _active_runs.remove(run_id)
-            _active_runs.reverse()
+        for i in range(len(_active_runs) - 1, -1, -1):  # the innermost entry of that run
+            if _active_runs[i] == run_id:
+                del _active_runs[i]
+                return
 
 
 def active_run_id() -> str | None:

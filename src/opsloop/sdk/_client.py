@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsloop.core import Context
+from opsloop.core import Context, load_ref
 from opsloop.errors import InvalidArgument
 from opsloop.rooms import client_properties
 from opsloop.settings import Settings
@@ -106,30 +106,34 @@ class Client(Tracking):
 
 
 class _RoomProperty:
-    """``client.<name>``: the room's object on the client's context, built on first use."""
+    """``client.<name>``: the room's client on the client's context, built on first use.
 
-    def __init__(self, name: str, factory: Any, doc: str) -> None:
+    It is ``client.context.room(RoomClient)``, so rooms that ask the context for it get
+    the same object; the class is imported only when the property is first read.
+    """
+
+    def __init__(self, name: str, ref: str, doc: str) -> None:
         self.name = name
-        self.factory = factory
+        self.ref = ref
         self.__doc__ = doc
 
     def __get__(self, obj: Client | None, owner: type[Client]) -> Any:
         if obj is None:
             return self
-        value = obj.context.room(self.factory)
+        value = obj.context.room(load_ref(self.ref))
         obj.__dict__[self.name] = value  # later reads skip the descriptor
         return value
 
 
 def install_room_properties() -> None:
     """Give ``Client`` a property per declared room client (done once, at import)."""
-    for name, (factory, doc) in client_properties().items():
+    for name, prop in client_properties().items():
         current = Client.__dict__.get(name)
-        if isinstance(current, _RoomProperty) and current.factory is factory:
+        if isinstance(current, _RoomProperty) and current.ref == prop.factory:
             continue
         if current is not None and not isinstance(current, _RoomProperty):
             raise TypeError(f"room client property {name!r} clashes with a Client attribute")
-        setattr(Client, name, _RoomProperty(name, factory, doc))
+        setattr(Client, name, _RoomProperty(name, prop.factory, prop.doc))
 
 
 install_room_properties()

@@ -15,9 +15,8 @@ from typing import BinaryIO
 import sqlalchemy as sa
 
 from opsloop.errors import InvalidArgument, NotFound
-from opsloop.store import ArtifactStore, Database, now_ms
+from opsloop.store import ArtifactStore, Database, now_ms, upsert
 from opsloop.tracking import _validation as V
-from opsloop.tracking._service import _upsert
 from opsloop.tracking._tables import artifacts, runs
 from opsloop.tracking.entities import ArtifactInfo
 
@@ -65,7 +64,7 @@ class ArtifactService:
         with self.db.write() as conn:
             self._require_run(conn, run_id)
             self._check_no_clash(conn, run_id, path)
-            _upsert(
+            upsert(
                 conn,
                 artifacts,
                 [

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import AlreadyExists, InvalidArgument, NotFound
-from opsloop.store import Database, now_ms
+from opsloop.store import Database, now_ms, upsert
 from opsloop.tracking import _validation as V
 from opsloop.tracking._goals import check_goal, check_goal_tag, goal_tag
-from opsloop.tracking._sql import _SEL_EXPERIMENT, _upsert, new_id
+from opsloop.tracking._sql import _SEL_EXPERIMENT, new_id
 from opsloop.tracking._tables import (
     experiment_tags,
     experiments,
@@ -206,7 +206,7 @@ class ExperimentOps:
         check_goal_tag(row["key"], row["value"])
         with self.db.write() as conn:
             self._require_experiment(conn, experiment_id)
-            _upsert(conn, experiment_tags, [row], ["experiment_id", "key"], ["value"])
+            upsert(conn, experiment_tags, [row], ["experiment_id", "key"], ["value"])
 
     def set_metric_goal(self, experiment_id: str, key: str, goal: str) -> None:
         """Whether metric ``key`` is better high (``maximize``) or low (``minimize``) in

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import Conflict, InvalidArgument, NotFound, PayloadTooLarge
+from opsloop.store import upsert
 from opsloop.tracking import _metrics as M
 from opsloop.tracking import _validation as V
 from opsloop.tracking._run_ops import RunOps
@@ -21,7 +22,6 @@ from opsloop.tracking._sql import (
     _SEL_PARAM_VALUES,
     MAX_HISTORY_POINTS,
     MetricTuple,
-    _upsert,
 )
 from opsloop.tracking._tables import (
     latest_metrics,
@@ -67,7 +67,7 @@ class LoggingOps(RunOps):
             if param_rows:
                 self._insert_params(conn, run_id, param_rows)
             if tag_rows:
-                _upsert(conn, run_tags, tag_rows, ["run_id", "key"], ["value"])
+                upsert(conn, run_tags, tag_rows, ["run_id", "key"], ["value"])
             if by_key:
                 return self._write_metrics(conn, run_id, by_key, batch_id)
         return 0
@@ -169,7 +169,7 @@ class LoggingOps(RunOps):
                     "count": count,
                 }
             )
-        _upsert(
+        upsert(
             conn,
             latest_metrics,
             upserts,

@@ -17,7 +17,6 @@ from opsloop.tracking._sql import (
     MAX_HISTORY_POINTS,
     MAX_SEARCH_RESULTS,
     MetricTuple,
-    _upsert,
     new_id,
 )
 
@@ -27,7 +26,6 @@ __all__ = [
     "MAX_SEARCH_RESULTS",
     "MetricTuple",
     "TrackingService",
-    "_upsert",
     "check_batch_limits",
     "new_id",
 ]

@@ -8,7 +8,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from opsloop.store import upsert
 from opsloop.tracking._tables import (
     experiments,
     latest_metrics,
@@ -24,8 +23,6 @@ DEFAULT_EXPERIMENT = "Default"
 MAX_SEARCH_RESULTS = 50_000
 MAX_HISTORY_POINTS = 10_000_000
 _IN_CHUNK = 500  # ids per IN (...) clause
-
-_upsert = upsert  # the tracking services' name for opsloop.store.upsert
 
 MetricTuple = tuple[str, float, int, int]  # key, value, step, timestamp ms
 

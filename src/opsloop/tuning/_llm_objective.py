@@ -217,7 +217,7 @@ class RagObjective:
         with self._lock:
             if self._versions is not None:
                 return self._versions
-            prompts = self._context_for(client).room(_prompts)
+            prompts = self._context_for(client).room(Prompts)
             assert self.ref is not None
             pvs = prompts.versions(self.ref.name)
             self._versions = {int(pv.version): pv for pv in pvs}
@@ -501,9 +501,6 @@ class RagObjective:
         with self._lock:
             self._checked_studies.add(key)
 
-
-def _prompts(ctx: Context) -> Prompts:
-    return ctx.room(Prompts)
 
 
 rag_objective = RagObjective
