@@ -138,8 +138,8 @@ def test_create_run_with_params_tags_and_first_metrics_is_one_write(
 ) -> None:
     sent: list[str] = []
     if client.is_remote:
-        client.context.transport.http.event_hooks["request"].append(
-            lambda req: sent.append(f"{req.method} {req.url.path}")
+        client.context.transport.request_hooks.append(
+            lambda method, path: sent.append(f"{method} {path}")
         )
     r = client.create_run(
         exp_id,

@@ -8,6 +8,7 @@ operating-system user. Rooms never guess on their own.
 from __future__ import annotations
 
 import getpass
+import os
 
 from opsloop.settings import Settings
 
@@ -19,13 +20,28 @@ ACTOR_HEADER = "X-Opsloop-User"
 MAX_USER_LENGTH = 256
 
 
-def os_user() -> str:
-    """The operating-system user, or ``""`` where there is none (some containers)."""
-    try:
+_USER_VARS = ("LOGNAME", "USER", "LNAME", "USERNAME")  # what getpass.getuser reads first
+_os_users: dict[tuple[str | None, ...], str] = {}
 
-        return getpass.getuser()
-    except Exception:  # getpass raises OSError/KeyError when no user entry exists
-        return ""
+
+def os_user() -> str:
+    """The operating-system user, or ``""`` where there is none (some containers).
+
+    Remembered per value of the environment variables ``getpass`` reads, so
+    the password-database lookup behind it runs once, not on every run created.
+    """
+    key = (
+        *(os.environ.get(v) for v in _USER_VARS),
+        str(os.getuid()) if hasattr(os, "getuid") else "",
+    )
+    who = _os_users.get(key)
+    if who is None:
+        try:
+            who = getpass.getuser()
+        except Exception:  # getpass raises OSError/KeyError when no user entry exists
+            who = ""
+        _os_users[key] = who
+    return who
 
 
 def resolve_user(settings: Settings, explicit: str | None = None) -> str:

@@ -90,7 +90,13 @@ class LoggingOps(RunOps):
             conn.execute(_INS_PARAMS, new)
 
     def _write_metrics(
-        self, conn: Connection, run_id: str, by_key: dict[str, M.KeyBatch], batch_id: str | None
+        self,
+        conn: Connection,
+        run_id: str,
+        by_key: dict[str, M.KeyBatch],
+        batch_id: str | None,
+        *,
+        new_run: bool = False,
     ) -> int:
         keys = list(by_key)
         if batch_id is not None:
@@ -130,8 +136,10 @@ class LoggingOps(RunOps):
                 )
         conn.execute(_INS_CHUNKS, chunk_rows)
 
-        q = _SEL_LATEST_KEYS_LOCKED if conn.dialect.name == "postgresql" else _SEL_LATEST_KEYS
-        existing = {r.key: r for r in conn.execute(q, {"run_id": run_id, "keys": keys})}
+        existing: dict[str, Any] = {}
+        if not new_run:  # a run created in this transaction has no latest values yet
+            q = _SEL_LATEST_KEYS_LOCKED if conn.dialect.name == "postgresql" else _SEL_LATEST_KEYS
+            existing = {r.key: r for r in conn.execute(q, {"run_id": run_id, "keys": keys})}
         upserts = []
         for key, kb in by_key.items():
             i = kb.latest_index()

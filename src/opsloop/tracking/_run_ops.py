@@ -104,7 +104,7 @@ class RunOps(ExperimentOps):
             if param_rows:
                 conn.execute(_INS_PARAMS, param_rows)
             if by_key:
-                self._write_metrics(conn, rid, by_key, None)
+                self._write_metrics(conn, rid, by_key, None, new_run=True)
         return (
             Run(
                 id=rid,
@@ -156,7 +156,13 @@ class RunOps(ExperimentOps):
         return out
 
     def _write_metrics(
-        self, conn: Connection, run_id: str, by_key: dict[str, M.KeyBatch], batch_id: str | None
+        self,
+        conn: Connection,
+        run_id: str,
+        by_key: dict[str, M.KeyBatch],
+        batch_id: str | None,
+        *,
+        new_run: bool = False,
     ) -> int:
         """Store grouped points (``LoggingOps`` implements it)."""
         raise NotImplementedError
