@@ -47,7 +47,8 @@ def test_json_calls_reuse_one_connection_and_record_the_user(
     assert t._lean._local.conn is conn and conn.sock is sock  # one socket for all six
     page = t.post("/runs/search", {"experiment_ids": [exp["id"]]}, idempotent=True)
     assert sorted(r["name"] for r in page["runs"]) == [f"r{i}" for i in range(5)]
-    assert t.post("/registry/models", {"name": "m"})["created_by"] == "ada"  # the actor header travels
+    # The actor header travels with every request.
+    assert t.post("/registry/models", {"name": "m"})["created_by"] == "ada"
     # Query parameters are written as httpx wrote them (booleans as true/false).
     arts = t.get(f"/runs/{page['runs'][0]['id']}/artifacts", {"path": "", "recursive": True})
     assert arts == []
