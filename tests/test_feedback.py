@@ -450,3 +450,45 @@ def test_served_answers_carry_an_id_and_take_feedback(tmp_path: Path) -> None:
         n = conn.execute(sa.text("select count(*) from annotations where key = 'k-1'")).scalar()
     engine.dispose()
     assert n == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_served_chat_and_completion_ids_take_feedback(tmp_path: Path, model_cache: Path) -> None:
+    """SmolLM2 served from the registry: the OpenAI ``id`` of chat and completion answers
+    (streamed too) is the response id, and ``POST /v1/feedback`` records on it."""
+    pytest.importorskip("transformers")
+    from opsloop.registry import bundled_gguf
+    from tests.conftest import serve_registered
+
+    served = serve_registered(
+        tmp_path / "home",
+        model_cache,
+        "smol",
+        bundled_gguf("smollm2"),
+        "transformers",
+        {"model_id": "SmolLM2-135M-Instruct"},
+        max_tokens_limit=64,
+    )
+    with served as (srv, settings), httpx.Client(base_url=srv.url, timeout=120) as h:
+        msgs = [{"role": "user", "content": "Say hi."}]
+        chat = h.post("/v1/chat/completions", json={"messages": msgs, "max_tokens": 3})
+        cid = chat.json()["id"]
+        assert cid.startswith("chatcmpl-") and chat.headers["x-opsloop-response-id"] == cid
+        comp = h.post("/v1/completions", json={"prompt": "Hello", "max_tokens": 2})
+        assert comp.json()["id"].startswith("cmpl-")
+        assert comp.headers["x-opsloop-response-id"] == comp.json()["id"]
+        body = {"messages": msgs, "max_tokens": 2, "stream": True}
+        with h.stream("POST", "/v1/chat/completions", json=body) as s:
+            sid = s.headers["x-opsloop-response-id"]
+            first = next(line for line in s.iter_lines() if line.startswith("data: {"))
+        assert json.loads(first[6:])["id"] == sid
+        r = h.post(
+            "/v1/feedback",
+            json={"response_id": cid, "value": False, "correction": "Hi!", "user": "u1"},
+        )
+        assert r.status_code == 201, r.text
+    with Client(settings=settings) as c:
+        (a,) = c.feedback.list(prediction_id=cid)
+        assert (a.name, a.value, a.correction, a.author) == ("thumbs", False, "Hi!", "end-user:u1")
+        assert a.metadata["model"] == "smol"
