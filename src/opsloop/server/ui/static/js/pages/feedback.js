@@ -32,7 +32,7 @@ export async function renderFeedback(ctx) {
           h("a", { href: tracesHref({ filter: `score.${s.name} is not null` }), dataset: { testid: "score-traces" } }, "Traces"),
           s.kind !== "text" && s.kind !== "preference"
             ? h("button", { class: "btn btn-link btn-sm", dataset: { testid: "show-agreement" }, onclick: () => agreement(s.name) }, "Agreement")
-            : null))))))),
+            : null)))))),
     detail));
 
   async function agreement(name) {

@@ -69,7 +69,8 @@ export async function renderTraceFeedback(box, t, signal) {
     await load();
   }
 
-  const form = h("form", { class: "toolbar feedback-form", dataset: { testid: "feedback-form" }, onsubmit: (e) => {
+  // novalidate: the server checks values against the score and answers with a stable code.
+  const form = h("form", { class: "toolbar feedback-form", novalidate: true, dataset: { testid: "feedback-form" }, onsubmit: (e) => {
     e.preventDefault();
     const s = current();
     if (!s) return;
