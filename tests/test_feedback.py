@@ -271,6 +271,77 @@ def test_agreement_and_export_to_datasets_with_lineage(backend: BackendEnv) -> N
     }
 
 
+def test_annotation_queues_fill_claim_lock_and_progress(backend: BackendEnv) -> None:
+    import time
+
+    from opsloop.errors import AlreadyExists, Conflict
+
+    c = backend.client
+    fb = c.feedback
+    _define_all(c)
+    ts = [_trace(c, f"q{i}", f"question {i}", f"answer {i}") for i in range(6)]
+    for t in ts[:3]:
+        fb.thumbs(False, trace_id=t, author="end-user")
+    fb.annotate("helpful", 1, trace_id=ts[3], author="judge", source="llm_judge")
+    fb.annotate("helpful", 5, trace_id=ts[4], author="judge", source="llm_judge")
+    rule = 'score.thumbs = "false" or score.helpful.llm_judge < 3'
+    q = fb.create_queue("triage", filter=rule, scores=["helpful", "tone"], lock_ttl_s=3600)
+    assert (q.scores, q.sample_ratio, q.created_by) == (["helpful", "tone"], 1.0, c.context.user)
+    assert fb.fill_queue("triage") == 4
+    assert fb.fill_queue("triage") == 0  # the rule adds each trace once
+    assert {i.trace_id for i in fb.queue_items("triage")} == set(ts[:4])
+    with pytest.raises(AlreadyExists):
+        fb.create_queue("triage", filter=rule, scores=["helpful"])
+    with pytest.raises(UnknownScore):
+        fb.create_queue("bad1", filter=rule, scores=["nope"])
+    with pytest.raises(InvalidArgument):
+        fb.create_queue("bad2", filter="score.helpful >>= 3", scores=["helpful"])
+    with pytest.raises(InvalidArgument):
+        fb.create_queue("bad3", filter=rule, scores=["helpful"], sample_ratio=0)
+    assert [x.name for x in fb.list_queues()] == ["triage"]
+
+    # Sampling: the same traces every time, about the ratio.
+    fb.create_queue("sampled", filter='name like "q%"', scores=["tone"], sample_ratio=0.5)
+    first = fb.fill_queue("sampled")
+    assert 0 <= first <= 6 and fb.fill_queue("sampled") == 0
+    fb.delete_queue("sampled")
+    fb.create_queue("sampled", filter='name like "q%"', scores=["tone"], sample_ratio=0.5)
+    assert fb.fill_queue("sampled") == first
+
+    items = [i.trace_id for i in fb.queue_items("triage")]
+    a1 = fb.claim("triage", "ann")
+    assert a1 is not None and a1.trace_id == items[0] and a1.locked_by == "ann"
+    assert fb.claim("triage", "ann") == a1  # a retried claim: the item ann holds
+    b1 = fb.claim("triage", "bob")
+    assert b1 is not None and b1.trace_id == items[1]
+    with pytest.raises(Conflict):
+        fb.complete_item("triage", a1.trace_id, "bob")  # ann's lock
+    fb.annotate("helpful", 2, trace_id=a1.trace_id, author="ann")
+    assert fb.complete_item("triage", a1.trace_id, "ann").status == "done"
+    with pytest.raises(Conflict):
+        fb.complete_item("triage", a1.trace_id, "ann")  # done already
+    assert fb.assign("triage", [items[3]], "bob") == 1
+    a2 = fb.claim("triage", "ann")
+    assert a2 is not None and a2.trace_id == items[2]  # not bob's lock, not bob's assignment
+    assert fb.skip_item("triage", a2.trace_id, "ann").status == "skipped"
+    assert fb.claim("triage", "ann") is None
+    p = fb.queue_progress("triage")
+    assert (p.total, p.done, p.skipped, p.pending, p.locked) == (4, 1, 1, 2, 1)
+    by = {x.annotator: x for x in p.annotators}
+    assert (by["ann"].done, by["ann"].skipped, by["bob"].locked) == (1, 1, 1)
+
+    # A lock expires: after lock_ttl_s another annotator may take the item.
+    fb.create_queue("short", filter=rule, scores=["tone"], lock_ttl_s=1)
+    fb.fill_queue("short")
+    held = fb.claim("short", "ann")
+    assert held is not None
+    time.sleep(1.2)
+    taken = fb.claim("short", "bob")
+    assert taken is not None and taken.trace_id == held.trace_id and taken.locked_by == "bob"
+    with pytest.raises(Conflict):
+        fb.complete_item("short", held.trace_id, "ann")
+
+
 # ---------------------------------------------------------------- agreement reference values
 
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C:

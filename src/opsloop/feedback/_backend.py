@@ -12,7 +12,10 @@ if TYPE_CHECKING:
     from opsloop.feedback.entities import (
         Agreement,
         Annotation,
+        AnnotationQueue,
         ExportLink,
+        QueueItem,
+        QueueProgress,
         ScoreDefinition,
         TrainingData,
     )
@@ -99,6 +102,40 @@ class FeedbackBackend(Protocol):
         annotation_id: str | None = None,
         trace_id: str | None = None,
     ) -> list[ExportLink]: ...
+
+    def create_queue(
+        self,
+        name: str,
+        *,
+        filter: str,
+        scores: Iterable[str],
+        sample_ratio: float = 1.0,
+        lock_ttl_s: int = 600,
+        description: str = "",
+        author: str,
+    ) -> AnnotationQueue: ...
+
+    def get_queue(self, name: str) -> AnnotationQueue: ...
+
+    def list_queues(self) -> list[AnnotationQueue]: ...
+
+    def delete_queue(self, name: str) -> None: ...
+
+    def fill_queue(self, name: str, *, limit: int = 10_000) -> int: ...
+
+    def assign(self, name: str, trace_ids: Iterable[str], assignee: str | None) -> int: ...
+
+    def claim(self, name: str, annotator: str) -> QueueItem | None: ...
+
+    def complete_item(self, name: str, trace_id: str, annotator: str) -> QueueItem: ...
+
+    def skip_item(self, name: str, trace_id: str, annotator: str) -> QueueItem: ...
+
+    def queue_items(
+        self, name: str, *, status: str | None = None, limit: int = 1000
+    ) -> list[QueueItem]: ...
+
+    def queue_progress(self, name: str) -> QueueProgress: ...
 
 
 def feedback_service(ctx: Context) -> FeedbackService:

@@ -11,14 +11,17 @@ from opsloop.datasets import Datasets
 from opsloop.errors import InvalidArgument
 from opsloop.feedback._backend import EmbeddedFeedback, FeedbackBackend
 from opsloop.feedback._errors import NothingToExport
+from opsloop.feedback._names import check_score_name
 from opsloop.feedback._remote import RemoteFeedback
-from opsloop.feedback._service import check_score_name
 from opsloop.feedback.entities import (
     SOURCES,
     Agreement,
     Annotation,
+    AnnotationQueue,
     ExportLink,
     ExportResult,
+    QueueItem,
+    QueueProgress,
     ScoreDefinition,
     TrainingData,
 )
@@ -309,3 +312,64 @@ class Feedback:
         return self._backend.exports(
             dataset_version_id=dataset_version_id, annotation_id=annotation_id, trace_id=trace_id
         )
+
+    # ------------------------------------------------------------------ annotation queues
+
+    def create_queue(
+        self,
+        name: str,
+        *,
+        filter: str,
+        scores: Iterable[str],
+        sample_ratio: float = 1.0,
+        lock_ttl_s: int = 600,
+        description: str = "",
+    ) -> AnnotationQueue:
+        """A queue whose rule is a trace ``filter`` (e.g. ``score.thumbs = "false"``) sampled at
+        ``sample_ratio``; annotators give it ``scores``; a claimed item stays locked to its
+        annotator for ``lock_ttl_s`` seconds. ``fill_queue`` applies the rule."""
+        return self._backend.create_queue(
+            name,
+            filter=filter,
+            scores=scores,
+            sample_ratio=sample_ratio,
+            lock_ttl_s=lock_ttl_s,
+            description=description,
+            author=self._context.user,
+        )
+
+    def get_queue(self, name: str) -> AnnotationQueue:
+        return self._backend.get_queue(name)
+
+    def list_queues(self) -> builtins.list[AnnotationQueue]:
+        return self._backend.list_queues()
+
+    def delete_queue(self, name: str) -> None:
+        self._backend.delete_queue(name)
+
+    def fill_queue(self, name: str, *, limit: int = 10_000) -> int:
+        """Add the traces the rule picks (at most ``limit`` looked at); returns how many."""
+        return self._backend.fill_queue(name, limit=limit)
+
+    def assign(self, name: str, trace_ids: Iterable[str], assignee: str | None) -> int:
+        """Give items to one annotator (None: to anyone)."""
+        return self._backend.assign(name, trace_ids, assignee)
+
+    def claim(self, name: str, annotator: str | None = None) -> QueueItem | None:
+        """The annotator's next item, locked to them (the one they hold, if any); None: done."""
+        return self._backend.claim(name, annotator or self._context.user)
+
+    def complete_item(self, name: str, trace_id: str, annotator: str | None = None) -> QueueItem:
+        return self._backend.complete_item(name, trace_id, annotator or self._context.user)
+
+    def skip_item(self, name: str, trace_id: str, annotator: str | None = None) -> QueueItem:
+        return self._backend.skip_item(name, trace_id, annotator or self._context.user)
+
+    def queue_items(
+        self, name: str, *, status: str | None = None, limit: int = 1000
+    ) -> builtins.list[QueueItem]:
+        return self._backend.queue_items(name, status=status, limit=limit)
+
+    def queue_progress(self, name: str) -> QueueProgress:
+        """Items pending, locked, done and skipped, and per annotator."""
+        return self._backend.queue_progress(name)

@@ -9,7 +9,10 @@ from urllib.parse import quote
 from opsloop.feedback.entities import (
     Agreement,
     Annotation,
+    AnnotationQueue,
     ExportLink,
+    QueueItem,
+    QueueProgress,
     ScoreDefinition,
     TrainingData,
 )
@@ -178,3 +181,75 @@ class RemoteFeedback:
         }
         data = self._t.get("/feedback/exports", params)
         return [ExportLink.model_validate(x) for x in data["exports"]]
+
+    # ------------------------------------------------------------------ queues
+
+    def create_queue(
+        self,
+        name: str,
+        *,
+        filter: str,
+        scores: Iterable[str],
+        sample_ratio: float = 1.0,
+        lock_ttl_s: int = 600,
+        description: str = "",
+        author: str,
+    ) -> AnnotationQueue:
+        body = {
+            "name": name,
+            "filter": filter,
+            "scores": list(scores),
+            "sample_ratio": sample_ratio,
+            "lock_ttl_s": lock_ttl_s,
+            "description": description,
+            "author": author,
+        }
+        return AnnotationQueue.model_validate(self._t.post("/feedback/queues", body))
+
+    def get_queue(self, name: str) -> AnnotationQueue:
+        return AnnotationQueue.model_validate(self._t.get(f"/feedback/queues/{_q(name)}"))
+
+    def list_queues(self) -> list[AnnotationQueue]:
+        return [
+            AnnotationQueue.model_validate(q) for q in self._t.get("/feedback/queues")["queues"]
+        ]
+
+    def delete_queue(self, name: str) -> None:
+        self._t.delete(f"/feedback/queues/{_q(name)}")
+
+    def fill_queue(self, name: str, *, limit: int = 10_000) -> int:
+        # Filling twice adds nothing the first did not: safe to retry.
+        data = self._t.post(f"/feedback/queues/{_q(name)}/fill", {"limit": limit}, idempotent=True)
+        return int(data["added"])
+
+    def assign(self, name: str, trace_ids: Iterable[str], assignee: str | None) -> int:
+        body = {"trace_ids": list(trace_ids), "assignee": assignee}
+        data = self._t.post(f"/feedback/queues/{_q(name)}/assign", body, idempotent=True)
+        return int(data["assigned"])
+
+    def claim(self, name: str, annotator: str) -> QueueItem | None:
+        # A retried claim returns the item the annotator already holds.
+        data = self._t.post(
+            f"/feedback/queues/{_q(name)}/claim", {"annotator": annotator}, idempotent=True
+        )
+        return None if data["item"] is None else QueueItem.model_validate(data["item"])
+
+    def complete_item(self, name: str, trace_id: str, annotator: str) -> QueueItem:
+        path = f"/feedback/queues/{_q(name)}/items/{_q(trace_id)}/complete"
+        return QueueItem.model_validate(self._t.post(path, {"annotator": annotator}))
+
+    def skip_item(self, name: str, trace_id: str, annotator: str) -> QueueItem:
+        path = f"/feedback/queues/{_q(name)}/items/{_q(trace_id)}/skip"
+        return QueueItem.model_validate(self._t.post(path, {"annotator": annotator}))
+
+    def queue_items(
+        self, name: str, *, status: str | None = None, limit: int = 1000
+    ) -> list[QueueItem]:
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        data = self._t.get(f"/feedback/queues/{_q(name)}/items", params)
+        return [QueueItem.model_validate(i) for i in data["items"]]
+
+    def queue_progress(self, name: str) -> QueueProgress:
+        return QueueProgress.model_validate(self._t.get(f"/feedback/queues/{_q(name)}/progress"))

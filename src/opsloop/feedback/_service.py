@@ -27,6 +27,8 @@ from opsloop.feedback._errors import (
     ScoreValueInvalid,
     UnknownScore,
 )
+from opsloop.feedback._names import check_score_name
+from opsloop.feedback._queues import QueueOps
 from opsloop.feedback._tables import annotations_t, feedback_exports, score_definitions
 from opsloop.feedback.entities import (
     SOURCES,
@@ -42,7 +44,6 @@ from opsloop.store import Database, now_ms, upsert
 
 __all__ = ["BUILTIN_SCORES", "DEFINABLE_KINDS", "FeedbackService", "check_score_name"]
 
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 TRACE_RE = re.compile(r"^[0-9a-f]{32}$")
 SPAN_RE = re.compile(r"^[0-9a-f]{16}$")
 PREDICTION_RE = re.compile(r"^[A-Za-z0-9][\w.:\-]{0,127}$")
@@ -69,16 +70,6 @@ BUILTIN_SCORES: dict[str, ScoreDefinition] = {
 }
 
 
-def check_score_name(name: Any) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise InvalidArgument(
-            f"score name {name!r} must start with a letter and hold at most 64 letters, "
-            "digits and '_'",
-            details={"field": "name"},
-        )
-    return name
-
-
 def _text(value: Any, field: str, limit: int = MAX_TEXT, *, empty: bool = False) -> str:
     if not isinstance(value, str) or (not empty and not value.strip()):
         raise InvalidArgument(f"{field} must be a non-empty string", details={"field": field})
@@ -86,6 +77,8 @@ def _text(value: Any, field: str, limit: int = MAX_TEXT, *, empty: bool = False)
         raise PayloadTooLarge(
             f"{field} is longer than {limit} characters", details={"field": field}
         )
+    if "\x00" in value:  # PostgreSQL text cannot hold it
+        raise InvalidArgument(f"{field} holds a NUL character", details={"field": field})
     return value
 
 
@@ -183,6 +176,8 @@ def check_value(d: ScoreDefinition, value: Any) -> tuple[float | None, str | Non
         raise bad("the value must be non-empty text")
     if len(value) > MAX_TEXT:
         raise PayloadTooLarge(f"score {d.name!r}: the text is longer than {MAX_TEXT} characters")
+    if "\x00" in value:
+        raise bad("the text holds a NUL character")
     return None, value
 
 
@@ -243,8 +238,8 @@ def target_of(
     return {"target_kind": "prediction", "target_id": prediction_id, **cols}
 
 
-class FeedbackService:
-    """Scores, annotations, agreement and training data over one ``Database``."""
+class FeedbackService(QueueOps):
+    """Scores, annotations, agreement, training data and annotation queues over one ``Database``."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -435,6 +430,8 @@ class FeedbackService:
             raise InvalidArgument(
                 f"metadata must be JSON: {exc}", details={"field": "metadata"}
             ) from None
+        if meta is not None and "\\u0000" in meta:
+            raise InvalidArgument("metadata holds a NUL character", details={"field": "metadata"})
         if meta is not None and len(meta) > MAX_META_BYTES:
             raise PayloadTooLarge(f"metadata is larger than {MAX_META_BYTES} bytes")
         with self.db.write() as conn:
@@ -676,7 +673,7 @@ class FeedbackService:
             aid: {
                 "dataset_version_id": dataset_version_id,
                 "annotation_id": _text(aid, "annotation_id", 32),
-                "trace_id": tid,
+                "trace_id": None if tid is None else target_of(tid, None, None, None)["trace_id"],
                 "export_kind": kind,
                 "created_at": now,
             }

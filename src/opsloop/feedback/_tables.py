@@ -81,3 +81,36 @@ feedback_exports = sa.Table(
     sa.Index("ix_feedback_exports_annotation", "annotation_id"),
     sa.Index("ix_feedback_exports_trace", "trace_id"),
 )
+
+annotation_queues = sa.Table(
+    "annotation_queues",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("filter", sa.Text, nullable=False),  # the trace filter that fills it
+    sa.Column("sample_ratio", sa.Float, nullable=False),
+    sa.Column("scores", sa.Text, nullable=False),  # JSON list: the scores an annotator gives
+    sa.Column("lock_ttl_s", sa.Integer, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+)
+
+queue_items = sa.Table(
+    "queue_items",
+    metadata,
+    sa.Column(
+        "queue",
+        sa.String(64),
+        sa.ForeignKey("annotation_queues.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("trace_id", sa.String(32), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | done | skipped
+    sa.Column("assignee", sa.String(256), nullable=True),
+    sa.Column("locked_by", sa.String(256), nullable=True),
+    sa.Column("lock_expires_at", MS, nullable=True),
+    sa.Column("completed_by", sa.String(256), nullable=True),
+    sa.Column("completed_at", MS, nullable=True),
+    sa.Column("added_at", MS, nullable=False),
+    sa.Index("ix_queue_items_status", "queue", "status", "added_at"),
+)

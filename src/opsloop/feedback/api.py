@@ -10,6 +10,10 @@
 - ``POST /feedback/training-data``: SFT or preference rows made from feedback, with lineage.
 - ``POST|GET /feedback/exports``: the links from dataset versions to annotations and traces.
 
+- ``POST|GET /feedback/queues``, ``GET|DELETE /feedback/queues/{name}``: annotation queues;
+  ``POST .../fill`` (apply the rule), ``.../assign``, ``.../claim`` (the next item, locked),
+  ``.../items/{trace_id}/complete|skip``, ``GET .../items``, ``GET .../progress``.
+
 Traces are searched by score with the trace filter: ``GET /traces?filter=score.NAME >= 4``.
 """
 
@@ -26,7 +30,14 @@ from opsloop.core.web import Actor, Ctx, StrictBody, ok, service
 from opsloop.errors import InvalidArgument
 from opsloop.feedback._backend import feedback_service
 from opsloop.feedback._service import FeedbackService
-from opsloop.feedback.entities import Agreement, Annotation, ScoreDefinition
+from opsloop.feedback.entities import (
+    Agreement,
+    Annotation,
+    AnnotationQueue,
+    QueueItem,
+    QueueProgress,
+    ScoreDefinition,
+)
 
 router = APIRouter(tags=["feedback"])
 
@@ -206,3 +217,135 @@ def list_exports(
             )
         }
     )
+
+
+# ---------------------------------------------------------------- annotation queues
+
+TraceIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+class CreateQueue(StrictBody):
+    name: str = Field(min_length=1, max_length=64)
+    filter: str = Field(min_length=1, max_length=4096)
+    scores: list[str] = Field(min_length=1, max_length=50)
+    sample_ratio: float = Field(default=1.0, gt=0, le=1)
+    lock_ttl_s: int = Field(default=600, ge=1, le=86_400)
+    description: str = Field(default="", max_length=10_000)
+    author: str | None = Field(default=None, max_length=256)
+
+
+class FillQueue(StrictBody):
+    limit: int = Field(default=10_000, ge=1, le=100_000)
+
+
+class Assign(StrictBody):
+    trace_ids: list[str] = Field(max_length=100_000)
+    assignee: str | None = Field(default=None, max_length=256)
+
+
+class AnnotatorBody(StrictBody):
+    annotator: str | None = Field(default=None, max_length=256)
+
+
+def _who(body: AnnotatorBody | None, ctx: Ctx, actor: str | None) -> str:
+    return (body.annotator if body else None) or resolve_user(ctx.settings, actor)
+
+
+@router.post(
+    "/feedback/queues", status_code=201, response_model=AnnotationQueue, summary="Create a queue"
+)
+def create_queue(body: CreateQueue, svc: Svc, ctx: Ctx, actor: Actor) -> Response:
+    q = svc.create_queue(
+        body.name,
+        filter=body.filter,
+        scores=body.scores,
+        sample_ratio=body.sample_ratio,
+        lock_ttl_s=body.lock_ttl_s,
+        description=body.description,
+        author=body.author or resolve_user(ctx.settings, actor),
+    )
+    return ok(q, status_code=201)
+
+
+@router.get("/feedback/queues", summary="List annotation queues")
+def list_queues(svc: Svc) -> Response:
+    return ok({"queues": svc.list_queues()})
+
+
+@router.get("/feedback/queues/{name}", response_model=AnnotationQueue, summary="Get a queue")
+def get_queue(name: Name, svc: Svc) -> Response:
+    return ok(svc.get_queue(name))
+
+
+@router.delete("/feedback/queues/{name}", status_code=204, summary="Delete a queue")
+def delete_queue(name: Name, svc: Svc) -> Response:
+    svc.delete_queue(name)
+    return Response(status_code=204)
+
+
+@router.post("/feedback/queues/{name}/fill", summary="Apply the queue's rule: add matching traces")
+def fill_queue(name: Name, svc: Svc, body: FillQueue | None = None) -> Response:
+    return ok({"added": svc.fill_queue(name, limit=(body or FillQueue()).limit)})
+
+
+@router.post("/feedback/queues/{name}/assign", summary="Assign items to an annotator")
+def assign(name: Name, body: Assign, svc: Svc) -> Response:
+    return ok({"assigned": svc.assign(name, body.trace_ids, body.assignee)})
+
+
+@router.post("/feedback/queues/{name}/claim", summary="The annotator's next item, locked to them")
+def claim(
+    name: Name, svc: Svc, ctx: Ctx, actor: Actor, body: AnnotatorBody | None = None
+) -> Response:
+    return ok({"item": svc.claim(name, _who(body, ctx, actor))})
+
+
+@router.post(
+    "/feedback/queues/{name}/items/{trace_id}/complete",
+    response_model=QueueItem,
+    summary="Finish an item",
+)
+def complete_item(
+    name: Name,
+    trace_id: TraceIdPath,
+    svc: Svc,
+    ctx: Ctx,
+    actor: Actor,
+    body: AnnotatorBody | None = None,
+) -> Response:
+    return ok(svc.complete_item(name, trace_id, _who(body, ctx, actor)))
+
+
+@router.post(
+    "/feedback/queues/{name}/items/{trace_id}/skip",
+    response_model=QueueItem,
+    summary="Skip an item",
+)
+def skip_item(
+    name: Name,
+    trace_id: TraceIdPath,
+    svc: Svc,
+    ctx: Ctx,
+    actor: Actor,
+    body: AnnotatorBody | None = None,
+) -> Response:
+    return ok(svc.skip_item(name, trace_id, _who(body, ctx, actor)))
+
+
+@router.get("/feedback/queues/{name}/items", summary="A queue's items, oldest first")
+def queue_items(
+    name: Name,
+    svc: Svc,
+    status: Annotated[Literal["pending", "done", "skipped"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+) -> Response:
+    return ok({"items": svc.queue_items(name, status=status, limit=limit)})
+
+
+@router.get(
+    "/feedback/queues/{name}/progress",
+    response_model=QueueProgress,
+    summary="Items by state, and per annotator",
+)
+def queue_progress(name: Name, svc: Svc) -> Response:
+    return ok(svc.queue_progress(name))

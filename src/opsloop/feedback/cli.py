@@ -345,3 +345,124 @@ def export_command(
         f"annotation(s) on {res.traces} trace(s); {res.duplicates} duplicate(s) dropped, "
         f"{res.skipped} skipped"
     )
+
+
+# ---------------------------------------------------------------- annotation queues
+
+queue_app = room_app("queue", "Annotation queues: a rule fills them; annotators claim items.")
+app.add_typer(queue_app, name="queue")
+
+
+@queue_app.command("create")
+def queue_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Queue name.")],
+    filter: Annotated[
+        str, typer.Option("--filter", "-f", help="Trace filter, e.g. 'score.thumbs = \"false\"'.")
+    ],
+    score: Annotated[list[str], typer.Option(help="A score annotators give (repeat).")],
+    sample: Annotated[float, typer.Option(help="Share of matching traces queued (0-1].")] = 1.0,
+    lock_ttl: Annotated[int, typer.Option(help="Seconds a claimed item stays locked.")] = 600,
+    fill: Annotated[bool, typer.Option(help="Apply the rule now.")] = True,
+    home: HomeOption = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Create a queue (and fill it from its rule)."""
+    with _feedback(ctx, home) as fb:
+        q = fb.create_queue(
+            name, filter=filter, scores=score, sample_ratio=sample, lock_ttl_s=lock_ttl
+        )
+        added = fb.fill_queue(name) if fill else 0
+    if json_:
+        print_json({**q.model_dump(mode="json"), "added": added})
+        return
+    out().print(f"created queue [bold]{esc(q.name)}[/] with {added} item(s)")
+
+
+@queue_app.command("fill")
+def queue_fill(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Queue name.")],
+    home: HomeOption = None,
+) -> None:
+    """Apply the queue's rule: add the matching traces it does not hold yet."""
+    with _feedback(ctx, home) as fb:
+        added = fb.fill_queue(name)
+    out().print(f"added {added} item(s) to {esc(name)}")
+
+
+@queue_app.command("list")
+def queue_list(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt = False) -> None:
+    """List queues with their progress."""
+    with _feedback(ctx, home) as fb:
+        rows = [(q, fb.queue_progress(q.name)) for q in fb.list_queues()]
+    if json_:
+        print_json([{**q.model_dump(mode="json"), "progress": p.model_dump()} for q, p in rows])
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("queue", "rule", "scores", "done", "skipped", "pending", "locked"):
+        table.add_column(col)
+    for q, p in rows:
+        table.add_row(
+            esc(q.name),
+            esc(q.filter) + ("" if q.sample_ratio >= 1 else f" ({q.sample_ratio:.0%})"),
+            esc(", ".join(q.scores)),
+            str(p.done),
+            str(p.skipped),
+            str(p.pending),
+            str(p.locked),
+        )
+    out().print(table)
+
+
+@queue_app.command("progress")
+def queue_progress(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Queue name.")],
+    home: HomeOption = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Items by state, and per annotator."""
+    with _feedback(ctx, home) as fb:
+        p = fb.queue_progress(name)
+    if json_:
+        print_json(p.model_dump(mode="json"))
+        return
+    out().print(
+        f"{esc(name)}: {p.done} done, {p.skipped} skipped, {p.pending} pending "
+        f"({p.locked} locked) of {p.total}"
+    )
+    for a in p.annotators:
+        out().print(f"  {esc(a.annotator)}: {a.done} done, {a.skipped} skipped, {a.locked} locked")
+
+
+@queue_app.command("next")
+def queue_next(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Queue name.")],
+    annotator: Annotated[str | None, typer.Option(help="Who (default: the acting user).")] = None,
+    home: HomeOption = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Claim the next item (locked to you); prints its trace id."""
+    with _feedback(ctx, home) as fb:
+        item = fb.claim(name, annotator)
+    if json_:
+        print_json(None if item is None else item.model_dump(mode="json"))
+        return
+    out().print("nothing left to annotate" if item is None else item.trace_id)
+
+
+@queue_app.command("done")
+def queue_done(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Queue name.")],
+    trace_id: Annotated[str, typer.Argument(metavar="TRACE_ID")],
+    skip: Annotated[bool, typer.Option("--skip", help="Skip it instead.")] = False,
+    annotator: Annotated[str | None, typer.Option(help="Who (default: the acting user).")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Mark a claimed item done (or skipped)."""
+    with _feedback(ctx, home) as fb:
+        item = (fb.skip_item if skip else fb.complete_item)(name, trace_id, annotator)
+    out().print(f"{esc(item.trace_id)}: {item.status}")

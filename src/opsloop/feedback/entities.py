@@ -10,10 +10,14 @@ __all__ = [
     "SOURCES",
     "Agreement",
     "Annotation",
+    "AnnotationQueue",
+    "AnnotatorProgress",
     "ExportLink",
     "ExportResult",
     "JudgeAgreement",
     "PairAgreement",
+    "QueueItem",
+    "QueueProgress",
     "ScoreDefinition",
     "ScoreKind",
     "Source",
@@ -158,3 +162,53 @@ class ExportResult(_Model):
     skipped: int
     annotations: int
     traces: int
+
+
+class AnnotationQueue(_Model):
+    """A queue of traces to annotate, filled by a rule: a trace filter and a sampling ratio.
+
+    ``scores`` are the scores an annotator gives each item; an item an annotator
+    claims is locked to them for ``lock_ttl_s`` seconds (then anyone may claim it).
+    """
+
+    name: str
+    filter: str
+    sample_ratio: float
+    scores: list[str]
+    lock_ttl_s: int
+    description: str = ""
+    created_at: int
+    created_by: str
+
+
+class QueueItem(_Model):
+    """One trace in a queue: ``pending`` (maybe locked by someone), ``done`` or ``skipped``."""
+
+    queue: str
+    trace_id: str
+    status: Literal["pending", "done", "skipped"]
+    assignee: str | None = None
+    locked_by: str | None = None
+    lock_expires_at: int | None = None
+    completed_by: str | None = None
+    completed_at: int | None = None
+    added_at: int
+
+
+class AnnotatorProgress(_Model):
+    annotator: str
+    done: int
+    skipped: int
+    locked: int
+
+
+class QueueProgress(_Model):
+    """How far a queue is: items by state, and per annotator."""
+
+    queue: str
+    total: int
+    pending: int
+    locked: int = Field(description="Pending items someone holds an unexpired lock on.")
+    done: int
+    skipped: int
+    annotators: list[AnnotatorProgress]
