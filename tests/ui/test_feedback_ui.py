@@ -143,3 +143,68 @@ def test_feedback_page_shows_scores_and_agreement(probe: PageProbe, fb_home: Fee
     assert f"{want['alpha']:.3f}" in alpha.inner_text()
     assert page.get_by_test_id("judge-agreement").is_visible()
     assert page.get_by_test_id("pairwise").locator("tbody tr").count() == 1
+
+
+def test_annotation_queue_by_keyboard(probe: PageProbe, tmp_path: Path) -> None:
+    """A queue filled by its rule (negative feedback), annotated with the keyboard: the
+    trace's input, output and retrieved context shown; 2, j, 4, Enter; then s to skip."""
+    from opsloop import Client
+
+    home = tmp_path / "home"
+    with Client(home=home) as c:
+        fb = c.feedback
+        fb.define_score("tone", "categorical", categories=["polite", "rude"])
+        fb.define_score("helpful", "numeric", min_value=1, max_value=5)
+        ids = []
+        for i in range(3):
+            with c.tracing.start_trace(f"chat-{i}", inputs={"question": f"question {i}"}) as root:
+                with c.tracing.span("search", "retriever", inputs={"q": "x"}) as r:
+                    r.set_output([f"context passage {i}"])
+                root.set_output({"answer": f"answer {i}"})
+            ids.append(root.trace_id)
+        c.tracing.flush()
+        for t in ids[:2]:
+            fb.thumbs(False, trace_id=t, author="end-user")
+        fb.create_queue("negative", filter='score.thumbs = "false"', scores=["tone", "helpful"])
+        assert fb.fill_queue("negative") == 2
+        first = fb.queue_items("negative")[0].trace_id
+    page = probe.page
+    with live_server(Settings(home=home)) as srv:
+        page.goto(f"{srv.url}/ui/#/feedback")
+        page.locator("[data-testid=queue-row][data-name=negative]").get_by_test_id(
+            "queue-annotate"
+        ).click()
+        page.get_by_test_id("annotator").fill("ann")
+        page.get_by_test_id("annotate-start").click()
+        card = page.get_by_test_id("annotate-trace")
+        card.wait_for()
+        assert card.get_attribute("data-trace-id") == first
+        n = ids.index(first)
+        assert f"question {n}" in page.get_by_test_id("annotate-input").inner_text()
+        assert f"answer {n}" in page.get_by_test_id("annotate-output").inner_text()
+        assert f"context passage {n}" in page.get_by_test_id("annotate-context").inner_text()
+        page.keyboard.press("2")  # tone: rude
+        page.keyboard.press("j")  # the next score
+        page.keyboard.press("4")  # helpful: 4
+        active = page.locator("[data-testid=annotate-score][data-active=true]")
+        assert active.get_attribute("data-name") == "helpful"
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "(t) => { const c = document.querySelector('[data-testid=annotate-trace]');"
+            " return c && c.dataset.traceId !== t; }",
+            arg=first,
+        )
+        page.keyboard.press("s")
+        page.get_by_test_id("queue-empty").wait_for()
+        assert (
+            "1 done, 1 skipped, 0 pending of 2"
+            in page.get_by_test_id("queue-progress").inner_text()
+        )
+        api = f"{srv.url}/api/v1/feedback"
+        got = httpx.get(f"{api}/annotations", params={"trace_id": first, "author": "ann"}).json()
+        assert sorted((a["name"], a["value"]) for a in got["annotations"]) == [
+            ("helpful", 4.0),
+            ("tone", "rude"),
+        ]
+        prog = httpx.get(f"{api}/queues/negative/progress").json()
+        assert prog["annotators"] == [{"annotator": "ann", "done": 1, "skipped": 1, "locked": 0}]

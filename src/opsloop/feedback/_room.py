@@ -10,8 +10,12 @@ ROOM = Room(
     cli_groups=("opsloop.feedback.cli:app",),
     client=ClientProperty("feedback", "opsloop.feedback:Feedback"),
     nav=(Nav("feedback", "Feedback", order=75),),
-    ui_routes=(UiRoute("feedback", "pages/feedback.js", "renderFeedback"),),
+    ui_routes=(
+        UiRoute("feedback", "pages/feedback.js", "renderFeedback"),
+        UiRoute("feedback/queues/:name", "pages/annotate.js", "renderAnnotate"),
+    ),
     ui_modules=("pages/trace_feedback.js",),
+    ui_styles=("feedback.css",),
     # The trace filter's score.NAME fields (tracing calls it; it never imports this room).
     hooks=(("tracing.filter_field", "opsloop.feedback._filter:score_condition"),),
 )

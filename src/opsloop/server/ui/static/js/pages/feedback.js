@@ -18,6 +18,7 @@ export async function renderFeedback(ctx) {
   replace(ctx.root, h("div", { class: "page" }, loading("Loading scores…")));
   const { scores } = await api("/feedback/scores", { signal: ctx.signal });
   const detail = h("div", { class: "section", dataset: { testid: "agreement" } });
+  const queuesBox = h("div", { class: "section", dataset: { testid: "queues" } });
   replace(ctx.root, h("div", { class: "page" },
     h("div", { class: "page-header" }, h("div", {}, h("h1", {}, "Feedback"),
       h("div", { class: "muted" }, "Scores declared once; annotations on traces, spans, sessions and served predictions."))),
@@ -33,7 +34,8 @@ export async function renderFeedback(ctx) {
           s.kind !== "text" && s.kind !== "preference"
             ? h("button", { class: "btn btn-link btn-sm", dataset: { testid: "show-agreement" }, onclick: () => agreement(s.name) }, "Agreement")
             : null)))))),
-    detail));
+    detail, queuesBox));
+  queues(queuesBox, ctx.signal);
 
   async function agreement(name) {
     replace(detail, loading("Computing agreement…"));
@@ -67,4 +69,27 @@ export async function renderFeedback(ctx) {
 
 function fact(label, value, testid = null) {
   return h("div", { dataset: testid ? { testid } : {} }, h("div", { class: "meta-label" }, label), h("div", { class: "meta-value" }, value));
+}
+
+async function queues(box, signal) {
+  let list;
+  try {
+    list = (await api("/feedback/queues", { signal })).queues;
+  } catch (err) {
+    if (err.name !== "AbortError") replace(box, errorBox(err, "Could not load the queues"));
+    return;
+  }
+  const rows = await Promise.all(list.map(async (q) => [q, await api(`/feedback/queues/${encodeURIComponent(q.name)}/progress`, { signal })]));
+  replace(box, h("h2", {}, "Annotation queues"), rows.length
+    ? h("div", { class: "table-wrap card" }, h("table", { class: "table" },
+      h("thead", {}, h("tr", {}, ["Queue", "Rule", "Scores", "Done", "Skipped", "Pending", ""].map((x) => h("th", {}, x)))),
+      h("tbody", {}, rows.map(([q, p]) => h("tr", { dataset: { testid: "queue-row", name: q.name } },
+        h("td", { class: "strong" }, q.name),
+        h("td", { class: "mono small" }, q.filter + (q.sample_ratio < 1 ? ` (${Math.round(q.sample_ratio * 100)}%)` : "")),
+        h("td", {}, q.scores.join(", ")),
+        h("td", { class: "num" }, String(p.done)),
+        h("td", { class: "num" }, String(p.skipped)),
+        h("td", { class: "num" }, String(p.pending)),
+        h("td", {}, h("a", { href: `#/feedback/queues/${encodeURIComponent(q.name)}`, dataset: { testid: "queue-annotate" } }, "Annotate ›")))))))
+    : h("div", { class: "muted" }, "No queues yet: create one with client.feedback.create_queue or `opsloop feedback queue create`."));
 }
