@@ -175,13 +175,18 @@ class QueueOps:
             )
             new = [t for t in dict.fromkeys(picked) if t not in have]
             if new:
-                conn.execute(
-                    queue_items.insert(),
-                    [
-                        {"queue": name, "trace_id": t, "status": "pending", "added_at": now + i}
-                        for i, t in enumerate(new)
-                    ],
-                )
+                try:
+                    conn.execute(
+                        queue_items.insert(),
+                        [
+                            {"queue": name, "trace_id": t, "status": "pending", "added_at": now + i}
+                            for i, t in enumerate(new)
+                        ],
+                    )
+                except sa.exc.IntegrityError:
+                    raise Conflict(
+                        f"queue {name!r} was filled concurrently; fill it again"
+                    ) from None
         return len(new)
 
     def assign(self, name: str, trace_ids: Iterable[str], assignee: str | None) -> int:

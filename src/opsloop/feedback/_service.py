@@ -489,13 +489,19 @@ class FeedbackService(QueueOps):
                 "meta",
                 "updated_at",
             ] + (["key"] if key is not None else [])
-            upsert(
-                conn,
-                annotations_t,
-                [values],
-                keys=["target_kind", "target_id", "name", "author"],
-                update=update,
-            )
+            try:
+                upsert(
+                    conn,
+                    annotations_t,
+                    [values],
+                    keys=["target_kind", "target_id", "name", "author"],
+                    update=update,
+                )
+            except sa.exc.IntegrityError:
+                # Only the key can clash here: another annotation took it concurrently.
+                raise AnnotationKeyConflict(
+                    f"key {key!r} already names another annotation", details={"key": key}
+                ) from None
             row = conn.execute(
                 sa.select(annotations_t).where(
                     annotations_t.c.target_kind == natural[0],
