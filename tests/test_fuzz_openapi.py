@@ -60,6 +60,7 @@ FAMILIES: list[tuple[list[str], int]] = [
     (["datasets", "tracking", "evaluation", "blobs"], 40),
     (["prompts", "deployments"], 25),
     (["meta", "tracing", "otlp"], 25),
+    (["feedback", "tracing"], 25),
 ]
 
 # ---------------------------------------------------------------------------- the seeded world
@@ -138,6 +139,12 @@ def seed(settings: Settings, app: Any, tmp: Path) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     r = http.put(f"{API}/traces/prices/fuzz-llm", json={"input_per_mtok": 1, "output_per_mtok": 2})
     assert r.status_code == 200, r.text
+    r = http.put(f"{API}/feedback/scores/fuzz_score", json={"kind": "numeric", "max_value": 5})
+    assert r.status_code == 200, r.text
+    post("/feedback/annotations", {"name": "fuzz_score", "value": 3, "trace_id": f"{1:032x}"})
+    queue = {"name": "fuzz_queue", "filter": "score.fuzz_score >= 1", "scores": ["fuzz_score"]}
+    post("/feedback/queues", queue, 201)
+    post("/feedback/queues/fuzz_queue/fill", {})
     v1 = http.get(f"{API}/dataset-versions/fuzz-ds@1").json()
     return {"run": run.id, "data_digest": v1["storage"]["data"]["digest"], "ds_version": v1["id"]}
 
@@ -757,6 +764,86 @@ def links(world: dict[str, Any]) -> list[Link]:
         "200",
         ["DELETE /traces/prices/{model}", "GET /traces/prices"],
         {"model": req("model")},
+    )
+
+    # ------------------------------------------------------------ feedback
+    score_ops = [
+        "GET /feedback/scores/{name}",
+        "GET /feedback/scores/{name}/agreement",
+        "DELETE /feedback/scores/{name}",
+    ]
+    link("GET /feedback/scores", "200", score_ops, {"name": rb("/scores/0/name")})
+    link("PUT /feedback/scores/{name}", "200", score_ops, {"name": req("name")})
+    annotation_ops = [
+        "GET /feedback/annotations/{annotation_id}",
+        "DELETE /feedback/annotations/{annotation_id}",
+    ]
+    link(
+        "GET /feedback/annotations",
+        "200",
+        annotation_ops,
+        {"annotation_id": rb("/annotations/0/id")},
+    )
+    link("POST /feedback/annotations", "200", annotation_ops, {"annotation_id": rb("/id")})
+    exact(
+        "GET /traces",
+        "200",
+        "POST /feedback/annotations",
+        {"name": "thumbs", "value": True, "trace_id": rb("/traces/0/id")},
+    )
+    link(
+        "GET /feedback/annotations",
+        "200",
+        ["GET /feedback/exports", "POST /feedback/training-data"],
+        {"trace_id": rb("/annotations/0/trace_id")},
+    )
+    exact(
+        "GET /feedback/annotations",
+        "200",
+        "POST /feedback/exports",
+        {"dataset_version_id": rb("/annotations/0/id"), "kind": "sft", "links": []},
+    )
+    exact(
+        "GET /feedback/scores",
+        "200",
+        "PUT /feedback/scores/{name}",
+        {"kind": "boolean"},
+        {"name": "fuzz_defined"},
+    )
+    queue_ops = [
+        "GET /feedback/queues/{name}",
+        "DELETE /feedback/queues/{name}",
+        "POST /feedback/queues/{name}/fill",
+        "POST /feedback/queues/{name}/assign",
+        "POST /feedback/queues/{name}/claim",
+        "GET /feedback/queues/{name}/items",
+        "GET /feedback/queues/{name}/progress",
+    ]
+    link("GET /feedback/queues", "200", queue_ops, {"name": rb("/queues/0/name")})
+    link("POST /feedback/queues", "201", queue_ops, {"name": rb("/name")})
+    exact(
+        "GET /feedback/scores",
+        "200",
+        "POST /feedback/queues",
+        {"name": "fuzz_q2", "filter": "score.thumbs is null", "scores": ["thumbs"]},
+    )
+    link(
+        "GET /feedback/queues/{name}/items",
+        "200",
+        [
+            "POST /feedback/queues/{name}/items/{trace_id}/complete",
+            "POST /feedback/queues/{name}/items/{trace_id}/skip",
+        ],
+        {"name": req("name"), "trace_id": rb("/items/0/trace_id")},
+    )
+    link(
+        "POST /feedback/queues/{name}/claim",
+        "200",
+        [
+            "POST /feedback/queues/{name}/items/{trace_id}/complete",
+            "POST /feedback/queues/{name}/items/{trace_id}/skip",
+        ],
+        {"name": req("name"), "trace_id": rb("/item/trace_id")},
     )
 
     # ------------------------------------------------------------ tuning

@@ -7,11 +7,16 @@ The hierarchy::
     │   ├── PayloadTooLarge           PAYLOAD_TOO_LARGE   413
     │   ├── PipelineInvalid           PIPELINE_INVALID    400
     │   ├── PromptVariablesError      PROMPT_VARIABLES    400
-    │   └── ValidationFailed          DATASET_VALIDATION_FAILED 400   (opsloop.datasets)
+    │   ├── ValidationFailed          DATASET_VALIDATION_FAILED 400   (opsloop.datasets)
+    │   ├── UnknownScore              UNKNOWN_SCORE       400   (opsloop.feedback)
+    │   ├── ScoreValueInvalid         SCORE_VALUE_INVALID 400   (opsloop.feedback)
+    │   └── NothingToExport           NOTHING_TO_EXPORT   400   (opsloop.feedback)
     ├── NotFound                      NOT_FOUND           404
     ├── AlreadyExists                 ALREADY_EXISTS      409
     ├── Conflict                      CONFLICT            409
-    │   └── PromotionRefused          PROMOTION_GATE_FAILED 409
+    │   ├── PromotionRefused          PROMOTION_GATE_FAILED 409
+    │   ├── ScoreDefinitionConflict   SCORE_DEFINITION_CONFLICT 409 (opsloop.feedback)
+    │   └── AnnotationKeyConflict     ANNOTATION_KEY_CONFLICT 409 (opsloop.feedback)
     ├── Unauthenticated               UNAUTHENTICATED     401
     ├── PermissionDenied              PERMISSION_DENIED   403
     ├── SchemaOutOfDate               SCHEMA_OUT_OF_DATE  503
@@ -76,6 +81,11 @@ _BY_CODE: dict[str, type[OpsloopError]] = {}
 # rebuilds the same class as the embedded one raised. A test keeps this complete.
 _DEFINED_ELSEWHERE: dict[str, str] = {
     "DATASET_VALIDATION_FAILED": "opsloop.datasets._rules",
+    "UNKNOWN_SCORE": "opsloop.feedback._errors",
+    "SCORE_VALUE_INVALID": "opsloop.feedback._errors",
+    "SCORE_DEFINITION_CONFLICT": "opsloop.feedback._errors",
+    "ANNOTATION_KEY_CONFLICT": "opsloop.feedback._errors",
+    "NOTHING_TO_EXPORT": "opsloop.feedback._errors",
 }
 
 

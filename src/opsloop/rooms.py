@@ -25,6 +25,7 @@ ROOMS: tuple[str, ...] = (
     "opsloop.pipelines",
     "opsloop.deployments",
     "opsloop.serving",
+    "opsloop.feedback",
     "opsloop.tuning",
     "opsloop.tracing",
     "opsloop.llm",

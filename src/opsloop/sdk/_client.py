@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from opsloop.datasets import Datasets
     from opsloop.deployments import Deployments
     from opsloop.evaluation import Evaluation
+    from opsloop.feedback import Feedback
     from opsloop.prompts import Prompts
     from opsloop.registry import Registry
     from opsloop.tracing import Tracing
@@ -67,6 +68,7 @@ class Client(Tracking):
     if TYPE_CHECKING:
         datasets: Datasets
         deployments: Deployments
+        feedback: Feedback
         evaluation: Evaluation
         prompts: Prompts
         registry: Registry

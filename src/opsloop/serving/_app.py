@@ -7,7 +7,9 @@ Routes by model kind (see ``GET /v1/metadata``):
   (batching counters of this worker process);
 - tabular/pyfunc: ``POST /invocations``, ``/v1/predict``, ``/v1/predict_proba``;
 - language models: ``POST /v1/chat/completions``, ``/v1/completions``;
-- embedders: ``POST /v1/embeddings``.
+- embedders: ``POST /v1/embeddings``;
+- every model: ``POST /v1/feedback``, end users' feedback on an answer by its id
+  (the ``X-Opsloop-Response-Id`` header; an OpenAI answer's ``id``).
 
 The model loads in the background once the server starts, so the process
 answers ``/health`` at once; a ``models:/NAME@ALIAS`` (or latest) target is
@@ -30,6 +32,7 @@ from opsloop.core import VERSION
 from opsloop.core.web import BodyLimitMiddleware, JSONBody
 from opsloop.errors import NotFound, Unavailable
 from opsloop.serving._errors import install_serving_error_handlers
+from opsloop.serving._feedback import FeedbackRecorder, feedback_router
 from opsloop.serving._openai import openai_router
 from opsloop.serving._options import ServeOptions
 from opsloop.serving._predict import FastPredictMiddleware, predict_router
@@ -59,6 +62,7 @@ def create_serving_app(
     options = options or ServeOptions()
     source = source_for(target, settings, options)
     holder = ModelHolder(source, options, preloaded=preloaded)
+    recorder = FeedbackRecorder(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -67,6 +71,7 @@ def create_serving_app(
             yield
         finally:
             await holder.close()
+            recorder.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -79,6 +84,7 @@ def create_serving_app(
         default_response_class=JSONBody,
     )
     app.state.holder = holder
+    app.state.feedback = recorder  # the served POST /v1/feedback writes through it
     install_serving_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -157,4 +163,5 @@ def create_serving_app(
 
     app.include_router(predict_router(holder))
     app.include_router(openai_router(holder))
+    app.include_router(feedback_router(holder, recorder))
     return app

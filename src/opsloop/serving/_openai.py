@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.core.web import JSONBody
 from opsloop.errors import InvalidArgument, NotFound
+from opsloop.serving._feedback import RESPONSE_ID_HEADER
 from opsloop.serving._runtime import ModelHolder, Runtime
 from opsloop.serving._sampling import GenerationParams
 
@@ -205,7 +206,8 @@ async def _generate(
                 "object": "chat.completion" if chat else "text_completion",
                 "choices": [choice],
                 "usage": _usage(done.prompt_tokens, done.completion_tokens),
-            }
+            },
+            headers={RESPONSE_ID_HEADER: rid},
         )
 
     obj = "chat.completion.chunk" if chat else "text_completion"
@@ -247,7 +249,7 @@ async def _generate(
     return StreamingResponse(
         events(),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", RESPONSE_ID_HEADER: rid},
     )
 
 

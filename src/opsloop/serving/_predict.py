@@ -10,7 +10,8 @@ Bodies (one of):
 
 Each request is checked against the model's signature on its own (a bad one
 gets a 400 naming the column and row), then its rows join the micro-batch.
-The answer is ``{"predictions": [...]}``, one per input row, in order.
+The answer is ``{"predictions": [...]}``, one per input row, in order; its
+``X-Opsloop-Response-Id`` header names it for ``POST /v1/feedback``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from opsloop.core.web import JSONBody
 from opsloop.errors import InvalidArgument, OpsloopError, PayloadTooLarge
 from opsloop.registry.flavors import validate_input
+from opsloop.serving._feedback import RESPONSE_ID_HEADER, new_response_id
 from opsloop.serving._runtime import ModelHolder, Runtime
 
 __all__ = ["FastPredictMiddleware", "answer", "parse_rows", "predict_router"]
@@ -169,7 +171,9 @@ def predict_router(holder: ModelHolder) -> APIRouter:
 
     async def run(request: Request, proba: bool) -> Response:
         payload, version = await answer(holder, await request.body(), proba)
-        return JSONBody(payload, headers={VERSION_HEADER: version})
+        return JSONBody(
+            payload, headers={VERSION_HEADER: version, RESPONSE_ID_HEADER: new_response_id()}
+        )
 
     @router.post("/invocations", summary="Predict (MLflow-compatible path)")
     async def invocations(request: Request) -> Response:
@@ -228,6 +232,7 @@ class FastPredictMiddleware:
             payload, version = await answer(self.holder, b"".join(chunks), proba)
             status = 200
             headers.append((VERSION_HEADER.encode(), version.encode()))
+            headers.append((RESPONSE_ID_HEADER.encode(), new_response_id().encode()))
         except OpsloopError as exc:
             status, payload = exc.http_status, exc.to_payload()
         except Exception:

@@ -12,6 +12,13 @@ Fields: ``id``, ``name``, ``status``, ``user``, ``session``, ``model``,
 ``deployment_id``, ``start_time`` (epoch ms). Operators: ``= != < <= > >=``,
 ``[not] like``, ``[not] ilike``, ``[not] in (...)``, ``is [not] null``;
 combine with ``and``, ``or``, ``not`` and parentheses.
+
+Rooms above tracing add fields through the ``tracing.filter_field`` hook
+(``FILTER_FIELD_HOOK``): a callable ``(field, op, value, trace_id) -> condition
+or None`` answering for the fields it knows (the feedback room's
+``score.NAME ...``), so the trace filter reaches their tables without tracing
+importing them. ``op`` is one of the operators above or ``is null`` / ``is not
+null`` (``value`` None); ``trace_id`` is the ``traces.id`` column.
 """
 
 from __future__ import annotations
@@ -24,10 +31,12 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from opsloop.core import hooks
 from opsloop.errors import InvalidArgument
 from opsloop.tracing._tables import trace_models, traces
 
 MAX_FILTER_LENGTH = 4096
+FILTER_FIELD_HOOK = "tracing.filter_field"
 _T = traces.c
 
 
@@ -236,10 +245,51 @@ class _Parser:
             return re.sub(r"\\(.)", r"\1", tok[1][1:-1])
         raise self._err(f"expected a number or a quoted string, got {tok[1]!r}", tok)
 
+    def _unknown(self, tok: tuple[str, str, int]) -> InvalidArgument:
+        return self._err(f"unknown field {tok[1]!r} (fields: {', '.join(sorted(_FIELDS))})", tok)
+
+    def _extension(self, tok: tuple[str, str, int]) -> ColumnElement[bool]:
+        """A field another room adds (``tracing.filter_field`` hooks), parsed generically."""
+        value: Any
+        if self._word("is"):
+            negate = self._word("not")
+            if not self._word("null"):
+                raise self._err("expected 'null'", self._peek())
+            op, value = ("is not null" if negate else "is null"), None
+        else:
+            negate = self._word("not")
+            if self._word("in"):
+                opn = self._next()
+                if opn[1] != "(":
+                    raise self._err("expected '(' after 'in'", opn)
+                values = [self._literal()]
+                while (sep := self._next())[1] != ")":
+                    if sep[1] != ",":
+                        raise self._err("expected ',' or ')'", sep)
+                    values.append(self._literal())
+                op, value = ("not in" if negate else "in"), values
+            elif like := "like" if self._word("like") else "ilike" if self._word("ilike") else "":
+                op, value = ("not " if negate else "") + like, self._literal()
+            elif negate:
+                raise self._err("expected 'in', 'like' or 'ilike' after 'not'", self._peek())
+            else:
+                op_tok = self._next()
+                if op_tok[0] != "op":
+                    raise self._err(f"expected an operator, got {op_tok[1]!r}", op_tok)
+                op = {"==": "=", "<>": "!="}.get(op_tok[1], op_tok[1])
+                value = self._literal()
+        for hook in hooks(FILTER_FIELD_HOOK):
+            cond = hook(tok[1], op, value, _T.id)
+            if cond is not None:
+                return cond  # type: ignore[no-any-return]
+        raise self._unknown(tok)
+
     def _comparison(self) -> ColumnElement[bool]:
         tok = self._next()
-        if tok[0] != "word" or tok[1].lower() not in _FIELDS:
-            raise self._err(f"unknown field {tok[1]!r} (fields: {', '.join(sorted(_FIELDS))})", tok)
+        if tok[0] != "word":
+            raise self._unknown(tok)
+        if tok[1].lower() not in _FIELDS:
+            return self._extension(tok)
         col, kind = _FIELDS[tok[1].lower()]
         if self._word("is"):
             negate = self._word("not")

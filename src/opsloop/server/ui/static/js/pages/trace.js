@@ -66,6 +66,7 @@ export async function renderTrace(ctx, traceId) {
           rowsEl),
         detailEl)
       : h("div", { class: "empty card" }, "This trace has no spans."),
+    h("div", { class: "section", dataset: { testid: "trace-feedback" }, hidden: true }),
     h("div", { class: "section", dataset: { testid: "session-traces" }, hidden: !t.session_id })));
 
   const sessionBox = ctx.root.querySelector("[data-testid=session-traces]");
@@ -158,6 +159,19 @@ export async function renderTrace(ctx, traceId) {
 
   linkOwners(t, links, ctx.signal);
   if (t.session_id) sessionTraces(t, sessionBox, ctx.signal);
+  feedbackPanel(t, ctx.root.querySelector("[data-testid=trace-feedback]"), ctx.signal);
+}
+
+/** The feedback room's panel, where that room is installed (this page works without it). */
+async function feedbackPanel(t, box, signal) {
+  let mod;
+  try {
+    mod = await import("./trace_feedback.js");
+  } catch {
+    return;
+  }
+  box.hidden = false;
+  await mod.renderTraceFeedback(box, t, signal);
 }
 
 function markSelected(el, on) {

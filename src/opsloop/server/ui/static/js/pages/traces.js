@@ -13,6 +13,7 @@ const FILTER_EXAMPLES = [
   'model = "gpt-4o" and cost > 0.01',
   '(user = "u1" or user = "u2") and not tag = "test"',
   'name ilike "%chat%" and tokens >= 1000',
+  'score.thumbs = "false" or score.helpfulness.llm_judge < 3',
 ];
 // Quick time ranges: label -> milliseconds back from now.
 const RANGES = { "": null, "15m": 15 * 60e3, "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
@@ -76,6 +77,44 @@ export async function renderTraces(ctx) {
     "aria-label": "Session id", dataset: { testid: "quick-session" } });
   const rangeSel = h("select", { class: "input input-sm", "aria-label": "Time range", dataset: { testid: "quick-range" } },
     Object.keys(RANGES).map((k) => h("option", { value: k, selected: k === S.range }, RANGE_LABELS[k])));
+  // Score filter (the feedback room's score.NAME fields): builds a clause into the filter string.
+  const scoreSel = h("select", { class: "input input-sm", "aria-label": "Score", dataset: { testid: "score-name" } },
+    h("option", { value: "" }, "Score…"));
+  const scoreOp = h("select", { class: "input input-sm", "aria-label": "Score condition", dataset: { testid: "score-op" } },
+    [[">=", "≥"], ["<=", "≤"], ["=", "="], ["!=", "≠"], ["missing", "is missing"], ["present", "is present"]]
+      .map(([v, label]) => h("option", { value: v }, label)));
+  const scoreVal = h("input", { type: "text", class: "input input-sm quick-input", placeholder: "Value", "aria-label": "Score value", dataset: { testid: "score-value" } });
+  const scoreSrc = h("select", { class: "input input-sm", "aria-label": "Score source", dataset: { testid: "score-source" } },
+    [["", "any source"], ["human", "human"], ["llm_judge", "LLM judge"], ["code", "code"]].map(([v, label]) => h("option", { value: v }, label)));
+  const scoreBox = h("span", { class: "score-filter", hidden: true, dataset: { testid: "score-filter" } }, scoreSel, scoreSrc, scoreOp, scoreVal,
+    h("button", { class: "btn btn-sm", dataset: { testid: "score-add" }, onclick: () => addScoreClause() }, "Add score filter"));
+  const scoreKinds = new Map();
+  api("/feedback/scores", { signal: ctx.signal }).then(({ scores }) => {
+    for (const s of scores) {
+      if (s.kind === "text") continue;
+      scoreKinds.set(s.name, s.kind);
+      scoreSel.append(h("option", { value: s.name }, s.name));
+    }
+    scoreBox.hidden = false;
+  }).catch(() => { /* no feedback room on this server: no score filter */ });
+
+  function addScoreClause() {
+    const name = scoreSel.value;
+    if (!name) return;
+    const field = `score.${name}${scoreSrc.value ? `.${scoreSrc.value}` : ""}`;
+    let clause;
+    if (scoreOp.value === "missing") clause = `${field} is null`;
+    else if (scoreOp.value === "present") clause = `${field} is not null`;
+    else {
+      const raw = scoreVal.value.trim();
+      const num = scoreKinds.get(name) === "numeric" && raw !== "" && !Number.isNaN(Number(raw));
+      clause = `${field} ${scoreOp.value} ${num ? raw : `"${raw.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`}`;
+    }
+    const cur = filterInput.value.trim();
+    filterInput.value = cur ? `(${cur}) and ${clause}` : clause;
+    apply();
+  }
+
   const autoBox = h("input", { type: "checkbox", checked: S.auto, dataset: { testid: "auto-refresh" } });
   const updated = h("span", { class: "muted small", dataset: { testid: "traces-updated" } });
   const tableWrap = h("div", { class: "table-wrap card traces-wrap" }, loading("Loading traces…"));
@@ -107,6 +146,9 @@ export async function renderTraces(ctx) {
     h("div", { class: "small" },
       h("p", {}, "Fields: ", h("code", {}, "name status user session model latency_ms cost tokens input_tokens output_tokens spans errors tag service experiment_id deployment_id start_time"),
         ". Operators = != < <= > >= like ilike in, is null; combine with and / or / not and parentheses."),
+      h("p", {}, "Scores (feedback): ", h("code", {}, "score.NAME >= 4"), ", ", h("code", {}, 'score.NAME = "rude"'), ", ",
+        h("code", {}, "score.NAME.human < 3"), " (or .llm_judge, .code), ", h("code", {}, 'score.NAME.author = "ann"'), ", ",
+        h("code", {}, "score.NAME is null"), " (missing)."),
       h("ul", { class: "examples" }, FILTER_EXAMPLES.map((ex) => h("li", {},
         h("a", { href: "#", onclick: (e) => { e.preventDefault(); filterInput.value = ex; apply(); } }, h("code", {}, ex)))))));
 
@@ -124,6 +166,7 @@ export async function renderTraces(ctx) {
       h("label", { class: "check-row" }, errorsBox, "Errors only"),
       userInput, sessionInput, rangeSel,
       h("button", { class: "btn btn-sm", onclick: apply, dataset: { testid: "quick-apply" } }, "Apply"),
+      scoreBox,
       h("button", { class: "btn btn-link btn-sm", onclick: () => {
         errorsBox.checked = false; userInput.value = ""; sessionInput.value = ""; rangeSel.value = ""; apply();
       } }, "Reset")),
