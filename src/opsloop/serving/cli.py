@@ -30,8 +30,9 @@ def serve_command(
         str,
         typer.Argument(
             metavar="MODEL",
-            help="`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `models:/NAME` (latest) "
-            "or a saved model folder.",
+            help="`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `models:/NAME` (latest), "
+            "a bundled model (`local:smollm2`, `local:gemma3`, `local:minilm`), "
+            "a `.gguf` file or a saved model folder.",
         ),
     ],
     host: Annotated[
@@ -120,6 +121,8 @@ def serve_command(
 
         opsloop serve models:/churn@champion --port 8080
         opsloop serve models:/smollm2/3 --workers 2
+        opsloop serve local:smollm2
+        opsloop serve ./my-model.Q4_K_M.gguf
     """
     from opsloop.serving._options import ServeOptions  # lazy: loads fastapi
     from opsloop.serving._run import serve  # lazy: loads fastapi
