@@ -3,7 +3,10 @@ versions, user modules, and CLI failures without tracebacks."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +14,8 @@ from opsloop.errors import InvalidArgument
 from opsloop.llm import SecretStore, get_provider
 from opsloop.settings import Settings
 from tests.test_llm_http import FRANCE, Reply, Upstream
+
+TREE = ["sklearn.tree._tree.Tree"]
 
 # ---------------------------------------------------------------- openai:MODEL@URL
 
@@ -58,3 +63,113 @@ def test_openai_spec_url_conflicts_and_bad_specs_are_refused(home: Path) -> None
         get_provider("openai:m@http://127.0.0.1:9/v1", base_url="http://127.0.0.1:8/v1", settings=s)
     with pytest.raises(InvalidArgument, match="names no model"):
         get_provider("openai:@http://127.0.0.1:9/v1", settings=s)
+
+
+# ---------------------------------------------------------------- trusting a tree model
+
+
+def test_a_tree_model_evaluates_with_trust_in_python_and_on_the_command_line(
+    client: Any, home: Path, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+    from typer.testing import CliRunner
+
+    from opsloop.cli._app import app
+    from opsloop.errors import PermissionDenied
+    from opsloop.evaluation import evaluate
+    from opsloop.registry.flavors import save_sklearn
+
+    x, y = load_iris(return_X_y=True)
+    cols = ["sl", "sw", "pl", "pw"]
+    rows = [
+        dict(zip(cols, map(float, r), strict=True)) | {"label": int(t)}
+        for r, t in zip(x, y, strict=True)
+    ]
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(x[::2], y[::2])
+    client.registry.register("tree", save_sklearn(model, tmp_path / "m"))
+    client.datasets.create("iris", rows[1::2])
+    with pytest.raises(PermissionDenied) as info:
+        evaluate("models:/tree/1", "iris@1", metrics=["accuracy"], target_column="label",
+                 client=client, n_bootstrap=20)  # fmt: skip
+    assert "pass trusted_types=['sklearn.tree._tree.Tree']" in info.value.message
+    res = evaluate("models:/tree/1", "iris@1", metrics=["accuracy"], target_column="label",
+                   client=client, n_bootstrap=20, trusted_types=TREE)  # fmt: skip
+    want = (model.predict(x[1::2]) == y[1::2]).mean()
+    assert res.metrics["accuracy"] == pytest.approx(want)
+    client.flush()
+
+    base = ["eval", "run", "--candidate", "models:/tree/1", "--dataset", "iris@1",
+            "--metric", "accuracy", "--target", "label", "--n-bootstrap", "20", "--home", str(home)]  # fmt: skip
+    refused = CliRunner().invoke(app, base)
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "add --trust sklearn.tree._tree.Tree" in refused.output
+    assert "trusted_types" not in refused.output  # the CLI speaks of its own option
+    ok = CliRunner().invoke(app, [*base, "--trust", TREE[0], "--json"])
+    assert ok.exit_code == 0, ok.output
+    body = json.loads(ok.stdout[ok.stdout.index("{") :])
+    assert body["metrics"]["accuracy"] == pytest.approx(want)
+
+
+# ---------------------------------------------------------------- pipelines
+
+
+QA_YAML = """\
+name: loud-search
+inputs: [question]
+outputs: {title: loud}
+tools:
+  - {name: search, type: local_search, path: ./corpus, k: 1}
+steps:
+  - {name: hits, type: tool, tool: search, args: {query: "{{ question }}"}}
+  - {name: loud, type: python, function: "mysteps_fhb:shout", args: {text: "{{ hits.0.title }}"}}
+"""
+
+
+@pytest.fixture
+def qa_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user's folder: a pipeline spec, the corpus it searches and the module of its step;
+    the test process's ``sys.path`` is restored afterwards."""
+    d = tmp_path / "work"
+    (d / "corpus").mkdir(parents=True)
+    (d / "corpus" / "warranty.md").write_text("# Warranty\n\nTwo years on the heating element.\n")
+    (d / "corpus" / "shipping.md").write_text("# Shipping\n\nOrders ship within three days.\n")
+    (d / "mysteps_fhb.py").write_text("def shout(text):\n    return text.upper()\n")
+    (d / "qa.yaml").write_text(QA_YAML)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(d))])
+    monkeypatch.delitem(sys.modules, "mysteps_fhb", raising=False)
+    monkeypatch.chdir(d)
+    return d
+
+
+def test_pipelines_commands_import_step_modules_from_the_current_folder(
+    qa_folder: Path, home: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from opsloop.cli._app import app
+
+    ok = CliRunner().invoke(app, ["pipelines", "validate", "qa.yaml", "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["steps"][1] == {"name": "loud", "type": "python"}
+    ran = CliRunner().invoke(
+        app, ["--home", str(home), "pipelines", "run", "qa.yaml", "--input", "question=warranty",
+              "--json"],
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.stdout[ran.stdout.index("{") :])["outputs"] == {"title": "WARRANTY"}
+
+
+def test_a_pipeline_registered_from_its_yaml_is_self_contained(
+    qa_folder: Path, client: Any, home: Path
+) -> None:
+    import shutil
+
+    from opsloop.registry import Registry, load_model
+
+    sys.path.insert(0, str(qa_folder))  # the step's module, as the user's program has it
+    mv = Registry(client).register("qa", qa_folder / "qa.yaml", flavor="pipeline")
+    assert "corpus/search/warranty.md" in mv.files and "pipeline.yaml" in mv.files
+    shutil.rmtree(qa_folder / "corpus")  # what the version reads must be inside it
+    m = load_model("models:/qa/1", client=client, cache_dir=home / "cache")
+    assert m.predict([{"question": "shipping"}]) == [{"title": "SHIPPING"}]

@@ -18,7 +18,7 @@ from opsloop.cli._gc import gc
 from opsloop.cli._quickstart import quickstart
 from opsloop.cli._server import server
 from opsloop.core import load_ref
-from opsloop.core.cli import EXIT_CODES_HELP, OpsloopGroup
+from opsloop.core.cli import EXIT_CODES_HELP, OpsloopGroup, importable_cwd
 from opsloop.rooms import declarations
 
 app = typer.Typer(
@@ -69,6 +69,7 @@ def _root(
     ] = False,
 ) -> None:
     ctx.obj = {"home": home, "tracking_uri": tracking_uri}
+    importable_cwd()  # user code (pipeline steps, objectives) imports from the current folder
 
 
 def add_room_commands(root: typer.Typer) -> None:

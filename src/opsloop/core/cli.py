@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,11 +53,18 @@ def exit_code_for(exc: OpsloopError) -> int:
 
 
 def report_error(exc: OpsloopError) -> None:
-    """Print ``error [CODE]: message`` in red on stderr (never a traceback)."""
+    """Print ``error [CODE]: message`` in red on stderr (never a traceback).
+
+    An error whose ``details`` hold a ``cli_message`` (the same advice in
+    command-line terms: ``--trust X`` rather than ``trusted_types=[...]``)
+    prints that instead.
+    """
     from rich.text import Text
 
+    cli_message = exc.details.get("cli_message") if isinstance(exc.details, dict) else None
+    message = cli_message if isinstance(cli_message, str) and cli_message else exc.message
     err().print(
-        Text.assemble((f"error [{exc.code}]", "bold red"), ": ", (exc.message, "red")),
+        Text.assemble((f"error [{exc.code}]", "bold red"), ": ", (message, "red")),
         soft_wrap=True,
     )
 
@@ -71,6 +79,18 @@ class OpsloopGroup(TyperGroup):
         except OpsloopError as exc:
             report_error(exc)
             raise typer.Exit(exit_code_for(exc)) from None
+
+
+def importable_cwd() -> None:
+    """Let user code in the current folder import, as ``python -m`` does.
+
+    Every command that imports user code (a pipeline's ``module:function``
+    steps, a pyfunc model's loader, a tuning objective) finds ``my_steps.py``
+    beside the user; called once per command line, before the command runs.
+    """
+    cwd = str(Path.cwd())
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def room_app(name: str, help: str, **kwargs: Any) -> typer.Typer:
@@ -118,7 +138,6 @@ def resolve_settings(
     from the environment); ``--tracking-uri`` takes an ``http(s)://`` server,
     a database URL or a home folder, like ``opsloop.Client``.
     """
-
 
     g = global_options(ctx)
     home = home or g.get("home")

@@ -16,7 +16,14 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from opsloop.core.cli import HomeOption, exit_code_for, out, report_error, resolve_settings
+from opsloop.core.cli import (
+    HomeOption,
+    exit_code_for,
+    importable_cwd,
+    out,
+    report_error,
+    resolve_settings,
+)
 from opsloop.errors import InvalidArgument, OpsloopError
 
 __all__ = ["app", "serve_command"]
@@ -127,6 +134,7 @@ def serve_command(
     from opsloop.serving._options import ServeOptions  # lazy: loads fastapi
     from opsloop.serving._run import serve  # lazy: loads fastapi
 
+    importable_cwd()  # a pyfunc or pipeline model's code may live beside the user
     settings = resolve_settings(home=home, ctx=ctx)
     try:
         options = ServeOptions(
