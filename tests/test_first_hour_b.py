@@ -173,3 +173,61 @@ def test_a_pipeline_registered_from_its_yaml_is_self_contained(
     shutil.rmtree(qa_folder / "corpus")  # what the version reads must be inside it
     m = load_model("models:/qa/1", client=client, cache_dir=home / "cache")
     assert m.predict([{"question": "shipping"}]) == [{"title": "SHIPPING"}]
+
+
+# ---------------------------------------------------------------- opsloop doctor
+
+
+def _doctor(home: Path, *args: str, **env: str) -> Any:
+    from typer.testing import CliRunner
+
+    from opsloop.cli._app import app
+
+    return CliRunner().invoke(app, ["doctor", "--home", str(home), *args], env=env)
+
+
+def test_doctor_healthy_home_with_its_schema_and_redis(client: Any, home: Path) -> None:
+    client.create_experiment("touch")  # the home's database now exists, at the head schema
+    client.flush()
+    r = _doctor(home, "--json", "--redis-url", "redis://127.0.0.1:6379", OPSLOOP_DATABASE_URL="")
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.stdout)
+    by_name = {c["name"]: c for c in body["checks"]}
+    assert body["ok"] is True
+    assert by_name["home"]["status"] == "ok" and by_name["database"]["status"] == "ok"
+    assert "(head)" in by_name["database"]["detail"]
+    assert by_name["redis"]["status"] == "ok"
+    assert by_name["model local:smollm2"]["status"] == "ok"
+    assert {c["status"] for c in body["checks"]} <= {"ok", "missing"}
+    text = _doctor(home)
+    assert text.exit_code == 0 and "everything configured works" in text.output
+
+
+def test_doctor_names_an_unreachable_postgresql_and_redis_and_exits_1(home: Path) -> None:
+    r = _doctor(
+        home,
+        "--redis-url",
+        "redis://127.0.0.1:1",
+        OPSLOOP_DATABASE_URL="postgresql+psycopg://me:secret@127.0.0.1:1/opsloop",
+        COLUMNS="200",
+    )
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output and "secret" not in r.output
+    lines = r.output.splitlines()
+    pg = next(ln for ln in lines if "postgresql" in ln and "FAIL" in ln)
+    assert "cannot connect to postgresql+psycopg://me:***@127.0.0.1:1/opsloop" in pg
+    assert "fix: start the database or fix OPSLOOP_DATABASE_URL" in r.output
+    assert any("FAIL" in ln and "redis" in ln and "127.0.0.1:1" in ln for ln in lines)
+    assert "2 problem(s)" in r.output
+
+
+def test_doctor_says_which_command_upgrades_an_old_schema(home: Path, tmp_path: Path) -> None:
+    from opsloop.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0001")
+    r = _doctor(home, "--json", OPSLOOP_DATABASE_URL=url)
+    assert r.exit_code == 1
+    db = next(c for c in json.loads(r.stdout)["checks"] if c["name"] == "database")
+    assert db["status"] == "FAIL" and db["fix"] == "opsloop db upgrade"
+    assert "is older than" in db["detail"]

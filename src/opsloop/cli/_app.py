@@ -14,6 +14,7 @@ import typer
 
 from opsloop._version import __version__
 from opsloop.cli import _db
+from opsloop.cli._doctor import doctor
 from opsloop.cli._gc import gc
 from opsloop.cli._quickstart import quickstart
 from opsloop.cli._server import server
@@ -87,6 +88,7 @@ def add_room_commands(root: typer.Typer) -> None:
 app.command("server", epilog=EXIT_CODES_HELP)(server)
 app.command("quickstart", epilog=EXIT_CODES_HELP)(quickstart)
 app.command("gc", epilog=EXIT_CODES_HELP)(gc)
+app.command("doctor", epilog=EXIT_CODES_HELP)(doctor)
 app.add_typer(_db.app)
 add_room_commands(app)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -69,8 +70,37 @@ def report_error(exc: OpsloopError) -> None:
     )
 
 
+DEBUG_ENV = "OPSLOOP_DEBUG"
+
+
+def unexpected_error(exc: Exception) -> OpsloopError:
+    """What the CLI prints for an exception that is no ``OpsloopError`` (a bug, or a library
+    failing in a way opsloop does not translate yet): one line, no traceback."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return OpsloopError(
+        f"unexpected {type(exc).__name__}{': ' + text[:500] if text else ''} "
+        f"(set {DEBUG_ENV}=1 to see the traceback)",
+        details={"exception": type(exc).__name__},
+    )
+
+
+def passes_through(exc: BaseException) -> bool:
+    """typer/click's own exits, usage errors and aborts keep their meaning; so does Ctrl-C."""
+    if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+        return True
+    return not isinstance(exc, Exception) or type(exc).__module__.split(".")[0] in (
+        "typer",
+        "click",
+    )
+
+
 class OpsloopGroup(TyperGroup):
-    """The root command group: turns any ``OpsloopError`` into a message and an exit code."""
+    """The root command group: turns any error into ``error [CODE]: message`` and an exit code.
+
+    An ``OpsloopError`` prints its code and message; any other exception (a
+    bug) prints as ``error [INTERNAL]: unexpected ...``: never a traceback,
+    unless ``OPSLOOP_DEBUG=1``.
+    """
 
     # ``Any``: the context class is typer's vendored click one, which typer does not export.
     def invoke(self, ctx: Any) -> Any:
@@ -79,6 +109,11 @@ class OpsloopGroup(TyperGroup):
         except OpsloopError as exc:
             report_error(exc)
             raise typer.Exit(exit_code_for(exc)) from None
+        except Exception as exc:
+            if passes_through(exc):
+                raise
+            report_error(unexpected_error(exc))
+            raise typer.Exit(EXIT_ERROR) from None
 
 
 def importable_cwd() -> None:

@@ -21,8 +21,10 @@ from opsloop.core.cli import (
     exit_code_for,
     importable_cwd,
     out,
+    passes_through,
     report_error,
     resolve_settings,
+    unexpected_error,
 )
 from opsloop.errors import InvalidArgument, OpsloopError
 
@@ -181,6 +183,11 @@ def main() -> None:
     except OpsloopError as exc:
         report_error(exc)
         sys.exit(exit_code_for(exc))
+    except Exception as exc:
+        if passes_through(exc):
+            raise
+        report_error(unexpected_error(exc))
+        sys.exit(1)
 
 
 if __name__ == "__main__":
