@@ -231,3 +231,110 @@ def test_doctor_says_which_command_upgrades_an_old_schema(home: Path, tmp_path: 
     db = next(c for c in json.loads(r.stdout)["checks"] if c["name"] == "database")
     assert db["status"] == "FAIL" and db["fix"] == "opsloop db upgrade"
     assert "is older than" in db["detail"]
+
+
+# ---------------------------------------------------------------- failures without tracebacks
+
+
+def _failing_invocations(home: Path, work: Path) -> list[list[str]]:
+    (work / "bad.yaml").write_text("steps: [\n")
+    (work / "nostep.yaml").write_text(QA_YAML.replace("mysteps_fhb:shout", "no_such_mod:f"))
+    (work / "space.yaml").write_text("x: {type: float, low: 0, high: 1}\n")
+    h = ["--home", str(home)]
+    dead_pg = "postgresql+psycopg://me@127.0.0.1:1/opsloop"
+    return [
+        [*h, "runs", "show", "no-such-run"],
+        [*h, "experiments", "delete", "no-such-experiment"],
+        [*h, "models", "show", "no-such-model"],
+        [*h, "models", "register", "m", "--from", str(work / "missing-folder")],
+        [*h, "datasets", "show", "nope@1"],
+        [*h, "datasets", "create", "d", str(work / "missing.csv")],
+        [*h, "prompts", "show", "nope"],
+        [*h, "index", "info", "nope"],
+        [*h, "traces", "show", "nope"],
+        [*h, "secrets", "delete", "nope"],
+        [*h, "serve", "local:nope"],
+        [*h, "serve", "openai:gpt-4o-mini"],
+        [*h, "serve", str(work / "missing-folder")],
+        [*h, "bench", "run", "--model", "local:smollm2", "--tasks", "nope"],
+        [
+            *h,
+            "bench",
+            "run",
+            "--model",
+            "local:smollm2",
+            "--tasks",
+            "piqa",
+            "--data-dir",
+            str(work),
+        ],
+        [
+            *h,
+            "eval",
+            "run",
+            "--candidate",
+            "nowhere",
+            "--dataset",
+            "qa@1",
+            "--metric",
+            "exact_match",
+        ],
+        [*h, "pipelines", "validate", str(work / "missing.yaml")],
+        [*h, "pipelines", "validate", str(work / "bad.yaml")],
+        [*h, "pipelines", "run", str(work / "nostep.yaml"), "--input", "question=x"],
+        [*h, "tune", "run", str(work / "space.yaml"), "-o", "no_such_module:objective", "-n", "1"],
+        [*h, "llm", "chat", "-m", "openai:m@http://127.0.0.1:1/v1", "hi"],
+        [*h, "llm", "chat", "-m", "openai:@http://127.0.0.1:1/v1", "hi"],
+        ["--tracking-uri", "http://127.0.0.1:1", "runs", "list"],
+        ["--tracking-uri", dead_pg, "runs", "list"],
+        ["--tracking-uri", dead_pg, "db", "current"],
+        [*h, "db", "upgrade", "--database-url", "mysql://nobody@127.0.0.1:1/x"],
+    ]
+
+
+def test_cli_failures_are_one_error_line_never_a_traceback(home: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from opsloop.cli._app import app
+
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"COLUMNS": "400", "OPSLOOP_LLM_MAX_RETRIES": "0", "OPSLOOP_HTTP_RETRIES": "0"}
+    wrong = []
+    for args in _failing_invocations(home, work):
+        r = CliRunner().invoke(app, args, env=env)
+        shown = " ".join(args[2:] if args[0] == "--home" else args)
+        lines = [ln for ln in r.output.splitlines() if ln.strip()]
+        last = lines[-1] if lines else ""
+        if (
+            r.exit_code not in (1, 2)
+            # Handled: the command exited with a code, no exception escaped.
+            or not isinstance(r.exception, SystemExit)
+            or "Traceback" in r.output
+            or not last.startswith("error [")
+            or "unexpected" in last  # an error no module translated
+        ):
+            wrong.append(f"{shown}: exit {r.exit_code} {r.exception!r}: {r.output[-600:]}")
+    assert not wrong, "\n\n".join(wrong)
+
+
+def test_unexpected_errors_are_one_line_in_a_real_process(home: Path) -> None:
+    import subprocess
+
+    from tests._procs import child_env
+
+    # A home that is a file: the database cannot open; the process must not dump a traceback.
+    home.mkdir(parents=True, exist_ok=True)
+    bad_home = home / "a-file"
+    bad_home.write_text("x")
+    for args in (
+        ["--home", str(bad_home), "runs", "list"],
+        ["--home", str(home), "serve", "local:nope"],
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "opsloop.cli", *args],
+            capture_output=True, text=True, env=child_env(COLUMNS="300"), timeout=120,
+        )  # fmt: skip
+        assert p.returncode in (1, 2), p.stderr
+        assert "Traceback" not in p.stderr + p.stdout
+        assert p.stderr.strip().splitlines()[-1].startswith("error ["), p.stderr
