@@ -125,9 +125,9 @@ def check_database(settings: Settings) -> Check:
         path = Path(url.removeprefix("sqlite:///"))
         if not path.exists():
             return Check(name, OK, f"{path} (created with its schema on first use)")
-    from opsloop.store import SCHEMA_HEAD, Database  # lazy: loads sqlalchemy
-
     import sqlalchemy as sa  # lazy: loaded with the store anyway
+
+    from opsloop.store import SCHEMA_HEAD, Database  # lazy: loads sqlalchemy
 
     shown = sa.make_url(url).render_as_string(hide_password=True)
     db = Database(_with_connect_timeout(url))
@@ -171,7 +171,7 @@ def _with_connect_timeout(url: str) -> str:
 
 
 def check_server(settings: Settings) -> Check:
-    import httpx
+    import httpx  # lazy: only for a remote tracking URI
 
     url = str(settings.tracking_uri).rstrip("/")
     try:
@@ -195,7 +195,7 @@ def check_s3(settings: Settings) -> Check:
     if not _installed("boto3"):
         return Check("s3", FAIL, f"{uri} is configured but boto3 is missing", _pip("s3"))
     import boto3  # lazy: optional
-    from botocore.config import Config
+    from botocore.config import Config  # lazy: optional (with boto3)
 
     bucket = urlparse(uri).netloc
     client = boto3.client(
