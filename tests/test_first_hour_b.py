@@ -338,3 +338,37 @@ def test_unexpected_errors_are_one_line_in_a_real_process(home: Path) -> None:
         assert p.returncode in (1, 2), p.stderr
         assert "Traceback" not in p.stderr + p.stdout
         assert p.stderr.strip().splitlines()[-1].startswith("error ["), p.stderr
+
+
+def test_a_ray_cluster_that_cannot_be_reached_is_one_error_line(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray itself takes a minute to give up on a dead address: a test double of ``ray``
+    fails ``init`` the way Ray does (ConnectionError)."""
+    import types
+
+    from typer.testing import CliRunner
+
+    from opsloop.cli._app import app
+
+    fake = types.ModuleType("ray")
+    fake.is_initialized = lambda: False  # type: ignore[attr-defined]
+
+    def init(**kw: Any) -> None:
+        raise ConnectionError(f"Could not find any running Ray instance at {kw['address']}.")
+
+    fake.init = init  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    (tmp_path / "space.yaml").write_text("x: {type: float, low: -5, high: 5}\n")
+    r = CliRunner().invoke(
+        app,
+        ["--home", str(home), "tune", "run", str(tmp_path / "space.yaml"), "-o",
+         "opsloop.tuning.examples:quadratic", "-n", "2", "--backend", "ray",
+         "--ray-address", "10.9.9.9:6379"],
+        env={"COLUMNS": "300"},
+    )  # fmt: skip
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    assert "Traceback" not in r.output
+    line = r.output.strip().splitlines()[-1]
+    assert line.startswith("error [UNAVAILABLE]: cannot start or join the Ray cluster at 10.9.9.9")
+    assert "ray start --head" in line
