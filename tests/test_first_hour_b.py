@@ -372,3 +372,21 @@ def test_a_ray_cluster_that_cannot_be_reached_is_one_error_line(
     line = r.output.strip().splitlines()[-1]
     assert line.startswith("error [UNAVAILABLE]: cannot start or join the Ray cluster at 10.9.9.9")
     assert "ray start --head" in line
+
+
+def test_chunk_metadata_that_is_not_a_dict_is_an_invalid_argument(tmp_path: Path) -> None:
+    import numpy as np
+
+    from opsloop.retrieval import Embedder, VectorIndex, index_chunks
+
+    ix = VectorIndex.open("fhb", dim=3, home=tmp_path)
+    emb = Embedder(lambda texts: np.ones((len(texts), 3), dtype="float32"))
+    ok = [{"id": "a", "text": "alpha", "metadata": {"tags": ["x", "y"]}}]
+    assert index_chunks(ix, emb, ok) == 1
+    for bad, match in (
+        ({"x", "y"}, "chunk 0 \\('b'\\): metadata must be an object \\(a dict\\), got set"),
+        ({"tags": {"x", "y"}}, "not JSON-serialisable"),
+    ):
+        with pytest.raises(InvalidArgument, match=match):
+            index_chunks(ix, emb, [{"id": "b", "text": "beta", "metadata": bad}])
+    assert len(ix) == 1  # nothing of the refused chunks was stored
