@@ -55,11 +55,18 @@ def test_opsloop_serve_local_minilm_from_the_command_line(home: Path, model_cach
 
 
 def test_every_spec_resolves_before_loading_and_unknown_ones_are_refused(
-    home: Path, tmp_path: Path
+    home: Path, tmp_path: Path, model_cache: Path
 ) -> None:
+    from opsloop.llm import check_local
+
     s, o = Settings(home=home), ServeOptions()
     for spec in ("local:smollm2", "local:gemma3", "local:minilm"):
         assert check_target(spec, s, o).name == spec.removeprefix("local:")
+    gguf = bundled_gguf("gemma3", cache_dir=model_cache / "assembled")
+    assert check_local(str(gguf)) == "gguf"  # what get_provider("local:/x.gguf") loads
+    for target in (str(gguf), f"local:{gguf}"):
+        got = check_target(target, s, o)
+        assert got.flavor == "transformers" and got.uri == str(gguf.resolve())
     for bad, match in (
         ("local:nope", "unknown local model 'nope'"),
         ("openai:gpt-4o-mini", "remote endpoint"),

@@ -50,7 +50,7 @@ EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
     "pipelines": (("yaml", "jsonschema"), "YAML pipelines"),
     "tracing": (("opentelemetry.proto",), "the OTLP trace receiver"),
     "eval": (("sacrebleu", "rouge_score"), "BLEU, chrF and ROUGE metrics"),
-    "benchmarks": (("jinja2", "yaml", "pyarrow"), "opsloop bench"),
+    "benchmarks": (("jinja2", "yaml", "pyarrow", "datasets"), "opsloop bench and the hub sets"),
 }
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 

@@ -156,7 +156,8 @@ def _prepare(
     )
     records = found.records
     if found.origin in ("hub", "hub-cache") and spec.hub is not None and spec.hub.overrides:
-        spec = replace(spec, **spec.hub.overrides)  # the hub's copy lays its fields out its way
+        overrides: dict[str, Any] = dict(spec.hub.overrides)
+        spec = replace(spec, **overrides)  # the hub's copy lays its fields out its way
     if not records:
         raise InvalidArgument(f"task {spec.name!r}: its data source holds no records")
     indices = list(range(len(records)))
