@@ -390,3 +390,20 @@ def test_chunk_metadata_that_is_not_a_dict_is_an_invalid_argument(tmp_path: Path
         with pytest.raises(InvalidArgument, match=match):
             index_chunks(ix, emb, [{"id": "b", "text": "beta", "metadata": bad}])
     assert len(ix) == 1  # nothing of the refused chunks was stored
+
+
+def test_opsloop_debug_shows_the_traceback_of_an_unexpected_error(home: Path) -> None:
+    import subprocess
+
+    from tests._procs import child_env
+
+    bad_home = home / "a-file"
+    home.mkdir(parents=True, exist_ok=True)
+    bad_home.write_text("x")
+    args = [sys.executable, "-m", "opsloop.cli", "--home", str(bad_home), "runs", "list"]
+    quiet = subprocess.run(args, capture_output=True, text=True, env=child_env(), timeout=120)
+    loud = subprocess.run(
+        args, capture_output=True, text=True, env=child_env(OPSLOOP_DEBUG="1"), timeout=120
+    )
+    assert "Traceback" not in quiet.stderr and quiet.returncode == 1
+    assert "Traceback" in loud.stderr and loud.returncode != 0

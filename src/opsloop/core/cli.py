@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -84,9 +83,17 @@ def unexpected_error(exc: Exception) -> OpsloopError:
     )
 
 
+def _debug() -> bool:
+    try:
+        return Settings().debug
+    except ValidationError:  # a bad OPSLOOP_* variable: reported by the command itself
+        return False
+
+
 def passes_through(exc: BaseException) -> bool:
-    """typer/click's own exits, usage errors and aborts keep their meaning; so does Ctrl-C."""
-    if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+    """typer/click's own exits, usage errors and aborts keep their meaning; so does Ctrl-C
+    (and every exception under ``OPSLOOP_DEBUG=1``)."""
+    if _debug():
         return True
     return not isinstance(exc, Exception) or type(exc).__module__.split(".")[0] in (
         "typer",
