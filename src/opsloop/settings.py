@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     # A Redis this deployment relies on (``OPSLOOP_REDIS_URL``); `opsloop doctor` checks it.
     redis_url: str | None = None
-    # ``OPSLOOP_DEBUG=1``: a command's unexpected error shows its traceback (else one line).
+    # ``OPSLOOP_DEBUG=1``: a failing command shows its traceback (else one error line).
     debug: bool = False
 
     # REST server limits: bad input gets a 4xx, never a 500 and never a partial write.

@@ -106,7 +106,7 @@ class OpsloopGroup(TyperGroup):
 
     An ``OpsloopError`` prints its code and message; any other exception (a
     bug) prints as ``error [INTERNAL]: unexpected ...``: never a traceback,
-    unless ``OPSLOOP_DEBUG=1``.
+    unless ``OPSLOOP_DEBUG=1`` (then every error shows its traceback).
     """
 
     # ``Any``: the context class is typer's vendored click one, which typer does not export.
@@ -114,6 +114,8 @@ class OpsloopGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except OpsloopError as exc:
+            if _debug():
+                raise
             report_error(exc)
             raise typer.Exit(exit_code_for(exc)) from None
         except Exception as exc:

@@ -53,7 +53,14 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_path(parsed)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidArgument(
+                    f"cannot make the folder of the database {path}: {exc.strerror or exc} "
+                    "(is the home a file?)",
+                    details={"path": str(path.parent)},
+                ) from None
         engine = sa.create_engine(
             parsed,
             connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
