@@ -14,6 +14,8 @@ from opsloop.errors import InvalidArgument
 from opsloop.llm import SecretStore, get_provider
 from opsloop.settings import Settings
 from tests.test_llm_http import FRANCE, Reply, Upstream
+from tests.test_s3_artifacts import BUCKET as S3_BUCKET
+from tests.test_s3_artifacts import s3_endpoint  # noqa: F401 (a fixture: a moto S3 server)
 
 TREE = ["sklearn.tree._tree.Tree"]
 
@@ -407,3 +409,13 @@ def test_opsloop_debug_shows_the_traceback_of_an_unexpected_error(home: Path) ->
     )
     assert "Traceback" not in quiet.stderr and quiet.returncode == 1
     assert "Traceback" in loud.stderr and loud.returncode != 0
+
+
+def test_doctor_checks_a_configured_s3_bucket(home: Path, s3_endpoint: str) -> None:  # noqa: F811
+    env = {"OPSLOOP_S3_ENDPOINT_URL": s3_endpoint, "OPSLOOP_S3_REGION": "us-east-1"}
+    good = _doctor(home, "--json", OPSLOOP_ARTIFACT_URI=f"s3://{S3_BUCKET}/a", **env)
+    s3 = next(c for c in json.loads(good.stdout)["checks"] if c["name"] == "s3")
+    assert good.exit_code == 0 and s3["status"] == "ok" and S3_BUCKET in s3["detail"]
+    bad = _doctor(home, "--json", OPSLOOP_ARTIFACT_URI="s3://no-such-bucket/a", **env)
+    s3 = next(c for c in json.loads(bad.stdout)["checks"] if c["name"] == "s3")
+    assert bad.exit_code == 1 and s3["status"] == "FAIL" and "no-such-bucket" in s3["detail"]
