@@ -105,7 +105,8 @@ def test_untrusted_types_refused_then_trusted_by_name(tmp_path: Path, iris_like:
     with pytest.raises(PermissionDenied) as exc:
         load_model(folder)
     assert "sklearn.tree._tree.Tree" in exc.value.message and "trusted_types" in exc.value.message
-    assert exc.value.details == {"untrusted_types": ["sklearn.tree._tree.Tree"]}
+    assert exc.value.details["untrusted_types"] == ["sklearn.tree._tree.Tree"]
+    assert exc.value.details["cli_message"].endswith("add --trust sklearn.tree._tree.Tree")
     with pytest.raises(PermissionDenied):
         load_model(folder, trusted_types=["sklearn.tree._tree.Something"])
     with pytest.raises(InvalidArgument):

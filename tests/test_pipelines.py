@@ -458,7 +458,8 @@ def test_a_bare_yaml_file_registers_as_a_pipeline(client: Any, home: Path, tmp_p
     f = tmp_path / "shout.yaml"
     f.write_text(GOOD)
     mv = Registry(client).register("bare", f, flavor="pipeline")  # kind follows the flavor
-    assert mv.flavor == "pipeline" and mv.metadata.get("pipeline_file") == "shout.yaml"
+    # Saved as `opsloop pipelines register` saves it: the checked spec as pipeline.yaml.
+    assert mv.flavor == "pipeline" and mv.metadata.get("pipeline_file") == "pipeline.yaml"
     assert Registry(client).get_model("bare").kind == "pipeline"
     m = load_model("models:/bare/1", client=client, cache_dir=home / "cache")
     assert m.predict({"text": ["a b"]}) == [{"loud": "A B"}]

@@ -142,8 +142,10 @@ EXPECTED = {
         "StreamChunk",
         "Usage",
         "bundled_models",
+        "check_local",
         "clear_model_cache",
         "get_provider",
+        "load_local_model",
     ],
     "opsloop.pipelines": [
         "AgentStep",

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     user: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    # A Redis this deployment relies on (``OPSLOOP_REDIS_URL``); `opsloop doctor` checks it.
+    redis_url: str | None = None
+    # ``OPSLOOP_DEBUG=1``: a failing command shows its traceback (else one error line).
+    debug: bool = False
 
     # REST server limits: bad input gets a 4xx, never a 500 and never a partial write.
     max_request_bytes: int = 32 * 1024 * 1024

@@ -14,11 +14,12 @@ import typer
 
 from opsloop._version import __version__
 from opsloop.cli import _db
+from opsloop.cli._doctor import doctor
 from opsloop.cli._gc import gc
 from opsloop.cli._quickstart import quickstart
 from opsloop.cli._server import server
 from opsloop.core import load_ref
-from opsloop.core.cli import EXIT_CODES_HELP, OpsloopGroup
+from opsloop.core.cli import EXIT_CODES_HELP, OpsloopGroup, importable_cwd
 from opsloop.rooms import declarations
 
 app = typer.Typer(
@@ -69,6 +70,7 @@ def _root(
     ] = False,
 ) -> None:
     ctx.obj = {"home": home, "tracking_uri": tracking_uri}
+    importable_cwd()  # user code (pipeline steps, objectives) imports from the current folder
 
 
 def add_room_commands(root: typer.Typer) -> None:
@@ -86,6 +88,7 @@ def add_room_commands(root: typer.Typer) -> None:
 app.command("server", epilog=EXIT_CODES_HELP)(server)
 app.command("quickstart", epilog=EXIT_CODES_HELP)(quickstart)
 app.command("gc", epilog=EXIT_CODES_HELP)(gc)
+app.command("doctor", epilog=EXIT_CODES_HELP)(doctor)
 app.add_typer(_db.app)
 add_room_commands(app)
 

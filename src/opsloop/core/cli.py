@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,25 +53,88 @@ def exit_code_for(exc: OpsloopError) -> int:
 
 
 def report_error(exc: OpsloopError) -> None:
-    """Print ``error [CODE]: message`` in red on stderr (never a traceback)."""
+    """Print ``error [CODE]: message`` in red on stderr (never a traceback).
+
+    An error whose ``details`` hold a ``cli_message`` (the same advice in
+    command-line terms: ``--trust X`` rather than ``trusted_types=[...]``)
+    prints that instead.
+    """
     from rich.text import Text
 
+    cli_message = exc.details.get("cli_message") if isinstance(exc.details, dict) else None
+    message = cli_message if isinstance(cli_message, str) and cli_message else exc.message
     err().print(
-        Text.assemble((f"error [{exc.code}]", "bold red"), ": ", (exc.message, "red")),
+        Text.assemble((f"error [{exc.code}]", "bold red"), ": ", (message, "red")),
         soft_wrap=True,
     )
 
 
+DEBUG_ENV = "OPSLOOP_DEBUG"
+
+
+def unexpected_error(exc: Exception) -> OpsloopError:
+    """What the CLI prints for an exception that is no ``OpsloopError`` (a bug, or a library
+    failing in a way opsloop does not translate yet): one line, no traceback."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return OpsloopError(
+        f"unexpected {type(exc).__name__}{': ' + text[:500] if text else ''} "
+        f"(set {DEBUG_ENV}=1 to see the traceback)",
+        details={"exception": type(exc).__name__},
+    )
+
+
+def _debug() -> bool:
+    try:
+        return Settings().debug
+    except ValidationError:  # a bad OPSLOOP_* variable: reported by the command itself
+        return False
+
+
+def passes_through(exc: BaseException) -> bool:
+    """typer/click's own exits, usage errors and aborts keep their meaning; so does Ctrl-C
+    (and every exception under ``OPSLOOP_DEBUG=1``)."""
+    if _debug():
+        return True
+    return not isinstance(exc, Exception) or type(exc).__module__.split(".")[0] in (
+        "typer",
+        "click",
+    )
+
+
 class OpsloopGroup(TyperGroup):
-    """The root command group: turns any ``OpsloopError`` into a message and an exit code."""
+    """The root command group: turns any error into ``error [CODE]: message`` and an exit code.
+
+    An ``OpsloopError`` prints its code and message; any other exception (a
+    bug) prints as ``error [INTERNAL]: unexpected ...``: never a traceback,
+    unless ``OPSLOOP_DEBUG=1`` (then every error shows its traceback).
+    """
 
     # ``Any``: the context class is typer's vendored click one, which typer does not export.
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except OpsloopError as exc:
+            if _debug():
+                raise
             report_error(exc)
             raise typer.Exit(exit_code_for(exc)) from None
+        except Exception as exc:
+            if passes_through(exc):
+                raise
+            report_error(unexpected_error(exc))
+            raise typer.Exit(EXIT_ERROR) from None
+
+
+def importable_cwd() -> None:
+    """Let user code in the current folder import, as ``python -m`` does.
+
+    Every command that imports user code (a pipeline's ``module:function``
+    steps, a pyfunc model's loader, a tuning objective) finds ``my_steps.py``
+    beside the user; called once per command line, before the command runs.
+    """
+    cwd = str(Path.cwd())
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def room_app(name: str, help: str, **kwargs: Any) -> typer.Typer:
@@ -118,7 +182,6 @@ def resolve_settings(
     from the environment); ``--tracking-uri`` takes an ``http(s)://`` server,
     a database URL or a home folder, like ``opsloop.Client``.
     """
-
 
     g = global_options(ctx)
     home = home or g.get("home")

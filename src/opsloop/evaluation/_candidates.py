@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,7 @@ def make_candidate(
     options: Mapping[str, Any] | None = None,
     cache_dir: Any = None,
     output_key: str | None = None,
+    trusted_types: Sequence[str] | None = None,
 ) -> Candidate:
     """Turn any supported candidate into a :class:`Candidate`.
 
@@ -134,7 +135,7 @@ def make_candidate(
     owned = False
     if isinstance(candidate, str):
         if candidate.startswith("models:/") and not via_provider:
-            candidate, owned = _load(candidate, client, cache_dir), True
+            candidate, owned = _load(candidate, client, cache_dir, trusted_types), True
         elif _PROVIDER_SPEC.match(candidate):
             provider = get_provider(candidate, client=client, cache_dir=cache_dir)
             cand = _provider_candidate(provider, prompt, opts, spec=candidate)
@@ -146,7 +147,7 @@ def make_candidate(
                     f"candidate {candidate!r} is not a models:/ URI, a provider spec "
                     "(local:NAME, openai:MODEL) or a saved-model folder"
                 )
-            candidate, owned = _load(candidate, client, cache_dir), True
+            candidate, owned = _load(candidate, client, cache_dir, trusted_types), True
     if isinstance(candidate, LoadedCausalLM):
         return _llm_candidate(candidate, prompt, opts)
     if (prompt is not None or opts) and not (
@@ -202,8 +203,11 @@ def _close_owned(obj: Any, owned: bool) -> None:
         close()
 
 
-def _load(uri: str, client: Tracking | None, cache_dir: Any) -> Any:
-    return load_model(uri, client=client, cache_dir=cache_dir)
+def _load(
+    uri: str, client: Tracking | None, cache_dir: Any, trusted_types: Sequence[str] | None
+) -> Any:
+    trusted = list(trusted_types) if trusted_types is not None else None
+    return load_model(uri, client=client, cache_dir=cache_dir, trusted_types=trusted)
 
 
 def _model_candidate(model: Any) -> Candidate:

@@ -137,6 +137,7 @@ def evaluate(
     options: Mapping[str, Any] | None = None,
     cache_dir: Any = None,
     output_key: str | None = None,
+    trusted_types: Sequence[str] | None = None,
 ) -> EvaluationResult:
     """Run ``candidate`` on every example of ``data``, score it with ``metrics``, store a run.
 
@@ -146,7 +147,9 @@ def evaluate(
     ``options`` go to an LLM call (``max_tokens``, ``temperature``...).
     ``output_key`` names the prediction among a pipeline's (or a callable's)
     dict outputs. An example whose call raises is kept with its ``error`` and
-    left out of the metrics; ``error_rate`` says how many.
+    left out of the metrics; ``error_rate`` says how many. ``trusted_types``:
+    type names trusted in a skops model file (a tree model's
+    ``sklearn.tree._tree.Tree``), as ``load_model`` takes them.
     """
     check_params(n_bootstrap, confidence)
     if not isinstance(max_workers, int) or not 1 <= max_workers <= 64:
@@ -159,6 +162,7 @@ def evaluate(
             prompt=prompt, name=name, experiment=experiment, n_bootstrap=n_bootstrap,
             confidence=confidence, seed=seed, max_workers=max_workers, progress=progress,
             id_column=id_column, options=options, cache_dir=cache_dir, output_key=output_key,
+            trusted_types=trusted_types,
         )  # fmt: skip
     finally:
         if client is None:
@@ -184,6 +188,7 @@ def _evaluate(
     id_column: str,
     options: Mapping[str, Any] | None,
     cache_dir: Any,
+    trusted_types: Sequence[str] | None = None,
     output_key: str | None,
 ) -> EvaluationResult:
     rows, ref, digest, version_id = load_rows(data, client)
@@ -203,7 +208,7 @@ def _evaluate(
     prompt = resolve_prompt(prompt, client)
     cand = make_candidate(
         candidate, prompt=prompt, client=client, options=options, cache_dir=cache_dir,
-        output_key=output_key,
+        output_key=output_key, trusted_types=trusted_types,
     )  # fmt: skip
     try:
         if input_columns is None:

@@ -83,6 +83,15 @@ def run_cmd(
     n_bootstrap: Annotated[int, typer.Option("--n-bootstrap")] = 1000,
     confidence: Annotated[float, typer.Option("--confidence")] = 0.95,
     workers: Annotated[int, typer.Option("--workers", help="Parallel calls.")] = 1,
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust",
+            metavar="TYPE",
+            help="Trust this type name in a skops model file (repeatable), "
+            "e.g. `sklearn.tree._tree.Tree` for tree models.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     home: HomeOption = None,
 ) -> None:
@@ -99,6 +108,7 @@ def run_cmd(
             prompt=prompt, name=name, experiment=experiment, client=context,
             n_bootstrap=n_bootstrap, confidence=confidence, max_workers=workers,
             progress=lambda d, t: bar.update(task, completed=d, total=t), options=options,
+            trusted_types=trust,
         )  # fmt: skip
     if as_json:
         print_json(res.model_dump(mode="json", exclude={"examples"}))

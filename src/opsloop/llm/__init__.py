@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opsloop.llm._factory import BundledModel, bundled_models, get_provider
-    from opsloop.llm._local import LocalProvider, clear_model_cache
+    from opsloop.llm._local import LocalProvider, check_local, clear_model_cache, load_local_model
     from opsloop.llm._openai import OpenAIProvider
     from opsloop.llm._provider import Provider
     from opsloop.llm._retry import RetryPolicy
@@ -35,7 +35,9 @@ _LAZY = {
     "bundled_models": "opsloop.llm._factory",
     "get_provider": "opsloop.llm._factory",
     "LocalProvider": "opsloop.llm._local",
+    "check_local": "opsloop.llm._local",
     "clear_model_cache": "opsloop.llm._local",
+    "load_local_model": "opsloop.llm._local",
     "OpenAIProvider": "opsloop.llm._openai",
     "Provider": "opsloop.llm._provider",
     "RetryPolicy": "opsloop.llm._retry",
@@ -58,8 +60,10 @@ __all__ = [
     "StreamChunk",
     "Usage",
     "bundled_models",
+    "check_local",
     "clear_model_cache",
     "get_provider",
+    "load_local_model",
 ]
 
 

@@ -7,12 +7,18 @@ Specs::
     local:minilm             bundled all-MiniLM-L6-v2 (embeddings)
     local:/path/to/folder    a saved opsloop model folder
     models:/NAME@ALIAS       a registry version (also models:/NAME/3, models:/NAME)
+    local:/path/model.gguf   a GGUF file (loaded with transformers)
+    models:/NAME@ALIAS       a registry version (also models:/NAME/3, models:/NAME)
     openai:MODEL             an OpenAI-compatible endpoint
+    openai:MODEL@URL         the endpoint at URL (``openai:qwen@http://127.0.0.1:8080/v1``)
 
-The endpoint's base URL and key come from the arguments, else the settings
-(``OPSLOOP_LLM_BASE_URL``, ``OPSLOOP_LLM_API_KEY``), else the home's stored
-secrets ``llm_base_url`` / ``llm_api_key``; ``api_key_secret="NAME"`` names
-another stored secret to use as the key.
+The endpoint's base URL is the one in the spec, else the ``base_url``
+argument, else the settings (``OPSLOOP_LLM_BASE_URL``), else the home's stored
+secret ``llm_base_url``, else OpenAI's public endpoint; a spec URL and a
+different ``base_url`` argument together are refused, so a prompt never goes
+to a host nobody named. The key comes from the arguments, else the settings
+(``OPSLOOP_LLM_API_KEY``), else the stored secret ``llm_api_key``;
+``api_key_secret="NAME"`` names another stored secret to use as the key.
 """
 
 from __future__ import annotations
@@ -116,7 +122,8 @@ def get_provider(
         return LocalProvider(spec, model, lock, settings=settings, tracing=tracing, trace=trace)
     raise InvalidArgument(
         f"unknown model spec {spec!r}: use local:smollm2, local:gemma3, local:minilm, "
-        "local:/a/saved/model, models:/NAME@ALIAS or openai:MODEL",
+        "local:/a/saved/model, local:/a/model.gguf, models:/NAME@ALIAS, openai:MODEL "
+        "or openai:MODEL@http://host:port/v1",
         details={"spec": spec},
     )
 
@@ -129,13 +136,15 @@ def _openai(
     client: Tracking | Context | None,
     options: dict[str, Any],
 ) -> Provider:
-    model = spec.removeprefix("openai:").strip()
-    if not model:
-        raise InvalidArgument("openai: needs a model name, as in openai:gpt-4o-mini")
+    model, spec_url = split_openai_spec(spec)
     secrets = SecretStore(settings.home)
-    base_url = (
-        options.pop("base_url", None) or settings.llm_base_url or secrets.get(BASE_URL_SECRET)
-    )
+    given = options.pop("base_url", None)
+    if spec_url and given and str(given).rstrip("/") != spec_url.rstrip("/"):
+        raise InvalidArgument(
+            f"{spec} names the endpoint {spec_url} and base_url names {given}: give one",
+            details={"spec": spec, "base_url": str(given)},
+        )
+    base_url = spec_url or given or settings.llm_base_url or secrets.get(BASE_URL_SECRET)
     key_secret = options.pop("api_key_secret", None)
     api_key = options.pop("api_key", None)
     if api_key is None:
@@ -161,6 +170,25 @@ def _openai(
         tokenizer=tokenizer,
         **options,
     )
+
+
+def split_openai_spec(spec: str) -> tuple[str, str | None]:
+    """``openai:MODEL`` or ``openai:MODEL@http(s)://host/v1`` as (model, URL or None)."""
+    rest = spec.strip().removeprefix("openai:").strip()
+    model, url = rest, None
+    for marker in ("@http://", "@https://"):
+        head, found, tail = rest.partition(marker)
+        if found:
+            model, url = head.strip(), marker[1:] + tail.strip()
+            break
+    if not model:
+        raise InvalidArgument(
+            f"{spec!r} names no model: use openai:MODEL or openai:MODEL@http://host:port/v1",
+            details={"spec": spec},
+        )
+    if url is not None and url.rstrip("/") in ("http:/", "https:/", "http:", "https:"):
+        raise InvalidArgument(f"{spec!r}: the URL after @ names no host", details={"spec": spec})
+    return model, url
 
 
 @dataclass(frozen=True)

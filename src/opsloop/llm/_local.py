@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from opsloop.settings import Settings
     from opsloop.tracking import Tracking
 
-__all__ = ["BUNDLED", "LocalProvider", "clear_model_cache", "load_local"]
+__all__ = ["BUNDLED", "LocalProvider", "clear_model_cache", "load_local", "load_local_model"]
 
 PROVIDER = "opsloop-local"
 
@@ -114,6 +114,73 @@ def _load_bundled(name: str, cache_dir: Path, device: str | None) -> Any:
     return loaded
 
 
+def _load_gguf(path: Path, cache_dir: Path, device: str | None) -> Any:
+    """A ``.gguf`` file read in place (converted once into ``<cache_dir>/gguf/<sha256>/``)."""
+    desc = ModelDescriptor(
+        "transformers",
+        None,
+        {
+            "format": "gguf",
+            "gguf_file": path.name,
+            "model_id": path.name.removesuffix(".gguf"),
+            "task": "text-generation",
+        },
+    )
+    loaded = flavor_module(desc.flavor).load(
+        path.parent, desc, LoadContext(cache_dir=cache_dir, device=device)
+    )
+    loaded.uri = str(path)
+    return loaded
+
+
+def _unknown(target: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"unknown local model {target!r}: use one of {', '.join(BUNDLED)}, "
+        "a models:/ URI, a saved-model folder or a .gguf file",
+        details={"model": target},
+    )
+
+
+def check_local(target: str) -> str:
+    """What ``target`` names without loading it: ``bundled``, ``models``, ``gguf`` or ``folder``."""
+    if target in BUNDLED:
+        return "bundled"
+    if target.startswith("models:/"):
+        return "models"
+    path = Path(target).expanduser()
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return "gguf"
+    if path.is_dir():
+        return "folder"
+    raise _unknown(target)
+
+
+def load_local_model(
+    spec: str,
+    *,
+    settings: Settings,
+    cache_dir: Path | None = None,
+    device: str | None = None,
+) -> Any:
+    """A model of its own (not shared with providers) for a local spec, loaded now.
+
+    ``spec``: ``local:smollm2`` / ``local:gemma3`` / ``local:minilm``, a
+    ``.gguf`` file or a saved-model folder (with or without ``local:``).
+    Returns a ``LoadedCausalLM`` or ``LoadedEmbedder`` (whatever the flavor
+    loads for a folder).
+    """
+    target = spec.removeprefix("local:")
+    cache = Path(cache_dir) if cache_dir is not None else Path(settings.home) / "cache" / "models"
+    kind = check_local(target)
+    if kind == "bundled":
+        return _load_bundled(target, cache, device)
+    if kind == "gguf":
+        return _load_gguf(Path(target).expanduser().resolve(), cache, device)
+    if kind == "folder":
+        return load_model(Path(target).expanduser().resolve(), cache_dir=cache, device=device)
+    raise InvalidArgument(f"load {spec!r} with the registry, not as a local model")
+
+
 def load_local(
     target: str,
     *,
@@ -125,7 +192,7 @@ def load_local(
     """The loaded model (and its generation lock) for ``target``, loading it on first use.
 
     ``target``: a bundled name (``smollm2``, ``gemma3``, ``minilm``), a
-    ``models:/`` URI, or a saved-model folder.
+    ``models:/`` URI, a saved-model folder or a ``.gguf`` file.
     """
     cache = Path(cache_dir) if cache_dir is not None else Path(settings.home) / "cache" / "models"
     ckey = str(cache.expanduser().resolve())
@@ -150,14 +217,13 @@ def load_local(
             if client is None:
                 ctx.close()
         return entry.model, entry.lock
-    folder = Path(target).expanduser()
-    if not folder.is_dir():
-        raise InvalidArgument(
-            f"unknown local model {target!r}: use one of {', '.join(BUNDLED)}, "
-            "a models:/ URI or a saved-model folder",
-            details={"model": target},
+    kind = check_local(target)
+    resolved = Path(target).expanduser().resolve()
+    if kind == "gguf":
+        entry = _cached(
+            (f"gguf:{resolved}", device, ckey), lambda: _load_gguf(resolved, cache, device)
         )
-    resolved = folder.resolve()
+        return entry.model, entry.lock
     entry = _cached(
         (f"folder:{resolved}", device, ckey),
         lambda: load_model(resolved, cache_dir=cache, device=device),

@@ -24,9 +24,17 @@ from opsloop.errors import InvalidArgument, OpsloopError
 from opsloop.pipelines._context import RunContext
 from opsloop.pipelines._pipeline import Pipeline
 from opsloop.pipelines._saving import PIPELINE_FILE, write_pipeline_folder
-from opsloop.registry.flavors import LoadContext, LoadedModel, ModelDescriptor
+from opsloop.registry.flavors import DESCRIPTOR_FILE, LoadContext, LoadedModel, ModelDescriptor
 
-__all__ = ["PIPELINE_FILE", "LoadedPipeline", "describe", "load", "save_pipeline", "validate"]
+__all__ = [
+    "PIPELINE_FILE",
+    "LoadedPipeline",
+    "describe",
+    "load",
+    "prepare_source",
+    "save_pipeline",
+    "validate",
+]
 
 log = logging.getLogger("opsloop.pipelines")
 
@@ -36,6 +44,26 @@ def save_pipeline(path: str | os.PathLike[str], pipeline: Any, *, overwrite: boo
     if not isinstance(pipeline, Pipeline):
         raise InvalidArgument(f"save_pipeline takes a Pipeline, got {type(pipeline).__name__}")
     return write_pipeline_folder(path, pipeline, overwrite=overwrite)
+
+
+def prepare_source(source: Path, folder: Path) -> Path | None:
+    """A YAML spec (or a folder holding one, not yet saved) as a self-contained saved folder.
+
+    What ``opsloop pipelines register`` does, for ``Registry.register(name,
+    "qa.yaml", flavor="pipeline")`` too: the spec is parsed and checked, and the
+    corpora its tools read are copied in beside it. A saved pipeline folder
+    (with ``opsloop-model.json``) needs nothing: None.
+    """
+    spec_file: Path | None = None
+    if source.is_file() and source.suffix.lower() in (".yaml", ".yml"):
+        spec_file = source
+    elif source.is_dir() and not (source / DESCRIPTOR_FILE).exists():
+        yamls = sorted(p for p in source.iterdir() if p.suffix.lower() in (".yaml", ".yml"))
+        named = source / PIPELINE_FILE
+        spec_file = named if named.is_file() else (yamls[0] if len(yamls) == 1 else None)
+    if spec_file is None:
+        return None
+    return write_pipeline_folder(folder, Pipeline.from_yaml(spec_file))
 
 
 def describe(files: list[str], options: dict[str, Any]) -> ModelDescriptor:

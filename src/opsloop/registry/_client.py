@@ -8,6 +8,7 @@ The client picks its backend once (``ctx.seam``): ``EmbeddedRegistry`` (the
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from opsloop.registry.entities import (
     RegistryEvent,
     VersionLineage,
 )
+from opsloop.registry.flavors._base import flavor_module
 from opsloop.registry.flavors._common import prepare_folder
 
 if TYPE_CHECKING:
@@ -33,6 +35,18 @@ if TYPE_CHECKING:
 
     from opsloop.registry.flavors._base import LoadedModel
     from opsloop.registry.flavors._signature import Signature
+
+
+def _prepare_hook(flavor: str | None) -> Any:
+    """The flavor module's ``prepare_source``, if it has one (None for an unknown flavor:
+    registering then reports that)."""
+    if flavor is None:
+        return None
+    try:
+        mod = flavor_module(flavor)
+    except InvalidArgument:
+        return None
+    return getattr(mod, "prepare_source", None)
 
 
 def _sig(signature: Signature | Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -116,18 +130,28 @@ class Registry:
         raw files (a Hugging Face folder, a ``.gguf``, a ``.skops``) need their
         ``flavor`` (and ``options``, e.g. ``base_model`` for peft). ``run_id``
         links a local-path version to the run that produced it.
+
+        A flavor whose module defines ``prepare_source(path, folder)`` turns a
+        local source into a self-contained model folder first (the pipeline
+        flavor copies the corpora a YAML spec reads), so a version never
+        depends on files left behind on the registering machine.
         """
-        return self._backend.register(
-            name,
-            os.fspath(source),
-            run_id=run_id,
-            flavor=flavor,
-            options=dict(options) if options else None,
-            signature=_sig(signature),
-            description=description,
-            tags=tags,
-            kind=kind,
-        )
+        kw: dict[str, Any] = {
+            "run_id": run_id,
+            "flavor": flavor,
+            "options": dict(options) if options else None,
+            "signature": _sig(signature),
+            "description": description,
+            "tags": tags,
+            "kind": kind,
+        }
+        text = os.fspath(source)
+        prepare = _prepare_hook(flavor) if not text.startswith("runs:/") else None
+        if prepare is None:
+            return self._backend.register(name, text, **kw)
+        with tempfile.TemporaryDirectory(prefix="opsloop-register-") as tmp:
+            folder = prepare(Path(text).expanduser(), Path(tmp) / "model")
+            return self._backend.register(name, os.fspath(folder or text), **kw)
 
     create_version = register
 

@@ -74,7 +74,7 @@ def index_chunks(
         index.add(
             [c["id"] for c in batch],
             vectors,
-            metadata=[dict(c.get("metadata") or {}) for c in batch],
+            metadata=[c.get("metadata") or None for c in batch],
             texts=texts,
         )
         done += len(batch)
@@ -87,6 +87,13 @@ def index_chunks(
             raise InvalidArgument(f"chunk {i} must be an object with id and text")
         if not isinstance(chunk.get("id"), str) or not isinstance(chunk.get("text"), str):
             raise InvalidArgument(f"chunk {i} needs a string 'id' and a string 'text'")
+        md = chunk.get("metadata")
+        if md is not None and not isinstance(md, Mapping):
+            raise InvalidArgument(
+                f"chunk {i} ({chunk['id']!r}): metadata must be an object (a dict), "
+                f"got {type(md).__name__}",
+                details={"chunk": i, "id": chunk["id"]},
+            )
         batch.append(chunk)
         if len(batch) >= batch_size:
             flush()

@@ -1,4 +1,8 @@
-"""Where a served model comes from: a ``models:/`` URI, a saved-model folder, or an object.
+"""Where a served model comes from: a ``models:/`` URI, a provider spec, a folder, or an object.
+
+Every model spec that ``opsloop.llm.get_provider`` opens in this process
+serves too: ``local:smollm2``, ``local:gemma3``, ``local:minilm``, a ``.gguf``
+file (with or without ``local:``) and a saved-model folder.
 
 A source answers two questions, both blocking (the server calls them from a
 worker thread): which version is current (``resolve``, cheap, polled for
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsloop.core import Context
 from opsloop.errors import InvalidArgument
+from opsloop.llm import check_local
 from opsloop.registry import parse_model_uri
 
 if TYPE_CHECKING:
@@ -83,7 +88,8 @@ class FolderSource(ModelSource):
     def __init__(self, path: Path, options: ServeOptions) -> None:
         if not path.is_dir():
             raise InvalidArgument(
-                f"{path} is neither a models:/ URI nor a saved model folder",
+                f"{path} is not a model opsloop can serve: give local:smollm2, local:gemma3, "
+                "local:minilm, a .gguf file, a models:/ URI or a saved model folder",
                 details={"target": str(path)},
             )
         self._path = path.resolve()
@@ -101,6 +107,41 @@ class FolderSource(ModelSource):
         return load_model(
             self._path,
             trusted_types=self._options.trusted_types or None,
+            cache_dir=self._options.cache_dir,
+            device=self._options.device,
+        )
+
+
+class LocalSpecSource(ModelSource):
+    """A bundled model (``local:smollm2``) or a ``.gguf`` file, loaded in place."""
+
+    def __init__(self, spec: str, settings: Settings, options: ServeOptions) -> None:
+        target = spec.removeprefix("local:")
+        self._kind = check_local(target)  # InvalidArgument for a name nobody knows
+        self._spec = spec if self._kind == "bundled" else str(Path(target).expanduser().resolve())
+        self._settings = settings
+        self._options = options
+
+    def describe(self) -> str:
+        return self._spec
+
+    def resolve(self) -> Resolved:
+        name = self._spec.removeprefix("local:")
+        if self._kind == "gguf":
+            name = Path(self._spec).name.removesuffix(".gguf")
+        return Resolved(
+            key=f"spec:{self._spec}",
+            name=name,
+            flavor="transformers" if self._kind == "gguf" else None,
+            uri=self._spec,
+        )
+
+    def load(self, resolved: Resolved) -> Any:
+        from opsloop.llm import load_local_model  # lazy: loads torch
+
+        return load_local_model(
+            self._spec,
+            settings=self._settings,
             cache_dir=self._options.cache_dir,
             device=self._options.device,
         )
@@ -158,13 +199,30 @@ class RegistrySource(ModelSource):
 
 
 def source_for(target: Any, settings: Settings, options: ServeOptions) -> ModelSource:
-    """The source for ``target``: a ``models:/`` URI, a folder path, a ``ModelSource`` or a model object."""
+    """The source for ``target``: a ``models:/`` URI, a ``local:`` spec, a ``.gguf`` file,
+    a folder path, a ``ModelSource`` or a model object."""
     if isinstance(target, ModelSource):
         return target
     if isinstance(target, str) and target.startswith("models:/"):
         return RegistrySource(target, settings, options)
+    if isinstance(target, str) and target.startswith("local:"):
+        inner = target.removeprefix("local:")
+        if inner.startswith("models:/"):
+            return RegistrySource(inner, settings, options)
+        if Path(inner).expanduser().is_dir():
+            return FolderSource(Path(inner).expanduser(), options)
+        return LocalSpecSource(target, settings, options)
+    if isinstance(target, str) and target.startswith("openai:"):
+        raise InvalidArgument(
+            f"{target} is a remote endpoint, not a model this process can load: serve "
+            "local:NAME, a .gguf file, a models:/ URI or a saved model folder",
+            details={"target": target},
+        )
     if isinstance(target, str | os.PathLike):
-        return FolderSource(Path(target).expanduser(), options)
+        path = Path(target).expanduser()
+        if path.is_file() and path.suffix.lower() == ".gguf":
+            return LocalSpecSource(os.fspath(path), settings, options)
+        return FolderSource(path, options)
     if any(hasattr(target, m) for m in ("predict", "embed", "apply_chat_template")):
         return ObjectSource(target, options.model_name)
     raise InvalidArgument(

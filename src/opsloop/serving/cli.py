@@ -16,7 +16,16 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from opsloop.core.cli import HomeOption, exit_code_for, out, report_error, resolve_settings
+from opsloop.core.cli import (
+    HomeOption,
+    exit_code_for,
+    importable_cwd,
+    out,
+    passes_through,
+    report_error,
+    resolve_settings,
+    unexpected_error,
+)
 from opsloop.errors import InvalidArgument, OpsloopError
 
 __all__ = ["app", "serve_command"]
@@ -30,8 +39,9 @@ def serve_command(
         str,
         typer.Argument(
             metavar="MODEL",
-            help="`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `models:/NAME` (latest) "
-            "or a saved model folder.",
+            help="`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `models:/NAME` (latest), "
+            "a bundled model (`local:smollm2`, `local:gemma3`, `local:minilm`), "
+            "a `.gguf` file or a saved model folder.",
         ),
     ],
     host: Annotated[
@@ -120,10 +130,13 @@ def serve_command(
 
         opsloop serve models:/churn@champion --port 8080
         opsloop serve models:/smollm2/3 --workers 2
+        opsloop serve local:smollm2
+        opsloop serve ./my-model.Q4_K_M.gguf
     """
     from opsloop.serving._options import ServeOptions  # lazy: loads fastapi
     from opsloop.serving._run import serve  # lazy: loads fastapi
 
+    importable_cwd()  # a pyfunc or pipeline model's code may live beside the user
     settings = resolve_settings(home=home, ctx=ctx)
     try:
         options = ServeOptions(
@@ -170,6 +183,11 @@ def main() -> None:
     except OpsloopError as exc:
         report_error(exc)
         sys.exit(exit_code_for(exc))
+    except Exception as exc:
+        if passes_through(exc):
+            raise
+        report_error(unexpected_error(exc))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from opsloop.errors import SchemaOutOfDate, Unavailable
+from opsloop.errors import InvalidArgument, SchemaOutOfDate, Unavailable
 
 # The Alembic revision this code expects. tests/test_migrations.py checks it
 # equals the head of store/migrations, so the server can check the schema
@@ -39,11 +39,28 @@ def _sqlite_path(url: sa.URL) -> Path | None:
 
 def create_db_engine(url: str) -> Engine:
     """An engine with opsloop's connection settings for SQLite or PostgreSQL."""
-    parsed = sa.make_url(url)
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise InvalidArgument(f"not a database URL: {url!r} ({exc})") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InvalidArgument(
+            f"opsloop keeps its metadata in SQLite or PostgreSQL, not "
+            f"{parsed.get_backend_name()!r}: use sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB",
+            details={"backend": parsed.get_backend_name()},
+        )
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_path(parsed)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidArgument(
+                    f"cannot make the folder of the database {path}: {exc.strerror or exc} "
+                    "(is the home a file?)",
+                    details={"path": str(path.parent)},
+                ) from None
         engine = sa.create_engine(
             parsed,
             connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -70,7 +87,25 @@ def create_db_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    except ImportError as exc:
+        raise InvalidArgument(
+            f"a PostgreSQL database needs its driver ({exc.name or exc}): "
+            "pip install 'opsloop[postgres]'"
+        ) from None
+
+
+@contextlib.contextmanager
+def _connected(engine: Engine, safe_url: str) -> Iterator[Connection]:
+    """A connection; a database that cannot be reached is ``Unavailable`` naming it."""
+    try:
+        conn = engine.connect()
+    except sa.exc.OperationalError as exc:
+        reason = " ".join(str(exc.orig).split())  # one line: drivers add hints on new lines
+        raise Unavailable(f"cannot connect to the database at {safe_url}: {reason}") from exc
+    with conn:
+        yield conn
 
 
 class Database:
@@ -87,7 +122,8 @@ class Database:
         try:
             conn = self.engine.connect()
         except sa.exc.OperationalError as exc:
-            raise Unavailable(f"cannot connect to the database: {exc.orig}") from exc
+            reason = " ".join(str(exc.orig).split())
+            raise Unavailable(f"cannot connect to the database: {reason}") from exc
         with conn:
             if self.is_sqlite:
                 conn.execution_options(opsloop_begin="IMMEDIATE")
@@ -108,7 +144,8 @@ class Database:
         try:
             conn = self.engine.connect()
         except sa.exc.OperationalError as exc:
-            raise Unavailable(f"cannot connect to the database: {exc.orig}") from exc
+            reason = " ".join(str(exc.orig).split())
+            raise Unavailable(f"cannot connect to the database: {reason}") from exc
         with conn, conn.begin():
             yield conn
 
@@ -116,7 +153,7 @@ class Database:
 
     def current_revision(self) -> str | None:
         """The Alembic revision stored in the database, or None for an empty database."""
-        with self.engine.connect() as conn:
+        with _connected(self.engine, self.safe_url) as conn:
             insp = sa.inspect(conn)
             if not insp.has_table("alembic_version"):
                 return None
@@ -124,7 +161,7 @@ class Database:
             return None if row is None else str(row[0])
 
     def is_empty(self) -> bool:
-        with self.engine.connect() as conn:
+        with _connected(self.engine, self.safe_url) as conn:
             return not sa.inspect(conn).get_table_names()
 
     def check_schema(self) -> None:

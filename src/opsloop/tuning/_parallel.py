@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from opsloop.core import Context
-from opsloop.errors import InvalidArgument
+from opsloop.errors import InvalidArgument, Unavailable
 from opsloop.settings import Settings
 from opsloop.tracking import Tracking
 from opsloop.tuning._runner import Objective, Runner, StudyConfig
@@ -119,7 +119,17 @@ def run_ray(
     if not config.storage.persistent:
         raise InvalidArgument("backend='ray' needs a persistent study storage, not 'memory'")
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=True)
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ... by version
+            where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise Unavailable(
+                f"cannot start or join {where}: {reason[:300]}. Start one with "
+                "`ray start --head` and pass its address (--ray-address / ray_address=), "
+                "or leave the address out (and unset RAY_ADDRESS) to start one here",
+                details={"address": address, "error": type(exc).__name__},
+            ) from None
     if workers is None or workers < 1:
         cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
         workers = max(1, int(cpus // num_cpus_per_worker))

@@ -1,5 +1,19 @@
 """Where benchmark data lives and how it is read: JSONL, Parquet, or a ``datasets.save_to_disk`` folder.
 
+``load_task_data`` finds a task's records, first found wins:
+
+1. the benchmark data folder (``data_dir`` / ``--data-dir``,
+   ``OPSLOOP_BENCHDATA``, or ``../shared/benchdata`` beside a source checkout);
+2. the home's copy of a set loaded from the hub before
+   (``<home>/cache/benchdata/<task>.jsonl``);
+3. the task's standard dataset on the Hugging Face hub, when the ``datasets``
+   package is importable, the hub is not switched off (``HF_HUB_OFFLINE``,
+   ``HF_DATASETS_OFFLINE``) and answers; the records are then kept in the home;
+4. the excerpt shipped inside the package (the first 16 records), when no
+   more rows than it holds are asked for (``--limit 16`` or less).
+
+Otherwise ``NotFound`` says which folder, flag or package would help.
+
 A folder written by ``Dataset.save_to_disk`` holds Arrow IPC *stream* files
 listed in ``state.json`` (``DatasetDict.save_to_disk`` adds
 ``dataset_dict.json`` and one such folder per split). They are read here with
@@ -8,16 +22,34 @@ pyarrow alone, so the runner does not need the ``datasets`` package.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import socket
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from opsloop.errors import InvalidArgument, NotFound
 from opsloop.settings import Settings
 
-__all__ = ["default_data_dir", "read_records", "resolve_source"]
+if TYPE_CHECKING:
+    from opsloop.evaluation.benchmarks._task import TaskSpec
+
+__all__ = [
+    "EXCERPTS_DIR",
+    "TaskData",
+    "default_data_dir",
+    "load_task_data",
+    "read_records",
+    "resolve_source",
+]
+
+EXCERPTS_DIR = Path(__file__).parent / "excerpts"
+HUB_PROBE_TIMEOUT_S = 3.0
 
 # src/opsloop/evaluation/benchmarks/_data.py -> the repository root is four folders up.
 _REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -135,3 +167,128 @@ def _arrow_files(folder: Path) -> list[Path]:
         names = [d["filename"] for d in json.loads(state.read_text()).get("_data_files", [])]
         return [folder / n for n in names]
     return sorted(folder.glob("*.arrow"))
+
+
+# ---------------------------------------------------------------- finding a task's data
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A task's records and where they came from (``folder``, ``hub``, ``hub-cache``, ``excerpt``)."""
+
+    records: list[dict[str, Any]]
+    origin: str
+    location: str
+
+
+def hub_cache_file(home: Path, task: str) -> Path:
+    return Path(home).expanduser() / "cache" / "benchdata" / f"{task}.jsonl"
+
+
+def _hub_unavailable() -> str | None:
+    """Why the hub cannot be tried now (None: try it)."""
+    if importlib.util.find_spec("datasets") is None:
+        return "the `datasets` package is not installed (pip install datasets)"
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return f"{var} is set"
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    url = urlparse(endpoint)
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        with socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        return f"{host} cannot be reached ({exc.strerror or exc})"
+    return None
+
+
+def _load_from_hub(spec: TaskSpec, home: Path) -> list[dict[str, Any]]:
+    """The task's hub dataset as records, kept in ``<home>/cache/benchdata`` for next time."""
+    import datasets  # lazy: optional, heavy
+
+    assert spec.hub is not None
+    ds = datasets.load_dataset(
+        spec.hub.path,
+        spec.hub.name,
+        split=spec.hub.split,
+        cache_dir=str(Path(home).expanduser() / "cache" / "huggingface"),
+    )
+    records = [dict(r) for r in ds]
+    target = hub_cache_file(home, spec.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r, default=str) + "\n")
+    os.replace(tmp, target)
+    return records
+
+
+def excerpt_file(task: str) -> Path:
+    return EXCERPTS_DIR / f"{task}.jsonl"
+
+
+def load_task_data(
+    spec: TaskSpec,
+    data_dir: Path | None,
+    *,
+    home: Path,
+    limit: int | None,
+    explicit_dir: bool = False,
+) -> TaskData:
+    """``spec``'s records from the first place that has them (see the module's docstring).
+
+    ``explicit_dir``: ``data_dir`` was asked for by name (argument, flag or
+    setting), so a file missing there is an error rather than a reason to look
+    further.
+    """
+    source = Path(spec.source).expanduser()
+    if source.is_absolute() or (data_dir is not None and (data_dir / source).exists()):
+        path = resolve_source(spec.source, data_dir, task=spec.name)
+        return TaskData(read_records(path, split=spec.split, task=spec.name), "folder", str(path))
+    if explicit_dir and data_dir is not None:
+        resolve_source(spec.source, data_dir, task=spec.name)  # raises NotFound naming the file
+    cached = hub_cache_file(home, spec.name)
+    if spec.hub is not None and cached.is_file():
+        return TaskData(read_records(cached, task=spec.name), "hub-cache", str(cached))
+    why_not_hub = "the task names no hub dataset"
+    if spec.hub is not None:
+        why_not_hub = _hub_unavailable() or ""
+        if not why_not_hub:
+            try:
+                records = _load_from_hub(spec, home)
+            except Exception as exc:  # any failure of the optional hub path falls back
+                why_not_hub = f"loading it failed: {type(exc).__name__}: {str(exc)[:200]}"
+            else:
+                where = spec.hub.path + (f" ({spec.hub.name})" if spec.hub.name else "")
+                return TaskData(records, "hub", f"{where} {spec.hub.split}")
+    excerpt = excerpt_file(spec.name)
+    shipped = read_records(excerpt, task=spec.name) if excerpt.is_file() else []
+    if shipped and limit is not None and limit <= len(shipped):
+        return TaskData(shipped, "excerpt", str(excerpt))
+    raise NotFound(_no_data_message(spec, data_dir, why_not_hub, len(shipped)), details={
+        "task": spec.name,
+        "source": spec.source,
+        "data_dir": None if data_dir is None else str(data_dir),
+        "hub": None if spec.hub is None else spec.hub.path,
+        "excerpt_rows": len(shipped),
+    })  # fmt: skip
+
+
+def _no_data_message(spec: TaskSpec, data_dir: Path | None, why_not_hub: str, rows: int) -> str:
+    where = f"{data_dir / spec.source} does not exist" if data_dir else "no data folder is set"
+    parts = [
+        f"task {spec.name!r} has no data here ({where}): put {Path(spec.source).name} in a "
+        "folder and pass --data-dir FOLDER (Python: data_dir=FOLDER) or set "
+        "OPSLOOP_BENCHDATA=FOLDER"
+    ]
+    if spec.hub is not None:
+        hub = spec.hub.path + (f" {spec.hub.name}" if spec.hub.name else "")
+        parts.append(
+            f"or let opsloop download {hub} from the Hugging Face hub (needs "
+            f"`pip install datasets` and network access; now: {why_not_hub})"
+        )
+    if rows:
+        parts.append(f"or run on the {rows} records shipped with opsloop: --limit {rows} or less")
+    return "; ".join(parts)

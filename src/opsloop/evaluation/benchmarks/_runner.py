@@ -15,18 +15,24 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from opsloop.core import Context, context_of
 from opsloop.errors import InvalidArgument
-from opsloop.evaluation.benchmarks._data import default_data_dir, read_records, resolve_source
+from opsloop.evaluation.benchmarks._data import (
+    default_data_dir,
+    load_task_data,
+    read_records,
+    resolve_source,
+)
 from opsloop.evaluation.benchmarks._model import load_benchmark_model
 from opsloop.evaluation.benchmarks._normalize import normalize_answer
 from opsloop.evaluation.benchmarks._scoring import LoglikelihoodRequest, loglikelihoods
 from opsloop.evaluation.benchmarks._task import TaskSpec, load_task
 from opsloop.registry import LoadedCausalLM
+from opsloop.settings import Settings
 from opsloop.tracking import Tracking
 
 __all__ = ["BenchmarkResult", "TaskResult", "run_benchmark", "stderr_of_mean"]
@@ -50,6 +56,7 @@ class TaskResult:
     metrics: dict[str, float]
     seconds: float
     examples: list[dict[str, Any]] = field(repr=False)
+    data: str = "folder"  # where the records came from: folder, hub, hub-cache, excerpt
 
     @property
     def examples_per_s(self) -> float:
@@ -100,6 +107,7 @@ class BenchmarkResult:
                     "num_fewshot": t.num_fewshot,
                     "metrics": t.metrics,
                     "seconds": t.seconds,
+                    "data": t.data,
                 }
                 for name, t in self.tasks.items()
             },
@@ -130,6 +138,7 @@ class _Prepared:
     pool: list[dict[str, Any]]
     pool_is_eval: bool
     num_fewshot: int
+    data: str = "folder"
 
 
 def _prepare(
@@ -138,10 +147,17 @@ def _prepare(
     limit: int | None,
     sample_seed: int | None,
     num_fewshot: int | None,
+    *,
+    home: Path | None = None,
+    explicit_dir: bool = True,
 ) -> _Prepared:
-    records = read_records(
-        resolve_source(spec.source, data_dir, task=spec.name), split=spec.split, task=spec.name
+    found = load_task_data(
+        spec, data_dir, home=home or Settings().home, limit=limit, explicit_dir=explicit_dir
     )
+    records = found.records
+    if found.origin in ("hub", "hub-cache") and spec.hub is not None and spec.hub.overrides:
+        overrides: dict[str, Any] = dict(spec.hub.overrides)
+        spec = replace(spec, **overrides)  # the hub's copy lays its fields out its way
     if not records:
         raise InvalidArgument(f"task {spec.name!r}: its data source holds no records")
     indices = list(range(len(records)))
@@ -159,7 +175,7 @@ def _prepare(
         raise InvalidArgument(
             f"task {spec.name!r}: {k} few-shot examples asked for, the pool holds {len(pool)}"
         )
-    return _Prepared(spec, [(i, records[i]) for i in indices], pool, pool_is_eval, k)
+    return _Prepared(spec, [(i, records[i]) for i in indices], pool, pool_is_eval, k, found.origin)
 
 
 def _shots(prep: _Prepared, doc_index: int) -> list[dict[str, Any]]:
@@ -371,11 +387,18 @@ def run_benchmark(
     specs = [load_task(n) for n in names]
     if len({s.name for s in specs}) != len(specs):
         raise InvalidArgument(f"a task is named twice in {names}")
+    settings = context_of(client).settings if client is not None else Settings()
     ddir = Path(data_dir).expanduser() if data_dir is not None else None
+    explicit = ddir is not None or settings.benchdata is not None
     if ddir is None:
-        ddir = default_data_dir(context_of(client).settings if client is not None else None)
+        ddir = default_data_dir(settings)
     # Read and check every task's data before the (slow) model load.
-    prepared = [_prepare(s, ddir, limit, sample_seed, num_fewshot) for s in specs]
+    prepared = [
+        _prepare(
+            s, ddir, limit, sample_seed, num_fewshot, home=settings.home, explicit_dir=explicit
+        )
+        for s in specs
+    ]
 
     # Runs go to the context's run-logging client (the user's ``Client`` when one exists).
     runs = context_of(client).room(Tracking) if log else None
@@ -414,6 +437,7 @@ def _execute(
             "sample_seed": "none" if sample_seed is None else sample_seed,
         }
         params.update({f"{p.spec.name}/num_fewshot": p.num_fewshot for p in prepared})
+        params.update({f"{p.spec.name}/data": p.data for p in prepared})
         run = client.create_run(
             experiment_name=experiment,
             name=run_name or f"bench {lm.model_id}",
@@ -442,8 +466,9 @@ def _execute(
             metrics["n"] = float(total)
             metrics["examples_per_s"] = total / seconds if seconds > 0 else 0.0
             results[name] = TaskResult(
-                name, prep.spec.output_type, total, prep.num_fewshot, metrics, seconds, examples
-            )
+                name, prep.spec.output_type, total, prep.num_fewshot, metrics, seconds, examples,
+                prep.data,
+            )  # fmt: skip
         result = BenchmarkResult(
             label,
             lm.model_id,

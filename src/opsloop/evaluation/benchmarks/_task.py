@@ -19,7 +19,15 @@ from typing import Any
 
 from opsloop.errors import InvalidArgument, NotFound
 
-__all__ = ["TASKS_DIR", "Normalization", "TaskSpec", "list_tasks", "load_task", "parse_task"]
+__all__ = [
+    "TASKS_DIR",
+    "HubSource",
+    "Normalization",
+    "TaskSpec",
+    "list_tasks",
+    "load_task",
+    "parse_task",
+]
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 OUTPUT_TYPES = ("multiple_choice", "generate_until")
@@ -47,7 +55,23 @@ _KEYS = {
     "until",
     "max_gen_toks",
     "published_with",
+    "hub",
 }
+_HUB_KEYS = {"path", "name", "split", "doc_to_text", "doc_to_choice", "doc_to_target"}
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """The task's standard dataset on the Hugging Face hub (``datasets.load_dataset`` arguments).
+
+    ``overrides``: templates that replace the task's own for records read from
+    the hub, where the hub's copy lays its fields out differently (ARC).
+    """
+
+    path: str
+    split: str
+    name: str | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,6 +115,7 @@ class TaskSpec:
     max_gen_toks: int = 256
     published_with: str = ""
     path: str | None = None
+    hub: HubSource | None = None
 
     @property
     def partial(self) -> bool:
@@ -323,6 +348,7 @@ def parse_task(data: Any, *, where: str = "<task>") -> TaskSpec:
         elif not isinstance(v, bool):
             raise _bad(where, f"normalization.{k} must be true or false")
     return TaskSpec(
+        hub=_parse_hub(where, data.get("hub")),
         name=name,
         source=data["source"],
         output_type=out_type,
@@ -344,6 +370,21 @@ def parse_task(data: Any, *, where: str = "<task>") -> TaskSpec:
         max_gen_toks=mgt,
         published_with=data.get("published_with") or "",
     )
+
+
+def _parse_hub(where: str, hub: Any) -> HubSource | None:
+    if hub is None:
+        return None
+    if not isinstance(hub, dict) or set(hub) - _HUB_KEYS:
+        raise _bad(where, f"hub must be a mapping with keys from {sorted(_HUB_KEYS)}")
+    if not all(isinstance(v, str) and v for v in hub.values()):
+        raise _bad(where, "hub values must be non-empty strings")
+    if "path" not in hub or "split" not in hub:
+        raise _bad(where, "hub needs 'path' (the dataset id) and 'split'")
+    overrides = {k: v for k, v in hub.items() if k.startswith("doc_to_")}
+    for key, text in overrides.items():
+        _check_syntax(where, f"hub.{key}", text, expression=key != "doc_to_text")
+    return HubSource(hub["path"], hub["split"], hub.get("name"), overrides)
 
 
 def _load_yaml(path: Path) -> TaskSpec:

@@ -95,7 +95,12 @@ def run_command(
     ] = None,
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Benchmark data folder. Default: `$OPSLOOP_BENCHDATA`."),
+        typer.Option(
+            "--data-dir",
+            help="Benchmark data folder. Default: `$OPSLOOP_BENCHDATA`; without one, the "
+            "standard set from the Hugging Face hub (with `datasets` installed), else the "
+            "16 records per task shipped with opsloop (with `--limit 16` or less).",
+        ),
     ] = None,
     experiment: Annotated[
         str, typer.Option("--experiment", help="Experiment of the run.")
@@ -156,6 +161,11 @@ def _print_result(result: BenchmarkResult) -> None:
             )  # fmt: skip
     console = out()
     console.print(table)
+    notes = {"excerpt": "the excerpt shipped with opsloop", "hub": "the Hugging Face hub",
+             "hub-cache": "the hub copy kept in the home"}  # fmt: skip
+    for name, t in result.tasks.items():
+        if t.data in notes:
+            console.print(f"{esc(name)}: data from {notes[t.data]}")
     console.print(
         f"{result.examples} examples in {result.seconds:.1f}s "
         f"({result.examples_per_s:.2f} examples/s), run {result.run_id}"

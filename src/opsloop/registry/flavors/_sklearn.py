@@ -112,11 +112,15 @@ def check_trust(file: Path, trusted: list[str]) -> list[str]:
         raise InvalidArgument(f"{file.name} is not a readable skops file: {exc}") from exc
     refused = [t for t in needed if t not in set(trusted)]
     if refused:
-        raise PermissionDenied(
+        head = (
             f"refusing to load {file.name}: it holds types that are not trusted: {refused}. "
-            "Review them; if you trust them, load with trusted_types="
-            f"{refused!r}",
-            details={"untrusted_types": refused},
+            "Review them; if you trust them, "
+        )
+        flags = " ".join(f"--trust {t}" for t in refused)
+        raise PermissionDenied(
+            head + f"pass trusted_types={refused!r}",
+            # The command line words the same refusal with its own option.
+            details={"untrusted_types": refused, "cli_message": head + f"add {flags}"},
         )
     return needed
 
