@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import certifi
 import httpx
 import orjson
 
@@ -350,10 +351,6 @@ class _LeanHTTP:
             conn.close()
 
 
-def _ca_file() -> str | None:
+def _ca_file() -> str:
     """The certificate bundle httpx verifies with (certifi's), for the same trust."""
-    try:
-        import certifi  # lazy: only for https servers; httpx depends on it
-    except ImportError:
-        return None
     return str(certifi.where())
