@@ -8,7 +8,9 @@ functions on it, and render what comes back.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,8 +63,74 @@ def report_error(exc: OpsloopError) -> None:
     )
 
 
+_HTML_LIKE = re.compile(r"<([A-Za-z_][\w./:-]*)>")
+
+
+def _escape_tags(line: str) -> str:
+    """``<home>`` as ``\\<home\\>`` outside backtick spans (Markdown would drop it as HTML)."""
+    parts = line.split("`")
+    for i in range(0, len(parts), 2):
+        parts[i] = _HTML_LIKE.sub(r"\\<\1\\>", parts[i])
+    return "`".join(parts)
+
+
+def markdown_help(text: str | None) -> str | None:
+    """A command's help as Markdown that typer renders as written.
+
+    typer renders help as Markdown after dedenting the text after its first
+    paragraph again: an indented example block that is all that follows
+    ("Examples:" then the commands) loses its indentation and its lines run
+    together. Indented blocks become fenced ones (which no dedent changes),
+    and ``<placeholders>`` outside code are escaped (Markdown drops them as HTML).
+    """
+    if not text:
+        return text
+    lines = inspect.cleandoc(text).split("\n")
+    done: list[str] = []
+    fenced = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            done.append(line)
+        elif fenced:
+            done.append(line)
+        elif line.startswith(("    ", "\t")) and (not done or not done[-1].strip()):
+            block: list[str] = []
+            while i < len(lines) and (lines[i].startswith(("    ", "\t")) or not lines[i].strip()):
+                block.append(lines[i])
+                i += 1
+            while block and not block[-1].strip():
+                block.pop()
+                i -= 1
+            done += ["```", *inspect.cleandoc("\n".join(block)).split("\n"), "```"]
+            continue
+        else:
+            done.append(_escape_tags(line))
+        i += 1
+    return "\n".join(done)
+
+
+def _fix_help(cmd: Any) -> Any:
+    """``markdown_help`` on a command's help, its options' help and its subcommands (once)."""
+    if cmd is None or getattr(cmd, "_opsloop_help", False):
+        return cmd
+    cmd._opsloop_help = True
+    cmd.help = markdown_help(cmd.help)
+    if getattr(cmd, "short_help", None):
+        cmd.short_help = markdown_help(cmd.short_help)
+    for param in getattr(cmd, "params", []):
+        if getattr(param, "help", None):
+            param.help = markdown_help(param.help)
+    for sub in getattr(cmd, "commands", {}).values():
+        _fix_help(sub)
+    return cmd
+
+
 class OpsloopGroup(TyperGroup):
-    """The root command group: turns any ``OpsloopError`` into a message and an exit code."""
+    """The root command group: turns any ``OpsloopError`` into a message and an exit code,
+    and renders every command's help as written (see ``markdown_help``)."""
 
     # ``Any``: the context class is typer's vendored click one, which typer does not export.
     def invoke(self, ctx: Any) -> Any:
@@ -71,6 +139,13 @@ class OpsloopGroup(TyperGroup):
         except OpsloopError as exc:
             report_error(exc)
             raise typer.Exit(exit_code_for(exc)) from None
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return _fix_help(super().get_command(ctx, cmd_name))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _fix_help(self)
+        super().format_help(ctx, formatter)
 
 
 def room_app(name: str, help: str, **kwargs: Any) -> typer.Typer:
@@ -118,7 +193,6 @@ def resolve_settings(
     from the environment); ``--tracking-uri`` takes an ``http(s)://`` server,
     a database URL or a home folder, like ``opsloop.Client``.
     """
-
 
     g = global_options(ctx)
     home = home or g.get("home")
