@@ -8,11 +8,12 @@ functions on it, and render what comes back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,6 +26,10 @@ from opsloop.errors import InvalidArgument, OpsloopError, SchemaOutOfDate
 from opsloop.settings import Settings
 
 if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+    from rich.table import Table
+    from rich.text import Text
+
     from opsloop.core import Context  # lazy: loads sqlalchemy
 
 
@@ -313,3 +318,109 @@ def fmt_bytes(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+# ---------------------------------------------------------------- tables that fit the terminal
+
+
+@dataclasses.dataclass(frozen=True)
+class Col:
+    """A column of a ``fit_table``.
+
+    ``key``: a name or an id, what users copy into other commands: never cut,
+    never wrapped, never dropped. Other columns wrap when the terminal is
+    narrow, and the ones with the highest ``drop`` go first when even wrapping
+    does not make the table fit (``drop=0``: always shown, wrapped if need be).
+    """
+
+    header: str
+    key: bool = False
+    drop: int = 1
+    justify: JustifyMethod = "left"
+    style: str | None = None
+    min_width: int = 10
+    max_width: int | None = None
+
+
+def _cell_width(cell: str | Text) -> int:
+    from rich.text import Text
+
+    text = cell if isinstance(cell, Text) else Text.from_markup(cell)
+    return max((Text(line).cell_len for line in text.plain.split("\n")), default=0)
+
+
+def fit_table(
+    cols: Sequence[Col],
+    rows: Iterable[Sequence[str | Text]],
+    *,
+    width: int | None = None,
+    **table_kw: Any,
+) -> Table:
+    """A rich table that fits ``width`` (the terminal's by default) without cutting keys.
+
+    Each column gets its natural width when everything fits. Otherwise the
+    non-key columns wrap (widest first, down to ``min_width``) and, if that is
+    not enough, the columns with the highest ``drop`` are left out (named in
+    the caption). Key columns keep their full text; a terminal too narrow even
+    for them folds them onto more lines rather than cropping them.
+    """
+    from rich.table import Table
+
+    rows = [list(r) for r in rows]
+    width = width or out().width
+    table_kw.setdefault("title_justify", "left")
+    probe = Table(**table_kw)
+    pad = probe.padding[1] + probe.padding[3]
+    natural = [
+        max([_cell_width(c.header), *(_cell_width(r[i]) for r in rows)]) for i, c in enumerate(cols)
+    ]
+    least = [
+        n if c.key else min(n, max(c.min_width, _cell_width(c.header)))
+        for c, n in zip(cols, natural, strict=True)
+    ]
+
+    def extra(n: int) -> int:
+        box = probe.box is not None
+        return n * pad + (2 if box and probe.show_edge else 0) + (n - 1 if box else 0)
+
+    kept = list(range(len(cols)))
+    # Drop the most droppable (rightmost first among equals) until the least widths fit.
+    while sum(least[i] for i in kept) + extra(len(kept)) > width:
+        droppable = [i for i in kept if not cols[i].key and cols[i].drop > 0]
+        if not droppable:
+            break
+        kept.remove(max(droppable, key=lambda i: (cols[i].drop, i)))
+    widths = {
+        i: natural[i] if cols[i].max_width is None else min(natural[i], cols[i].max_width)
+        for i in kept
+    }
+    widths = {i: max(w, least[i]) for i, w in widths.items()}
+    excess = sum(widths.values()) + extra(len(kept)) - width
+    while excess > 0:
+        shrinkable = [i for i in kept if widths[i] > least[i]]
+        if not shrinkable:
+            break
+        widest = max(shrinkable, key=lambda i: (widths[i], i))
+        widths[widest] -= 1
+        excess -= 1
+    dropped = [cols[i].header for i in range(len(cols)) if i not in kept]
+    if dropped:
+        table_kw.setdefault(
+            "caption",
+            f"[dim]not shown (terminal too narrow): {', '.join(dropped)}[/]",
+        )
+        table_kw.setdefault("caption_justify", "left")
+    table = Table(**table_kw)
+    for i in kept:
+        c = cols[i]
+        table.add_column(
+            c.header,
+            justify=c.justify,
+            style=c.style,
+            # A fixed width: rich neither squeezes nor crops; text past it wraps (folds).
+            width=widths[i],
+            overflow="fold",
+        )
+    for r in rows:
+        table.add_row(*[r[i] for i in kept])
+    return table

@@ -11,10 +11,12 @@ from rich.table import Table
 
 from opsloop.core import Context
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     JsonOpt,
     command_context,
     esc,
+    fit_table,
     fmt_time,
     out,
     print_json,
@@ -131,15 +133,23 @@ def list_cmd(
     if as_json:
         print_json([r.model_dump(mode="json") for r in runs])
         return
-    t = Table("run", "name", "candidate", "dataset", "started", "metrics")
+    cols = [
+        Col("run", key=True),
+        Col("name", key=True),
+        Col("candidate", drop=0),
+        Col("dataset", drop=2),
+        Col("started", drop=1),
+        Col("metrics", drop=0, min_width=16),
+    ]
+    rows = []
     for r in runs:
         names = [n for n in r.params.get("metrics", "").split(",") if n]
         shown = ", ".join(f"{n}={_num(r.metrics[n].value)}" for n in names if n in r.metrics)
-        t.add_row(
+        rows.append([
             r.id, esc(r.name), esc(r.params.get("candidate", "")),
             esc(r.params.get("dataset", "")), fmt_time(r.start_time), esc(shown),
-        )  # fmt: skip
-    out().print(t)
+        ])  # fmt: skip
+    out().print(fit_table(cols, rows))
 
 
 @app.command("compare")

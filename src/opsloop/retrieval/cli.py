@@ -11,10 +11,12 @@ import typer
 from rich.table import Table
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     JsonOpt,
     command_context,
     esc,
+    fit_table,
     fmt_bytes,
     fmt_time,
     out,
@@ -61,11 +63,17 @@ def list_(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt = False) -
     if not infos:
         out().print("[dim]no indexes[/]")
         return
-    t = Table()
-    for col in ("name", "vectors", "dim", "metric", "search", "size", "created"):
-        t.add_column(col, justify="right" if col in ("vectors", "dim", "size") else "left")
-    for i in infos:
-        t.add_row(
+    cols = [
+        Col("name", key=True),
+        Col("vectors", justify="right", drop=0),
+        Col("dim", justify="right", drop=3),
+        Col("metric", drop=4),
+        Col("search", drop=5),
+        Col("size", justify="right", drop=2),
+        Col("created", drop=1),
+    ]
+    rows = [
+        [
             esc(i["name"]),
             f"{i['count']:,}",
             str(i["dim"] or "-"),
@@ -73,8 +81,10 @@ def list_(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt = False) -
             i["search"],
             fmt_bytes(i["size_bytes"]),
             fmt_time(i["created_at"]),
-        )
-    out().print(t)
+        ]
+        for i in infos
+    ]
+    out().print(fit_table(cols, rows))
 
 
 @app.command("info")

@@ -14,10 +14,12 @@ import typer
 from rich.table import Table
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     JsonOpt,
     command_context,
     esc,
+    fit_table,
     fmt_duration,
     fmt_time,
     fmt_value,
@@ -233,18 +235,23 @@ def list_studies(ctx: typer.Context, json_: JsonOpt = False, home: HomeOption = 
             "No studies yet. Run one: opsloop tune run spec.yaml --objective module:function"
         )
         return
-    table = Table(title="Tuning studies", title_justify="left")
-    for col in ("Name", "Objectives", "Run", "Created", "Storage"):
-        table.add_column(col)
+    cols = [
+        Col("Name", key=True),
+        Col("Objectives", drop=0),
+        Col("Run", key=True),
+        Col("Created", drop=1),
+        Col("Storage", drop=2),
+    ]
+    rows = []
     for s in studies:
         objs = ", ".join(
             f"{o} ({'max' if d == 'maximize' else 'min'})"
             for d, o in zip(s.directions, s.objectives, strict=True)
         )
-        table.add_row(
-            esc(s.name), esc(objs), s.run_id or "-", fmt_time(s.created_at), esc(s.storage)
+        rows.append(
+            [esc(s.name), esc(objs), s.run_id or "-", fmt_time(s.created_at), esc(s.storage)]
         )
-    out().print(table)
+    out().print(fit_table(cols, rows, title="Tuning studies"))
 
 
 def _print_summary(s: StudySummary, *, trials: bool) -> None:
