@@ -7,14 +7,14 @@ output of other libraries' loggers and progress bars matters).
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from opsloop.cli import app
-from opsloop.core.cli import markdown_help
+from opsloop.core.cli import Col, fit_table, markdown_help
 
 
 @pytest.fixture(autouse=True)
@@ -78,3 +78,193 @@ def test_markdown_help_fences_indented_blocks_and_leaves_code_alone() -> None:
         "First line with \\<home\\>.\n\nExamples:\n\n```\nopsloop x <name>\nopsloop y\n```\n\n"
         "Then `<kept>` and \\<escaped\\>."
     )
+
+
+# ---------------------------------------------------------------- tables fit the terminal
+
+LONG = {
+    "experiment": "churn-weekly-retraining-experiment",
+    "run": "gbdt-depth8-lr0.05-seed17-v2",
+    "model": "quickstart-classifier-with-a-rather-long-name",
+    "dataset": "support-tickets-english-2026-q4-cleaned-v2",
+    "prompt": "customer-support-answer-with-citations-v2",
+    "trace": "answer-customer-question-with-retrieval",
+    "study": "iris-random-forest-depth-and-trees-study",
+    "evaluation": "qa-exact-match-evaluation-of-the-baseline",
+    "index": "opsloop-documentation-minilm-index-v2",
+}
+WORDY = "A description long enough to need wrapping in any terminal: " + "words " * 20
+
+
+def _answer(x: dict[str, object]) -> str:
+    return str(x["question"])
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A home with one long-named thing of every kind a list command shows."""
+    import numpy as np
+
+    import opsloop
+    from opsloop.deployments import Deployments
+    from opsloop.evaluation import evaluate
+    from opsloop.registry.flavors import save_pyfunc
+    from opsloop.retrieval import VectorIndex
+    from opsloop.tuning import Tuning
+    from opsloop.tuning import examples as ex
+
+    home = tmp_path_factory.mktemp("first-hour-home")
+    tmp = tmp_path_factory.mktemp("first-hour-files")
+    ids: dict[str, str] = {}
+    with opsloop.Client(home=home) as c:
+        exp = c.create_experiment(LONG["experiment"], description=WORDY)
+        run = c.create_run(
+            exp.id,
+            name=LONG["run"],
+            params={"learning_rate": "0.05", "max_depth": "8", "n_estimators": "300"},
+            metrics={"val_f1": 0.91, "val_accuracy": 0.93, "val_loss": 0.2},
+        )
+        c.set_terminated(run.id)
+        ids["run"] = run.id
+        ids["experiment_id"] = exp.id
+        folder = save_pyfunc(tmp / "m", "tests.test_flavors:ScaleModel", config={"scale": 2})
+        c.registry.register(LONG["model"], folder, description=WORDY)
+        c.registry.set_alias(LONG["model"], "champion", 1)
+        csv = tmp / "tickets.csv"
+        csv.write_text("question,answer\n" + "".join(f"q{i},a{i}\n" for i in range(5)))
+        c.datasets.create(LONG["dataset"], str(csv), message=WORDY, description=WORDY)
+        c.prompts.create(LONG["prompt"], "Answer {{ question }} with citations.", message=WORDY)
+        dep = Deployments(c).register(
+            name=LONG["model"],
+            model_uri=f"models:/{LONG['model']}/1",
+            model_name=LONG["model"],
+            url="http://127.0.0.1:65001",
+            version=1,
+        )
+        ids["deployment"] = dep.id
+        with c.tracing.start_trace(LONG["trace"]) as span:
+            ids["trace"] = span.trace_id
+        c.tracing.flush()
+        Tuning(c).create_study(
+            LONG["study"], directions="minimize", search_space=ex.QUADRATIC_SPACE
+        )
+        res = evaluate(
+            _answer,
+            [
+                {"id": "1", "question": "a", "answer": "a"},
+                {"id": "2", "question": "b", "answer": "c"},
+            ],
+            metrics="exact_match",
+            name=LONG["evaluation"],
+            client=c,
+            n_bootstrap=20,
+        )
+        ids["evaluation"] = res.run_id
+    with VectorIndex.open(LONG["index"], home=home) as idx:
+        idx.add(["a", "b"], np.eye(2, 4, dtype="float32"))
+    return {"home": home, "ids": ids}
+
+
+# (command, keys): "@x" an id (whole, on one line, at every width); "x" a name (whole on
+# one line at 120 columns; at 80, when a long name and an id cannot share a line, the name
+# may fold onto more lines, every character kept).
+LISTS: list[tuple[list[str], list[str]]] = [
+    (["models", "list"], ["model"]),
+    (["models", "versions", LONG["model"]], []),
+    (["runs", "list", "--experiment", LONG["experiment"]], ["run", "@run"]),
+    (["experiments", "list"], ["experiment", "@experiment_id"]),
+    (["datasets", "list"], ["dataset"]),
+    (["datasets", "versions", LONG["dataset"]], []),
+    (["prompts", "list"], ["prompt"]),
+    (["prompts", "versions", LONG["prompt"]], []),
+    (["deployments", "list"], ["model", "@deployment"]),
+    (["traces", "list"], ["trace", "@trace"]),
+    (["tune", "list"], ["study"]),
+    (["eval", "list"], ["evaluation", "@evaluation"]),
+    (["index", "list"], ["index"]),
+    (["traces", "prices", "list"], []),
+    (["bench", "tasks"], []),
+    (["llm", "models"], []),
+]
+NO_HOME = {("bench", "tasks"), ("llm", "models")}
+
+
+def _folded(lines: list[str], value: str) -> str:
+    """The text of the cell that starts with ``value``'s beginning, its folded lines joined."""
+    for n, line in enumerate(lines):
+        at = line.find(value[:8])
+        if at < 0:
+            continue
+        end = line.find("│", at)
+        end = len(line) if end < 0 else end
+        text = first = line[at:end].strip()
+        for more in lines[n + 1 :]:
+            piece = more[at:end].strip()
+            if len(text) >= len(value) or not piece or "─" in more:
+                break
+            text += piece
+            if len(piece) < len(first):
+                break
+        return text
+    return ""
+
+
+@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize(("command", "keys"), LISTS, ids=[" ".join(c[:2]) for c, _ in LISTS])
+def test_list_tables_fit_and_never_cut_names_or_ids(
+    filled: dict[str, Any], command: list[str], keys: list[str], width: int
+) -> None:
+    home = [] if tuple(command[:2]) in NO_HOME else ["--home", filled["home"]]
+    result = cli(*command, *home, width=width)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) > 3, result.output
+    too_long = [line for line in lines if len(line) > width]
+    assert not too_long, result.output
+    assert "…" not in result.output, result.output
+    for key in keys:
+        value = filled["ids"][key[1:]] if key.startswith("@") else LONG[key]
+        if key.startswith("@") or width == 120:
+            assert any(value in line for line in lines), (value, result.output)
+        else:
+            assert _folded(lines, value) == value, (value, result.output)
+
+
+def _render(table: Any, width: int) -> list[str]:
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(table)
+    return console.export_text().splitlines()
+
+
+def test_fit_table_drops_the_most_droppable_first_and_says_so() -> None:
+    cols = [
+        Col("name", key=True),
+        Col("kept", drop=0),
+        Col("second", drop=1),
+        Col("first", drop=2),
+    ]
+    row = ["N" * 30, "K" * 12, "S" * 20, "F" * 20]
+    wide = "\n".join(_render(fit_table(cols, [row], width=120), 120))
+    assert all(c * n in wide for c, n in (("N", 30), ("K", 12), ("S", 20), ("F", 20)))
+    assert "not shown" not in wide
+    # 60 columns: "first" goes, "second" and "kept" wrap, the name stays whole.
+    narrow = _render(fit_table(cols, [row], width=60), 60)
+    text = "\n".join(narrow)
+    assert all(len(line) <= 60 for line in narrow)
+    assert "N" * 30 in text and text.count("K") == 12 and text.count("S") == 20
+    assert "F" not in text and "not shown (terminal too narrow): first" in text
+    # 48 columns: "second" goes too; "kept" (drop=0) wraps but stays.
+    tight = "\n".join(_render(fit_table(cols, [row], width=48), 48))
+    assert "N" * 30 in tight and tight.count("K") == 12 and "S" not in tight
+    assert "first, second" in tight.replace("\n", " ") or "second, first" in tight
+
+
+def test_fit_table_folds_a_key_rather_than_crop_it_when_nothing_else_can_give() -> None:
+    cols = [Col("ID", key=True), Col("Name", key=True)]
+    lines = _render(fit_table(cols, [["x" * 40, "y" * 60]], width=80), 80)
+    text = "\n".join(lines)
+    assert all(len(line) <= 80 for line in lines)
+    assert "x" * 40 in text  # the narrower key (the id) stays whole on one line
+    assert text.count("y") == 60  # the name is folded onto more lines, every character kept

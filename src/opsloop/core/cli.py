@@ -398,9 +398,14 @@ def fit_table(
     excess = sum(widths.values()) + extra(len(kept)) - width
     while excess > 0:
         shrinkable = [i for i in kept if widths[i] > least[i]]
-        if not shrinkable:
+        widest = max(shrinkable, key=lambda i: (widths[i], i), default=None)
+        if widest is None:
+            # Not even the keys fit: fold the longest key (a long name) rather than
+            # crop it, keeping the shorter ones (ids) whole.
+            folding = [i for i in kept if cols[i].key and widths[i] > 8]
+            widest = max(folding, key=lambda i: (natural[i], i), default=None)
+        if widest is None:
             break
-        widest = max(shrinkable, key=lambda i: (widths[i], i))
         widths[widest] -= 1
         excess -= 1
     dropped = [cols[i].header for i in range(len(cols)) if i not in kept]

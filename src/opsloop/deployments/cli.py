@@ -59,8 +59,8 @@ def list_command(
     cols = [
         Col("ID", key=True),
         Col("Serves", key=True),
-        Col("Version", drop=0),
-        Col("URL", key=True),
+        Col("Version", drop=3),
+        Col("URL", drop=0),
         Col("Status", drop=0),
         Col("Started", drop=2),
         Col("Last heartbeat", drop=1),

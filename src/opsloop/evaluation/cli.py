@@ -136,7 +136,7 @@ def list_cmd(
     cols = [
         Col("run", key=True),
         Col("name", key=True),
-        Col("candidate", drop=0),
+        Col("candidate", drop=3),
         Col("dataset", drop=2),
         Col("started", drop=1),
         Col("metrics", drop=0, min_width=16),

@@ -237,10 +237,10 @@ def list_studies(ctx: typer.Context, json_: JsonOpt = False, home: HomeOption = 
         return
     cols = [
         Col("Name", key=True),
-        Col("Objectives", drop=0),
+        Col("Objectives", drop=1),
         Col("Run", key=True),
-        Col("Created", drop=1),
-        Col("Storage", drop=2),
+        Col("Created", drop=2),
+        Col("Storage", drop=3),
     ]
     rows = []
     for s in studies:
