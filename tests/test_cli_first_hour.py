@@ -8,6 +8,7 @@ output of other libraries' loggers and progress bars matters).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -268,3 +269,76 @@ def test_fit_table_folds_a_key_rather_than_crop_it_when_nothing_else_can_give() 
     assert all(len(line) <= 80 for line in lines)
     assert "x" * 40 in text  # the narrower key (the id) stays whole on one line
     assert text.count("y") == 60  # the name is folded onto more lines, every character kept
+
+
+# ---------------------------------------------------------------- arguments checked first
+
+
+@pytest.fixture(scope="module")
+def checked_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("first-hour-args")
+    rows = root / "rows.jsonl"
+    rows.write_text('{"id": "1", "question": "1+1", "answer": "2"}\n')
+    spec = root / "space.yaml"
+    spec.write_text("space:\n  x: {type: float, low: 0, high: 1}\n")
+    (root / "empty").mkdir()
+    home = root / "home"
+    made = cli("datasets", "create", "qa", rows, "--home", home)
+    assert made.exit_code == 0, made.output
+    return {"home": home, "rows": rows, "spec": spec, "empty": root / "empty", "root": root}
+
+
+# (arguments, error code, what the message must name); {x} are checked_home's paths.
+BAD_ARGS: list[tuple[list[str], str, str]] = [
+    # The issue's typo: named before the (missing) benchmark data is looked at.
+    (["bench", "run", "-m", "local:smollm3", "-t", "arc_easy", "--data-dir", "{empty}"],
+     "INVALID_ARGUMENT", "smollm3"),
+    (["bench", "run", "-m", "models:/nope@prod", "-t", "arc_easy", "--data-dir", "{empty}"],
+     "NOT_FOUND", "nope"),
+    (["bench", "run", "-m", "./no-such-folder", "-t", "arc_easy"], "INVALID_ARGUMENT",
+     "no-such-folder"),
+    (["bench", "run", "-m", "local:smollm2", "-t", "arc_easyy"], "NOT_FOUND", "arc_easyy"),
+    (["select", "-c", "local:smollm3", "--rows", "{rows}", "-d", "fresh"], "INVALID_ARGUMENT",
+     "smollm3"),
+    (["select", "-c", "models:/nope@prod", "--rows", "{rows}"], "NOT_FOUND", "nope"),
+    (["select", "-c", "local:smollm2", "--rows", "{root}/missing.jsonl"], "INVALID_ARGUMENT",
+     "missing.jsonl"),
+    (["select", "-c", "local:smollm2", "--rows", "{rows}", "-m", "exact_matchh"], "NOT_FOUND",
+     "exact_matchh"),
+    (["eval", "run", "--candidate", "local:smollm3", "--dataset", "qa@1", "--metric",
+      "exact_match"], "INVALID_ARGUMENT", "smollm3"),
+    (["eval", "run", "--candidate", "local:smollm2", "--dataset", "qa@7", "--metric",
+      "exact_match"], "NOT_FOUND", "7"),
+    (["eval", "run", "--candidate", "local:smollm2", "--dataset", "qa@1", "--metric",
+      "exact_matchh"], "NOT_FOUND", "exact_matchh"),
+    (["tune", "run", "{root}/missing.yaml", "-o", "x:y"], "INVALID_ARGUMENT", "missing.yaml"),
+    (["tune", "run", "{spec}", "-o", "no_such_module:f", "-n", "1"], "INVALID_ARGUMENT",
+     "no_such_module"),
+    (["index", "build", "ix", "-c", "nosuch@1"], "NOT_FOUND", "nosuch"),
+    (["index", "build", "ix", "-c", "qa@1", "--embedder", "local:minilmx"], "INVALID_ARGUMENT",
+     "minilmx"),
+    (["datasets", "create", "fresh", "{root}/missing.csv"], "INVALID_ARGUMENT", "missing.csv"),
+    (["datasets", "create", "fresh", "{rows}", "--rules", "{root}/rules.yaml"],
+     "INVALID_ARGUMENT", "rules.yaml"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "named"), BAD_ARGS, ids=[" ".join(a[:3]) for a, _, _ in BAD_ARGS]
+)
+def test_bad_arguments_are_named_before_anything_loads(
+    checked_home: dict[str, Path], args: list[str], code: str, named: str
+) -> None:
+    paths = {k: str(v) for k, v in checked_home.items()}
+    result = cli(*[a.format(**paths) for a in args], "--home", checked_home["home"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error [")]
+    assert len(errors) == 1 and errors[0].startswith(f"error [{code}]: "), result.output
+    assert named in errors[0], result.output
+    assert "Traceback" not in result.output
+    # Nothing was stored on the way to the error: still just the one dataset, no runs.
+    import opsloop
+
+    with opsloop.Client(home=checked_home["home"]) as c:
+        assert [d.name for d in c.datasets.list()] == ["qa"]
+        assert not [e for e in c.list_experiments() if e.name != "Default" and (e.run_count or 0)]

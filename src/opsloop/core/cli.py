@@ -11,7 +11,9 @@ import contextlib
 import dataclasses
 import inspect
 import json
+import os
 import re
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -133,14 +135,92 @@ def _fix_help(cmd: Any) -> Any:
     return cmd
 
 
+# Other libraries whose log lines would land between a command's own output.
+NOISY_LOGGERS = (
+    "optuna",
+    "transformers",
+    "huggingface_hub",
+    "sentence_transformers",
+    "ray",
+    "alembic",
+    "httpx",
+    "httpcore",
+    "uvicorn",
+    "urllib3",
+    "filelock",
+    "accelerate",
+    "torch",
+    "datasets",
+    "gguf",
+)
+_QUIET_ENV = {
+    # Read when these libraries are imported, which commands do lazily, after this is set.
+    "TQDM_DISABLE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "RAY_DEDUP_LOGS": "0",
+}
+
+
+@contextlib.contextmanager
+def quiet_libraries(*, verbose: bool = False) -> Iterator[None]:
+    """Only opsloop's own output while a command runs (everything back with ``--verbose``).
+
+    Every library's INFO lines (an Optuna line per trial, httpx requests,
+    alembic migrations, uvicorn access lines), the warnings of the libraries
+    in ``NOISY_LOGGERS``, Python warnings and tqdm/Hugging Face progress bars
+    are left out; errors still show.
+    """
+    if verbose:
+        yield
+        return
+    import logging
+    import warnings
+
+    saved_env = {k: os.environ.get(k) for k in _QUIET_ENV}
+    os.environ.update(_QUIET_ENV)
+    saved_disable = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    loggers = [logging.getLogger(name) for name in NOISY_LOGGERS]
+    saved_levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    hub = sys.modules.get("huggingface_hub.utils")
+    if hub is not None:
+        hub.disable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(saved_disable)
+        for lg, level in zip(loggers, saved_levels, strict=True):
+            # A library that set its own level meanwhile (optuna on import) keeps it.
+            if lg.level == logging.ERROR:
+                lg.setLevel(level)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 class OpsloopGroup(TyperGroup):
     """The root command group: turns any ``OpsloopError`` into a message and an exit code,
     and renders every command's help as written (see ``markdown_help``)."""
 
     # ``Any``: the context class is typer's vendored click one, which typer does not export.
     def invoke(self, ctx: Any) -> Any:
+        verbose = bool(ctx.params.get("verbose")) or os.environ.get("OPSLOOP_VERBOSE", "") in (
+            "1",
+            "true",
+        )
         try:
-            return super().invoke(ctx)
+            # The root group quiets other libraries for the whole command (not --verbose).
+            with quiet_libraries(verbose=verbose or ctx.parent is not None):
+                return super().invoke(ctx)
         except OpsloopError as exc:
             report_error(exc)
             raise typer.Exit(exit_code_for(exc)) from None

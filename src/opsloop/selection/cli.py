@@ -190,10 +190,13 @@ def select_command(
     quality meeting the limits), records everything as runs, and with
     `--register` registers the recommended model.
     """
+    from opsloop.selection._candidates import parse_candidate  # lazy: loads the registry
     from opsloop.selection._data import datasets_of, read_jsonl  # lazy: loads sqlalchemy
     from opsloop.selection._select import select_model  # lazy: loads sqlalchemy and numpy
 
     specs = _split_candidates(candidates)
+    for spec in specs:
+        parse_candidate(spec)  # a typo is named before anything is read or stored
     if rows is None and dataset is None:
         raise InvalidArgument("give --dataset NAME@VERSION, --rows FILE.jsonl, or both")
     constraints = {
