@@ -8,6 +8,9 @@ output of other libraries' loggers and progress bars matters).
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from typer.testing import CliRunner, Result
 
 from opsloop.cli import app
 from opsloop.core.cli import Col, fit_table, markdown_help
+from tests._procs import child_env
 
 
 @pytest.fixture(autouse=True)
@@ -342,3 +346,88 @@ def test_bad_arguments_are_named_before_anything_loads(
     with opsloop.Client(home=checked_home["home"]) as c:
         assert [d.name for d in c.datasets.list()] == ["qa"]
         assert not [e for e in c.list_experiments() if e.name != "Default" and (e.run_count or 0)]
+
+
+# ---------------------------------------------------------------- only opsloop's own output
+
+_FOREIGN = re.compile(
+    r"^\[[IWE] \d{4}-\d\d-\d\d"  # Optuna's log lines
+    r"|Loading weights|it/s\]|s/it\]|\d+%\|"  # tqdm and transformers' bars
+    r"|^(INFO|WARNING|DEBUG)\b|Warning: |warnings\.warn|^\s*warn\("  # loggers, Python warnings
+)
+
+
+def _opsloop(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The real command line in its own process (other libraries' handlers and all)."""
+    return subprocess.run(
+        [sys.executable, "-m", "opsloop.cli", *args],
+        capture_output=True,
+        text=True,
+        env=child_env(COLUMNS="120"),
+        timeout=timeout,
+    )
+
+
+def _foreign(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [ln for ln in (proc.stdout + proc.stderr).splitlines() if _FOREIGN.search(ln)]
+
+
+def test_quickstart_prints_only_its_own_lines(tmp_path: Path) -> None:
+    proc = _opsloop(
+        "quickstart", "--home", str(tmp_path), "--trials", "2", "--tuning-trials", "3",
+        "--no-llm", "--no-serve",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Best runs of 2" in proc.stdout and "Pareto front" in proc.stdout
+    assert not _foreign(proc), proc.stdout + proc.stderr
+    assert proc.stderr.strip() == "", proc.stderr
+
+
+def test_tune_run_is_quiet_and_verbose_shows_optuna(tmp_path: Path) -> None:
+    spec = tmp_path / "space.yaml"
+    spec.write_text(
+        "space:\n  x: {type: float, low: -5, high: 5}\n  y: {type: float, low: -5, high: 5}\n"
+    )
+    args = ["--home", str(tmp_path / "h"), "tune", "run", str(spec), "-n", "3"]
+    quiet = _opsloop(*args[2:], "-o", "opsloop.tuning.examples:quadratic", *args[:2])
+    assert quiet.returncode == 0, quiet.stderr
+    assert not _foreign(quiet) and quiet.stderr.strip() == "", quiet.stdout + quiet.stderr
+    loud = _opsloop("--verbose", *args, "-o", "opsloop.tuning.examples:quadratic", "--name", "v")
+    assert loud.returncode == 0, loud.stderr
+    assert any("Trial 0 finished" in ln for ln in _foreign(loud)), loud.stderr
+
+
+def test_an_llm_command_prints_only_its_own_lines(tmp_path: Path) -> None:
+    """``index build`` loads the bundled MiniLM through transformers: its loading bar and
+    log lines show with ``--verbose`` only."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# opsloop\n\nopsloop tracks runs and serves models.\n")
+    home = str(tmp_path / "h")
+    made = _opsloop("datasets", "create", "docs", str(docs), "--home", home)
+    assert made.returncode == 0 and not _foreign(made), made.stdout + made.stderr
+    quiet = _opsloop("index", "build", "ix", "-c", "docs@1", "--home", home)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "ix: 1 vectors" in quiet.stdout
+    assert not _foreign(quiet) and quiet.stderr.strip() == "", quiet.stdout + quiet.stderr
+    loud = _opsloop("--verbose", "index", "build", "iy", "-c", "docs@1", "--home", home)
+    assert loud.returncode == 0, loud.stderr
+    assert _foreign(loud), "the check must see other libraries' output when it is there"
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_tune_run_shows_a_progress_bar_of_trials(tmp_path: Path) -> None:
+    spec = tmp_path / "space.yaml"
+    spec.write_text(
+        "space:\n  x: {type: float, low: -5, high: 5}\n  y: {type: float, low: -5, high: 5}\n"
+    )
+    result = cli(
+        "tune", "run", spec, "-o", "opsloop.tuning.examples:quadratic", "-n", "4",
+        "--home", tmp_path / "h", env={"TTY_COMPATIBLE": "1", "FORCE_COLOR": "1"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    frames = re.findall(r"trials.*?(\d)/4", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.output))
+    counts = [int(n) for n in frames]
+    assert counts and counts[0] == 0 and counts[-1] == 4 and counts == sorted(counts), counts
