@@ -217,9 +217,12 @@ class OpsloopGroup(TyperGroup):
             "1",
             "true",
         )
+        command = [*getattr(ctx, "_protected_args", []), *ctx.args][:1]
+        # The root group quiets other libraries for the whole command (not --verbose);
+        # the servers keep the logs their --log-level and --access-log ask for.
+        loud = verbose or ctx.parent is not None or command in (["server"], ["serve"])
         try:
-            # The root group quiets other libraries for the whole command (not --verbose).
-            with quiet_libraries(verbose=verbose or ctx.parent is not None):
+            with quiet_libraries(verbose=loud):
                 return super().invoke(ctx)
         except OpsloopError as exc:
             report_error(exc)
