@@ -473,11 +473,10 @@ def fit_table(
         if not droppable:
             break
         kept.remove(max(droppable, key=lambda i: (cols[i].drop, i)))
-    widths = {
-        i: natural[i] if cols[i].max_width is None else min(natural[i], cols[i].max_width)
-        for i in kept
-    }
-    widths = {i: max(w, least[i]) for i, w in widths.items()}
+    widths: dict[int, int] = {}
+    for i in kept:
+        cap = cols[i].max_width
+        widths[i] = max(least[i], natural[i] if cap is None else min(natural[i], cap))
     excess = sum(widths.values()) + extra(len(kept)) - width
     while excess > 0:
         shrinkable = [i for i in kept if widths[i] > least[i]]
