@@ -431,3 +431,33 @@ def test_tune_run_shows_a_progress_bar_of_trials(tmp_path: Path) -> None:
     frames = re.findall(r"trials.*?(\d)/4", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.output))
     counts = [int(n) for n in frames]
     assert counts and counts[0] == 0 and counts[-1] == 4 and counts == sorted(counts), counts
+
+
+FORCED_TERMINAL = {"TTY_COMPATIBLE": "1", "FORCE_COLOR": "1"}
+
+
+def _plain(output: str) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output).replace("\r", "\n")
+
+
+def test_eval_run_and_datasets_create_show_progress(tmp_path: Path) -> None:
+    from opsloop.registry.flavors import save_pyfunc
+
+    csv = tmp_path / "nums.csv"
+    csv.write_text("id,x,y\n" + "".join(f"{i},{i},{2 * i}\n" for i in range(40)))
+    model = save_pyfunc(tmp_path / "m", "tests.test_flavors:ScaleModel", config={"scale": 2})
+    home = tmp_path / "h"
+    made = cli("datasets", "create", "nums", csv, "--home", home, env=FORCED_TERMINAL)
+    assert made.exit_code == 0, made.output
+    rows = [
+        int(n.replace(",", ""))
+        for n in re.findall(r"reading nums\.csv.*?([\d,]+) rows", _plain(made.output))
+    ]
+    assert rows and rows[-1] == 40 and rows == sorted(rows), rows
+    ran = cli(
+        "eval", "run", "--candidate", model, "--dataset", "nums@1", "--metric", "mae",
+        "--target", "y", "--input", "x", "--home", home, env=FORCED_TERMINAL,
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    done = [int(n) for n in re.findall(r"evaluating.*?(\d+)/(?:40|\?)", _plain(ran.output))]
+    assert done and done[-1] == 40 and done == sorted(done), done

@@ -89,12 +89,18 @@ def run_cmd(
     home: HomeOption = None,
 ) -> None:
     """Evaluate a candidate on a dataset version and store the result as a run."""
-    from rich.progress import Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from opsloop.evaluation._evaluate import evaluate  # lazy: loads sqlalchemy
 
     options = {"max_tokens": max_tokens} if max_tokens is not None else None
-    with command_context(ctx, home) as context, Progress(transient=True, disable=as_json) as bar:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with (
+        command_context(ctx, home) as context,
+        Progress(
+            *columns, TimeElapsedColumn(), console=out(), transient=True, disable=as_json
+        ) as bar,
+    ):
         task = bar.add_task("evaluating", total=None)
         res = evaluate(
             candidate, dataset, metrics=metric, target_column=target, input_columns=input_column,
