@@ -11,10 +11,12 @@ import contextlib
 import dataclasses
 import inspect
 import json
+import logging
 import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -176,9 +178,6 @@ def quiet_libraries(*, verbose: bool = False) -> Iterator[None]:
     if verbose:
         yield
         return
-    import logging
-    import warnings
-
     saved_env = {k: os.environ.get(k) for k in _QUIET_ENV}
     os.environ.update(_QUIET_ENV)
     saved_disable = logging.root.manager.disable
