@@ -289,6 +289,10 @@ def checked_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     home = root / "home"
     made = cli("datasets", "create", "qa", rows, "--home", home)
     assert made.exit_code == 0, made.output
+    (root / "docs").mkdir()
+    (root / "docs" / "a.md").write_text("# A\n\nSome text.\n")
+    made = cli("datasets", "create", "docs", root / "docs", "--home", home)
+    assert made.exit_code == 0, made.output
     return {"home": home, "rows": rows, "spec": spec, "empty": root / "empty", "root": root}
 
 
@@ -319,8 +323,9 @@ BAD_ARGS: list[tuple[list[str], str, str]] = [
     (["tune", "run", "{spec}", "-o", "no_such_module:f", "-n", "1"], "INVALID_ARGUMENT",
      "no_such_module"),
     (["index", "build", "ix", "-c", "nosuch@1"], "NOT_FOUND", "nosuch"),
-    (["index", "build", "ix", "-c", "qa@1", "--embedder", "local:minilmx"], "INVALID_ARGUMENT",
-     "minilmx"),
+    (["index", "build", "ix", "-c", "qa@1"], "INVALID_ARGUMENT", "qa@1"),
+    (["index", "build", "ix", "-c", "docs@1", "--embedder", "local:minilmx"],
+     "INVALID_ARGUMENT", "minilmx"),
     (["datasets", "create", "fresh", "{root}/missing.csv"], "INVALID_ARGUMENT", "missing.csv"),
     (["datasets", "create", "fresh", "{rows}", "--rules", "{root}/rules.yaml"],
      "INVALID_ARGUMENT", "rules.yaml"),
@@ -340,11 +345,11 @@ def test_bad_arguments_are_named_before_anything_loads(
     assert len(errors) == 1 and errors[0].startswith(f"error [{code}]: "), result.output
     assert named in errors[0], result.output
     assert "Traceback" not in result.output
-    # Nothing was stored on the way to the error: still just the one dataset, no runs.
+    # Nothing was stored on the way to the error: still just the fixture's datasets, no runs.
     import opsloop
 
     with opsloop.Client(home=checked_home["home"]) as c:
-        assert [d.name for d in c.datasets.list()] == ["qa"]
+        assert sorted(d.name for d in c.datasets.list()) == ["docs", "qa"]
         assert not [e for e in c.list_experiments() if e.name != "Default" and (e.run_count or 0)]
 
 

@@ -27,7 +27,7 @@ from opsloop.core.cli import (
 from opsloop.errors import InvalidArgument
 from opsloop.retrieval._embedder import Embedder
 from opsloop.retrieval._index import VectorIndex
-from opsloop.retrieval._retriever import index_collection
+from opsloop.retrieval._retriever import check_collection, index_collection
 
 app = room_app(
     "index", "Vector indexes: build one from a document collection, search it, inspect, drop."
@@ -191,6 +191,8 @@ def build(
         ) as bar,
     ):
         root = Path(context.settings.home)
+        # The collection is named before the (slow) embedder load if it is wrong.
+        version = check_collection(context, collection)
         task = bar.add_task("loading the embedder", total=None)
         emb = Embedder(embedder, cache_dir=root / "cache" / "models")
         bar.update(task, description=f"embedding {collection}")
@@ -199,7 +201,7 @@ def build(
             bar.update(task, completed=done, total=total)
 
         idx = index_collection(
-            context, collection, name, emb, batch_size=batch_size, progress=progress, home=root
+            context, version, name, emb, batch_size=batch_size, progress=progress, home=root
         )
         with idx:
             data = idx.info()
