@@ -403,21 +403,18 @@ def test_tune_run_is_quiet_and_verbose_shows_optuna(tmp_path: Path) -> None:
 
 
 def test_an_llm_command_prints_only_its_own_lines(tmp_path: Path) -> None:
-    """``index build`` loads the bundled MiniLM through transformers: its loading bar and
-    log lines show with ``--verbose`` only."""
+    """``index build`` loads the bundled MiniLM through transformers, whose loading bar
+    ("Loading weights: 100%|...") and log lines used to land between opsloop's own."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("# opsloop\n\nopsloop tracks runs and serves models.\n")
     home = str(tmp_path / "h")
     made = _opsloop("datasets", "create", "docs", str(docs), "--home", home)
     assert made.returncode == 0 and not _foreign(made), made.stdout + made.stderr
-    quiet = _opsloop("index", "build", "ix", "-c", "docs@1", "--home", home)
-    assert quiet.returncode == 0, quiet.stderr
-    assert "ix: 1 vectors" in quiet.stdout
-    assert not _foreign(quiet) and quiet.stderr.strip() == "", quiet.stdout + quiet.stderr
-    loud = _opsloop("--verbose", "index", "build", "iy", "-c", "docs@1", "--home", home)
-    assert loud.returncode == 0, loud.stderr
-    assert _foreign(loud), "the check must see other libraries' output when it is there"
+    built = _opsloop("index", "build", "ix", "-c", "docs@1", "--home", home)
+    assert built.returncode == 0, built.stderr
+    assert "ix: 1 vectors" in built.stdout
+    assert not _foreign(built) and built.stderr.strip() == "", built.stdout + built.stderr
 
 
 # ---------------------------------------------------------------- progress
