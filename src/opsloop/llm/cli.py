@@ -91,47 +91,50 @@ def chat(
         options["api_key_secret"] = api_key_secret
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})
-    with (
-        command_context(ctx, home) as context,
-        get_provider(
-            model, cache_dir=cache_dir, device=device, client=context, **options
-        ) as provider,
-    ):
-        if as_json or no_stream:
-            r = provider.chat(messages, max_tokens=max_tokens, temperature=temperature)
-            if as_json:
-                print_json(
-                    {
-                        "model": provider.model,
-                        "spec": provider.spec,
-                        "text": r.text,
-                        "finish_reason": r.finish_reason,
-                        "usage": {
-                            "input_tokens": r.usage.input_tokens,
-                            "output_tokens": r.usage.output_tokens,
-                        },
-                        "latency_s": r.latency_s,
-                        "cost_usd": r.cost_usd,
-                    }
-                )
-                return
-            typer.echo(r.text)
-            usage, finish = r.usage, r.finish_reason
-        else:
-            usage, finish = Usage(0, 0), "stop"
-            for chunk in provider.stream(messages, max_tokens=max_tokens, temperature=temperature):
-                if chunk.text:
-                    sys.stdout.write(chunk.text)
-                    sys.stdout.flush()
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if chunk.finish_reason is not None:
-                    finish = chunk.finish_reason
-            sys.stdout.write("\n")
-        err().print(
-            f"[dim]{esc(provider.model)}: {usage.input_tokens} input + {usage.output_tokens} "
-            f"output tokens, finish: {finish}[/]"
-        )
+    with command_context(ctx, home) as context:
+        # Loading a local model takes seconds: a spinner on stderr (stdout is the answer).
+        with err().status(f"loading {esc(model or 'the default model')}", spinner="dots"):
+            provider = get_provider(
+                model, cache_dir=cache_dir, device=device, client=context, **options
+            )
+        with provider:
+            if as_json or no_stream:
+                r = provider.chat(messages, max_tokens=max_tokens, temperature=temperature)
+                if as_json:
+                    print_json(
+                        {
+                            "model": provider.model,
+                            "spec": provider.spec,
+                            "text": r.text,
+                            "finish_reason": r.finish_reason,
+                            "usage": {
+                                "input_tokens": r.usage.input_tokens,
+                                "output_tokens": r.usage.output_tokens,
+                            },
+                            "latency_s": r.latency_s,
+                            "cost_usd": r.cost_usd,
+                        }
+                    )
+                    return
+                typer.echo(r.text)
+                usage, finish = r.usage, r.finish_reason
+            else:
+                usage, finish = Usage(0, 0), "stop"
+                for chunk in provider.stream(
+                    messages, max_tokens=max_tokens, temperature=temperature
+                ):
+                    if chunk.text:
+                        sys.stdout.write(chunk.text)
+                        sys.stdout.flush()
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    if chunk.finish_reason is not None:
+                        finish = chunk.finish_reason
+                sys.stdout.write("\n")
+            err().print(
+                f"[dim]{esc(provider.model)}: {usage.input_tokens} input + {usage.output_tokens} "
+                f"output tokens, finish: {finish}[/]"
+            )
 
 
 @app.command("models")
