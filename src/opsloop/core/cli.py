@@ -410,8 +410,9 @@ class Col:
 
     ``key``: a name or an id, what users copy into other commands: never cut,
     never wrapped, never dropped. Other columns wrap when the terminal is
-    narrow, and the ones with the highest ``drop`` go first when even wrapping
-    does not make the table fit (``drop=0``: always shown, wrapped if need be).
+    narrow (to no less than ``min_width``: 19 keeps a timestamp on one line),
+    and the ones with the highest ``drop`` go first when even wrapping does
+    not make the table fit (``drop=0``: always shown, wrapped if need be).
     """
 
     header: str

@@ -75,7 +75,7 @@ def list_datasets(ctx: typer.Context, json_: JsonOption = False, home: HomeOptio
         Col("Kind", drop=3),
         Col("Versions", justify="right", drop=2),
         Col("Latest", justify="right", drop=0),
-        Col("Updated", drop=1),
+        Col("Updated", drop=1, min_width=19),
         Col("Description", drop=4),
     ]
     rows = [
@@ -222,7 +222,7 @@ def versions(
         Col("Status", drop=0),
         Col("Rows", justify="right", drop=0),
         Col("Size", justify="right", drop=3),
-        Col("Created", drop=2),
+        Col("Created", drop=2, min_width=19),
         Col("By", drop=4),
         Col("Message", drop=1),
     ]

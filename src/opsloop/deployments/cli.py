@@ -62,8 +62,8 @@ def list_command(
         Col("Version", drop=3),
         Col("URL", drop=0),
         Col("Status", drop=0),
-        Col("Started", drop=2),
-        Col("Last heartbeat", drop=1),
+        Col("Started", drop=2, min_width=19),
+        Col("Last heartbeat", drop=1, min_width=19),
     ]
     rows = []
     for d in items:

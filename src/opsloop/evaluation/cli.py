@@ -144,7 +144,7 @@ def list_cmd(
         Col("name", key=True),
         Col("candidate", drop=3),
         Col("dataset", drop=2),
-        Col("started", drop=1),
+        Col("started", drop=1, min_width=19),
         Col("metrics", drop=0, min_width=16),
     ]
     rows = []

@@ -173,8 +173,8 @@ def list_prompts(ctx: typer.Context, json_: JsonOpt = False, home: HomeOption = 
         Col("Name", key=True),
         Col("Latest", drop=0),
         Col("Versions", drop=2),
-        Col("Labels", drop=0),
-        Col("Updated", drop=1),
+        Col("Labels", drop=0, min_width=16),
+        Col("Updated", drop=1, min_width=19),
     ]
     rows = [
         [
@@ -241,8 +241,8 @@ def versions(
         Col("Version", key=True),
         Col("Kind", drop=3),
         Col("Variables", drop=0),
-        Col("Labels", drop=0),
-        Col("Created", drop=1),
+        Col("Labels", drop=0, min_width=16),
+        Col("Created", drop=1, min_width=19),
         Col("Message", drop=2, max_width=60),
     ]
     rows = [

@@ -77,8 +77,8 @@ def list_models(
         Col("Kind", drop=4),
         Col("Latest", justify="right", drop=0),
         Col("Versions", justify="right", drop=3),
-        Col("Aliases", drop=0),
-        Col("Updated", drop=2),
+        Col("Aliases", drop=0, min_width=16),
+        Col("Updated", drop=2, min_width=19),
         Col("Description", drop=5, max_width=60),
     ]
     rows = [
@@ -127,10 +127,10 @@ def _versions_table(versions: list[Any]) -> None:
     cols = [
         Col("Version", key=True, justify="right"),
         Col("Flavor", drop=0),
-        Col("Aliases", drop=0),
+        Col("Aliases", drop=0, min_width=16),
         Col("Size", justify="right", drop=3),
         Col("Source", drop=2),
-        Col("Created", drop=1),
+        Col("Created", drop=1, min_width=19),
         Col("By", drop=4),
     ]
     rows = [

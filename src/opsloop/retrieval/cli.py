@@ -70,7 +70,7 @@ def list_(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt = False) -
         Col("metric", drop=4),
         Col("search", drop=5),
         Col("size", justify="right", drop=2),
-        Col("created", drop=1),
+        Col("created", drop=1, min_width=19),
     ]
     rows = [
         [

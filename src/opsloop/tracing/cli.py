@@ -179,7 +179,7 @@ def list_traces(
     cols = [
         Col("id", key=True),
         Col("name", key=True),
-        Col("started", drop=3),
+        Col("started", drop=3, min_width=19),
         Col("latency", justify="right", drop=0),
         Col("status", drop=0),
         Col("spans", justify="right", drop=4),

@@ -55,7 +55,7 @@ def list_experiments(
         Col("Name", key=True, style="bold"),
         Col("Runs", justify="right", drop=0),
         *([Col("Stage", drop=0)] if all_ else []),
-        Col("Created", drop=1),
+        Col("Created", drop=1, min_width=19),
         Col("Description", drop=2),
     ]
     rows = []

@@ -202,7 +202,7 @@ def _runs_table(
         Col("Name", key=True, style="bold"),
         Col("Status", drop=0),
         *([Col("Experiment", drop=1000)] if many_experiments else []),
-        Col("Started", drop=9),
+        Col("Started", drop=9, min_width=19),
         Col("Duration", justify="right", drop=900),
         *[
             Col(f"[yellow]{esc(p)}[/]", style="yellow", drop=0 if keep_all else 500 + i)

@@ -293,7 +293,7 @@ def list_studies(ctx: typer.Context, json_: JsonOpt = False, home: HomeOption = 
         Col("Name", key=True),
         Col("Objectives", drop=1),
         Col("Run", key=True),
-        Col("Created", drop=2),
+        Col("Created", drop=2, min_width=19),
         Col("Storage", drop=3),
     ]
     rows = []
