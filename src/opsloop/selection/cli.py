@@ -190,6 +190,7 @@ def select_command(
     quality meeting the limits), records everything as runs, and with
     `--register` registers the recommended model.
     """
+    from opsloop.registry import Registry  # lazy: loads sqlalchemy
     from opsloop.selection._candidates import parse_candidate  # lazy: loads the registry
     from opsloop.selection._data import datasets_of, read_jsonl  # lazy: loads sqlalchemy
     from opsloop.selection._select import select_model  # lazy: loads sqlalchemy and numpy
@@ -206,6 +207,9 @@ def select_command(
         "min_quality": min_quality,
     }
     with command_context(ctx, home) as context:
+        for spec in specs:
+            if spec.startswith("models:/"):
+                context.room(Registry).resolve(spec)  # NotFound before any row is stored
         data: Any = dataset
         if rows is not None and dataset is None:
             data = read_jsonl(rows)
