@@ -64,12 +64,21 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also show other libraries' log lines, warnings and progress bars "
+            "(Optuna, transformers, Hugging Face, Ray, ...). Also: `OPSLOOP_VERBOSE=1`.",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    ctx.obj = {"home": home, "tracking_uri": tracking_uri}
+    ctx.obj = {"home": home, "tracking_uri": tracking_uri, "verbose": verbose}
     importable_cwd()  # user code (pipeline steps, objectives) imports from the current folder
 
 

@@ -8,10 +8,16 @@ functions on it, and render what comes back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import inspect
 import json
+import logging
+import os
+import re
 import sys
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,6 +30,10 @@ from opsloop.errors import InvalidArgument, OpsloopError, SchemaOutOfDate
 from opsloop.settings import Settings
 
 if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+    from rich.table import Table
+    from rich.text import Text
+
     from opsloop.core import Context  # lazy: loads sqlalchemy
 
 
@@ -101,8 +111,142 @@ def passes_through(exc: BaseException) -> bool:
     )
 
 
+_HTML_LIKE = re.compile(r"<([A-Za-z_][\w./:-]*)>")
+
+
+def _escape_tags(line: str) -> str:
+    """``<home>`` as ``\\<home\\>`` outside backtick spans (Markdown would drop it as HTML)."""
+    parts = line.split("`")
+    for i in range(0, len(parts), 2):
+        parts[i] = _HTML_LIKE.sub(r"\\<\1\\>", parts[i])
+    return "`".join(parts)
+
+
+def markdown_help(text: str | None) -> str | None:
+    """A command's help as Markdown that typer renders as written.
+
+    typer renders help as Markdown after dedenting the text after its first
+    paragraph again: an indented example block that is all that follows
+    ("Examples:" then the commands) loses its indentation and its lines run
+    together. Indented blocks become fenced ones (which no dedent changes),
+    and ``<placeholders>`` outside code are escaped (Markdown drops them as HTML).
+    """
+    if not text:
+        return text
+    lines = inspect.cleandoc(text).split("\n")
+    done: list[str] = []
+    fenced = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            done.append(line)
+        elif fenced:
+            done.append(line)
+        elif line.startswith(("    ", "\t")) and (not done or not done[-1].strip()):
+            block: list[str] = []
+            while i < len(lines) and (lines[i].startswith(("    ", "\t")) or not lines[i].strip()):
+                block.append(lines[i])
+                i += 1
+            while block and not block[-1].strip():
+                block.pop()
+                i -= 1
+            done += ["```", *inspect.cleandoc("\n".join(block)).split("\n"), "```"]
+            continue
+        else:
+            done.append(_escape_tags(line))
+        i += 1
+    return "\n".join(done)
+
+
+def _fix_help(cmd: Any) -> Any:
+    """``markdown_help`` on a command's help, its options' help and its subcommands (once)."""
+    if cmd is None or getattr(cmd, "_opsloop_help", False):
+        return cmd
+    cmd._opsloop_help = True
+    cmd.help = markdown_help(cmd.help)
+    if getattr(cmd, "short_help", None):
+        cmd.short_help = markdown_help(cmd.short_help)
+    for param in getattr(cmd, "params", []):
+        if getattr(param, "help", None):
+            param.help = markdown_help(param.help)
+    for sub in getattr(cmd, "commands", {}).values():
+        _fix_help(sub)
+    return cmd
+
+
+# Other libraries whose log lines would land between a command's own output.
+NOISY_LOGGERS = (
+    "optuna",
+    "transformers",
+    "huggingface_hub",
+    "sentence_transformers",
+    "ray",
+    "alembic",
+    "httpx",
+    "httpcore",
+    "uvicorn",
+    "urllib3",
+    "filelock",
+    "accelerate",
+    "torch",
+    "datasets",
+    "gguf",
+)
+_QUIET_ENV = {
+    # Read when these libraries are imported, which commands do lazily, after this is set.
+    "TQDM_DISABLE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+@contextlib.contextmanager
+def quiet_libraries(*, verbose: bool = False) -> Iterator[None]:
+    """Only opsloop's own output while a command runs (everything back with ``--verbose``).
+
+    Every library's INFO lines (an Optuna line per trial, httpx requests,
+    alembic migrations, uvicorn access lines), the warnings of the libraries
+    in ``NOISY_LOGGERS``, Python warnings and tqdm/Hugging Face progress bars
+    are left out; errors still show.
+    """
+    if verbose:
+        yield
+        return
+    saved_env = {k: os.environ.get(k) for k in _QUIET_ENV}
+    os.environ.update(_QUIET_ENV)
+    saved_disable = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    loggers = [logging.getLogger(name) for name in NOISY_LOGGERS]
+    saved_levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    hub = sys.modules.get("huggingface_hub.utils")
+    if hub is not None:
+        hub.disable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(saved_disable)
+        for lg, level in zip(loggers, saved_levels, strict=True):
+            # A library that set its own level meanwhile (optuna on import) keeps it.
+            if lg.level == logging.ERROR:
+                lg.setLevel(level)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 class OpsloopGroup(TyperGroup):
-    """The root command group: turns any error into ``error [CODE]: message`` and an exit code.
+    """The root command group: turns any error into ``error [CODE]: message`` and an exit code,
+    and renders every command's help as written (see ``markdown_help``).
 
     An ``OpsloopError`` prints its code and message; any other exception (a
     bug) prints as ``error [INTERNAL]: unexpected ...``: never a traceback,
@@ -111,8 +255,17 @@ class OpsloopGroup(TyperGroup):
 
     # ``Any``: the context class is typer's vendored click one, which typer does not export.
     def invoke(self, ctx: Any) -> Any:
+        verbose = bool(ctx.params.get("verbose")) or os.environ.get("OPSLOOP_VERBOSE", "") in (
+            "1",
+            "true",
+        )
+        command = [*getattr(ctx, "_protected_args", []), *ctx.args][:1]
+        # The root group quiets other libraries for the whole command (not --verbose);
+        # the servers keep the logs their --log-level and --access-log ask for.
+        loud = verbose or ctx.parent is not None or command in (["server"], ["serve"])
         try:
-            return super().invoke(ctx)
+            with quiet_libraries(verbose=loud):
+                return super().invoke(ctx)
         except OpsloopError as exc:
             if _debug():
                 raise
@@ -123,6 +276,13 @@ class OpsloopGroup(TyperGroup):
                 raise
             report_error(unexpected_error(exc))
             raise typer.Exit(EXIT_ERROR) from None
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return _fix_help(super().get_command(ctx, cmd_name))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _fix_help(self)
+        super().format_help(ctx, formatter)
 
 
 def importable_cwd() -> None:
@@ -302,3 +462,114 @@ def fmt_bytes(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+# ---------------------------------------------------------------- tables that fit the terminal
+
+
+@dataclasses.dataclass(frozen=True)
+class Col:
+    """A column of a ``fit_table``.
+
+    ``key``: a name or an id, what users copy into other commands: never cut,
+    never wrapped, never dropped. Other columns wrap when the terminal is
+    narrow (to no less than ``min_width``: 19 keeps a timestamp on one line),
+    and the ones with the highest ``drop`` go first when even wrapping does
+    not make the table fit (``drop=0``: always shown, wrapped if need be).
+    """
+
+    header: str
+    key: bool = False
+    drop: int = 1
+    justify: JustifyMethod = "left"
+    style: str | None = None
+    min_width: int = 10
+    max_width: int | None = None
+
+
+def _cell_width(cell: str | Text) -> int:
+    from rich.text import Text
+
+    text = cell if isinstance(cell, Text) else Text.from_markup(cell)
+    return max((Text(line).cell_len for line in text.plain.split("\n")), default=0)
+
+
+def fit_table(
+    cols: Sequence[Col],
+    rows: Iterable[Sequence[str | Text]],
+    *,
+    width: int | None = None,
+    **table_kw: Any,
+) -> Table:
+    """A rich table that fits ``width`` (the terminal's by default) without cutting keys.
+
+    Each column gets its natural width when everything fits. Otherwise the
+    non-key columns wrap (widest first, down to ``min_width``) and, if that is
+    not enough, the columns with the highest ``drop`` are left out (named in
+    the caption). Key columns keep their full text; a terminal too narrow even
+    for them folds them onto more lines rather than cropping them.
+    """
+    from rich.table import Table
+
+    rows = [list(r) for r in rows]
+    width = width or out().width
+    table_kw.setdefault("title_justify", "left")
+    probe = Table(**table_kw)
+    pad = probe.padding[1] + probe.padding[3]
+    natural = [
+        max([_cell_width(c.header), *(_cell_width(r[i]) for r in rows)]) for i, c in enumerate(cols)
+    ]
+    least = [
+        n if c.key else min(n, max(c.min_width, _cell_width(c.header)))
+        for c, n in zip(cols, natural, strict=True)
+    ]
+
+    def extra(n: int) -> int:
+        box = probe.box is not None
+        return n * pad + (2 if box and probe.show_edge else 0) + (n - 1 if box else 0)
+
+    kept = list(range(len(cols)))
+    # Drop the most droppable (rightmost first among equals) until the least widths fit.
+    while sum(least[i] for i in kept) + extra(len(kept)) > width:
+        droppable = [i for i in kept if not cols[i].key and cols[i].drop > 0]
+        if not droppable:
+            break
+        kept.remove(max(droppable, key=lambda i: (cols[i].drop, i)))
+    widths: dict[int, int] = {}
+    for i in kept:
+        cap = cols[i].max_width
+        widths[i] = max(least[i], natural[i] if cap is None else min(natural[i], cap))
+    excess = sum(widths.values()) + extra(len(kept)) - width
+    while excess > 0:
+        shrinkable = [i for i in kept if widths[i] > least[i]]
+        widest = max(shrinkable, key=lambda i: (widths[i], i), default=None)
+        if widest is None:
+            # Not even the keys fit: fold the longest key (a long name) rather than
+            # crop it, keeping the shorter ones (ids) whole.
+            folding = [i for i in kept if cols[i].key and widths[i] > 8]
+            widest = max(folding, key=lambda i: (natural[i], i), default=None)
+        if widest is None:
+            break
+        widths[widest] -= 1
+        excess -= 1
+    dropped = [cols[i].header for i in range(len(cols)) if i not in kept]
+    if dropped:
+        table_kw.setdefault(
+            "caption",
+            f"[dim]not shown (terminal too narrow): {', '.join(dropped)}[/]",
+        )
+        table_kw.setdefault("caption_justify", "left")
+    table = Table(**table_kw)
+    for i in kept:
+        c = cols[i]
+        table.add_column(
+            c.header,
+            justify=c.justify,
+            style=c.style,
+            # A fixed width: rich neither squeezes nor crops; text past it wraps (folds).
+            width=widths[i],
+            overflow="fold",
+        )
+    for r in rows:
+        table.add_row(*[r[i] for i in kept])
+    return table

@@ -15,9 +15,11 @@ import typer
 from rich.table import Table
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     command_context,
     esc,
+    fit_table,
     fmt_bytes,
     fmt_time,
     out,
@@ -68,19 +70,26 @@ def list_datasets(ctx: typer.Context, json_: JsonOption = False, home: HomeOptio
     if not items:
         out().print("No datasets yet: `opsloop datasets create NAME FILE`.")
         return
-    t = Table(title=f"Datasets ({len(items)})")
-    for col in ("Name", "Kind", "Versions", "Latest", "Updated", "Description"):
-        t.add_column(col, justify="right" if col in ("Versions", "Latest") else "left")
-    for d in items:
-        t.add_row(
+    cols = [
+        Col("Name", key=True),
+        Col("Kind", drop=3),
+        Col("Versions", justify="right", drop=2),
+        Col("Latest", justify="right", drop=0),
+        Col("Updated", drop=1, min_width=19),
+        Col("Description", drop=4),
+    ]
+    rows = [
+        [
             esc(d.name),
             d.kind,
             str(d.version_count),
             "-" if d.latest_version is None else str(d.latest_version),
             fmt_time(d.updated_at),
             esc(_fmt(d.description)),
-        )
-    out().print(t)
+        ]
+        for d in items
+    ]
+    out().print(fit_table(cols, rows, title=f"Datasets ({len(items)})", title_justify="center"))
 
 
 def _parse_types(items: list[str] | None) -> dict[str, str]:
@@ -208,11 +217,17 @@ def versions(
     if json_:
         print_json([v.model_dump(mode="json") for v in items])
         return
-    t = Table(title=f"{esc(name)}: {len(items)} version(s)")
-    for col in ("Version", "Status", "Rows", "Size", "Created", "By", "Message"):
-        t.add_column(col, justify="right" if col in ("Version", "Rows", "Size") else "left")
-    for v in items:
-        t.add_row(
+    cols = [
+        Col("Version", key=True, justify="right"),
+        Col("Status", drop=0),
+        Col("Rows", justify="right", drop=0),
+        Col("Size", justify="right", drop=3),
+        Col("Created", drop=2, min_width=19),
+        Col("By", drop=4),
+        Col("Message", drop=1),
+    ]
+    rows = [
+        [
             str(v.version),
             STATUS.get(v.status, v.status),
             f"{v.row_count:,}",
@@ -220,8 +235,11 @@ def versions(
             fmt_time(v.created_at),
             esc(v.created_by),
             esc(_fmt(v.message or v.derivation)),
-        )
-    out().print(t)
+        ]
+        for v in items
+    ]
+    title = f"{esc(name)}: {len(items)} version(s)"
+    out().print(fit_table(cols, rows, title=title, title_justify="center"))
 
 
 @app.command("show")

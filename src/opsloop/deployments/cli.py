@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     JsonOpt,
     command_context,
     esc,
+    fit_table,
     fmt_time,
     out,
     print_json,
@@ -55,21 +56,30 @@ def list_command(
     if json_:
         print_json([d.model_dump(mode="json") for d in items])
         return
-    table = Table(title=f"{len(items)} deployment(s)", title_justify="left")
-    for col in ("ID", "Serves", "Version", "URL", "Status", "Started", "Last heartbeat"):
-        table.add_column(col, no_wrap=col in ("ID", "URL"))
+    cols = [
+        Col("ID", key=True),
+        Col("Serves", key=True),
+        Col("Version", drop=3),
+        Col("URL", drop=0),
+        Col("Status", drop=0),
+        Col("Started", drop=2, min_width=19),
+        Col("Last heartbeat", drop=1, min_width=19),
+    ]
+    rows = []
     for d in items:
         style = _STYLE.get(d.status, "")
-        table.add_row(
-            d.id[:12],
-            esc(d.name),
-            "" if d.version is None else str(d.version),
-            esc(d.url),
-            f"[{style}]{d.status}[/]" if style else d.status,
-            fmt_time(d.started_at),
-            fmt_time(d.last_heartbeat_at),
+        rows.append(
+            [
+                d.id,
+                esc(d.name),
+                "" if d.version is None else str(d.version),
+                esc(d.url),
+                f"[{style}]{d.status}[/]" if style else d.status,
+                fmt_time(d.started_at),
+                fmt_time(d.last_heartbeat_at),
+            ]
         )
-    out().print(table)
+    out().print(fit_table(cols, rows, title=f"{len(items)} deployment(s)"))
 
 
 @app.command("show")

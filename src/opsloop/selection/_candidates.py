@@ -64,6 +64,12 @@ def parse_candidate(c: Any) -> CandidateSpec:
             "openai:MODEL or openai:MODEL@http://host:port/v1"
         )
     if prefix == "local":
+        if rest not in BUNDLED and not Path(rest).expanduser().is_dir():
+            raise InvalidArgument(
+                f"unknown local model in candidate {c!r}: use local:{', local:'.join(BUNDLED)} "
+                "or local:/path/to/a/saved/model",
+                details={"candidate": text},
+            )
         return CandidateSpec(text, "local", rest)
     if prefix == "openai":
         for marker in _URL_MARKERS:

@@ -13,7 +13,7 @@ from typing import Any
 from opsloop.core import Context, context_of
 from opsloop.errors import InvalidArgument
 from opsloop.evaluation.metrics import Metric, get_metric
-from opsloop.registry import check_model_name, default_cache_dir
+from opsloop.registry import Registry, check_model_name, default_cache_dir
 from opsloop.selection._candidates import CandidateSpec, Opened, RssPeak, open_candidate
 from opsloop.selection._candidates import parse_candidate as _parse
 from opsloop.selection._data import (
@@ -130,10 +130,14 @@ def select_model(
     objs = check_objectives(objectives)
     if register_as is not None:
         check_model_name(register_as)
+    ctx = context_of(client)
+    for spec in specs:
+        if spec.kind == "models":
+            ctx.room(Registry).resolve(spec.target)  # NotFound names it, before any load
     # Runs go to the context's run-logging client (the user's ``Client`` when one exists;
     # without a client, the program's default context).
     return _run(
-        context_of(client).room(Tracking),
+        ctx.room(Tracking),
         specs,
         ms,
         data,

@@ -190,10 +190,14 @@ def select_command(
     quality meeting the limits), records everything as runs, and with
     `--register` registers the recommended model.
     """
+    from opsloop.registry import Registry  # lazy: loads sqlalchemy
+    from opsloop.selection._candidates import parse_candidate  # lazy: loads the registry
     from opsloop.selection._data import datasets_of, read_jsonl  # lazy: loads sqlalchemy
     from opsloop.selection._select import select_model  # lazy: loads sqlalchemy and numpy
 
     specs = _split_candidates(candidates)
+    for spec in specs:
+        parse_candidate(spec)  # a typo is named before anything is read or stored
     if rows is None and dataset is None:
         raise InvalidArgument("give --dataset NAME@VERSION, --rows FILE.jsonl, or both")
     constraints = {
@@ -203,6 +207,9 @@ def select_command(
         "min_quality": min_quality,
     }
     with command_context(ctx, home) as context:
+        for spec in specs:
+            if spec.startswith("models:/"):
+                context.room(Registry).resolve(spec)  # NotFound before any row is stored
         data: Any = dataset
         if rows is not None and dataset is None:
             data = read_jsonl(rows)

@@ -17,10 +17,12 @@ from rich.text import Text
 from rich.tree import Tree
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     JsonOpt,
     command_context,
     esc,
+    fit_table,
     out,
     print_json,
     room_app,
@@ -174,34 +176,35 @@ def list_traces(
     if not page.traces:
         out().print("no traces match")
         return
-    table = Table(show_edge=False, header_style="bold")
-    for col, justify in (
-        ("id", "left"),
-        ("name", "left"),
-        ("started", "left"),
-        ("latency", "right"),
-        ("status", "left"),
-        ("spans", "right"),
-        ("tokens in/out", "right"),
-        ("cost", "right"),
-        ("models", "left"),
-        ("user", "left"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    cols = [
+        Col("id", key=True),
+        Col("name", key=True),
+        Col("started", drop=3, min_width=19),
+        Col("latency", justify="right", drop=0),
+        Col("status", drop=0),
+        Col("spans", justify="right", drop=4),
+        Col("tokens in/out", justify="right", drop=2),
+        Col("cost", justify="right", drop=1),
+        Col("models", drop=5),
+        Col("user", drop=6),
+    ]
+    rows = []
     for t in page.traces:
-        table.add_row(
-            t.id,
-            esc(t.name),
-            _when(t.start_us),
-            fmt_ms(t.duration_ms),
-            f"[{_STATUS_STYLE.get(t.status, 'white')}]{t.status}[/]",
-            str(t.span_count),
-            f"{t.input_tokens:,}/{t.output_tokens:,}",
-            fmt_cost(t.total_cost),
-            esc(", ".join(t.models)),
-            esc(t.user_id or "-"),
+        rows.append(
+            [
+                t.id,
+                esc(t.name),
+                _when(t.start_us),
+                fmt_ms(t.duration_ms),
+                f"[{_STATUS_STYLE.get(t.status, 'white')}]{t.status}[/]",
+                str(t.span_count),
+                f"{t.input_tokens:,}/{t.output_tokens:,}",
+                fmt_cost(t.total_cost),
+                esc(", ".join(t.models)),
+                esc(t.user_id or "-"),
+            ]
         )
-    out().print(table)
+    out().print(fit_table(cols, rows, show_edge=False, header_style="bold"))
     if page.next_page_token:
         out().print(f"[dim]more: --page-token {page.next_page_token}[/]")
 
@@ -351,10 +354,16 @@ def prices_list(ctx: typer.Context, json_: JsonOpt = False, home: HomeOption = N
     if json_:
         print_json([p.model_dump(mode="json") for p in prices])
         return
-    t = Table("model", "input $/1M", "output $/1M", "source", show_edge=False)
-    for p in prices:
-        t.add_row(esc(p.model), f"{p.input_per_mtok:g}", f"{p.output_per_mtok:g}", p.source)
-    out().print(t)
+    cols = [
+        Col("model", key=True),
+        Col("input $/1M", drop=0),
+        Col("output $/1M", drop=0),
+        Col("source", drop=1),
+    ]
+    rows = [
+        [esc(p.model), f"{p.input_per_mtok:g}", f"{p.output_per_mtok:g}", p.source] for p in prices
+    ]
+    out().print(fit_table(cols, rows, show_edge=False))
 
 
 @prices_app.command("set")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     esc,
+    fit_table,
     fmt_time,
     out,
     print_json,
@@ -46,22 +47,23 @@ def list_experiments(
     if json_:
         print_json([e.model_dump(mode="json") for e in exps])
         return
-    table = Table(title="Experiments", title_justify="left")
-    table.add_column("ID", no_wrap=True, style="dim")
-    table.add_column("Name", style="bold")
-    table.add_column("Runs", justify="right")
-    if all_:
-        table.add_column("Stage")
-    table.add_column("Created", no_wrap=True)
-    table.add_column("Description")
-    for e in exps:
-        stage = ["[red]deleted[/]" if e.lifecycle_stage == "deleted" else "active"] if all_ else []
-        runs = "-" if e.run_count is None else str(e.run_count)
-        table.add_row(e.id, esc(e.name), runs, *stage, fmt_time(e.created_at), esc(e.description))
     if not exps:
         out().print("No experiments yet. Create one: opsloop experiments create NAME")
         return
-    out().print(table)
+    cols = [
+        Col("ID", key=True, style="dim"),
+        Col("Name", key=True, style="bold"),
+        Col("Runs", justify="right", drop=0),
+        *([Col("Stage", drop=0)] if all_ else []),
+        Col("Created", drop=1, min_width=19),
+        Col("Description", drop=2),
+    ]
+    rows = []
+    for e in exps:
+        stage = ["[red]deleted[/]" if e.lifecycle_stage == "deleted" else "active"] if all_ else []
+        runs = "-" if e.run_count is None else str(e.run_count)
+        rows.append([e.id, esc(e.name), runs, *stage, fmt_time(e.created_at), esc(e.description)])
+    out().print(fit_table(cols, rows, title="Experiments"))
 
 
 @app.command("create")

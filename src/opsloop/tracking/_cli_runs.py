@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Group, JustifyMethod
+from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     esc,
+    fit_table,
     fmt_bytes,
     fmt_duration,
     fmt_time,
@@ -174,15 +174,6 @@ def list_runs(
         out().print(f"[dim]{total - len(page.runs)} more: raise --max or narrow --filter[/]")
 
 
-@dataclass
-class _Col:
-    header: str
-    cell: Callable[[Run], str]
-    width: int
-    style: str | None = None
-    justify: JustifyMethod = "left"
-
-
 def _runs_table(
     runs: list[Run],
     exp_names: dict[str, str],
@@ -195,86 +186,52 @@ def _runs_table(
 ) -> Table:
     """The runs table, dropping optional columns that would not fit in ``width``.
 
-    Asked-for params and metrics always stay (``keep_all``); auto-chosen ones,
-    the experiment, start time and duration go, least useful first, when the
-    terminal is too narrow to show them without cropping run ids and names.
+    Run ids and names are never cut. Asked-for params and metrics always stay
+    (``keep_all``); auto-chosen ones, the experiment, start time and duration
+    go, least useful first, when the terminal is too narrow to show them.
     """
 
     def name(r: Run) -> str:
         text = ("↳ " if r.parent_run_id else "") + esc(r.name)
         return text + (" [red](deleted)[/]" if r.lifecycle_stage != "active" else "")
 
-    def fit(header: str, cells: list[str], cap: int = 24) -> int:
-        return min(cap, max([len(header), *(len(c) for c in cells)]))
-
-    name_w = fit("Name", [("↳ " if r.parent_run_id else "") + r.name for r in runs], 40)
-    essential = [
-        _Col("Run ID", lambda r: r.id, 32, "dim"),
-        _Col("Name", name, name_w, "bold"),
-        _Col(
-            "Status",
-            lambda r: styled_status(r.status.value),
-            fit("Status", [r.status.value for r in runs]),
-        ),
-    ]
-    metric_cols = [
-        _Col(
-            f"[cyan]{esc(m)}[/]",
-            lambda r, m=m: fmt_value(r.metrics[m].value if m in r.metrics else None),  # type: ignore[misc]
-            fit(m, [fmt_value(r.metrics[m].value if m in r.metrics else None) for r in runs], 16),
-            "cyan",
-            "right",
-        )
-        for m in metrics
-    ]
-    param_cols = [
-        _Col(
-            f"[yellow]{esc(p)}[/]",
-            lambda r, p=p: esc(r.params.get(p, "-")),  # type: ignore[misc]
-            fit(p, [r.params.get(p, "-") for r in runs], 16),
-            "yellow",
-        )
-        for p in params
-    ]
-    started = _Col("Started", lambda r: fmt_time(r.start_time), 19)
-    duration = _Col("Duration", lambda r: fmt_duration(r.duration_ms), 8, None, "right")
-    exp_cols = []
-    if len({r.experiment_id for r in runs}) > 1:
-        exp_cols.append(
-            _Col(
-                "Experiment",
-                lambda r: esc(exp_names.get(r.experiment_id, r.experiment_id)),
-                fit("Experiment", [exp_names.get(r.experiment_id, "") for r in runs], 20),
+    many_experiments = len({r.experiment_id for r in runs}) > 1
+    # Lower drops first; ``keep_all`` pins the asked-for params and metrics.
+    cols = [
+        Col("Run ID", key=True, style="dim"),
+        Col("Name", key=True, style="bold"),
+        Col("Status", drop=0),
+        *([Col("Experiment", drop=1000)] if many_experiments else []),
+        Col("Started", drop=9, min_width=19),
+        Col("Duration", justify="right", drop=900),
+        *[
+            Col(f"[yellow]{esc(p)}[/]", style="yellow", drop=0 if keep_all else 500 + i)
+            for i, p in enumerate(params)
+        ],
+        *[
+            Col(
+                f"[cyan]{esc(m)}[/]",
+                style="cyan",
+                justify="right",
+                drop=0 if keep_all else (8 if i == 0 else 100 + i),
             )
-        )
-    display = [*essential, *exp_cols, started, duration, *param_cols, *metric_cols]
-    if keep_all:
-        must, optional = [*essential, *param_cols, *metric_cols], [started, duration, *exp_cols]
-    else:
-        must = essential
-        optional = [*metric_cols[:1], started, *metric_cols[1:], *param_cols, duration, *exp_cols]
-    # Each column costs its width plus two padding cells and one border.
-    used = 1 + sum(c.width + 3 for c in must)
-    chosen = {id(c) for c in must}
-    for col in optional:
-        if used + col.width + 3 <= width:
-            chosen.add(id(col))
-            used += col.width + 3
-    order = [c for c in display if id(c) in chosen]
-    table = Table(title=title, title_justify="left")
-    for c in order:
-        # Only ids refuse to wrap: they are what users copy into other commands.
-        is_id = c is display[0]
-        table.add_column(
-            c.header,
-            style=c.style,
-            justify=c.justify,
-            min_width=c.width if is_id else None,
-            no_wrap=is_id,
-        )
-    for r in runs:
-        table.add_row(*[c.cell(r) for c in order])
-    return table
+            for i, m in enumerate(metrics)
+        ],
+    ]
+    rows = [
+        [
+            r.id,
+            name(r),
+            styled_status(r.status.value),
+            *([esc(exp_names.get(r.experiment_id, r.experiment_id))] if many_experiments else []),
+            fmt_time(r.start_time),
+            fmt_duration(r.duration_ms),
+            *[esc(r.params.get(p, "-")) for p in params],
+            *[fmt_value(r.metrics[m].value if m in r.metrics else None) for m in metrics],
+        ]
+        for r in runs
+    ]
+    return fit_table(cols, rows, width=width, title=title)
 
 
 @app.command("show")

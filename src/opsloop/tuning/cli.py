@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,13 +15,16 @@ import typer
 from rich.table import Table
 
 from opsloop.core.cli import (
+    Col,
     HomeOption,
     JsonOpt,
     command_context,
     esc,
+    fit_table,
     fmt_duration,
     fmt_time,
     fmt_value,
+    global_options,
     out,
     print_json,
     room_app,
@@ -154,8 +158,10 @@ def run(
     """
     import optuna
 
-    # Optuna's line per trial would drown the summary; the trials are runs anyway.
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna's line per trial would drown the summary (the trials are runs anyway),
+    # and its import set its level back to INFO: quiet again unless --verbose.
+    if not global_options(ctx).get("verbose"):
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
     s = load_study_spec(spec)
     ref = objective or s.objective
     if not ref:
@@ -175,18 +181,68 @@ def run(
             experiment=s.experiment,
             storage=storage,
         )
-        summary = study.optimize(
-            fn,
-            n_trials=n_trials or s.n_trials,
-            timeout=timeout or s.timeout,
-            n_jobs=n_jobs,
-            backend=backend,
-            ray_address=ray_address,
-        )
+        target = n_trials or s.n_trials
+        with _trial_progress(study, target, backend, enabled=not json_) as counted:
+            summary = study.optimize(
+                counted(fn),
+                n_trials=target,
+                timeout=timeout or s.timeout,
+                n_jobs=n_jobs,
+                backend=backend,
+                ray_address=ray_address,
+            )
     if json_:
         print_json(summary.model_dump(mode="json"))
         return
     _print_summary(summary, trials=False)
+
+
+@contextlib.contextmanager
+def _trial_progress(
+    study: Any, target: int | None, backend: str, *, enabled: bool
+) -> Iterator[Callable[[Any], Any]]:
+    """A progress bar of finished trials; yields a wrapper that counts the objective's calls.
+
+    Trials run here (``local``) are counted as they finish; on other backends
+    the objective runs elsewhere, so the bar shows the elapsed time only.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out(),
+        transient=True,
+        disable=not enabled,
+    ) as bar:
+        done = study.runner.finished_count()
+        where = "" if backend == "local" else f" on {backend} (counted at the end)"
+        task = bar.add_task(f"trials{where}", total=target, completed=done)
+
+        def counted(fn: Any) -> Any:
+            if backend != "local":
+                return fn  # pickled to other processes: left as it is
+
+            @functools.wraps(fn)
+            def objective(trial: Any) -> Any:
+                try:
+                    return fn(trial)
+                finally:
+                    bar.advance(task)
+
+            return objective
+
+        yield counted
 
 
 @app.command("show")
@@ -233,18 +289,23 @@ def list_studies(ctx: typer.Context, json_: JsonOpt = False, home: HomeOption = 
             "No studies yet. Run one: opsloop tune run spec.yaml --objective module:function"
         )
         return
-    table = Table(title="Tuning studies", title_justify="left")
-    for col in ("Name", "Objectives", "Run", "Created", "Storage"):
-        table.add_column(col)
+    cols = [
+        Col("Name", key=True),
+        Col("Objectives", drop=1),
+        Col("Run", key=True),
+        Col("Created", drop=2, min_width=19),
+        Col("Storage", drop=3),
+    ]
+    rows = []
     for s in studies:
         objs = ", ".join(
             f"{o} ({'max' if d == 'maximize' else 'min'})"
             for d, o in zip(s.directions, s.objectives, strict=True)
         )
-        table.add_row(
-            esc(s.name), esc(objs), s.run_id or "-", fmt_time(s.created_at), esc(s.storage)
+        rows.append(
+            [esc(s.name), esc(objs), s.run_id or "-", fmt_time(s.created_at), esc(s.storage)]
         )
-    out().print(table)
+    out().print(fit_table(cols, rows, title="Tuning studies"))
 
 
 def _print_summary(s: StudySummary, *, trials: bool) -> None:

@@ -27,7 +27,7 @@ from opsloop.evaluation.benchmarks._data import (
     read_records,
     resolve_source,
 )
-from opsloop.evaluation.benchmarks._model import load_benchmark_model
+from opsloop.evaluation.benchmarks._model import check_benchmark_model, load_benchmark_model
 from opsloop.evaluation.benchmarks._normalize import normalize_answer
 from opsloop.evaluation.benchmarks._scoring import LoglikelihoodRequest, loglikelihoods
 from opsloop.evaluation.benchmarks._task import TaskSpec, load_task
@@ -374,6 +374,8 @@ def run_benchmark(
     ``share_context``: score the choices of a question from one run of its
     context (``False``: each (context, choice) pair runs whole, the baseline).
     """
+    # Every argument is checked, in order, before any data is read or the model loads.
+    check_benchmark_model(model, client=client)
     names = [t.strip() for t in tasks.split(",")] if isinstance(tasks, str) else list(tasks)
     names = [n for n in names if n]
     if not names:

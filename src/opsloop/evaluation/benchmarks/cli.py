@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from opsloop.core.cli import HomeOption, JsonOpt, command_context, esc, out, print_json, room_app
+from opsloop.core.cli import (
+    Col,
+    HomeOption,
+    JsonOpt,
+    command_context,
+    esc,
+    fit_table,
+    out,
+    print_json,
+    room_app,
+)
 from opsloop.evaluation.benchmarks._task import list_tasks
 
 if TYPE_CHECKING:
@@ -39,15 +49,18 @@ def tasks_command(json_: JsonOpt = False) -> None:
             ]
         )
         return
-    table = Table(title="benchmark tasks")
-    for col in ("task", "type", "shots", "metrics", "description"):
-        table.add_column(col)
-    for s in specs:
-        table.add_row(
-            esc(s.name), s.output_type, str(s.num_fewshot), ", ".join(s.metrics),
-            esc(s.description),
-        )  # fmt: skip
-    out().print(table)
+    cols = [
+        Col("task", key=True),
+        Col("type", drop=2),
+        Col("shots", drop=1),
+        Col("metrics", drop=0),
+        Col("description", drop=3, min_width=16),
+    ]
+    rows = [
+        [esc(s.name), s.output_type, str(s.num_fewshot), ", ".join(s.metrics), esc(s.description)]
+        for s in specs
+    ]
+    out().print(fit_table(cols, rows, title="benchmark tasks", title_justify="center"))
 
 
 @app.command("run")
