@@ -31,6 +31,7 @@ ROOMS: tuple[str, ...] = (
     "opsloop.evaluation",
     "opsloop.retrieval",
     "opsloop.selection",
+    "opsloop.finetune",
 )
 
 

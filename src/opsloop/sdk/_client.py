@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from opsloop.datasets import Datasets
     from opsloop.deployments import Deployments
     from opsloop.evaluation import Evaluation
+    from opsloop.finetune import Finetune
     from opsloop.prompts import Prompts
     from opsloop.registry import Registry
     from opsloop.tracing import Tracing
@@ -68,6 +69,7 @@ class Client(Tracking):
         datasets: Datasets
         deployments: Deployments
         evaluation: Evaluation
+        finetune: Finetune
         prompts: Prompts
         registry: Registry
         tracing: Tracing
