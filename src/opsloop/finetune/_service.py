@@ -320,6 +320,11 @@ class FinetuneService:
                 "can be resumed",
                 details={"state": job.state},
             )
+        if job.state == "failed" and job.attempts == 0:
+            raise Conflict(
+                f"job {job_id} failed before it trained ({job.error}); submit a new job",
+                details={"state": job.state},
+            )
         if job.state in ("queued", "running") and self.worker_alive(job):
             raise Conflict(
                 f"job {job_id} is {job.state} and its worker (pid {job.pid}) is alive",

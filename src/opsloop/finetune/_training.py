@@ -123,6 +123,9 @@ def _train(
     trainer = build_trainer(spec, lm.model, tokenizer, rows, ckpt_dir, device=_device(spec))
     callback = job_callback(svc, tracking, job, spec, progress)
     trainer.add_callback(callback)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the run has the logs; stdout stays quiet
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -353,6 +356,8 @@ class _JobCallbackMixin:
         self.latest.update(metrics)
         if self.job.run_id and metrics:
             self.tracking.log_metrics(self.job.run_id, metrics, step=state.global_step)
+        if self.progress is not None:
+            self.progress(state.global_step, state.max_steps, dict(self.latest))
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         now = time.perf_counter()
