@@ -51,12 +51,19 @@ class Env:
             "dataset": "qa",
             "max_steps": 3,
             "batch_size": 1,
-            "max_length": 32,
+            "max_length": 48,
             "lora_r": 4,
             "checkpoint_every": 1,
             "cache_dir": str(self.cache),
         }
         return {**base, **over}
+
+
+def _live(ft: Any, job_id: str) -> Any:
+    """The job, failing the test at once if it finished (a wait would only time out)."""
+    job = ft.get(job_id)
+    assert not job.done, f"job {job_id} ended {job.state}: {job.error}"
+    return job
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +126,7 @@ def test_sft_job_survives_sigkill_resumes_from_its_checkpoint_and_registers_an_a
     assert job.state == "queued" and job.pid is not None
     assert job.spec["base_model"] == "models:/smol/1" and job.spec["dataset"] == "qa@1"
     assert job.spec["completion_column"] == "completion"
-    wait_until(lambda: ft.get(job.id).state == "running", 300, "the worker to start")
+    wait_until(lambda: _live(ft, job.id).state == "running", 300, "the worker to start")
 
     # A second job waits its turn (one trains at a time per home); cancelled while queued,
     # its worker leaves without training.
@@ -131,7 +138,7 @@ def test_sft_job_survives_sigkill_resumes_from_its_checkpoint_and_registers_an_a
 
     # SIGKILL the worker once it saved a checkpoint: the job still reads running, its worker is gone.
     running = wait_until(
-        lambda: (j := ft.get(job.id)).checkpoint_step and j, 600, "a first checkpoint"
+        lambda: (j := _live(ft, job.id)).checkpoint_step and j, 600, "a first checkpoint"
     )
     os.kill(running.pid, signal.SIGKILL)
     wait_until(lambda: not env.svc.worker_alive(ft.get(job.id)), 30, "the worker to die")
@@ -149,8 +156,9 @@ def test_sft_job_survives_sigkill_resumes_from_its_checkpoint_and_registers_an_a
     assert done.resumed_from_step >= killed.checkpoint_step >= 1
     assert done.attempts == 2 and done.step == 3 and done.checkpoint_step == 3
     state = json.loads(
-        (env.home / "finetune" / job.id / "checkpoints" / "checkpoint-3" / "trainer_state.json")
-        .read_text()
+        (
+            env.home / "finetune" / job.id / "checkpoints" / "checkpoint-3" / "trainer_state.json"
+        ).read_text()
     )
     assert state["global_step"] == 3
 
@@ -208,7 +216,7 @@ def test_sft_job_survives_sigkill_resumes_from_its_checkpoint_and_registers_an_a
 def test_cancel_stops_a_training_worker(env: Env) -> None:
     ft = env.client.finetune
     job = ft.submit(env.spec(max_steps=500, checkpoint_every=1000, output_model="smol-long"))
-    wait_until(lambda: ft.get(job.id).step >= 1, 600, "the first step")
+    wait_until(lambda: _live(ft, job.id).step >= 1, 600, "the first step")
     cancelled = ft.cancel(job.id)
     assert cancelled.state == "cancelled"
     wait_until(lambda: not env.svc.worker_alive(ft.get(job.id)), 120, "the worker to stop")
@@ -227,7 +235,7 @@ def test_dpo_in_the_foreground_and_the_columns_it_needs(env: Env) -> None:
     assert wrong.state == "failed" and "no column(s) ['chosen', 'rejected']" in (wrong.error or "")
     seen: list[int] = []
     job = ft.run(
-        env.spec(method="dpo", dataset="prefs", max_steps=2, max_length=24, output_model="smol-dpo"),
+        env.spec(method="dpo", dataset="prefs", max_steps=2, output_model="smol-dpo"),
         progress=lambda step, total, metrics: seen.append(step),
     )
     assert job.state == "succeeded", job.error
@@ -252,7 +260,9 @@ def test_cli_lists_shows_and_reports_errors(env: Env) -> None:
               "--method", "rlhf", "--detach", "--home", home)  # fmt: skip
     assert bad.exit_code != 0
     assert "error [INVALID_ARGUMENT]" in bad.output and "Traceback" not in bad.output
-    bad_set = cli("finetune", "run", "--base", "m", "--dataset", "d", "--set", "oops", "--home", home)
+    bad_set = cli(
+        "finetune", "run", "--base", "m", "--dataset", "d", "--set", "oops", "--home", home
+    )
     assert "error [INVALID_ARGUMENT]: --set takes KEY=VALUE" in bad_set.output
     listed = cli("finetune", "list", "--json", "--home", home)
     assert listed.exit_code == 0, listed.output

@@ -14,10 +14,11 @@ from opsloop.errors import InvalidArgument
 from opsloop.finetune._backend import EmbeddedFinetune, FinetuneBackend
 from opsloop.finetune._remote import RemoteFinetune
 from opsloop.finetune.entities import FinetuneJob, JobSpec
+from opsloop.registry import LoadedCausalLM, ModelVersion, Registry, load_model
+from opsloop.registry.flavors import save_transformers
 
 if TYPE_CHECKING:
     from opsloop.finetune._training import Progress
-    from opsloop.registry import ModelVersion
 
 __all__ = ["Finetune"]
 
@@ -131,8 +132,6 @@ class Finetune:
         description: str = "",
     ) -> ModelVersion:
         """Merge an adapter version into its base; register the full model as a version of ``name``."""
-        from opsloop.registry import LoadedCausalLM, Registry, load_model  # lazy: loads torch
-        from opsloop.registry.flavors import save_transformers
 
         registry = self._context.room(Registry)
         source = registry.resolve(adapter)

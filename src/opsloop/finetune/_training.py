@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import math
+import os
 import re
 import threading
 import time
@@ -26,9 +27,11 @@ from typing import Any
 from opsloop.core import Context
 from opsloop.datasets import Datasets
 from opsloop.errors import InvalidArgument, OpsloopError
+from opsloop.finetune._backend import finetune_service
 from opsloop.finetune._service import JOB_TAG, FinetuneService, work_dir
 from opsloop.finetune.entities import FinetuneJob, JobSpec
 from opsloop.registry import LoadedCausalLM, Registry, load_model
+from opsloop.registry.flavors import save_peft
 from opsloop.tracking import Tracking
 
 __all__ = ["STOP", "Progress", "latest_checkpoint", "run_job"]
@@ -73,14 +76,10 @@ def _turn(ctx: Context, svc: FinetuneService, job_id: str) -> Iterator[bool]:
 
 def run_job(ctx: Context, job_id: str, *, progress: Progress | None = None) -> FinetuneJob:
     """Train job ``job_id`` here and now (it must be ``queued``); return it finished."""
-    from opsloop.finetune._backend import finetune_service  # lazy: the backend imports this module
-
     svc = ctx.room(finetune_service)
     with _turn(ctx, svc, job_id) as mine:
         if not mine:
             return svc.get(job_id)
-        import os
-
         if not svc.mark_running(job_id, pid=os.getpid()):
             return svc.get(job_id)
         job = svc.get(job_id)
@@ -121,6 +120,12 @@ def _train(
     rows = load_rows(ctx, spec, chat=lm.has_chat_template)
     resume = latest_checkpoint(ckpt_dir)
     trainer = build_trainer(spec, lm.model, tokenizer, rows, ckpt_dir, device=_device(spec))
+    if len(trainer.train_dataset) == 0:
+        raise InvalidArgument(
+            f"no row of {spec.dataset} keeps any answer tokens within max_length="
+            f"{spec.max_length} (with the chat template's own tokens); raise max_length",
+            details={"field": "max_length"},
+        )
     callback = job_callback(svc, tracking, job, spec, progress)
     trainer.add_callback(callback)
     from transformers.trainer_callback import PrinterCallback
@@ -270,8 +275,6 @@ def build_trainer(
 
 def save_adapter(peft_model: Any, folder: Path, spec: JobSpec) -> Path:
     """The adapter alone (config + safetensors), its base pinned, as a registrable folder."""
-    from opsloop.registry.flavors import save_peft
-
     return save_peft(
         peft_model,
         folder,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -73,8 +74,6 @@ def _show(job: FinetuneJob, as_json: bool) -> None:
 
 
 def _parse_set(items: list[str] | None) -> dict[str, Any]:
-    import json
-
     out_: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
