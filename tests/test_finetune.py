@@ -246,6 +246,31 @@ def test_dpo_in_the_foreground_and_the_columns_it_needs(env: Env) -> None:
     assert mv.flavor == "peft" and mv.metadata["base_model"] == "models:/smol/1"
 
 
+def test_distill_makes_a_dataset_of_teacher_answers_and_a_student_job(env: Env) -> None:
+    ft = env.client.finetune
+    env.client.datasets.create(
+        "questions", [{"prompt": "What is the capital of France?"}, {"prompt": "Name a colour."}]
+    )
+    job = ft.distill(
+        "models:/smol/1",  # a registered model as the teacher (any provider spec works)
+        "questions",
+        base_model="models:/smol@prod",
+        max_tokens=8,
+        **{k: v for k, v in env.spec().items() if k not in ("base_model", "dataset")},
+    )
+    assert job.state in ("queued", "running") and job.spec["dataset"] == "questions-distilled@1"
+    ft.cancel(job.id)  # training on it is the SFT job tested above
+    rows = env.client.datasets.head("questions-distilled@1")
+    assert [r["prompt"] for r in rows] == ["What is the capital of France?", "Name a colour."]
+    assert "Paris" in rows[0]["completion"] and rows[1]["completion"].strip()
+    assert rows[0]["teacher"] == "models:/smol/1" and rows[0]["teacher_latency_s"] > 0
+    wait_until(lambda: not env.svc.worker_alive(ft.get(job.id)), 120, "the worker to stop")
+    with pytest.raises(InvalidArgument, match="no prompts"):
+        ft.distill("models:/smol/1", "questions", base_model="models:/smol@prod", max_rows=0)
+    with pytest.raises(InvalidArgument, match=r"no column\(s\) \['question'\]"):
+        ft.distill("models:/smol/1", "qa", base_model="models:/smol@prod", prompt_column="question")
+
+
 def test_cli_lists_shows_and_reports_errors(env: Env) -> None:
     from typer.testing import CliRunner
 

@@ -123,6 +123,47 @@ class Finetune:
             return job
         return run_job(self._context, job.id, progress=progress)
 
+    def distill(
+        self,
+        teacher: str,
+        prompts: str,
+        *,
+        base_model: str,
+        dataset_name: str | None = None,
+        prompt_column: str = "prompt",
+        max_tokens: int = 128,
+        max_rows: int | None = None,
+        teacher_options: dict[str, Any] | None = None,
+        foreground: bool = False,
+        progress: Progress | None = None,
+        **job_options: Any,
+    ) -> FinetuneJob:
+        """Fine-tune ``base_model`` (the student) on a teacher's answers to a dataset's prompts.
+
+        ``teacher``: a provider spec (``local:smollm2``, ``models:/NAME@ALIAS``,
+        ``openai:MODEL``). Its answers become a version of ``dataset_name``
+        (default ``<prompts dataset>-distilled``), and an SFT job trains on it
+        (in a worker; ``foreground=True`` trains here).
+        """
+        from opsloop.finetune._distill import teacher_dataset  # lazy: loads the llm providers
+
+        source = prompts.split("@")[0]
+        version = teacher_dataset(
+            self._context,
+            teacher,
+            prompts,
+            name=dataset_name or f"{source}-distilled",
+            prompt_column=prompt_column,
+            max_tokens=max_tokens,
+            max_rows=max_rows,
+            cache_dir=job_options.get("cache_dir"),
+            teacher_options=teacher_options,
+        )
+        spec = {"base_model": base_model, "dataset": version.ref, "method": "sft", **job_options}
+        if foreground:
+            return self.run(spec, progress=progress)
+        return self.submit(spec)
+
     def merge(
         self,
         adapter: str,

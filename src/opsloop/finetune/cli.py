@@ -170,6 +170,36 @@ def _foreground(ft: Finetune, spec: dict[str, Any], *, quiet: bool) -> FinetuneJ
         return ft.run(spec, progress=progress)
 
 
+@app.command("distill")
+def distill_command(
+    ctx: typer.Context,
+    teacher: Annotated[
+        str, typer.Option(help="Teacher: local:smollm2, models:/NAME@ALIAS or openai:MODEL.")
+    ],
+    prompts: Annotated[str, typer.Option(help="Dataset version holding the prompts.")],
+    base: Annotated[str, typer.Option("--base", help="The student: models:/NAME[@ALIAS].")],
+    prompt_column: Annotated[str, typer.Option(help="Prompt column.")] = "prompt",
+    max_tokens: Annotated[int, typer.Option(help="Teacher answer length, at most.", min=1)] = 128,
+    max_steps: Annotated[int, typer.Option(help="Optimizer steps.", min=1)] = 100,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any other JobSpec field, KEY=VALUE (JSON values), repeatable."),
+    ] = None,
+    home: HomeOption = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The teacher answers the prompts (a new dataset version); the student trains on them (detached)."""
+    options = {"max_steps": max_steps, **_parse_set(set_)}
+    with _finetune(ctx, home) as ft:
+        job = ft.distill(
+            teacher, prompts, base_model=base, prompt_column=prompt_column,
+            max_tokens=max_tokens, **options,
+        )  # fmt: skip
+    _show(job, json_)
+    if job.state == "failed":
+        raise typer.Exit(1)
+
+
 @app.command("list")
 def list_command(
     ctx: typer.Context,
