@@ -41,6 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_json
 
+# benchmarks/datasets.py would shadow Hugging Face `datasets` (which TRL imports).
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
 SIZES: dict[str, dict[str, Any]] = {
     "small": {"max_steps": 8, "batch_size": 2, "max_length": 64, "checkpoint_every": 4},
     "larger": {"max_steps": 16, "batch_size": 4, "max_length": 128, "checkpoint_every": 8},
