@@ -98,6 +98,9 @@ def test_bad_jobs_are_refused_or_failed_on_every_backend(backend: Any) -> None:
         ft.submit(base_model="models:/m", dataset="d", completion_column="prompt")
     with pytest.raises(InvalidArgument, match="unknown job state"):
         ft.list(state="sleeping")
+    if backend.remote:
+        with pytest.raises(InvalidArgument, match="cache_dir cannot be set through the API"):
+            ft.submit(base_model="models:/m", dataset="d", cache_dir="/etc")
     assert ft.list() == []  # nothing stored for malformed input
 
     job = ft.submit(base_model="models:/nope@prod", dataset="nothing", max_steps=2)

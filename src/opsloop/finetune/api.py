@@ -3,6 +3,7 @@
 - ``POST /finetune/jobs`` ``{"spec": JobSpec, "start": true}``: validate and
   queue a job, start its worker on the server's machine (201; a job whose
   model or data does not fit comes back ``failed`` with its ``error``).
+  ``cache_dir`` is refused: the server keeps converted weights in its own cache.
 - ``GET /finetune/jobs[?state=&output_model=]``: newest first.
 - ``GET /finetune/jobs/{id}``: one job (state, step, checkpoint, result).
 - ``POST /finetune/jobs/{id}/cancel``: cancel an unfinished job (409 when finished).
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from opsloop.core.web import Actor, StrictBody, ok, service
+from opsloop.errors import InvalidArgument
 from opsloop.finetune._backend import finetune_service
 from opsloop.finetune._service import FinetuneService
 from opsloop.finetune.entities import FinetuneJob
@@ -43,6 +45,12 @@ class ResumeJob(StrictBody):
     summary="Submit a fine-tuning job",
 )
 def submit_job(body: SubmitJob, svc: Svc, actor: Actor) -> Response:
+    if body.spec.get("cache_dir") is not None:
+        # A folder on the server's disk is the server's to choose (its home's cache).
+        raise InvalidArgument(
+            "cache_dir cannot be set through the API; the server uses its own cache",
+            details={"field": "cache_dir"},
+        )
     return ok(svc.submit(body.spec, start=body.start, user=actor), status_code=201)
 
 
