@@ -73,6 +73,7 @@ def plain_trl(
 
     from opsloop.finetune._training import lora_config, trainer_args
 
+    hf_datasets.disable_progress_bars()
     tok = AutoTokenizer.from_pretrained(str(hf_folder))
     tok.padding_side = "right"
     model = AutoModelForCausalLM.from_pretrained(str(hf_folder))
@@ -119,10 +120,15 @@ def main() -> None:
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--rows", type=int, default=64)
+    p.add_argument("--steps", type=int, default=None, help="Override each setting's max_steps.")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (both arms).")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     import opsloop
     from opsloop.finetune import JobSpec
@@ -148,12 +154,11 @@ def main() -> None:
             f"{platform.processor() or platform.machine()}"
         )
         for size in args.sizes:
-            kw = {
-                "base_model": mv.uri,
-                "cache_dir": str(cache),
-                "device": "cpu",
-                **SIZES[size],
-            }
+            setting = dict(SIZES[size])
+            if args.steps:
+                setting["max_steps"] = args.steps
+                setting["checkpoint_every"] = max(1, args.steps // 2)
+            kw = {"base_model": mv.uri, "cache_dir": str(cache), "device": "cpu", **setting}
             spec = JobSpec.model_validate({**kw, "dataset": "bench"})
             best: dict[str, dict[str, float]] = {}
             for r in range(args.rounds):
@@ -174,7 +179,7 @@ def main() -> None:
             results.append(
                 {
                     "size": size,
-                    **SIZES[size],
+                    **setting,
                     "plain_tok_s": best["plain"]["tok_s"],
                     "opsloop_tok_s": best["opsloop"]["tok_s"],
                     "ratio": ratio,
