@@ -312,13 +312,23 @@ def test_cli_lists_shows_and_reports_errors(env: Env) -> None:
         "finetune", "run", "--base", "m", "--dataset", "d", "--set", "oops", "--home", home
     )
     assert "error [INVALID_ARGUMENT]: --set takes KEY=VALUE" in bad_set.output
+    started = cli("finetune", "run", "--base", "models:/smol@prod", "--dataset", "qa", "--detach",
+                  "--set", f"cache_dir={json.dumps(str(env.cache))}", "--json", "--home", home)  # fmt: skip
+    assert started.exit_code == 0, started.output
+    job = json.loads(started.stdout)
+    assert job["state"] == "queued" and job["spec"]["cache_dir"] == str(env.cache)
+    cancelled = cli("finetune", "cancel", job["id"], "--json", "--home", home)
+    assert json.loads(cancelled.stdout)["state"] == "cancelled"
+    again = cli("finetune", "cancel", job["id"], "--home", home)
+    assert again.exit_code != 0 and "error [CONFLICT]" in again.output
     listed = cli("finetune", "list", "--json", "--home", home)
     assert listed.exit_code == 0, listed.output
     jobs = json.loads(listed.stdout)
-    assert {j["output_model"] for j in jobs} >= {"smol-qa", "smol-dpo"}
-    shown = cli("finetune", "show", jobs[0]["id"], "--json", "--home", home)
-    assert json.loads(shown.stdout)["id"] == jobs[0]["id"]
+    assert [j["id"] for j in jobs] == [j.id for j in env.client.finetune.list()]
+    shown = cli("finetune", "show", job["id"], "--json", "--home", home)
+    assert json.loads(shown.stdout)["state"] == "cancelled"
+    assert "cancelled" in cli("finetune", "show", job["id"], "--home", home).stdout
     missing = cli("finetune", "show", "nope", "--home", home)
     assert missing.exit_code != 0 and "error [NOT_FOUND]" in missing.output
     table = cli("finetune", "list", "--home", home)
-    assert "succeeded" in table.stdout and "smol-qa" in table.stdout
+    assert "cancelled" in table.stdout and "models:/smol/1" in table.stdout

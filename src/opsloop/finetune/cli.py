@@ -120,7 +120,7 @@ def run_command(
     home: HomeOption = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Train an adapter: in the foreground with a progress bar, or `--detach`ed in a worker."""
+    """Train an adapter: here with a progress bar, or in a worker process with `--detach`."""
     spec: dict[str, Any] = {
         "base_model": base,
         "dataset": dataset,
