@@ -16,11 +16,14 @@ rate, checkpoint interval):
   rate, tokens/s, wall time) and checkpoint bookkeeping, then the adapter
   registered as a version.
 
+``--threads 1`` is what the figures in docs/finetune.md used: on a machine
+shared with other work, two-thread torch spins badly when the cores are busy.
+
 Tokens per second is the trainer's own count of training tokens
 (``num_tokens``) over its own ``train_runtime`` in both arms, so model
 loading, dataset reading and registration sit outside the figure; what
-remains is what the job adds to every step. Arms alternate over
-``--rounds`` rounds and the best round of each counts, so a burst of load
+remains is what the job adds to every step. Arms alternate (in both
+orders) over ``--rounds`` rounds and the best round of each counts, so a burst of load
 from elsewhere on the machine does not decide the ratio. The goal: the job
 at most 5% fewer tokens per second than plain TRL.
 """
@@ -162,7 +165,8 @@ def main() -> None:
             spec = JobSpec.model_validate({**kw, "dataset": "bench"})
             best: dict[str, dict[str, float]] = {}
             for r in range(args.rounds):
-                for arm in ("plain", "opsloop"):
+                arms = ("plain", "opsloop") if r % 2 == 0 else ("opsloop", "plain")
+                for arm in arms:  # the order alternates too: neither arm always runs warm
                     if arm == "plain":
                         m = plain_trl(hf_folder, rows, spec, root / f"plain-{size}-{r}")
                     else:
