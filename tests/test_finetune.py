@@ -170,7 +170,14 @@ def test_sft_job_survives_sigkill_resumes_from_its_checkpoint_and_registers_an_a
     assert run.status == "FINISHED"
     assert run.tags["opsloop.finetune.result"] == "models:/smol-qa/1"
     assert int(run.tags["opsloop.finetune.resumed_from_step"]) == done.resumed_from_step
-    for key in ("loss", "learning_rate", "tokens_per_second", "wall_time_s", "cost_usd"):
+    for key in (
+        "loss",
+        "learning_rate",
+        "tokens_per_second",
+        "wall_time_s",
+        "cost_usd",
+        "job_hooks_s",
+    ):
         assert key in run.metrics, key
     loss = env.client.get_metric_history(done.run_id, "loss")
     assert set(loss.steps) == {1, 2, 3}

@@ -156,6 +156,7 @@ def _train(
         "wall_time_s": elapsed,
         "cost_usd": elapsed / 3600.0 * spec.cost_per_hour,
         "checkpoint_step": float(trainer.state.global_step),
+        "job_hooks_s": callback.hook_s,  # this attempt's time in the job's trainer hooks
     }
     if job.run_id:
         tracking.log_metrics(job.run_id, final, step=trainer.state.global_step)
@@ -303,6 +304,21 @@ def job_callback(
     return JobCallback(svc, tracking, job, spec, progress)
 
 
+def _timed(hook: Callable[..., None]) -> Callable[..., None]:
+    """Count the time the job spends in a trainer hook (``hook_s``: its in-loop overhead)."""
+
+    def wrapper(self: _JobCallbackMixin, *args: Any, **kw: Any) -> None:
+        t = time.perf_counter()
+        try:
+            hook(self, *args, **kw)
+        finally:
+            self.hook_s += time.perf_counter() - t
+
+    wrapper.__name__ = hook.__name__
+    wrapper.__doc__ = hook.__doc__
+    return wrapper
+
+
 class _JobCallbackMixin:
     def __init__(
         self,
@@ -322,6 +338,7 @@ class _JobCallbackMixin:
         self.last_beat = 0.0
         self.last_tokens: tuple[float, float] | None = None
         self.latest: dict[str, float] = {}
+        self.hook_s = 0.0  # time spent in this callback's hooks, inside the training loop
 
     def elapsed(self) -> float:
         return self.before_s + (time.perf_counter() - self.t0)
@@ -333,6 +350,7 @@ class _JobCallbackMixin:
         if resumed and self.job.run_id:
             self.tracking.set_tag(self.job.run_id, "opsloop.finetune.resumed_from_step", resumed)
 
+    @_timed
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
     ) -> None:
@@ -362,6 +380,7 @@ class _JobCallbackMixin:
         if self.progress is not None:
             self.progress(state.global_step, state.max_steps, dict(self.latest))
 
+    @_timed
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         now = time.perf_counter()
         if self.last_tokens is None:
@@ -379,6 +398,7 @@ class _JobCallbackMixin:
         if self.progress is not None:
             self.progress(state.global_step, state.max_steps, dict(self.latest))
 
+    @_timed
     def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if self.job.run_id:
             self.tracking.flush(self.job.run_id)  # the curve up to a checkpoint survives a kill
