@@ -270,6 +270,7 @@ def test_dpo_in_the_foreground_and_the_columns_it_needs(env: Env) -> None:
     )
     assert job.state == "succeeded", job.error
     assert job.attempts == 1 and job.step == 1 and seen and max(seen) == 1
+    assert job.pid is None  # trained in this process: a cancel never signals the caller
     run = env.client.get_run(job.run_id)
     assert "loss" in run.metrics and "tokens_per_second" in run.metrics
     mv = env.client.registry.resolve("models:/smol-dpo/1")

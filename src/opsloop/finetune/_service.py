@@ -284,8 +284,8 @@ class FinetuneService:
         proc = self._procs.get(job.id)
         if proc is not None and proc.poll() is not None:
             return False
-        if job.pid is None:
-            return False
+        if job.pid is None:  # trained in the foreground of some program: its heartbeat says
+            return job.heartbeat_at is not None and now_ms() - job.heartbeat_at < STALE_AFTER_MS
         if job.host == socket.gethostname():
             return _pid_alive(job.pid)
         return job.heartbeat_at is not None and now_ms() - job.heartbeat_at < STALE_AFTER_MS
@@ -347,8 +347,13 @@ class FinetuneService:
 
     # -- state changes made by the worker ---------------------------------------------
 
-    def mark_running(self, job_id: str, *, pid: int) -> bool:
-        """queued -> running for this worker; False when the job is no longer queued."""
+    def mark_running(self, job_id: str, *, pid: int | None) -> bool:
+        """queued -> running; False when the job is no longer queued.
+
+        ``pid``: the worker process's, which a cancel may SIGTERM; None when the
+        job trains in the foreground of another program (a cancel is then seen
+        at its next heartbeat, and the program lives on).
+        """
         now = now_ms()
         with self.db.write() as conn:
             moved = conn.execute(

@@ -74,13 +74,20 @@ def _turn(ctx: Context, svc: FinetuneService, job_id: str) -> Iterator[bool]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def run_job(ctx: Context, job_id: str, *, progress: Progress | None = None) -> FinetuneJob:
-    """Train job ``job_id`` here and now (it must be ``queued``); return it finished."""
+def run_job(
+    ctx: Context, job_id: str, *, progress: Progress | None = None, worker: bool = False
+) -> FinetuneJob:
+    """Train job ``job_id`` here and now (it must be ``queued``); return it finished.
+
+    ``worker``: this process is the job's own worker (``_worker``), so a cancel
+    may signal it; otherwise (``Finetune.run``) a cancel is seen at the next
+    heartbeat and the calling program is left alone.
+    """
     svc = ctx.room(finetune_service)
     with _turn(ctx, svc, job_id) as mine:
         if not mine:
             return svc.get(job_id)
-        if not svc.mark_running(job_id, pid=os.getpid()):
+        if not svc.mark_running(job_id, pid=os.getpid() if worker else None):
             return svc.get(job_id)
         job = svc.get(job_id)
         tracking = ctx.room(Tracking)

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     ctx = Context(settings)
     try:
-        job = run_job(ctx, args[0])
+        job = run_job(ctx, args[0], worker=True)
     finally:
         ctx.close()
     print(f"job {job.id}: {job.state}" + (f" ({job.error})" if job.error else ""), flush=True)
