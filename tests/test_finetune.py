@@ -23,6 +23,7 @@ from opsloop.errors import Conflict, InvalidArgument, NotFound
 from opsloop.finetune import FinetuneService, finetune_service
 from opsloop.settings import Settings
 from tests._procs import wait_until
+from tests.conftest import live_server
 
 pytest.importorskip("trl")
 pytest.importorskip("gguf")
@@ -257,6 +258,32 @@ def test_cancel_stops_a_training_worker(env: Env) -> None:
         env.client.registry.resolve("models:/smol-long")
     with pytest.raises(Conflict):
         ft.cancel(job.id)
+
+
+def test_a_server_starts_the_worker_of_a_remote_client(env: Env, tmp_path: Path) -> None:
+    import fcntl
+
+    settings = env.client.context.settings
+    lock = env.home / "finetune" / ".queue.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with live_server(settings) as srv, lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another job "trains": the server's worker waits its turn
+        remote = opsloop.Client(
+            settings=settings.model_copy(update={"tracking_uri": srv.url, "home": tmp_path})
+        )
+        try:
+            ft = remote.finetune
+            job = ft.submit(base_model="models:/smol@prod", dataset="qa", max_steps=2)
+            assert job.state == "queued" and job.pid and job.spec["base_model"] == "models:/smol/1"
+            assert env.svc.worker_alive(job)  # a process on this machine, started by the server
+            assert ft.cancel(job.id).state == "cancelled"
+            wait_until(lambda: not env.svc.worker_alive(job), 60, "the server's worker to exit")
+            assert (
+                ft.get(job.id).state == "cancelled"
+                and remote.get_run(job.run_id).status == "KILLED"
+            )
+        finally:
+            remote.close()
 
 
 def test_dpo_in_the_foreground_and_the_columns_it_needs(env: Env) -> None:
