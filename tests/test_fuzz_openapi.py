@@ -61,6 +61,7 @@ FAMILIES: list[tuple[list[str], int]] = [
     (["prompts", "deployments"], 25),
     (["meta", "tracing", "otlp"], 25),
     (["feedback", "tracing"], 25),
+    (["finetune"], 10),
 ]
 
 # ---------------------------------------------------------------------------- the seeded world
@@ -116,6 +117,12 @@ def seed(settings: Settings, app: Any, tmp: Path) -> dict[str, Any]:
     deployment = post("/deployments", served, 201)
     # Stopped: a running one reads "lost" once its heartbeat is 15 s old, mid-run.
     post(f"/deployments/{deployment['id']}/stop", {})
+    # A fine-tuning job that failed validation (the world's model is no language model),
+    # so no request of the fuzzer can start a training worker.
+    job = post(
+        "/finetune/jobs", {"spec": {"base_model": "models:/fuzz-model/1", "dataset": "x"}}, 201
+    )
+    assert job["state"] == "failed", job
     t0 = 1_700_000_000_000_000
     spans = [
         {
@@ -743,6 +750,15 @@ def links(world: dict[str, Any]) -> list[Link]:
     ]
     link("GET /deployments", "200", deployment, {"deployment_id": rb("/deployments/0/id")})
     link("POST /deployments", "201", deployment, {"deployment_id": rb("/id")})
+
+    # ------------------------------------------------------------ finetune
+    job = [
+        "GET /finetune/jobs/{job_id}",
+        "POST /finetune/jobs/{job_id}/cancel",
+        "POST /finetune/jobs/{job_id}/resume",
+    ]
+    link("GET /finetune/jobs", "200", job, {"job_id": rb("/jobs/0/id")})
+    link("POST /finetune/jobs", "201", job, {"job_id": rb("/id")})
 
     # ------------------------------------------------------------ tracing
     trace = ["GET /traces/{trace_id}", "DELETE /traces/{trace_id}", "GET /traces/stats"]

@@ -32,6 +32,7 @@ ROOMS: tuple[str, ...] = (
     "opsloop.evaluation",
     "opsloop.retrieval",
     "opsloop.selection",
+    "opsloop.finetune",
 )
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from opsloop.deployments import Deployments
     from opsloop.evaluation import Evaluation
     from opsloop.feedback import Feedback
+    from opsloop.finetune import Finetune
     from opsloop.prompts import Prompts
     from opsloop.registry import Registry
     from opsloop.tracing import Tracing
@@ -70,6 +71,7 @@ class Client(Tracking):
         deployments: Deployments
         feedback: Feedback
         evaluation: Evaluation
+        finetune: Finetune
         prompts: Prompts
         registry: Registry
         tracing: Tracing
