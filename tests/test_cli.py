@@ -145,6 +145,19 @@ def test_usage_errors_exit_2(home: Path) -> None:
     assert cli("no-such-command").exit_code == 2
 
 
+def test_usage_errors_are_one_error_line(home: Path) -> None:
+    cases = {
+        ("no-such-command",): "No such command 'no-such-command'. (see `opsloop --help`)",
+        ("runs", "list", "--bogus"): "No such option: --bogus (see `opsloop runs list --help`)",
+        ("runs", "show"): "Missing argument 'RUN_ID'. (see `opsloop runs show --help`)",
+    }
+    for args, message in cases.items():
+        r = cli(*args, "--home", str(home)) if args[0] == "runs" else cli(*args)
+        assert r.exit_code == 2, args
+        assert r.stderr.strip().splitlines() == [f"error [USAGE]: {message}"], r.stderr
+        assert "╭" not in r.output and "Traceback" not in r.output
+
+
 # ---------------------------------------------------------------- experiments
 
 

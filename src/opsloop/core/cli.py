@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from typer._click.exceptions import ClickException  # typer's own click (it vendors one)
 from typer.core import TyperGroup
 
 from opsloop.errors import InvalidArgument, OpsloopError, SchemaOutOfDate
@@ -69,12 +70,18 @@ def report_error(exc: OpsloopError) -> None:
     command-line terms: ``--trust X`` rather than ``trusted_types=[...]``)
     prints that instead.
     """
-    from rich.text import Text
 
     cli_message = exc.details.get("cli_message") if isinstance(exc.details, dict) else None
     message = cli_message if isinstance(cli_message, str) and cli_message else exc.message
+    report_line(exc.code, message)
+
+
+def report_line(code: str, message: str) -> None:
+    """``error [CODE]: message`` in red on stderr."""
+    from rich.text import Text
+
     err().print(
-        Text.assemble((f"error [{exc.code}]", "bold red"), ": ", (message, "red")),
+        Text.assemble((f"error [{code}]", "bold red"), ": ", (message, "red")),
         soft_wrap=True,
     )
 
@@ -276,6 +283,31 @@ class OpsloopGroup(TyperGroup):
                 raise
             report_error(unexpected_error(exc))
             raise typer.Exit(EXIT_ERROR) from None
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Usage errors (a missing argument, an unknown option or command) print as one
+        ``error [USAGE]: message`` line too, with the help command to run, not a box."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except ClickException as exc:
+            if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help
+                sub = getattr(exc, "ctx", None)
+                hint = f" (see `{sub.command_path} --help`)" if sub is not None else ""
+                report_line("USAGE", exc.format_message() + hint)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            report_line("ABORTED", "stopped")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         return _fix_help(super().get_command(ctx, cmd_name))
