@@ -1,0 +1,107 @@
+"""Every code block in README.md and docs/*.md runs as written, page by page, top to bottom.
+
+Each page runs in its own process (tests/_docs_runner.py, on Sybil) with a fresh
+``OPSLOOP_HOME`` and a fresh working folder: Python blocks share one namespace, shell
+blocks run the real ``opsloop`` entry point in that home. Blocks that only sketch are
+marked ``<!-- skip: next "sketch: WHY" -->`` and kept out; the runner's docstring has
+the conventions. New pages are picked up by the glob.
+
+Converted model weights are the one thing pages share (``<home>/cache/models`` links to
+the session's model cache), so a bundled model is converted once per session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+RUNNER = Path(__file__).with_name("_docs_runner.py")
+PAGE_TIMEOUT_S = 280
+
+
+def _run_page(page: Path, tmp_path: Path, model_cache: Path) -> list[dict[str, object]]:
+    home = tmp_path / "home"
+    (home / "cache").mkdir(parents=True)
+    (home / "cache" / "models").symlink_to(model_cache, target_is_directory=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
+    env["OPSLOOP_HOME"] = str(home)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), str(ROOT)) if p)
+    # The tests' own data folder for benchmarks (shared/benchdata) when the checkout has one.
+    bench = os.environ.get("OPSLOOP_BENCHDATA")
+    if bench:
+        env["OPSLOOP_BENCHDATA"] = bench
+    report = tmp_path / "report.json"
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(RUNNER), str(page), str(report)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PAGE_TIMEOUT_S,
+    )
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 0 and report.exists(), (
+        f"the runner failed on {page.name}:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    )
+    results: list[dict[str, object]] = json.loads(report.read_text())
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[str(r["status"])] = counts.get(str(r["status"]), 0) + 1
+    name = page.relative_to(ROOT) if page.is_relative_to(ROOT) else page.name
+    print(f"{name}: {counts} in {elapsed:.1f} s")
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_page_runs_top_to_bottom(page: Path, tmp_path: Path, model_cache: Path) -> None:
+    results = _run_page(page, tmp_path, model_cache)
+    failures = [r for r in results if r["status"] == "fail"]
+    assert not failures, "\n\n".join(
+        f"{page.relative_to(ROOT)}:{f['line']} ({f['kind']} block) fails:\n{f['error']}"
+        for f in failures
+    )
+    # Every block was reached: the runner stops at the first failure.
+    fences = sum(1 for line in page.read_text().splitlines() if line.lstrip().startswith("```"))
+    assert len(results) == fences // 2
+
+
+def test_runner_catches_a_failing_block(tmp_path: Path, model_cache: Path) -> None:
+    """The harness itself: a failing command, a bare fence and a bad marker are reported."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# t\n\n```python\nx = 1\n```\n\n"
+        "```bash\nopsloop runs list\n```\n\n"
+        '<!-- skip: next "sketch: shows the idea" -->\n```python\nraise SystemExit(3)\n```\n\n'
+        "```yaml file=cfg.yaml\na: 1\n```\n\n"
+        "```bash\ntest -f cfg.yaml && python -c 'print(1)'\n```\n\n"
+        "```python\nassert x == 1\nopen('cfg.yaml').read()\n```\n\n"
+        "```bash expect=2\nopsloop runs list --no-such-flag\n```\n\n"
+        "```\nbare\n```\n\n```python\nnever = 1\n```\n"
+        "<!-- skip: next -->\n"
+    )
+    results = _run_page(page, tmp_path / "t", model_cache)
+    statuses = [(r["kind"], r["status"]) for r in results]
+    assert statuses[0] == ("marker", "fail")  # the bare `skip: next` has no reason
+    assert statuses[1:] == [
+        ("python", "ok"),
+        ("bash", "ok"),
+        ("python", "sketch"),
+        ("yaml", "file"),
+        ("bash", "ok"),
+        ("python", "ok"),
+        ("bash", "ok"),
+        ("bare", "fail"),
+    ]
+    assert "without a language" in str(results[-1]["error"])
