@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -36,12 +37,11 @@ def _run_page(page: Path, tmp_path: Path, model_cache: Path) -> list[dict[str, o
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLOOP_")}
     env["OPSLOOP_HOME"] = str(home)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), str(ROOT)) if p)
-    # The tests' own data folder for benchmarks (shared/benchdata) when the checkout has one.
-    bench = os.environ.get("OPSLOOP_BENCHDATA")
-    if bench:
-        env["OPSLOOP_BENCHDATA"] = bench
+    # The benchmark data folder a reader points OPSLOOP_BENCHDATA at: the tests' excerpt.
+    env["OPSLOOP_BENCHDATA"] = str(ROOT / "tests" / "data" / "benchdata")
     report = tmp_path / "report.json"
     t0 = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(
         [sys.executable, str(RUNNER), str(page), str(report)],
         cwd=work,
@@ -51,6 +51,8 @@ def _run_page(page: Path, tmp_path: Path, model_cache: Path) -> list[dict[str, o
         timeout=PAGE_TIMEOUT_S,
     )
     elapsed = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     assert proc.returncode == 0 and report.exists(), (
         f"the runner failed on {page.name}:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     )
@@ -59,7 +61,7 @@ def _run_page(page: Path, tmp_path: Path, model_cache: Path) -> list[dict[str, o
     for r in results:
         counts[str(r["status"])] = counts.get(str(r["status"]), 0) + 1
     name = page.relative_to(ROOT) if page.is_relative_to(ROOT) else page.name
-    print(f"{name}: {counts} in {elapsed:.1f} s")
+    print(f"{name}: {counts} in {elapsed:.1f} s ({cpu:.1f} s of CPU)")
     return results
 
 
