@@ -9,7 +9,8 @@ Sybil parses the page; the blocks run in document order:
 - ```` ```bash ```` / ```` ```sh ````: the block is one bash script (``set -euo pipefail``)
   in the page's folder; ``opsloop`` is the environment's entry point. A line that ends
   with `` &`` starts a server in the background: the script waits for its ``--port``
-  to accept connections, and the page's servers are stopped when the page ends.
+  to accept connections (``waits=PORT,...`` in the info string names ports to wait for
+  after the block), and the page's servers are stopped when the page ends.
 - ```` ```console ````: every ``$ `` line is a command, run as above; other lines are
   output shown to the reader and not compared.
 - Any fence whose info string carries ``file=NAME`` (```` ```yaml file=space.yaml ````):
@@ -46,7 +47,7 @@ from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
 from sybil.parsers.markdown.lexers import FencedCodeBlockLexer
 
 RUN_LANGS = {"bash", "sh", "console"}
-SHOWN_LANGS = {"text", "json", "yaml", "toml", "ini", "html", "csv", "jsonl"}
+SHOWN_LANGS = {"text", "json", "yaml", "toml", "ini", "html", "csv", "jsonl", "markdown", "md"}
 SHELL_TIMEOUT_S = 240.0
 PORT_WAIT_S = 120.0
 _PORT = re.compile(r"--port[ =](\d+)")
@@ -109,7 +110,16 @@ def _logical_lines(text: str) -> list[str]:
     return out
 
 
-def _shell_script(lines: Iterable[str]) -> tuple[str, bool]:
+def _wait_for(port: str) -> str:
+    return (
+        f"for _ in $(seq {int(PORT_WAIT_S * 10)}); do "
+        f"(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && break; sleep 0.1; done; "
+        f"(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null "
+        f"|| {{ echo 'nothing listens on port {port}' >&2; exit 97; }}"
+    )
+
+
+def _shell_script(lines: Iterable[str], waits: Iterable[str] = ()) -> tuple[str, bool]:
     """A bash script for the commands; servers started with `&` are waited for."""
     parts = ["set -euo pipefail"]
     background = False
@@ -119,13 +129,8 @@ def _shell_script(lines: Iterable[str]) -> tuple[str, bool]:
             background = True
             m = _PORT.search(line)
             if m:
-                port = m.group(1)
-                parts.append(
-                    f"for _ in $(seq {int(PORT_WAIT_S * 10)}); do "
-                    f"(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && break; sleep 0.1; done; "
-                    f"(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null "
-                    f"|| {{ echo 'nothing listens on port {port}' >&2; exit 97; }}"
-                )
+                parts.append(_wait_for(m.group(1)))
+    parts.extend(_wait_for(p) for p in waits)
     return "\n".join(parts) + "\n", background
 
 
@@ -168,7 +173,8 @@ class FenceParser:
             lines = _logical_lines("\n".join(lines))
         else:
             lines = _logical_lines(source)
-        script, background = _shell_script(lines)
+        waits = [p for p in attrs.get("waits", "").split(",") if p]
+        script, background = _shell_script(lines, waits)
         expect = int(attrs.get("expect", "0"))
         log = self.page.folder / f".block-{example.line}.log"
         with log.open("wb") as out:
