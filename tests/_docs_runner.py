@@ -51,6 +51,7 @@ SHOWN_LANGS = {"text", "json", "yaml", "toml", "ini", "html", "csv", "jsonl", "m
 SHELL_TIMEOUT_S = 240.0
 PORT_WAIT_S = 120.0
 _PORT = re.compile(r"--port[ =](\d+)")
+_COMMENT = re.compile(r"\s+#[^'\"]*$")  # a trailing comment (no quotes in it)
 
 
 class BlockError(AssertionError):
@@ -124,12 +125,19 @@ def _shell_script(lines: Iterable[str], waits: Iterable[str] = ()) -> tuple[str,
     parts = ["set -euo pipefail"]
     background = False
     for line in lines:
-        parts.append(line)
-        if line.endswith("&") and not line.endswith("&&"):
+        command = _COMMENT.sub("", line)
+        m = _PORT.search(command)
+        if command.endswith("&") and not command.endswith("&&"):
             background = True
-            m = _PORT.search(line)
             if m:
-                parts.append(_wait_for(m.group(1)))
+                port = m.group(1)
+                parts.append(
+                    f"(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null "
+                    f"&& {{ echo 'port {port} is already in use' >&2; exit 98; }}"
+                )
+        parts.append(line)
+        if background and m and command.endswith("&"):
+            parts.append(_wait_for(m.group(1)))
     parts.extend(_wait_for(p) for p in waits)
     return "\n".join(parts) + "\n", background
 
@@ -174,7 +182,7 @@ class FenceParser:
         else:
             lines = _logical_lines(source)
         waits = [p for p in attrs.get("waits", "").split(",") if p]
-        script, background = _shell_script(lines, waits)
+        script, _ = _shell_script(lines, waits)
         expect = int(attrs.get("expect", "0"))
         log = self.page.folder / f".block-{example.line}.log"
         with log.open("wb") as out:
@@ -192,8 +200,7 @@ class FenceParser:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 rc = -9
-        if background:
-            self.page.groups.append(proc.pid)
+        self.page.groups.append(proc.pid)  # whatever it left running stops with the page
         if rc != expect:
             text = log.read_text(errors="replace")
             raise BlockError(
