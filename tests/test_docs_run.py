@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,3 +108,35 @@ def test_runner_catches_a_failing_block(tmp_path: Path, model_cache: Path) -> No
         ("bare", "fail"),
     ]
     assert "without a language" in str(results[-1]["error"])
+
+
+def _with_examples(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The command paths whose help text has examples."""
+    out = []
+    for name, sub in sorted(getattr(group, "commands", {}).items()):
+        if "Examples:" in (sub.help or ""):
+            out.append((*prefix, name))
+        out.extend(_with_examples(sub, (*prefix, name)))
+    return out
+
+
+def test_cli_help_keeps_examples_one_per_line() -> None:
+    """Every `--help` shows its docstring's examples as written: one command per line."""
+    import typer.main
+    from typer.testing import CliRunner
+
+    from opsloop.cli import app
+
+    root = typer.main.get_command(app)
+    runner = CliRunner()
+    checked = 0
+    for path in _with_examples(root):
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        checked += 1
+        lines = result.output.split("Examples:", 1)[1].split("╭", 1)[0].splitlines()
+        commands = [ln.strip() for ln in lines if ln.strip()]
+        assert commands, path
+        for line in commands:
+            assert line.startswith("opsloop ") and line.count(" opsloop ") == 0, (path, line)
+    assert checked >= 10

@@ -8,7 +8,9 @@ functions on it, and render what comes back.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,8 +63,42 @@ def report_error(exc: OpsloopError) -> None:
     )
 
 
+_EXAMPLE_BLOCK = re.compile(r"^(Examples?:)\n\n((?:[ \t]+\S[^\n]*(?:\n|$))+)", re.MULTILINE)
+
+
+def fence_examples(help_text: str) -> str:
+    """A docstring's indented ``Examples:`` block as a fenced code block, one command a line.
+
+    typer renders help as Markdown and dedents the text after the first paragraph again,
+    which turns an indented block that opens it into one run-on paragraph.
+    """
+    text = inspect.cleandoc(help_text)
+
+    def fence(m: re.Match[str]) -> str:
+        lines = inspect.cleandoc("\n" + m.group(2)).splitlines()
+        return m.group(1) + "\n\n```\n" + "\n".join(lines) + "\n```\n"
+
+    return _EXAMPLE_BLOCK.sub(fence, text)
+
+
+def _fence_help(command: Any) -> None:
+    if getattr(command, "_opsloop_fenced", False):
+        return
+    command._opsloop_fenced = True
+    if command.help:
+        command.help = fence_examples(command.help)
+    for sub in getattr(command, "commands", {}).values():
+        _fence_help(sub)
+
+
 class OpsloopGroup(TyperGroup):
     """The root command group: turns any ``OpsloopError`` into a message and an exit code."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _fence_help(command)
+        return command
 
     # ``Any``: the context class is typer's vendored click one, which typer does not export.
     def invoke(self, ctx: Any) -> Any:
