@@ -23,6 +23,10 @@ Sybil parses the page; the blocks run in document order:
 
 Exit codes other than 0: ``expect=N`` in the info string (```` ```bash expect=1 ````).
 
+The test gives each page a fresh ``OPSLOOP_HOME`` (its converted model weights shared),
+and ``OPSLOOP_BENCHDATA`` pointing at the tests' excerpt of the benchmark data
+(tests/data/benchdata), the folder a reader points it at.
+
 The report is JSON: one entry per block with its line, kind, status (ok, sketch, shown,
 file, fail), seconds and, on failure, the error.
 """
