@@ -33,6 +33,7 @@ file, fail), seconds and, on failure, the error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -91,10 +92,8 @@ class Page:
                     break
                 time.sleep(0.1)
             else:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(pgid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 def _logical_lines(text: str) -> list[str]:

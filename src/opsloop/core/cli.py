@@ -155,7 +155,6 @@ def resolve_settings(
     a database URL or a home folder, like ``opsloop.Client``.
     """
 
-
     g = global_options(ctx)
     home = home or g.get("home")
     tracking_uri = tracking_uri or g.get("tracking_uri")
