@@ -66,7 +66,7 @@ def report_error(exc: OpsloopError) -> None:
 _EXAMPLE_BLOCK = re.compile(r"^(Examples?:)\n\n((?:[ \t]+\S[^\n]*(?:\n|$))+)", re.MULTILINE)
 
 
-def fence_examples(help_text: str) -> str:
+def _fence_examples(help_text: str) -> str:
     """A docstring's indented ``Examples:`` block as a fenced code block, one command a line.
 
     typer renders help as Markdown and dedents the text after the first paragraph again,
@@ -86,7 +86,7 @@ def _fence_help(command: Any) -> None:
         return
     command._opsloop_fenced = True
     if command.help:
-        command.help = fence_examples(command.help)
+        command.help = _fence_examples(command.help)
     for sub in getattr(command, "commands", {}).values():
         _fence_help(sub)
 
