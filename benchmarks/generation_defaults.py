@@ -39,11 +39,11 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "none (before)": {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0},
-    "rp 1.1": {"repetition_penalty": 1.1, "no_repeat_ngram_size": 0},
     "rp 1.2": {"repetition_penalty": 1.2, "no_repeat_ngram_size": 0},
+    "ngram 4": {"repetition_penalty": 1.0, "no_repeat_ngram_size": 4},
+    "rp 1.1": {"repetition_penalty": 1.1, "no_repeat_ngram_size": 0},
     "rp 1.3": {"repetition_penalty": 1.3, "no_repeat_ngram_size": 0},
     "ngram 3": {"repetition_penalty": 1.0, "no_repeat_ngram_size": 3},
-    "ngram 4": {"repetition_penalty": 1.0, "no_repeat_ngram_size": 4},
     "rp 1.1 + ngram 4": {"repetition_penalty": 1.1, "no_repeat_ngram_size": 4},
 }
 
@@ -125,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
                 print(
-                    f"  {name}: loops {sum(loops)}/{len(loops)}, contains {scores['contains']:.3f}",
+                    f"  {name}: loops {sum(loops)}/{len(loops)}, contains {scores['contains']:.3f}"
+                    f", {secs:.1f} s/question",
                     flush=True,
                 )
+                if args.json:  # after every setting: an interrupted run keeps what it measured
+                    args.json.write_text(json.dumps(results, indent=2))
         finally:
             client.close()
 

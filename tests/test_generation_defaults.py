@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from benchmarks.generation_defaults import distinct_n, looping
+
 from opsloop.errors import InvalidArgument
 
 
@@ -41,9 +41,11 @@ def test_generation_options_are_checked() -> None:
 def test_an_http_provider_refuses_local_only_settings_before_sending() -> None:
     from opsloop.llm import get_provider
 
-    with get_provider("openai:m", base_url="http://127.0.0.1:9/v1", api_key="k") as p:
-        with pytest.raises(InvalidArgument, match="local-model setting") as e:
-            p.chat([{"role": "user", "content": "hi"}], repetition_penalty=1.2)
+    with (
+        get_provider("openai:m", base_url="http://127.0.0.1:9/v1", api_key="k") as p,
+        pytest.raises(InvalidArgument, match="local-model setting") as e,
+    ):
+        p.chat([{"role": "user", "content": "hi"}], repetition_penalty=1.2)
     assert e.value.details["param"] == "repetition_penalty"
 
 
@@ -70,3 +72,34 @@ def test_the_server_and_generate_penalise_the_same_way() -> None:
             assert served[5] == -float("inf")
     off = GenerationParams(8)
     assert penalize(logits, off, generated) is logits
+
+
+# SmolLM2 answers this with "opsloop -c -c -c -c ..." to the token limit under the old
+# settings (no penalty, greedy): measured with benchmarks/generation_defaults.py's looping().
+LOOPING_PROMPT = "List the commands of opsloop."
+
+
+@pytest.fixture(scope="module")
+def smol(model_cache: Path) -> Any:
+    pytest.importorskip("transformers")
+    from opsloop.llm import get_provider
+
+    with get_provider("local:smollm2", cache_dir=model_cache, device="cpu") as p:
+        yield p
+
+
+@pytest.mark.slow
+def test_a_prompt_that_looped_with_the_old_settings_no_longer_loops(smol: Any) -> None:
+    from opsloop.registry.flavors import GENERATION_DEFAULTS
+
+    lm = smol.loaded
+    assert lm.generation_defaults == GENERATION_DEFAULTS
+    assert GENERATION_DEFAULTS != {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+    messages = [{"role": "user", "content": LOOPING_PROMPT}]
+    old = smol.chat(messages, max_tokens=64, repetition_penalty=1.0, no_repeat_ngram_size=0)
+    assert looping(old.text), old.text
+    new = smol.chat(messages, max_tokens=64)  # the defaults
+    assert not looping(new.text), new.text
+    assert distinct_n(new.text) > distinct_n(old.text)
+    # The streamed answer gets the same defaults, token for token.
+    assert "".join(c.text for c in smol.stream(messages, max_tokens=64)) == new.text

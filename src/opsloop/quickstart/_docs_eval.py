@@ -116,8 +116,11 @@ def generate_docs_answers(
     """What the pipeline's model step answers to ``prompts`` (each one user message, greedy),
     generated in batches on a loaded causal LM; ``gen``: more ``generate`` keywords."""
     texts = [lm.apply_chat_template([{"role": "user", "content": p}]) for p in prompts]
-    out: list[str] = []
-    for i in range(0, len(texts), batch_size):
-        results = lm.generate(texts[i : i + batch_size], max_new_tokens=max_tokens, **gen)
-        out.extend(r.text.strip() for r in results)
-    return out
+    # Batches of similar lengths pad less; answers come back in the prompts' order.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: dict[int, str] = {}
+    for i in range(0, len(order), batch_size):
+        idx = order[i : i + batch_size]
+        results = lm.generate([texts[j] for j in idx], max_new_tokens=max_tokens, **gen)
+        out.update((j, r.text.strip()) for j, r in zip(idx, results, strict=True))
+    return [out[i] for i in range(len(texts))]

@@ -125,7 +125,7 @@ def load_int8(folder: Path, ctx: LoadContext) -> tuple[Any, Any]:
     with _quiet():
         tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-        model: Any = AutoModelForCausalLM.from_config(config)
+        model: Any = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
     stored = load_file(str(folder / WEIGHTS_FILE))
     floats = {k: v for k, v in stored.items() if not k.endswith((_Q, _SCALE))}
     missing = set(_linear_names(model)) - {
@@ -142,7 +142,9 @@ def load_int8(folder: Path, ctx: LoadContext) -> tuple[Any, Any]:
     with _quiet():
         from torch.ao.quantization import quantize_dynamic
 
-        qmodel: Any = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        qmodel: Any = quantize_dynamic(  # type: ignore[no-untyped-call]
+            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )
         modules = dict(qmodel.named_modules())
         for key in stored:
             if not key.endswith(_Q):
