@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from opsloop.evaluation.metrics import get_metric
 from opsloop.quickstart._llm import DOCS_COLLECTION, DOCS_INDEX, docs_files
 from opsloop.quickstart._qa_data import DOCS_QUALITY_METRIC
 
@@ -78,8 +79,6 @@ def score_docs_answers(
     predictions: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> dict[str, float]:
     """``contains`` (the quality metric) and ``token_f1`` of answers against the rows' answers."""
-    from opsloop.evaluation.metrics import get_metric
-
     refs = [list(r["answer"]) for r in rows]
     return {
         name: float(get_metric(name)(list(predictions), refs))
