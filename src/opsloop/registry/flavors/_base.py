@@ -66,7 +66,7 @@ MAX_NEW_TOKENS = 8192
 # Anti-looping defaults for local causal LMs (tiny models repeat a line until the token
 # limit): chosen by measurement on the docs questions, benchmarks/generation_defaults.py
 # and docs/llm.md. ``repetition_penalty`` 1.0 and ``no_repeat_ngram_size`` 0 turn them off.
-GENERATION_DEFAULTS: dict[str, float] = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+GENERATION_DEFAULTS: dict[str, float] = {"repetition_penalty": 1.1, "no_repeat_ngram_size": 4}
 
 # flavor name -> module implementing ``describe(files, options)`` and ``load(path, desc, ctx)``.
 FLAVORS: dict[str, str] = {
