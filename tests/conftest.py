@@ -28,6 +28,25 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get("OPSLOOP_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def default_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's default home (``OPSLOOP_HOME``): no test reads or writes ``~/.opsloop``.
+
+    Code that uses the default context (``load_model("models:/...")`` without a
+    client) lands here, at this opsloop's schema, whatever the user's own home holds.
+    """
+    home = tmp_path_factory.mktemp("default-home")
+    old = os.environ.get("OPSLOOP_HOME")
+    os.environ["OPSLOOP_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        if old is None:
+            os.environ.pop("OPSLOOP_HOME", None)
+        else:
+            os.environ["OPSLOOP_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where converted GGUF weights and materialised model files are kept for the session.
