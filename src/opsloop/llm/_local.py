@@ -301,6 +301,8 @@ class LocalProvider(Provider):
                 top_p=opts.top_p,
                 stop=stops or None,
                 seed=opts.seed,
+                repetition_penalty=opts.repetition_penalty,
+                no_repeat_ngram_size=opts.no_repeat_ngram_size,
             )[0]
         return ChatResponse(
             r.text, Usage(r.prompt_tokens, r.completion_tokens), r.finish_reason, self.model, 0.0
@@ -326,6 +328,8 @@ class LocalProvider(Provider):
             seed=opts.seed,
             timeout_s=opts.timeout_s,
             lock=self._lock,
+            repetition_penalty=opts.repetition_penalty,
+            no_repeat_ngram_size=opts.no_repeat_ngram_size,
         ):
             if isinstance(item, StreamEnd):
                 usage = Usage(item.prompt_tokens, item.completion_tokens)
@@ -353,6 +357,8 @@ class LocalProvider(Provider):
                 top_p=opts.top_p,
                 stop=stops or None,
                 seed=opts.seed,
+                repetition_penalty=opts.repetition_penalty,
+                no_repeat_ngram_size=opts.no_repeat_ngram_size,
             )
         return [
             ChatResponse(

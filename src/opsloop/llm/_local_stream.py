@@ -61,10 +61,17 @@ def stream_tokens(
     seed: int | None,
     timeout_s: float | None,
     lock: threading.Lock,
+    repetition_penalty: float | None = None,
+    no_repeat_ngram_size: int | None = None,
 ) -> Iterator[str | StreamEnd]:
     """Yield text deltas, then one ``StreamEnd``; ``ProviderTimeout`` past ``timeout_s``."""
     import torch
-    from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+    from transformers import (
+        GenerationConfig,
+        LogitsProcessorList,
+        StoppingCriteria,
+        StoppingCriteriaList,
+    )
     from transformers.generation.streamers import BaseStreamer
 
     tok = lm.tokenizer
@@ -106,6 +113,8 @@ def stream_tokens(
     }
     if temperature > 0:
         cfg.update(temperature=temperature, top_p=top_p, top_k=0)
+    # The same anti-repetition settings as the batched path (the model's defaults unless given).
+    anti = lm.anti_repetition(len(ids), repetition_penalty, no_repeat_ngram_size)
 
     def run() -> None:
         try:
@@ -118,6 +127,7 @@ def stream_tokens(
                     generation_config=GenerationConfig(**cfg),  # type: ignore[no-untyped-call]
                     streamer=_Streamer(),
                     stopping_criteria=StoppingCriteriaList([_Cancel()]),
+                    logits_processor=LogitsProcessorList(anti),
                 )
             events.put(("end", None))
         except BaseException as exc:  # handed to the consumer, raised there

@@ -212,6 +212,13 @@ class OpenAIProvider(Provider):
         return data
 
     def _body(self, opts: GenOptions, **fields: Any) -> dict[str, Any]:
+        for param in ("repetition_penalty", "no_repeat_ngram_size"):
+            if getattr(opts, param) is not None:
+                raise InvalidArgument(
+                    f"{param} is a local-model setting; an OpenAI-compatible endpoint has no "
+                    "such parameter (use frequency_penalty on the server's side)",
+                    details={"param": param},
+                )
         body: dict[str, Any] = {
             "model": self.model,
             **fields,

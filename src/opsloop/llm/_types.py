@@ -89,6 +89,9 @@ class GenOptions:
     seed: int | None = None
     response_format: dict[str, Any] | None = None
     timeout_s: float | None = None
+    # Local models only; None: the model's generation defaults (see docs/llm.md).
+    repetition_penalty: float | None = None
+    no_repeat_ngram_size: int | None = None
 
     def trace_params(self) -> dict[str, Any]:
         """The request parameters a span records (GenAI ``gen_ai.request.*``)."""
@@ -101,6 +104,10 @@ class GenOptions:
             p["stop"] = list(self.stop)
         if self.seed is not None:
             p["seed"] = self.seed
+        if self.repetition_penalty is not None:
+            p["repetition_penalty"] = self.repetition_penalty
+        if self.no_repeat_ngram_size is not None:
+            p["no_repeat_ngram_size"] = self.no_repeat_ngram_size
         return p
 
 
@@ -119,7 +126,9 @@ class GenArgs(TypedDict, total=False):
 
     ``max_tokens`` (256), ``temperature`` (0.0), ``top_p`` (1.0), ``stop``
     (none), ``seed`` (none), ``response_format`` (none: plain text) and
-    ``timeout_s`` (the provider's default).
+    ``timeout_s`` (the provider's default); for local models,
+    ``repetition_penalty`` (1 to 2) and ``no_repeat_ngram_size`` (0 to 64),
+    default the model's generation defaults.
     """
 
     max_tokens: int
@@ -129,6 +138,8 @@ class GenArgs(TypedDict, total=False):
     seed: int | None
     response_format: dict[str, Any] | None
     timeout_s: float | None
+    repetition_penalty: float | None
+    no_repeat_ngram_size: int | None
 
 
 def gen_options(
@@ -140,6 +151,8 @@ def gen_options(
     seed: Any = None,
     response_format: Any = None,
     timeout_s: Any = None,
+    repetition_penalty: Any = None,
+    no_repeat_ngram_size: Any = None,
 ) -> GenOptions:
     """``GenOptions`` from call arguments; ``InvalidArgument`` names the bad one."""
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
@@ -175,6 +188,20 @@ def gen_options(
     timeout = (
         None if timeout_s is None else _number("timeout_s", timeout_s, 0.0, 86400.0, lo_open=True)
     )
+    rp = (
+        None
+        if repetition_penalty is None
+        else _number("repetition_penalty", repetition_penalty, 1.0, 2.0)
+    )
+    if no_repeat_ngram_size is not None and (
+        isinstance(no_repeat_ngram_size, bool)
+        or not isinstance(no_repeat_ngram_size, int)
+        or not 0 <= no_repeat_ngram_size <= 64
+    ):
+        raise InvalidArgument(
+            "no_repeat_ngram_size must be an integer in 0..64",
+            details={"param": "no_repeat_ngram_size"},
+        )
     return GenOptions(
         max_tokens,
         temp,
@@ -183,6 +210,8 @@ def gen_options(
         seed,
         None if response_format is None else dict(response_format),
         timeout,
+        rp,
+        no_repeat_ngram_size,
     )
 
 

@@ -6,6 +6,10 @@ breast-cancer data, epoch by epoch, into the ``quickstart`` experiment: one
 parent run for the sweep, one child run per config, with params, per-epoch
 metrics, artifacts and system metrics. scikit-learn is the ``quickstart``
 extra and is imported only when the quickstart runs.
+
+``docs_questions(split)`` is the docs question-answering task (train and
+held-out questions written from opsloop's own docs), scored with
+``DOCS_QUALITY_METRIC`` (``contains``), the quickstart's quality metric.
 """
 
 from opsloop.quickstart._context import (
@@ -18,12 +22,14 @@ from opsloop.quickstart._context import (
 )
 from opsloop.quickstart._evaluate import EPOCH_METRICS, RANK_METRIC
 from opsloop.quickstart._models import DEFAULT_TRIALS, SWEEP, TrialConfig
+from opsloop.quickstart._qa_data import DOCS_QUALITY_METRIC, docs_questions
 from opsloop.quickstart._serve_model import serve_model_in_thread
 from opsloop.quickstart._steps import DEFAULT_STEPS, Step, run_quickstart, select_trials
 
 __all__ = [
     "DEFAULT_STEPS",
     "DEFAULT_TRIALS",
+    "DOCS_QUALITY_METRIC",
     "EPOCH_METRICS",
     "EXPERIMENT_NAME",
     "RANK_METRIC",
@@ -35,6 +41,7 @@ __all__ = [
     "Step",
     "TrialConfig",
     "TrialResult",
+    "docs_questions",
     "run_quickstart",
     "select_trials",
     "serve_model_in_thread",

@@ -1,12 +1,34 @@
-"""Small question-answering sets the quickstart's LLM steps use.
+"""Question-answering sets the quickstart's LLM steps use.
 
 ``GENERAL_QA``: short factual questions with one-word answers, for choosing
 between the two bundled LLMs (scored with ``contains``: tiny models answer
-in sentences). ``DOCS_QA``: questions about opsloop itself, answered by the
-retrieval pipeline over opsloop's own docs.
+in sentences). ``DOCS_QA``: the few questions about opsloop the quickstart
+asks its retrieval pipeline over opsloop's own docs.
+
+``docs_questions()``: the docs question-answering task, about a hundred
+questions written from opsloop's own docs (``README.md``, ``docs/*.md``),
+each with a short reference answer the docs support (``|`` separates
+accepted alternatives) and the file it comes from, split once into
+``train`` (about 70%) and ``heldout`` (about 30%). The split is fixed by
+each row's id (``split_of``), stored in the shipped ``docs_qa.jsonl`` and
+never changes when questions are added. Its quality metric is the
+quickstart's: ``contains`` (a reference answer occurs in the answer as whole
+words, SQuAD-normalised), with ``token_f1`` beside it.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from opsloop.errors import InvalidArgument
+
+DOCS_QUALITY_METRIC = "contains"
+SPLITS = ("train", "heldout")
+HELDOUT_PERCENT = 30
 
 GENERAL_QA: list[dict[str, str]] = [
     {"id": "q01", "question": "What is the capital of France?", "answer": "Paris"},
@@ -41,3 +63,31 @@ DOCS_QA: list[str] = [
 def answers(row: dict[str, str]) -> list[str]:
     """The accepted answers of a row (``|`` separates alternatives)."""
     return row["answer"].split("|")
+
+
+def split_of(row_id: str) -> str:
+    """``heldout`` for about 30% of ids, ``train`` for the rest: a function of the id alone."""
+    h = int(hashlib.sha256(row_id.encode()).hexdigest()[:8], 16)
+    return "heldout" if h % 100 < HELDOUT_PERCENT else "train"
+
+
+@lru_cache(maxsize=1)
+def _docs_rows() -> tuple[dict[str, str], ...]:
+    text = resources.files("opsloop.quickstart").joinpath("docs_qa.jsonl").read_text("utf-8")
+    return tuple(json.loads(line) for line in text.splitlines() if line.strip())
+
+
+def docs_questions(split: str | None = None) -> list[dict[str, Any]]:
+    """The docs QA rows: ``{id, question, answer, source, split}``, in id order.
+
+    ``split``: ``"train"``, ``"heldout"`` or None (all). ``answer`` is the
+    list of accepted answers, ready for ``contains``/``token_f1`` as references.
+    """
+    if split is not None and split not in SPLITS:
+        raise InvalidArgument(
+            f"unknown split {split!r}: use one of {', '.join(SPLITS)} (or none for all)",
+            details={"split": split},
+        )
+    return [
+        {**r, "answer": answers(r)} for r in _docs_rows() if split is None or r["split"] == split
+    ]

@@ -9,6 +9,7 @@ Load any registered or saved model with one call::
 Save models with ``opsloop.registry.flavors`` (``save_sklearn``, ``save_pyfunc``,
 ``save_gguf``, ``save_transformers``, ``save_peft``, ``save_sentence_transformer``)
 and register them with ``Registry(client).register(name, source)``.
+``quantize_model(client, "models:/llm/2")`` registers an int8 copy of a language model.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from opsloop.registry._bundled import bundled_embedder, bundled_gguf
     from opsloop.registry._client import Registry
+    from opsloop.registry._compress import quantize_model
     from opsloop.registry._hooks import ALIAS_MOVE, AliasMove, AliasMoveCheck, VersionRef
     from opsloop.registry._loading import default_cache_dir, load_model
     from opsloop.registry._names import check_alias, check_model_name, parse_model_uri, version_ref
@@ -51,6 +53,7 @@ _LAZY = {
     "bundled_gguf": "opsloop.registry._bundled",
     "Registry": "opsloop.registry._client",
     "load_model": "opsloop.registry._loading",
+    "quantize_model": "opsloop.registry._compress",
     "default_cache_dir": "opsloop.registry._loading",
     "parse_model_uri": "opsloop.registry._names",
     "ALIAS_MOVE": "opsloop.registry._hooks",
@@ -126,6 +129,7 @@ __all__ = [
     "infer_signature",
     "load_model",
     "parse_model_uri",
+    "quantize_model",
     "version_ref",
 ]
 

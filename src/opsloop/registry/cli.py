@@ -226,6 +226,54 @@ def register(
     )
 
 
+@app.command("quantize")
+def quantize(
+    ctx: typer.Context,
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODEL", help="The language model: models:/NAME/VERSION or models:/NAME@ALIAS."
+        ),
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="Register into this model (default: the source's)."),
+    ] = None,
+    alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
+    description: Annotated[str | None, typer.Option(metavar="TEXT")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Where converted weights are kept (default <home>/cache).")
+    ] = None,
+    json_: JsonOpt = False,
+    home: HomeOption = None,
+) -> None:
+    """Register an int8-weight copy of a language model as a new version (runs on the CPU).
+
+    Linear weights become int8 (one scale per output row), about half the size
+    on disk; see docs/registry.md#compression for the measured size, memory,
+    latency and quality.
+
+    Examples:
+
+        opsloop models quantize models:/smol/1
+        opsloop models quantize models:/smol@champion --name smol-int8 --alias candidate
+    """
+    from opsloop.registry._compress import quantize_model  # lazy: loads torch
+
+    with command_context(ctx, home) as context:
+        mv = quantize_model(
+            context, source, name=name, alias=alias, description=description, cache_dir=cache_dir
+        )
+        mv = context.room(Registry).get_version(mv.name, mv.version)
+    if json_:
+        print_json(mv.model_dump(mode="json"))
+        return
+    out().print(
+        f"Registered [bold]{esc(mv.name)}[/] version {mv.version} (int8 weights of {esc(source)}, "
+        f"{fmt_bytes(mv.size)}): {mv.uri}"
+    )
+
+
 @app.command("alias")
 def alias_cmd(
     ctx: typer.Context,

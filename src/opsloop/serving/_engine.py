@@ -380,7 +380,12 @@ class GenerationEngine:
 
     def _take_tokens(self, logits: Any, rows: range) -> None:
         seqs = [self._seqs[i] for i in rows]
-        tokens = sample_tokens(logits, [s.req.params for s in seqs], [s.generator for s in seqs])
+        tokens = sample_tokens(
+            logits,
+            [s.req.params for s in seqs],
+            [s.generator for s in seqs],
+            [s.tracker.tokens for s in seqs],
+        )
         for s, tok in zip(seqs, tokens, strict=True):
             # The end-of-sequence token counts as generated (as in OpenAI's and vLLM's usage).
             s.generated += 1

@@ -124,8 +124,17 @@ def _params(req: _GenerationRequest, rt: Runtime) -> GenerationParams:
             f"max_tokens is {max_tokens}; this server allows at most {limit}",
             details={"param": "max_tokens"},
         )
+    # The served model's anti-repetition defaults, as its own generate applies them.
+    defaults = getattr(rt.model, "generation_defaults", None) or {}
     return GenerationParams(
-        max_tokens, req.temperature, req.top_p, tuple(stop), req.seed, req.ignore_eos
+        max_tokens,
+        req.temperature,
+        req.top_p,
+        tuple(stop),
+        req.seed,
+        req.ignore_eos,
+        float(defaults.get("repetition_penalty", 1.0)),
+        int(defaults.get("no_repeat_ngram_size", 0)),
     )
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["GenerationParams", "TextTracker", "sample_tokens"]
+__all__ = ["GenerationParams", "TextTracker", "penalize", "sample_tokens"]
 
 
 @dataclass(frozen=True)
@@ -25,19 +25,58 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     ignore_eos: bool = False  # generate exactly max_new_tokens (benchmarks, as in vLLM)
+    # Over the generated tokens only, as LoadedCausalLM.generate applies them (the model's
+    # generation defaults unless the request sets its own); 1.0 / 0: off.
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+
+
+def penalize(logits: torch.Tensor, p: GenerationParams, generated: list[int]) -> torch.Tensor:
+    """One row of logits with ``p``'s repetition penalty and n-gram ban over ``generated``."""
+    import torch
+
+    if not generated or (p.repetition_penalty == 1.0 and p.no_repeat_ngram_size <= 0):
+        return logits
+    row = logits.clone()
+    if p.repetition_penalty != 1.0:
+        ids = torch.tensor(sorted(set(generated)), device=row.device)
+        picked = row[ids]
+        row[ids] = torch.where(
+            picked > 0, picked / p.repetition_penalty, picked * p.repetition_penalty
+        )
+    n = p.no_repeat_ngram_size
+    if n > 0 and len(generated) >= n:
+        prefix = tuple(generated[len(generated) - n + 1 :]) if n > 1 else ()
+        banned = [
+            generated[i + n - 1]
+            for i in range(len(generated) - n + 1)
+            if tuple(generated[i : i + n - 1]) == prefix
+        ]
+        if banned:
+            row[banned] = -float("inf")
+    return row
 
 
 def sample_tokens(
-    logits: torch.Tensor, params: list[GenerationParams], generators: list[Any]
+    logits: torch.Tensor,
+    params: list[GenerationParams],
+    generators: list[Any],
+    generated: list[list[int]] | None = None,
 ) -> list[int]:
     """One next token per row of ``logits`` (``[batch, vocab]``), each row with its own settings.
 
     Temperature 0 is greedy. ``generators`` holds a seeded ``torch.Generator``
     per row (or None), so a request with a seed draws the same tokens as long
-    as the model gives it the same logits.
+    as the model gives it the same logits. ``generated``: each row's tokens
+    so far, for the repetition settings.
     """
     import torch
 
+    if generated is not None and any(
+        g and (p.repetition_penalty != 1.0 or p.no_repeat_ngram_size > 0)
+        for p, g in zip(params, generated, strict=True)
+    ):
+        logits = torch.stack([penalize(logits[i], p, generated[i]) for i, p in enumerate(params)])
     greedy = logits.argmax(dim=-1).tolist()
     out: list[int] = []
     for i, p in enumerate(params):

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from opsloop.registry.flavors._base import (
         DESCRIPTOR_FILE,
         FLAVORS,
+        GENERATION_DEFAULTS,
         GenerationResult,
         LoadContext,
         LoadedCausalLM,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "DESCRIPTOR_FILE": "_base",
     "FLAVORS": "_base",
+    "GENERATION_DEFAULTS": "_base",
     "GenerationResult": "_base",
     "LoadedCausalLM": "_base",
     "LoadedEmbedder": "_base",
@@ -67,6 +69,7 @@ _LAZY = {
 __all__ = [
     "DESCRIPTOR_FILE",
     "FLAVORS",
+    "GENERATION_DEFAULTS",
     "ColumnSpec",
     "GenerationResult",
     "LoadContext",

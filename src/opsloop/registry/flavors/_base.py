@@ -9,8 +9,10 @@ Stable contract::
                            .predict_proba(data) -> list      (when .supports_proba)
     LoadedCausalLM         .model (transformers PreTrainedModel, eval)  .tokenizer  .model_id
                            .has_chat_template  .apply_chat_template(messages) -> str
-                           .generate(prompts, max_new_tokens, temperature, top_p, stop)
+                           .generate(prompts, max_new_tokens, temperature, top_p, stop,
+                                     *, seed, repetition_penalty, no_repeat_ngram_size)
                                -> list[GenerationResult]   (batched, left padding)
+                           .generation_defaults  .anti_repetition(prompt_len, rp, ngram) -> processors
     LoadedEmbedder         .embed(texts) -> list[list[float]]   .dimension
 
 A saved model is a folder holding ``opsloop-model.json`` (the descriptor:
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DESCRIPTOR_FILE",
     "FLAVORS",
+    "GENERATION_DEFAULTS",
     "ColumnSpec",
     "GenerationResult",
     "LoadContext",
@@ -59,6 +62,11 @@ DESCRIPTOR_FILE = "opsloop-model.json"
 FORMAT_VERSION = 1
 MAX_PROMPTS = 256
 MAX_NEW_TOKENS = 8192
+
+# Anti-looping defaults for local causal LMs (tiny models repeat a line until the token
+# limit): chosen by measurement on the docs questions, benchmarks/generation_defaults.py
+# and docs/llm.md. ``repetition_penalty`` 1.0 and ``no_repeat_ngram_size`` 0 turn them off.
+GENERATION_DEFAULTS: dict[str, float] = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
 
 # flavor name -> module implementing ``describe(files, options)`` and ``load(path, desc, ctx)``.
 FLAVORS: dict[str, str] = {
@@ -287,6 +295,44 @@ class LoadedCausalLM(LoadedModel):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self._lock = threading.Lock()
+        # A version may pin its own (metadata ``generation``); callers may still pass others.
+        pinned = self.metadata.get("generation")
+        self.generation_defaults: dict[str, float] = dict(GENERATION_DEFAULTS)
+        if isinstance(pinned, Mapping):
+            self.generation_defaults.update(
+                {k: v for k, v in pinned.items() if k in GENERATION_DEFAULTS}
+            )
+
+    def anti_repetition(
+        self,
+        prompt_len: int,
+        repetition_penalty: float | None = None,
+        no_repeat_ngram_size: int | None = None,
+    ) -> list[Any]:
+        """Logits processors for these settings (None: the model's default), or none when off.
+
+        They look at the generated tokens only (those after ``prompt_len``):
+        transformers' own ``repetition_penalty`` and ``no_repeat_ngram_size``
+        also count the prompt, which keeps a retrieval pipeline's answer from
+        quoting its sources (measured: benchmarks/generation_defaults.py).
+        """
+        rp = self.generation_defaults["repetition_penalty"]
+        rp = float(rp if repetition_penalty is None else repetition_penalty)
+        ng = self.generation_defaults["no_repeat_ngram_size"]
+        ng = int(ng if no_repeat_ngram_size is None else no_repeat_ngram_size)
+        if not 1.0 <= rp <= 2.0:
+            raise InvalidArgument(
+                f"repetition_penalty must be in [1, 2], got {rp:g}",
+                details={"param": "repetition_penalty"},
+            )
+        if not 0 <= ng <= 64:
+            raise InvalidArgument(
+                f"no_repeat_ngram_size must be in 0..64, got {ng}",
+                details={"param": "no_repeat_ngram_size"},
+            )
+        if rp == 1.0 and ng == 0:
+            return []
+        return [_GeneratedRepetition(prompt_len, rp, ng)]
 
     @property
     def has_chat_template(self) -> bool:
@@ -325,8 +371,15 @@ class LoadedCausalLM(LoadedModel):
         stop: Sequence[str] | None = None,
         *,
         seed: int | None = None,
+        repetition_penalty: float | None = None,
+        no_repeat_ngram_size: int | None = None,
     ) -> list[GenerationResult]:
-        """Complete every prompt in one batch (left-padded). ``temperature=0`` is greedy."""
+        """Complete every prompt in one batch (left-padded). ``temperature=0`` is greedy.
+
+        ``repetition_penalty`` / ``no_repeat_ngram_size``: None takes the
+        model's ``generation_defaults`` (``GENERATION_DEFAULTS`` unless the
+        version pins its own); 1.0 / 0 turn them off.
+        """
         prompts = self._check_generate_args(prompts, max_new_tokens, temperature, top_p, stop)
         import torch
         from transformers import GenerationConfig
@@ -349,6 +402,13 @@ class LoadedCausalLM(LoadedModel):
             cfg.update(temperature=temperature, top_p=top_p, top_k=0)
         stops = [s for s in (stop or []) if s]
         gen_kw: dict[str, Any] = {}
+        anti = self.anti_repetition(
+            int(enc["input_ids"].shape[1]), repetition_penalty, no_repeat_ngram_size
+        )
+        if anti:
+            from transformers import LogitsProcessorList
+
+            gen_kw["logits_processor"] = LogitsProcessorList(anti)
         if stops:
             cfg["stop_strings"] = stops
             gen_kw["tokenizer"] = tok  # stop strings are matched on decoded text
@@ -411,6 +471,44 @@ class LoadedCausalLM(LoadedModel):
         ]
         max_new = int(self.metadata.get("max_new_tokens", 64))
         return [r.text for r in self.generate(prompts, max_new_tokens=max_new)]
+
+
+class _GeneratedRepetition:
+    """A logits processor: repetition penalty and n-gram blocking over the generated tokens only.
+
+    ``penalty`` (> 1) divides positive logits and multiplies negative ones of
+    every token generated so far (as transformers' ``repetition_penalty``);
+    ``ngram`` (> 0) bans any token that would repeat a generated ``ngram``-gram.
+    """
+
+    def __init__(self, prompt_len: int, penalty: float, ngram: int) -> None:
+        self.prompt_len = prompt_len
+        self.penalty = penalty
+        self.ngram = ngram
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        gen = input_ids[:, self.prompt_len :]
+        if gen.shape[1] == 0:
+            return scores
+        if self.penalty != 1.0:
+            picked = torch.gather(scores, 1, gen)
+            picked = torch.where(picked > 0, picked / self.penalty, picked * self.penalty)
+            scores = scores.scatter(1, gen, picked)
+        n = self.ngram
+        if n > 0 and gen.shape[1] >= n:
+            rows = gen.tolist()
+            for b, toks in enumerate(rows):
+                prefix = tuple(toks[len(toks) - n + 1 :]) if n > 1 else ()
+                banned = [
+                    toks[i + n - 1]
+                    for i in range(len(toks) - n + 1)
+                    if tuple(toks[i : i + n - 1]) == prefix
+                ]
+                if banned:
+                    scores[b, banned] = -float("inf")
+        return scores
 
 
 def embedding_dimension(model: Any) -> int:

@@ -2,7 +2,8 @@
 
 A version holds either a Hugging Face folder (``config.json``,
 ``*.safetensors``, tokenizer files; ``format: hf``) or one ``.gguf`` file
-(``format: gguf``). transformers reads a GGUF by de-quantising it
+(``format: gguf``), or int8 weights saved by ``opsloop models quantize``
+(``format: int8``, see ``_int8.py``). transformers reads a GGUF by de-quantising it
 (``from_pretrained(dir, gguf_file=name)``, which needs ``gguf`` and
 ``accelerate``), which takes tens of seconds; the result is saved once as
 safetensors under ``<cache_dir>/gguf/<sha256 of the GGUF>/`` and every later
@@ -136,8 +137,10 @@ def validate(files: list[str], desc: ModelDescriptor) -> None:
         require_files(files, ["config.json"], "transformers")
         if not any(f.endswith(".safetensors") for f in files):
             raise InvalidArgument("a transformers version must hold its weights as .safetensors")
+    elif fmt == "int8":  # saved by opsloop.registry.flavors._int8 (opsloop models quantize)
+        require_files(files, ["config.json", "model-int8.safetensors"], "transformers (int8)")
     else:
-        raise InvalidArgument(f"unknown transformers format {fmt!r} (hf or gguf)")
+        raise InvalidArgument(f"unknown transformers format {fmt!r} (hf, gguf or int8)")
 
 
 @contextlib.contextmanager
@@ -302,7 +305,12 @@ def load(path: Path, desc: ModelDescriptor, ctx: LoadContext) -> LoadedCausalLM:
     if meta.get("format") == "gguf":
         name = str(meta["gguf_file"])
         folder = converted_gguf_dir(path / name, ctx.cache_dir, ctx.digests.get(name))
-    model, tok = load_hf(folder, ctx)
+    if meta.get("format") == "int8":
+        from opsloop.registry.flavors._int8 import load_int8  # lazy: torch
+
+        model, tok = load_int8(folder, ctx)
+    else:
+        model, tok = load_hf(folder, ctx)
     return LoadedCausalLM(
         model,
         tok,
