@@ -16,8 +16,11 @@ from typing import Any
 import pytest
 
 import opsloop
-from opsloop.loop import GATE_METRIC, STAGES, check_lineage, run_loop
+from opsloop.errors import InvalidArgument
+from opsloop.loop import GATE_METRIC, STAGES, LoopReport, check_lineage, run_loop
 from opsloop.settings import Settings
+from tests.conftest import live_server
+from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 
 DOCS = {
     "warranty.md": "# Warranty\n\nThe kettle warranty lasts two years.\n",
@@ -52,24 +55,27 @@ def _client(tmp: Path) -> opsloop.Client:
     return client
 
 
-@pytest.fixture()
-def loop_client(tmp_path: Path) -> Iterator[opsloop.Client]:
-    client = _client(tmp_path)
-    yield client
-    client.close()
-
-
-@pytest.mark.timeout(900)
-def test_the_loop_runs_every_stage_and_its_lineage_is_complete(
-    loop_client: opsloop.Client, model_cache: Path
-) -> None:
-    c = loop_client
+@pytest.fixture(scope="module")
+def small(
+    tmp_path_factory: pytest.TempPathFactory, model_cache: Path
+) -> Iterator[tuple[opsloop.Client, LoopReport, dict[str, int]]]:
+    """One small loop (4 train, 4 held-out questions, 2 steps), shared by the tests below."""
+    c = _client(tmp_path_factory.mktemp("loop"))
     stages: dict[str, int] = {}
     report = run_loop(
         c, train=TRAIN, heldout=HELDOUT, index="kb-index", model="kettle-qa", k=2,
         max_tokens=16, training=SMALL, n_bootstrap=300, cache_dir=model_cache,
         progress=lambda stage, done, total: stages.__setitem__(stage, done),
     )  # fmt: skip
+    yield c, report, stages
+    c.close()
+
+
+@pytest.mark.timeout(900)
+def test_the_loop_runs_every_stage_and_its_lineage_is_complete(
+    small: tuple[opsloop.Client, LoopReport, dict[str, int]],
+) -> None:
+    c, report, stages = small
     art = report.artifacts
     print(report.table())
     assert list(report.stage_seconds) == list(STAGES) and set(stages) == set(STAGES)
@@ -134,3 +140,84 @@ def test_a_harmful_adapter_is_refused_by_the_gate(tmp_path: Path, model_cache: P
         assert bad_alias.flavor == "transformers"
     finally:
         c.close()
+
+
+@pytest.mark.ui
+@pytest.mark.timeout(900)
+def test_the_loop_page_draws_every_arrow(
+    small: tuple[opsloop.Client, LoopReport, dict[str, int]],
+) -> None:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    c, report, _ = small
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            _check_loop_page(browser, c, report)
+        finally:
+            browser.close()
+
+
+def _check_loop_page(browser: Any, c: opsloop.Client, report: LoopReport) -> None:
+    art = report.artifacts
+    ctx = browser.new_context(viewport={"width": 1400, "height": 950})
+    page = ctx.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    with live_server(Settings(home=c.settings.home)) as srv:
+        page.goto(f"{srv.url}/ui/#/loop/{art.loop_run_id}")
+        page.get_by_test_id("loop-report").wait_for()
+        page.locator("svg[data-drawn='1']").wait_for()
+        kinds = page.locator("[data-testid=lineage-node]").evaluate_all(
+            "els => els.map(e => e.dataset.kind)"
+        )
+        assert set(kinds) == {
+            "trace",
+            "annotation",
+            "dataset",
+            "run",
+            "model",
+            "evaluation",
+            "alias",
+        }
+        assert kinds.count("model") == 3  # v1, the adapter, v2
+        text = page.get_by_test_id("loop-report").inner_text()
+        assert f"{report.v1_quality:.3f}" in text and f"{report.v2_quality:.3f}" in text
+        labels = page.locator("[data-testid=lineage-node]").all_inner_texts()
+        assert any(f"{len(art.traces)} traces" in t for t in labels)
+        assert any(f"kettle-qa v{art.v2}" in t for t in labels)
+        # A run that is not a loop says so.
+        page.goto(f"{srv.url}/ui/#/loop/{art.job_run_id}")
+        page.get_by_text("This run holds no loop report.").wait_for()
+    ctx.close()
+    assert errors == []
+
+
+def test_bad_arguments_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from opsloop.cli import app
+
+    home = str(tmp_path / "home")
+
+    def cli(*args: str) -> Any:
+        return CliRunner().invoke(app, ["loop", "run", "--home", home, *args])
+
+    for args, words in (
+        (("--model", "bad name"), "model name 'bad name' is not valid"),
+        (("--alias", "no/slash"), "alias 'no/slash' is not valid"),
+        (("--lr", "5"), "invalid training settings"),
+    ):
+        res = cli(*args)
+        assert res.exit_code == 1, res.output
+        assert f"error [INVALID_ARGUMENT]: {words}" in res.output and "Traceback" not in res.output
+    # Nothing was indexed, registered or run.
+    with opsloop.Client(settings=Settings(home=tmp_path / "home")) as c:
+        assert c.registry.list_models() == [] and c.datasets.list() == []
+    with (
+        opsloop.Client(settings=Settings(home=tmp_path / "h2")) as c2,
+        pytest.raises(InvalidArgument, match="needs a non-empty 'question'"),
+    ):
+        run_loop(c2, train=[{"question": "q"}], heldout=HELDOUT, index="none")

@@ -223,6 +223,7 @@ EXPECTED = {
         "LoopArtifacts",
         "LoopReport",
         "check_lineage",
+        "check_loop_arguments",
         "run_loop",
     ],
     "opsloop.settings": ["Settings"],

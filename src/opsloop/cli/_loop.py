@@ -116,9 +116,7 @@ def run_command(
         opsloop loop run
         opsloop loop run --home /tmp/loop --train-limit 10 --heldout-limit 10 --steps 4
     """
-    import opsloop  # lazy: the SDK loads every room
-    from opsloop.loop import DEFAULT_TRAINING
-    from opsloop.quickstart import run_docs_loop  # lazy: loads the LLM stack
+    from opsloop.loop import DEFAULT_TRAINING  # lazy: the loop loads the SDK's rooms
 
     training: dict[str, Any] = dict(DEFAULT_TRAINING)
     for key, value in (
@@ -130,7 +128,33 @@ def run_command(
             training[key] = value
     if lora_r is not None:
         training["lora_alpha"] = 2 * lora_r
-    settings = resolve_settings(home=home, ctx=ctx)
+    report = run_and_print(
+        resolve_settings(home=home, ctx=ctx),
+        model=model,
+        alias=alias,
+        train_limit=train_limit,
+        heldout_limit=heldout_limit,
+        training=training,
+        as_json=json_,
+    )
+    if not report.promoted:
+        raise typer.Exit(3)
+
+
+def run_and_print(
+    settings: Any,
+    *,
+    model: str = "docs-qa-llm",
+    alias: str = "prod",
+    train_limit: int | None = None,
+    heldout_limit: int | None = None,
+    training: dict[str, Any] | None = None,
+    as_json: bool = False,
+) -> Any:
+    """Run the docs loop with a progress line per stage, then print its report."""
+    import opsloop  # lazy: the SDK loads every room
+    from opsloop.quickstart import run_docs_loop  # lazy: loads the LLM stack
+
     client = opsloop.Client(settings=settings)
     try:
         with Progress(
@@ -141,7 +165,7 @@ def run_command(
             TimeElapsedColumn(),
             console=out(),
             expand=True,
-            disable=json_,
+            disable=as_json,
         ) as progress:
             stages = _Stages(progress)
             report = run_docs_loop(
@@ -156,9 +180,9 @@ def run_command(
             stages.finish()
     finally:
         client.close()
-    if json_:
+    if as_json:
         print_json(report.model_dump(mode="json"))
-        return
+        return report
     table = Table(title=f"loop {esc(model)}@{esc(alias)}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
@@ -172,5 +196,5 @@ def run_command(
         f"{a.eval_run_v2} (v{a.v2})",
         soft_wrap=True,
     )
-    if not report.promoted:
-        raise typer.Exit(3)
+    out().print(f"  report and lineage graph in the UI: /ui/#/loop/{a.loop_run_id}", soft_wrap=True)
+    return report

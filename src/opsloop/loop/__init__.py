@@ -20,6 +20,7 @@ from opsloop.loop._loop import (
     STAGES,
     LoopArtifacts,
     LoopReport,
+    check_loop_arguments,
     run_loop,
 )
 
@@ -34,5 +35,6 @@ __all__ = [
     "LoopArtifacts",
     "LoopReport",
     "check_lineage",
+    "check_loop_arguments",
     "run_loop",
 ]

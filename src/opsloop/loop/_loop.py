@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from opsloop.errors import InvalidArgument, NotFound, PromotionRefused
 from opsloop.evaluation.metrics import get_metric
-from opsloop.registry import bundled_gguf
+from opsloop.finetune import JobSpec
+from opsloop.registry import bundled_gguf, check_alias, check_model_name
 
 LOOP_EXPERIMENT = "loop"
 QUALITY_METRIC = "contains"
@@ -131,6 +132,29 @@ def _rows(rows: Sequence[Mapping[str, Any]], what: str) -> list[dict[str, Any]]:
     return out
 
 
+def check_loop_arguments(
+    model: str, alias: str, training: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Refuse a bad model name, alias or training setting before anything runs; returns the
+    training settings (``DEFAULT_TRAINING`` overridden by ``training``)."""
+    check_model_name(model)
+    check_model_name(f"{model}-sft")
+    check_alias(alias)
+    spec = {**DEFAULT_TRAINING, **dict(training or {})}
+    try:
+        JobSpec(method="sft", base_model=f"models:/{model}/1", dataset=f"{model}-feedback", **spec)
+    except (ValidationError, TypeError) as exc:
+        raise InvalidArgument(
+            f"invalid training settings: {exc}".splitlines()[0] + (
+                " " + "; ".join(
+                    f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+                ) if isinstance(exc, ValidationError) else ""
+            ),
+            details={"training": {k: str(v) for k, v in spec.items()}},
+        ) from None
+    return spec
+
+
 def run_loop(
     client: Any,
     *,
@@ -171,9 +195,9 @@ def run_loop(
     """
     from opsloop.pipelines import rag_qa  # lazy: loads the LLM stack
 
+    spec = check_loop_arguments(model, alias, training)
     train_rows = _rows(train, "train")
     held_rows = _rows(heldout, "heldout")
-    spec = {**DEFAULT_TRAINING, **dict(training or {})}
     fix = correction or (lambda r: str(r["answer"][0]))
     notify = progress or (lambda stage, done, total: None)
     seconds: dict[str, float] = {}

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from opsloop.loop import LoopReport, run_loop
+from opsloop.loop import LoopReport, check_loop_arguments, run_loop
 from opsloop.quickstart._docs_eval import DOCS_K, DOCS_MAX_TOKENS, build_docs_index
 from opsloop.quickstart._qa_data import docs_questions
 
@@ -33,6 +33,7 @@ def run_docs_loop(
     progress: Any = None,
 ) -> LoopReport:
     """Close the loop once on the docs QA task; ``*_limit``: the first N questions of a split."""
+    check_loop_arguments(model, alias, training)  # before the docs are indexed
     if progress is not None:
         progress("index", 0, 1)
     index = build_docs_index(client, cache_dir=cache_dir)
