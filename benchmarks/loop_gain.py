@@ -63,7 +63,7 @@ def main() -> None:
     last = [""]
 
     def progress(stage: str, done: int, total: int) -> None:
-        if stage != last[0] or done == total:
+        if stage != last[0] or done == total or done % 10 == 0:
             print(f"  [{time.strftime('%H:%M:%S')}] {stage} {done}/{total}", flush=True)
             last[0] = stage
 
