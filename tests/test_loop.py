@@ -71,6 +71,7 @@ def small(
     c.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_loop_runs_every_stage_and_its_lineage_is_complete(
     small: tuple[opsloop.Client, LoopReport, dict[str, int]],
@@ -113,6 +114,7 @@ def test_the_loop_runs_every_stage_and_its_lineage_is_complete(
     assert any(m.startswith("dataset->job_run") for m in check_lineage(c, cut).missing)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_harmful_adapter_is_refused_by_the_gate(tmp_path: Path, model_cache: Path) -> None:
     c = _client(tmp_path)
@@ -143,6 +145,7 @@ def test_a_harmful_adapter_is_refused_by_the_gate(tmp_path: Path, model_cache: P
 
 
 @pytest.mark.ui
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_loop_page_draws_every_arrow(
     small: tuple[opsloop.Client, LoopReport, dict[str, int]],
