@@ -188,7 +188,9 @@ def _check_loop_page(browser: Any, c: opsloop.Client, report: LoopReport) -> Non
         assert kinds.count("model") == 3  # v1, the adapter, v2
         text = page.get_by_test_id("loop-report").inner_text()
         assert f"{report.v1_quality:.3f}" in text and f"{report.v2_quality:.3f}" in text
-        labels = page.locator("[data-testid=lineage-node]").all_inner_texts()
+        labels = page.locator("[data-testid=lineage-node]").evaluate_all(
+            "els => els.map(e => e.textContent)"
+        )
         assert any(f"{len(art.traces)} traces" in t for t in labels)
         assert any(f"kettle-qa v{art.v2}" in t for t in labels)
         # A run that is not a loop says so.
