@@ -143,15 +143,14 @@ def check_loop_arguments(
     spec = {**DEFAULT_TRAINING, **dict(training or {})}
     try:
         JobSpec(method="sft", base_model=f"models:/{model}/1", dataset=f"{model}-feedback", **spec)
-    except (ValidationError, TypeError) as exc:
+    except ValidationError as exc:
+        why = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise InvalidArgument(
-            f"invalid training settings: {exc}".splitlines()[0] + (
-                " " + "; ".join(
-                    f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
-                ) if isinstance(exc, ValidationError) else ""
-            ),
+            f"invalid training settings: {why}",
             details={"training": {k: str(v) for k, v in spec.items()}},
         ) from None
+    except TypeError as exc:
+        raise InvalidArgument(f"invalid training settings: {exc}") from None
     return spec
 
 
