@@ -33,6 +33,7 @@ ROOMS: tuple[str, ...] = (
     "opsloop.retrieval",
     "opsloop.selection",
     "opsloop.finetune",
+    "opsloop.loop",
 )
 
 

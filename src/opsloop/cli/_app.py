@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from opsloop._version import __version__
-from opsloop.cli import _db
+from opsloop.cli import _db, _loop
 from opsloop.cli._doctor import doctor
 from opsloop.cli._gc import gc
 from opsloop.cli._quickstart import quickstart
@@ -99,6 +99,7 @@ app.command("quickstart", epilog=EXIT_CODES_HELP)(quickstart)
 app.command("gc", epilog=EXIT_CODES_HELP)(gc)
 app.command("doctor", epilog=EXIT_CODES_HELP)(doctor)
 app.add_typer(_db.app)
+app.add_typer(_loop.app)
 add_room_commands(app)
 
 

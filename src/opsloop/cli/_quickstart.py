@@ -172,6 +172,14 @@ def quickstart(
             "question-answering pipeline over opsloop's docs (minutes on a CPU).",
         ),
     ] = True,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop/--no-loop",
+            help="Then close the loop on the docs questions (`opsloop loop run`: replay, "
+            "feedback, fine-tune SmolLM2, evaluate, gate; tens of minutes on a CPU).",
+        ),
+    ] = False,
 ) -> None:
     """Train a small real sweep, log everything, then open the UI on it.
 
@@ -227,7 +235,6 @@ def quickstart(
     if result.tuning_study:
         out().print(_front(result))
     if result.selection is not None:
-
         out().print(selection_table(result.selection))
         if result.selection.run_id:
             out().print(
@@ -238,6 +245,10 @@ def quickstart(
     if result.docs_answers:
         out().print(_answers(result))
         out().print("  in the UI: /ui/#/traces (each question's span tree)", soft_wrap=True)
+    if loop:
+        from opsloop.cli._loop import run_and_print  # lazy: loads the LLM stack
+
+        run_and_print(settings)
     best = result.best
     out().print(
         f"Done in {result.seconds:.1f}s: trained {len(result.trials)} models. "

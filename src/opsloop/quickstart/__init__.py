@@ -9,7 +9,8 @@ extra and is imported only when the quickstart runs.
 
 ``docs_questions(split)`` is the docs question-answering task (train and
 held-out questions written from opsloop's own docs), scored with
-``DOCS_QUALITY_METRIC`` (``contains``), the quickstart's quality metric.
+``DOCS_QUALITY_METRIC`` (``contains``), the quickstart's quality metric;
+``run_docs_loop(client)`` closes the loop on it (``opsloop loop run``).
 """
 
 from opsloop.quickstart._context import (
@@ -21,6 +22,7 @@ from opsloop.quickstart._context import (
     TrialResult,
 )
 from opsloop.quickstart._evaluate import EPOCH_METRICS, RANK_METRIC
+from opsloop.quickstart._loop import LOOP_MODEL, run_docs_loop
 from opsloop.quickstart._models import DEFAULT_TRIALS, SWEEP, TrialConfig
 from opsloop.quickstart._qa_data import DOCS_QUALITY_METRIC, docs_questions
 from opsloop.quickstart._serve_model import serve_model_in_thread
@@ -32,6 +34,7 @@ __all__ = [
     "DOCS_QUALITY_METRIC",
     "EPOCH_METRICS",
     "EXPERIMENT_NAME",
+    "LOOP_MODEL",
     "RANK_METRIC",
     "SWEEP",
     "NullReporter",
@@ -42,6 +45,7 @@ __all__ = [
     "TrialConfig",
     "TrialResult",
     "docs_questions",
+    "run_docs_loop",
     "run_quickstart",
     "select_trials",
     "serve_model_in_thread",

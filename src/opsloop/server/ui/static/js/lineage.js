@@ -9,7 +9,10 @@ const BOX_H = 50;
 const COL_GAP = 90;
 const ROW_GAP = 18;
 const PAD = 16;
-const KIND_LABEL = { dataset: "DATASET", run: "RUN", model: "MODEL" };
+const KIND_LABEL = {
+  dataset: "DATASET", run: "RUN", model: "MODEL",
+  trace: "TRACES", annotation: "FEEDBACK", evaluation: "EVALUATION", alias: "ALIAS MOVE",
+};
 
 /** Create an SVG element; `attrs` become attributes, children are nodes or text. */
 export function svgEl(tag, attrs = {}, ...children) {
