@@ -28,7 +28,7 @@ import urllib.request
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import certifi
@@ -88,48 +88,69 @@ class Transport:
         timeout: float | None = None,
     ) -> httpx.Response:
         """Send one request (retrying where safe); raise the server's error as an exception."""
-        if idempotent is None:
-            idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
-        hdrs = dict(headers or {})
-        if json is not None:
-            content = orjson.dumps(json, option=orjson.OPT_SERIALIZE_NUMPY)
-            hdrs["Content-Type"] = "application/json"
+        safe, content, hdrs = _prepare(method, idempotent, json, content, headers)
         kw: dict[str, Any] = {"params": params, "content": content, "headers": hdrs}
         if timeout is not None:
             kw["timeout"] = timeout
-        attempt = 0
-        while True:
-            for hook in self.request_hooks:
-                hook(method, self._path_prefix + path)
+
+        tries = 0
+
+        def once() -> tuple[int, httpx.Response]:
+            nonlocal tries
+            if tries and hasattr(content, "seek"):
+                content.seek(0)  # a retried upload starts again
+            tries += 1
             try:
                 resp = self._http.request(method, path, **kw)
             except httpx.ConnectError as exc:
-                # Never reached the server: always safe to retry.
-                if attempt >= self.retries:
-                    raise Unavailable(
-                        f"cannot reach the opsloop server at {self.base_url}: {exc}"
-                    ) from exc
+                raise _NotSent(str(exc)) from exc
             except (
                 httpx.TimeoutException,
                 httpx.RemoteProtocolError,
                 httpx.ReadError,
                 httpx.WriteError,
             ) as exc:
+                raise _MaybeSent(str(exc)) from exc
+            return resp.status_code, resp
+
+        return self._retrying(method, path, safe, once, lambda _status, resp: self.error(resp))
+
+    def _retrying(
+        self,
+        method: str,
+        path: str,
+        idempotent: bool,
+        once: Callable[[], tuple[int, _R]],
+        error_of: Callable[[int, _R], OpsloopError],
+    ) -> _R:
+        """``once()`` until it answers below 400, retrying where safe (both transports' loop).
+
+        A request that never reached the server is always retried; one that may
+        have (a timeout, a dropped connection, a 502/503/504) only when ``idempotent``.
+        """
+        attempt = 0
+        while True:
+            for hook in self.request_hooks:
+                hook(method, self._path_prefix + path)
+            try:
+                status, answer = once()
+            except _NotSent as exc:
+                if attempt >= self.retries:
+                    raise Unavailable(
+                        f"cannot reach the opsloop server at {self.base_url}: {exc}"
+                    ) from exc.__cause__
+            except _MaybeSent as exc:
                 if not idempotent or attempt >= self.retries:
                     raise Unavailable(
                         f"the opsloop server at {self.base_url} did not answer: {exc}"
-                    ) from exc
+                    ) from exc.__cause__
             else:
-                if resp.status_code < 400:
-                    return resp
-                if not (
-                    resp.status_code in _RETRY_STATUS and idempotent and attempt < self.retries
-                ):
-                    raise self.error(resp)
+                if status < 400:
+                    return answer
+                if not (status in _RETRY_STATUS and idempotent and attempt < self.retries):
+                    raise error_of(status, answer)
             attempt += 1
             time.sleep(min(4.0, 0.2 * 2**attempt) * (0.5 + random.random()))
-            if hasattr(content, "seek"):
-                content.seek(0)
 
     @staticmethod
     def error(resp: httpx.Response) -> OpsloopError:
@@ -174,40 +195,18 @@ class Transport:
                 timeout=timeout,
             )
             return b"" if resp.status_code == 204 else resp.content
-        if idempotent is None:
-            idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
-        hdrs = {**self._headers, **(headers or {})}
-        if json is not None:
-            content = orjson.dumps(json, option=orjson.OPT_SERIALIZE_NUMPY)
-            hdrs["Content-Type"] = "application/json"
+        safe, content, hdrs = _prepare(method, idempotent, json, content, headers)
+        hdrs = {**self._headers, **hdrs}
         target = _target(self._lean.prefix + path, params)
-        attempt = 0
-        while True:
-            for hook in self.request_hooks:
-                hook(method, self._path_prefix + path)
+        lean = self._lean
+
+        def once() -> tuple[int, bytes]:
             try:
-                status, body = self._lean.send(method, target, content, hdrs, timeout)
-            except _NotSent as exc:  # never reached the server: always safe to retry
-                if attempt >= self.retries:
-                    raise Unavailable(
-                        f"cannot reach the opsloop server at {self.base_url}: {exc.__cause__}"
-                    ) from exc.__cause__
+                return lean.send(method, target, content, hdrs, timeout)
             except (OSError, http.client.HTTPException) as exc:
-                if not idempotent or attempt >= self.retries:
-                    raise Unavailable(
-                        f"the opsloop server at {self.base_url} did not answer: {exc!r}"
-                    ) from exc
-            else:
-                if status < 400:
-                    return body
-                if not (status in _RETRY_STATUS and idempotent and attempt < self.retries):
-                    try:
-                        payload = orjson.loads(body) if body else None
-                    except orjson.JSONDecodeError:
-                        payload = None
-                    raise error_from_payload(payload, status)
-            attempt += 1
-            time.sleep(min(4.0, 0.2 * 2**attempt) * (0.5 + random.random()))
+                raise _MaybeSent(repr(exc)) from exc
+
+        return self._retrying(method, path, safe, once, _error_of_body)
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.call("GET", path, params=params)
@@ -268,6 +267,40 @@ def _target(path: str, params: Mapping[str, Any] | None) -> str:
 
 class _NotSent(Exception):
     """The request never reached the server (the connection could not be made)."""
+
+
+class _MaybeSent(Exception):
+    """The request may have reached the server (a timeout or a dropped connection)."""
+
+
+_R = TypeVar("_R")
+
+
+def _prepare(
+    method: str,
+    idempotent: bool | None,
+    json: Any,
+    content: Any,
+    headers: Mapping[str, str] | None,
+) -> tuple[bool, Any, dict[str, str]]:
+    """Whether repeating the request is safe (reads, PUT and DELETE unless told), its body
+    and its extra headers."""
+    hdrs = dict(headers or {})
+    if json is not None:
+        content = orjson.dumps(json, option=orjson.OPT_SERIALIZE_NUMPY)
+        hdrs["Content-Type"] = "application/json"
+    if idempotent is None:
+        idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
+    return idempotent, content, hdrs
+
+
+def _error_of_body(status: int, body: bytes) -> OpsloopError:
+    """The exception an error answer (its status and JSON body) stands for."""
+    try:
+        payload = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        payload = None
+    return error_from_payload(payload, status)
 
 
 class _LeanHTTP:
