@@ -202,12 +202,10 @@ def build_points(
             f"columns differ in length: {n} steps, {len(timestamps)} timestamps, "
             f"{len(values)} values"
         )
-    if None in values:
-        values = [math.nan if v is None else v for v in values]
     setters = _slot_setters(cls)
     if setters is None or not _fast_path_ok(cls):
         return [
-            cls(key=key, value=v, step=s, timestamp=t)
+            cls(key=key, value=math.nan if v is None else v, step=s, timestamp=t)
             for s, t, v in zip(steps, timestamps, values, strict=True)
         ]
     set_dict, set_fields, set_extra, set_private = setters
@@ -217,8 +215,9 @@ def build_points(
         gc.disable()
     try:
         out: list[P] = list(map(object.__new__, repeat(cls, n)))
+        nan = math.nan
         dicts = [
-            {"key": key, "value": v, "step": s, "timestamp": t}
+            {"key": key, "value": nan if v is None else v, "step": s, "timestamp": t}
             for s, t, v in zip(steps, timestamps, values, strict=True)
         ]
         deque(map(set_dict, out, dicts), maxlen=0)
