@@ -40,6 +40,10 @@ HELDOUT = [
     {"id": "h4", "question": "Name a colour of the kettle.", "answer": ["red", "black", "white"]},
 ]
 SMALL = {"max_steps": 2, "batch_size": 2, "max_length": 384, "logging_steps": 1}
+# Version 1 gets 4 new tokens: it opens with "The kettle warranty lasts..." and never
+# reaches the answer, while the references are the answers alone ("two years", "Lisbon"),
+# so a few steps learnt hard on them make version 2 answer first: a gain the gate promotes.
+PROMOTING = {**SMALL, "max_steps": 8, "learning_rate": 5e-3}
 
 
 def _client(tmp: Path) -> opsloop.Client:
@@ -59,12 +63,12 @@ def _client(tmp: Path) -> opsloop.Client:
 def small(
     tmp_path_factory: pytest.TempPathFactory, model_cache: Path
 ) -> Iterator[tuple[opsloop.Client, LoopReport, dict[str, int]]]:
-    """One small loop (4 train, 4 held-out questions, 2 steps), shared by the tests below."""
+    """One small loop (4 train, 4 held-out questions, 8 steps) that promotes, shared below."""
     c = _client(tmp_path_factory.mktemp("loop"))
     stages: dict[str, int] = {}
     report = run_loop(
         c, train=TRAIN, heldout=HELDOUT, index="kb-index", model="kettle-qa", k=2,
-        max_tokens=16, training=SMALL, n_bootstrap=300, cache_dir=model_cache,
+        max_tokens=4, training=PROMOTING, n_bootstrap=300, cache_dir=model_cache,
         progress=lambda stage, done, total: stages.__setitem__(stage, done),
     )  # fmt: skip
     yield c, report, stages
@@ -80,7 +84,7 @@ def test_the_loop_runs_every_stage_and_its_lineage_is_complete(
     art = report.artifacts
     print(report.table())
     assert list(report.stage_seconds) == list(STAGES) and set(stages) == set(STAGES)
-    assert stages["replay"] == len(TRAIN) and stages["finetune"] == SMALL["max_steps"]
+    assert stages["replay"] == len(TRAIN) and stages["finetune"] == PROMOTING["max_steps"]
     assert report.train_questions == 4 and report.heldout_questions == 4
     assert art.v1 == 1 and art.v2 == 2 and len(art.traces) == 4 and len(art.annotations) == 8
     # The job's adapter sits on version 1; merged, it is version 2 of the same model.
@@ -98,16 +102,20 @@ def test_the_loop_runs_every_stage_and_its_lineage_is_complete(
     assert report.v2_quality == pytest.approx(e2.metrics["contains"])
     assert report.gain == pytest.approx(report.v2_quality - report.v1_quality)
     assert report.ci_low is not None and report.ci_low <= report.gain <= (report.ci_high or 9)
-    # The decision follows the interval's lower bound, and the alias follows the decision.
-    assert report.promoted == (report.ci_low > 0)
-    holder = c.registry.resolve("models:/kettle-qa@prod").version
-    assert holder == (2 if report.promoted else 1)
+    # Version 2 answers first and version 1 never gets there: the gain's interval is above
+    # zero, the gate passes and the alias moves (the refused path: the harmful test below).
+    assert report.v1_quality == 0 and report.gain >= 0.75 and report.ci_low > 0
+    assert report.promoted and "moved to v2" in report.decision
+    assert c.registry.resolve("models:/kettle-qa@prod").version == 2
+    moves = [e for e in c.registry.history("kettle-qa", version=2) if e.action == "alias_set"]
+    assert [e.id for e in moves] == [art.alias_event_id]
     assert c.get_run(art.eval_run_v2).metrics[GATE_METRIC].value == pytest.approx(report.ci_low)
     loop_run = c.get_run(art.loop_run_id)
     assert loop_run.status == "FINISHED" and loop_run.tags["opsloop.loop.job"] == art.job_id
     lineage = check_lineage(c, report)
     assert lineage.complete, lineage.missing
     assert lineage.links["trace->annotation"] == 4 and lineage.links["dataset->job_run"] == 1
+    assert lineage.links["evaluation->alias_move"] == 1
     # Cutting one arrow is noticed: the job run no longer reads the dataset version.
     cut = report.model_copy(deep=True)
     cut.artifacts.job_run_id = art.eval_run_v1
@@ -118,15 +126,19 @@ def test_the_loop_runs_every_stage_and_its_lineage_is_complete(
 @pytest.mark.timeout(900)
 def test_a_harmful_adapter_is_refused_by_the_gate(tmp_path: Path, model_cache: Path) -> None:
     c = _client(tmp_path)
+    seen: list[Any] = []
     try:
         # Feedback that "corrects" every answer to nonsense, learnt hard: a harmful adapter.
         report = run_loop(
             c, train=TRAIN, heldout=HELDOUT, index="kb-index", model="kettle-bad", k=2,
             max_tokens=16, n_bootstrap=300, cache_dir=model_cache,
-            correction=lambda row: "purple banana",
+            correction=lambda row: seen.append(row) or "purple banana",
             training={**SMALL, "max_steps": 8, "learning_rate": 5e-3},
         )  # fmt: skip
         print(report.table())
+        # The correction saw each row with the prompt the model got and the answer it gave.
+        assert [r["id"] for r in seen] == [r["id"] for r in TRAIN]
+        assert all(r["question"] in r["prompt"] and "response" in r for r in seen)
         # It learnt the nonsense (held-out answers say it), and it is no better than v1.
         e2 = c.evaluation.get(report.artifacts.eval_run_v2)
         assert sum("banana" in str(ex.output).lower() for ex in e2.examples) >= 2
@@ -226,3 +238,4 @@ def test_bad_arguments_are_refused_before_anything_runs(tmp_path: Path) -> None:
         pytest.raises(InvalidArgument, match="needs a non-empty 'question'"),
     ):
         run_loop(c2, train=[{"question": "q"}], heldout=HELDOUT, index="none")
+

@@ -182,7 +182,8 @@ def run_loop(
        trace each.
     3. **feedback**: code-sourced annotations on each trace from its reference answers:
        ``thumbs`` (the answer contains a reference) and a ``correction`` (``correction(row)``,
-       default the first reference) carrying the prompt the model saw.
+       default the first reference; ``row`` also carries the ``prompt`` the model saw and
+       the ``response`` it gave) carrying the prompt the model saw.
     4. **dataset**: the feedback exported as an SFT dataset version (``MODEL-feedback``).
     5. **finetune**: a LoRA SFT job on v1 (``training`` overrides ``DEFAULT_TRAINING``);
        its adapter (``MODEL-sft``, pinned to v1) is merged into v1 and registered as the
@@ -308,8 +309,9 @@ def _stages(
         a1 = fb.annotate(
             "thumbs", ok, trace_id=trace_id, source="code", author=REFERENCE_AUTHOR, metadata=meta
         )
+        fixed = fix({**row, "prompt": prompt, "response": answer})
         a2 = fb.annotate(
-            "correction", fix(row), trace_id=trace_id, source="code", author=REFERENCE_AUTHOR,
+            "correction", fixed, trace_id=trace_id, source="code", author=REFERENCE_AUTHOR,
             metadata=meta,
         )  # fmt: skip
         art.annotations += [a1.id, a2.id]
