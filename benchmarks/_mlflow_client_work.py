@@ -64,7 +64,9 @@ def main() -> None:
     reps = sizes["history_reads"]
     got = len(c.get_metric_history(run, "b"))
     assert got == nb * bs, f"history holds {got} points, not {nb * bs}"
-    timed("metric_history", reps * got, lambda: [c.get_metric_history(run, "b") for _ in range(reps)])
+    timed(
+        "metric_history", reps * got, lambda: [c.get_metric_history(run, "b") for _ in range(reps)]
+    )
 
     # search: filter + order over the experiment's runs, one page of 100
     sexp = c.create_experiment(f"search-{time.time_ns()}")
@@ -80,7 +82,9 @@ def main() -> None:
 
     def search() -> None:
         for _ in range(sq):
-            res = c.search_runs([sexp], filter_string=flt, order_by=["metrics.f1 DESC"], max_results=100)
+            res = c.search_runs(
+                [sexp], filter_string=flt, order_by=["metrics.f1 DESC"], max_results=100
+            )
             assert len(res) > 0
 
     timed("search_runs", sq, search)

@@ -31,8 +31,22 @@ from _common import Comparison, Figure, free_port, print_table, server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = Path(__file__).resolve().parent / "_mlflow_client_work.py"
-FULL = {"per_call": 1000, "batches": 20, "runs": 200, "history_reads": 5, "search_runs": 500, "searches": 30}
-QUICK = {"per_call": 100, "batches": 3, "runs": 20, "history_reads": 2, "search_runs": 50, "searches": 5}
+FULL = {
+    "per_call": 1000,
+    "batches": 20,
+    "runs": 200,
+    "history_reads": 5,
+    "search_runs": 500,
+    "searches": 30,
+}
+QUICK = {
+    "per_call": 100,
+    "batches": 3,
+    "runs": 20,
+    "history_reads": 2,
+    "search_runs": 50,
+    "searches": 5,
+}
 UNITS = {
     "log_metric": "points",
     "log_batch": "points",
@@ -93,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         ):  # fmt: skip
             theirs = _work(py, f"http://127.0.0.1:{p_theirs}", sizes)
         version = subprocess.run(
-            [str(py), "-c", "import mlflow; print(mlflow.__version__)"], capture_output=True, text=True
+            [str(py), "-c", "import mlflow; print(mlflow.__version__)"],
+            capture_output=True,
+            text=True,
         ).stdout.strip()
     rows = [
         Comparison(

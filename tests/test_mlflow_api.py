@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from opsloop import Client
 from opsloop.mlflowapi import run_filter, run_order_by
@@ -74,22 +76,34 @@ def test_get_reads_query_params_and_int64_strings(api: TestClient) -> None:
     _ok(
         api.post(
             f"{API}/runs/log-metric",
-            json={"run_id": rid, "key": "loss", "value": "NaN", "timestamp": "1700000000001", "step": "3"},
+            json={
+                "run_id": rid,
+                "key": "loss",
+                "value": "NaN",
+                "timestamp": "1700000000001",
+                "step": "3",
+            },
         )
     )
     _ok(
         api.post(
             f"{API}/runs/log-metric",
-            json={"run_id": rid, "key": "loss", "value": 0.5, "timestamp": 1700000000002, "step": 4},
+            json={
+                "run_id": rid,
+                "key": "loss",
+                "value": 0.5,
+                "timestamp": 1700000000002,
+                "step": 4,
+            },
         )
     )
     got = _ok(api.get(f"{API}/runs/get", params={"run_id": rid}))["run"]
     assert got["info"]["start_time"] == 1700000000000
     assert got["info"]["experiment_id"] == eid
     assert got["info"]["artifact_uri"] == f"mlflow-artifacts:/{eid}/{rid}/artifacts"
-    hist = _ok(
-        api.get(f"{API}/metrics/get-history", params={"run_id": rid, "metric_key": "loss"})
-    )["metrics"]
+    hist = _ok(api.get(f"{API}/metrics/get-history", params={"run_id": rid, "metric_key": "loss"}))[
+        "metrics"
+    ]
     assert [(m["step"], m["value"]) for m in hist] == [(3, "NaN"), (4, 0.5)]
     page = _ok(
         api.get(
@@ -121,11 +135,15 @@ def test_errors_answer_mlflow_codes_and_change_nothing(api: TestClient) -> None:
     assert (r.status_code, r.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
     r = api.post(f"{API}/runs/no-such-call", json={})
     assert (r.status_code, r.json()["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
-    r = api.post(f"{API}/runs/log-batch", content=b"{not json", headers={"content-type": "application/json"})
+    r = api.post(
+        f"{API}/runs/log-batch", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert (r.status_code, r.json()["error_code"]) == (400, "BAD_REQUEST")
     r = api.post(f"{API}/runs/create", json={"experiment_id": "0", "start_time": "soon"})
     assert (r.status_code, r.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
-    r = api.post(f"{API}/experiments/delete-experiment-tag", json={"experiment_id": "0", "key": "k"})
+    r = api.post(
+        f"{API}/experiments/delete-experiment-tag", json={"experiment_id": "0", "key": "k"}
+    )
     assert (r.status_code, r.json()["error_code"]) == (501, "NOT_IMPLEMENTED")
     # MLflow's batch limits: refused whole, nothing stored
     metrics = [{"key": "m", "value": 1.0, "timestamp": 1, "step": i} for i in range(1001)]
@@ -156,7 +174,11 @@ def test_search_runs_filter_order_and_pages(api: TestClient) -> None:
         run = _ok(
             api.post(
                 f"{API}/runs/create",
-                json={"experiment_id": eid, "run_name": f"r{i}", "tags": [{"key": "k", "value": str(i % 2)}]},
+                json={
+                    "experiment_id": eid,
+                    "run_name": f"r{i}",
+                    "tags": [{"key": "k", "value": str(i % 2)}],
+                },
             )
         )["run"]
         rid = run["info"]["run_id"]
@@ -183,8 +205,12 @@ def test_search_runs_filter_order_and_pages(api: TestClient) -> None:
         page = _ok(
             api.post(
                 f"{API}/runs/search",
-                json={"experiment_ids": [eid], "max_results": 2, "order_by": ["attributes.run_name ASC"],
-                      **({"page_token": token} if token else {})},  # fmt: skip
+                json={
+                    "experiment_ids": [eid],
+                    "max_results": 2,
+                    "order_by": ["attributes.run_name ASC"],
+                    **({"page_token": token} if token else {}),
+                },
             )
         )
         seen += [r["info"]["run_name"] for r in page["runs"]]
@@ -199,7 +225,9 @@ def test_search_runs_filter_order_and_pages(api: TestClient) -> None:
         )
     )["runs"]
     assert [r["info"]["run_id"] for r in by_name] == [ids[3]]
-    r = api.post(f"{API}/runs/search", json={"experiment_ids": [eid], "filter": "metrics.acc > 'x'"})
+    r = api.post(
+        f"{API}/runs/search", json={"experiment_ids": [eid], "filter": "metrics.acc > 'x'"}
+    )
     assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
@@ -238,6 +266,50 @@ def test_artifact_proxy(api: TestClient) -> None:
     assert r.status_code in (400, 404)
 
 
+def test_fuzzed_requests_never_answer_500(api: TestClient) -> None:
+    """Random messages to every MLflow route: MLflow's error shape, never a server error."""
+    eid, rid = _new_run(api, "wire-fuzz")
+    _ok(api.post(f"{API}/runs/log-parameter", json={"run_id": rid, "key": "p", "value": "1"}))
+    from opsloop.mlflowapi.api import HANDLERS
+
+    routes = sorted((m, p.replace("{model_id}", f"m-{rid}").replace("{tag_key:path}", "k"))
+                    for m, p in HANDLERS)  # fmt: skip
+    fields = ["run_id", "run_uuid", "experiment_id", "experiment_name", "name", "new_name", "key",
+              "value", "timestamp", "step", "metrics", "params", "tags", "filter", "order_by",
+              "max_results", "page_token", "version", "alias", "stage", "source", "model_id",
+              "status", "start_time", "end_time", "run_name", "metric_key", "view_type",
+              "run_view_type", "experiment_ids", "datasets", "models", "description"]  # fmt: skip
+    scalars = st.one_of(
+        st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=20),
+        st.sampled_from([rid, eid, "0", "iris", "1", "m-" + rid, "metrics.p > 1", "FINISHED"]),
+    )  # fmt: skip
+    entry = st.dictionaries(
+        st.sampled_from(["key", "value", "timestamp", "step", "dataset"]), scalars
+    )
+    values = st.one_of(scalars, st.lists(scalars, max_size=3), st.lists(entry, max_size=3))
+    bodies = st.dictionaries(st.sampled_from(fields), values, max_size=6)
+
+    before = _ok(api.get(f"{API}/runs/get", params={"run_id": rid}))["run"]["data"]["params"]
+
+    @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(routes), bodies)
+    def check(route: tuple[str, str], body: dict[str, Any]) -> None:
+        method, path = route
+        if method == "GET":
+            params = {k: v for k, v in body.items() if isinstance(v, (str, int, float))}
+            r = api.get(API + path, params=params)
+        else:
+            r = api.request(method, API + path, content=json.dumps(body, default=str))
+        assert r.status_code < 500 or r.status_code == 501, (method, path, body, r.text)
+        if r.status_code >= 400:
+            assert set(r.json()) == {"error_code", "message"}, r.text
+
+    check()
+    after = _ok(api.get(f"{API}/runs/get", params={"run_id": rid}))["run"]["data"]["params"]
+    assert before == [{"key": "p", "value": "1"}]
+    assert {"key": "p", "value": "1"} in after  # a param never changes, whatever was sent
+
+
 # ---------------------------------------------------------------------------- the real mlflow client
 
 
@@ -260,7 +332,9 @@ def mlflow_python() -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, mlflow_python: Path) -> Iterator[ServerProcess]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, mlflow_python: Path
+) -> Iterator[ServerProcess]:
     home = tmp_path_factory.mktemp("mlflow-server")
     with ServerProcess(home) as srv:
         yield srv
@@ -321,7 +395,7 @@ def test_mlflow_client_tracking(mlflow_python: Path, server: ServerProcess) -> N
     assert out["bad_filter"] == "INVALID_PARAMETER_VALUE"
     pages = out["pages"]
     assert pages["seen"] == list(reversed(pages["made"])) and pages["n_pages"] == 3
-    assert out["batch_history"] == 1000 and out["batch_too_big"] == "INVALID_PARAMETER_VALUE"
+    assert out["batch_history"] == 1000 and out["split_history"] == 2500
     assert out["tag_deleted"] is True
     assert (out["deleted_stage"], out["restored_stage"]) == ("deleted", "active")
     assert out["missing_run"] == "RESOURCE_DOES_NOT_EXIST"
@@ -360,7 +434,7 @@ def test_mlflow_client_models(mlflow_python: Path, server: ServerProcess) -> Non
     assert out["stages_after"] == {"1": "Production", "2": "Archived"}
     assert out["registered"] == {"description": "iris classifier", "tags": {"team": "ml"}}
     assert out["v1"]["tags"] == {"validated": "yes"} and out["v1"]["description"] == "first"
-    assert out["v1"]["run_id"] and out["v1"]["status"] == "READY"
+    assert out["v1"]["run_id"] == out["train_run"] and out["v1"]["status"] == "READY"
     assert out["tags_after_delete"] == [{}, {}]
     assert out["search_models"] == ["iris"]
     assert out["download_uri"] == "mlflow-artifacts:/_registry/iris/1"

@@ -75,9 +75,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     mv = c.transition_model_version_stage("iris", "2", "Production")
     out["stage"] = mv.current_stage
-    out["latest_production"] = [v.version for v in c.get_latest_versions("iris", stages=["Production"])]
+    out["latest_production"] = [
+        v.version for v in c.get_latest_versions("iris", stages=["Production"])
+    ]
     c.transition_model_version_stage("iris", "1", "Production", archive_existing_versions=True)
-    out["stages_after"] = {v.version: v.current_stage for v in c.search_model_versions("name='iris'")}
+    out["stages_after"] = {
+        v.version: v.current_stage for v in c.search_model_versions("name='iris'")
+    }
 
 # -- registered models and versions: tags, descriptions, search, download uri
 c.update_registered_model("iris", description="iris classifier")
@@ -91,8 +95,13 @@ out["v1"] = {"tags": dict(v1.tags), "description": v1.description, "run_id": v1.
              "status": v1.status}  # fmt: skip
 c.delete_model_version_tag("iris", "1", "validated")
 c.delete_registered_model_tag("iris", "team")
-out["tags_after_delete"] = [dict(c.get_model_version("iris", "1").tags), dict(c.get_registered_model("iris").tags)]
-out["search_models"] = [m.name for m in c.search_registered_models(filter_string="name LIKE 'iri%'")]
+out["tags_after_delete"] = [
+    dict(c.get_model_version("iris", "1").tags),
+    dict(c.get_registered_model("iris").tags),
+]
+out["search_models"] = [
+    m.name for m in c.search_registered_models(filter_string="name LIKE 'iri%'")
+]
 out["download_uri"] = c.get_model_version_download_uri("iris", "1")
 out["rename"] = code_of(lambda: c.rename_registered_model("iris", "iris-new"))
 c.create_registered_model("scratch", tags={"k": "v"}, description="d")

@@ -17,9 +17,11 @@ parts in a temporary folder until ``complete`` joins them into one blob.
 from __future__ import annotations
 
 import posixpath
+import re
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -156,10 +158,8 @@ def _mpu_root() -> Path:
 
 
 def _upload_dir(upload_id: str) -> Path:
-    try:
-        uuid.UUID(hex=upload_id)
-    except ValueError:
-        raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid upload id {upload_id!r}") from None
+    if not re.fullmatch(r"[0-9a-f]{32}", upload_id):
+        raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid upload id {upload_id!r}")
     return _mpu_root() / upload_id
 
 
@@ -224,7 +224,7 @@ def mpu_abort(raw: str, upload_id: str) -> None:
     _ = raw
 
 
-def file_chunks(fh: BinaryIO, size: int = 1 << 20) -> Any:
+def file_chunks(fh: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
     try:
         while True:
             chunk = fh.read(size)

@@ -20,6 +20,7 @@ from opsloop.core import Context
 from opsloop.errors import NotFound
 from opsloop.mlflowapi._search import parse_conditions
 from opsloop.mlflowapi._tracking import MODEL_PREFIX, OWN
+from opsloop.mlflowapi._tracking import svc as tracking_svc
 from opsloop.mlflowapi._wire import MlflowError, Msg, key_values
 from opsloop.registry import ModelVersion, RegisteredModel, RegistryService
 
@@ -29,6 +30,7 @@ FLAVOR = "mlflow"
 ARCHIVED = OWN + "archived"
 SOURCE = OWN + "source"
 MODEL_ID = OWN + "model_id"
+RUN_ID = OWN + "run_id"
 STAGE_ALIASES = {"staging": "Staging", "production": "Production"}
 MAX_RESULTS = 10_000
 
@@ -68,7 +70,7 @@ def version_json(mv: ModelVersion) -> dict[str, Any]:
         "current_stage": _stage(mv),
         "description": mv.description,
         "source": mv.tags.get(SOURCE) or mv.source,
-        "run_id": mv.source_run_id or "",
+        "run_id": mv.tags.get(RUN_ID) or mv.source_run_id or "",
         "status": mv.status,
         "tags": [{"key": k, "value": v} for k, v in mv.tags.items() if not k.startswith(OWN)],
         "aliases": list(mv.aliases),
@@ -94,7 +96,7 @@ def model_json(rm: RegisteredModel, latest: list[ModelVersion] | None = None) ->
 
 
 def _version(m: Msg) -> int:
-    v = m.int("version")
+    v = m.int64("version")
     if v is None:
         raise MlflowError(
             "INVALID_PARAMETER_VALUE", "Missing value for required parameter 'version'."
@@ -128,7 +130,7 @@ def create_registered_model(ctx: Context, m: Msg) -> dict[str, Any]:
     name = m.req("name")
     tags = dict(key_values(m.dicts("tags"), "tag"))
     try:
-        rm = s.create_model(name, description=m.str("description") or "", tags=tags)
+        rm = s.create_model(name, description=m.text("description") or "", tags=tags)
     except Exception as exc:
         if getattr(exc, "code", "") == "ALREADY_EXISTS":
             raise MlflowError(
@@ -167,13 +169,13 @@ def _offset(token: str | None) -> int:
 
 
 def _page(items: list[Any], m: Msg, default: int) -> tuple[list[Any], str | None]:
-    limit = m.int("max_results", default)
+    limit = m.int64("max_results", default)
     assert limit is not None
     if not 1 <= limit <= MAX_RESULTS:
         raise MlflowError(
             "INVALID_PARAMETER_VALUE", f"max_results must be between 1 and {MAX_RESULTS}"
         )
-    start = _offset(m.str("page_token"))
+    start = _offset(m.text("page_token"))
     nxt = str(start + limit) if start + limit < len(items) else None
     return items[start : start + limit], nxt
 
@@ -191,9 +193,9 @@ def _model_value(rm: RegisteredModel, entity: str, key: str) -> Any:
 def search_registered_models(ctx: Context, m: Msg) -> dict[str, Any]:
     s = _svc(ctx)
     models = s.list_models(kind="model", max_results=MAX_RESULTS)
-    for c in parse_conditions(m.str("filter")):
+    for c in parse_conditions(m.text("filter")):
         models = [rm for rm in models if c.matches(_model_value(rm, c.entity, c.key))]
-    for clause in reversed(m.list("order_by")):
+    for clause in reversed(m.values("order_by")):
         parts = str(clause).split()
         field = parts[0].lower()
         keys = {"name": lambda r: r.name, "last_updated_timestamp": lambda r: r.updated_at,
@@ -212,7 +214,7 @@ def update_registered_model(ctx: Context, m: Msg) -> dict[str, Any]:
     s = _svc(ctx)
     name = m.req("name")
     _get_model(s, name)
-    rm = s.update_model(name, description=m.str("description") or "")
+    rm = s.update_model(name, description=m.text("description") or "")
     return {"registered_model": model_json(rm)}
 
 
@@ -236,7 +238,7 @@ def set_registered_model_tag(ctx: Context, m: Msg) -> dict[str, Any]:
     s = _svc(ctx)
     name = m.req("name")
     _get_model(s, name)
-    s.set_model_tag(name, m.req("key"), m.str("value") or "")
+    s.set_model_tag(name, m.req("key"), m.text("value") or "")
     return {}
 
 
@@ -252,7 +254,7 @@ def get_latest_versions(ctx: Context, m: Msg) -> dict[str, Any]:
     s = _svc(ctx)
     name = m.req("name")
     _get_model(s, name)
-    stages = [str(x) for x in m.list("stages")] or None
+    stages = [str(x) for x in m.values("stages")] or None
     return {"model_versions": [version_json(v) for v in _latest_by_stage(s, name, stages)]}
 
 
@@ -333,13 +335,16 @@ def create_model_version(ctx: Context, m: Msg) -> dict[str, Any]:
     s = _svc(ctx)
     name = m.req("name")
     source = m.req("source")
-    runs_uri, model_id = run_source(source, m.str("model_id"))
+    runs_uri, model_id = run_source(source, m.text("model_id"))
     tags = dict(key_values(m.dicts("tags"), "tag"))
     tags[SOURCE] = source
     if model_id:
+        # The version's files are the logged model's run; MLflow names the run that logged it.
         tags[MODEL_ID] = model_id
+        model_run = tracking_svc(ctx).get_run(_model_run(model_id))
+        tags[RUN_ID] = m.text("run_id") or model_run.parent_run_id or model_run.id
     mv = s.create_version_from_run(
-        name, runs_uri, flavor=FLAVOR, description=m.str("description") or "", tags=tags
+        name, runs_uri, flavor=FLAVOR, description=m.text("description") or "", tags=tags
     )
     return {"model_version": version_json(mv)}
 
@@ -352,7 +357,7 @@ def update_model_version(ctx: Context, m: Msg) -> dict[str, Any]:
     s = _svc(ctx)
     name, version = m.req("name"), _version(m)
     _get_version(s, name, version)
-    mv = s.update_version(name, version, description=m.str("description") or "")
+    mv = s.update_version(name, version, description=m.text("description") or "")
     return {"model_version": version_json(mv)}
 
 
@@ -371,7 +376,7 @@ def _version_value(mv: ModelVersion, entity: str, key: str) -> Any:
     if k == "name":
         return mv.name
     if k == "run_id":
-        return mv.source_run_id
+        return mv.tags.get(RUN_ID) or mv.source_run_id
     if k in ("version", "version_number"):
         return str(mv.version)
     if k in ("source", "source_path"):
@@ -384,7 +389,7 @@ def _version_value(mv: ModelVersion, entity: str, key: str) -> Any:
 
 def search_model_versions(ctx: Context, m: Msg) -> dict[str, Any]:
     s = _svc(ctx)
-    conds = parse_conditions(m.str("filter"))
+    conds = parse_conditions(m.text("filter"))
     names = [c.value for c in conds if c.entity == "attr" and c.key == "name" and c.op == "="]
     if names:
         models = [n for n in names[:1] if isinstance(n, str)]
@@ -410,7 +415,7 @@ def set_model_version_tag(ctx: Context, m: Msg) -> dict[str, Any]:
     s = _svc(ctx)
     name, version = m.req("name"), _version(m)
     _get_version(s, name, version)
-    s.set_version_tag(name, version, m.req("key"), m.str("value") or "")
+    s.set_version_tag(name, version, m.req("key"), m.text("value") or "")
     return {}
 
 
@@ -433,7 +438,7 @@ def transition_stage(ctx: Context, m: Msg) -> dict[str, Any]:
     s = _svc(ctx)
     name, version = m.req("name"), _version(m)
     stage = m.req("stage").strip().lower()
-    archive_others = m.bool("archive_existing_versions")
+    archive_others = m.flag("archive_existing_versions")
     mv = _get_version(s, name, version)
     if stage in ("staging", "production"):
         previous = None

@@ -199,7 +199,7 @@ def get_experiment_by_name(ctx: Context, m: Msg) -> dict[str, Any]:
 
 
 def _view(m: Msg, field: str) -> str:
-    v = m.str(field) or "ACTIVE_ONLY"
+    v = m.text(field) or "ACTIVE_ONLY"
     v = _VIEW.get(v, v).upper()
     if v not in ("ACTIVE_ONLY", "DELETED_ONLY", "ALL"):
         raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid {field} '{v}'")
@@ -223,7 +223,7 @@ def _token(offset: int) -> str:
 
 
 def _max_results(m: Msg, default: int, limit: int) -> int:
-    n = m.int("max_results", default)
+    n = m.int64("max_results", default)
     assert n is not None
     if not 1 <= n <= limit:
         raise MlflowError(
@@ -236,7 +236,7 @@ def _max_results(m: Msg, default: int, limit: int) -> int:
 def search_experiments(ctx: Context, m: Msg) -> dict[str, Any]:
     view = _view(m, "view_type")
     limit = _max_results(m, 1000, MAX_RESULTS_EXPERIMENTS)
-    conds = parse_conditions(m.str("filter"))
+    conds = parse_conditions(m.text("filter"))
     exps = svc(ctx).list_experiments(include_deleted=view != "ACTIVE_ONLY")
     if view == "DELETED_ONLY":
         exps = [e for e in exps if e.lifecycle_stage == "deleted"]
@@ -257,7 +257,7 @@ def search_experiments(ctx: Context, m: Msg) -> dict[str, Any]:
                 f"Invalid experiment filter on '{c.key}': use name, creation_time, "
                 "last_update_time or tags.<key>",
             )
-    order = m.list("order_by") or ["last_update_time DESC"]
+    order = m.values("order_by") or ["last_update_time DESC"]
     for clause in reversed(order):
         parts = str(clause).strip().split()
         field = parts[0].lower().removeprefix("attributes.").removeprefix("attribute.")
@@ -265,7 +265,7 @@ def search_experiments(ctx: Context, m: Msg) -> dict[str, Any]:
         if field not in ("name", "experiment_id", "creation_time", "last_update_time"):
             raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid order_by clause '{clause}'")
         exps.sort(key=lambda e, f=field: _exp_attr(e, f), reverse=desc)
-    start = _offset(m.str("page_token"))
+    start = _offset(m.text("page_token"))
     page = exps[start : start + limit]
     out: dict[str, Any] = {"experiments": [experiment_json(e) for e in page]}
     if start + limit < len(exps):
@@ -290,7 +290,7 @@ def _exp_attr(e: Experiment, key: str) -> Any:
 
 def update_experiment(ctx: Context, m: Msg) -> dict[str, Any]:
     s = svc(ctx)
-    s.update_experiment(_experiment_id(s, m.req("experiment_id")), name=m.str("new_name"))
+    s.update_experiment(_experiment_id(s, m.req("experiment_id")), name=m.text("new_name"))
     return {}
 
 
@@ -309,7 +309,7 @@ def restore_experiment(ctx: Context, m: Msg) -> dict[str, Any]:
 def set_experiment_tag(ctx: Context, m: Msg) -> dict[str, Any]:
     s = svc(ctx)
     eid = _experiment_id(s, m.req("experiment_id"))
-    key, value = m.req("key"), m.str("value") or ""
+    key, value = m.req("key"), m.text("value") or ""
     if key == NOTE:
         s.update_experiment(eid, description=value)
     else:
@@ -321,7 +321,7 @@ def set_experiment_tag(ctx: Context, m: Msg) -> dict[str, Any]:
 
 
 def _run_id(m: Msg) -> str:
-    rid = m.str("run_id") or m.str("run_uuid")
+    rid = m.text("run_id") or m.text("run_uuid")
     if not rid:
         raise MlflowError(
             "INVALID_PARAMETER_VALUE", "Missing value for required parameter 'run_id'."
@@ -332,16 +332,16 @@ def _run_id(m: Msg) -> str:
 def create_run(ctx: Context, m: Msg) -> dict[str, Any]:
     s = svc(ctx)
     tags = dict(key_values(m.dicts("tags"), "tag"))
-    name = m.str("run_name") or tags.pop("mlflow.runName", None)
+    name = m.text("run_name") or tags.pop("mlflow.runName", None)
     tags.pop("mlflow.runName", None)
-    user = m.str("user_id") or tags.get("mlflow.user") or ""
+    user = m.text("user_id") or tags.get("mlflow.user") or ""
     tags.pop("mlflow.user", None)
     parent = tags.pop("mlflow.parentRunId", None) or None
     notes = tags.pop(NOTE, "")
     run = s.create_run(
-        _experiment_id(s, m.str("experiment_id") or "0"),
+        _experiment_id(s, m.text("experiment_id") or "0"),
         name=name,
-        start_time=m.int("start_time"),
+        start_time=m.int64("start_time"),
         parent_run_id=parent,
         tags=tags,
         notes=notes,
@@ -370,8 +370,8 @@ def update_run(ctx: Context, m: Msg) -> dict[str, Any]:
     run = svc(ctx).update_run(
         _run_id(m),
         status=None if status in (None, "") else _status(status),
-        end_time=m.int("end_time"),
-        name=m.str("run_name"),
+        end_time=m.int64("end_time"),
+        name=m.text("run_name"),
     )
     return {"run_info": run_info(run)}
 
@@ -432,12 +432,12 @@ def log_metric(ctx: Context, m: Msg) -> dict[str, Any]:
 
 
 def log_param(ctx: Context, m: Msg) -> dict[str, Any]:
-    _log(svc(ctx), _run_id(m), params={m.req("key"): m.str("value") or ""})
+    _log(svc(ctx), _run_id(m), params={m.req("key"): m.text("value") or ""})
     return {}
 
 
 def set_tag(ctx: Context, m: Msg) -> dict[str, Any]:
-    _log(svc(ctx), _run_id(m), tags={m.req("key"): m.str("value") or ""})
+    _log(svc(ctx), _run_id(m), tags={m.req("key"): m.text("value") or ""})
     return {}
 
 
@@ -548,16 +548,16 @@ def search_runs(ctx: Context, m: Msg) -> dict[str, Any]:
     s = svc(ctx)
     view = _view(m, "run_view_type")
     limit = _max_results(m, 1000, MAX_RESULTS_RUNS)
-    flt = run_filter(m.str("filter"))
+    flt = run_filter(m.text("filter"))
     hide_models = f"tags.`{LOGGED_MODEL}` is null"
     flt = f"({flt}) and {hide_models}" if flt else hide_models
-    ids = [_experiment_id(s, str(e)) for e in m.list("experiment_ids")]
+    ids = [_experiment_id(s, str(e)) for e in m.values("experiment_ids")]
     page = s.search_runs(
         ids or None,
         filter=flt,
-        order_by=run_order_by(m.list("order_by")),
+        order_by=run_order_by(m.values("order_by")),
         max_results=limit,
-        page_token=m.str("page_token"),
+        page_token=m.text("page_token"),
         include_deleted=view != "ACTIVE_ONLY",
         with_total=False,
     )
@@ -574,8 +574,8 @@ def get_metric_history(ctx: Context, m: Msg) -> dict[str, Any]:
     rid = _run_id(m)
     key = m.req("metric_key")
     h = svc(ctx).get_metric_history(rid, key)
-    start = _offset(m.str("page_token"))
-    limit = m.int("max_results")
+    start = _offset(m.text("page_token"))
+    limit = m.int64("max_results")
     end = len(h.steps) if limit is None else start + max(1, limit)
     points = [
         {"key": key, "value": wire_float(v), "timestamp": t, "step": st}
@@ -647,12 +647,12 @@ def create_logged_model(ctx: Context, m: Msg) -> dict[str, Any]:
     params = dict(key_values(m.dicts("params"), "param"))
     user = tags.pop("mlflow.user", "")
     tags[LOGGED_MODEL] = "1"
-    if m.str("model_type"):
+    if m.text("model_type"):
         tags[MODEL_TYPE] = m.req("model_type")
     run = s.create_run(
-        _experiment_id(s, m.str("experiment_id") or "0"),
-        name=m.str("name") or "model",
-        parent_run_id=m.str("source_run_id"),
+        _experiment_id(s, m.text("experiment_id") or "0"),
+        name=m.text("name") or "model",
+        parent_run_id=m.text("source_run_id"),
         tags=tags,
         params=params,
         user=user,
@@ -661,13 +661,13 @@ def create_logged_model(ctx: Context, m: Msg) -> dict[str, Any]:
 
 
 def get_logged_model(ctx: Context, m: Msg) -> dict[str, Any]:
-    run = _model_run(ctx, m.req("model_id"), allow_deleted=m.bool("allow_deleted"))
+    run = _model_run(ctx, m.req("model_id"), allow_deleted=m.flag("allow_deleted"))
     return {"model": logged_model_json(run)}
 
 
 def finalize_logged_model(ctx: Context, m: Msg) -> dict[str, Any]:
     run = _model_run(ctx, m.req("model_id"))
-    raw = m.str("status", required=True)
+    raw = m.text("status", required=True)
     status = _MODEL_STATUS_IN.get(str(raw).upper())
     if status is None:
         raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid logged model status {raw!r}")
@@ -706,15 +706,15 @@ def log_logged_model_params(ctx: Context, m: Msg) -> dict[str, Any]:
 def search_logged_models(ctx: Context, m: Msg) -> dict[str, Any]:
     s = svc(ctx)
     flt = f'tags.`{LOGGED_MODEL}` = "1"'
-    extra = run_filter(m.str("filter"))
+    extra = run_filter(m.text("filter"))
     if extra:
         flt = f"({extra}) and {flt}"
-    ids = [_experiment_id(s, str(e)) for e in m.list("experiment_ids")]
+    ids = [_experiment_id(s, str(e)) for e in m.values("experiment_ids")]
     page = s.search_runs(
         ids or None,
         filter=flt,
         max_results=_max_results(m, 100, MAX_RESULTS_RUNS),
-        page_token=m.str("page_token"),
+        page_token=m.text("page_token"),
         with_total=False,
     )
     out: dict[str, Any] = {"models": [logged_model_json(r) for r in page.runs]}

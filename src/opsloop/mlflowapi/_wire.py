@@ -150,7 +150,7 @@ class Msg:
     def has(self, name: str) -> bool:
         return self.data.get(name) not in (None, "")
 
-    def str(self, name: str, *, required: bool = False, default: str | None = None) -> str | None:
+    def text(self, name: str, *, required: bool = False, default: str | None = None) -> str | None:
         v = self.data.get(name)
         if isinstance(v, list) and len(v) == 1:
             v = v[0]
@@ -168,11 +168,11 @@ class Msg:
         return v if isinstance(v, str) else str(v)
 
     def req(self, name: str) -> str:
-        v = self.str(name, required=True)
+        v = self.text(name, required=True)
         assert v is not None
         return v
 
-    def int(self, name: str, default: int | None = None) -> int | None:
+    def int64(self, name: str, default: int | None = None) -> int | None:
         """An int64 field: a JSON number or a string of digits."""
         v = self.data.get(name)
         if isinstance(v, list) and len(v) == 1:
@@ -198,11 +198,7 @@ class Msg:
             raise MlflowError("INVALID_PARAMETER_VALUE", f"'{name}' is out of the int64 range")
         return out
 
-    def float(self, name: str) -> float:
-        v = self.data.get(name)
-        return to_float(name, v)
-
-    def bool(self, name: str, default: bool = False) -> bool:
+    def flag(self, name: str, default: bool = False) -> bool:
         v = self.data.get(name)
         if v is None or v == "":
             return default
@@ -212,7 +208,7 @@ class Msg:
             return v.lower() == "true"
         raise MlflowError("INVALID_PARAMETER_VALUE", f"'{name}' must be true or false")
 
-    def list(self, name: str) -> list[Any]:
+    def values(self, name: str) -> list[Any]:
         v = self.data.get(name)
         if v is None:
             return []
@@ -221,7 +217,7 @@ class Msg:
         return [v]
 
     def dicts(self, name: str) -> list[dict[str, Any]]:
-        out = self.list(name)
+        out = self.values(name)
         for item in out:
             if not isinstance(item, dict):
                 raise MlflowError("INVALID_PARAMETER_VALUE", f"'{name}' must be a list of objects")
@@ -246,7 +242,7 @@ def to_float(name: str, v: Any) -> float:
 
 
 def to_int(name: str, v: Any, default: int = 0) -> int:
-    return Msg({name: v}).int(name, default) or 0
+    return Msg({name: v}).int64(name, default) or 0
 
 
 def key_values(items: list[dict[str, Any]], what: str) -> list[tuple[str, str]]:

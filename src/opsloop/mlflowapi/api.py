@@ -48,9 +48,9 @@ def _log_model(ctx: Context, m: Msg) -> dict[str, Any]:
     import json
 
     s = _tracking.svc(ctx)
-    rid = m.str("run_id", required=True)
+    rid = m.text("run_id", required=True)
     assert rid is not None
-    model = json.loads(m.str("model_json", required=True) or "{}")
+    model = json.loads(m.text("model_json", required=True) or "{}")
     history = json.loads(s.get_run(rid).tags.get("mlflow.log-model.history", "[]") or "[]")
     history.append(model)
     text = json.dumps(history)
@@ -62,13 +62,13 @@ def _log_model(ctx: Context, m: Msg) -> dict[str, Any]:
 
 
 def _list_run_artifacts(ctx: Context, m: Msg) -> dict[str, Any]:
-    rid = m.str("run_id") or m.str("run_uuid")
+    rid = m.text("run_id") or m.text("run_uuid")
     if not rid:
         raise MlflowError(
             "INVALID_PARAMETER_VALUE", "Missing value for required parameter 'run_id'."
         )
     run = _tracking.svc(ctx).get_run(rid)
-    path = (m.str("path") or "").strip("/")
+    path = (m.text("path") or "").strip("/")
     files = A.list_files(ctx, f"{run.experiment_id}/{run.id}/artifacts/{path}")
     return {
         "root_uri": _tracking.run_artifact_uri(run),
@@ -245,7 +245,7 @@ async def multipart(action: str, path: str, request: Request) -> Response:
     try:
         msg = Msg.from_body(await request.body())
         if action == "create":
-            n = msg.int("num_parts", 1) or 1
+            n = msg.int64("num_parts", 1) or 1
             base = str(request.base_url)
             result = await run_in_threadpool(A.mpu_create, ctx, path, n, base)
             return json_response(result)
