@@ -196,7 +196,7 @@ def search_registered_models(ctx: Context, m: Msg) -> dict[str, Any]:
     for c in parse_conditions(m.text("filter")):
         models = [rm for rm in models if c.matches(_model_value(rm, c.entity, c.key))]
     for clause in reversed(m.values("order_by")):
-        parts = str(clause).split()
+        parts = str(clause).split() or [""]
         field = parts[0].lower()
         keys = {"name": lambda r: r.name, "last_updated_timestamp": lambda r: r.updated_at,
                 "creation_timestamp": lambda r: r.created_at}  # fmt: skip

@@ -326,6 +326,10 @@ def run_filter(text: str | None) -> str | None:
                     "INVALID_PARAMETER_VALUE",
                     f"Expected numeric value for {c.entity} '{c.key}', got {value!r}",
                 )
+            if numeric and not all(abs(v) < 2**63 for v in vals):
+                raise MlflowError(
+                    "INVALID_PARAMETER_VALUE", f"{c.key} compares with epoch milliseconds (int64)"
+                )
         elif isinstance(value, list):
             value = [str(v) if isinstance(v, str) else _num_text(v) for v in value]
         elif isinstance(value, float):

@@ -211,7 +211,7 @@ def _offset(token: str | None) -> int:
         return 0
     try:
         out = int(json.loads(token)["offset"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError):
         raise MlflowError("INVALID_PARAMETER_VALUE", "Invalid page token") from None
     if out < 0:
         raise MlflowError("INVALID_PARAMETER_VALUE", "Invalid page token")
@@ -259,7 +259,7 @@ def search_experiments(ctx: Context, m: Msg) -> dict[str, Any]:
             )
     order = m.values("order_by") or ["last_update_time DESC"]
     for clause in reversed(order):
-        parts = str(clause).strip().split()
+        parts = str(clause).strip().split() or [""]
         field = parts[0].lower().removeprefix("attributes.").removeprefix("attribute.")
         desc = len(parts) > 1 and parts[1].lower() == "desc"
         if field not in ("name", "experiment_id", "creation_time", "last_update_time"):
@@ -414,7 +414,7 @@ def _log(
     tags = dict(tags or {})
     update: dict[str, Any] = {}
     if "mlflow.runName" in tags:
-        update["name"] = tags.pop("mlflow.runName")
+        update["name"] = _run_name(tags.pop("mlflow.runName"))
     if NOTE in tags:
         update["notes"] = tags.pop(NOTE)
     if tags.get("mlflow.user") is not None:
@@ -423,6 +423,16 @@ def _log(
         s.log_batch(run_id, metrics=metrics, params=params, tags=tags)
     if update:
         s.update_run(run_id, **update)
+
+
+def _run_name(name: str) -> str:
+    """A run name checked before anything of its request is written."""
+    if not name.strip() or len(name) > 256 or any(ord(c) < 32 for c in name):
+        raise MlflowError(
+            "INVALID_PARAMETER_VALUE",
+            f"Invalid run name {name[:60]!r}: 1-256 characters, no control characters",
+        )
+    return name
 
 
 def log_metric(ctx: Context, m: Msg) -> dict[str, Any]:
