@@ -364,6 +364,7 @@ def run_client(py: Path, script: str, url: str, *args: str) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.slow
 def test_mlflow_client_tracking(mlflow_python: Path, server: ServerProcess) -> None:
     sdk = Client(server.url)
     native = sdk.create_run(experiment_name="native", params={"alpha": 0.5})
@@ -417,6 +418,7 @@ def test_mlflow_client_tracking(mlflow_python: Path, server: ServerProcess) -> N
     sdk.close()
 
 
+@pytest.mark.slow
 def test_mlflow_client_models(mlflow_python: Path, server: ServerProcess) -> None:
     out = run_client(mlflow_python, "client_models.py", server.url)
     auto = out["autolog"]

@@ -53,6 +53,7 @@ MAX_ENTITIES_PER_BATCH = 1000
 MAX_RESULTS_RUNS = 50_000
 MAX_RESULTS_EXPERIMENTS = 50_000
 
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _STATUS_NUMBERS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 _VIEW = {"1": "ACTIVE_ONLY", "2": "DELETED_ONLY", "3": "ALL"}
 _MODEL_STATUS = {
@@ -392,13 +393,15 @@ def _metric_point(d: dict[str, Any]) -> tuple[str, float, int, int]:
         raise MlflowError("INVALID_PARAMETER_VALUE", "every metric needs a non-empty 'key'")
     if "value" not in d:
         raise MlflowError("INVALID_PARAMETER_VALUE", f"metric {key!r} has no value")
-    if d.get("timestamp") in (None, ""):
+    v, step, ts = d["value"], d.get("step", 0), d.get("timestamp")
+    if ts is None or ts == "":
         raise MlflowError("INVALID_PARAMETER_VALUE", f"metric {key!r} has no timestamp")
+    # The common case (a JSON number each) without the general conversions.
     return (
         key,
-        to_float("value", d["value"]),
-        to_int("step", d.get("step"), 0),
-        to_int("timestamp", d.get("timestamp"), 0),
+        v if type(v) is float else to_float("value", v),
+        step if type(step) is int and _I64_MIN <= step <= _I64_MAX else to_int("step", step),
+        ts if type(ts) is int and _I64_MIN <= ts <= _I64_MAX else to_int("timestamp", ts),
     )
 
 
