@@ -24,6 +24,7 @@ from opsloop.mlflowapi._wire import MlflowError
 
 __all__ = [
     "Condition",
+    "logged_model_filter",
     "parse_conditions",
     "run_filter",
     "run_order_by",
@@ -287,7 +288,60 @@ def _lit(value: Any) -> str:
     return _q(str(value))
 
 
-def _field(c: Condition) -> tuple[str, bool]:
+# A logged model is a run (see _tracking): its attributes in the run's terms.
+_MODEL_ATTRIBUTES = {
+    "name": "name",
+    "model_id": "id",
+    "source_run_id": "parent_run_id",
+    "status": "status",
+    "creation_timestamp": "start_time",
+    "creation_time": "start_time",
+    "last_updated_timestamp": "end_time",
+    "experiment_id": "experiment_id",
+    "model_type": "tags.`opsloop.mlflow.model_type`",
+}
+_MODEL_STATUS = {
+    "LOGGED_MODEL_PENDING": "RUNNING",
+    "LOGGED_MODEL_READY": "FINISHED",
+    "LOGGED_MODEL_UPLOAD_FAILED": "FAILED",
+    "PENDING": "RUNNING",
+    "READY": "FINISHED",
+    "UPLOAD_FAILED": "FAILED",
+}
+
+
+def _model_value(col: str, value: Any) -> Any:
+    if isinstance(value, list):
+        return [_model_value(col, v) for v in value]
+    if col == "id" and isinstance(value, str):
+        return value.removeprefix("m-")
+    if col == "status" and isinstance(value, str):
+        return _MODEL_STATUS.get(value.upper(), value)
+    return value
+
+
+def logged_model_filter(text: str | None) -> str | None:
+    """An MLflow logged-models filter in opsloop's filter language, over the models' runs."""
+    out = []
+    for c in parse_conditions(text):
+        if c.entity != "attr":
+            out.append(c)
+            continue
+        col = _MODEL_ATTRIBUTES.get(c.key.lower())
+        if col is None:
+            raise MlflowError(
+                "INVALID_PARAMETER_VALUE",
+                f"Invalid attribute key '{c.key}' specified. Valid keys are "
+                f"{sorted(_MODEL_ATTRIBUTES)}",
+            )
+        if col.startswith("tags."):
+            out.append(Condition("tag", "opsloop.mlflow.model_type", c.op, c.value))
+        else:
+            out.append(Condition("attr", col, c.op, _model_value(col, c.value)))
+    return _emit(out, run_columns=True)
+
+
+def _field(c: Condition, *, run_columns: bool = False) -> tuple[str, bool]:
     """(opsloop field, numeric?) for an MLflow comparison's left side."""
     if c.entity == "metric":
         return f"metrics.{_key(c.key)}", True
@@ -301,7 +355,7 @@ def _field(c: Condition) -> tuple[str, bool]:
             "INVALID_PARAMETER_VALUE",
             "filtering runs by datasets.* is not supported by opsloop's MLflow API",
         )
-    col = _ATTRIBUTES.get(c.key.lower())
+    col = c.key if run_columns else _ATTRIBUTES.get(c.key.lower())
     if col is None:
         raise MlflowError(
             "INVALID_PARAMETER_VALUE",
@@ -312,9 +366,13 @@ def _field(c: Condition) -> tuple[str, bool]:
 
 def run_filter(text: str | None) -> str | None:
     """An MLflow runs filter in opsloop's filter language (None for no filter)."""
+    return _emit(parse_conditions(text))
+
+
+def _emit(conds: list[Condition], *, run_columns: bool = False) -> str | None:
     parts = []
-    for c in parse_conditions(text):
-        field, numeric = _field(c)
+    for c in conds:
+        field, numeric = _field(c, run_columns=run_columns)
         if c.op in ("is null", "is not null"):
             parts.append(f"{field} {c.op}")
             continue

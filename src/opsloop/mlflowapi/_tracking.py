@@ -26,7 +26,12 @@ from typing import Any
 
 from opsloop.core import Context
 from opsloop.errors import NotFound
-from opsloop.mlflowapi._search import parse_conditions, run_filter, run_order_by
+from opsloop.mlflowapi._search import (
+    logged_model_filter,
+    parse_conditions,
+    run_filter,
+    run_order_by,
+)
 from opsloop.mlflowapi._wire import MlflowError, Msg, key_values, to_float, to_int, wire_float
 from opsloop.tracking import (
     DEFAULT_EXPERIMENT,
@@ -719,7 +724,7 @@ def log_logged_model_params(ctx: Context, m: Msg) -> dict[str, Any]:
 def search_logged_models(ctx: Context, m: Msg) -> dict[str, Any]:
     s = svc(ctx)
     flt = f'tags.`{LOGGED_MODEL}` = "1"'
-    extra = run_filter(m.text("filter"))
+    extra = logged_model_filter(m.text("filter"))
     if extra:
         flt = f"({extra}) and {flt}"
     ids = [_experiment_id(s, str(e)) for e in m.values("experiment_ids")]

@@ -10,6 +10,7 @@ they follow MLflow's protocol (docs/mlflow.md lists them), not opsloop's.
 from __future__ import annotations
 
 import logging
+import posixpath
 import re
 import tempfile
 from collections.abc import Callable
@@ -244,6 +245,10 @@ async def multipart(action: str, path: str, request: Request) -> Response:
     ctx: Context = request.app.state.opsloop
     try:
         msg = Msg.from_body(await request.body())
+        # The URL names the folder; the body's ``path`` is the client's local file, whose
+        # name the artifact takes (as ``mlflow server`` does).
+        name = posixpath.basename(msg.req("path").replace("\\", "/"))
+        path = f"{path.rstrip('/')}/{name}"
         if action == "create":
             n = msg.int64("num_parts", 1) or 1
             base = str(request.base_url)
