@@ -194,7 +194,11 @@ def search_registered_models(ctx: Context, m: Msg) -> dict[str, Any]:
     s = _svc(ctx)
     models = s.list_models(kind="model", max_results=MAX_RESULTS)
     for c in parse_conditions(m.text("filter")):
-        models = [rm for rm in models if c.matches(_model_value(rm, c.entity, c.key))]
+        models = [
+            rm
+            for rm in models
+            if c.matches(_model_value(rm, c.entity, c.key), missing_differs=True)
+        ]
     for clause in reversed(m.values("order_by")):
         parts = str(clause).split() or [""]
         field = parts[0].lower()
@@ -402,7 +406,11 @@ def search_model_versions(ctx: Context, m: Msg) -> dict[str, Any]:
         except NotFound:
             continue
     for c in conds:
-        versions = [v for v in versions if c.matches(_version_value(v, c.entity, c.key))]
+        versions = [
+            v
+            for v in versions
+            if c.matches(_version_value(v, c.entity, c.key), missing_differs=True)
+        ]
     versions.sort(key=lambda v: (v.name, -v.version))
     page, nxt = _page(versions, m, 10_000)
     out: dict[str, Any] = {"model_versions": [version_json(v) for v in page]}

@@ -85,14 +85,18 @@ class Condition:
     op: str  # = != < <= > >= like ilike in "not in" "is null" "is not null"
     value: Any  # str | float | list | None
 
-    def matches(self, actual: Any) -> bool:
-        """Whether a stored value (a string, a number or None) satisfies this comparison."""
+    def matches(self, actual: Any, *, missing_differs: bool = False) -> bool:
+        """Whether a stored value (a string, a number or None) satisfies this comparison.
+
+        ``missing_differs``: an absent value satisfies ``!=`` (the registry's rule, on
+        which the client's ``tag.`mlflow.prompt.is_prompt` != 'true'`` relies).
+        """
         if self.op == "is null":
             return actual is None
         if self.op == "is not null":
             return actual is not None
         if actual is None:
-            return False
+            return missing_differs and self.op in ("!=", "not in")
         v = self.value
         if self.op in ("in", "not in"):
             inside = str(actual) in [str(x) for x in v]
