@@ -20,6 +20,7 @@ are not shown to MLflow clients as tags.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -270,7 +271,7 @@ def search_experiments(ctx: Context, m: Msg) -> dict[str, Any]:
         desc = len(parts) > 1 and parts[1].lower() == "desc"
         if field not in ("name", "experiment_id", "creation_time", "last_update_time"):
             raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid order_by clause '{clause}'")
-        exps.sort(key=lambda e, f=field: _exp_attr(e, f), reverse=desc)
+        exps.sort(key=functools.partial(_exp_attr, key=field), reverse=desc)
     start = _offset(m.text("page_token"))
     page = exps[start : start + limit]
     out: dict[str, Any] = {"experiments": [experiment_json(e) for e in page]}
