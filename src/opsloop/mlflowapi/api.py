@@ -9,9 +9,11 @@ they follow MLflow's protocol (docs/mlflow.md lists them), not opsloop's.
 
 from __future__ import annotations
 
+import json
 import logging
 import posixpath
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -46,8 +48,6 @@ def _not_implemented(what: str) -> Handler:
 
 def _log_model(ctx: Context, m: Msg) -> dict[str, Any]:
     """MLflow 2's record of a logged model: appended to the run's ``mlflow.log-model.history``."""
-    import json
-
     s = _tracking.svc(ctx)
     rid = m.text("run_id", required=True)
     assert rid is not None
@@ -223,8 +223,6 @@ async def upload_artifact(path: str, request: Request) -> Response:
 
 
 def _save_part(spool: Any, target: Any) -> None:
-    import shutil
-
     tmp = target.with_suffix(".tmp")
     with open(tmp, "wb") as out:
         shutil.copyfileobj(spool, out, 1 << 20)
