@@ -18,6 +18,7 @@ Two parts:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -36,6 +37,7 @@ from opsloop.mlflowapi import run_filter, run_order_by
 from opsloop.server import create_app
 from opsloop.settings import Settings
 from tests._procs import ServerProcess, child_env
+from tests.conftest import fresh_pg_database
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(__file__).parent / "mlflow_client"
@@ -47,11 +49,16 @@ ART = "/api/2.0/mlflow-artifacts/artifacts"
 # ---------------------------------------------------------------------------- the wire
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """The server app on SQLite, then on PostgreSQL (skipped without it, failing under CI=true)."""
     home = tmp_path_factory.mktemp("mlflow-wire")
-    with TestClient(create_app(Settings(home=home))) as tc:
-        yield tc
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(fresh_pg_database()) if request.param == "postgresql" else None
+        settings = Settings(home=home, database_url=url) if url else Settings(home=home)
+        yield stack.enter_context(TestClient(create_app(settings)))
 
 
 def _ok(r: Any) -> dict[str, Any]:
