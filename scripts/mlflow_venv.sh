@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv-mlflow: the real `mlflow` client (and scikit-learn) in a virtualenv of its own,
+# Create .venv-mlflow: the real `mlflow` client (with scikit-learn, and torch + transformers for
+# the Hugging Face Trainer test) in a virtualenv of its own,
 # for tests/test_mlflow_api.py and benchmarks/mlflow_protocol.py. mlflow's pins (pyarrow,
 # cryptography, ...) never touch opsloop's .venv. Called by `scripts/setup.sh dev`.
 set -euo pipefail
@@ -10,5 +11,6 @@ if [ ! -x .venv-mlflow/bin/python ]; then
   "$PY" -m venv .venv-mlflow
 fi
 .venv-mlflow/bin/python -m pip install --quiet --upgrade pip
-.venv-mlflow/bin/python -m pip install --quiet "mlflow==${MLFLOW_VERSION}" "scikit-learn==1.9.1"
+.venv-mlflow/bin/python -m pip install --quiet "mlflow==${MLFLOW_VERSION}" "scikit-learn==1.9.1" \
+  "torch==2.13.0" "transformers==5.25.0" "accelerate==1.16.0"
 echo "mlflow ${MLFLOW_VERSION} installed in .venv-mlflow"

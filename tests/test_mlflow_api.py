@@ -11,7 +11,8 @@ Two parts:
   interpreter) against a real server (uvicorn) on a free port: the fluent API
   and ``MlflowClient`` (tests/mlflow_client/client_tracking.py), sklearn
   autolog on a real fit, ``log_model``/``register_model``/``load_model`` and
-  the registry calls (client_models.py). What they logged is then read back
+  the registry calls (client_models.py), a Hugging Face ``Trainer`` with its
+  MLflow callback on a tiny BERT (client_hf.py). What they logged is then read back
   through opsloop's SDK. Without that interpreter these skip, naming the
   command that makes it; under ``CI=true`` they fail.
 """
@@ -462,4 +463,20 @@ def test_mlflow_client_models(mlflow_python: Path, server: ServerProcess) -> Non
     auto_run = sdk.get_run(auto["run_id"])
     assert auto_run.params["max_iter"] == "300"
     assert "training_accuracy_score" in auto_run.metrics
+    sdk.close()
+
+
+@pytest.mark.slow
+def test_hugging_face_trainer_logs_through_its_mlflow_callback(
+    mlflow_python: Path, server: ServerProcess
+) -> None:
+    out = run_client(mlflow_python, "client_hf.py", server.url)
+    assert out["n_runs"] == 1 and out["name"] == "hf-tiny"
+    assert out["n_params"] > 100 and out["learning_rate_param"] == "5e-05"
+    assert {"loss", "learning_rate", "train_runtime"} <= set(out["metrics"])
+    assert out["loss_steps"] == list(range(1, 9))  # 32 examples / 8 per step x 2 epochs
+    sdk = Client(server.url)
+    run = sdk.get_run(out["run_id"])
+    assert run.name == "hf-tiny" and run.status == "FINISHED"
+    assert sdk.get_metric_history(out["run_id"], "loss").steps == list(range(1, 9))
     sdk.close()
