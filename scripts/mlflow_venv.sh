@@ -14,3 +14,9 @@ fi
 .venv-mlflow/bin/python -m pip install --quiet "mlflow==${MLFLOW_VERSION}" "scikit-learn==1.9.1" \
   "torch==2.13.0" "transformers==5.25.0" "accelerate==1.16.0"
 echo "mlflow ${MLFLOW_VERSION} installed in .venv-mlflow"
+# MLflow 2's first release on PyPI, its client only (a few seconds to install).
+if [ ! -x .venv-mlflow2/bin/python ]; then
+  "$PY" -m venv .venv-mlflow2
+fi
+.venv-mlflow2/bin/python -m pip install --quiet "mlflow-skinny==2.0.1"
+echo "mlflow-skinny 2.0.1 installed in .venv-mlflow2"

@@ -321,8 +321,10 @@ def test_fuzzed_requests_never_answer_500(api: TestClient) -> None:
 # ---------------------------------------------------------------------------- the real mlflow client
 
 
-def _mlflow_python() -> Path:
-    py = Path(os.environ.get("OPSLOOP_MLFLOW_PYTHON", ROOT / ".venv-mlflow" / "bin" / "python"))
+def _mlflow_python(
+    default: Path = ROOT / ".venv-mlflow" / "bin" / "python", env: str = "OPSLOOP_MLFLOW_PYTHON"
+) -> Path:
+    py = Path(os.environ.get(env, default))
     if not py.exists():
         msg = (
             f"the mlflow client's virtualenv is missing ({py}); make it with "
@@ -479,4 +481,18 @@ def test_hugging_face_trainer_logs_through_its_mlflow_callback(
     run = sdk.get_run(out["run_id"])
     assert run.name == "hf-tiny" and run.status == "FINISHED"
     assert sdk.get_metric_history(out["run_id"], "loss").steps == list(range(1, 9))
+    sdk.close()
+
+
+@pytest.mark.slow
+def test_oldest_mlflow_2_client(server: ServerProcess) -> None:
+    py = _mlflow_python(ROOT / ".venv-mlflow2" / "bin" / "python", "OPSLOOP_MLFLOW2_PYTHON")
+    out = run_client(py, "client_mlflow2.py", server.url)
+    assert out["version"] == "2.0.1"
+    assert out["params"] == {"a": "1"} and out["metrics"] == {"m": 2.0} and out["tag"] == "v"
+    assert out["history"] == [0, 1, 2] and out["artifacts"] == ["f.txt"]
+    assert out["search"] == [out["run_id"]] and out["model"] == "old-model"
+    assert out["missing"] == "RESOURCE_DOES_NOT_EXIST"
+    sdk = Client(server.url)
+    assert sdk.read_artifact(out["run_id"], "f.txt") == b"hi"
     sdk.close()
