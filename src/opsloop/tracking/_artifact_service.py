@@ -189,6 +189,31 @@ class ArtifactService:
             )
         return self._info(r)
 
+    def delete(self, run_id: str, path: str = "") -> int:
+        """Remove a file, or a folder with everything below it, from the run's artifacts.
+
+        Returns how many files were removed (``NotFound`` when none is at
+        ``path``). The blobs stay until ``opsloop gc`` finds no row naming them.
+        """
+        V.check_id("run id", run_id)
+        path = V.artifact_path(path, allow_empty=True)
+        with self.db.write() as conn:
+            self._require_run(conn, run_id)
+            where = [artifacts.c.run_id == run_id]
+            if path:
+                where.append(
+                    sa.or_(
+                        artifacts.c.path == path,
+                        artifacts.c.path.startswith(path + "/", autoescape=True),
+                    )
+                )
+            removed = conn.execute(artifacts.delete().where(*where)).rowcount
+        if path and not removed:
+            raise NotFound(
+                f"run {run_id!r} has no artifact {path!r}", details={"run_id": run_id, "path": path}
+            )
+        return int(removed or 0)
+
     def open(self, run_id: str, path: str) -> tuple[ArtifactInfo, BinaryIO]:
         info = self.stat(run_id, path)
         assert info.digest is not None

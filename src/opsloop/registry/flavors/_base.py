@@ -78,6 +78,7 @@ FLAVORS: dict[str, str] = {
     "peft": "opsloop.registry.flavors._peft",
     "sentence_transformers": "opsloop.registry.flavors._embeddings",
     "pipeline": "opsloop.pipelines._flavor",  # LLM pipelines (a YAML spec; see opsloop.pipelines)
+    "mlflow": "opsloop.mlflowapi._flavor",  # MLflow model folders registered through the MLflow API
 }
 
 

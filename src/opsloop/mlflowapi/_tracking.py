@@ -1,0 +1,781 @@
+"""MLflow's tracking calls over opsloop's tracking service: experiments, runs, metrics, models.
+
+Each handler takes the server's ``Context`` and the request's ``Msg`` and
+returns the response message as a dict; ``api.py`` routes and answers. What
+MLflow keeps as reserved run tags, opsloop keeps as run columns:
+``mlflow.runName`` is the run's name, ``mlflow.user`` its user,
+``mlflow.parentRunId`` its parent and ``mlflow.note.content`` its notes (an
+experiment's ``mlflow.note.content`` is its description). MLflow's experiment
+``"0"`` is opsloop's ``Default`` experiment.
+
+A logged model (MLflow 3's ``LoggedModel``, what ``log_model`` creates) is an
+opsloop run in the same experiment, a child of the run that logged it, tagged
+``opsloop.mlflow.logged_model``: its params, tags and artifacts are the run's,
+its status the run's status, and it shows in opsloop's UI under its source
+run. Its id is ``m-<run id>``. Tags starting with ``opsloop.mlflow.`` are this
+room's bookkeeping (logged-model marks, dataset inputs, model outputs) and
+are not shown to MLflow clients as tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from opsloop.core import Context
+from opsloop.errors import NotFound
+from opsloop.mlflowapi._search import (
+    logged_model_filter,
+    parse_conditions,
+    run_filter,
+    run_order_by,
+)
+from opsloop.mlflowapi._wire import MlflowError, Msg, key_values, to_float, to_int, wire_float
+from opsloop.tracking import (
+    DEFAULT_EXPERIMENT,
+    Experiment,
+    Run,
+    RunStatus,
+    TrackingService,
+    tracking_service,
+)
+
+__all__ = ["HANDLERS", "experiment_json", "run_json", "svc"]
+
+OWN = "opsloop.mlflow."
+LOGGED_MODEL = OWN + "logged_model"
+MODEL_TYPE = OWN + "model_type"
+INPUT = OWN + "input."
+OUTPUT = OWN + "output."
+NOTE = "mlflow.note.content"
+
+# MLflow's log-batch limits (mlflow/utils/validation.py).
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_ENTITIES_PER_BATCH = 1000
+MAX_RESULTS_RUNS = 50_000
+MAX_RESULTS_EXPERIMENTS = 50_000
+
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+_STATUS_NUMBERS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
+_VIEW = {"1": "ACTIVE_ONLY", "2": "DELETED_ONLY", "3": "ALL"}
+_MODEL_STATUS = {
+    "RUNNING": "LOGGED_MODEL_PENDING",
+    "SCHEDULED": "LOGGED_MODEL_PENDING",
+    "FINISHED": "LOGGED_MODEL_READY",
+    "FAILED": "LOGGED_MODEL_UPLOAD_FAILED",
+    "KILLED": "LOGGED_MODEL_UPLOAD_FAILED",
+}
+_MODEL_STATUS_IN = {
+    "LOGGED_MODEL_PENDING": "RUNNING",
+    "LOGGED_MODEL_READY": "FINISHED",
+    "LOGGED_MODEL_UPLOAD_FAILED": "FAILED",
+    "1": "RUNNING",
+    "2": "FINISHED",
+    "3": "FAILED",
+}
+
+
+def svc(ctx: Context) -> TrackingService:
+    return ctx.room(tracking_service)
+
+
+# ---------------------------------------------------------------------------- conversions
+
+
+def _kv(items: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in items]
+
+
+def experiment_json(e: Experiment) -> dict[str, Any]:
+    tags = dict(e.tags)
+    if e.description:
+        tags[NOTE] = e.description
+    return {
+        "experiment_id": e.id,
+        "name": e.name,
+        "artifact_location": f"mlflow-artifacts:/{e.id}",
+        "lifecycle_stage": e.lifecycle_stage,
+        "last_update_time": e.updated_at,
+        "creation_time": e.created_at,
+        "tags": _kv(tags.items()),
+    }
+
+
+def run_artifact_uri(run: Run) -> str:
+    return f"mlflow-artifacts:/{run.experiment_id}/{run.id}/artifacts"
+
+
+def _run_tags(run: Run) -> tuple[dict[str, str], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(tags MLflow sees, dataset inputs, model outputs) of a run."""
+    tags: dict[str, str] = {}
+    inputs: list[dict[str, Any]] = []
+    outputs: list[dict[str, Any]] = []
+    for k, v in run.tags.items():
+        if k.startswith(OWN):
+            if k.startswith(INPUT):
+                with contextlib.suppress(ValueError):
+                    inputs.append(json.loads(v))
+            elif k.startswith(OUTPUT):
+                outputs.append({"model_id": k[len(OUTPUT) :], "step": to_int("step", v)})
+            continue
+        tags[k] = v
+    tags["mlflow.runName"] = run.name
+    if run.user:
+        tags["mlflow.user"] = run.user
+    if run.parent_run_id:
+        tags["mlflow.parentRunId"] = run.parent_run_id
+    if run.notes:
+        tags[NOTE] = run.notes
+    return tags, inputs, outputs
+
+
+def run_info(run: Run) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "run_id": run.id,
+        "run_uuid": run.id,
+        "run_name": run.name,
+        "experiment_id": run.experiment_id,
+        "user_id": run.user,
+        "status": run.status.value,
+        "start_time": run.start_time,
+        "artifact_uri": run_artifact_uri(run),
+        "lifecycle_stage": run.lifecycle_stage,
+    }
+    if run.end_time is not None:
+        info["end_time"] = run.end_time
+    return info
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    tags, inputs, outputs = _run_tags(run)
+    out: dict[str, Any] = {
+        "info": run_info(run),
+        "data": {
+            "metrics": [
+                {"key": k, "value": wire_float(m.value), "timestamp": m.timestamp, "step": m.step}
+                for k, m in run.metrics.items()
+            ],
+            "params": _kv(run.params.items()),
+            "tags": _kv(tags.items()),
+        },
+        "inputs": {"dataset_inputs": inputs},
+    }
+    if outputs:
+        out["outputs"] = {"model_outputs": outputs}
+    return out
+
+
+# ---------------------------------------------------------------------------- experiments
+
+
+def _experiment_id(s: TrackingService, eid: str) -> str:
+    """MLflow's default experiment ``"0"`` is opsloop's ``Default`` (created when first used)."""
+    if eid == "0":
+        return s.get_or_create_experiment(DEFAULT_EXPERIMENT).id
+    return eid
+
+
+def create_experiment(ctx: Context, m: Msg) -> dict[str, Any]:
+    s = svc(ctx)
+    tags = dict(key_values(m.dicts("tags"), "tag"))
+    description = tags.pop(NOTE, "")
+    e = s.create_experiment(m.req("name"), description, tags)
+    return {"experiment_id": e.id}
+
+
+def get_experiment(ctx: Context, m: Msg) -> dict[str, Any]:
+    s = svc(ctx)
+    return {
+        "experiment": experiment_json(s.get_experiment(_experiment_id(s, m.req("experiment_id"))))
+    }
+
+
+def get_experiment_by_name(ctx: Context, m: Msg) -> dict[str, Any]:
+    name = m.req("experiment_name")
+    try:
+        e = svc(ctx).get_experiment_by_name(name)
+    except NotFound:
+        raise MlflowError(
+            "RESOURCE_DOES_NOT_EXIST", f"Could not find experiment with name '{name}'"
+        ) from None
+    return {"experiment": experiment_json(e)}
+
+
+def _view(m: Msg, field: str) -> str:
+    v = m.text(field) or "ACTIVE_ONLY"
+    v = _VIEW.get(v, v).upper()
+    if v not in ("ACTIVE_ONLY", "DELETED_ONLY", "ALL"):
+        raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid {field} '{v}'")
+    return v
+
+
+def _offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        out = int(json.loads(token)["offset"])
+    except (ValueError, KeyError, TypeError, OverflowError):
+        raise MlflowError("INVALID_PARAMETER_VALUE", "Invalid page token") from None
+    if out < 0:
+        raise MlflowError("INVALID_PARAMETER_VALUE", "Invalid page token")
+    return out
+
+
+def _token(offset: int) -> str:
+    return json.dumps({"offset": offset})
+
+
+def _max_results(m: Msg, default: int, limit: int) -> int:
+    n = m.int64("max_results", default)
+    assert n is not None
+    if not 1 <= n <= limit:
+        raise MlflowError(
+            "INVALID_PARAMETER_VALUE",
+            f"Invalid value {n} for parameter 'max_results' supplied. It must be at most {limit}",
+        )
+    return n
+
+
+def search_experiments(ctx: Context, m: Msg) -> dict[str, Any]:
+    view = _view(m, "view_type")
+    limit = _max_results(m, 1000, MAX_RESULTS_EXPERIMENTS)
+    conds = parse_conditions(m.text("filter"))
+    exps = svc(ctx).list_experiments(include_deleted=view != "ACTIVE_ONLY")
+    if view == "DELETED_ONLY":
+        exps = [e for e in exps if e.lifecycle_stage == "deleted"]
+    for c in conds:
+        key = c.key.lower()
+        if c.entity == "tag":
+            exps = [e for e in exps if c.matches(experiment_tag(e, c.key))]
+        elif c.entity == "attr" and key in (
+            "name",
+            "experiment_id",
+            "creation_time",
+            "last_update_time",
+        ):
+            exps = [e for e in exps if c.matches(_exp_attr(e, key))]
+        else:
+            raise MlflowError(
+                "INVALID_PARAMETER_VALUE",
+                f"Invalid experiment filter on '{c.key}': use name, creation_time, "
+                "last_update_time or tags.<key>",
+            )
+    order = m.values("order_by") or ["last_update_time DESC"]
+    for clause in reversed(order):
+        parts = str(clause).strip().split() or [""]
+        field = parts[0].lower().removeprefix("attributes.").removeprefix("attribute.")
+        desc = len(parts) > 1 and parts[1].lower() == "desc"
+        if field not in ("name", "experiment_id", "creation_time", "last_update_time"):
+            raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid order_by clause '{clause}'")
+        exps.sort(key=functools.partial(_exp_attr, key=field), reverse=desc)
+    start = _offset(m.text("page_token"))
+    page = exps[start : start + limit]
+    out: dict[str, Any] = {"experiments": [experiment_json(e) for e in page]}
+    if start + limit < len(exps):
+        out["next_page_token"] = _token(start + limit)
+    return out
+
+
+def experiment_tag(e: Experiment, key: str) -> str | None:
+    if key == NOTE:
+        return e.description or None
+    return e.tags.get(key)
+
+
+def _exp_attr(e: Experiment, key: str) -> Any:
+    return {
+        "name": e.name,
+        "experiment_id": e.id,
+        "creation_time": e.created_at,
+        "last_update_time": e.updated_at,
+    }[key]
+
+
+def update_experiment(ctx: Context, m: Msg) -> dict[str, Any]:
+    s = svc(ctx)
+    s.update_experiment(_experiment_id(s, m.req("experiment_id")), name=m.text("new_name"))
+    return {}
+
+
+def delete_experiment(ctx: Context, m: Msg) -> dict[str, Any]:
+    s = svc(ctx)
+    s.delete_experiment(_experiment_id(s, m.req("experiment_id")))
+    return {}
+
+
+def restore_experiment(ctx: Context, m: Msg) -> dict[str, Any]:
+    s = svc(ctx)
+    s.restore_experiment(_experiment_id(s, m.req("experiment_id")))
+    return {}
+
+
+def set_experiment_tag(ctx: Context, m: Msg) -> dict[str, Any]:
+    s = svc(ctx)
+    eid = _experiment_id(s, m.req("experiment_id"))
+    key, value = m.req("key"), m.text("value") or ""
+    if key == NOTE:
+        s.update_experiment(eid, description=value)
+    else:
+        s.set_experiment_tag(eid, key, value)
+    return {}
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+def _run_id(m: Msg) -> str:
+    rid = m.text("run_id") or m.text("run_uuid")
+    if not rid:
+        raise MlflowError(
+            "INVALID_PARAMETER_VALUE", "Missing value for required parameter 'run_id'."
+        )
+    return rid
+
+
+def create_run(ctx: Context, m: Msg) -> dict[str, Any]:
+    s = svc(ctx)
+    tags = dict(key_values(m.dicts("tags"), "tag"))
+    name = m.text("run_name") or tags.pop("mlflow.runName", None)
+    tags.pop("mlflow.runName", None)
+    user = m.text("user_id") or tags.get("mlflow.user") or ""
+    tags.pop("mlflow.user", None)
+    parent = tags.pop("mlflow.parentRunId", None) or None
+    notes = tags.pop(NOTE, "")
+    run = s.create_run(
+        _experiment_id(s, m.text("experiment_id") or "0"),
+        name=name,
+        start_time=m.int64("start_time"),
+        parent_run_id=parent,
+        tags=tags,
+        notes=notes,
+        user=user,
+    )
+    return {"run": run_json(run)}
+
+
+def get_run(ctx: Context, m: Msg) -> dict[str, Any]:
+    return {"run": run_json(svc(ctx).get_run(_run_id(m)))}
+
+
+def _status(v: Any) -> str:
+    if isinstance(v, int) or (isinstance(v, str) and v.isdigit()):
+        out = _STATUS_NUMBERS.get(int(v))
+        if out is None:
+            raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid run status {v!r}")
+        return out
+    if not isinstance(v, str) or v.upper() not in RunStatus.__members__:
+        raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid run status {v!r}")
+    return v.upper()
+
+
+def update_run(ctx: Context, m: Msg) -> dict[str, Any]:
+    status = m.data.get("status")
+    run = svc(ctx).update_run(
+        _run_id(m),
+        status=None if status in (None, "") else _status(status),
+        end_time=m.int64("end_time"),
+        name=m.text("run_name"),
+    )
+    return {"run_info": run_info(run)}
+
+
+def delete_run(ctx: Context, m: Msg) -> dict[str, Any]:
+    svc(ctx).delete_run(_run_id(m))
+    return {}
+
+
+def restore_run(ctx: Context, m: Msg) -> dict[str, Any]:
+    svc(ctx).restore_run(_run_id(m))
+    return {}
+
+
+def _metric_point(d: dict[str, Any]) -> tuple[str, float, int, int]:
+    key = d.get("key")
+    if not isinstance(key, str) or not key:
+        raise MlflowError("INVALID_PARAMETER_VALUE", "every metric needs a non-empty 'key'")
+    if "value" not in d:
+        raise MlflowError("INVALID_PARAMETER_VALUE", f"metric {key!r} has no value")
+    v, step, ts = d["value"], d.get("step", 0), d.get("timestamp")
+    if ts is None or ts == "":
+        raise MlflowError("INVALID_PARAMETER_VALUE", f"metric {key!r} has no timestamp")
+    # The common case (a JSON number each) without the general conversions.
+    return (
+        key,
+        v if type(v) is float else to_float("value", v),
+        step if type(step) is int and _I64_MIN <= step <= _I64_MAX else to_int("step", step),
+        ts if type(ts) is int and _I64_MIN <= ts <= _I64_MAX else to_int("timestamp", ts),
+    )
+
+
+def _log(
+    s: TrackingService,
+    run_id: str,
+    *,
+    metrics: list[tuple[str, float, int, int]] | None = None,
+    params: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """One write; MLflow's reserved tags go to the run's columns."""
+    tags = dict(tags or {})
+    update: dict[str, Any] = {}
+    if "mlflow.runName" in tags:
+        update["name"] = _run_name(tags.pop("mlflow.runName"))
+    if NOTE in tags:
+        update["notes"] = tags.pop(NOTE)
+    if tags.get("mlflow.user") is not None:
+        tags.pop("mlflow.user")  # the run's user is set when it is created
+    if metrics or params or tags:
+        s.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+    if update:
+        s.update_run(run_id, **update)
+
+
+def _run_name(name: str) -> str:
+    """A run name checked before anything of its request is written."""
+    if not name.strip() or len(name) > 256 or any(ord(c) < 32 for c in name):
+        raise MlflowError(
+            "INVALID_PARAMETER_VALUE",
+            f"Invalid run name {name[:60]!r}: 1-256 characters, no control characters",
+        )
+    return name
+
+
+def log_metric(ctx: Context, m: Msg) -> dict[str, Any]:
+    point = _metric_point(m.data)
+    _log(svc(ctx), _run_id(m), metrics=[point])
+    return {}
+
+
+def log_param(ctx: Context, m: Msg) -> dict[str, Any]:
+    _log(svc(ctx), _run_id(m), params={m.req("key"): m.text("value") or ""})
+    return {}
+
+
+def set_tag(ctx: Context, m: Msg) -> dict[str, Any]:
+    _log(svc(ctx), _run_id(m), tags={m.req("key"): m.text("value") or ""})
+    return {}
+
+
+def delete_tag(ctx: Context, m: Msg) -> dict[str, Any]:
+    svc(ctx).delete_tag(_run_id(m), m.req("key"))
+    return {}
+
+
+def log_batch(ctx: Context, m: Msg) -> dict[str, Any]:
+    metrics, params, tags = m.dicts("metrics"), m.dicts("params"), m.dicts("tags")
+    if len(metrics) > MAX_METRICS_PER_BATCH:
+        raise MlflowError(
+            "INVALID_PARAMETER_VALUE",
+            f"A batch logging request can contain at most {MAX_METRICS_PER_BATCH} metrics. "
+            f"Got {len(metrics)} metrics. Please split up metrics across multiple requests "
+            "and try again.",
+        )
+    for what, items in (("params", params), ("tags", tags)):
+        if len(items) > MAX_PARAMS_TAGS_PER_BATCH:
+            raise MlflowError(
+                "INVALID_PARAMETER_VALUE",
+                f"A batch logging request can contain at most {MAX_PARAMS_TAGS_PER_BATCH} "
+                f"{what}. Got {len(items)} {what}. Please split up {what} across multiple "
+                "requests and try again.",
+            )
+    total = len(metrics) + len(params) + len(tags)
+    if total > MAX_ENTITIES_PER_BATCH:
+        raise MlflowError(
+            "INVALID_PARAMETER_VALUE",
+            f"A batch logging request can contain at most {MAX_ENTITIES_PER_BATCH} total "
+            f"metrics, params and tags. Got {total}.",
+        )
+    param_pairs = key_values(params, "param")
+    param_map: dict[str, str] = {}
+    for k, v in param_pairs:
+        if k in param_map and param_map[k] != v:
+            raise MlflowError(
+                "INVALID_PARAMETER_VALUE",
+                f"Duplicate parameter keys have been submitted: [{k!r}]. Please ensure the "
+                "request contains only one param value per param key.",
+            )
+        param_map[k] = v
+    _log(
+        svc(ctx),
+        _run_id(m),
+        metrics=[_metric_point(d) for d in metrics],
+        params=param_map,
+        tags=dict(key_values(tags, "tag")),
+    )
+    return {}
+
+
+def _input_tag(item: dict[str, Any]) -> tuple[str, str]:
+    ds = item.get("dataset")
+    if not isinstance(ds, dict) or not ds.get("name"):
+        raise MlflowError("INVALID_PARAMETER_VALUE", "every dataset input needs a named dataset")
+    digest = str(ds.get("digest") or "")
+    name = str(ds["name"])
+    entry: dict[str, Any] = {
+        "tags": [
+            {"key": str(t.get("key")), "value": str(t.get("value", ""))}
+            for t in item.get("tags") or []
+            if isinstance(t, dict)
+        ],
+        "dataset": {
+            k: str(ds[k])
+            for k in ("name", "digest", "source_type", "source", "schema", "profile")
+            if ds.get(k) is not None
+        },
+    }
+    text = json.dumps(entry, separators=(",", ":"))
+    for drop in ("profile", "schema", "source"):
+        if len(text) <= 8000:
+            break
+        entry["dataset"].pop(drop, None)
+        text = json.dumps(entry, separators=(",", ":"))
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{name}.{digest}")[:200]
+    return INPUT + safe, text[:8000]
+
+
+def log_inputs(ctx: Context, m: Msg) -> dict[str, Any]:
+    datasets = m.dicts("datasets")
+    if len(datasets) > 1000:
+        raise MlflowError("INVALID_PARAMETER_VALUE", "at most 1000 dataset inputs per request")
+    tags = dict(_input_tag(d) for d in datasets)
+    if tags:
+        s = svc(ctx)
+        rid = _run_id(m)
+        for i in range(0, len(tags), MAX_PARAMS_TAGS_PER_BATCH):
+            chunk = dict(list(tags.items())[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+            s.log_batch(rid, tags=chunk)
+    return {}
+
+
+def log_outputs(ctx: Context, m: Msg) -> dict[str, Any]:
+    tags = {}
+    for item in m.dicts("models"):
+        mid = item.get("model_id")
+        if not isinstance(mid, str) or not mid:
+            raise MlflowError("INVALID_PARAMETER_VALUE", "every model output needs a model_id")
+        tags[OUTPUT + mid] = str(to_int("step", item.get("step"), 0))
+    if tags:
+        svc(ctx).log_batch(_run_id(m), tags=tags)
+    return {}
+
+
+def search_runs(ctx: Context, m: Msg) -> dict[str, Any]:
+    s = svc(ctx)
+    view = _view(m, "run_view_type")
+    limit = _max_results(m, 1000, MAX_RESULTS_RUNS)
+    flt = run_filter(m.text("filter"))
+    ids = [_experiment_id(s, str(e)) for e in m.values("experiment_ids")]
+    page = s.search_runs(
+        ids or None,
+        filter=flt,
+        order_by=run_order_by(m.values("order_by")),
+        max_results=limit,
+        page_token=m.text("page_token"),
+        include_deleted=view != "ACTIVE_ONLY",
+        with_total=False,
+    )
+    # Logged models' runs are left out here rather than in SQL (a NOT EXISTS per run
+    # costs a third of the search): a page may hold fewer runs, its token stays exact.
+    runs = [r for r in page.runs if LOGGED_MODEL not in r.tags]
+    if view == "DELETED_ONLY":
+        runs = [r for r in runs if r.lifecycle_stage == "deleted"]
+    out: dict[str, Any] = {"runs": [run_json(r) for r in runs]}
+    if page.next_page_token:
+        out["next_page_token"] = page.next_page_token
+    return out
+
+
+def get_metric_history(ctx: Context, m: Msg) -> dict[str, Any]:
+    rid = _run_id(m)
+    key = m.req("metric_key")
+    h = svc(ctx).get_metric_history(rid, key)
+    start = _offset(m.text("page_token"))
+    limit = m.int64("max_results")
+    end = len(h.steps) if limit is None else start + max(1, limit)
+    points = [
+        {"key": key, "value": wire_float(v), "timestamp": t, "step": st}
+        for st, t, v in zip(
+            h.steps[start:end], h.timestamps[start:end], h.values[start:end], strict=True
+        )
+    ]
+    out: dict[str, Any] = {"metrics": points}
+    if end < len(h.steps):
+        out["next_page_token"] = _token(end)
+    return out
+
+
+# ---------------------------------------------------------------------------- logged models
+
+MODEL_PREFIX = "m-"
+
+
+def model_run_id(model_id: str) -> str:
+    if not model_id.startswith(MODEL_PREFIX):
+        raise MlflowError(
+            "RESOURCE_DOES_NOT_EXIST", f"Logged model with ID '{model_id}' not found."
+        )
+    return model_id[len(MODEL_PREFIX) :]
+
+
+def logged_model_uri(run: Run) -> str:
+    return f"mlflow-artifacts:/{run.experiment_id}/models/{MODEL_PREFIX}{run.id}/artifacts"
+
+
+def logged_model_json(run: Run) -> dict[str, Any]:
+    tags = {k: v for k, v in run.tags.items() if not k.startswith(OWN)}
+    if run.user:
+        tags["mlflow.user"] = run.user
+    info: dict[str, Any] = {
+        "model_id": MODEL_PREFIX + run.id,
+        "experiment_id": run.experiment_id,
+        "name": run.name,
+        "creation_timestamp_ms": run.start_time,
+        "last_updated_timestamp_ms": run.end_time or run.start_time,
+        "artifact_uri": logged_model_uri(run),
+        "status": _MODEL_STATUS[run.status.value],
+        "tags": _kv(tags.items()),
+    }
+    if run.tags.get(MODEL_TYPE):
+        info["model_type"] = run.tags[MODEL_TYPE]
+    if run.parent_run_id:
+        info["source_run_id"] = run.parent_run_id
+    return {"info": info, "data": {"params": _kv(run.params.items()), "metrics": []}}
+
+
+def _model_run(ctx: Context, model_id: str, *, allow_deleted: bool = False) -> Run:
+    try:
+        run = svc(ctx).get_run(model_run_id(model_id))
+    except (NotFound, MlflowError):
+        raise MlflowError(
+            "RESOURCE_DOES_NOT_EXIST", f"Logged model with ID '{model_id}' not found."
+        ) from None
+    if LOGGED_MODEL not in run.tags or (run.lifecycle_stage != "active" and not allow_deleted):
+        raise MlflowError(
+            "RESOURCE_DOES_NOT_EXIST", f"Logged model with ID '{model_id}' not found."
+        )
+    return run
+
+
+def create_logged_model(ctx: Context, m: Msg) -> dict[str, Any]:
+    s = svc(ctx)
+    tags = dict(key_values(m.dicts("tags"), "tag"))
+    params = dict(key_values(m.dicts("params"), "param"))
+    user = tags.pop("mlflow.user", "")
+    tags[LOGGED_MODEL] = "1"
+    if m.text("model_type"):
+        tags[MODEL_TYPE] = m.req("model_type")
+    run = s.create_run(
+        _experiment_id(s, m.text("experiment_id") or "0"),
+        name=m.text("name") or "model",
+        parent_run_id=m.text("source_run_id"),
+        tags=tags,
+        params=params,
+        user=user,
+    )
+    return {"model": logged_model_json(run)}
+
+
+def get_logged_model(ctx: Context, m: Msg) -> dict[str, Any]:
+    run = _model_run(ctx, m.req("model_id"), allow_deleted=m.flag("allow_deleted"))
+    return {"model": logged_model_json(run)}
+
+
+def finalize_logged_model(ctx: Context, m: Msg) -> dict[str, Any]:
+    run = _model_run(ctx, m.req("model_id"))
+    raw = m.text("status", required=True)
+    status = _MODEL_STATUS_IN.get(str(raw).upper())
+    if status is None:
+        raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid logged model status {raw!r}")
+    run = svc(ctx).update_run(run.id, status=status)
+    return {"model": logged_model_json(run)}
+
+
+def delete_logged_model(ctx: Context, m: Msg) -> dict[str, Any]:
+    run = _model_run(ctx, m.req("model_id"))
+    svc(ctx).delete_run(run.id)
+    return {}
+
+
+def set_logged_model_tags(ctx: Context, m: Msg) -> dict[str, Any]:
+    run = _model_run(ctx, m.req("model_id"))
+    tags = dict(key_values(m.dicts("tags"), "tag"))
+    if tags:
+        svc(ctx).log_batch(run.id, tags=tags)
+    return {}
+
+
+def delete_logged_model_tag(ctx: Context, m: Msg) -> dict[str, Any]:
+    run = _model_run(ctx, m.req("model_id"))
+    svc(ctx).delete_tag(run.id, m.req("tag_key"))
+    return {}
+
+
+def log_logged_model_params(ctx: Context, m: Msg) -> dict[str, Any]:
+    run = _model_run(ctx, m.req("model_id"))
+    params = dict(key_values(m.dicts("params"), "param"))
+    if params:
+        svc(ctx).log_batch(run.id, params=params)
+    return {}
+
+
+def search_logged_models(ctx: Context, m: Msg) -> dict[str, Any]:
+    s = svc(ctx)
+    flt = f'tags.`{LOGGED_MODEL}` = "1"'
+    extra = logged_model_filter(m.text("filter"))
+    if extra:
+        flt = f"({extra}) and {flt}"
+    ids = [_experiment_id(s, str(e)) for e in m.values("experiment_ids")]
+    page = s.search_runs(
+        ids or None,
+        filter=flt,
+        max_results=_max_results(m, 100, MAX_RESULTS_RUNS),
+        page_token=m.text("page_token"),
+        with_total=False,
+    )
+    out: dict[str, Any] = {"models": [logged_model_json(r) for r in page.runs]}
+    if page.next_page_token:
+        out["next_page_token"] = page.next_page_token
+    return out
+
+
+# ---------------------------------------------------------------------------- the routes
+
+# (method, path under /api/2.0/mlflow) -> handler; {name} matches one path segment,
+# {name:path} the rest of the path.
+HANDLERS = {
+    ("POST", "/experiments/create"): create_experiment,
+    ("GET", "/experiments/get"): get_experiment,
+    ("GET", "/experiments/get-by-name"): get_experiment_by_name,
+    ("POST", "/experiments/search"): search_experiments,
+    ("GET", "/experiments/search"): search_experiments,
+    ("POST", "/experiments/update"): update_experiment,
+    ("POST", "/experiments/delete"): delete_experiment,
+    ("POST", "/experiments/restore"): restore_experiment,
+    ("POST", "/experiments/set-experiment-tag"): set_experiment_tag,
+    ("POST", "/runs/create"): create_run,
+    ("GET", "/runs/get"): get_run,
+    ("POST", "/runs/update"): update_run,
+    ("POST", "/runs/delete"): delete_run,
+    ("POST", "/runs/restore"): restore_run,
+    ("POST", "/runs/log-metric"): log_metric,
+    ("POST", "/runs/log-parameter"): log_param,
+    ("POST", "/runs/set-tag"): set_tag,
+    ("POST", "/runs/delete-tag"): delete_tag,
+    ("POST", "/runs/log-batch"): log_batch,
+    ("POST", "/runs/log-inputs"): log_inputs,
+    ("POST", "/runs/outputs"): log_outputs,
+    ("POST", "/runs/search"): search_runs,
+    ("GET", "/metrics/get-history"): get_metric_history,
+    ("POST", "/logged-models"): create_logged_model,
+    ("POST", "/logged-models/search"): search_logged_models,
+    ("GET", "/logged-models/{model_id}"): get_logged_model,
+    ("PATCH", "/logged-models/{model_id}"): finalize_logged_model,
+    ("DELETE", "/logged-models/{model_id}"): delete_logged_model,
+    ("PATCH", "/logged-models/{model_id}/tags"): set_logged_model_tags,
+    ("DELETE", "/logged-models/{model_id}/tags/{tag_key:path}"): delete_logged_model_tag,
+    ("POST", "/logged-models/{model_id}/params"): log_logged_model_params,
+}
