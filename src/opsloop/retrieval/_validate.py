@@ -114,3 +114,14 @@ def check_nprobe(nprobe: object) -> int | None:
     if isinstance(nprobe, bool) or not isinstance(nprobe, int) or nprobe < 1:
         raise InvalidArgument(f"nprobe must be a positive integer, got {nprobe!r}")
     return nprobe
+
+
+MAX_QUERY_LEN = 100_000
+
+
+def check_query(query: object) -> str:
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidArgument("the query must be a non-empty string")
+    if len(query) > MAX_QUERY_LEN:
+        raise InvalidArgument(f"the query is over {MAX_QUERY_LEN:,} characters")
+    return query
