@@ -177,13 +177,18 @@ EXPECTED = {
         "summarize_then_answer",
     ],
     "opsloop.retrieval": [
+        "BM25",
         "Embedder",
+        "Indexes",
+        "RemoteIndex",
         "Retriever",
         "SearchHit",
         "VectorIndex",
         "check_name",
         "index_chunks",
         "index_collection",
+        "keyword_tokens",
+        "rrf",
     ],
     "opsloop.server": ["API_PREFIX", "create_app", "serve"],
     "opsloop.selection": [
