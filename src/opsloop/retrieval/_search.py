@@ -194,8 +194,9 @@ class Snapshot:
         k = min(k, n_valid)
         probes = self.nlist if exact else (nprobe or self.nprobe)
         if n_valid < self.live_count:
-            # A selective filter leaves fewer matches per list: probe more lists to keep recall.
-            probes = math.ceil(probes * self.live_count / n_valid)
+            # A filter leaves fewer matches per list, and its nearest matches lie farther
+            # out: probe 2 x nprobe / selectivity lists to keep recall.
+            probes = math.ceil(2 * probes * self.live_count / n_valid)
         probes = max(1, min(self.nlist, probes))
         if mask is not None and sel is None:
             sel = self.selector(mask)

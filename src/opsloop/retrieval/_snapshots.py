@@ -114,14 +114,23 @@ def hits_for(
 ) -> list[list[SearchHit]]:
     """Search results (``sc`` are the hits' scores) with ids, metadata and texts read in one
     query."""
+    import orjson
+
     wanted = sorted({r for r in rids.ravel().tolist() if r >= 0})
-    items = {
-        rid: (id_, text, md)
-        for rid, id_, text, md in con.execute(
+    if not wanted:
+        return [[] for _ in range(len(rids))]
+    if len(wanted) <= _BOUND_PARAMS:
+        rows = con.execute(
+            f"SELECT rid, id, text, metadata FROM items WHERE rid IN ({_MARKS[len(wanted)]})",
+            wanted,
+        )
+    else:
+        rows = con.execute(
             "SELECT rid, id, text, metadata FROM items WHERE rid IN (SELECT value FROM json_each(?))",
             (json.dumps(wanted),),
         )
-    }
+    items = {rid: (id_, text, md) for rid, id_, text, md in rows}
+    loads = orjson.loads
     out = []
     for row_rids, row_sc in zip(rids.tolist(), sc.tolist(), strict=True):
         hits = []
@@ -129,6 +138,10 @@ def hits_for(
             item = items.get(rid) if rid >= 0 else None
             if item is None:
                 continue
-            hits.append(SearchHit(id=item[0], score=s, metadata=json.loads(item[2]), text=item[1]))
+            hits.append(SearchHit(id=item[0], score=s, metadata=loads(item[2]), text=item[1]))
         out.append(hits)
     return out
+
+
+_BOUND_PARAMS = 256
+_MARKS = ["", *(",".join("?" * n) for n in range(1, _BOUND_PARAMS + 1))]
