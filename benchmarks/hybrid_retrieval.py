@@ -20,15 +20,17 @@ rank of the first relevant chunk, 0 when none is in the first 10).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import write_json
+# Python puts this script's folder first on sys.path; its datasets.py would hide the
+# `datasets` package that sentence-transformers imports.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 
 ROOT = Path(__file__).resolve().parent.parent
 KS = (1, 3, 5, 10)
@@ -121,15 +123,13 @@ def main() -> None:
         )
     Console().print(t)
     if args.json:
-        write_json(
-            args.json,
-            {
-                "chunks": len(chunks),
-                "queries": len(kept),
-                "dropped": len(rows) - len(kept),
-                "results": results,
-            },
-        )
+        payload = {
+            "chunks": len(chunks),
+            "queries": len(kept),
+            "dropped": len(rows) - len(kept),
+            "results": results,
+        }
+        Path(args.json).write_text(json.dumps(payload, indent=2))
 
 
 if __name__ == "__main__":
