@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from opsloop.settings import Settings
 from tests.conftest import live_server
@@ -64,7 +65,8 @@ def test_indexes_page_lists_and_searches(page: Any, tmp_path: Path) -> None:
         # A filter narrows the hits; a bad one shows the server's error.
         page.get_by_test_id("index-filter").fill('{"source": "warranty.md"}')
         page.get_by_test_id("index-search-button").click()
-        page.wait_for_function("document.querySelectorAll('[data-testid=hit-row]').length === 1")
+        expect(page.locator("[data-testid=hit-row]")).to_have_count(1)
+        assert hits.nth(0).get_by_test_id("hit-id").inner_text() == "warranty"
         page.get_by_test_id("index-filter").fill('{"source": {"$regex": "x"}}')
         page.get_by_test_id("index-search-button").click()
         page.get_by_text("unknown operator").wait_for()
