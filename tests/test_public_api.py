@@ -341,6 +341,7 @@ def test_client_surface() -> None:
             "feedback",
             "evaluation",
             "finetune",
+            "indexes",
             "prompts",
             "registry",
             "tracing",
