@@ -69,6 +69,11 @@ def test_indexes_contract(name: str, tmp_path: Path) -> None:
             idx.search(x[0], 3, filter={"n": {"$regex": "x"}})
         with pytest.raises(InvalidArgument, match="non-empty string"):
             idx.keyword_search("  ")
+        with pytest.raises(InvalidArgument, match="too big for float32"):
+            idx.search([1e300] * 8, 3)
+        with pytest.raises(InvalidArgument, match="64-bit integer range"):
+            idx.search(x[0], 3, filter={"n": 2**70})
+        assert idx.search(np.full(8, 3e38, dtype=np.float32), 1)[0].id  # large, finite: fine
         with pytest.raises(InvalidArgument, match="uses metric 'cosine'"):
             ix.open("docs", metric="l2")
         with pytest.raises(NotFound):

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from opsloop.retrieval._filter import compile_filter
 from opsloop.retrieval._snapshots import SearchHit
 from opsloop.retrieval._store import check_name
 from opsloop.retrieval._validate import as_matrix, check_ids, check_k
@@ -91,6 +92,8 @@ class RemoteIndex:
         return int(self._t.post(f"{self._path}/items/delete", body, idempotent=True)["deleted"])
 
     def _search(self, body: dict[str, Any]) -> builtins.list[builtins.list[SearchHit]]:
+        if body.get("filter"):
+            compile_filter(body["filter"])  # checked here too: a bad filter never travels
         return _hits(self._t.post(f"{self._path}/search", body, idempotent=True)["results"])
 
     def search(
