@@ -62,6 +62,7 @@ FAMILIES: list[tuple[list[str], int]] = [
     (["meta", "tracing", "otlp"], 25),
     (["feedback", "tracing"], 25),
     (["finetune"], 10),
+    (["indexes"], 10),
 ]
 
 # ---------------------------------------------------------------------------- the seeded world
@@ -152,6 +153,10 @@ def seed(settings: Settings, app: Any, tmp: Path) -> dict[str, Any]:
     queue = {"name": "fuzz_queue", "filter": "score.fuzz_score >= 1", "scores": ["fuzz_score"]}
     post("/feedback/queues", queue, 201)
     post("/feedback/queues/fuzz_queue/fill", {})
+    post("/indexes", {"name": "fuzz-index", "dim": 4})
+    vectors = [[1.0, 0.0, 0.0, float(i)] for i in range(1, 6)]
+    items = {"ids": [f"i{i}" for i in range(5)], "vectors": vectors, "texts": ["a b"] * 5}
+    post("/indexes/fuzz-index/items", {**items, "metadata": [{"n": i} for i in range(5)]})
     v1 = http.get(f"{API}/dataset-versions/fuzz-ds@1").json()
     return {"run": run.id, "data_digest": v1["storage"]["data"]["digest"], "ds_version": v1["id"]}
 
@@ -759,6 +764,17 @@ def links(world: dict[str, Any]) -> list[Link]:
     ]
     link("GET /finetune/jobs", "200", job, {"job_id": rb("/jobs/0/id")})
     link("POST /finetune/jobs", "201", job, {"job_id": rb("/id")})
+
+    # ------------------------------------------------------------ vector indexes
+    index_ops = [
+        "GET /indexes/{name}",
+        "DELETE /indexes/{name}",
+        "POST /indexes/{name}/items",
+        "POST /indexes/{name}/items/delete",
+        "POST /indexes/{name}/search",
+    ]
+    link("GET /indexes", "200", [*index_ops, "POST /indexes"], {"name": rb("/indexes/0/name")})
+    link("POST /indexes", "200", index_ops, {"name": rb("/name")})
 
     # ------------------------------------------------------------ tracing
     trace = ["GET /traces/{trace_id}", "DELETE /traces/{trace_id}", "GET /traces/stats"]

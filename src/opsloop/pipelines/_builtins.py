@@ -45,12 +45,22 @@ def rag_qa(
     filter: Mapping[str, Any] | None = None,
     embedder: str | None = None,
     name: str = "rag_qa",
+    mode: str | None = None,
 ) -> Pipeline:
     """Question answering over vector ``index``: input ``question``; outputs ``answer``,
     ``citations`` (``[{n, chunk_id, path, title, text, score}]``) and ``citation_source``
-    (``"model"`` when the answer cited chunks, ``"retrieved"`` when it cited none)."""
+    (``"model"`` when the answer cited chunks, ``"retrieved"`` when it cited none).
+    ``mode``: the retriever, ``dense`` (default), ``keyword`` (BM25) or ``hybrid``."""
     return Pipeline(
-        **rag_parts(index, provider, k, max_tokens=max_tokens, filter=filter, embedder=embedder),
+        **rag_parts(
+            index,
+            provider,
+            k,
+            max_tokens=max_tokens,
+            filter=filter,
+            embedder=embedder,
+            mode=mode,
+        ),
         name=name,
     )
 

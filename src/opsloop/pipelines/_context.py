@@ -19,7 +19,7 @@ from opsloop.core import Context, HasContext, context_of
 from opsloop.errors import InvalidArgument, NotFound, PipelineInvalid
 from opsloop.pipelines._parsing import validate
 from opsloop.prompts import Prompts
-from opsloop.retrieval import Embedder, VectorIndex
+from opsloop.retrieval import Embedder, Indexes, VectorIndex
 
 if TYPE_CHECKING:
     from opsloop.tracing import Span, Tracer
@@ -70,8 +70,9 @@ class RunContext:
     spec with ``opsloop.llm.get_provider`` (a model loaded already, a test
     upstream). ``client``: the ``opsloop.Client`` (or ``Context``) for registry
     prompts, ``models:/`` providers and document collections (default: a
-    context of its own, made on first use and closed by ``close()``). ``home``: where vector indexes live (default: the client's
-    home). ``tracer``: where spans go (default: the ``opsloop.tracing``
+    context of its own, made on first use and closed by ``close()``). ``home``: where vector
+    indexes live (default: the client's home; for a remote client without ``home``, its
+    server's indexes, searched over REST). ``tracer``: where spans go (default: the ``opsloop.tracing``
     default tracer).
     """
 
@@ -157,6 +158,10 @@ class RunContext:
     def index(self, name: str) -> Any:
         with self._lock:
             idx = self._indexes.get(name)
+            if idx is None and self._home is None and self.context.is_remote:
+                # A remote client: the index lives on its server, searched over REST.
+                idx = self.context.room(Indexes).open(name, create=False)
+                self._indexes[name] = idx
             if idx is None:
                 if name not in VectorIndex.list(home=self.home):
                     raise NotFound(

@@ -28,12 +28,19 @@ def rag_parts(
     max_tokens: int = 128,
     filter: Mapping[str, Any] | None = None,
     embedder: str | None = None,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     """``Pipeline`` arguments (steps, inputs, outputs) of RAG question answering over ``index``."""
     return {
         "steps": [
             RetrieveStep(
-                "retrieve", index, query="{{ question }}", k=k, filter=filter, embedder=embedder
+                "retrieve",
+                index,
+                query="{{ question }}",
+                k=k,
+                filter=filter,
+                embedder=embedder,
+                mode=mode,
             ),
             PromptStep("prompt", RAG_TEMPLATE),
             LLMStep("generate", provider, max_tokens=max_tokens, temperature=0.0),

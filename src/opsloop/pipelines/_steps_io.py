@@ -13,16 +13,20 @@ from opsloop.pipelines._tools import function_ref, import_ref
 
 __all__ = ["PythonStep", "RetrieveStep", "ToolStep", "search_index"]
 
+RETRIEVE_MODES = ("dense", "keyword", "hybrid")
+
 # ------------------------------------------------------------------------------ retrieve
 
 
 class RetrieveStep(Step):
     """Top-``k`` chunks of vector ``index`` for ``query`` (a template; default the first input),
-    embedded with ``embedder`` (default: the bundled MiniLM); ``filter`` on chunk metadata."""
+    embedded with ``embedder`` (default: the bundled MiniLM); ``filter`` on chunk metadata.
+    ``mode``: ``dense`` (the default), ``keyword`` (BM25 over the chunks' texts) or
+    ``hybrid`` (both, fused by reciprocal rank)."""
 
     type = "retrieve"
     span_kind = "retriever"
-    fields = ("index", "query", "k", "filter", "embedder")
+    fields = ("index", "query", "k", "filter", "embedder", "mode")
 
     def __init__(
         self,
@@ -33,9 +37,14 @@ class RetrieveStep(Step):
         k: int = 4,
         filter: Mapping[str, Any] | None = None,
         embedder: str | None = None,
+        mode: str | None = None,
         output_key: str | None = None,
     ) -> None:
         super().__init__(name, output_key=output_key)
+        if mode is not None and mode not in RETRIEVE_MODES:
+            raise _invalid(
+                name, "mode", f"must be one of {', '.join(RETRIEVE_MODES)}, got {mode!r}"
+            )
         if not isinstance(index, str) or not index:
             raise _invalid(name, "index", "must name a vector index")
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 100:
@@ -51,6 +60,7 @@ class RetrieveStep(Step):
         self.k = k
         self.filter = None if filter is None else dict(filter)
         self.embedder = embedder
+        self.mode = None if mode == "dense" else mode
 
     def reads(self) -> list[str]:
         return (T.template_roots(self.query) if self.query else []) + T.value_roots(
@@ -64,6 +74,7 @@ class RetrieveStep(Step):
             "k": self.k,
             "filter": self.filter,
             "embedder": self.embedder,
+            "mode": self.mode,
         }
 
     def run(self, run: Run) -> Any:
@@ -75,16 +86,37 @@ class RetrieveStep(Step):
             raise InvalidArgument(f"step {self.name!r} needs a 'query'")
         flt = T.resolve_value(self.filter, run.state) if self.filter else None
         if run.span is not None:
-            run.span.set_input({"query": query, "k": self.k, "filter": flt, "index": self.index})
-        return search_index(run.ctx, self.index, query, self.k, flt, self.embedder)
+            run.span.set_input(
+                {
+                    "query": query,
+                    "k": self.k,
+                    "filter": flt,
+                    "index": self.index,
+                    "mode": self.mode or "dense",
+                }
+            )
+        return search_index(run.ctx, self.index, query, self.k, flt, self.embedder, self.mode)
 
 
 def search_index(
-    ctx: Any, index: str, query: str, k: int, flt: Any, embedder: str | None
+    ctx: Any,
+    index: str,
+    query: str,
+    k: int,
+    flt: Any,
+    embedder: str | None,
+    mode: str | None = None,
 ) -> list[dict[str, Any]]:
     """Hits as plain dicts: ``{id, score, text, title, source, metadata}``."""
-    vec = ctx.embedder(embedder).embed([query])[0]
-    hits = ctx.index(index).search(vec, k=k, filter=flt)
+    idx = ctx.index(index)
+    if mode == "keyword":
+        hits = idx.keyword_search(query, k=k, filter=flt)
+    elif mode == "hybrid":
+        vec = ctx.embedder(embedder).embed([query])[0]
+        hits = idx.hybrid_search(vec, query, k=k, filter=flt)
+    else:
+        vec = ctx.embedder(embedder).embed([query])[0]
+        hits = idx.search(vec, k=k, filter=flt)
     out = []
     for h in hits:
         meta = dict(h.metadata or {})

@@ -41,6 +41,8 @@ def typed(value: object, where: str) -> tuple[int, Any]:
     if isinstance(value, bool):
         return T_BOOL, int(value)
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise InvalidArgument(f"{where}: {value!r} is outside the 64-bit integer range")
         return T_NUM, value
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -1,11 +1,13 @@
 """``VectorIndex``: an embedded vector index persisted under ``<home>/indexes/<name>/``.
 
-Search is exact below ``ann_threshold`` live vectors (10,000 by default).
-When an add takes the index past it, the index trains an IVF quantizer
-(k-means over about ``sqrt(n)`` lists) and tunes ``nprobe`` so recall@10
-against exact search is 0.97 on a sample of its own vectors; it trains again
-when it has grown fourfold, and compacts when deleted rows outnumber live
-ones. See ``_store`` for the files and why a killed writer damages nothing.
+The search is FAISS's (``faiss.IndexIVFFlat``, see ``_search``). It is exact
+below ``ann_threshold`` live vectors (10,000 by default). When an add takes
+the index past it, the index trains an IVF quantizer (FAISS k-means over
+about ``sqrt(n)`` lists) and tunes ``nprobe`` so recall@10 against exact
+search is 0.97 on a sample of its own vectors; it trains again when it has
+grown fourfold, and compacts when deleted rows outnumber live ones. Ids,
+texts and metadata live in SQLite, vectors in append-only files: see
+``_store`` for the files and why a killed writer damages nothing.
 """
 
 from __future__ import annotations
@@ -221,6 +223,7 @@ class VectorIndex(SearchMixin):
             "rows": int(state["n_rows"]),
             "deleted": int(state["n_rows"]) - live,
             "search": "ivf" if trained else "exact",
+            "engine": "faiss",
             "nlist": nlist,
             "nprobe": state["nprobe"],
             "trained_on": int(state["trained_n"]) if trained else None,

@@ -1,4 +1,4 @@
-"""The IVF coarse quantizer: k-means over a sample, list assignment, nprobe tuning.
+"""The IVF coarse quantizer: FAISS k-means over a sample, list assignment, nprobe tuning.
 
 Vectors are scored as "higher is better" everywhere: the inner product for
 cosine (vectors are stored unit length) and ``2 x.q - |x|^2`` for L2 (the
@@ -35,44 +35,41 @@ def scores(x: F32, q: F32, metric: str, x_sq: F32 | None = None) -> F32:
 
 
 def assign(x: F32, centroids: F32, metric: str) -> I32:
-    """The list (nearest centroid) of each row, computed in blocks to bound memory."""
+    """The list (nearest centroid) of each row, found by FAISS's exact search."""
     import numpy as np
 
-    c_sq = (centroids * centroids).sum(axis=1)
+    from opsloop.retrieval._search import flat_index
+
+    q = flat_index(centroids.shape[1], metric)
+    q.add(np.ascontiguousarray(centroids, dtype=np.float32))
     out = np.empty(len(x), dtype=np.int32)
-    for s in range(0, len(x), _BLOCK):
-        block = x[s : s + _BLOCK]
-        sc = scores(centroids, block, metric, c_sq)  # [nlist, b]
-        out[s : s + _BLOCK] = sc.argmax(axis=0)
+    for s in range(0, len(x), _BLOCK * 8):
+        _, idx = q.search(np.ascontiguousarray(x[s : s + _BLOCK * 8], dtype=np.float32), 1)
+        out[s : s + _BLOCK * 8] = idx[:, 0]
     return out
 
 
-def train(x: F32, nlist: int, metric: str, *, iters: int = 12, seed: int = 0) -> F32:
-    """``nlist`` centroids from k-means (spherical for cosine) over at most 256 points a list."""
+def train(x: F32, nlist: int, metric: str, *, iters: int = 20, seed: int = 0) -> F32:
+    """``nlist`` centroids from FAISS's k-means (spherical for cosine), at most 256 points
+    a list."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
-    n = len(x)
-    nlist = min(nlist, n)
-    sample = x[np.sort(rng.choice(n, size=min(n, nlist * 256), replace=False))]
-    cent = sample[rng.choice(len(sample), size=nlist, replace=False)].copy()
-    for _ in range(iters):
-        lists = assign(sample, cent, metric)
-        counts = np.bincount(lists, minlength=nlist)
-        order = np.argsort(lists, kind="stable")
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        empty = counts == 0
-        sums = np.zeros_like(cent)
-        # Per-list sums in one pass over the sample sorted by list (np.add.at is unbuffered).
-        sums[~empty] = np.add.reduceat(sample[order], starts[~empty], axis=0)
-        cent = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
-        if empty.any():
-            # An empty list takes a random point, so every list stays in use.
-            cent[empty] = sample[rng.choice(len(sample), size=int(empty.sum()), replace=False)]
-        if metric == "cosine":
-            norms = np.linalg.norm(cent, axis=1, keepdims=True)
-            cent /= np.maximum(norms, 1e-12)
-    return np.ascontiguousarray(cent, dtype=np.float32)
+    from opsloop.retrieval._search import faiss_module
+
+    faiss = faiss_module()
+    nlist = min(nlist, len(x))
+    km = faiss.Kmeans(
+        x.shape[1],
+        nlist,
+        niter=iters,
+        seed=seed + 1234,
+        spherical=metric == "cosine",
+        max_points_per_centroid=256,
+        min_points_per_centroid=1,  # small indexes train too, without FAISS's warning
+        verbose=False,
+    )
+    km.train(np.ascontiguousarray(x, dtype=np.float32))
+    return np.ascontiguousarray(km.centroids, dtype=np.float32)
 
 
 def tune_nprobe(

@@ -28,19 +28,37 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int | None], None]  # (items done, total or None)
 
 
-class Retriever:
-    """``retrieve(query)``: the ``k`` chunks of ``index`` nearest to a question."""
+MODES = ("dense", "keyword", "hybrid")
 
-    def __init__(self, index: VectorIndex, embedder: Embedder) -> None:
+
+def check_mode(mode: object) -> str:
+    if mode not in MODES:
+        raise InvalidArgument(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return str(mode)
+
+
+class Retriever:
+    """``retrieve(query)``: the ``k`` chunks of ``index`` nearest to a question.
+
+    ``mode``: ``"dense"`` (the embedder's vectors, the default), ``"keyword"``
+    (BM25 over the chunks' texts) or ``"hybrid"`` (both, fused by reciprocal rank).
+    """
+
+    def __init__(self, index: VectorIndex, embedder: Embedder, *, mode: str = "dense") -> None:
         self.index = index
         self.embedder = embedder
+        self.mode = check_mode(mode)
 
     def retrieve(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None
     ) -> builtins.list[SearchHit]:
         if not isinstance(query, str) or not query.strip():
             raise InvalidArgument("the query must be a non-empty string")
+        if self.mode == "keyword":
+            return self.index.keyword_search(query, k, filter=filter)
         vector = self.embedder.embed([query])[0]
+        if self.mode == "hybrid":
+            return self.index.hybrid_search(vector, query, k, filter=filter)
         return self.index.search(vector, k, filter=filter)
 
     def retrieve_batch(
@@ -48,6 +66,8 @@ class Retriever:
     ) -> builtins.list[builtins.list[SearchHit]]:
         if not queries:
             return []
+        if self.mode != "dense":
+            return [self.retrieve(q, k, filter) for q in queries]
         return self.index.search_batch(self.embedder.embed(queries), k, filter=filter)
 
 

@@ -1,12 +1,17 @@
-"""The in-memory side of an index: vectors by position, and exact and IVF top-k search.
+"""The in-memory side of an index: a FAISS inverted-file index over the live rows of one generation.
 
-A ``Snapshot`` holds the live rows of one generation of the index in one
-float32 matrix. When the index is trained, the rows loaded at once are sorted
-by IVF list, so a list is a contiguous slice (``bounds``) and probing it is
-one matrix product with no gather; rows appended later form a *tail* whose
-per-list positions are kept apart, until the tail grows past an eighth of the
-whole and everything is sorted again. Deleted rows stay in place with
-``alive`` false until the next rebuild drops them from disk.
+A ``Snapshot`` holds the live rows of one generation in a ``faiss.IndexIVFFlat``
+whose ids are the rows' ids (``rid``, their position in the vector file). An
+index that is not trained yet is an IVF with a single list, which every row
+is in, so its search is exact; a trained one uses the centroids k-means found
+(see ``_kmeans``) and each row's list from the lists file, so loading never
+assigns again. Exact search on a trained index probes every list.
+
+Rows added are appended to their lists; rows deleted (or replaced by an upsert)
+are removed from FAISS at once, so searches never see them. A metadata filter
+becomes an ``IDSelectorBitmap`` over rids that FAISS checks while it scans the
+lists: the filter is applied inside the search, not after it, and a selective
+filter probes more lists (every list, for the most selective) so recall holds.
 """
 
 from __future__ import annotations
@@ -15,35 +20,48 @@ import math
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from opsloop.retrieval._kmeans import scores
+from opsloop.errors import InvalidArgument
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from opsloop.retrieval._bm25 import BM25
+    from opsloop.retrieval._columns import MetaColumns
+
     F32 = npt.NDArray[np.float32]
     I64 = npt.NDArray[np.int64]
     B = npt.NDArray[np.bool_]
 
-_QUERY_BLOCK = 64
+
+def faiss_module() -> Any:
+    """``faiss``, or a clear error naming the extra that installs it."""
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - the retrieval extra installs it
+        raise InvalidArgument(
+            "the vector index searches with FAISS: pip install 'opsloop[retrieval]'"
+        ) from None
+    return faiss
 
 
-def topk_rows(s: Any, k: int) -> tuple[Any, Any]:
-    """Per row of ``s`` ([m, n]) the indices and values of its ``k`` largest, best first."""
+def flat_index(dim: int, metric: str) -> Any:
+    """An exact FAISS index for ``metric`` (inner product on unit vectors for cosine)."""
+    faiss = faiss_module()
+    return faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
+
+
+def to_scores(d: Any, metric: str) -> Any:
+    """FAISS's distances as opsloop's scores: the cosine, or the (not squared) L2 distance."""
     import numpy as np
 
-    n = s.shape[1]
-    if k < n:
-        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(n), (s.shape[0], n))
-    vals = np.take_along_axis(s, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+    if metric == "cosine":
+        return d
+    return np.sqrt(np.maximum(d, 0.0))
 
 
 class Snapshot:
-    """The vectors of one generation of an index, ready to search."""
+    """The vectors of one generation of an index, in FAISS, ready to search."""
 
     def __init__(
         self,
@@ -61,6 +79,7 @@ class Snapshot:
     ) -> None:
         import numpy as np
 
+        faiss = faiss_module()
         self.generation = generation
         self.dim = dim
         self.metric = metric
@@ -68,229 +87,127 @@ class Snapshot:
         self.n_rows = n_rows
         self.centroids = centroids
         self.nprobe = nprobe
-        self.n = 0
-        self.x = np.empty((0, dim), dtype=np.float32)
-        self.sq = np.empty(0, dtype=np.float32)
-        self.rid_of = np.empty(0, dtype=np.int64)
-        self.lists = np.empty(0, dtype=np.int32)
-        self.alive = np.empty(0, dtype=bool)
-        self.pos_of = np.full(n_rows, -1, dtype=np.int64)
-        self.n_main = 0
-        self.bounds: I64 | None = None
-        self._tail_index: tuple[I64, I64] | None = None
-        # Filter masks over positions, valid until the snapshot changes.
-        self.masks: OrderedDict[tuple[str, str], B] = OrderedDict()
-        self._reset(vectors, rids, lists)
+        self.quantizer = flat_index(dim, metric)
+        cents = centroids if centroids is not None else np.zeros((1, dim), dtype=np.float32)
+        self.quantizer.add(np.ascontiguousarray(cents, dtype=np.float32))
+        fmetric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+        # Trained at construction: the quantizer already holds its nlist centroids.
+        self.index = faiss.IndexIVFFlat(self.quantizer, dim, len(cents), fmetric)
+        self.nlist = len(cents)
+        self.alive = np.zeros(n_rows, dtype=bool)
+        self.live_count = 0
+        # Filter selectors (mask, packed bits), valid until the snapshot changes.
+        self.masks: OrderedDict[str, tuple[B, Any]] = OrderedDict()
+        self.columns: MetaColumns | None = None
+        # The BM25 index of the live rows' texts, and their rids (built when first needed).
+        self.keyword: tuple[BM25, I64] | None = None
+        self.append(rids, vectors, lists)
 
-    # ---------------------------------------------------------------- layout
-
-    def _reset(self, x: F32, rids: I64, lists: npt.NDArray[np.int32] | None) -> None:
-        import numpy as np
-
-        if self.centroids is not None and lists is not None:
-            order = np.argsort(lists, kind="stable")
-            x, rids, lists = x[order], rids[order], lists[order]
-            self.bounds = np.searchsorted(lists, np.arange(len(self.centroids) + 1)).astype(
-                np.int64
-            )
-        else:
-            self.bounds = None
-            lists = np.zeros(len(x), dtype=np.int32) if lists is None else lists
-        self.x = np.ascontiguousarray(x, dtype=np.float32)
-        self.rid_of = np.asarray(rids, dtype=np.int64)
-        self.lists = np.asarray(lists, dtype=np.int32)
-        self.alive = np.ones(len(x), dtype=bool)
-        self.sq = (self.x * self.x).sum(axis=1) if self.metric == "l2" else self.sq[:0]
-        self.n = self.n_main = len(x)
-        if len(self.pos_of) < self.n_rows:
-            self.pos_of = np.full(self.n_rows, -1, dtype=np.int64)
-        else:
-            self.pos_of[:] = -1
-        self.pos_of[self.rid_of] = np.arange(self.n)
-        self._tail_index = None
-        self.masks.clear()
+    # ---------------------------------------------------------------- changes
 
     def append(self, rids: I64, x: F32, lists: npt.NDArray[np.int32] | None) -> None:
-        """Rows just added to the index (their rids start at the old ``n_rows``)."""
+        """Rows just added to the index (new rids, at or past the old ``n_rows``)."""
         import numpy as np
 
+        faiss = faiss_module()
         m = len(x)
-        need = self.n + m
-        if need > len(self.x):
-            cap = max(need, int(len(self.x) * 1.5) + 64)
-            grown = np.empty((cap, self.dim), dtype=np.float32)
-            grown[: self.n] = self.x[: self.n]
-            self.x = grown
-            self.rid_of = np.resize(self.rid_of, cap)
-            self.lists = np.resize(self.lists, cap)
-            self.alive = np.resize(self.alive, cap)
-            if self.metric == "l2":
-                self.sq = np.resize(self.sq, cap)
-        self.x[self.n : need] = x
-        self.rid_of[self.n : need] = rids
-        self.lists[self.n : need] = 0 if lists is None else lists
-        self.alive[self.n : need] = True
-        if self.metric == "l2":
-            self.sq[self.n : need] = (x * x).sum(axis=1)
-        self.n_rows = max(self.n_rows, int(rids.max()) + 1 if m else self.n_rows)
-        if len(self.pos_of) < self.n_rows:
-            grown_pos = np.full(max(self.n_rows, int(len(self.pos_of) * 1.5)), -1, dtype=np.int64)
-            grown_pos[: len(self.pos_of)] = self.pos_of
-            self.pos_of = grown_pos
-        self.pos_of[rids] = np.arange(self.n, need)
-        self.n = need
-        self._tail_index = None
+        if m == 0:
+            return
+        ids = np.ascontiguousarray(rids, dtype=np.int64)
+        xs = np.ascontiguousarray(x, dtype=np.float32)
+        if lists is None or self.centroids is None:
+            assigned = np.zeros(m, dtype=np.int64)
+        else:
+            assigned = np.ascontiguousarray(lists, dtype=np.int64)
+        # The rows' lists are known (the lists file): FAISS stores them without assigning.
+        self.index.add_core(m, faiss.swig_ptr(xs), faiss.swig_ptr(ids), faiss.swig_ptr(assigned))
+        top = int(ids.max()) + 1
+        if top > len(self.alive):
+            grown = np.zeros(max(top, int(len(self.alive) * 1.5)), dtype=bool)
+            grown[: len(self.alive)] = self.alive
+            self.alive = grown
+        self.alive[ids] = True
+        self.n_rows = max(self.n_rows, top)
+        self.live_count = int(self.alive.sum())
         self.masks.clear()
-        if self.bounds is not None and self.n - self.n_main > max(2048, self.n_main // 8):
-            live = np.flatnonzero(self.alive[: self.n])
-            self._reset(self.x[live], self.rid_of[live], self.lists[live])
+        self.keyword = None
 
     def remove(self, rids: I64) -> None:
         """Rows deleted (or replaced by an upsert) from the index."""
-        rids = rids[rids < len(self.pos_of)]
-        pos = self.pos_of[rids]
-        pos = pos[pos >= 0]
-        self.alive[pos] = False
-        self.masks.clear()
-
-    @property
-    def live_count(self) -> int:
-        return int(self.alive[: self.n].sum())
-
-    def positions(self, rids: Any) -> B:
-        """A mask over positions of the given rids (rids unknown to this snapshot are skipped)."""
         import numpy as np
 
         r = np.asarray(rids, dtype=np.int64)
-        r = r[(r >= 0) & (r < len(self.pos_of))]
-        pos = self.pos_of[r]
-        mask = np.zeros(self.n, dtype=bool)
-        mask[pos[pos >= 0]] = True
-        return mask
+        r = r[(r >= 0) & (r < len(self.alive))]
+        r = r[self.alive[r]]
+        if len(r) == 0:
+            return
+        self.index.remove_ids(np.ascontiguousarray(r))
+        self.alive[r] = False
+        self.live_count = int(self.alive.sum())
+        self.masks.clear()
+        self.keyword = None
 
-    def _tail(self) -> tuple[I64, I64]:
-        """Tail positions sorted by list, and per-list bounds into them."""
+    def set_alive(self, live_rids: I64) -> None:
+        """Make the live rows exactly ``live_rids`` (rows another process deleted go)."""
         import numpy as np
 
-        if self._tail_index is None:
-            assert self.centroids is not None
-            tail_lists = self.lists[self.n_main : self.n]
-            order = np.argsort(tail_lists, kind="stable")
-            bounds = np.searchsorted(tail_lists[order], np.arange(len(self.centroids) + 1))
-            self._tail_index = (order.astype(np.int64) + self.n_main, bounds.astype(np.int64))
-        return self._tail_index
+        now = np.zeros(len(self.alive), dtype=bool)
+        r = np.asarray(live_rids, dtype=np.int64)
+        now[r[(r >= 0) & (r < len(now))]] = True
+        gone = np.flatnonzero(self.alive & ~now)
+        if len(gone):
+            self.remove(gone.astype(np.int64))
 
     # ---------------------------------------------------------------- search
 
-    def search(
-        self, q: F32, k: int, *, mask: B | None, exact: bool, nprobe: int | None
-    ) -> tuple[I64, F32]:
-        """``(rids [m, k], scores [m, k])`` best first; missing slots have rid -1.
+    def selector(self, mask: B) -> Any:
+        """A FAISS id selector for the rows of ``mask`` (a bool per rid)."""
+        import numpy as np
 
-        ``mask`` restricts the search to some positions (a metadata filter).
-        Scores are "higher is better" (see ``scores``).
+        faiss = faiss_module()
+        bits = np.packbits(mask, bitorder="little")
+        return faiss.IDSelectorBitmap(bits)
+
+    def search(
+        self,
+        q: F32,
+        k: int,
+        *,
+        mask: B | None,
+        exact: bool,
+        nprobe: int | None,
+        sel: Any = None,
+    ) -> tuple[I64, F32]:
+        """``(rids [m, k], distances [m, k])`` best first; missing slots have rid -1.
+
+        ``mask`` (a bool per rid, live rows only) restricts the search to the rows
+        a metadata filter matched, ``sel`` is its FAISS selector. Distances are
+        FAISS's: the inner product for cosine, the squared distance for L2.
         """
         import numpy as np
 
-        valid = self.alive[: self.n] if mask is None else (self.alive[: self.n] & mask)
-        n_valid = int(valid.sum())
+        faiss = faiss_module()
         m = len(q)
-        if n_valid == 0 or self.n == 0:
+        n_valid = self.live_count if mask is None else int(mask.sum())
+        if n_valid == 0:
             return np.full((m, 0), -1, dtype=np.int64), np.empty((m, 0), dtype=np.float32)
         k = min(k, n_valid)
-        if self.bounds is None or self.centroids is None or exact:
-            return self._exact(q, k, valid, n_valid)
-        nlist = len(self.centroids)
-        probes = nprobe or self.nprobe
-        # A selective filter leaves fewer matches per list: probe more lists to keep recall.
-        live = self.live_count
-        if n_valid < live:
-            probes = math.ceil(probes * live / n_valid)
-        probes = min(nlist, probes)
-        if probes * self.n / nlist >= n_valid / 2:
-            return self._exact(q, k, valid, n_valid)
-        pos, sc = self._ivf(q, k, valid, probes, mask is None and n_valid == self.n)
-        if (pos < 0).any() and n_valid > 0:
-            # Too few matches in the probed lists: answer those queries exactly.
-            short = np.flatnonzero((pos < 0).any(axis=1))
-            ep, es = self._exact(q[short], k, valid, n_valid, as_positions=True)
-            pos[short], sc[short] = ep, es
-        return self._rids(pos), sc
-
-    def _rids(self, pos: I64) -> I64:
-        import numpy as np
-
-        out: I64 = np.where(pos >= 0, self.rid_of[np.maximum(pos, 0)], -1)
-        return out
-
-    def _exact(
-        self, q: F32, k: int, valid: B, n_valid: int, *, as_positions: bool = False
-    ) -> tuple[I64, F32]:
-        import numpy as np
-
-        m = len(q)
-        out_pos = np.full((m, k), -1, dtype=np.int64)
-        out_sc = np.full((m, k), -np.inf, dtype=np.float32)
-        if n_valid < self.n * 0.5:
-            sub = np.flatnonzero(valid)
-            xs = self.x[sub]
-            sq = self.sq[sub] if self.metric == "l2" else None
-        else:
-            sub = None
-            xs = self.x[: self.n]
-            sq = self.sq[: self.n] if self.metric == "l2" else None
-        for s in range(0, m, _QUERY_BLOCK):
-            sc = scores(xs, q[s : s + _QUERY_BLOCK], self.metric, sq).T  # [b, rows]
-            if sub is None and n_valid < self.n:
-                sc[:, ~valid] = -np.inf
-            idx, val = topk_rows(sc, k)
-            out_pos[s : s + _QUERY_BLOCK] = idx if sub is None else sub[idx]
-            out_sc[s : s + _QUERY_BLOCK] = val
-        out_pos[~np.isfinite(out_sc)] = -1
-        return (out_pos if as_positions else self._rids(out_pos)), out_sc
-
-    def _ivf(self, q: F32, k: int, valid: B, probes: int, all_valid: bool) -> tuple[I64, F32]:
-        import numpy as np
-
-        assert self.centroids is not None and self.bounds is not None
-        m = len(q)
-        csc = scores(self.centroids, q, self.metric).T  # [m, nlist]
-        probe, _ = topk_rows(csc, probes)  # [m, probes]
-        slots = m * probes
-        cand_pos = np.full((slots, k), -1, dtype=np.int64)
-        cand_sc = np.full((slots, k), -np.inf, dtype=np.float32)
-        flat = probe.ravel()
-        order = np.argsort(flat, kind="stable")
-        lists_sorted = flat[order]
-        starts = np.flatnonzero(np.r_[True, lists_sorted[1:] != lists_sorted[:-1]])
-        ends = np.r_[starts[1:], len(order)]
-        has_tail = self.n > self.n_main
-        tail_pos, tail_b = self._tail() if has_tail else (None, None)
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-            lst = int(lists_sorted[a])
-            slot = order[a:b]  # flat slot ids: query = slot // probes
-            qs = q[slot // probes]
-            lo, hi = int(self.bounds[lst]), int(self.bounds[lst + 1])
-            pos = np.arange(lo, hi)
-            if tail_pos is not None and tail_b is not None and tail_b[lst + 1] > tail_b[lst]:
-                pos = np.concatenate([pos, tail_pos[tail_b[lst] : tail_b[lst + 1]]])
-            if len(pos) == 0:
-                continue
-            xs = self.x[lo:hi] if len(pos) == hi - lo else self.x[pos]
-            sq = self.sq[pos] if self.metric == "l2" else None
-            sc = scores(xs, qs, self.metric, sq).T  # [len(slot), rows]
-            if not all_valid:
-                ok = valid[pos]
-                if not ok.any():
-                    continue
-                sc[:, ~ok] = -np.inf
-            kk = min(k, len(pos))
-            idx, val = topk_rows(sc, kk)
-            cand_pos[slot, :kk] = pos[idx]
-            cand_sc[slot, :kk] = val
-        cand_pos = cand_pos.reshape(m, probes * k)
-        cand_sc = cand_sc.reshape(m, probes * k)
-        idx, val = topk_rows(cand_sc, k)
-        out_pos = np.take_along_axis(cand_pos, idx, axis=1)
-        out_pos[~np.isfinite(val)] = -1
-        return out_pos, val
+        probes = self.nlist if exact else (nprobe or self.nprobe)
+        if n_valid < self.live_count:
+            # A filter leaves fewer matches per list, and its nearest matches lie farther
+            # out: probe 2 x nprobe / selectivity lists to keep recall.
+            probes = math.ceil(2 * probes * self.live_count / n_valid)
+        probes = max(1, min(self.nlist, probes))
+        if mask is not None and sel is None:
+            sel = self.selector(mask)
+        params = faiss.SearchParametersIVF(nprobe=probes)
+        if sel is not None:
+            params.sel = sel
+        d, ids = self.index.search(q, k, params=params)
+        if probes < self.nlist and (ids < 0).any():
+            # Too few matches in the probed lists: answer those queries from every list.
+            short = np.flatnonzero((ids < 0).any(axis=1))
+            params.nprobe = self.nlist
+            d2, ids2 = self.index.search(q[short], k, params=params)
+            d[short], ids[short] = d2, ids2
+        return ids, d

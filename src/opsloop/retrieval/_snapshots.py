@@ -56,7 +56,7 @@ def load_snapshot(
             if files[1] is not None:
                 lists = S.read_rows_from(folder / files[1], np.int32, start, len(new), 1)
             snap.append(new, x, lists)
-        snap.alive[: snap.n] = snap.positions(live)
+        snap.set_alive(live)
         snap.masks.clear()
         snap.nprobe = int(state["nprobe"] or 1)
         snap.generation = gen
@@ -110,34 +110,38 @@ def write_rebuilt(
 
 
 def hits_for(
-    con: sqlite3.Connection,
-    metric: str,
-    q: npt.NDArray[np.float32],
-    rids: npt.NDArray[np.int64],
-    sc: npt.NDArray[np.float32],
+    con: sqlite3.Connection, sc: npt.NDArray[np.float32], rids: npt.NDArray[np.int64]
 ) -> list[list[SearchHit]]:
-    """Search results with ids, metadata and texts read in one query."""
-    import numpy as np
+    """Search results (``sc`` are the hits' scores) with ids, metadata and texts read in one
+    query."""
+    import orjson
 
-    wanted = sorted({int(r) for r in rids.ravel() if r >= 0})
-    items = {
-        int(rid): (id_, text, md)
-        for rid, id_, text, md in con.execute(
+    wanted = sorted({r for r in rids.ravel().tolist() if r >= 0})
+    if not wanted:
+        return [[] for _ in range(len(rids))]
+    if len(wanted) <= _BOUND_PARAMS:
+        rows = con.execute(
+            f"SELECT rid, id, text, metadata FROM items WHERE rid IN ({_MARKS[len(wanted)]})",
+            wanted,
+        )
+    else:
+        rows = con.execute(
             "SELECT rid, id, text, metadata FROM items WHERE rid IN (SELECT value FROM json_each(?))",
             (json.dumps(wanted),),
         )
-    }
-    if metric == "l2":
-        # Scores are 2x.q - |x|^2; the distance is sqrt(|q|^2 - score).
-        qq = (q * q).sum(axis=1)[:, None]
-        sc = np.sqrt(np.maximum(qq - sc, 0.0))
+    items = {rid: (id_, text, md) for rid, id_, text, md in rows}
+    loads = orjson.loads
     out = []
-    for i in range(len(q)):
+    for row_rids, row_sc in zip(rids.tolist(), sc.tolist(), strict=True):
         hits = []
-        for rid, s in zip(rids[i].tolist(), sc[i].tolist(), strict=True):
-            if rid < 0 or rid not in items:
+        for rid, s in zip(row_rids, row_sc, strict=True):
+            item = items.get(rid) if rid >= 0 else None
+            if item is None:
                 continue
-            id_, text, md = items[rid]
-            hits.append(SearchHit(id=id_, score=float(s), metadata=json.loads(md), text=text))
+            hits.append(SearchHit(id=item[0], score=s, metadata=loads(item[2]), text=item[1]))
         out.append(hits)
     return out
+
+
+_BOUND_PARAMS = 256
+_MARKS = ["", *(",".join("?" * n) for n in range(1, _BOUND_PARAMS + 1))]

@@ -40,7 +40,9 @@ def as_matrix(vectors: object, what: str) -> npt.NDArray[np.float32]:
     import numpy as np
 
     try:
-        x = np.asarray(vectors, dtype=np.float32)
+        # A value too big for float32 becomes infinity (refused below), not a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"{what} must be numbers in a [n, dim] array: {exc}") from None
     if x.ndim == 1:
@@ -60,7 +62,8 @@ def as_matrix(vectors: object, what: str) -> npt.NDArray[np.float32]:
 def normalise(x: npt.NDArray[np.float32], what: str) -> npt.NDArray[np.float32]:
     import numpy as np
 
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    # In float64: the squares of large float32 values overflow float32.
+    norms = np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
     if (norms == 0).any():
         bad = int(np.flatnonzero(norms[:, 0] == 0)[0])
         raise InvalidArgument(f"{what}[{bad}] is all zeros: cosine needs a non-zero vector")
@@ -114,3 +117,14 @@ def check_nprobe(nprobe: object) -> int | None:
     if isinstance(nprobe, bool) or not isinstance(nprobe, int) or nprobe < 1:
         raise InvalidArgument(f"nprobe must be a positive integer, got {nprobe!r}")
     return nprobe
+
+
+MAX_QUERY_LEN = 100_000
+
+
+def check_query(query: object) -> str:
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidArgument("the query must be a non-empty string")
+    if len(query) > MAX_QUERY_LEN:
+        raise InvalidArgument(f"the query is over {MAX_QUERY_LEN:,} characters")
+    return query

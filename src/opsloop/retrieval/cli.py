@@ -27,7 +27,7 @@ from opsloop.core.cli import (
 from opsloop.errors import InvalidArgument
 from opsloop.retrieval._embedder import Embedder
 from opsloop.retrieval._index import VectorIndex
-from opsloop.retrieval._retriever import check_collection, index_collection
+from opsloop.retrieval._retriever import check_collection, check_mode, index_collection
 
 app = room_app(
     "index", "Vector indexes: build one from a document collection, search it, inspect, drop."
@@ -121,11 +121,19 @@ def search(
         ),
     ] = None,
     exact: Annotated[bool, typer.Option("--exact", help="Exact search (no IVF).")] = False,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            metavar="MODE",
+            help="dense (embed QUERY), keyword (BM25 over the texts) or hybrid (both, fused).",
+        ),
+    ] = "dense",
     embedder: EmbedderOpt = "local:minilm",
     home: HomeOption = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Embed QUERY and show the nearest chunks of index NAME."""
+    """Show the chunks of index NAME nearest to QUERY (embedded, by keywords, or both)."""
 
     flt: Any = None
     if filter_:
@@ -133,13 +141,19 @@ def search(
             flt = json.loads(filter_)
         except json.JSONDecodeError as exc:
             raise InvalidArgument(f"--filter is not valid JSON: {exc}") from None
+    check_mode(mode)
     root = _home(ctx, home)
     with VectorIndex.open(name, home=root, create=False) as idx:
         if len(idx) == 0:
             hits = []
+        elif mode == "keyword":
+            hits = idx.keyword_search(query, k, filter=flt)
         else:
             vector = Embedder(embedder, cache_dir=root / "cache" / "models").embed([query])[0]
-            hits = idx.search(vector, k, filter=flt, exact=exact)
+            if mode == "hybrid":
+                hits = idx.hybrid_search(vector, query, k, filter=flt)
+            else:
+                hits = idx.search(vector, k, filter=flt, exact=exact)
     if json_:
         print_json(
             [{"id": h.id, "score": h.score, "metadata": h.metadata, "text": h.text} for h in hits]

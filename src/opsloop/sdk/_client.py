@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from opsloop.finetune import Finetune
     from opsloop.prompts import Prompts
     from opsloop.registry import Registry
+    from opsloop.retrieval import Indexes
     from opsloop.tracing import Tracing
     from opsloop.tuning import Tuning
 
@@ -74,6 +75,7 @@ class Client(Tracking):
         finetune: Finetune
         prompts: Prompts
         registry: Registry
+        indexes: Indexes
         tracing: Tracing
         tuning: Tuning
 
