@@ -62,6 +62,7 @@ FAMILIES: list[tuple[list[str], int]] = [
     (["meta", "tracing", "otlp"], 25),
     (["feedback", "tracing"], 25),
     (["finetune"], 10),
+    (["gateway"], 15),
 ]
 
 # ---------------------------------------------------------------------------- the seeded world

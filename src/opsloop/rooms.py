@@ -34,6 +34,7 @@ ROOMS: tuple[str, ...] = (
     "opsloop.selection",
     "opsloop.finetune",
     "opsloop.loop",
+    "opsloop.gateway",
 )
 
 
