@@ -569,7 +569,7 @@ def create_gateway_app(
                 asked=est_in,
             )
         timeout = _min(route.timeout_s, *[lim.timeout_s for lim in limits if lim is not None])
-        scopes = [(f"key:{key.id}", key.limits)]
+        scopes: list[tuple[str, Limits | None]] = [(f"key:{key.id}", key.limits)]
         if key.team is not None:
             scopes.append((f"team:{key.team}", call.team_limits))
 
@@ -716,7 +716,8 @@ def create_gateway_app(
                     continue
                 delta = ch.get("delta")
                 holder, k = (delta, "content") if isinstance(delta, dict) else (ch, "text")
-                text = holder.get(k) if isinstance(holder.get(k), str) else ""
+                value = holder.get(k)
+                text = value if isinstance(value, str) else ""
                 done = final or ch.get("finish_reason") is not None
                 new = guard.feed(text) + (guard.finish() if done else "")
                 if new != text:

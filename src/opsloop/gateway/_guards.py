@@ -10,6 +10,7 @@ that length is seen whole before any of it is sent.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from opsloop.gateway._errors import GuardrailBlocked
@@ -192,7 +193,7 @@ class Verdict:
     flags: list[str] = field(default_factory=list)
 
 
-def _apply(text: str, groups: list[tuple[str, str, list[Finding]]], side: str) -> Verdict:
+def _apply(text: str, groups: Sequence[tuple[str, str, list[Finding]]], side: str) -> Verdict:
     flags: list[str] = []
     to_redact: list[Finding] = []
     for guard, action, findings in groups:

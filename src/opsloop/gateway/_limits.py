@@ -20,6 +20,7 @@ import asyncio
 import calendar
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -102,7 +103,7 @@ class Reservation:
 
 
 def plan(
-    scopes: list[tuple[str, Limits | None]],
+    scopes: Sequence[tuple[str, Limits | None]],
     *,
     input_tokens: int,
     output_tokens: int,
@@ -323,7 +324,7 @@ class RedisCounters:
     def __init__(self, url: str) -> None:
         import redis.asyncio as aioredis
 
-        self.client: Any = aioredis.from_url(url, decode_responses=True)
+        self.client: Any = aioredis.from_url(url, decode_responses=True)  # type: ignore[no-untyped-call]
         self._reserve = self.client.register_script(_RESERVE)
         self._settle = self.client.register_script(_SETTLE)
 

@@ -88,6 +88,7 @@ class GatewayService:
         """Create or replace the route ``name`` (the ``model`` clients send)."""
         name = _name(name, "route name")
         spec = _validated(RouteSpec, spec, "route")
+        assert isinstance(spec, RouteSpec)
         if name in spec.fallbacks:
             raise InvalidArgument(
                 "a route cannot fall back to itself", details={"field": "fallbacks"}
@@ -98,15 +99,16 @@ class GatewayService:
             old = conn.execute(
                 sa.select(gateway_routes.c.created_at).where(gateway_routes.c.name == name)
             ).first()
+            created = int(old.created_at) if old else now
             row = {
                 "name": name,
                 "spec": data,
-                "created_at": old.created_at if old else now,
+                "created_at": created,
                 "updated_at": now,
                 "updated_by": actor[:256],
             }
             upsert(conn, gateway_routes, [row], ["name"], ["spec", "updated_at", "updated_by"])
-        return Route(name=name, created_at=row["created_at"], updated_at=now, **data)
+        return Route(name=name, created_at=created, updated_at=now, **data)
 
     def get_route(self, name: str) -> Route:
         with self.db.read() as conn:
@@ -133,6 +135,7 @@ class GatewayService:
     def set_team(self, name: str, limits: Limits | dict[str, Any]) -> Team:
         name = _name(name, "team name")
         limits = _validated(Limits, limits, "limits")
+        assert isinstance(limits, Limits)
         now = now_ms()
         with self.db.write() as conn:
             old = conn.execute(
