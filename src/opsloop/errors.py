@@ -18,8 +18,16 @@ The hierarchy::
     │   ├── PromotionRefused          PROMOTION_GATE_FAILED 409
     │   ├── ScoreDefinitionConflict   SCORE_DEFINITION_CONFLICT 409 (opsloop.feedback)
     │   └── AnnotationKeyConflict     ANNOTATION_KEY_CONFLICT 409 (opsloop.feedback)
-    ├── LimitExceeded                 GATEWAY_LIMIT       429   (opsloop.gateway; one
-    │                                 subclass per limit: RATE_LIMIT_REQUESTS, BUDGET_DAILY_COST, ...)
+    ├── LimitExceeded                 GATEWAY_LIMIT       429   (opsloop.gateway: one per limit)
+    │   ├── RateLimitRequests         RATE_LIMIT_REQUESTS 429
+    │   ├── RateLimitInputTokens      RATE_LIMIT_INPUT_TOKENS 429
+    │   ├── RateLimitOutputTokens     RATE_LIMIT_OUTPUT_TOKENS 429
+    │   ├── BudgetDailyTokens         BUDGET_DAILY_TOKENS 429
+    │   ├── BudgetMonthlyTokens       BUDGET_MONTHLY_TOKENS 429
+    │   ├── BudgetDailyCost           BUDGET_DAILY_COST   429
+    │   ├── BudgetMonthlyCost         BUDGET_MONTHLY_COST 429
+    │   ├── InputTooLarge             REQUEST_INPUT_CAP   400
+    │   └── OutputCapExceeded         REQUEST_OUTPUT_CAP  400
     ├── Unauthenticated               UNAUTHENTICATED     401
     ├── PermissionDenied              PERMISSION_DENIED   403
     ├── SchemaOutOfDate               SCHEMA_OUT_OF_DATE  503
