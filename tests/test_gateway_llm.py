@@ -425,7 +425,7 @@ def test_budget_holds_under_200_concurrent_requests_through_two_replicas(
         upstreams=[{"url": env.smol, "model": "smol"}],
         prices={"input_per_mtok": 1.0, "output_per_mtok": 4.0},
     )
-    budget_tokens, budget_usd = 1200, 0.002
+    budget_tokens, budget_usd = 600, 0.001
     created = env.gw.create_key(
         "budget",
         routes=["smol"],

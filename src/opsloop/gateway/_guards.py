@@ -91,8 +91,8 @@ _INJECTION: list[tuple[str, re.Pattern[str]]] = [
         re.compile(
             r"(?i)\b(?:ignore|disregard|forget|override|skip|bypass)\b[\w\s,'-]{0,40}?"
             r"\b(?:previous|prior|above|earlier|preceding|initial|original|system|all|your)\b"
-            r"[\w\s'-]{0,30}?\b(?:instructions?|prompts?|rules?|directives?|guidelines?|"
-            r"constraints?|context|messages?)\b"
+            r"[\w\s'-]{0,30}?\b(?:instructions?|directions?|prompts?|rules?|directives?|"
+            r"guidelines?|constraints?|context)\b"
         ),
     ),
     (
@@ -115,7 +115,7 @@ _INJECTION: list[tuple[str, re.Pattern[str]]] = [
     (
         "no_restrictions",
         re.compile(
-            r"(?i)\b(?:no|without|free of|ignore (?:your|all))\s+(?:ethical |safety |content )?"
+            r"(?i)\b(?:no|without|free of|ignore (?:your|all))\s+(?:any )?(?:ethical |safety |content )?"
             r"(?:restrictions|filters|guidelines|limitations|safeguards|policies)\b"
         ),
     ),
@@ -133,10 +133,19 @@ _INJECTION: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+# How card numbers are written: one run of digits, or the issuers' groupings.
+_CARD_GROUPS = {(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1), (4, 4, 4, 2)}
+
+
+def _card_like(text: str) -> bool:
+    groups = tuple(len(g) for g in re.split(r"[ -]", text))
+    return (len(groups) == 1 or groups in _CARD_GROUPS) and luhn_valid(text)
+
+
 def find_pii(text: str) -> list[Finding]:
     out = [Finding("email", m.start(), m.end()) for m in _EMAIL.finditer(text)]
     out += [
-        Finding("card", m.start(), m.end()) for m in _CARD.finditer(text) if luhn_valid(m.group())
+        Finding("card", m.start(), m.end()) for m in _CARD.finditer(text) if _card_like(m.group())
     ]
     out += [
         Finding("iban", m.start(), m.end()) for m in _IBAN.finditer(text) if iban_valid(m.group())
