@@ -294,3 +294,49 @@ def test_cli_manages_routes_keys_teams_and_usage(tmp_path: Path) -> None:
         app, ["--home", home, "gateway", "keys", "create", "x", "--limit", "colour=3"]
     )
     assert bad.exit_code != 0 and "error [INVALID_ARGUMENT]" in bad.stderr
+
+
+def test_lean_client_reads_chunked_and_closing_answers_and_replaces_stale_connections() -> None:
+    """The hot-path HTTP client against a raw server: chunked bodies, ``Connection: close``,
+    a kept-alive connection the server closed meanwhile, and a refused connection."""
+    import asyncio
+
+    from opsloop.gateway._lean import LeanConnectError, LeanPool
+    from tests.conftest import free_port
+
+    answers = [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 503 Busy\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbusy",
+    ]
+    served: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        served.append(await reader.readexactly(length))
+        writer.write(answers[len(served) - 1])
+        await writer.drain()
+        writer.close()  # every connection closes after one answer, announced or not
+
+    async def main() -> None:
+        port = free_port()
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        pool = LeanPool()
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        r1 = await pool.post(url, b'{"a":1}', {}, timeout=5, connect_timeout=1)
+        assert (r1.status_code, r1.content) == (200, b"hello world")
+        await asyncio.sleep(0.05)
+        # The first connection went back to the pool but the server closed it: a fresh one.
+        r2 = await pool.post(url, b'{"b":2}', {}, timeout=5, connect_timeout=1)
+        assert (r2.status_code, r2.content) == (201, b"ok")
+        r3 = await pool.post(url, b"{}", {}, timeout=5, connect_timeout=1)
+        assert (r3.status_code, r3.content, r3.headers["connection"]) == (503, b"busy", "close")
+        assert served == [b'{"a":1}', b'{"b":2}', b"{}"]  # each request sent once
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(LeanConnectError):
+            await pool.post(url, b"{}", {}, timeout=5, connect_timeout=1)
+        await pool.aclose()
+
+    asyncio.run(main())

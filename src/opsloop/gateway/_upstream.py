@@ -27,6 +27,7 @@ import orjson
 
 from opsloop.errors import ProviderTimeout
 from opsloop.gateway._errors import NoUpstream
+from opsloop.gateway._lean import LeanConnectError, LeanPool, LeanReadError, LeanTimeout
 from opsloop.gateway.entities import BreakerSpec, Route, Upstream
 from opsloop.llm import RetryPolicy
 
@@ -125,9 +126,10 @@ class Forwarder:
 
     def __init__(self, resolve_deployment: Callable[[str], list[str]] | None = None) -> None:
         self.client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=2000, max_keepalive_connections=200),
+            limits=httpx.Limits(max_connections=2000, max_keepalive_connections=32),
             timeout=httpx.Timeout(60.0, connect=5.0),
         )
+        self.lean = LeanPool()
         self.breakers: dict[str, Breaker] = {}
         self._rr: dict[str, itertools.count[int]] = {}
         self._resolve_deployment = resolve_deployment
@@ -135,6 +137,7 @@ class Forwarder:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        await self.lean.aclose()
 
     def breaker(self, target: Target, spec: BreakerSpec) -> Breaker:
         b = self.breakers.get(target.id)
@@ -179,6 +182,25 @@ class Forwarder:
         urls = await self._deployment_urls(up.deployment)
         return [Target(u.rstrip("/") + "/v1", up.model or up.deployment, key) for u in urls]
 
+    async def _httpx(
+        self,
+        target: Target,
+        path: str,
+        payload: dict[str, Any],
+        headers: dict[str, str],
+        remaining: float,
+        route_timeout: float,
+        stream: bool,
+    ) -> httpx.Response:
+        req = self.client.build_request(
+            "POST",
+            target.base_url + path,
+            content=orjson.dumps(payload),
+            headers=headers,
+            timeout=httpx.Timeout(min(remaining, route_timeout), connect=5.0),
+        )
+        return await self.client.send(req, stream=stream)
+
     async def send(
         self,
         chain: list[Route],
@@ -188,7 +210,7 @@ class Forwarder:
         stream: bool,
         deadline: float,
         attempt: Attempt,
-    ) -> httpx.Response:
+    ) -> Any:
         """The first good upstream answer along ``chain`` (a streamed one is left open).
 
         A non-retryable client error of the upstream is returned as it is; every
@@ -230,21 +252,29 @@ class Forwarder:
                     if target.api_key:
                         headers["Authorization"] = f"Bearer {target.api_key}"
                     t0 = time.perf_counter()
+                    resp: Any
+                    lean = not stream and target.base_url.startswith("http://")
                     try:
-                        req = self.client.build_request(
-                            "POST",
-                            target.base_url + path,
-                            content=orjson.dumps(payload),
-                            headers=headers,
-                            timeout=httpx.Timeout(min(remaining, route.timeout_s), connect=5.0),
-                        )
-                        resp = await self.client.send(req, stream=stream)
-                    except httpx.TimeoutException as exc:
+                        if lean:
+                            resp = await self.lean.post(
+                                target.base_url + path,
+                                orjson.dumps(payload),
+                                headers,
+                                timeout=min(remaining, route.timeout_s),
+                                connect_timeout=5.0,
+                            )
+                        else:
+                            resp = await self._httpx(
+                                target, path, payload, headers, remaining, route.timeout_s, stream
+                            )
+                    except (httpx.TimeoutException, LeanTimeout) as exc:
                         failure = "timeout"
                         attempt.maybe_billed |= not isinstance(exc, httpx.ConnectTimeout)
-                    except httpx.TransportError as exc:
+                    except (httpx.TransportError, LeanConnectError, LeanReadError) as exc:
                         failure = f"transport:{type(exc).__name__}"
-                        attempt.maybe_billed |= not isinstance(exc, httpx.ConnectError)
+                        attempt.maybe_billed |= not isinstance(
+                            exc, httpx.ConnectError | LeanConnectError
+                        )
                     else:
                         status = resp.status_code
                         if status < 400:
