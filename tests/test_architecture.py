@@ -48,6 +48,7 @@ DEFERRED = {
     "starlette": "only servers need it",
     "uvicorn": "only servers need it",
     "httpx": "only remote clients need it",
+    "redis": "optional extra (gateway): counters and cache shared by replicas",
     "jinja2": "optional extra",
     "yaml": "optional extra",
     "jsonschema": "optional extra",

@@ -63,6 +63,7 @@ FAMILIES: list[tuple[list[str], int]] = [
     (["feedback", "tracing"], 25),
     (["finetune"], 10),
     (["indexes"], 10),
+    (["gateway"], 15),
 ]
 
 # ---------------------------------------------------------------------------- the seeded world
@@ -755,6 +756,30 @@ def links(world: dict[str, Any]) -> list[Link]:
     ]
     link("GET /deployments", "200", deployment, {"deployment_id": rb("/deployments/0/id")})
     link("POST /deployments", "201", deployment, {"deployment_id": rb("/id")})
+
+    # ------------------------------------------------------------ gateway
+    gw_key = [
+        "GET /gateway/keys/{key_id}",
+        "POST /gateway/keys/{key_id}/revoke",
+        "PUT /gateway/keys/{key_id}/limits",
+    ]
+    link("POST /gateway/keys", "201", gw_key, {"key_id": rb("/key/id")})
+    link("GET /gateway/keys", "200", gw_key, {"key_id": rb("/keys/0/id")})
+    gw_route = ["GET /gateway/routes/{name}", "DELETE /gateway/routes/{name}"]
+    link("PUT /gateway/routes/{name}", "200", gw_route, {"name": req("name")})
+    link("GET /gateway/routes", "200", gw_route, {"name": rb("/routes/0/name")})
+    link("PUT /gateway/teams/{name}", "200", "GET /gateway/teams/{name}", {"name": req("name")})
+    route_spec = {"upstreams": [{"url": "http://127.0.0.1:9/v1"}], "cache": {"ttl_s": 5}}
+    exact("GET /gateway/routes", "200", "PUT /gateway/routes/{name}", route_spec, {"name": "r1"})
+    exact(
+        "GET /gateway/teams",
+        "200",
+        "PUT /gateway/teams/{name}",
+        {"daily_tokens": 9},
+        {"name": "t1"},
+    )
+    link("GET /gateway/keys", "200", "GET /gateway/usage", {"group_by": "route"})
+    link("GET /gateway/teams", "200", "GET /gateway/teams/{name}", {"name": rb("/teams/0/name")})
 
     # ------------------------------------------------------------ finetune
     job = [

@@ -10,17 +10,29 @@ The hierarchy::
     │   ├── ValidationFailed          DATASET_VALIDATION_FAILED 400   (opsloop.datasets)
     │   ├── UnknownScore              UNKNOWN_SCORE       400   (opsloop.feedback)
     │   ├── ScoreValueInvalid         SCORE_VALUE_INVALID 400   (opsloop.feedback)
-    │   └── NothingToExport           NOTHING_TO_EXPORT   400   (opsloop.feedback)
+    │   ├── NothingToExport           NOTHING_TO_EXPORT   400   (opsloop.feedback)
+    │   └── GuardrailBlocked          GUARDRAIL_BLOCKED   400   (opsloop.gateway)
     ├── NotFound                      NOT_FOUND           404
     ├── AlreadyExists                 ALREADY_EXISTS      409
     ├── Conflict                      CONFLICT            409
     │   ├── PromotionRefused          PROMOTION_GATE_FAILED 409
     │   ├── ScoreDefinitionConflict   SCORE_DEFINITION_CONFLICT 409 (opsloop.feedback)
     │   └── AnnotationKeyConflict     ANNOTATION_KEY_CONFLICT 409 (opsloop.feedback)
+    ├── LimitExceeded                 GATEWAY_LIMIT       429   (opsloop.gateway: one per limit)
+    │   ├── RateLimitRequests         RATE_LIMIT_REQUESTS 429
+    │   ├── RateLimitInputTokens      RATE_LIMIT_INPUT_TOKENS 429
+    │   ├── RateLimitOutputTokens     RATE_LIMIT_OUTPUT_TOKENS 429
+    │   ├── BudgetDailyTokens         BUDGET_DAILY_TOKENS 429
+    │   ├── BudgetMonthlyTokens       BUDGET_MONTHLY_TOKENS 429
+    │   ├── BudgetDailyCost           BUDGET_DAILY_COST   429
+    │   ├── BudgetMonthlyCost         BUDGET_MONTHLY_COST 429
+    │   ├── InputTooLarge             REQUEST_INPUT_CAP   400
+    │   └── OutputCapExceeded         REQUEST_OUTPUT_CAP  400
     ├── Unauthenticated               UNAUTHENTICATED     401
     ├── PermissionDenied              PERMISSION_DENIED   403
     ├── SchemaOutOfDate               SCHEMA_OUT_OF_DATE  503
     ├── Unavailable                   UNAVAILABLE         503
+    │   └── NoUpstream                GATEWAY_NO_UPSTREAM 503   (opsloop.gateway)
     ├── FlushError                    FLUSH_FAILED        500
     ├── ProviderError                 PROVIDER_ERROR      502
     │   └── ProviderTimeout           PROVIDER_TIMEOUT    504
@@ -86,6 +98,18 @@ _DEFINED_ELSEWHERE: dict[str, str] = {
     "SCORE_DEFINITION_CONFLICT": "opsloop.feedback._errors",
     "ANNOTATION_KEY_CONFLICT": "opsloop.feedback._errors",
     "NOTHING_TO_EXPORT": "opsloop.feedback._errors",
+    "GATEWAY_LIMIT": "opsloop.gateway._errors",
+    "RATE_LIMIT_REQUESTS": "opsloop.gateway._errors",
+    "RATE_LIMIT_INPUT_TOKENS": "opsloop.gateway._errors",
+    "RATE_LIMIT_OUTPUT_TOKENS": "opsloop.gateway._errors",
+    "BUDGET_DAILY_TOKENS": "opsloop.gateway._errors",
+    "BUDGET_MONTHLY_TOKENS": "opsloop.gateway._errors",
+    "BUDGET_DAILY_COST": "opsloop.gateway._errors",
+    "BUDGET_MONTHLY_COST": "opsloop.gateway._errors",
+    "REQUEST_INPUT_CAP": "opsloop.gateway._errors",
+    "REQUEST_OUTPUT_CAP": "opsloop.gateway._errors",
+    "GUARDRAIL_BLOCKED": "opsloop.gateway._errors",
+    "GATEWAY_NO_UPSTREAM": "opsloop.gateway._errors",
 }
 
 

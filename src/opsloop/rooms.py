@@ -35,6 +35,7 @@ ROOMS: tuple[str, ...] = (
     "opsloop.finetune",
     "opsloop.loop",
     "opsloop.mlflowapi",
+    "opsloop.gateway",
 )
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from opsloop.evaluation import Evaluation
     from opsloop.feedback import Feedback
     from opsloop.finetune import Finetune
+    from opsloop.gateway import Gateway
     from opsloop.prompts import Prompts
     from opsloop.registry import Registry
     from opsloop.retrieval import Indexes
@@ -73,6 +74,7 @@ class Client(Tracking):
         feedback: Feedback
         evaluation: Evaluation
         finetune: Finetune
+        gateway: Gateway
         prompts: Prompts
         registry: Registry
         indexes: Indexes
