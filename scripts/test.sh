@@ -15,4 +15,10 @@ fi
 .venv/bin/ruff check src tests benchmarks tools scripts
 .venv/bin/mypy   # strict, on the package (configured in pyproject.toml)
 PYTHONPATH="src:." .venv/bin/lint-imports --no-cache   # the layers (pyproject.toml [tool.importlinter])
+# One pytest worker per core (OPSLOOP_TEST_WORKERS overrides; 1 runs in this process). Whole
+# files go to a worker (--dist loadfile), so a file's module fixtures are made once.
+workers="${OPSLOOP_TEST_WORKERS:-$(nproc 2>/dev/null || echo 2)}"
+if [ "$workers" -gt 1 ]; then
+  exec .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
+fi
 exec .venv/bin/python -m pytest "$@"
