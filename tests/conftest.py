@@ -281,3 +281,37 @@ def serve_registered(
             yield srv, settings
     finally:
         client.close()
+
+
+# ------------------------------------------------------------------ the browser (UI tests)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _require_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    msg = f"{CHROMIUM} is missing: install Debian's chromium package to run the UI tests"
+    if IN_CI:
+        pytest.fail(f"{msg} (under CI=true the UI tests must run)")
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test process, shared by every test that drives a page.
+
+    Playwright's sync API runs an event loop for as long as it is open, so a test
+    that opened a second one in the same process (a pytest-xdist worker runs many
+    files) would fail: every test takes this fixture instead.
+    """
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()

@@ -49,6 +49,8 @@ DEFERRED = {
     "uvicorn": "only servers need it",
     "httpx": "only remote clients need it",
     "redis": "optional extra (gateway): counters and cache shared by replicas",
+    "faiss": "optional extra (retrieval): the ANN search; a large native library",
+    "bm25s": "optional extra (retrieval): keyword search; imports numpy and scipy",
     "jinja2": "optional extra",
     "yaml": "optional extra",
     "jsonschema": "optional extra",

@@ -20,7 +20,6 @@ from opsloop.errors import InvalidArgument
 from opsloop.loop import GATE_METRIC, STAGES, LoopReport, check_lineage, run_loop
 from opsloop.settings import Settings
 from tests.conftest import live_server
-from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 
 DOCS = {
     "warranty.md": "# Warranty\n\nThe kettle warranty lasts two years.\n",
@@ -160,18 +159,10 @@ def test_a_harmful_adapter_is_refused_by_the_gate(tmp_path: Path, model_cache: P
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_loop_page_draws_every_arrow(
-    small: tuple[opsloop.Client, LoopReport, dict[str, int]],
+    small: tuple[opsloop.Client, LoopReport, dict[str, int]], browser: Any
 ) -> None:
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
     c, report, _ = small
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            _check_loop_page(browser, c, report)
-        finally:
-            browser.close()
+    _check_loop_page(browser, c, report)
 
 
 def _check_loop_page(browser: Any, c: opsloop.Client, report: LoopReport) -> None:

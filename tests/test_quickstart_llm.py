@@ -67,9 +67,10 @@ def test_docs_questions_are_answered_with_citations_and_traced(done: dict[str, A
             assert (llm.input_tokens or 0) > 0 and (llm.output_tokens or 0) > 0
 
 
-def test_the_pipeline_is_served_and_its_traces_show_in_the_ui(done: dict[str, Any]) -> None:
+def test_the_pipeline_is_served_and_its_traces_show_in_the_ui(
+    done: dict[str, Any], browser: Any
+) -> None:
     from opsloop.quickstart._serve_model import serve_model_in_thread
-    from tests.ui.conftest import _require_chromium
 
     settings: Settings = done["settings"]
     uri = done["result"].docs_pipeline_uri
@@ -88,20 +89,13 @@ def test_the_pipeline_is_served_and_its_traces_show_in_the_ui(done: dict[str, An
     # Three asked by the quickstart, one through the server.
     assert names.count("quickstart-docs-qa") >= 4, names
 
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with live_server(settings) as srv, sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with live_server(settings) as srv:
+        pg = browser.new_page()
         try:
-            pg = browser.new_page()
             pg.goto(f"{srv.url}/ui/#/traces")
             pg.wait_for_selector("[data-testid=trace-row]")
             rows = pg.locator("[data-testid=trace-row]")
             assert rows.count() >= 4
             assert "quickstart-docs-qa" in rows.first.inner_text()
         finally:
-            browser.close()
+            pg.close()

@@ -20,10 +20,14 @@ from typing import Any
 import pytest
 
 from opsloop.settings import Settings
-from tests.conftest import IN_CI, LiveServer, live_server
+from tests.conftest import (  # noqa: F401 (re-exported for the UI tests)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LiveServer,
+    _require_chromium,
+    live_server,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 T0 = 1_700_000_000_000
 
 # What an XSS payload would set if the page ever parsed data as HTML.
@@ -53,28 +57,6 @@ def tiny_png(width: int = 4, height: int = 3) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
-
-
-def _require_chromium() -> None:
-    if Path(CHROMIUM).exists():
-        return
-    msg = f"{CHROMIUM} is missing: install Debian's chromium package to run the UI tests"
-    if IN_CI:
-        pytest.fail(f"{msg} (under CI=true the UI tests must run)")
-    pytest.skip(msg)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="session")

@@ -62,7 +62,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "keyword_tokens":
-        from opsloop.retrieval._bm25 import tokenize
+        from opsloop.retrieval._bm25 import tokenize  # lazy: loads bm25s
 
         globals()[name] = tokenize
         return tokenize

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsloop.errors import InvalidArgument
 from opsloop.retrieval._bm25 import BM25, rrf
+from opsloop.retrieval._columns import MetaColumns
 from opsloop.retrieval._filter import compile_filter
 from opsloop.retrieval._search import to_scores
 from opsloop.retrieval._snapshots import SearchHit, hits_for
@@ -191,8 +192,6 @@ class SearchMixin:
         self, con: sqlite3.Connection, snap: Snapshot, flt: dict[str, Any]
     ) -> tuple[Any, Any]:
         """The live rows ``flt`` matches (a bool per rid) and their FAISS selector."""
-        from opsloop.retrieval._columns import MetaColumns
-
         key = json.dumps(flt, sort_keys=True)
         cached = snap.masks.get(key)
         if cached is not None:

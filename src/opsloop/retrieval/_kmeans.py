@@ -38,7 +38,7 @@ def assign(x: F32, centroids: F32, metric: str) -> I32:
     """The list (nearest centroid) of each row, found by FAISS's exact search."""
     import numpy as np
 
-    from opsloop.retrieval._search import flat_index
+    from opsloop.retrieval._search import flat_index  # lazy: loads faiss
 
     q = flat_index(centroids.shape[1], metric)
     q.add(np.ascontiguousarray(centroids, dtype=np.float32))
@@ -54,7 +54,7 @@ def train(x: F32, nlist: int, metric: str, *, iters: int = 20, seed: int = 0) ->
     a list."""
     import numpy as np
 
-    from opsloop.retrieval._search import faiss_module
+    from opsloop.retrieval._search import faiss_module  # lazy: loads faiss
 
     faiss = faiss_module()
     nlist = min(nlist, len(x))
