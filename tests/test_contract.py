@@ -44,6 +44,13 @@ def test_experiment_lifecycle(client: opsloop.Client) -> None:
         client.get_experiment_by_name("exp-a")
     client.set_experiment_tag(e.id, "team", "b")
     assert client.get_experiment(e.id).tags == {"team": "b"}
+    client.set_experiment_tag(e.id, "scratch", "x")
+    client.delete_experiment_tag(e.id, "scratch")
+    assert client.get_experiment(e.id).tags == {"team": "b"}
+    with pytest.raises(NotFound):
+        client.delete_experiment_tag(e.id, "scratch")
+    with pytest.raises(InvalidArgument):
+        client.delete_experiment_tag(e.id, "../bad")
     client.create_run(e.id)
     client.delete_experiment(e.id)
     assert e.id not in [x.id for x in client.list_experiments()]

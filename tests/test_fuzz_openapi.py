@@ -228,6 +228,7 @@ def links(world: dict[str, Any]) -> list[Link]:
             "PATCH /experiments/{experiment_id}",
             "DELETE /experiments/{experiment_id}",
             "PUT /experiments/{experiment_id}/tags/{key}",
+            "DELETE /experiments/{experiment_id}/tags/{key}",
             "GET /experiments/by-name/{name}",
             "GET /evaluations",
             "GET /tuning/studies",
@@ -590,6 +591,7 @@ def links(world: dict[str, Any]) -> list[Link]:
             "GET /registry/models/{name}",
             "DELETE /registry/models/{name}",
             "PUT /registry/models/{name}/tags/{key}",
+            "POST /registry/models/{name}/rename",
         ],
         {"name": rb("/name")},
     )

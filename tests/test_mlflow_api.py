@@ -152,7 +152,11 @@ def test_errors_answer_mlflow_codes_and_change_nothing(api: TestClient) -> None:
     r = api.post(
         f"{API}/experiments/delete-experiment-tag", json={"experiment_id": "0", "key": "k"}
     )
-    assert (r.status_code, r.json()["error_code"]) == (501, "NOT_IMPLEMENTED")
+    assert (r.status_code, r.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+    r = api.post(f"{API}/registered-models/rename", json={"name": "nope", "new_name": "x"})
+    assert (r.status_code, r.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+    r = api.post(f"{API}/registered-models/rename", json={"name": "nope"})
+    assert (r.status_code, r.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
     # MLflow's batch limits: refused whole, nothing stored
     metrics = [{"key": "m", "value": 1.0, "timestamp": 1, "step": i} for i in range(1001)]
     r = api.post(f"{API}/runs/log-batch", json={"run_id": rid, "metrics": metrics})
@@ -173,6 +177,43 @@ def test_errors_answer_mlflow_codes_and_change_nothing(api: TestClient) -> None:
     assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     data = _ok(api.get(f"{API}/runs/get", params={"run_id": rid}))["run"]["data"]
     assert data["params"] == [{"key": "lr", "value": "0.1"}] and data["metrics"] == []
+
+
+def test_delete_experiment_tag_and_rename_registered_model(api: TestClient) -> None:
+    eid = _ok(
+        api.post(
+            f"{API}/experiments/create",
+            json={"name": "wire-tags", "tags": [{"key": "a", "value": "1"}]},
+        )
+    )["experiment_id"]
+    for key, value in (("b", "2"), ("mlflow.note.content", "a note")):
+        body = {"experiment_id": eid, "key": key, "value": value}
+        _ok(api.post(f"{API}/experiments/set-experiment-tag", json=body))
+    for key in ("b", "mlflow.note.content"):
+        body = {"experiment_id": eid, "key": key}
+        _ok(api.post(f"{API}/experiments/delete-experiment-tag", json=body))
+        r = api.post(f"{API}/experiments/delete-experiment-tag", json=body)
+        assert (r.status_code, r.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+    exp = _ok(api.get(f"{API}/experiments/get", params={"experiment_id": eid}))["experiment"]
+    assert exp["tags"] == [{"key": "a", "value": "1"}]
+
+    tags = [{"key": "team", "value": "ml"}]
+    _ok(api.post(f"{API}/registered-models/create", json={"name": "wire-old", "tags": tags}))
+    _ok(api.post(f"{API}/registered-models/create", json={"name": "wire-taken"}))
+    r = api.post(
+        f"{API}/registered-models/rename", json={"name": "wire-old", "new_name": "wire-taken"}
+    )
+    assert (r.status_code, r.json()["error_code"]) == (400, "RESOURCE_ALREADY_EXISTS")
+    got = _ok(
+        api.post(
+            f"{API}/registered-models/rename", json={"name": "wire-old", "new_name": "wire-new"}
+        )
+    )["registered_model"]
+    assert got["name"] == "wire-new" and got["tags"] == tags
+    r = api.get(f"{API}/registered-models/get", params={"name": "wire-old"})
+    assert (r.status_code, r.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+    names = _ok(api.get(f"{API}/registered-models/search", params={"filter": "name LIKE 'wire-%'"}))
+    assert [m["name"] for m in names["registered_models"]] == ["wire-new", "wire-taken"]
 
 
 def test_search_runs_filter_order_and_pages(api: TestClient) -> None:
@@ -384,6 +425,8 @@ def test_mlflow_client_tracking(mlflow_python: Path, server: ServerProcess) -> N
 
     assert out["dup_experiment"] == "RESOURCE_ALREADY_EXISTS"
     assert out["exp2"] == {"name": "mlf-exp2-renamed", "tags": {"team": "a", "purpose": "test"}}
+    assert out["exp2_tag_deleted"] == ["purpose", "team"]
+    assert out["exp2_tag_missing"] == "RESOURCE_DOES_NOT_EXIST"
     assert (out["exp2_deleted"], out["exp2_restored"]) == ("deleted", "active")
     assert out["search_experiments"] == ["mlf-exp", "mlf-exp2-renamed"]
     assert out["missing_experiment"] == "RESOURCE_DOES_NOT_EXIST"
@@ -450,7 +493,16 @@ def test_mlflow_client_models(mlflow_python: Path, server: ServerProcess) -> Non
     assert out["tags_after_delete"] == [{}, {}]
     assert out["search_models"] == ["iris"]
     assert out["download_uri"] == "mlflow-artifacts:/_registry/iris/1"
-    assert out["rename"] == "NOT_IMPLEMENTED"
+    assert out["rename"] == {
+        "name": "iris-new",
+        "versions": ["1", "2"],
+        "v1_stage": "Production",
+        "old_gone": "RESOURCE_DOES_NOT_EXIST",
+        "predict": True,
+    }
+    assert out["rename_taken"] == "RESOURCE_ALREADY_EXISTS"
+    assert out["rename_missing"] == "RESOURCE_DOES_NOT_EXIST"
+    assert out["renamed_back"] == "iris"
     assert out["dup_model"] == "RESOURCE_ALREADY_EXISTS"
     assert out["scratch_gone"] == "RESOURCE_DOES_NOT_EXIST"
     assert out["v2_gone"] == "RESOURCE_DOES_NOT_EXIST"
@@ -492,6 +544,7 @@ def test_oldest_mlflow_2_client(server: ServerProcess) -> None:
     assert out["params"] == {"a": "1"} and out["metrics"] == {"m": 2.0} and out["tag"] == "v"
     assert out["history"] == [0, 1, 2] and out["artifacts"] == ["f.txt"]
     assert out["search"] == [out["run_id"]] and out["model"] == "old-model"
+    assert out["renamed"] == ["old-model-2", "RESOURCE_DOES_NOT_EXIST"]
     assert out["missing"] == "RESOURCE_DOES_NOT_EXIST"
     sdk = Client(server.url)
     assert sdk.read_artifact(out["run_id"], "f.txt") == b"hi"

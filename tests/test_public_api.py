@@ -403,6 +403,7 @@ def test_client_surface() -> None:
             "create_experiment",
             "create_run",
             "delete_experiment",
+            "delete_experiment_tag",
             "delete_run",
             "delete_tag",
             "download_artifacts",

@@ -246,6 +246,62 @@ def test_tags_descriptions_and_history(env: Env) -> None:
         reg.history("never-registered")
 
 
+def test_rename_moves_everything_and_old_uris_resolve_until_reused(env: Env) -> None:
+    reg = env.reg
+    reg.create_model("old", description="d", tags={"team": "risk"})
+    reg.register("old", saved_model(env.tmp, 3.0), tags={"validated": "yes"})
+    reg.set_alias("old", "champion", 1)
+    reg.create_model("taken")
+
+    with pytest.raises(AlreadyExists):
+        reg.rename_model("old", "taken")
+    with pytest.raises(NotFound):
+        reg.rename_model("never-registered", "x")
+    with pytest.raises(InvalidArgument):
+        reg.rename_model("old", "../bad")
+    reg.create_model("a-prompt", kind="prompt")
+    with pytest.raises(InvalidArgument):
+        reg.rename_model("a-prompt", "other-prompt")
+    assert reg.get_model("old").name == "old"  # refused renames changed nothing
+
+    m = reg.rename_model("old", "new")
+    assert (m.name, m.description, m.tags) == ("new", "d", {"team": "risk"})
+    assert (m.aliases, m.latest_version, m.version_count) == ({"champion": 1}, 1, 1)
+    v = reg.get_version("new", 1)
+    assert (v.name, v.tags, v.aliases) == ("new", {"validated": "yes"}, ["champion"])
+    with pytest.raises(NotFound):
+        reg.get_model("old")
+    # The history follows the model; the old name's ends with the rename.
+    actions = [e.action for e in reg.history("new")]
+    assert actions == ["model_renamed", "alias_set", "version_created", "model_created"]
+    assert reg.history("old")[0].detail == {"from": "old", "to": "new"}
+
+    # URIs stored under the old name (deployments, gates, jobs) still resolve, and load.
+    for uri in ("models:/old@champion", "models:/old/1", "models:/old", "models:/old/latest"):
+        got = reg.resolve(uri)
+        assert (got.name, got.version) == ("new", 1), uri
+    assert load_model("models:/old@champion", client=env.client).predict([{"x": 2.0}]) == [6.0]
+    with pytest.raises(NotFound):
+        reg.resolve("models:/old/2")
+
+    # Renamed again: the oldest name follows it.
+    reg.rename_model("new", "newer")
+    assert reg.resolve("models:/old@champion").name == "newer"
+    assert reg.resolve("models:/new/1").name == "newer"
+
+    # Registering the old name again ends its redirect, also once that model is gone.
+    reg.create_model("old")
+    with pytest.raises(NotFound):
+        reg.resolve("models:/old/1")
+    reg.delete_model("old")
+    with pytest.raises(NotFound):
+        reg.resolve("models:/old/1")
+    assert reg.resolve("models:/new/1").name == "newer"
+    # A renamed model may take a name back.
+    assert reg.rename_model("newer", "new").name == "new"
+    assert reg.resolve("models:/new@champion").name == "new"
+
+
 # ---------------------------------------------------------------- cards and lineage
 
 

@@ -80,6 +80,10 @@ def test_models_commands_end_to_end(run: Callable[..., str], home: Path, tmp_pat
     run("download", "scaler", "latest", str(dest))
     assert (dest / "opsloop-model.json").is_file()
 
+    assert "Renamed scaler → scaler2 (2 version(s))" in run("rename", "scaler", "scaler2")
+    assert json.loads(run("rename", "scaler2", "scaler", "--json"))["name"] == "scaler"
+    assert "NOT_FOUND" in run("rename", "nope", "x", ok=False)
+
     err = run("show", "nope", ok=False)
     assert "NOT_FOUND" in err
     assert "KEY=VALUE" in run("register", "x", "--from", str(folder), "--tag", "oops", ok=False)

@@ -2,7 +2,7 @@
 
 ``mlflow-skinny==2.0.1``, the first 2.x release on PyPI: the fluent API and
 ``MlflowClient`` for an experiment, a run, params, metrics, tags, an artifact
-through the proxy, search and a registered model, against ``opsloop server``.
+through the proxy, search and a registered model (created, renamed), against ``opsloop server``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ out["history"] = [m.step for m in c.get_metric_history(run.info.run_id, "m")]
 out["artifacts"] = [a.path for a in c.list_artifacts(run.info.run_id)]
 out["search"] = [x.info.run_id for x in c.search_runs([r.info.experiment_id], "params.a = '1'")]
 out["model"] = c.create_registered_model("old-model").name
+c.rename_registered_model("old-model", "old-model-2")
+out["renamed"] = [c.get_registered_model("old-model-2").name]
+try:
+    c.get_registered_model("old-model")
+except MlflowException as exc:
+    out["renamed"].append(exc.error_code)
 try:
     c.get_run("0" * 32)
 except MlflowException as exc:

@@ -103,7 +103,22 @@ out["search_models"] = [
     m.name for m in c.search_registered_models(filter_string="name LIKE 'iri%'")
 ]
 out["download_uri"] = c.get_model_version_download_uri("iris", "1")
-out["rename"] = code_of(lambda: c.rename_registered_model("iris", "iris-new"))
+# -- rename: versions, stages and tags go along; the old name is gone, then renamed back
+c.rename_registered_model("iris", "iris-new")  # answers None in MLflow 3's MlflowClient
+out["rename"] = {
+    "name": c.get_registered_model("iris-new").name,
+    "versions": sorted(str(v.version) for v in c.search_model_versions("name='iris-new'")),
+    "v1_stage": c.get_model_version("iris-new", "1").current_stage,
+    "old_gone": code_of(lambda: c.get_registered_model("iris")),
+    "predict": mlflow.sklearn.load_model("models:/iris-new/1").predict(X[:5]).tolist()
+    == model.predict(X[:5]).tolist(),
+}
+c.create_registered_model("taken")
+out["rename_taken"] = code_of(lambda: c.rename_registered_model("iris-new", "taken"))
+out["rename_missing"] = code_of(lambda: c.rename_registered_model("no-such-model", "x"))
+c.delete_registered_model("taken")
+c.rename_registered_model("iris-new", "iris")
+out["renamed_back"] = c.get_registered_model("iris").name
 c.create_registered_model("scratch", tags={"k": "v"}, description="d")
 out["dup_model"] = code_of(lambda: c.create_registered_model("scratch"))
 c.delete_registered_model("scratch")

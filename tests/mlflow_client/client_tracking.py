@@ -44,6 +44,10 @@ c.set_experiment_tag(e2, "purpose", "test")
 c.rename_experiment(e2, "mlf-exp2-renamed")
 got = c.get_experiment(e2)
 out["exp2"] = {"name": got.name, "tags": {k: v for k, v in got.tags.items()}}
+c.set_experiment_tag(e2, "scratch", "x")
+c.delete_experiment_tag(e2, "scratch")
+out["exp2_tag_deleted"] = sorted(c.get_experiment(e2).tags)
+out["exp2_tag_missing"] = code_of(lambda: c.delete_experiment_tag(e2, "scratch"))
 c.delete_experiment(e2)
 out["exp2_deleted"] = c.get_experiment(e2).lifecycle_stage
 c.restore_experiment(e2)

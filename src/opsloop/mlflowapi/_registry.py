@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from opsloop.core import Context
-from opsloop.errors import NotFound
+from opsloop.errors import AlreadyExists, NotFound
 from opsloop.mlflowapi._search import parse_conditions
 from opsloop.mlflowapi._tracking import MODEL_PREFIX, OWN
 from opsloop.mlflowapi._tracking import svc as tracking_svc
@@ -223,11 +223,18 @@ def update_registered_model(ctx: Context, m: Msg) -> dict[str, Any]:
 
 
 def rename_registered_model(ctx: Context, m: Msg) -> dict[str, Any]:
-    raise MlflowError(
-        "NOT_IMPLEMENTED",
-        "opsloop does not rename registered models (a name is part of every models:/ URI): "
-        "register the versions under the new name instead",
-    )
+    """The registry's rename: versions, aliases and tags go along; ``models:/OLD`` keeps
+    resolving in opsloop until the name is reused (the MLflow API itself answers the new name)."""
+    s = _svc(ctx)
+    name, new_name = m.req("name"), m.req("new_name")
+    _get_model(s, name)
+    try:
+        rm = s.rename_model(name, new_name)
+    except AlreadyExists:
+        raise MlflowError(
+            "RESOURCE_ALREADY_EXISTS", f"Registered Model (name={new_name}) already exists."
+        ) from None
+    return {"registered_model": model_json(rm, _latest_by_stage(s, rm.name, None))}
 
 
 def delete_registered_model(ctx: Context, m: Msg) -> dict[str, Any]:

@@ -324,6 +324,19 @@ def set_experiment_tag(ctx: Context, m: Msg) -> dict[str, Any]:
     return {}
 
 
+def delete_experiment_tag(ctx: Context, m: Msg) -> dict[str, Any]:
+    s = svc(ctx)
+    eid = _experiment_id(s, m.req("experiment_id"))
+    key = m.req("key")
+    if key == NOTE:
+        if not s.get_experiment(eid).description:
+            raise NotFound(f"No tag with name: {key} in experiment with id {eid}")
+        s.update_experiment(eid, description="")
+    else:
+        s.delete_experiment_tag(eid, key)
+    return {}
+
+
 # ---------------------------------------------------------------------------- runs
 
 
@@ -756,6 +769,7 @@ HANDLERS = {
     ("POST", "/experiments/delete"): delete_experiment,
     ("POST", "/experiments/restore"): restore_experiment,
     ("POST", "/experiments/set-experiment-tag"): set_experiment_tag,
+    ("POST", "/experiments/delete-experiment-tag"): delete_experiment_tag,
     ("POST", "/runs/create"): create_run,
     ("GET", "/runs/get"): get_run,
     ("POST", "/runs/update"): update_run,

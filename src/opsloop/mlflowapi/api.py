@@ -82,9 +82,6 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     **_registry.HANDLERS,
     ("POST", "/runs/log-model"): _log_model,
     ("GET", "/artifacts/list"): _list_run_artifacts,
-    ("POST", "/experiments/delete-experiment-tag"): _not_implemented(
-        "deleting experiment tags (set the tag to an empty value instead)"
-    ),
     ("GET", "/metrics/get-history-bulk-interval"): _not_implemented(
         "get-history-bulk-interval (use /metrics/get-history)"
     ),

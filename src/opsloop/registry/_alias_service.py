@@ -13,6 +13,7 @@ from opsloop.registry import _rows
 from opsloop.registry._events import MAX_LIST, record_event
 from opsloop.registry._hooks import ALIAS_MOVE, AliasMove, AliasMoveCheck, VersionRef, alias_holder
 from opsloop.registry._tables import (
+    registered_models,
     registry_events,
 )
 from opsloop.registry._versions import version_entities
@@ -142,12 +143,26 @@ class AliasMixin:
             return version_entities(conn, m.name, [self._alias_version_row(conn, m, alias)])[0]
 
     def resolve(self, uri: str) -> ModelVersion:
-        """The version a ``models:/`` URI names right now (alias, number or latest)."""
+        """The version a ``models:/`` URI names right now (alias, number or latest).
+
+        A name renamed away (``rename_model``) still resolves, to the renamed
+        model, until a model takes the old name again.
+        """
         ref = N.parse_model_uri(uri)
+        try:
+            return self._resolve_ref(ref.name, ref)
+        except NotFound:
+            with self.db.read() as conn:
+                moved = _rows.renamed_model_row(conn, ref.name)
+            if moved is None:
+                raise
+            return self._resolve_ref(moved.name, ref)
+
+    def _resolve_ref(self, name: str, ref: N.ModelRef) -> ModelVersion:
         if ref.alias is not None:
-            return self.get_version_by_alias(ref.name, ref.alias)
+            return self.get_version_by_alias(name, ref.alias)
         mv: ModelVersion = self.get_version(
-            ref.name, ref.version if ref.version is not None else "latest"
+            name, ref.version if ref.version is not None else "latest"
         )
         return mv
 
@@ -165,17 +180,20 @@ class AliasMixin:
         N.check_model_name(name)
         if not 1 <= int(limit) <= MAX_LIST:
             raise InvalidArgument(f"limit must be in 1..{MAX_LIST}")
-        q = (
-            sa.select(registry_events)
-            .where(registry_events.c.model_name == name)
-            .order_by(registry_events.c.id.desc())
-            .limit(int(limit))
-        )
-        if version is not None:
-            q = q.where(registry_events.c.version == N.version_ref(version))
-        if before_id is not None:
-            q = q.where(registry_events.c.id < int(before_id))
         with self.db.read() as conn:
+            # Under this name, and the current model's own events from before a rename.
+            current = conn.execute(
+                sa.select(registered_models.c.id).where(registered_models.c.name == name)
+            ).scalar()
+            which = registry_events.c.model_name == name
+            if current is not None:
+                which = sa.or_(which, registry_events.c.model_id == current)
+            q = sa.select(registry_events).where(which)
+            q = q.order_by(registry_events.c.id.desc()).limit(int(limit))
+            if version is not None:
+                q = q.where(registry_events.c.version == N.version_ref(version))
+            if before_id is not None:
+                q = q.where(registry_events.c.id < int(before_id))
             rows = list(conn.execute(q))
             if not rows and before_id is None:
                 self._model_row(conn, name)  # NotFound for a name never registered

@@ -100,6 +100,16 @@ class Registry:
     def update_model(self, name: str, *, description: str | None = None) -> RegisteredModel:
         return self._backend.update_model(name, description=description)
 
+    def rename_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Rename a model with its versions, aliases, tags, cards and history.
+
+        ``NotFound`` if ``name`` is not registered, ``AlreadyExists`` if
+        ``new_name`` is. ``models:/OLD...`` URIs stored elsewhere keep resolving
+        (``resolve``, ``load_model``, serving, deployments) to the renamed model
+        until a model takes the old name again.
+        """
+        return self._backend.rename_model(name, new_name)
+
     def delete_model(self, name: str) -> None:
         self._backend.delete_model(name)
 

@@ -97,6 +97,10 @@ class RemoteRegistry:
         data = self._t.call("PATCH", _m(name), json={"description": description}, idempotent=True)
         return RegisteredModel.model_validate(data)
 
+    def rename_model(self, name: str, new_name: str) -> RegisteredModel:
+        body = {"new_name": N.check_model_name(new_name)}
+        return RegisteredModel.model_validate(self._t.post(f"{_m(name)}/rename", body))
+
     def delete_model(self, name: str) -> None:
         self._t.delete(_m(name))
 

@@ -16,10 +16,16 @@ from sqlalchemy.engine import Connection
 from opsloop.errors import InvalidArgument, NotFound
 from opsloop.registry import _names as N
 from opsloop.registry._events import MAX_LIST, new_id, record_event
-from opsloop.registry._tables import model_aliases, model_versions, registered_models
+from opsloop.registry._tables import (
+    model_aliases,
+    model_versions,
+    registered_models,
+    registry_events,
+)
 from opsloop.store import now_ms, upsert
 
 MODEL = "registered model"
+RENAMED = "model_renamed"
 _CHUNK = 500
 
 
@@ -32,6 +38,33 @@ def model_row(conn: Connection, name: str, *, lock: bool = False, noun: str = MO
     if row is None:
         raise NotFound(f"{noun} {name!r} does not exist", details={"name": name})
     return row
+
+
+def renamed_model_row(conn: Connection, name: str) -> Any | None:
+    """The model ``name`` was renamed to, while no model has taken ``name`` since.
+
+    The redirect is the ``model_renamed`` event recorded under the old name: it
+    holds while it is the newest event under that name and no model has the name
+    (registering the name again, or renaming a model to it, ends it). Followed by
+    id, so a model renamed twice is found under its current name.
+    """
+    if conn.execute(
+        sa.select(registered_models.c.id).where(registered_models.c.name == name)
+    ).first():
+        return None
+    last = conn.execute(
+        sa.select(
+            registry_events.c.model_id, registry_events.c.action, registry_events.c.detail_json
+        )
+        .where(registry_events.c.model_name == name)
+        .order_by(registry_events.c.id.desc())
+        .limit(1)
+    ).first()
+    if last is None or last.action != RENAMED or (last.detail_json or {}).get("from") != name:
+        return None
+    return conn.execute(
+        sa.select(registered_models).where(registered_models.c.id == last.model_id)
+    ).first()
 
 
 def version_row(conn: Connection, model: Any, n: int | None, *, noun: str = MODEL) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsloop.errors import AlreadyExists, Conflict, NotFound
+from opsloop.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from opsloop.registry import _names as N
 from opsloop.registry import _rows
 from opsloop.registry._alias_service import AliasMixin
@@ -200,6 +200,54 @@ class RegistryService(CardMixin, VersionMixin, AliasMixin):
                     {"old": m.description, "new": description},
                 )
         return self.get_model(name)
+
+    def rename_model(
+        self, name: str, new_name: str, *, actor: str | None = None
+    ) -> RegisteredModel:
+        """Rename a model: its versions, aliases, tags, cards and history go with it.
+
+        One transaction: the row's name changes (versions, aliases and tags hang
+        off its id) and a ``model_renamed`` event is recorded under the old name.
+        ``NotFound`` if ``name`` is not registered, ``AlreadyExists`` if
+        ``new_name`` is. ``models:/OLD...`` URIs stored elsewhere (deployments,
+        gates, jobs) keep resolving to the renamed model through ``resolve``
+        until the old name is registered again.
+        """
+        N.check_model_name(name)
+        N.check_model_name(new_name)
+        who = self._actor(actor)
+        try:
+            with self.db.write() as conn:
+                m = self._model_row(conn, name, lock=True)
+                if m.kind == "prompt":
+                    raise InvalidArgument(
+                        f"{name!r} is a prompt; pipelines name prompts, so register it "
+                        "under the new name instead",
+                        details={"name": name},
+                    )
+                if new_name == name:
+                    return self._model_entity(conn, m)
+                if conn.execute(
+                    sa.select(registered_models.c.id).where(registered_models.c.name == new_name)
+                ).first():
+                    raise AlreadyExists(
+                        f"registered model {new_name!r} already exists", details={"name": new_name}
+                    )
+                conn.execute(
+                    registered_models.update()
+                    .where(registered_models.c.id == m.id)
+                    .values(name=new_name, updated_at=now_ms())
+                )
+                # Under the old name: history(old) ends with it, and resolve() follows it
+                # for as long as it is the newest event under that name.
+                record_event(
+                    conn, m.id, m.name, _rows.RENAMED, who, {"from": m.name, "to": new_name}
+                )
+        except sa.exc.IntegrityError as exc:  # a concurrent create or rename took new_name
+            raise AlreadyExists(
+                f"registered model {new_name!r} already exists", details={"name": new_name}
+            ) from exc
+        return self.get_model(new_name)
 
     def delete_model(self, name: str, *, actor: str | None = None) -> None:
         """Delete a model with its versions, aliases and tags (the history stays)."""

@@ -50,6 +50,10 @@ class UpdateDescription(_Body):
     description: str | None = Field(default=None, max_length=100_000)
 
 
+class RenameModel(_Body):
+    new_name: str = Field(min_length=1, max_length=256)
+
+
 class TagValue(_Body):
     value: str = Field(max_length=8000)
 
@@ -112,6 +116,15 @@ def get_model(name: Name, svc: Svc) -> Response:
 @router.patch("/models/{name}", response_model=RegisteredModel, summary="Describe a model")
 def update_model(name: Name, body: UpdateDescription, svc: Svc, actor: Actor) -> Response:
     return ok(svc.update_model(name, description=body.description, actor=actor))
+
+
+@router.post(
+    "/models/{name}/rename",
+    response_model=RegisteredModel,
+    summary="Rename a model (models:/OLD URIs keep resolving until the name is reused)",
+)
+def rename_model(name: Name, body: RenameModel, svc: Svc, actor: Actor) -> Response:
+    return ok(svc.rename_model(name, body.new_name, actor=actor))
 
 
 @router.delete("/models/{name}", status_code=204, summary="Delete a model and all its versions")

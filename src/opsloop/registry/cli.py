@@ -303,6 +303,25 @@ def alias_cmd(
     out().print(f"models:/{esc(name)}@{esc(alias)} → version {a.version}")
 
 
+@app.command("rename")
+def rename(
+    ctx: typer.Context,
+    name: NameArg,
+    new_name: Annotated[
+        str, typer.Argument(metavar="NEW_NAME", help="The new name.", show_default=False)
+    ],
+    json_: JsonOpt = False,
+    home: HomeOption = None,
+) -> None:
+    """Rename a model; models:/OLD URIs keep resolving to it until the old name is reused."""
+    with _registry(ctx, home) as reg:
+        m = reg.rename_model(name, new_name)
+    if json_:
+        print_json(m.model_dump(mode="json"))
+        return
+    out().print(f"Renamed {esc(name)} → [bold]{esc(m.name)}[/] ({m.version_count} version(s))")
+
+
 @app.command("card")
 def card(
     ctx: typer.Context,

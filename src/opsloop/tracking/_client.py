@@ -127,6 +127,10 @@ class Tracking:
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         self._backend.set_experiment_tag(experiment_id, key, value)
 
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        """Remove one tag of an experiment (``NotFound`` if it has no such tag)."""
+        self._backend.delete_experiment_tag(experiment_id, key)
+
     def delete_experiment(self, experiment_id: str) -> None:
         self._backend.delete_experiment(experiment_id)
 

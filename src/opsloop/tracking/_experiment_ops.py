@@ -208,6 +208,20 @@ class ExperimentOps:
             self._require_experiment(conn, experiment_id)
             upsert(conn, experiment_tags, [row], ["experiment_id", "key"], ["value"])
 
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        """Remove one tag of an active experiment (``NotFound`` if it has no such tag)."""
+        V.check_id("experiment id", experiment_id)
+        V.check_key("tag", key)
+        with self.db.write() as conn:
+            self._require_experiment(conn, experiment_id)
+            res = conn.execute(
+                experiment_tags.delete().where(
+                    experiment_tags.c.experiment_id == experiment_id, experiment_tags.c.key == key
+                )
+            )
+            if res.rowcount == 0:
+                raise NotFound(f"experiment {experiment_id!r} has no tag {key!r}")
+
     def set_metric_goal(self, experiment_id: str, key: str, goal: str) -> None:
         """Whether metric ``key`` is better high (``maximize``) or low (``minimize``) in
         this experiment's runs; comparisons pick the best run by it. Stored as the

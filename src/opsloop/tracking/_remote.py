@@ -111,6 +111,10 @@ class RemoteTracking:
             json={"value": V.tag_value(value)},
         )
 
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        V.check_key("tag", key)
+        self._t.call("DELETE", f"/experiments/{_eid(experiment_id)}/tags/{_q(key)}")
+
     def set_metric_goal(self, experiment_id: str, key: str, goal: str) -> None:
         # The goal is the experiment tag ``opsloop.goal.<key>`` (``tracking/_goals.py``);
         # checked here too, so a bad key or goal fails before the request.

@@ -42,6 +42,20 @@ from opsloop.tracking.entities import (
     RunStatus,
 )
 
+_RUN_FIELDS = (
+    "id",
+    "experiment_id",
+    "name",
+    "status",
+    "start_time",
+    "end_time",
+    "parent_run_id",
+    "notes",
+    "user",
+    "lifecycle_stage",
+)
+_STATUSES = {s.value: s for s in RunStatus}
+
 
 class RunOps(ExperimentOps):
     """Runs, on top of experiments."""
@@ -211,36 +225,45 @@ class RunOps(ExperimentOps):
             return self._hydrate(conn, [row])[0]
 
     def _hydrate(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
-        ids = [r.id for r in rows]
+        if not rows:
+            return []
+        # Rows of `runs` (maybe with more columns), read by position: a Row's attribute
+        # lookups cost more than the model (a search's page is hydrated in one go).
+        pos = {name: i for i, name in enumerate(rows[0]._fields)}
+        c_id, c_exp, c_name, c_status, c_start, c_end, c_parent, c_notes, c_user, c_stage = (
+            pos[name] for name in _RUN_FIELDS
+        )
+        ids = [r[c_id] for r in rows]
         p: dict[str, dict[str, str]] = defaultdict(dict)
         t: dict[str, dict[str, str]] = defaultdict(dict)
         m: dict[str, dict[str, LatestMetric]] = defaultdict(dict)
         for part in _chunks(ids):
             bind = {"ids": list(part)}
-            for run_id, key, value in conn.execute(_SEL_PARAMS_OF, bind):
+            for run_id, key, value in conn.execute(_SEL_PARAMS_OF, bind).all():
                 p[run_id][key] = value
-            for run_id, key, value in conn.execute(_SEL_TAGS_OF, bind):
+            for run_id, key, value in conn.execute(_SEL_TAGS_OF, bind).all():
                 t[run_id][key] = value
-            # Unpacked by position: a Row's attribute lookups cost more than the model.
-            for run_id, key, value, step, ts, lo, hi, count in conn.execute(_SEL_LATEST_OF, bind):
+            for run_id, key, value, step, ts, lo, hi, count in conn.execute(
+                _SEL_LATEST_OF, bind
+            ).all():
                 m[run_id][key] = LatestMetric(
                     value=value, step=step, timestamp=ts, min=lo, max=hi, count=count
                 )
         return [
             Run(
-                id=r.id,
-                experiment_id=r.experiment_id,
-                name=r.name,
-                status=RunStatus(r.status),
-                start_time=r.start_time,
-                end_time=r.end_time,
-                parent_run_id=r.parent_run_id,
-                notes=r.notes,
-                user=r.user,
-                lifecycle_stage=r.lifecycle_stage,
-                params=dict(sorted(p[r.id].items())),
-                tags=dict(sorted(t[r.id].items())),
-                metrics=dict(sorted(m[r.id].items())),
+                id=r[c_id],
+                experiment_id=r[c_exp],
+                name=r[c_name],
+                status=_STATUSES.get(r[c_status]) or RunStatus(r[c_status]),
+                start_time=r[c_start],
+                end_time=r[c_end],
+                parent_run_id=r[c_parent],
+                notes=r[c_notes],
+                user=r[c_user],
+                lifecycle_stage=r[c_stage],
+                params=dict(sorted(p[r[c_id]].items())) if r[c_id] in p else {},
+                tags=dict(sorted(t[r[c_id]].items())) if r[c_id] in t else {},
+                metrics=dict(sorted(m[r[c_id]].items())) if r[c_id] in m else {},
             )
             for r in rows
         ]

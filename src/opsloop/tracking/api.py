@@ -167,6 +167,16 @@ def set_experiment_tag(experiment_id: RunId, key: str, body: TagValue, st: State
 
 
 @router.delete(
+    "/experiments/{experiment_id}/tags/{key:path}",
+    status_code=204,
+    summary="Delete an experiment tag",
+)
+def delete_experiment_tag(experiment_id: RunId, key: str, st: State) -> Response:
+    st.room(tracking_service).delete_experiment_tag(experiment_id, key)
+    return Response(status_code=204)
+
+
+@router.delete(
     "/experiments/{experiment_id}", status_code=204, summary="Delete an experiment (restorable)"
 )
 def delete_experiment(experiment_id: RunId, st: State) -> Response:
