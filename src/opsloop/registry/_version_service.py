@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
-from opsloop.errors import Conflict, InvalidArgument, NotFound
+from opsloop.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from opsloop.registry import _names as N
 from opsloop.registry import _rows
 from opsloop.registry._card import generate_card
@@ -227,7 +228,9 @@ class VersionMixin:
                     try:
                         model = self._model_row(conn, name, lock=True)
                     except NotFound:
-                        self._insert_model(conn, name, kind, "", {}, who)
+                        # A concurrent first version may have committed the model: use it.
+                        with contextlib.suppress(AlreadyExists):
+                            self._insert_model(conn, name, kind, "", {}, who)
                         model = self._model_row(conn, name, lock=True)
                     if model.kind == "prompt":
                         # A prompt's versions hold templates, written by the prompt service only.
