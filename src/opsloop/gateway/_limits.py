@@ -324,7 +324,9 @@ class RedisCounters:
     def __init__(self, url: str) -> None:
         import redis.asyncio as aioredis
 
-        self.client: Any = aioredis.from_url(url, decode_responses=True)  # type: ignore[no-untyped-call]
+        # redis-py's typing of from_url differs between releases: call it untyped.
+        from_url: Any = aioredis.from_url
+        self.client: Any = from_url(url, decode_responses=True)
         self._reserve = self.client.register_script(_RESERVE)
         self._settle = self.client.register_script(_SETTLE)
 
