@@ -19,7 +19,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -27,41 +26,43 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
-from opsloop.core import VERSION, Context
+from opsloop.core import VERSION
 from opsloop.core.web import BodyLimitMiddleware, JSONBody
-from opsloop.deployments import Deployments
 from opsloop.errors import (
     InvalidArgument,
     NotFound,
     OpsloopError,
     PermissionDenied,
-    Unauthenticated,
 )
-from opsloop.gateway._cache import ExactCache, cache_key
+from opsloop.gateway._cache import cache_key
 from opsloop.gateway._errors import GuardrailBlocked, LimitExceeded, limit_error
 from opsloop.gateway._guards import (
     StreamGuard,
-    guard_input,
-    guard_output,
-    input_guarded,
     output_guarded,
 )
 from opsloop.gateway._limits import (
-    Counters,
-    RedisCounters,
     Reservation,
-    SqlCounters,
     cost_micros,
     plan,
     refusal,
     settle_deltas,
 )
-from opsloop.gateway._service import GatewayService, hash_secret
-from opsloop.gateway._upstream import Attempt, Forwarder
-from opsloop.gateway.entities import Limits, Prices, Route, VirtualKey
+from opsloop.gateway._request import (
+    dearest,
+    error_body,
+    guard_answer,
+    guard_inputs,
+    input_tokens_bound,
+    output_tokens,
+    sse,
+    usage_of,
+)
+from opsloop.gateway._state import Call, GatewayState, min_of
+from opsloop.gateway._upstream import Attempt
+from opsloop.gateway.entities import Limits, Route
 from opsloop.settings import Settings
 from opsloop.store import now_ms
-from opsloop.tracing import Tracer, Tracing, record_llm_call
+from opsloop.tracing import record_llm_call
 
 __all__ = [
     "CACHE_HEADER",
@@ -83,320 +84,6 @@ ENDPOINTS = {
     "completions": "/completions",
     "embeddings": "/embeddings",
 }
-
-_OPENAI_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    429: "rate_limit_error",
-}
-
-
-@dataclass
-class Call:
-    """One request as the gateway handles it."""
-
-    endpoint: str
-    t0: float
-    wall0: float = field(default_factory=time.time)
-    key: VirtualKey | None = None
-    team_limits: Limits | None = None
-    route_name: str | None = None
-    decisions: list[str] = field(default_factory=list)
-    cache: str | None = None
-    charged: tuple[int, int, int] = (0, 0, 0)  # input, output tokens, micro-USD of a failure
-
-
-def _min(*values: Any) -> Any:
-    vs = [v for v in values if v is not None]
-    return min(vs) if vs else None
-
-
-class UsageWriter:
-    """Usage rows written in the background, in batches (flushed on shutdown)."""
-
-    def __init__(self, service: GatewayService) -> None:
-        self.service = service
-        self.rows: list[dict[str, Any]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.2)
-            await self.flush()
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def flush(self) -> None:
-        rows, self.rows = self.rows, []
-        if not rows:
-            return
-        try:
-            await asyncio.to_thread(self.service.record_usage, rows)
-        except Exception:
-            log.exception("could not write %d gateway usage rows; keeping them", len(rows))
-            self.rows = rows + self.rows
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.flush()
-
-
-class GatewayState:
-    """Everything one gateway process shares between requests."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        redis_url: str | None = None,
-        config_ttl_s: float = 1.0,
-        trace: bool = True,
-    ) -> None:
-        self.settings = settings
-        self.ctx = Context(settings)
-        self.trace = trace
-        self.service = GatewayService(self.ctx.database)
-        self.redis_url = redis_url if redis_url is not None else settings.redis_url
-        self.config_ttl_s = config_ttl_s
-        self._keys: dict[str, tuple[float, VirtualKey, Limits | None]] = {}
-        self._routes: dict[str, tuple[float, Route | None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.counters: Counters
-        self.cache: ExactCache
-        self.forwarder: Forwarder
-        self.usage = UsageWriter(self.service)
-        self.tracer: Tracer | None = None
-
-    def _deployment_urls(self, uri: str) -> list[str]:
-        deps = self.ctx.room(Deployments).list(status="running")
-        return [d.url for d in deps if d.name == uri]
-
-    async def start(self) -> None:
-        self.ctx.database.ensure_schema()
-        if self.redis_url:
-            rc = RedisCounters(self.redis_url)
-            self.counters = rc
-            self.cache = ExactCache(rc.client)
-        else:
-            self.counters = SqlCounters(self.ctx.database)
-            self.cache = ExactCache(None)
-        self.forwarder = Forwarder(self._deployment_urls)
-        self.tracer = self.ctx.room(Tracing).tracer if self.trace else None
-        self.usage.start()
-
-    async def close(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.usage.close()
-        await self.forwarder.aclose()
-        await self.counters.aclose()
-        self.ctx.close()
-
-    def spawn(self, coro: Any) -> asyncio.Task[Any]:
-        """Run ``coro`` to its end even if the request that started it is cancelled."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    # -- configuration, cached for ``config_ttl_s`` -----------------------------------
-
-    async def authenticate(self, header: str | None) -> tuple[VirtualKey, Limits | None]:
-        if not header or not header.lower().startswith("bearer "):
-            raise Unauthenticated("send a gateway key: Authorization: Bearer sk-ogw-...")
-        secret = header[7:].strip()
-        h = hash_secret(secret)
-        now = time.monotonic()
-        hit = self._keys.get(h)
-        if hit is not None and hit[0] > now:
-            key, team = hit[1], hit[2]
-            if key.expires_at is not None and key.expires_at <= now_ms():
-                raise Unauthenticated(
-                    f"gateway key {key.prefix}... has expired", details={"reason": "expired"}
-                )
-            return key, team
-        key, team = await asyncio.to_thread(self.service.authenticate, secret)
-        self._keys[h] = (now + self.config_ttl_s, key, team)
-        return key, team
-
-    async def route(self, name: str) -> Route | None:
-        now = time.monotonic()
-        hit = self._routes.get(name)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-
-        def load() -> Route | None:
-            try:
-                return self.service.get_route(name)
-            except NotFound:
-                return None
-
-        r = await asyncio.to_thread(load)
-        self._routes[name] = (now + self.config_ttl_s, r)
-        return r
-
-
-# -- request pieces ----------------------------------------------------------------------
-
-
-def _texts_of_content(content: Any) -> list[tuple[Any, Any]]:
-    """(container, index) pairs of the text parts of a message's content."""
-    if isinstance(content, list):
-        return [
-            (p, "text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        ]
-    return []
-
-
-def _guard_inputs(body: dict[str, Any], endpoint: str, route: Route, call: Call) -> None:
-    spec = route.guards
-    if not input_guarded(spec):
-        return
-    slots: list[tuple[Any, Any]] = []
-    if endpoint == "chat":
-        for m in body.get("messages") or []:
-            if isinstance(m, dict):
-                if isinstance(m.get("content"), str):
-                    slots.append((m, "content"))
-                slots += _texts_of_content(m.get("content"))
-    elif endpoint == "completions":
-        p = body.get("prompt")
-        if isinstance(p, str):
-            slots.append((body, "prompt"))
-        elif isinstance(p, list):
-            slots += [(p, i) for i, s in enumerate(p) if isinstance(s, str)]
-    else:
-        inp = body.get("input")
-        if isinstance(inp, str):
-            slots.append((body, "input"))
-        elif isinstance(inp, list):
-            slots += [(inp, i) for i, s in enumerate(inp) if isinstance(s, str)]
-    for holder, k in slots:
-        v = guard_input(holder[k], spec)
-        holder[k] = v.text
-        call.decisions += [f for f in v.flags if f not in call.decisions]
-
-
-def _input_tokens_bound(body: dict[str, Any], endpoint: str, route: Route) -> int:
-    """An upper bound on the prompt's tokens: its UTF-8 bytes (JSON-encoded for chat, which
-    also covers roles) plus the route's template overhead."""
-    if endpoint == "chat":
-        msgs = body.get("messages")
-        if not isinstance(msgs, list) or not msgs:
-            raise InvalidArgument(
-                "messages must be a non-empty list", details={"param": "messages"}
-            )
-        return len(orjson.dumps(msgs)) + route.prompt_overhead_tokens
-    if endpoint == "completions":
-        p = body.get("prompt")
-        if isinstance(p, str):
-            return len(p.encode()) + route.prompt_overhead_tokens
-        if isinstance(p, list) and p:
-            return len(orjson.dumps(p)) + route.prompt_overhead_tokens * len(p)
-        raise InvalidArgument("prompt must be a string or a list", details={"param": "prompt"})
-    inp = body.get("input")
-    if isinstance(inp, str):
-        return len(inp.encode()) + 2
-    if isinstance(inp, list) and inp:
-        if all(isinstance(x, int) for x in inp):
-            return len(inp) + 2
-        total = 0
-        for x in inp:
-            if isinstance(x, str):
-                total += len(x.encode()) + 2
-            elif isinstance(x, list):
-                total += len(x) + 2
-            else:
-                raise InvalidArgument(
-                    "input items are strings or token lists", details={"param": "input"}
-                )
-        return total
-    raise InvalidArgument("input must be a string or a non-empty list", details={"param": "input"})
-
-
-def _output_tokens(
-    body: dict[str, Any], endpoint: str, route: Route, limits: list[Limits | None]
-) -> int:
-    """The output cap this request is held to (written into the body, so the upstream is too)."""
-    if endpoint == "embeddings":
-        return 0
-    cap = _min(*[lim.max_output_tokens for lim in limits if lim is not None])
-    asked = body.get("max_completion_tokens") or body.get("max_tokens")
-    if asked is not None and (isinstance(asked, bool) or not isinstance(asked, int) or asked < 1):
-        raise InvalidArgument(
-            "max_tokens must be a positive integer", details={"param": "max_tokens"}
-        )
-    if asked is not None and cap is not None and asked > cap:
-        raise limit_error(
-            "max_output_tokens",
-            f"max_tokens is {asked}; this key may ask for at most {cap} per request",
-            limit_value=cap,
-            asked=asked,
-        )
-    out = asked if asked is not None else _min(route.default_max_tokens, cap)
-    body["max_tokens"] = out
-    if "max_completion_tokens" in body:
-        body["max_completion_tokens"] = out
-    n = body.get("n", 1)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 128:
-        raise InvalidArgument("n must be an integer from 1 to 128", details={"param": "n"})
-    return int(out) * n
-
-
-def _dearest(chain: list[Route]) -> Prices:
-    return Prices(
-        input_per_mtok=max(r.prices.input_per_mtok for r in chain),
-        output_per_mtok=max(r.prices.output_per_mtok for r in chain),
-    )
-
-
-def _usage_of(data: Any) -> tuple[int, int] | None:
-    u = data.get("usage") if isinstance(data, dict) else None
-    if not isinstance(u, dict) or not isinstance(u.get("prompt_tokens"), int):
-        return None
-    out = u.get("completion_tokens", 0)
-    return int(u["prompt_tokens"]), int(out) if isinstance(out, int) else 0
-
-
-def _guard_answer(data: dict[str, Any], route: Route, call: Call) -> bool:
-    changed = False
-    for ch in data.get("choices") or []:
-        if not isinstance(ch, dict):
-            continue
-        msg = ch.get("message")
-        holder, k = (msg, "content") if isinstance(msg, dict) else (ch, "text")
-        text = holder.get(k)
-        if isinstance(text, str):
-            v = guard_output(text, route.guards)
-            if v.text != text:
-                holder[k] = v.text
-                changed = True
-            call.decisions += [f for f in v.flags if f not in call.decisions]
-    return changed
-
-
-def _error_body(exc: OpsloopError) -> dict[str, Any]:
-    err: dict[str, Any] = {"code": exc.code, "message": exc.message}
-    if exc.details:
-        err["details"] = exc.details
-    err["type"] = _OPENAI_TYPES.get(
-        exc.http_status, "server_error" if exc.http_status >= 500 else "invalid_request_error"
-    )
-    err["param"] = exc.details.get("param")
-    return {"error": err}
-
-
-def _sse(obj: Any) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -515,7 +202,7 @@ def create_gateway_app(
             h["Retry-After"] = str(exc.retry_after_s)
         i, o, c = call.charged
         record(call, exc.http_status, code=exc.code, input_tokens=i, output_tokens=o, cost=c)
-        return JSONBody(_error_body(exc), status_code=exc.http_status, headers=h)
+        return JSONBody(error_body(exc), status_code=exc.http_status, headers=h)
 
     async def settle(res: Reservation, in_t: int, out_t: int, cost: int) -> None:
         await state.counters.settle(settle_deltas(res, in_t, out_t, cost))
@@ -557,10 +244,10 @@ def create_gateway_app(
                 chain.append(r)
         limits = [key.limits, call.team_limits]
         stream = bool(body.get("stream")) and endpoint != "embeddings"
-        max_out = _output_tokens(body, endpoint, route, limits)
-        _guard_inputs(body, endpoint, route, call)
-        est_in = _input_tokens_bound(body, endpoint, route)
-        cap_in = _min(*[lim.max_input_tokens for lim in limits if lim is not None])
+        max_out = output_tokens(body, endpoint, route, limits)
+        guard_inputs(body, endpoint, route, call)
+        est_in = input_tokens_bound(body, endpoint, route)
+        cap_in = min_of(*[lim.max_input_tokens for lim in limits if lim is not None])
         if cap_in is not None and est_in > cap_in:
             raise limit_error(
                 "max_input_tokens",
@@ -568,7 +255,7 @@ def create_gateway_app(
                 limit_value=cap_in,
                 asked=est_in,
             )
-        timeout = _min(route.timeout_s, *[lim.timeout_s for lim in limits if lim is not None])
+        timeout = min_of(route.timeout_s, *[lim.timeout_s for lim in limits if lim is not None])
         scopes: list[tuple[str, Limits | None]] = [(f"key:{key.id}", key.limits)]
         if key.team is not None:
             scopes.append((f"team:{key.team}", call.team_limits))
@@ -594,7 +281,7 @@ def create_gateway_app(
                 )
             call.cache = "miss"
 
-        cost = cost_micros(est_in, max_out, _dearest(chain))
+        cost = cost_micros(est_in, max_out, dearest(chain))
         res = plan(scopes, input_tokens=est_in, output_tokens=max_out, cost=cost)
         refused = await state.counters.reserve(res.checks)
         if refused is not None:
@@ -656,7 +343,7 @@ def create_gateway_app(
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             data = None
-        used = _usage_of(data)
+        used = usage_of(data)
         if used is None:
             call.decisions.append("usage_missing:charged_reservation")
             in_t, out_t = est_in, max_out
@@ -670,7 +357,7 @@ def create_gateway_app(
             if (
                 isinstance(data, dict)
                 and output_guarded(answered.guards)
-                and _guard_answer(data, answered, call)
+                and guard_answer(data, answered, call)
             ):
                 raw = orjson.dumps(data)
         finally:
@@ -733,7 +420,7 @@ def create_gateway_app(
                 choice["delta"] = {"content": text}
             else:
                 choice["text"] = text
-            return _sse({"object": "chat.completion.chunk", "choices": [choice]})
+            return sse({"object": "chat.completion.chunk", "choices": [choice]})
 
         def process(event: bytes) -> bytes | None:
             if not event.startswith(b"data:"):
@@ -751,7 +438,7 @@ def create_gateway_app(
                 return event
             if not isinstance(obj, dict):
                 return event
-            u = _usage_of(obj)
+            u = usage_of(obj)
             if u is not None:
                 used.append(u)
             if "error" in obj:
@@ -762,10 +449,10 @@ def create_gateway_app(
             if guard is not None and rewrite(obj, False):
                 if u is not None and not wants_usage:
                     obj.pop("usage", None)
-                return _sse(obj)
+                return sse(obj)
             if u is not None and not wants_usage:
                 obj.pop("usage", None)
-                return _sse(obj)
+                return sse(obj)
             return event
 
         async def events() -> AsyncIterator[bytes]:
@@ -789,7 +476,7 @@ def create_gateway_app(
                     yield flush_chunk()
             except GuardrailBlocked as exc:
                 status.update(code=exc.http_status, error=exc.code)
-                yield _sse(_error_body(exc))
+                yield sse(error_body(exc))
                 yield b"data: [DONE]\n\n"
             except httpx.HTTPError as exc:
                 status.update(code=502, error="UPSTREAM_STREAM_ERROR")
@@ -798,7 +485,7 @@ def create_gateway_app(
                     "message": f"the upstream stream broke: {type(exc).__name__}",
                     "type": "server_error",
                 }
-                yield _sse({"error": err})
+                yield sse({"error": err})
                 yield b"data: [DONE]\n\n"
             finally:
                 if guard is not None:
@@ -852,7 +539,7 @@ def create_gateway_app(
         try:
             key, _ = await state.authenticate(request.headers.get("authorization"))
         except OpsloopError as exc:
-            return JSONBody(_error_body(exc), status_code=exc.http_status)
+            return JSONBody(error_body(exc), status_code=exc.http_status)
         routes = await asyncio.to_thread(state.service.list_routes)
         data = [
             {
@@ -872,6 +559,6 @@ def create_gateway_app(
 
     @app.exception_handler(OpsloopError)
     async def _opsloop_error(_: Request, exc: OpsloopError) -> Response:
-        return JSONBody(_error_body(exc), status_code=exc.http_status)
+        return JSONBody(error_body(exc), status_code=exc.http_status)
 
     return app
