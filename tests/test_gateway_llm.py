@@ -30,6 +30,7 @@ from opsloop.gateway import (
     CACHE_HEADER,
     DECISIONS_HEADER,
     OVERHEAD_HEADER,
+    SIMILARITY_HEADER,
     Gateway,
     create_gateway_app,
 )
@@ -588,6 +589,53 @@ def test_exact_cache_hits_only_the_same_request_of_the_same_team(env: Env) -> No
         assert again.headers[CACHE_HEADER] == "hit" and again.content == first.content
         assert post(a, "Disable 2FA").headers[CACHE_HEADER] == "miss"
         assert post(b, "Enable 2FA").headers[CACHE_HEADER] == "miss"  # another key's cache
+
+
+def test_semantic_cache_answers_a_paraphrase_but_not_the_opposite_request(env: Env) -> None:
+    env.gw.set_route(
+        "semantic",
+        upstreams=[{"url": env.smol, "model": "smol"}],
+        cache={"ttl_s": 60, "semantic_similarity": 0.85},
+    )
+    a, b = env.key(), env.key()
+    with env.replica() as gw:
+
+        def post(key: str, content: str, **kw: Any) -> httpx.Response:
+            r = httpx.post(
+                f"{gw.url}/v1/chat/completions",
+                timeout=120,
+                json={
+                    "model": "semantic",
+                    "max_tokens": 4,
+                    "temperature": 0,
+                    "messages": [{"role": "user", "content": content}],
+                    **kw,
+                },
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert r.status_code == 200, r.text
+            return r
+
+        first = post(a, "How do I enable two-factor authentication?")
+        assert first.headers[CACHE_HEADER] == "miss"
+        para = post(a, "How can I turn on two-factor authentication?")
+        assert para.headers[CACHE_HEADER] == "semantic_hit", para.headers
+        assert para.content == first.content
+        assert 0.85 <= float(para.headers[SIMILARITY_HEADER]) < 1.0
+        # Close in embedding space (0.95), opposite in meaning: never served from the cache.
+        opposite = post(a, "How do I disable two-factor authentication?")
+        assert opposite.headers[CACHE_HEADER] == "miss"
+        assert SIMILARITY_HEADER not in opposite.headers
+        # Another key's cache, and other parameters, are other buckets.
+        assert (
+            post(b, "How can I turn on two-factor authentication?").headers[CACHE_HEADER] == "miss"
+        )
+        assert (
+            post(a, "How can I turn on two-factor authentication?", max_tokens=3).headers[
+                CACHE_HEADER
+            ]
+            == "miss"
+        )
 
 
 def test_guards_block_injection_redact_pii_and_secrets_in_answers_and_streams(env: Env) -> None:

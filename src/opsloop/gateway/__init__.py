@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         DECISIONS_HEADER,
         OVERHEAD_HEADER,
         ROUTE_HEADER,
+        SIMILARITY_HEADER,
         create_gateway_app,
     )
     from opsloop.gateway._client import Gateway
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
         redact,
     )
     from opsloop.gateway._run import run_gateway
+    from opsloop.gateway._semantic import SemanticCache, meaning_differs
     from opsloop.gateway._service import GatewayService
     from opsloop.gateway._upstream import Breaker
     from opsloop.gateway.entities import (
@@ -68,6 +70,9 @@ _LAZY: dict[str, str] = {
     "DECISIONS_HEADER": "opsloop.gateway._app",
     "OVERHEAD_HEADER": "opsloop.gateway._app",
     "ROUTE_HEADER": "opsloop.gateway._app",
+    "SIMILARITY_HEADER": "opsloop.gateway._app",
+    "SemanticCache": "opsloop.gateway._semantic",
+    "meaning_differs": "opsloop.gateway._semantic",
     "create_gateway_app": "opsloop.gateway._app",
     "Gateway": "opsloop.gateway._client",
     "run_gateway": "opsloop.gateway._run",
@@ -122,6 +127,7 @@ __all__ = [
     "DECISIONS_HEADER",
     "OVERHEAD_HEADER",
     "ROUTE_HEADER",
+    "SIMILARITY_HEADER",
     "Breaker",
     "BreakerSpec",
     "BudgetDailyCost",
@@ -146,6 +152,7 @@ __all__ = [
     "RetrySpec",
     "Route",
     "RouteSpec",
+    "SemanticCache",
     "StreamGuard",
     "Team",
     "Upstream",
@@ -158,6 +165,7 @@ __all__ = [
     "find_secrets",
     "iban_valid",
     "luhn_valid",
+    "meaning_differs",
     "redact",
     "run_gateway",
 ]

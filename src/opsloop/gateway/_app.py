@@ -57,6 +57,7 @@ from opsloop.gateway._request import (
     sse,
     usage_of,
 )
+from opsloop.gateway._semantic import bucket_key, request_text
 from opsloop.gateway._state import Call, GatewayState, min_of
 from opsloop.gateway._upstream import Attempt
 from opsloop.gateway.entities import Limits, Route
@@ -69,6 +70,7 @@ __all__ = [
     "DECISIONS_HEADER",
     "OVERHEAD_HEADER",
     "ROUTE_HEADER",
+    "SIMILARITY_HEADER",
     "GatewayState",
     "create_gateway_app",
 ]
@@ -78,6 +80,7 @@ log = logging.getLogger("opsloop.gateway")
 OVERHEAD_HEADER = "X-Opsloop-Gateway-Overhead-Ms"
 ROUTE_HEADER = "X-Opsloop-Gateway-Route"
 CACHE_HEADER = "X-Opsloop-Cache"
+SIMILARITY_HEADER = "X-Opsloop-Cache-Similarity"
 DECISIONS_HEADER = "X-Opsloop-Gateway-Decisions"
 ENDPOINTS = {
     "chat": "/chat/completions",
@@ -262,23 +265,34 @@ def create_gateway_app(
 
         # The exact cache: a hit costs a request, no tokens.
         ckey = None
+        sem: tuple[str, str, Any] | None = None  # bucket, text, vector of a semantic lookup
         if route.cache.ttl_s > 0 and not stream:
-            ckey = cache_key(
-                endpoint, name, f"team:{key.team}" if key.team else f"key:{key.id}", body
-            )
+            scope = f"team:{key.team}" if key.team else f"key:{key.id}"
+            ckey = cache_key(endpoint, name, scope, body)
             cached = await state.cache.get(ckey)
+            similarity = None
+            if cached is None and route.cache.semantic_similarity is not None:
+                text = request_text(endpoint, body)
+                if text is not None:
+                    sc = state.semantic
+                    vec = await asyncio.to_thread(sc.vector, text)
+                    sem = (bucket_key(endpoint, name, scope, body), text, vec)
+                    hit = sc.lookup(sem[0], text, vec, route.cache.semantic_similarity)
+                    if hit is not None:
+                        cached, similarity = hit.answer, hit.similarity
             if cached is not None:
-                call.cache = "hit"
-                call.decisions.append("cache:hit")
+                call.cache = "hit" if similarity is None else "semantic_hit"
+                call.decisions.append(f"cache:{call.cache}")
                 res = plan(scopes, input_tokens=0, output_tokens=0, cost=0)
                 refused = await state.counters.reserve(res.checks)
                 if refused is not None:
                     raise refusal(*refused)
                 overhead = time.perf_counter() - call.t0
                 record(call, 200, model=name, overhead_ms=overhead * 1000)
-                return Response(
-                    cached, media_type="application/json", headers=headers(call, overhead, name)
-                )
+                h = headers(call, overhead, name)
+                if similarity is not None:
+                    h[SIMILARITY_HEADER] = f"{similarity:.4f}"
+                return Response(cached, media_type="application/json", headers=h)
             call.cache = "miss"
 
         cost = cost_micros(est_in, max_out, dearest(chain))
@@ -364,6 +378,8 @@ def create_gateway_app(
             await asyncio.shield(state.spawn(settle(res, in_t, out_t, real_cost)))
         if ckey is not None:
             await state.cache.put(ckey, raw, route.cache.ttl_s)
+        if sem is not None:
+            state.semantic.put(*sem, raw, route.cache.ttl_s)
         overhead = time.perf_counter() - call.t0 - attempt.upstream_s
         record(
             call,

@@ -114,7 +114,7 @@ def output_tokens(
     """The output cap this request is held to (written into the body, so the upstream is too)."""
     if endpoint == "embeddings":
         return 0
-    cap = min_of(*[lim.maxoutput_tokens for lim in limits if lim is not None])
+    cap = min_of(*[lim.max_output_tokens for lim in limits if lim is not None])
     asked = body.get("max_completion_tokens") or body.get("max_tokens")
     if asked is not None and (isinstance(asked, bool) or not isinstance(asked, int) or asked < 1):
         raise InvalidArgument(
@@ -122,7 +122,7 @@ def output_tokens(
         )
     if asked is not None and cap is not None and asked > cap:
         raise limit_error(
-            "maxoutput_tokens",
+            "max_output_tokens",
             f"max_tokens is {asked}; this key may ask for at most {cap} per request",
             limit_value=cap,
             asked=asked,

@@ -229,7 +229,7 @@ class SemanticCache:
         self._lock = threading.Lock()
 
     def vector(self, text: str) -> np.ndarray:
-        v = np.asarray(self.embed([text]), dtype=np.float32)[0]
+        v: np.ndarray = np.asarray(self.embed([text]), dtype=np.float32)[0]
         n = float(np.linalg.norm(v))
         return v / n if n > 0 else v
 

@@ -15,6 +15,7 @@ from opsloop.deployments import Deployments
 from opsloop.errors import NotFound, Unauthenticated
 from opsloop.gateway._cache import ExactCache
 from opsloop.gateway._limits import Counters, RedisCounters, SqlCounters
+from opsloop.gateway._semantic import SemanticCache
 from opsloop.gateway._service import GatewayService, hash_secret
 from opsloop.gateway._upstream import Forwarder
 from opsloop.gateway.entities import Limits, Route, VirtualKey
@@ -106,6 +107,7 @@ class GatewayState:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.counters: Counters
         self.cache: ExactCache
+        self._semantic: SemanticCache | None = None
         self.forwarder: Forwarder
         self.usage = UsageWriter(self.service)
         self.tracer: Tracer | None = None
@@ -134,6 +136,15 @@ class GatewayState:
         await self.forwarder.aclose()
         await self.counters.aclose()
         self.ctx.close()
+
+    @property
+    def semantic(self) -> SemanticCache:
+        """The semantic cache, with MiniLM loaded on first use (only routes that ask for it)."""
+        if self._semantic is None:
+            from opsloop.evaluation.metrics import default_embedder  # lazy: loads torch
+
+            self._semantic = SemanticCache(default_embedder())
+        return self._semantic
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run ``coro`` to its end even if the request that started it is cancelled."""

@@ -158,7 +158,16 @@ def routes_set(
     timeout: Annotated[float, typer.Option(help="Request timeout (s).", min=0.001)] = 60.0,
     price_in: Annotated[float, typer.Option(help="USD per 1M input tokens.", min=0)] = 0.0,
     price_out: Annotated[float, typer.Option(help="USD per 1M output tokens.", min=0)] = 0.0,
-    cache_ttl: Annotated[int, typer.Option(help="Exact cache TTL (s); 0: off.", min=0)] = 0,
+    cache_ttl: Annotated[int, typer.Option(help="Cache TTL (s); 0: off.", min=0)] = 0,
+    semantic: Annotated[
+        float | None,
+        typer.Option(
+            help="Also answer paraphrases from the cache at this MiniLM similarity "
+            "(0.5-1; off by default; see docs/gateway.md for its measured false hits).",
+            min=0.5,
+            max=1.0,
+        ),
+    ] = None,
     guard: Annotated[
         list[str] | None,
         typer.Option(
@@ -202,7 +211,7 @@ def routes_set(
             "retry": {"max_retries": retries},
             "timeout_s": timeout,
             "prices": {"input_per_mtok": price_in, "output_per_mtok": price_out},
-            "cache": {"ttl_s": cache_ttl},
+            "cache": {"ttl_s": cache_ttl, "semantic_similarity": semantic},
             "guards": dict(parse_pairs(guard, "--guard")),
         }
     with _gateway(ctx, home) as gw:
@@ -238,7 +247,16 @@ def routes_list(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt = Fa
             esc(", ".join(u.url or u.deployment or "" for u in r.upstreams)),
             esc(", ".join(r.fallbacks)),
             f"{r.prices.input_per_mtok:g}/{r.prices.output_per_mtok:g}",
-            f"{r.cache.ttl_s}s" if r.cache.ttl_s else "off",
+            (
+                f"{r.cache.ttl_s}s"
+                + (
+                    f", semantic {r.cache.semantic_similarity:g}"
+                    if r.cache.semantic_similarity
+                    else ""
+                )
+            )
+            if r.cache.ttl_s
+            else "off",
             fmt_time(r.updated_at),
         ]
         for r in items
