@@ -30,7 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 # This folder holds a datasets.py, which would shadow the `datasets` library that
 # sentence-transformers imports: put the package first instead of the script folder.
-sys.path[0] = str(ROOT / "src")
+sys.path.pop(0)
+sys.path.insert(0, str(ROOT / "src"))
 
 from opsloop.evaluation.metrics import default_embedder  # noqa: E402
 from opsloop.gateway._semantic import DEFAULT_SIMILARITY, meaning_differs  # noqa: E402

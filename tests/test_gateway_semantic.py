@@ -93,3 +93,84 @@ def test_cache_buckets_ttl_bound_and_best_candidate() -> None:
     cache.put("b3", "How do I start the service?", q, b"old", 1)
     time.sleep(1.1)
     assert cache.lookup("b3", "How do I start the service?", q, 0.5) is None
+
+
+# ---------------------------------------------------------------- whole-answer checks
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1}},
+    "required": ["city", "days"],
+    "additionalProperties": False,
+}
+
+
+def test_schema_check_parses_validates_and_names_the_path() -> None:
+    from opsloop.gateway._answer_checks import check_schema
+
+    assert check_schema('{"city": "Rome", "days": 3}', SCHEMA) is None
+    assert check_schema('```json\n{"city": "Rome", "days": 3}\n```', SCHEMA) is None
+    assert "not JSON" in (check_schema("Rome, for 3 days", SCHEMA) or "")
+    problem = check_schema('{"city": "Rome", "days": 0}', SCHEMA) or ""
+    assert "at days" in problem and "minimum" in problem
+    assert "at (root)" in (check_schema('{"city": "Rome"}', SCHEMA) or "")
+
+
+def test_a_route_refuses_an_output_schema_that_is_not_a_schema() -> None:
+    from pydantic import ValidationError
+
+    from opsloop.gateway import GuardSpec
+
+    with pytest.raises(ValidationError, match="not a valid JSON Schema"):
+        GuardSpec(output_schema={"type": "no-such-type"})
+    assert GuardSpec(output_schema=SCHEMA).output_schema == SCHEMA
+
+
+CONTEXT = (
+    "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 metres "
+    "tall and was designed by the engineering company of Gustave Eiffel."
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "grounded"),
+    [
+        ("The Eiffel Tower was completed in 1889 and is 330 metres tall.", True),
+        ("It was designed by Gustave Eiffel's engineering company for the World's Fair.", True),
+        ("The tower was finished in 1889.", True),
+        ("The Eiffel Tower was built in 1925 by Le Corbusier as a radio mast for Lyon.", False),
+        (
+            "Visitors pay 25 euros and climb 1,665 steps to the restaurant on the third floor.",
+            False,
+        ),
+    ],
+)
+def test_groundedness_supports_answers_from_the_context_only(answer: str, grounded: bool) -> None:
+    from opsloop.gateway._answer_checks import grounded_score
+
+    score, unsupported = grounded_score(answer, CONTEXT)
+    assert (score >= 0.6) is grounded, (score, unsupported)
+    assert (unsupported == []) is grounded
+
+
+def test_whole_answer_guards_flag_or_block_on_whole_texts_and_at_the_end_of_streams() -> None:
+    from opsloop.gateway import GuardrailBlocked, GuardSpec, StreamGuard
+    from opsloop.gateway._guards import guard_output
+
+    flag = GuardSpec(output_schema=SCHEMA, schema_action="flag", grounded="flag")
+    v = guard_output("The Louvre opens at nine.", flag, CONTEXT)
+    assert "output.schema:flag" in v.flags
+    assert any(f.startswith("output.grounded:flag:") for f in v.flags)
+    block = GuardSpec(output_schema=SCHEMA)
+    with pytest.raises(GuardrailBlocked, match="schema guard"):
+        guard_output('{"city": 5}', block)
+    assert guard_output('{"city": "Rome", "days": 2}', block).flags == []
+    # A stream is checked when it ends: pieces go out as they come, the verdict comes last.
+    g = StreamGuard(block)
+    sent = g.feed('{"city": "Ro') + g.feed('me", "days": 2}')
+    assert sent + g.finish() == '{"city": "Rome", "days": 2}'
+    g = StreamGuard(block)
+    g.feed('{"city": "Rome", ')
+    with pytest.raises(GuardrailBlocked):
+        g.feed('"days": "two"}')
+        g.finish()

@@ -34,6 +34,7 @@ from opsloop.errors import (
     OpsloopError,
     PermissionDenied,
 )
+from opsloop.gateway._answer_checks import context_of
 from opsloop.gateway._cache import cache_key
 from opsloop.gateway._errors import GuardrailBlocked, LimitExceeded, limit_error
 from opsloop.gateway._guards import (
@@ -48,6 +49,7 @@ from opsloop.gateway._limits import (
     settle_deltas,
 )
 from opsloop.gateway._request import (
+    classify_injection,
     dearest,
     error_body,
     guard_answer,
@@ -248,6 +250,8 @@ def create_gateway_app(
         limits = [key.limits, call.team_limits]
         stream = bool(body.get("stream")) and endpoint != "embeddings"
         max_out = output_tokens(body, endpoint, route, limits)
+        if route.guards.injection != "off" and route.guards.injection_method == "minilm":
+            await classify_injection(body, endpoint, route, call)
         guard_inputs(body, endpoint, route, call)
         est_in = input_tokens_bound(body, endpoint, route)
         cap_in = min_of(*[lim.max_input_tokens for lim in limits if lim is not None])
@@ -333,7 +337,18 @@ def create_gateway_app(
             call.decisions.append(f"answered_by:{answered.name}")
 
         if stream and resp.status_code < 400:
-            return _stream(resp, call, res, answered, model, est_in, max_out, wants_usage, attempt)
+            return _stream(
+                resp,
+                call,
+                res,
+                answered,
+                model,
+                est_in,
+                max_out,
+                wants_usage,
+                attempt,
+                context_of(endpoint, body) if answered.guards.grounded != "off" else "",
+            )
 
         raw = resp.content
         if resp.status_code >= 400:
@@ -371,7 +386,7 @@ def create_gateway_app(
             if (
                 isinstance(data, dict)
                 and output_guarded(answered.guards)
-                and guard_answer(data, answered, call)
+                and guard_answer(data, answered, call, context_of(endpoint, body))
             ):
                 raw = orjson.dumps(data)
         finally:
@@ -404,8 +419,9 @@ def create_gateway_app(
         max_out: int,
         wants_usage: bool,
         attempt: Attempt,
+        context: str,
     ) -> Response:
-        guard = StreamGuard(route.guards) if output_guarded(route.guards) else None
+        guard = StreamGuard(route.guards, context) if output_guarded(route.guards) else None
         overhead = time.perf_counter() - call.t0 - attempt.upstream_s
         used: list[tuple[int, int]] = []
         status: dict[str, Any] = {"code": 200, "error": None}

@@ -13,12 +13,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from opsloop.gateway._answer_checks import check_schema, grounded_score
 from opsloop.gateway._errors import GuardrailBlocked
 from opsloop.gateway.entities import GuardSpec
 
 __all__ = [
     "Finding",
     "StreamGuard",
+    "check_whole_answer",
     "detect_injection",
     "find_pii",
     "find_secrets",
@@ -262,8 +264,45 @@ def _output_groups(text: str, spec: GuardSpec) -> list[tuple[str, str, list[Find
 
 def output_guarded(spec: GuardSpec) -> bool:
     return bool(
-        spec.canary or spec.output_pii != "off" or spec.output_secrets != "off" or spec.banned
+        spec.canary
+        or spec.output_pii != "off"
+        or spec.output_secrets != "off"
+        or spec.banned
+        or spec.output_schema is not None
+        or spec.grounded != "off"
     )
+
+
+def check_whole_answer(text: str, spec: GuardSpec, context: str) -> list[str]:
+    """The route's whole-answer checks (JSON schema, groundedness): flags, or raises
+    ``GuardrailBlocked`` for a check whose action is block."""
+    flags: list[str] = []
+    if spec.output_schema is not None:
+        problem = check_schema(text, spec.output_schema)
+        if problem is not None:
+            if spec.schema_action == "block":
+                raise GuardrailBlocked(
+                    f"the answer was blocked by the schema guard: {problem}",
+                    details={"guard": "schema", "side": "output", "problem": problem},
+                )
+            flags.append("output.schema:flag")
+    if spec.grounded != "off":
+        score, unsupported = grounded_score(text, context)
+        if score < spec.min_grounded:
+            if spec.grounded == "block":
+                raise GuardrailBlocked(
+                    f"the answer was blocked by the groundedness guard: {score:.2f} of its "
+                    f"sentences are supported by the request's context (route minimum "
+                    f"{spec.min_grounded:.2f})",
+                    details={
+                        "guard": "grounded",
+                        "side": "output",
+                        "score": round(score, 3),
+                        "unsupported": unsupported[:5],
+                    },
+                )
+            flags.append(f"output.grounded:flag:{score:.2f}")
+    return flags
 
 
 def input_guarded(spec: GuardSpec) -> bool:
@@ -272,17 +311,22 @@ def input_guarded(spec: GuardSpec) -> bool:
     )
 
 
-def guard_output(text: str, spec: GuardSpec) -> Verdict:
-    return _apply(text, _output_groups(text, spec), "output")
+def guard_output(text: str, spec: GuardSpec, context: str = "") -> Verdict:
+    v = _apply(text, _output_groups(text, spec), "output")
+    v.flags += check_whole_answer(v.text, spec, context)
+    return v
 
 
 class StreamGuard:
     """Output guards over a stream of text pieces; emits all but a short tail as it goes."""
 
-    def __init__(self, spec: GuardSpec) -> None:
+    def __init__(self, spec: GuardSpec, context: str = "") -> None:
         self.spec = spec
+        self.context = context
         self.hold = max(HOLD, len(spec.canary or ""))
         self.buf = ""
+        self.sent = ""  # the whole answer so far, for the whole-answer checks
+        self.whole = spec.output_schema is not None or spec.grounded != "off"
         self.flags: list[str] = []
 
     def _drain(self, final: bool) -> str:
@@ -305,6 +349,11 @@ class StreamGuard:
         v = _apply(head, inside, "output")
         self.flags += [f for f in v.flags if f not in self.flags]
         self.buf = text[cut:]
+        if self.whole:
+            self.sent += v.text
+            if final:
+                found = check_whole_answer(self.sent, self.spec, self.context)
+                self.flags += [f for f in found if f not in self.flags]
         return v.text
 
     def feed(self, piece: str) -> str:

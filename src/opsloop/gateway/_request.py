@@ -3,21 +3,24 @@ output guards and the OpenAI error shape."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 
 from opsloop.errors import InvalidArgument, OpsloopError
-from opsloop.gateway._errors import limit_error
+from opsloop.gateway._errors import GuardrailBlocked, limit_error
 from opsloop.gateway._guards import guard_input, guard_output, input_guarded
 from opsloop.gateway._state import Call, min_of
 from opsloop.gateway.entities import Limits, Prices, Route
 
 __all__ = [
+    "classify_injection",
     "dearest",
     "error_body",
     "guard_answer",
     "guard_inputs",
+    "input_slots",
     "input_tokens_bound",
     "output_tokens",
     "sse",
@@ -42,10 +45,8 @@ def _texts_of_content(content: Any) -> list[tuple[Any, Any]]:
     return []
 
 
-def guard_inputs(body: dict[str, Any], endpoint: str, route: Route, call: Call) -> None:
-    spec = route.guards
-    if not input_guarded(spec):
-        return
+def input_slots(body: dict[str, Any], endpoint: str) -> list[tuple[Any, Any]]:
+    """(container, index) of every input text of a request."""
     slots: list[tuple[Any, Any]] = []
     if endpoint == "chat":
         for m in body.get("messages") or []:
@@ -65,10 +66,53 @@ def guard_inputs(body: dict[str, Any], endpoint: str, route: Route, call: Call) 
             slots.append((body, "input"))
         elif isinstance(inp, list):
             slots += [(inp, i) for i, s in enumerate(inp) if isinstance(s, str)]
+    return slots
+
+
+def guard_inputs(body: dict[str, Any], endpoint: str, route: Route, call: Call) -> None:
+    spec = route.guards
+    if not input_guarded(spec):
+        return
+    slots = input_slots(body, endpoint)
     for holder, k in slots:
         v = guard_input(holder[k], spec)
         holder[k] = v.text
         call.decisions += [f for f in v.flags if f not in call.decisions]
+
+
+async def classify_injection(body: dict[str, Any], endpoint: str, route: Route, call: Call) -> None:
+    """The MiniLM injection classifier on every input text (in a worker thread)."""
+    from opsloop.gateway._injection_model import (  # lazy: loads MiniLM
+        THRESHOLD,
+        injection_classifier,
+    )
+
+    if endpoint == "chat":  # what users and tools wrote: the app's own system prompt is trusted
+        untrusted = {
+            "messages": [
+                m
+                for m in body.get("messages") or []
+                if isinstance(m, dict) and m.get("role", "user") in ("user", "tool")
+            ]
+        }
+        texts = [h[k] for h, k in input_slots(untrusted, endpoint)]
+    else:
+        texts = [h[k] for h, k in input_slots(body, endpoint)]
+    probs = await asyncio.to_thread(lambda: injection_classifier().probabilities(texts))
+    worst = max(probs, default=0.0)
+    if worst < THRESHOLD:
+        return
+    if route.guards.injection == "block":
+        raise GuardrailBlocked(
+            f"the input was blocked by the injection guard (classifier, p={worst:.2f})",
+            details={
+                "guard": "injection",
+                "side": "input",
+                "method": "minilm",
+                "p": round(worst, 3),
+            },
+        )
+    call.decisions.append(f"input.injection:flag:minilm:{worst:.2f}")
 
 
 def input_tokens_bound(body: dict[str, Any], endpoint: str, route: Route) -> int:
@@ -152,7 +196,7 @@ def usage_of(data: Any) -> tuple[int, int] | None:
     return int(u["prompt_tokens"]), int(out) if isinstance(out, int) else 0
 
 
-def guard_answer(data: dict[str, Any], route: Route, call: Call) -> bool:
+def guard_answer(data: dict[str, Any], route: Route, call: Call, context: str = "") -> bool:
     changed = False
     for ch in data.get("choices") or []:
         if not isinstance(ch, dict):
@@ -161,7 +205,7 @@ def guard_answer(data: dict[str, Any], route: Route, call: Call) -> bool:
         holder, k = (msg, "content") if isinstance(msg, dict) else (ch, "text")
         text = holder.get(k)
         if isinstance(text, str):
-            v = guard_output(text, route.guards)
+            v = guard_output(text, route.guards, context)
             if v.text != text:
                 holder[k] = v.text
                 changed = True

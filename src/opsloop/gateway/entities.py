@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from opsloop.gateway._answer_checks import schema_problem
 
 __all__ = [
     "BreakerSpec",
@@ -106,6 +108,9 @@ class GuardSpec(_Model):
     """Guardrails of a route, on input and on output (streams included)."""
 
     injection: Literal["off", "flag", "block"] = "off"
+    # patterns: regular expressions (no model); minilm: the patterns or a classifier on
+    # MiniLM embeddings (docs/gateway.md has both measured on held-out attacks)
+    injection_method: Literal["patterns", "minilm"] = "patterns"
     pii: GuardAction = "off"  # input: e-mails, phones, card numbers (Luhn), IBANs (mod 97), SSNs
     secrets: GuardAction = "off"  # input: API keys, tokens, private keys
     output_pii: GuardAction = "off"
@@ -113,6 +118,21 @@ class GuardSpec(_Model):
     canary: str | None = Field(default=None, min_length=8, max_length=256)  # leak -> blocked
     banned: list[str] = Field(default_factory=list, max_length=64)  # regexes, input and output
     banned_action: Literal["flag", "redact", "block"] = "block"
+    # Whole-answer checks (on streams: when the stream ends; a block then ends it with an
+    # error event after the text already sent).
+    output_schema: dict[str, Any] | None = None  # the answer must be JSON valid against it
+    schema_action: Literal["flag", "block"] = "block"
+    grounded: Literal["off", "flag", "block"] = "off"  # RAG routes: answer vs the request's text
+    min_grounded: float = Field(default=0.6, ge=0.0, le=1.0)
+
+    @field_validator("output_schema")
+    @classmethod
+    def _schema_ok(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            problem = schema_problem(v)
+            if problem:
+                raise ValueError(problem)
+        return v
 
     @field_validator("banned")
     @classmethod
