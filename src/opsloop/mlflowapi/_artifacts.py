@@ -28,8 +28,8 @@ from typing import Any, BinaryIO
 
 from opsloop.core import Context
 from opsloop.errors import InvalidArgument, NotFound
+from opsloop.mlflowapi._logged_models import MODEL_PREFIX
 from opsloop.mlflowapi._registry import registry
-from opsloop.mlflowapi._tracking import MODEL_PREFIX
 from opsloop.mlflowapi._wire import MlflowError
 from opsloop.tracking import ArtifactInfo, artifact_service
 

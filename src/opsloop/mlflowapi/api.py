@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from opsloop.core import Context
 from opsloop.errors import OpsloopError
 from opsloop.mlflowapi import _artifacts as A
-from opsloop.mlflowapi import _registry, _tracking
+from opsloop.mlflowapi import _logged_models, _registry, _tracking
 from opsloop.mlflowapi._wire import MlflowError, Msg, error_json, json_response
 
 __all__ = ["PREFIX", "artifacts_router", "router"]
@@ -79,6 +79,7 @@ def _list_run_artifacts(ctx: Context, m: Msg) -> dict[str, Any]:
 
 HANDLERS: dict[tuple[str, str], Handler] = {
     **_tracking.HANDLERS,
+    **_logged_models.HANDLERS,
     **_registry.HANDLERS,
     ("POST", "/runs/log-model"): _log_model,
     ("GET", "/artifacts/list"): _list_run_artifacts,
