@@ -9,9 +9,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from itertools import combinations
 from typing import Any
 
 import orjson
@@ -20,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from opsloop.errors import InvalidArgument, NotFound, PayloadTooLarge
 from opsloop.feedback import _training
-from opsloop.feedback._agreement import cohen_kappa, krippendorff_alpha
+from opsloop.feedback._agreement import summarise
 from opsloop.feedback._errors import (
     AnnotationKeyConflict,
     ScoreDefinitionConflict,
@@ -35,8 +33,6 @@ from opsloop.feedback.entities import (
     Agreement,
     Annotation,
     ExportLink,
-    JudgeAgreement,
-    PairAgreement,
     ScoreDefinition,
     TrainingData,
 )
@@ -582,57 +578,7 @@ class FeedbackService(QueueOps):
                     annotations_t.c.value_text,
                 ).where(annotations_t.c.name == name)
             ).all()
-        if d.kind == "text":
-            raise InvalidArgument(
-                f"score {name!r} is free text: agreement needs a boolean, categorical or numeric score"
-            )
-        level = "interval" if d.kind == "numeric" else "nominal"
-
-        def val(r: Any) -> Any:
-            return r.value_num if level == "interval" else r.value_text
-
-        units: dict[str, dict[str, Any]] = defaultdict(dict)
-        judge: dict[str, list[Any]] = defaultdict(list)
-        counts: Counter[str] = Counter()
-        for r in rows:
-            if val(r) is None:
-                continue
-            if r.source == source:
-                units[r.target_id][r.author] = val(r)
-                counts[r.author] += 1
-            if r.source == "llm_judge" and source != "llm_judge":
-                judge[r.target_id].append(val(r))
-        alpha = krippendorff_alpha([list(u.values()) for u in units.values()], level)  # type: ignore[arg-type]
-        authors = sorted(counts)
-        pairs: list[PairAgreement] = []
-        for x, y in combinations(authors, 2):
-            common = [u for u in units.values() if x in u and y in u]
-            if not common:
-                continue
-            ax, ay = [u[x] for u in common], [u[y] for u in common]
-            pairs.append(
-                PairAgreement(
-                    a=x,
-                    b=y,
-                    items=len(common),
-                    kappa=cohen_kappa(ax, ay),
-                    agreement=sum(1 for p, q in zip(ax, ay, strict=True) if p == q) / len(common),
-                )
-            )
-        kappas = [p.kappa for p in pairs if p.kappa is not None]
-        return Agreement(
-            score=name,
-            kind=d.kind,
-            level=level,  # type: ignore[arg-type]
-            source=source,  # type: ignore[arg-type]
-            annotators=authors,
-            items=sum(1 for u in units.values() if len(u) >= 2),
-            alpha=alpha,
-            pairwise=pairs,
-            mean_kappa=sum(kappas) / len(kappas) if kappas else None,
-            per_annotator=dict(sorted(counts.items())),
-            judge=_judge_agreement(units, judge, level) if judge else None,
-        )
+        return summarise(name, d, rows, source)
 
     # ------------------------------------------------------------------ training data
 
@@ -715,41 +661,3 @@ class FeedbackService(QueueOps):
         with self.db.read() as conn:
             rows = conn.execute(q.order_by(e.created_at, e.annotation_id)).all()
         return [ExportLink.model_validate(r._asdict()) for r in rows]
-
-
-def _consensus(values: list[Any], level: str) -> Any:
-    if level == "interval":
-        return sum(values) / len(values)
-    top = Counter(values).most_common()
-    if len(top) > 1 and top[0][1] == top[1][1]:
-        return None  # a tie between humans: no consensus for this item
-    return top[0][0]
-
-
-def _judge_agreement(
-    units: dict[str, dict[str, Any]], judge: dict[str, list[Any]], level: str
-) -> JudgeAgreement:
-    jv, hv = [], []
-    for target, values in judge.items():
-        humans = list(units.get(target, {}).values())
-        if not humans:
-            continue
-        h, j = _consensus(humans, level), _consensus(values, level)
-        if h is None or j is None:
-            continue
-        jv.append(j)
-        hv.append(h)
-    n = len(jv)
-    if n == 0:
-        return JudgeAgreement(items=0, kappa=None, alpha=None, agreement=None, mean_abs_error=None)
-    return JudgeAgreement(
-        items=n,
-        kappa=cohen_kappa(jv, hv) if level == "nominal" else None,
-        alpha=krippendorff_alpha([[j, h] for j, h in zip(jv, hv, strict=True)], level),  # type: ignore[arg-type]
-        agreement=sum(1 for j, h in zip(jv, hv, strict=True) if j == h) / n,
-        mean_abs_error=(
-            sum(abs(j - h) for j, h in zip(jv, hv, strict=True)) / n
-            if level == "interval"
-            else None
-        ),
-    )
