@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from opsloop.retrieval import Indexes
     from opsloop.tracing import Tracing
     from opsloop.tuning import Tuning
+    from opsloop.workflows import Workflows
 
 __all__ = ["Client", "settings_for"]
 
@@ -80,6 +81,7 @@ class Client(Tracking):
         indexes: Indexes
         tracing: Tracing
         tuning: Tuning
+        workflows: Workflows
 
     def __init__(
         self,

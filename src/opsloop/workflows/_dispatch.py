@@ -1,0 +1,118 @@
+"""The dispatcher ``opsloop server`` runs: schedules and events in, workflow runs out.
+
+Each tick: poll the rooms' event sources into the inbox, turn due schedules
+into events, then take the pending events one by one. An event's run id is
+recorded as soon as its run starts; an event that already has one (its
+dispatcher was killed mid-run) resumes that run instead of starting another,
+so each event is acted on once. The inbox and cursors live in the database,
+so nothing is lost across a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from opsloop.core import Context
+from opsloop.tracking import RunStatus
+from opsloop.workflows._backend import trigger_service
+from opsloop.workflows._client import Workflows, load_workflow
+from opsloop.workflows._run import TAGS
+from opsloop.workflows._sources import poll_sources
+from opsloop.workflows.entities import EventRecord, TriggerInfo
+
+__all__ = ["Dispatcher", "start_dispatcher"]
+
+log = logging.getLogger("opsloop.workflows")
+
+
+def _accepts_event(wf: Any) -> bool:
+    sig = getattr(wf, "signature", None)
+    if sig is not None:
+        return "event" in sig.parameters
+    return "event" in getattr(wf, "defaults", {})
+
+
+class Dispatcher:
+    def __init__(self, ctx: Context, *, interval: float = 2.0) -> None:
+        self.ctx = ctx
+        self.svc = ctx.room(trigger_service)
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.recovered = 0
+
+    def tick(self) -> int:
+        """One pass; returns the number of events handled."""
+        if not self.svc.active():
+            return 0
+        poll_sources(self.svc)
+        self.svc.fire_schedules()
+        handled = 0
+        while not self._stop.is_set():
+            batch = self.svc.claim(10)
+            if not batch:
+                break
+            for ev, trigger in batch:
+                self.handle(ev, trigger)
+                handled += 1
+        return handled
+
+    def handle(self, ev: EventRecord, trigger: TriggerInfo | None) -> None:
+        if trigger is None:
+            self.svc.finish(ev.id, "failed", "its trigger was deleted")
+            return
+        wf_api = Workflows(self.ctx)
+        try:
+            if ev.run_id:
+                run = wf_api.tracking.get_run(ev.run_id)
+                if run.status != RunStatus.FINISHED:
+                    wf_api.resume(ev.run_id, executor=trigger.executor, force=True)
+            else:
+                wf = load_workflow(trigger.workflow)
+                params = dict(trigger.params)
+                if _accepts_event(wf):
+                    params["event"] = {"name": ev.event, "key": ev.key, **ev.payload}
+                wf_api.run(
+                    wf,
+                    params,
+                    executor=trigger.executor,
+                    tags={TAGS.TRIGGER: f"{trigger.name}:{ev.id}"},
+                    on_start=lambda rid: self.svc.started(ev.id, rid),
+                )
+        except Exception as e:
+            log.warning("workflow trigger %s failed: %s", trigger.name, e)
+            self.svc.finish(ev.id, "failed", f"{type(e).__name__}: {e}")
+            return
+        self.svc.finish(ev.id, "done")
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("workflow dispatcher tick failed")
+            self._stop.wait(self.interval)
+
+    def start(self) -> Dispatcher:
+        self.recovered = self.svc.recover()  # what a killed dispatcher left running
+        self._thread = threading.Thread(target=self._loop, name="opsloop-workflows", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+
+def start_dispatcher(ctx: Context) -> Callable[[], None]:
+    """Start the dispatcher on the server's context; returns the function that stops it."""
+    if os.environ.get("OPSLOOP_WORKFLOWS_DISPATCH", "1") == "0":
+        return lambda: None
+    interval = float(os.environ.get("OPSLOOP_WORKFLOWS_INTERVAL", "2"))
+    d = Dispatcher(ctx, interval=interval).start()
+    return d.stop
