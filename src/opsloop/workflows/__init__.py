@@ -76,11 +76,12 @@ _LAZY = {
 }
 
 __all__ = [
-    "CacheEntry",
-    "Cron",
     "DEFAULT_EXPERIMENT",
     "EVENTS",
     "EXECUTORS",
+    "TAGS",
+    "CacheEntry",
+    "Cron",
     "EventRecord",
     "Fingerprint",
     "Output",
@@ -88,7 +89,6 @@ __all__ = [
     "StepFailed",
     "StepResult",
     "StepTimeout",
-    "TAGS",
     "TriggerInfo",
     "Workflow",
     "WorkflowDefinitionError",
