@@ -10,9 +10,11 @@ so nothing is lost across a restart.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -37,12 +39,15 @@ def _accepts_event(wf: Any) -> bool:
 
 
 class Dispatcher:
-    def __init__(self, ctx: Context, *, interval: float = 2.0) -> None:
+    def __init__(self, ctx: Context, *, interval: float = 2.0, lease_s: float = 15.0) -> None:
         self.ctx = ctx
         self.svc = ctx.room(trigger_service)
         self.interval = interval
+        self.ttl_ms = int(lease_s * 1000)
+        self.owner = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._beat: threading.Thread | None = None
         self.recovered = 0
 
     def tick(self) -> int:
@@ -92,21 +97,37 @@ class Dispatcher:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.tick()
+                state = self.svc.lease(self.owner, self.ttl_ms)
+                if state == "new":  # the last holder is gone: what it left running goes on
+                    self.recovered += self.svc.recover()
+                if state != "other":
+                    self.tick()
             except Exception:
                 log.exception("workflow dispatcher tick failed")
             self._stop.wait(self.interval)
 
+    def _heartbeat(self) -> None:
+        # Renew the lease while a long workflow runs in the loop's thread.
+        while not self._stop.wait(self.ttl_ms / 3000):
+            try:
+                self.svc.lease(self.owner, self.ttl_ms)  # recovering is the loop's, between events
+            except Exception:
+                log.exception("workflow dispatcher lease renewal failed")
+
     def start(self) -> Dispatcher:
-        self.recovered = self.svc.recover()  # what a killed dispatcher left running
         self._thread = threading.Thread(target=self._loop, name="opsloop-workflows", daemon=True)
         self._thread.start()
+        self._beat = threading.Thread(target=self._heartbeat, name="opsloop-lease", daemon=True)
+        self._beat.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
+        for t in (self._thread, self._beat):
+            if t is not None:
+                t.join(30)
+        with contextlib.suppress(Exception):
+            self.svc.release(self.owner)
 
 
 def start_dispatcher(ctx: Context) -> Callable[[], None]:
@@ -114,5 +135,6 @@ def start_dispatcher(ctx: Context) -> Callable[[], None]:
     if os.environ.get("OPSLOOP_WORKFLOWS_DISPATCH", "1") == "0":
         return lambda: None
     interval = float(os.environ.get("OPSLOOP_WORKFLOWS_INTERVAL", "2"))
-    d = Dispatcher(ctx, interval=interval).start()
+    lease = float(os.environ.get("OPSLOOP_WORKFLOWS_LEASE", "15"))
+    d = Dispatcher(ctx, interval=interval, lease_s=lease).start()
     return d.stop

@@ -76,11 +76,13 @@ workflow_events = sa.Table(
 )
 
 # Cursors of the event sources the dispatcher polls (the registry's change log, dataset
-# versions, feedback): the highest id already turned into inbox rows.
+# versions, feedback): the newest time already turned into inbox rows. The row "lease" is
+# the dispatchers' lease: ``owner`` holds it until ``position`` (ms), renewed while alive.
 workflow_cursors = sa.Table(
     "workflow_cursors",
     metadata,
     sa.Column("source", sa.String(64), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("owner", sa.String(64), nullable=True),
     sa.Column("updated_at", MS, nullable=False),
 )

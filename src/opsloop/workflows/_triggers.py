@@ -367,6 +367,36 @@ class TriggerService:
         if not n:
             conn.execute(
                 workflow_cursors.insert().values(
-                    source=source, position=position, updated_at=now_ms()
+                    source=source, position=position, owner=None, updated_at=now_ms()
                 )
+            )
+
+    # -- the dispatchers' lease --------------------------------------------------------------
+    def lease(self, owner: str, ttl_ms: int) -> str:
+        """Take or renew the one dispatcher lease: ``"new"`` (taken, the last holder is gone),
+        ``"held"`` (renewed) or ``"other"`` (another live dispatcher holds it)."""
+        now = now_ms()
+        with self.db.write() as conn:
+            row = conn.execute(
+                sa.select(workflow_cursors).where(workflow_cursors.c.source == "lease")
+            ).first()
+            if row is not None and row.owner != owner and row.position > now:
+                return "other"
+            values = {"position": now + ttl_ms, "owner": owner, "updated_at": now}
+            if row is None:
+                conn.execute(workflow_cursors.insert().values(source="lease", **values))
+            else:
+                conn.execute(
+                    workflow_cursors.update()
+                    .where(workflow_cursors.c.source == "lease")
+                    .values(**values)
+                )
+            return "held" if row is not None and row.owner == owner else "new"
+
+    def release(self, owner: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                workflow_cursors.update()
+                .where(workflow_cursors.c.source == "lease", workflow_cursors.c.owner == owner)
+                .values(position=0, updated_at=now_ms())
             )

@@ -2,7 +2,7 @@
 
 Revision ID: 0007
 Revises: 0005
-Create Date: 2026-12-07 17:44:56.489527
+Create Date: 2026-12-07 17:49:07.474075
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def upgrade() -> None:
         "workflow_cursors",
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("owner", sa.String(length=64), nullable=True),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("source", name=op.f("pk_workflow_cursors")),
     )
