@@ -29,11 +29,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from opsloop.workflows._client import DEFAULT_EXPERIMENT, Workflows, load_workflow
+    from opsloop.workflows._client import DEFAULT_EXPERIMENT, Workflows
     from opsloop.workflows._cron import Cron, parse_cron
     from opsloop.workflows._errors import StepFailed, StepTimeout, WorkflowDefinitionError
     from opsloop.workflows._executors import EXECUTORS
     from opsloop.workflows._fingerprint import Fingerprint, code_fingerprint, value_digest
+    from opsloop.workflows._load import load_workflow
     from opsloop.workflows._run import TAGS
     from opsloop.workflows._step import Output, Step, Workflow, step, workflow
     from opsloop.workflows._triggers import EVENTS
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "DEFAULT_EXPERIMENT": "opsloop.workflows._client",
     "Workflows": "opsloop.workflows._client",
-    "load_workflow": "opsloop.workflows._client",
+    "load_workflow": "opsloop.workflows._load",
     "Cron": "opsloop.workflows._cron",
     "parse_cron": "opsloop.workflows._cron",
     "StepFailed": "opsloop.workflows._errors",

@@ -6,42 +6,21 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opsloop.core import Context, HasContext, context_of, load_ref
+from opsloop.core import Context, HasContext, context_of
 from opsloop.errors import InvalidArgument, NotFound
 from opsloop.tracking import Run, RunStatus, Tracking
 from opsloop.workflows._backend import EmbeddedWorkflows
-from opsloop.workflows._errors import WorkflowDefinitionError
 from opsloop.workflows._executors import EXECUTORS, make_executor
+from opsloop.workflows._inbox import tick
+from opsloop.workflows._load import AnyWorkflow, load_workflow
 from opsloop.workflows._remote import RemoteWorkflows
 from opsloop.workflows._run import TAGS, Run_, Runner
-from opsloop.workflows._step import Workflow
-from opsloop.workflows._yaml import YamlWorkflow, load_yaml_workflow
 from opsloop.workflows.entities import EventRecord, StepResult, TriggerInfo, WorkflowResult
 
 __all__ = ["DEFAULT_EXPERIMENT", "Workflows", "load_workflow"]
 
 DEFAULT_EXPERIMENT = "workflows"
 PARAMS_PATH = "workflow/params.json"
-AnyWorkflow = Workflow | YamlWorkflow
-
-
-def load_workflow(ref: str | AnyWorkflow) -> AnyWorkflow:
-    """A workflow object from itself, ``"module:attr"`` or a YAML file's path."""
-    if isinstance(ref, (Workflow, YamlWorkflow)):
-        return ref
-    if not isinstance(ref, str) or not ref:
-        raise WorkflowDefinitionError(f"not a workflow: {ref!r}")
-    if ref.endswith((".yaml", ".yml")):
-        return load_yaml_workflow(ref)
-    if ":" not in ref:
-        raise WorkflowDefinitionError(f"name a workflow as module:attr or a YAML file, not {ref!r}")
-    try:
-        obj = load_ref(ref)
-    except (ImportError, AttributeError) as e:
-        raise WorkflowDefinitionError(f"cannot load workflow {ref}: {e}") from None
-    if not isinstance(obj, (Workflow, YamlWorkflow)):
-        raise WorkflowDefinitionError(f"{ref} is not a @workflow")
-    return obj
 
 
 def _embedded(ctx: Context) -> Any:
@@ -292,9 +271,9 @@ class Workflows:
 
     def dispatch(self) -> int:
         """One dispatcher pass in this process (what ``opsloop server`` does every few seconds)."""
-        from opsloop.workflows._dispatch import Dispatcher  # lazy: import cycle with the client
-
-        return Dispatcher(self._context).tick()
+        if self._context.is_remote:
+            raise InvalidArgument("the server dispatches events itself (opsloop server)")
+        return tick(self, self._backend.triggers)
 
 
 def _check_executor(name: str) -> str:

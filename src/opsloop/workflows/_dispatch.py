@@ -16,26 +16,15 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from opsloop.core import Context
-from opsloop.tracking import RunStatus
 from opsloop.workflows._backend import trigger_service
-from opsloop.workflows._client import Workflows, load_workflow
-from opsloop.workflows._run import TAGS
-from opsloop.workflows._sources import poll_sources
-from opsloop.workflows.entities import EventRecord, TriggerInfo
+from opsloop.workflows._client import Workflows
+from opsloop.workflows._inbox import tick
 
 __all__ = ["Dispatcher", "start_dispatcher"]
 
 log = logging.getLogger("opsloop.workflows")
-
-
-def _accepts_event(wf: Any) -> bool:
-    sig = getattr(wf, "signature", None)
-    if sig is not None:
-        return "event" in sig.parameters
-    return "event" in getattr(wf, "defaults", {})
 
 
 class Dispatcher:
@@ -52,47 +41,7 @@ class Dispatcher:
 
     def tick(self) -> int:
         """One pass; returns the number of events handled."""
-        if not self.svc.active():
-            return 0
-        poll_sources(self.svc)
-        self.svc.fire_schedules()
-        handled = 0
-        while not self._stop.is_set():
-            batch = self.svc.claim(10)
-            if not batch:
-                break
-            for ev, trigger in batch:
-                self.handle(ev, trigger)
-                handled += 1
-        return handled
-
-    def handle(self, ev: EventRecord, trigger: TriggerInfo | None) -> None:
-        if trigger is None:
-            self.svc.finish(ev.id, "failed", "its trigger was deleted")
-            return
-        wf_api = Workflows(self.ctx)
-        try:
-            if ev.run_id:
-                run = wf_api.tracking.get_run(ev.run_id)
-                if run.status != RunStatus.FINISHED:
-                    wf_api.resume(ev.run_id, executor=trigger.executor, force=True)
-            else:
-                wf = load_workflow(trigger.workflow)
-                params = dict(trigger.params)
-                if _accepts_event(wf):
-                    params["event"] = {"name": ev.event, "key": ev.key, **ev.payload}
-                wf_api.run(
-                    wf,
-                    params,
-                    executor=trigger.executor,
-                    tags={TAGS.TRIGGER: f"{trigger.name}:{ev.id}"},
-                    on_start=lambda rid: self.svc.started(ev.id, rid),
-                )
-        except Exception as e:
-            log.warning("workflow trigger %s failed: %s", trigger.name, e)
-            self.svc.finish(ev.id, "failed", f"{type(e).__name__}: {e}")
-            return
-        self.svc.finish(ev.id, "done")
+        return tick(Workflows(self.ctx), self.svc, self._stop)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
