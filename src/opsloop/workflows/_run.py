@@ -152,7 +152,13 @@ class Runner:
         )
 
     def _step_run(
-        self, parent: Run_, node: Node, key: str, cache: str, done: Mapping[str, _Done]
+        self,
+        parent: Run_,
+        node: Node,
+        key: str,
+        cache: str,
+        done: Mapping[str, _Done],
+        extra: Mapping[str, str] | None = None,
     ) -> str:
         params = {}
         for k, v in node.args.items():
@@ -173,6 +179,7 @@ class Runner:
                 TAGS.CACHE: cache,
                 TAGS.INPUTS: self._lineage(node, done),
                 TAGS.EXECUTOR: self.executor.name,
+                **dict(extra or {}),
             },
         )
         return run.id
@@ -189,8 +196,8 @@ class Runner:
                 if value is None:  # the artifact is gone or changed: never a stale hit
                     self.cache.drop([key])
                 else:
-                    rid = self._step_run(parent, node, key, "hit", done)
-                    self.t.set_tags(rid, {TAGS.FROM: entry.run_id, TAGS.DIGEST: digest})
+                    extra = {TAGS.FROM: entry.run_id, TAGS.DIGEST: digest}
+                    rid = self._step_run(parent, node, key, "hit", done, extra)
                     self.t.update_run(rid, status=RunStatus.FINISHED.value, end_time=now_ms())
                     self.cache.hit(key)
                     done[node.name] = _Done(value, digest, entry.run_id)

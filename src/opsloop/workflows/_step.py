@@ -139,7 +139,7 @@ class Step(Generic[P, R]):
                 raise WorkflowDefinitionError(f"external {p!r} is not a parameter of {self.name}")
         self.uses = uses
         self.ref = f"{fn.__module__}:{fn.__qualname__}"
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_load_step, (self.ref,))
@@ -195,7 +195,7 @@ class Workflow:
         self.name = name or fn.__name__
         self.ref = f"{fn.__module__}:{fn.__qualname__}"
         self.signature = inspect.signature(fn)
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def build(self, params: Mapping[str, Any] | None = None) -> Graph:
         """The graph for these parameters (the function runs once, calling no step)."""
