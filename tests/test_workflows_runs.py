@@ -156,3 +156,18 @@ def test_yaml_workflow(wf: Workflows, tmp_path: Path) -> None:
     assert len(runs) == 2 and json.loads(runs[0].tags["opsloop.workflow.dag"])["nodes"][1][
         "upstream"
     ] == ["data"]
+
+
+def test_shipped_tabular_workflow_trains_gates_and_deploys(client: Client, home: Path) -> None:
+    from opsloop.workflows.shipped import tabular
+
+    wf = Workflows(client)
+    res = wf.run(tabular, {"name": "clf", "store": str(home), "rows": 300})
+    assert res.outputs["metrics"]["accuracy"] > 0.7 and res.outputs["deploy"]["moved"]
+    assert client.registry.get_version_by_alias("clf", "champion").version == 1
+    # an unchanged rerun trains nothing; a gate it cannot pass registers but does not deploy
+    again = wf.run(tabular, {"name": "clf", "store": str(home), "rows": 300, "min_accuracy": 0.99})
+    status = {s.name: s.status for s in again.steps}
+    assert status["train"] == status["evaluate"] == "cached" and status["register"] == "ran"
+    assert again.outputs["version"]["version"] == 2 and not again.outputs["deploy"]["moved"]
+    assert client.registry.get_version_by_alias("clf", "champion").version == 1

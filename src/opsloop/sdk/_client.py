@@ -95,7 +95,6 @@ class Client(Tracking):
             context = Context(settings_for(tracking_uri, home=home, settings=settings))
             self._owns_context = True
         elif tracking_uri is not None or home is not None or settings is not None:
-
             raise InvalidArgument("give either a context or tracking_uri/home/settings, not both")
         else:
             self._owns_context = False

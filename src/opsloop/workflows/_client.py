@@ -219,7 +219,7 @@ class Workflows:
         executor: str = "inline",
     ) -> TriggerInfo:
         """Run ``workflow`` on a cron schedule (UTC) while ``opsloop server`` runs."""
-        return self._backend.triggers.create(
+        t: TriggerInfo = self._backend.triggers.create(
             name,
             self._workflow_ref(workflow),
             "cron",
@@ -228,6 +228,7 @@ class Workflows:
             executor=_check_executor(executor),
             user=self._context.user,
         )
+        return t
 
     def on(
         self,
@@ -242,7 +243,7 @@ class Workflows:
     ) -> TriggerInfo:
         """Run ``workflow`` when ``event`` happens (whose payload has the ``match`` fields),
         or on every ``every``-th such event (``feedback.created`` with ``every=50``)."""
-        return self._backend.triggers.create(
+        t: TriggerInfo = self._backend.triggers.create(
             name,
             self._workflow_ref(workflow),
             "event",
@@ -251,6 +252,7 @@ class Workflows:
             executor=_check_executor(executor),
             user=self._context.user,
         )
+        return t
 
     def emit(self, event: str, key: str, payload: Mapping[str, Any] | None = None) -> int:
         """Record an event (e.g. ``monitoring.alert``) under its idempotency ``key``; returns
@@ -258,7 +260,7 @@ class Workflows:
         return int(self._backend.triggers.emit(event, key, dict(payload or {})))
 
     def triggers(self) -> list[TriggerInfo]:
-        return list(self._backend.triggers.list())
+        return list(self._backend.triggers.all())
 
     def delete_trigger(self, name: str) -> None:
         self._backend.triggers.delete(name)

@@ -86,7 +86,9 @@ class ProcessExecutor:
 
     def __init__(self) -> None:
         methods = mp.get_all_start_methods()
-        self._mp = mp.get_context("fork" if "fork" in methods and os.name == "posix" else "spawn")
+        self._mp: Any = mp.get_context(
+            "fork" if "fork" in methods and os.name == "posix" else "spawn"
+        )
 
     def call(self, step: Step[..., Any], kwargs: dict[str, Any], timeout: float | None) -> Any:
         recv, send = self._mp.Pipe(duplex=False)

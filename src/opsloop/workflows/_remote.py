@@ -76,7 +76,7 @@ class RemoteTriggers:
         }
         return TriggerInfo.model_validate(self._t.post("/workflows/triggers", body))
 
-    def list(self) -> list[TriggerInfo]:
+    def all(self) -> list[TriggerInfo]:
         data = self._t.get("/workflows/triggers")
         return [TriggerInfo.model_validate(t) for t in data["triggers"]]
 

@@ -290,11 +290,11 @@ class Runner:
         if failed is not None:
             self.t.set_tags(parent.id, {TAGS.ERROR: f"step {failed.name}: {failed.error}"[:4000]})
         self.t.set_terminated(parent.id, status)
-        outputs = {}
+        outputs: dict[str, Any] = {}
         if failed is None:
-            outputs = _substitute(graph.result, lambda o: done[o.node].value)
-            if not isinstance(outputs, dict):
-                outputs = {"return": outputs}
+            value = _substitute(graph.result, lambda o: done[o.node].value)
+            # a workflow returning a dict names its outputs; anything else is "return"
+            outputs = value if isinstance(graph.result, dict) else {"return": value}
         result = WorkflowResult(
             run_id=parent.id,
             workflow=parent.workflow,

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.datasets.tables import dataset_versions, datasets
-from opsloop.feedback.tables import annotations
+from opsloop.feedback.tables import annotations_t
 from opsloop.registry.tables import registry_events
 from opsloop.workflows._triggers import TriggerService
 
@@ -70,10 +70,13 @@ def _datasets(conn: Connection, since: int) -> Iterator[Event]:
 def _feedback(conn: Connection, since: int) -> Iterator[Event]:
     rows = conn.execute(
         sa.select(
-            annotations.c.id, annotations.c.name, annotations.c.source, annotations.c.created_at
+            annotations_t.c.id,
+            annotations_t.c.name,
+            annotations_t.c.source,
+            annotations_t.c.created_at,
         )
-        .where(annotations.c.created_at >= since)
-        .order_by(annotations.c.created_at)
+        .where(annotations_t.c.created_at >= since)
+        .order_by(annotations_t.c.created_at)
         .limit(BATCH)
     )
     for r in rows:

@@ -149,7 +149,7 @@ class TriggerService:
             raise NotFound(f"no trigger {name!r}")
         return _trigger(row)
 
-    def list(self) -> list[TriggerInfo]:
+    def all(self) -> list[TriggerInfo]:
         with self.db.read() as conn:
             rows = conn.execute(sa.select(workflow_triggers).order_by(workflow_triggers.c.name))
             return [_trigger(r) for r in rows]

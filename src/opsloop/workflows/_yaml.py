@@ -19,9 +19,11 @@
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union
 
 from opsloop.core import load_ref
 from opsloop.workflows._errors import WorkflowDefinitionError
@@ -102,10 +104,27 @@ class YamlWorkflow:
             return v
 
         for name, s, args in self.steps:
-            outs[name] = graph.add(s, s.bind(**{k: resolve(v) for k, v in args.items()}))
+            values_in = {k: _coerce(s, k, resolve(v)) for k, v in args.items()}
+            outs[name] = graph.add(s, s.bind(**values_in))
         ret = self.doc.get("returns")
         graph.result = outs[str(ret)] if ret in outs else outs[self.steps[-1][0]]
         return graph
+
+
+def _coerce(s: Step[..., Any], param: str, value: Any) -> Any:
+    """YAML gives strings: a parameter annotated ``Path`` gets a ``Path`` (hashed by content)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        hints = typing.get_type_hints(s.fn)
+    except Exception:
+        return value
+    hint = hints.get(param)
+    if hint is Path or (
+        typing.get_origin(hint) in (Union, UnionType) and Path in typing.get_args(hint)
+    ):
+        return Path(value)
+    return value
 
 
 def load_yaml_workflow(path: str | Path) -> YamlWorkflow:

@@ -107,7 +107,7 @@ def drop_entries(body: DropKeys, svc: Cache) -> Response:
 
 @router.get("/workflows/triggers", summary="List schedules and event triggers")
 def list_triggers(svc: Triggers) -> Response:
-    return ok({"triggers": svc.list()})
+    return ok({"triggers": svc.all()})
 
 
 @router.post(
