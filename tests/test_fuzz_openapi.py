@@ -64,6 +64,7 @@ FAMILIES: list[tuple[list[str], int]] = [
     (["finetune"], 10),
     (["indexes"], 10),
     (["gateway"], 15),
+    (["workflows", "tracking"], 15),
 ]
 
 # ---------------------------------------------------------------------------- the seeded world

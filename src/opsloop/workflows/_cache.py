@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from opsloop.errors import NotFound
 from opsloop.store import Database, now_ms
 from opsloop.store import upsert as _upsert
 from opsloop.workflows._tables import workflow_cache
@@ -43,6 +44,12 @@ class CacheService:
         return None if row is None else _entry(row)
 
     def put(self, key: str, step: str, run_id: str, outputs: Mapping[str, Any]) -> None:
+        try:
+            self._put(key, step, run_id, outputs)
+        except sa.exc.IntegrityError:
+            raise NotFound(f"no run {run_id}") from None
+
+    def _put(self, key: str, step: str, run_id: str, outputs: Mapping[str, Any]) -> None:
         with self.db.write() as conn:
             _upsert(
                 conn,

@@ -24,7 +24,7 @@ def load_workflow(ref: str | AnyWorkflow) -> AnyWorkflow:
         raise WorkflowDefinitionError(f"name a workflow as module:attr or a YAML file, not {ref!r}")
     try:
         obj = load_ref(ref)
-    except (ImportError, AttributeError) as e:
+    except (ImportError, AttributeError, ValueError, TypeError) as e:
         raise WorkflowDefinitionError(f"cannot load workflow {ref}: {e}") from None
     if not isinstance(obj, (Workflow, YamlWorkflow)):
         raise WorkflowDefinitionError(f"{ref} is not a @workflow")

@@ -1,6 +1,6 @@
 """The workflows room's declaration (read by the hubs through ``opsloop.rooms``)."""
 
-from opsloop.core import ClientProperty, Room
+from opsloop.core import ClientProperty, Nav, Room, UiRoute
 
 ROOM = Room(
     name="workflows",
@@ -10,4 +10,9 @@ ROOM = Room(
     cli_groups=("opsloop.workflows.cli:app",),
     client=ClientProperty("workflows", "opsloop.workflows:Workflows"),
     background=("opsloop.workflows._dispatch:start_dispatcher",),
+    nav=(Nav("workflows", "Workflows", order=58),),
+    ui_routes=(
+        UiRoute("workflows", "pages/workflows.js", "renderWorkflows"),
+        UiRoute("workflows/:id", "pages/workflows.js", "renderWorkflowRun"),
+    ),
 )

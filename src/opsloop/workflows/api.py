@@ -23,6 +23,7 @@ from opsloop.errors import NotFound
 from opsloop.workflows._backend import cache_service, trigger_service
 from opsloop.workflows._cache import CacheService
 from opsloop.workflows._client import Workflows
+from opsloop.workflows._load import load_workflow
 from opsloop.workflows._triggers import TriggerService
 from opsloop.workflows.entities import CacheEntry, TriggerInfo
 
@@ -35,10 +36,18 @@ RunId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 TriggerName = Annotated[str, Path(min_length=1, max_length=200)]
 
 
+class OutputRef(StrictBody):
+    path: str = Field(min_length=1, max_length=500)
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
 class PutEntry(StrictBody):
     step: str = Field(min_length=1, max_length=256)
     run_id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    outputs: dict[str, Any] = Field(max_length=100)
+    outputs: dict[Annotated[str, Field(pattern=r"^return$")], OutputRef] = Field(
+        min_length=1, max_length=1
+    )
 
 
 class DropKeys(StrictBody):
@@ -90,7 +99,7 @@ def get_entry(key: Key, svc: Cache) -> Response:
 
 @router.put("/workflows/cache/{key}", status_code=204, summary="Record a cache entry")
 def put_entry(key: Key, body: PutEntry, svc: Cache) -> Response:
-    svc.put(key, body.step, body.run_id, body.outputs)
+    svc.put(key, body.step, body.run_id, {k: v.model_dump() for k, v in body.outputs.items()})
     return Response(status_code=204)
 
 
@@ -114,6 +123,7 @@ def list_triggers(svc: Triggers) -> Response:
     "/workflows/triggers", response_model=TriggerInfo, status_code=201, summary="Add a trigger"
 )
 def create_trigger(body: CreateTrigger, svc: Triggers, actor: Actor) -> Response:
+    load_workflow(body.workflow)  # the dispatcher will load it: refuse one that does not load
     t = svc.create(
         body.name,
         body.workflow,
