@@ -171,3 +171,22 @@ def test_shipped_tabular_workflow_trains_gates_and_deploys(client: Client, home:
     assert status["train"] == status["evaluate"] == "cached" and status["register"] == "ran"
     assert again.outputs["version"]["version"] == 2 and not again.outputs["deploy"]["moved"]
     assert client.registry.get_version_by_alias("clf", "champion").version == 1
+
+
+def test_remote_client_runs_with_the_servers_cache(tmp_path: Path) -> None:
+    from opsloop.settings import Settings
+    from tests.conftest import live_server
+
+    STATE["dir"] = tmp_path
+    settings = Settings(home=tmp_path / "home")
+    with live_server(settings) as srv, Client(srv.url) as remote:
+        wf = Workflows(remote)
+        first = wf.run(chain, {"n": 6})
+        assert first.outputs["final"] == 150 and wf.cache.count() == 3
+        assert wf.run(chain, {"n": 6}).cache_hits == 4
+        shown = wf.show(first.run_id)
+        assert [s["cache"] for s in shown["steps"]] == ["miss", "miss", "miss", "hit"]
+        wf.emit("monitoring.alert", "a-1")  # no trigger: recorded for none
+        assert wf.events() == []
+    with Client(settings=settings) as local:  # the same store, embedded: the same cache
+        assert Workflows(local).run(chain, {"n": 6}).cache_hits == 4
