@@ -61,11 +61,11 @@ function dagView(dag, steps) {
   const byName = Object.fromEntries(steps.map((s) => [s.name, s]));
   const cols = [];
   for (const n of nodes) (cols[depth[n.name]] ||= []).push(n);
-  return h("div", { class: "card", style: "display:flex;gap:2rem;padding:1rem;overflow:auto", dataset: { testid: "workflow-dag" } },
-    ...cols.map((col) => h("div", { style: "display:flex;flex-direction:column;gap:.75rem" },
+  return h("div", { class: "card", style: { display: "flex", gap: "2rem", padding: "1rem", overflow: "auto" }, dataset: { testid: "workflow-dag" } },
+    ...cols.map((col) => h("div", { style: { display: "flex", flexDirection: "column", gap: ".75rem" } },
       ...col.map((n) => {
         const s = byName[n.name];
-        return h("div", { class: "card", style: "padding:.5rem .75rem;min-width:9rem", dataset: { testid: "dag-node", name: n.name } },
+        return h("div", { class: "card", style: { padding: ".5rem .75rem", minWidth: "9rem" }, dataset: { testid: "dag-node", name: n.name } },
           h("div", { class: "strong" }, n.name),
           h("div", { class: "muted small" }, n.upstream.length ? `← ${n.upstream.join(", ")}` : "start"),
           s ? h("div", {}, statusBadge(s.status), " ", cacheChip(s.cache)) : h("span", { class: "muted small" }, "not run"));
