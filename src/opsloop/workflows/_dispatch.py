@@ -38,6 +38,7 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._beat: threading.Thread | None = None
         self.recovered = 0
+        self._holding = False
 
     def tick(self) -> int:
         """One pass; returns the number of events handled."""
@@ -46,11 +47,15 @@ class Dispatcher:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                state = self.svc.lease(self.owner, self.ttl_ms)
-                if state == "new":  # the last holder is gone: what it left running goes on
-                    self.recovered += self.svc.recover()
-                if state != "other":
-                    self.tick()
+                # Nothing scheduled and nothing pending: no write at all (not even the lease).
+                if self.svc.active():
+                    state = self.svc.lease(self.owner, self.ttl_ms)
+                    if state == "new":  # the last holder is gone: what it left running goes on
+                        self.recovered += self.svc.recover()
+                    if state != "other":
+                        self._holding = True
+                        self.tick()
+                self._holding = False
             except Exception:
                 log.exception("workflow dispatcher tick failed")
             self._stop.wait(self.interval)
@@ -58,6 +63,8 @@ class Dispatcher:
     def _heartbeat(self) -> None:
         # Renew the lease while a long workflow runs in the loop's thread.
         while not self._stop.wait(self.ttl_ms / 3000):
+            if not self._holding:
+                continue
             try:
                 self.svc.lease(self.owner, self.ttl_ms)  # recovering is the loop's, between events
             except Exception:
