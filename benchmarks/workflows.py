@@ -151,7 +151,9 @@ def main() -> None:
     ap.add_argument("--entries", type=int, nargs="*", default=[1_000, 100_000])
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    print(f"load average: {Path('/proc/loadavg').read_text().strip()}  python {sys.version.split()[0]}")
+    print(
+        f"load average: {Path('/proc/loadavg').read_text().strip()}  python {sys.version.split()[0]}"
+    )
     with tempfile.TemporaryDirectory() as home, Client(home=home) as client:
         wf = Workflows(client)
         t0 = time.perf_counter()
