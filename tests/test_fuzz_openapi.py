@@ -23,6 +23,7 @@ that was not. Generation is derandomized: a run reproduces.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import traceback
 from collections import Counter
@@ -45,6 +46,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from opsloop.server import create_app
 from opsloop.settings import Settings
+from opsloop.workflows import step as wf_step
+from opsloop.workflows import workflow as wf_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +67,7 @@ FAMILIES: list[tuple[list[str], int]] = [
     (["finetune"], 10),
     (["indexes"], 10),
     (["gateway"], 15),
+    (["workflows"], 20),
 ]
 
 # ---------------------------------------------------------------------------- the seeded world
@@ -78,6 +82,16 @@ def _right(x: dict[str, Any]) -> str:
 
 def _half_right(x: dict[str, Any]) -> str:
     return _right(x) if int(str(x["question"])) % 2 else "no"
+
+
+@wf_step
+def fuzz_step(n: int) -> int:
+    return n * 2
+
+
+@wf_workflow
+def fuzz_workflow(n: int = 1):  # type: ignore[no-untyped-def]
+    return fuzz_step(n)
 
 
 def seed(settings: Settings, app: Any, tmp: Path) -> dict[str, Any]:
@@ -159,7 +173,16 @@ def seed(settings: Settings, app: Any, tmp: Path) -> dict[str, Any]:
     items = {"ids": [f"i{i}" for i in range(5)], "vectors": vectors, "texts": ["a b"] * 5}
     post("/indexes/fuzz-index/items", {**items, "metadata": [{"n": i} for i in range(5)]})
     v1 = http.get(f"{API}/dataset-versions/fuzz-ds@1").json()
-    return {"run": run.id, "data_digest": v1["storage"]["data"]["digest"], "ds_version": v1["id"]}
+    with opsloop.Client(settings=settings) as c:
+        wf_run = c.workflows.run(
+            fuzz_workflow, {"n": 3}
+        )  # a workflow run, a step run, a cache entry
+    return {
+        "run": run.id,
+        "data_digest": v1["storage"]["data"]["digest"],
+        "ds_version": v1["id"],
+        "wf_run": wf_run.run_id,
+    }
 
 
 # ---------------------------------------------------------------------------- OpenAPI links
@@ -783,6 +806,57 @@ def links(world: dict[str, Any]) -> list[Link]:
     link("GET /gateway/keys", "200", "GET /gateway/usage", {"group_by": "route"})
     link("GET /gateway/teams", "200", "GET /gateway/teams/{name}", {"name": rb("/teams/0/name")})
 
+    # ------------------------------------------------------------ workflows
+    wf_key = "ab" * 32
+    link(
+        "GET /workflows/runs",
+        "200",
+        ["GET /workflows/runs/{run_id}", "GET /workflows/cache", "GET /workflows/triggers"],
+        {"run_id": rb("/runs/0/id")},
+    )
+    link("GET /workflows/runs", "200", "GET /workflows/events", {"limit": 5})
+    exact(
+        "GET /workflows/cache",
+        "200",
+        "PUT /workflows/cache/{key}",
+        {
+            "step": "fuzz:step",
+            "run_id": world["wf_run"],
+            "outputs": {"return": {"path": "p", "digest": EMPTY_SHA256, "size": 0}},
+        },
+        {"key": wf_key},
+    )
+    link(
+        "PUT /workflows/cache/{key}",
+        "204",
+        ["GET /workflows/cache/{key}", "POST /workflows/cache/{key}/hits"],
+        {"key": req("key")},
+    )
+    exact("GET /workflows/cache", "200", "POST /workflows/cache/drop", {"keys": [wf_key]})
+    exact(
+        "GET /workflows/triggers",
+        "200",
+        "POST /workflows/triggers",
+        {
+            "name": "fuzz-trigger",
+            "workflow": "tests.test_fuzz_openapi:fuzz_workflow",
+            "kind": "event",
+            "spec": {"event": "monitoring.alert"},
+        },
+    )
+    link(
+        "POST /workflows/triggers",
+        "201",
+        "DELETE /workflows/triggers/{name}",
+        {"name": rb("/name")},
+    )
+    exact(
+        "GET /workflows/events",
+        "200",
+        "POST /workflows/events",
+        {"event": "monitoring.alert", "key": "fuzz-1", "payload": {"monitor": "fuzz"}},
+    )
+
     # ------------------------------------------------------------ finetune
     job = [
         "GET /finetune/jobs/{job_id}",
@@ -1113,6 +1187,9 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     """The app on a fresh home, seeded, its document loaded with the links."""
     tmp = tmp_path_factory.mktemp("fuzz")
     settings = Settings(home=tmp / "home")
+    # The fuzzer checks the API; the workflows dispatcher (a background writer) stays off.
+    dispatch = os.environ.get("OPSLOOP_WORKFLOWS_DISPATCH")
+    os.environ["OPSLOOP_WORKFLOWS_DISPATCH"] = "0"
     app = create_app(settings)
     world = seed(settings, app, tmp)
     server = CrashRecorder(app)
@@ -1122,6 +1199,10 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     try:
         yield Fuzzed(schema, server, db, world)
     finally:
+        if dispatch is None:
+            os.environ.pop("OPSLOOP_WORKFLOWS_DISPATCH", None)
+        else:
+            os.environ["OPSLOOP_WORKFLOWS_DISPATCH"] = dispatch
         db.close()
         shutdown_lifespans()  # the app's lifespan, started by the first call, disposes its engine
 

@@ -402,6 +402,7 @@ def test_client_surface() -> None:
             "registry",
             "tracing",
             "tuning",
+            "workflows",
             "compare_runs",
             "create_experiment",
             "create_run",

@@ -11,7 +11,8 @@ The hierarchy::
     │   ├── UnknownScore              UNKNOWN_SCORE       400   (opsloop.feedback)
     │   ├── ScoreValueInvalid         SCORE_VALUE_INVALID 400   (opsloop.feedback)
     │   ├── NothingToExport           NOTHING_TO_EXPORT   400   (opsloop.feedback)
-    │   └── GuardrailBlocked          GUARDRAIL_BLOCKED   400   (opsloop.gateway)
+    │   ├── GuardrailBlocked          GUARDRAIL_BLOCKED   400   (opsloop.gateway)
+    │   └── WorkflowDefinitionError   WORKFLOW_DEFINITION 400   (opsloop.workflows)
     ├── NotFound                      NOT_FOUND           404
     ├── AlreadyExists                 ALREADY_EXISTS      409
     ├── Conflict                      CONFLICT            409
@@ -37,7 +38,9 @@ The hierarchy::
     ├── ProviderError                 PROVIDER_ERROR      502
     │   └── ProviderTimeout           PROVIDER_TIMEOUT    504
     ├── JudgeError                    JUDGE_FAILED        502
-    └── OutputInvalid                 OUTPUT_INVALID      502
+    ├── OutputInvalid                 OUTPUT_INVALID      502
+    ├── StepFailed                    WORKFLOW_STEP_FAILED 500  (opsloop.workflows)
+    └── StepTimeout                   WORKFLOW_STEP_TIMEOUT 504 (opsloop.workflows)
 
 Every subclass, wherever it is defined, registers its code when the class is
 created (``OpsloopError.__init_subclass__``): a class needs a code of its own,
@@ -110,6 +113,9 @@ _DEFINED_ELSEWHERE: dict[str, str] = {
     "REQUEST_OUTPUT_CAP": "opsloop.gateway._errors",
     "GUARDRAIL_BLOCKED": "opsloop.gateway._errors",
     "GATEWAY_NO_UPSTREAM": "opsloop.gateway._errors",
+    "WORKFLOW_DEFINITION": "opsloop.workflows._errors",
+    "WORKFLOW_STEP_FAILED": "opsloop.workflows._errors",
+    "WORKFLOW_STEP_TIMEOUT": "opsloop.workflows._errors",
 }
 
 

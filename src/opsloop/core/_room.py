@@ -74,6 +74,9 @@ class Room:
     #: ``(hook name, "module:attr")``: a callable another room invokes at a named point
     #: (e.g. ``"registry.alias_move"``), so the caller never imports the implementer.
     hooks: tuple[tuple[str, str], ...] = ()
+    #: ``"module:attr"`` of ``start(context) -> stop``: work ``opsloop server`` runs in the
+    #: background while it serves (the workflows room's schedules and event triggers).
+    background: tuple[str, ...] = ()
 
 
 def hooks(name: str) -> list[Callable[..., Any]]:

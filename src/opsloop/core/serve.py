@@ -74,5 +74,3 @@ def quiet_signal_reraise() -> Iterator[None]:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
-
-

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from opsloop.retrieval import Indexes
     from opsloop.tracing import Tracing
     from opsloop.tuning import Tuning
+    from opsloop.workflows import Workflows
 
 __all__ = ["Client", "settings_for"]
 
@@ -80,6 +81,7 @@ class Client(Tracking):
         indexes: Indexes
         tracing: Tracing
         tuning: Tuning
+        workflows: Workflows
 
     def __init__(
         self,
@@ -93,7 +95,6 @@ class Client(Tracking):
             context = Context(settings_for(tracking_uri, home=home, settings=settings))
             self._owns_context = True
         elif tracking_uri is not None or home is not None or settings is not None:
-
             raise InvalidArgument("give either a context or tracking_uri/home/settings, not both")
         else:
             self._owns_context = False

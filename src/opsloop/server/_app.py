@@ -51,8 +51,14 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        state.close()
+        # The rooms' background work (schedules, event triggers), stopped before the store closes.
+        stops = [load_ref(ref)(state) for room in declarations() for ref in room.background]
+        try:
+            yield
+        finally:
+            for stop in reversed(stops):
+                stop()
+            state.close()
 
     app = FastAPI(
         lifespan=lifespan,

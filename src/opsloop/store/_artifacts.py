@@ -164,7 +164,6 @@ class LocalArtifactStore(ArtifactStore):
                         break
                     size += len(block)
                     if max_bytes is not None and size > max_bytes:
-
                         raise PayloadTooLarge(
                             f"artifact is larger than the limit of {max_bytes} bytes"
                         )

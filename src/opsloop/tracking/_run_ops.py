@@ -307,7 +307,6 @@ class RunOps(ExperimentOps):
         with self.db.write() as conn:
             self._require_run(conn, run_id, active_only=not purge)
             if purge:
-
                 for table in (metric_chunks, latest_metrics, param_table, run_tags, artifacts):
                     conn.execute(table.delete().where(table.c.run_id == run_id))
                 conn.execute(

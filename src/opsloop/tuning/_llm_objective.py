@@ -502,6 +502,5 @@ class RagObjective:
             self._checked_studies.add(key)
 
 
-
 rag_objective = RagObjective
 """``rag_objective(corpus, questions, ...)`` is ``RagObjective(...)``: see the class."""
