@@ -64,6 +64,7 @@ FAMILIES: list[tuple[list[str], int]] = [
     (["finetune"], 10),
     (["indexes"], 10),
     (["gateway"], 15),
+    (["monitoring"], 10),
 ]
 
 # ---------------------------------------------------------------------------- the seeded world

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from opsloop._version import __version__
-from opsloop.core import Context, load_ref
+from opsloop.core import Context, hooks, load_ref
 from opsloop.core.web import BodyLimitMiddleware, JSONBody, install_error_handlers
 from opsloop.rooms import declarations
 from opsloop.server._blobs import router as blobs_router
@@ -22,6 +22,7 @@ from opsloop.store import SCHEMA_HEAD
 
 UI_DIR = Path(__file__).parent / "ui"
 API_PREFIX = "/api/v1"
+BACKGROUND_HOOK = "server.background"
 
 
 class _NoCacheStatic(StaticFiles):
@@ -51,8 +52,15 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        state.close()
+        # Rooms' background work (the monitor scheduler): ``hook(context)`` returns
+        # something with ``close()``, called at shutdown.
+        background = [hook(state) for hook in hooks(BACKGROUND_HOOK)]
+        try:
+            yield
+        finally:
+            for job in background:
+                job.close()
+            state.close()
 
     app = FastAPI(
         lifespan=lifespan,
