@@ -12,6 +12,7 @@ which is what keeps large windows quiet, on top of the test's 5% level).
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -33,7 +34,8 @@ def _bound(reps: int, rate: float = 0.05) -> float:
 def test_false_alarms_stay_under_5_percent_on_reference_windows(n: int) -> None:
     rng = np.random.default_rng(n)
     ref_num = rng.normal(size=REF_ROWS)
-    ref_cat = rng.choice(4, size=REF_ROWS, p=[0.5, 0.3, 0.15, 0.05])
+    # the reference's counts once (categorical_drift takes counts or values)
+    ref_cat = Counter(str(v) for v in rng.choice(4, size=REF_ROWS, p=[0.5, 0.3, 0.15, 0.05]))
     reps = REPS[n]
     num = [numeric_drift(ref_num, rng.normal(size=n)) for _ in range(reps)]
     cat = [
@@ -68,7 +70,7 @@ def test_a_million_row_window_from_the_reference_stays_quiet() -> None:
 def test_the_documented_shift_is_caught_at_1000_rows() -> None:
     rng = np.random.default_rng(1)
     ref = rng.normal(size=REF_ROWS)
-    ref_cat = rng.choice(3, size=REF_ROWS, p=[0.5, 0.3, 0.2])
+    ref_cat = Counter(str(v) for v in rng.choice(3, size=REF_ROWS, p=[0.5, 0.3, 0.2]))
     reps = 200
     # 0.5 reference standard deviations of mean shift
     hits = [numeric_drift(ref, rng.normal(0.5, 1, size=1000))["drift"] for _ in range(reps)]

@@ -30,6 +30,8 @@ __all__ = ["PredictionLogger", "mask_value", "serving_observer"]
 log = logging.getLogger("opsloop.monitoring")
 FLUSH_S = 1.0
 MAX_QUEUE = 100_000
+YIELD_EVERY = 16  # records masked between two chances for the event loop to run
+WRITE_CHUNK = 64  # rows per write
 _HIST_BOUNDS = tuple(b / 1000 for b in LATENCY_BUCKETS_MS)
 
 
@@ -112,7 +114,9 @@ class PredictionLogger:
         with self._lock:
             rollups, self._rollups = self._rollups, {}
         preds = []
-        for r in records:
+        for n, r in enumerate(records):
+            if n % YIELD_EVERY == YIELD_EVERY - 1:
+                time.sleep(0)  # let the event loop take the GIL: requests wait less
             outputs = r.get("outputs") or []
             for i, row in enumerate(r["rows"]):
                 preds.append(
@@ -145,7 +149,10 @@ class PredictionLogger:
     def flush(self) -> int:
         preds, rolls = self._take()
         if preds or rolls:
-            self._write(preds, rolls)
+            # small transactions, with the GIL given up between them
+            for i in range(0, max(len(preds), 1), WRITE_CHUNK):
+                self._write(preds[i : i + WRITE_CHUNK], rolls if i == 0 else [])
+                time.sleep(0)
             self.written += len(preds)
         return len(preds)
 

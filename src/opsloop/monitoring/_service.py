@@ -98,6 +98,65 @@ def summarize(counters: Mapping[str, float], seconds: float) -> dict[str, Any]:
     }
 
 
+def _points(rows: Sequence[Any], bucket_s: int, by_version: bool) -> list[dict[str, Any]]:
+    """``summarize`` over many rows at once (numpy): a day of minutes in a few milliseconds."""
+    import numpy as np  # lazy: kept out of `import opsloop`
+
+    if not rows:
+        return []
+    k = 2 if by_version else 1
+    vals = np.array([r[k:] for r in rows], dtype=float)
+    col = {c: vals[:, i] for i, c in enumerate(COUNTER_COLUMNS)}
+    hist = vals[:, COUNTER_COLUMNS.index("b0") :]
+    req = col["requests"]
+    safe = np.where(req > 0, req, 1.0)
+    quant = {}
+    cum = np.cumsum(hist, axis=1)
+    total = cum[:, -1]
+    bounds = np.array([*LATENCY_BUCKETS_MS, LATENCY_BUCKETS_MS[-1]], dtype=float)
+    lowers = np.concatenate([[0.0], bounds[:-1]])
+    idx_rows = np.arange(len(rows))
+    for name, q in (("latency_p50", 0.5), ("latency_p95", 0.95), ("latency_p99", 0.99)):
+        target = q * total
+        i = np.minimum((cum < target[:, None]).sum(axis=1), hist.shape[1] - 1)
+        below = np.where(i > 0, cum[idx_rows, np.maximum(i - 1, 0)], 0.0)
+        count = np.where(hist[idx_rows, i] > 0, hist[idx_rows, i], 1.0)
+        est = lowers[i] + (bounds[i] - lowers[i]) * (target - below) / count
+        est = np.where(i >= len(LATENCY_BUCKETS_MS), bounds[-1], est)
+        quant[name] = np.where(total > 0, est, np.nan)
+    # plain lists: indexing numpy scalars row by row costs more than the arithmetic
+    t = [int(r[0]) for r in rows]
+    reqs = req.astype(np.int64).tolist()
+    rate = (req / bucket_s).tolist()
+    errors = col["errors"].astype(np.int64).tolist()
+    err_rate = (col["errors"] / safe).tolist()
+    n_rows = col["rows"].astype(np.int64).tolist()
+    mean = np.where(req > 0, col["latency_sum_ms"] / safe, np.nan).tolist()
+    tokens = col["tokens"].astype(np.int64).tolist()
+    cost = col["cost"].tolist()
+    qs = {name: arr.tolist() for name, arr in quant.items()}
+    out = []
+    for j in range(len(rows)):
+        point: dict[str, Any] = {
+            "t": t[j],
+            "requests": reqs[j],
+            "errors": errors[j],
+            "rows": n_rows[j],
+            "request_rate": rate[j],
+            "error_rate": err_rate[j],
+            "latency_mean": None if mean[j] != mean[j] else mean[j],
+            "tokens": tokens[j],
+            "cost": cost[j],
+        }
+        for name, vals_q in qs.items():
+            v = vals_q[j]
+            point[name] = None if v != v else v  # NaN: no requests
+        if by_version:
+            point["version"] = rows[j][1]
+        out.append(point)
+    return out
+
+
 def _pred_row(r: Mapping[str, Any]) -> dict[str, Any]:
     for f in ("request_id",):
         _ident(r.get(f), f)
@@ -311,7 +370,10 @@ class MonitoringService:
         if bucket_s % 60:
             raise InvalidArgument("bucket_s must be a multiple of 60")
         r = rollups_t
-        bucket = (r.c.minute - r.c.minute % (bucket_s * 1000)).label("bucket")
+        # Per minute, the index (deployment, minute) gives the groups in order: no sort.
+        bucket = (
+            r.c.minute if bucket_s == 60 else (r.c.minute - r.c.minute % (bucket_s * 1000))
+        ).label("bucket")
         keys = [bucket, *([r.c.version] if by_version else [])]
         q = (
             sa.select(*keys, *(sa.func.sum(r.c[c]).label(c) for c in COUNTER_COLUMNS))
@@ -322,14 +384,8 @@ class MonitoringService:
         if deployment is not None:
             q = q.where(r.c.deployment == deployment)
         with self.db.read() as conn:
-            rows = conn.execute(q).mappings().all()
-        out = []
-        for row in rows:
-            point = {"t": int(row["bucket"]), **summarize(dict(row), bucket_s)}
-            if by_version:
-                point["version"] = row["version"]
-            out.append(point)
-        return out
+            rows = conn.execute(q).all()
+        return _points(rows, bucket_s, by_version)
 
     def summary(self, deployment: str | None, *, since: int, until: int) -> dict[str, Any]:
         r = rollups_t
