@@ -247,3 +247,59 @@ def test_server_metrics_endpoint_and_bad_input(tmp_path: Path) -> None:
         assert (
             c.get("/api/v1/monitoring/summary", params={"deployment": "d"}).json()["requests"] == 4
         )
+        # The server's scheduler (ticking every second) runs a due monitor by itself.
+        last_minute = now // 60_000 * 60_000 - 60_000
+        c.post(
+            "/api/v1/monitoring/ingest",
+            json={
+                "rollups": [{"minute": last_minute, "deployment": "live", "requests": 3, "b0": 3}]
+            },
+        )
+        created = c.post(
+            "/api/v1/monitoring/monitors",
+            json={
+                "name": "live",
+                "deployment": "live",
+                "metric": "requests",
+                "threshold": 0,
+                "interval_s": 1,
+                "window_s": 180,
+                "min_rows": 1,
+            },
+        )
+        assert created.status_code == 201
+        t0 = time.time()
+        while time.time() - t0 < 30:
+            firing = c.get("/api/v1/monitoring/alerts", params={"state": "firing"}).json()
+            if firing["alerts"]:
+                break
+            time.sleep(0.1)
+        assert firing["alerts"][0]["monitor"] == "live" and firing["alerts"][0]["value"] == 3
+        # its window closed 5 s (the grace) before the check: far inside the 60 s
+        assert time.time() - t0 < 10
+
+
+def test_performance_is_estimated_before_labels_and_realised_as_they_join(client: Client) -> None:
+    mon = client.monitoring
+    hour = (int(time.time()) // 3600 - 2) * 3_600_000
+    rows = [
+        {
+            "request_id": f"p{i}",
+            "deployment": "clf",
+            "route": "/v1/predict_proba",
+            "inputs": {"x": i},
+            "output": [0.8, 0.2] if i % 2 else [0.3, 0.7],
+            "latency_ms": 1.0,
+            "ts": hour + (i // 10) * 3_600_000 + i,
+        }
+        for i in range(20)
+    ]
+    mon.ingest(rows)
+    first, second = mon.performance("clf", since=hour, bucket_s=3600)
+    assert first["estimated_accuracy"] == pytest.approx(0.75) and first["labelled"] == 0
+    assert first["realised_accuracy"] is None
+    # labels (class 0) arrive for the first hour: the odd rows (top class 0) are right
+    mon.labels([{"request_id": f"p{i}", "label": 0} for i in range(10)])
+    first, second = mon.performance("clf", since=hour, bucket_s=3600)
+    assert first["labelled"] == 10 and first["realised_accuracy"] == pytest.approx(0.5)
+    assert second["realised_accuracy"] is None and second["estimated_accuracy"] is not None

@@ -10,6 +10,8 @@
 - Drift: ``drift(...)`` against the training dataset version, calibrated to
   at most 5% false alarms at any window size (``numeric_drift``,
   ``categorical_drift``, ``dataset_drift``).
+- LLM apps: ``text_drift`` (length, script mix, and MMD embedding drift with
+  the same calibration, e.g. on MiniLM embeddings).
 - Performance with delayed labels: ``performance(...)``.
 - Monitors and alerts: checks the server runs on a schedule; alerts are
   deduplicated, cooled down, resolved, sent to HMAC-signed webhooks and
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from opsloop.monitoring._alerts import sign, verify
     from opsloop.monitoring._client import Monitoring
     from opsloop.monitoring._drift import categorical_drift, dataset_drift, numeric_drift
+    from opsloop.monitoring._text import mmd_drift, script_of, text_drift
     from opsloop.monitoring.entities import ALERT_EVENT, Alert, Monitor, MonitorRun
 
 __all__ = [
@@ -35,8 +38,11 @@ __all__ = [
     "Monitoring",
     "categorical_drift",
     "dataset_drift",
+    "mmd_drift",
     "numeric_drift",
+    "script_of",
     "sign",
+    "text_drift",
     "verify",
 ]
 
@@ -45,6 +51,9 @@ _WHERE = {
     "numeric_drift": "opsloop.monitoring._drift",
     "categorical_drift": "opsloop.monitoring._drift",
     "dataset_drift": "opsloop.monitoring._drift",
+    "mmd_drift": "opsloop.monitoring._text",
+    "script_of": "opsloop.monitoring._text",
+    "text_drift": "opsloop.monitoring._text",
     "sign": "opsloop.monitoring._alerts",
     "verify": "opsloop.monitoring._alerts",
     "ALERT_EVENT": "opsloop.monitoring.entities",

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from opsloop.core import resolve_user
 from opsloop.core.web import Actor, Ctx, StrictBody, ok, service
@@ -174,7 +174,11 @@ def run_monitor(name: Name, body: RunMonitor, svc: Svc) -> Response:
     return ok(svc.run_monitor(name, now=body.now, force=body.force))
 
 
-@router.get("/monitoring/alerts", response_model=list[Alert], summary="Alert history")
+class AlertList(BaseModel):
+    alerts: list[Alert]
+
+
+@router.get("/monitoring/alerts", response_model=AlertList, summary="Alert history")
 def alerts(
     svc: Svc,
     monitor: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
