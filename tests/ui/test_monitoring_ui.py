@@ -31,6 +31,21 @@ def test_monitoring_page_charts_metrics_and_lists_alerts(page: Any, tmp_path: Pa
                 for k in range(20)
             ],
         )
+        mon.ingest(
+            [
+                {
+                    "request_id": f"p{i}",
+                    "deployment": XSS_NAME,
+                    "route": "/v1/predict_proba",
+                    "inputs": {"x": i},
+                    "output": [0.9, 0.1],
+                    "latency_ms": 1.0,
+                    "ts": t0 + i * 60_000,
+                }
+                for i in range(20)
+            ]
+        )
+        mon.labels([{"request_id": f"p{i}", "label": 0} for i in range(10)])
         mon.create_monitor(
             "errs",
             deployment=XSS_NAME,
@@ -50,5 +65,6 @@ def test_monitoring_page_charts_metrics_and_lists_alerts(page: Any, tmp_path: Pa
         charts = page.locator("[data-testid=monitoring-chart]")
         charts.nth(2).locator(".chart-area[data-drawn='1']").wait_for()
         assert charts.count() == 3
+        page.locator("[data-testid=performance-chart] .chart-area[data-drawn='1']").wait_for()
         assert canvas_ink(page, "[data-testid=monitoring-chart]") > 0
         assert page.locator("img[src=x]").count() == 0 and page.evaluate("window.__xss") is None

@@ -12,7 +12,7 @@ from opsloop.datasets import Datasets, DatasetVersion
 from opsloop.errors import InvalidArgument
 from opsloop.monitoring._backend import EmbeddedMonitoring, MonitoringBackend
 from opsloop.monitoring._remote import RemoteMonitoring
-from opsloop.monitoring._report import drift_report
+from opsloop.monitoring._report import drift_report, performance_series
 from opsloop.monitoring.entities import Alert, Monitor, MonitorRun
 
 __all__ = ["Monitoring"]
@@ -184,36 +184,7 @@ class Monitoring:
         predicted class (the top probability's index, or the predicted value)
         equals the label."""
         rows = self.predictions(deployment, since=since, until=until, limit=limit)
-        buckets: dict[int, dict[str, Any]] = {}
-        for r in rows:
-            b = r["ts"] - r["ts"] % (bucket_s * 1000)
-            acc = buckets.setdefault(
-                b,
-                {
-                    "t": b,
-                    "rows": 0,
-                    "conf": [],
-                    "hits": [],
-                },
-            )
-            acc["rows"] += 1
-            out = r["output"]
-            predicted = out
-            if isinstance(out, list) and out and all(isinstance(x, int | float) for x in out):
-                acc["conf"].append(max(out))
-                predicted = max(range(len(out)), key=out.__getitem__)
-            if r["label"] is not None:
-                acc["hits"].append(float(str(predicted) == str(r["label"])))
-        return [
-            {
-                "t": b["t"],
-                "rows": b["rows"],
-                "labelled": len(b["hits"]),
-                "estimated_accuracy": sum(b["conf"]) / len(b["conf"]) if b["conf"] else None,
-                "realised_accuracy": sum(b["hits"]) / len(b["hits"]) if b["hits"] else None,
-            }
-            for b in sorted(buckets.values(), key=lambda x: x["t"])
-        ]
+        return performance_series(rows, bucket_s)
 
     # ------------------------------------------------------------------ monitors, alerts
 

@@ -9,7 +9,7 @@ from opsloop.core import Context
 from opsloop.datasets import Datasets, DatasetVersion
 from opsloop.monitoring._drift import dataset_drift
 
-__all__ = ["drift_report"]
+__all__ = ["drift_report", "performance_series"]
 
 
 def drift_report(
@@ -54,3 +54,30 @@ def _value_counts(values: list[Any]) -> dict[str, Any]:
     for v in values:
         counts[str(v)] = counts.get(str(v), 0) + 1
     return {"n": len(values), "counts": dict(sorted(counts.items(), key=lambda x: -x[1])[:20])}
+
+
+def performance_series(rows: list[dict[str, Any]], bucket_s: int) -> list[dict[str, Any]]:
+    """Per bucket of logged rows: estimated accuracy (mean top-class probability) and
+    realised accuracy (over the rows whose labels have joined)."""
+    buckets: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        b = r["ts"] - r["ts"] % (bucket_s * 1000)
+        acc = buckets.setdefault(b, {"t": b, "rows": 0, "conf": [], "hits": []})
+        acc["rows"] += 1
+        out = r["output"]
+        predicted = out
+        if isinstance(out, list) and out and all(isinstance(x, int | float) for x in out):
+            acc["conf"].append(max(out))
+            predicted = max(range(len(out)), key=out.__getitem__)
+        if r["label"] is not None:
+            acc["hits"].append(float(str(predicted) == str(r["label"])))
+    return [
+        {
+            "t": b["t"],
+            "rows": b["rows"],
+            "labelled": len(b["hits"]),
+            "estimated_accuracy": sum(b["conf"]) / len(b["conf"]) if b["conf"] else None,
+            "realised_accuracy": sum(b["hits"]) / len(b["hits"]) if b["hits"] else None,
+        }
+        for b in sorted(buckets.values(), key=lambda x: x["t"])
+    ]

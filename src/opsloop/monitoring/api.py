@@ -4,6 +4,7 @@
 - ``POST /monitoring/labels``: ground truth by request id (and row), arriving any time.
 - ``GET /monitoring/predictions?deployment=&since=&until=&version=&labelled=&limit=``.
 - ``GET /monitoring/metrics?deployment=&since=&until=&bucket_s=&by_version=``: rolled-up series.
+- ``GET /monitoring/performance?deployment=&since=&until=&bucket_s=``: estimated vs realised.
 - ``GET /monitoring/summary?deployment=&since=&until=``: one window's figures.
 - ``GET /monitoring/deployments``: every deployment with traffic in the last day.
 - ``POST|GET /monitoring/monitors``, ``GET|DELETE /monitoring/monitors/{name}``,
@@ -24,6 +25,7 @@ from pydantic import BaseModel, Field
 from opsloop.core import resolve_user
 from opsloop.core.web import Actor, Ctx, StrictBody, ok, service
 from opsloop.monitoring._backend import EmbeddedMonitoring
+from opsloop.monitoring._report import performance_series
 from opsloop.monitoring._tables import LATENCY_BUCKETS_MS
 from opsloop.monitoring.entities import Alert, Monitor, MonitorRun
 
@@ -123,6 +125,23 @@ def metrics(
         deployment=deployment, since=since, until=until, bucket_s=bucket_s, by_version=by_version
     )
     return ok({"since": since, "until": until, "bucket_s": bucket_s, "points": points})
+
+
+@router.get(
+    "/monitoring/performance",
+    summary="Accuracy per bucket: estimated from confidence, realised as labels join",
+)
+def performance(
+    svc: Svc,
+    deployment: Annotated[str, Query(min_length=1, max_length=128)],
+    since: Ms = None,
+    until: Ms = None,
+    bucket_s: Annotated[int, Query(ge=60, le=30 * 86_400)] = 3600,
+    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
+) -> Response:
+    since, until = _window(since, until, 86_400)
+    rows = svc.predictions(deployment=deployment, since=since, until=until, limit=limit)
+    return ok({"points": performance_series(rows, bucket_s)})
 
 
 @router.get("/monitoring/summary", summary="One window's request rate, errors and latency")

@@ -65,5 +65,19 @@ export async function renderMonitoring(ctx) {
       charts.append(card);
       lineChart(area, { xMode: "time", series: lines.map(([label, color, f]) => ({ label, color, xs, ys: m.points.map(f) })) });
     }
+    // Estimated accuracy (before labels) and realised accuracy (as labels join), one chart.
+    const perf = await api(`/monitoring/performance?deployment=${encodeURIComponent(dep)}&since=${until - 7 * 86400e3}&until=${until}&bucket_s=3600`, { signal: ctx.signal });
+    if (perf.points.some((p) => p.estimated_accuracy !== null || p.realised_accuracy !== null)) {
+      const { card, area } = chartCard("Accuracy: estimated vs realised", {
+        caption: "estimated: mean top-class probability; realised: over the rows labelled so far",
+        testid: "performance-chart",
+      });
+      charts.append(card);
+      const pxs = perf.points.map((p) => p.t);
+      lineChart(area, { xMode: "time", series: [
+        { label: "estimated", color: "#7c3aed", xs: pxs, ys: perf.points.map((p) => p.estimated_accuracy) },
+        { label: "realised", color: "#0891b2", xs: pxs, ys: perf.points.map((p) => p.realised_accuracy) },
+      ] });
+    }
   }
 }
