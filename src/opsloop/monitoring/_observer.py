@@ -85,6 +85,7 @@ class PredictionLogger:
         status = int(record["status"])
         latency = float(record["latency_ms"])
         rows = record.get("rows")
+        tokens = int(record.get("tokens") or 0)
         n_rows = len(rows) if rows else 0
         key = (int(now // 60) * 60_000, dep, version, route)
         bucket = bisect.bisect_left(LATENCY_BUCKETS_MS, latency)
@@ -96,9 +97,10 @@ class PredictionLogger:
             counters[1] += status >= 500 or status == 0
             counters[2] += n_rows
             counters[3] += latency
+            counters[4] += tokens
             counters[6 + bucket] += 1
         if self._prom is not None:
-            self._prom.observe(dep, version, route, status, latency / 1000, n_rows)
+            self._prom.observe(dep, version, route, status, latency / 1000, n_rows, tokens)
         if rows and (self.sample_ratio >= 1.0 or random.random() < self.sample_ratio):
             if len(self._queue) == MAX_QUEUE:
                 self.dropped += 1
@@ -183,6 +185,9 @@ class _PromMetrics:
             "opsloop_requests", "Predict requests answered", [*labels, "status"], registry=registry
         )
         self.rows = Counter("opsloop_predicted_rows", "Rows predicted", labels, registry=registry)
+        self.tokens = Counter(
+            "opsloop_tokens", "Prompt and completion tokens (LLM routes)", labels, registry=registry
+        )
         self.latency = Histogram(
             "opsloop_request_latency_seconds",
             "Predict latency (seconds)",
@@ -190,10 +195,10 @@ class _PromMetrics:
             buckets=_HIST_BOUNDS,
             registry=registry,
         )
-        self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any, Any]] = {}
 
     def observe(
-        self, dep: str, version: str, route: str, status: int, secs: float, rows: int
+        self, dep: str, version: str, route: str, status: int, secs: float, rows: int, tokens: int
     ) -> None:
         key = (dep, version, route, status)
         c = self._children.get(key)
@@ -202,11 +207,14 @@ class _PromMetrics:
                 self.requests.labels(dep, version, route, str(status)),
                 self.rows.labels(dep, version, route),
                 self.latency.labels(dep, version, route),
+                self.tokens.labels(dep, version, route),
             )
         c[0].inc()
         if rows:
             c[1].inc(rows)
         c[2].observe(secs)
+        if tokens:
+            c[3].inc(tokens)
 
 
 def serving_observer(*, app: Any, settings: Any, options: Any) -> PredictionLogger:

@@ -180,6 +180,6 @@ def create_serving_app(
         )
 
     app.include_router(predict_router(holder, observers))
-    app.include_router(openai_router(holder))
+    app.include_router(openai_router(holder, observers))
     app.include_router(feedback_router(holder, recorder))
     return app

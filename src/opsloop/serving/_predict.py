@@ -32,7 +32,14 @@ from opsloop.registry.flavors import validate_input
 from opsloop.serving._feedback import RESPONSE_ID_HEADER, new_response_id
 from opsloop.serving._runtime import ModelHolder, Runtime
 
-__all__ = ["FastPredictMiddleware", "PredictionObserver", "answer", "parse_rows", "predict_router"]
+__all__ = [
+    "FastPredictMiddleware",
+    "PredictionObserver",
+    "answer",
+    "notify",
+    "parse_rows",
+    "predict_router",
+]
 
 log = logging.getLogger("opsloop.serving")
 VERSION_HEADER = "x-opsloop-model-version"
@@ -188,7 +195,7 @@ async def answer(
         return {"predictions": predictions}, str(rt.resolved.version or "")
 
 
-def _notify(
+def notify(
     observers: Sequence[PredictionObserver],
     seen: dict[str, Any],
     route: str,
@@ -217,10 +224,10 @@ def predict_router(holder: ModelHolder, observers: Sequence[PredictionObserver] 
             payload, version = await answer(holder, await request.body(), proba, seen)
         except OpsloopError as exc:
             if seen is not None:
-                _notify(observers, seen, request.url.path, rid, exc.http_status, t0)
+                notify(observers, seen, request.url.path, rid, exc.http_status, t0)
             raise
         if seen is not None:
-            _notify(observers, seen, request.url.path, rid, 200, t0)
+            notify(observers, seen, request.url.path, rid, 200, t0)
         return JSONBody(payload, headers={VERSION_HEADER: version, RESPONSE_ID_HEADER: rid})
 
     @router.post("/invocations", summary="Predict (MLflow-compatible path)")
@@ -303,7 +310,7 @@ class FastPredictMiddleware:
                 }
             }
         if seen is not None:
-            _notify(self.observers, seen, scope["path"], rid, status, t0)
+            notify(self.observers, seen, scope["path"], rid, status, t0)
         await _send_json(send, status, payload, headers)
 
 
