@@ -303,3 +303,28 @@ def test_performance_is_estimated_before_labels_and_realised_as_they_join(client
     first, second = mon.performance("clf", since=hour, bucket_s=3600)
     assert first["labelled"] == 10 and first["realised_accuracy"] == pytest.approx(0.5)
     assert second["realised_accuracy"] is None and second["estimated_accuracy"] is not None
+
+
+def test_feedback_rate_and_score_per_model_version(client: Client) -> None:
+    mon = client.monitoring
+    hour = (int(time.time()) // 3600 - 1) * 3_600_000
+    mon.ingest(
+        [
+            {
+                "request_id": f"f{i}",
+                "deployment": "bot",
+                "version": "1" if i < 6 else "2",
+                "route": "/v1/predict",
+                "inputs": {"q": i},
+                "output": "a",
+                "ts": hour + i,
+            }
+            for i in range(10)
+        ]
+    )
+    for i, up in ((0, True), (1, False), (2, True), (7, True)):
+        client.feedback.annotate("thumbs", up, prediction_id=f"f{i}")
+    v1, v2 = mon.feedback("bot", since=hour, bucket_s=3600)
+    assert (v1["version"], v1["requests"], v1["feedback"]) == ("1", 6, 3)
+    assert v1["feedback_rate"] == pytest.approx(0.5) and v1["mean_score"] == pytest.approx(2 / 3)
+    assert (v2["version"], v2["feedback_rate"], v2["mean_score"]) == ("2", 0.25, 1.0)

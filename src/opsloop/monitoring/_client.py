@@ -10,9 +10,10 @@ from typing import Any
 from opsloop.core import Context, HasContext, context_of
 from opsloop.datasets import Datasets, DatasetVersion
 from opsloop.errors import InvalidArgument
+from opsloop.feedback import Feedback
 from opsloop.monitoring._backend import EmbeddedMonitoring, MonitoringBackend
 from opsloop.monitoring._remote import RemoteMonitoring
-from opsloop.monitoring._report import drift_report, performance_series
+from opsloop.monitoring._report import drift_report, feedback_series, performance_series
 from opsloop.monitoring.entities import Alert, Monitor, MonitorRun
 
 __all__ = ["Monitoring"]
@@ -185,6 +186,22 @@ class Monitoring:
         equals the label."""
         rows = self.predictions(deployment, since=since, until=until, limit=limit)
         return performance_series(rows, bucket_s)
+
+    def feedback(
+        self,
+        deployment: str,
+        *,
+        name: str = "thumbs",
+        since: int | None = None,
+        until: int | None = None,
+        bucket_s: int = 3600,
+        limit: int = 100_000,
+    ) -> builtins.list[dict[str, Any]]:
+        """End users' feedback on the logged answers (``POST /v1/feedback`` of the served app)
+        per time bucket and model version: the feedback rate and the mean score of ``name``."""
+        rows = self.predictions(deployment, since=since, until=until, limit=limit)
+        annotations = Feedback(self._ctx).list(name=name, limit=min(limit, 100_000))
+        return feedback_series(rows, annotations, bucket_s)
 
     # ------------------------------------------------------------------ monitors, alerts
 

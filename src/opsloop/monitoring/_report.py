@@ -9,7 +9,7 @@ from opsloop.core import Context
 from opsloop.datasets import Datasets, DatasetVersion
 from opsloop.monitoring._drift import dataset_drift
 
-__all__ = ["drift_report", "performance_series"]
+__all__ = ["drift_report", "feedback_series", "performance_series"]
 
 
 def drift_report(
@@ -81,3 +81,41 @@ def performance_series(rows: list[dict[str, Any]], bucket_s: int) -> list[dict[s
         }
         for b in sorted(buckets.values(), key=lambda x: x["t"])
     ]
+
+
+def feedback_series(
+    rows: list[dict[str, Any]], annotations: list[Any], bucket_s: int
+) -> list[dict[str, Any]]:
+    """Per bucket and model version of the logged requests: how many got feedback (rate) and
+    the mean score (booleans as 1/0; numbers as they are)."""
+    version_of: dict[str, tuple[int, str]] = {}
+    requests: dict[tuple[int, str], set[str]] = {}
+    for r in rows:
+        key = (r["ts"] - r["ts"] % (bucket_s * 1000), r["version"])
+        version_of[r["request_id"]] = key
+        requests.setdefault(key, set()).add(r["request_id"])
+    scored: dict[tuple[int, str], dict[str, float]] = {}
+    for a in annotations:
+        key_ = version_of.get(a.prediction_id or "")
+        if key_ is None:
+            continue
+        acc = scored.setdefault(key_, {"n": 0.0, "sum": 0.0, "numeric": 0.0})
+        acc["n"] += 1
+        v = a.value
+        if isinstance(v, bool | int | float):
+            acc["sum"] += float(v)
+            acc["numeric"] += 1
+    out = []
+    for key, ids in sorted(requests.items()):
+        acc = scored.get(key, {"n": 0.0, "sum": 0.0, "numeric": 0.0})
+        out.append(
+            {
+                "t": key[0],
+                "version": key[1],
+                "requests": len(ids),
+                "feedback": int(acc["n"]),
+                "feedback_rate": acc["n"] / len(ids),
+                "mean_score": acc["sum"] / acc["numeric"] if acc["numeric"] else None,
+            }
+        )
+    return out
