@@ -220,7 +220,14 @@ class _PromMetrics:
 def serving_observer(*, app: Any, settings: Any, options: Any) -> PredictionLogger:
     """The ``serving.observer`` hook: a logger writing through the monitoring SDK, and /metrics."""
     from fastapi.responses import Response  # lazy: only servers
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    try:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    except ImportError:  # the monitoring extra is missing: log predictions, no /metrics
+        log.warning("prometheus-client is not installed (opsloop[monitoring]): no GET /metrics")
+        prometheus = False
+    else:
+        prometheus = True
 
     state: dict[str, Any] = {}
     lock = threading.Lock()
@@ -232,7 +239,7 @@ def serving_observer(*, app: Any, settings: Any, options: Any) -> PredictionLogg
                 state["client"] = state["context"].room(Monitoring)
         state["client"].ingest(preds, rolls)
 
-    registry = CollectorRegistry()
+    registry = CollectorRegistry() if prometheus else None
     logger = PredictionLogger(
         write,
         deployment=getattr(options, "deployment", None),
@@ -249,10 +256,13 @@ def serving_observer(*, app: Any, settings: Any, options: Any) -> PredictionLogg
 
     logger.close = close  # type: ignore[method-assign]
 
-    async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    if registry is not None:
+        reg = registry
 
-    app.add_api_route(
-        "/metrics", metrics, methods=["GET"], summary="Prometheus metrics of this worker"
-    )
+        async def metrics() -> Response:
+            return Response(generate_latest(reg), media_type=CONTENT_TYPE_LATEST)
+
+        app.add_api_route(
+            "/metrics", metrics, methods=["GET"], summary="Prometheus metrics of this worker"
+        )
     return logger
