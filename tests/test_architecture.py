@@ -48,6 +48,7 @@ DEFERRED = {
     "starlette": "only servers need it",
     "uvicorn": "only servers need it",
     "httpx": "only remote clients need it",
+    "prometheus_client": "optional extra (monitoring): only /metrics and served apps need it",
     "redis": "optional extra (gateway): counters and cache shared by replicas",
     "faiss": "optional extra (retrieval): the ANN search; a large native library",
     "bm25s": "optional extra (retrieval): keyword search; imports numpy and scipy",

@@ -68,6 +68,7 @@ FAMILIES: list[tuple[list[str], int]] = [
     (["indexes"], 10),
     (["gateway"], 15),
     (["workflows"], 20),
+    (["monitoring"], 10),
 ]
 
 # ---------------------------------------------------------------------------- the seeded world
@@ -855,6 +856,51 @@ def links(world: dict[str, Any]) -> list[Link]:
         "200",
         "POST /workflows/events",
         {"event": "monitoring.alert", "key": "fuzz-1", "payload": {"monitor": "fuzz"}},
+    )
+
+    # ------------------------------------------------------------ monitoring
+    mon = [
+        "GET /monitoring/monitors/{name}",
+        "DELETE /monitoring/monitors/{name}",
+        "POST /monitoring/monitors/{name}/run",
+    ]
+    link("POST /monitoring/monitors", "201", mon, {"name": rb("/name")})
+    link("GET /monitoring/monitors", "200", mon, {"name": rb("/monitors/0/name")})
+    exact(
+        "GET /monitoring/monitors",
+        "200",
+        "POST /monitoring/monitors",
+        {"name": "m1", "deployment": "d", "metric": "error_rate", "threshold": 0.1},
+    )
+    link("GET /monitoring/monitors", "200", "GET /monitoring/alerts", {"state": "firing"})
+    link(
+        "GET /monitoring/monitors",
+        "200",
+        [
+            "GET /monitoring/deployments",
+            "GET /monitoring/metrics",
+            "GET /monitoring/predictions",
+            "GET /monitoring/summary",
+            "GET /monitoring/performance",
+        ],
+        {"deployment": "d"},
+    )
+    exact(
+        "GET /monitoring/deployments",
+        "200",
+        "POST /monitoring/ingest",
+        {
+            "predictions": [
+                {"request_id": "r1", "deployment": "d", "inputs": {"x": 1}, "output": 1}
+            ],
+            "rollups": [{"minute": 1_700_000_000_000, "deployment": "d", "requests": 1}],
+        },
+    )
+    exact(
+        "GET /monitoring/deployments",
+        "200",
+        "POST /monitoring/labels",
+        {"labels": [{"request_id": "r1", "label": 1}]},
     )
 
     # ------------------------------------------------------------ finetune

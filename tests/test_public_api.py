@@ -431,6 +431,7 @@ def test_client_surface() -> None:
             "log_param",
             "log_params",
             "log_text",
+            "monitoring",
             "pending_points",
             "read_artifact",
             "restore_experiment",

@@ -99,7 +99,21 @@ def reference(lm: Any, messages: list[dict[str, str]], max_tokens: int) -> Any:
 # ---------------------------------------------------------------- chat and completions
 
 
+def _tokens_counted(srv: ThreadServer) -> float:
+    """The served app's Prometheus token counter (the monitoring room's hook), parsed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{srv.url}/metrics").text
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "opsloop_tokens_total" and s.labels["route"] == "/v1/chat/completions"
+    )
+
+
 def test_chat_completion_matches_the_models_own_generation(smol: Served) -> None:
+    tokens_before = _tokens_counted(smol.srv)
     r = smol.client.chat.completions.create(
         model="smol", messages=FRANCE, max_tokens=8, temperature=0
     )
@@ -118,6 +132,8 @@ def test_chat_completion_matches_the_models_own_generation(smol: Served) -> None
         model="SmolLM2-135M-Instruct", messages=FRANCE, max_tokens=8, temperature=0
     )
     assert again.choices[0].message.content == ref.text
+    # both answers' tokens are counted on the served app's /metrics
+    assert _tokens_counted(smol.srv) - tokens_before == 2 * r.usage.total_tokens
 
 
 def test_streamed_chat_is_the_same_text_in_openai_chunks(smol: Served) -> None:

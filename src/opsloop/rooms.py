@@ -36,6 +36,7 @@ ROOMS: tuple[str, ...] = (
     "opsloop.loop",
     "opsloop.mlflowapi",
     "opsloop.gateway",
+    "opsloop.monitoring",
     "opsloop.workflows",
 )
 

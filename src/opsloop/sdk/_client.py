@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from opsloop.feedback import Feedback
     from opsloop.finetune import Finetune
     from opsloop.gateway import Gateway
+    from opsloop.monitoring import Monitoring
     from opsloop.prompts import Prompts
     from opsloop.registry import Registry
     from opsloop.retrieval import Indexes
@@ -76,6 +77,7 @@ class Client(Tracking):
         evaluation: Evaluation
         finetune: Finetune
         gateway: Gateway
+        monitoring: Monitoring
         prompts: Prompts
         registry: Registry
         indexes: Indexes

@@ -28,19 +28,23 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from opsloop.core import VERSION
+from opsloop.core import VERSION, hooks
 from opsloop.core.web import BodyLimitMiddleware, JSONBody
 from opsloop.errors import NotFound, Unavailable
 from opsloop.serving._errors import install_serving_error_handlers
 from opsloop.serving._feedback import FeedbackRecorder, feedback_router
 from opsloop.serving._openai import openai_router
 from opsloop.serving._options import ServeOptions
-from opsloop.serving._predict import FastPredictMiddleware, predict_router
+from opsloop.serving._predict import FastPredictMiddleware, PredictionObserver, predict_router
 from opsloop.serving._runtime import ModelHolder
 from opsloop.serving._source import Resolved, source_for
 from opsloop.settings import Settings
 
-__all__ = ["create_serving_app"]
+__all__ = ["OBSERVER_HOOK", "create_serving_app"]
+
+#: Hook point: ``hook(app=, settings=, options=)`` returns a ``PredictionObserver`` (or None),
+#: told of every predict answer and closed with the app (the monitoring room declares one).
+OBSERVER_HOOK = "serving.observer"
 
 
 def create_serving_app(
@@ -63,6 +67,7 @@ def create_serving_app(
     source = source_for(target, settings, options)
     holder = ModelHolder(source, options, preloaded=preloaded)
     recorder = FeedbackRecorder(settings)
+    observers: list[PredictionObserver] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -72,6 +77,8 @@ def create_serving_app(
         finally:
             await holder.close()
             recorder.close()
+            for obs in observers:
+                obs.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -85,6 +92,12 @@ def create_serving_app(
     )
     app.state.holder = holder
     app.state.feedback = recorder  # the served POST /v1/feedback writes through it
+    if options.monitoring:
+        for hook in hooks(OBSERVER_HOOK):
+            obs = hook(app=app, settings=settings, options=options)
+            if obs is not None:
+                observers.append(obs)
+    app.state.observers = observers
     install_serving_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -92,7 +105,12 @@ def create_serving_app(
         max_artifact_bytes=settings.max_request_bytes,
     )
     # Added last, so it is the outermost layer: predict requests skip the rest.
-    app.add_middleware(FastPredictMiddleware, holder=holder, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        FastPredictMiddleware,
+        holder=holder,
+        max_bytes=settings.max_request_bytes,
+        observers=observers,
+    )
     started = time.time()
 
     @app.get("/health", summary="Liveness: the process answers")
@@ -161,7 +179,7 @@ def create_serving_app(
             }
         )
 
-    app.include_router(predict_router(holder))
-    app.include_router(openai_router(holder))
+    app.include_router(predict_router(holder, observers))
+    app.include_router(openai_router(holder, observers))
     app.include_router(feedback_router(holder, recorder))
     return app

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsloop.core.web import JSONBody
 from opsloop.errors import InvalidArgument, NotFound
 from opsloop.serving._feedback import RESPONSE_ID_HEADER
+from opsloop.serving._predict import PredictionObserver, notify
 from opsloop.serving._runtime import ModelHolder, Runtime
 from opsloop.serving._sampling import GenerationParams
 
@@ -175,8 +176,14 @@ def _sse(obj: Any) -> bytes:
 
 
 async def _generate(
-    holder: ModelHolder, req: _GenerationRequest, prompt_of: Any, chat: bool
+    holder: ModelHolder,
+    req: _GenerationRequest,
+    prompt_of: Any,
+    chat: bool,
+    observers: Sequence[PredictionObserver] = (),
+    asked: str = "",
 ) -> Response:
+    t0 = time.perf_counter()
     rt = holder.acquire()
     try:
         _require(rt, "llm", "/v1/chat/completions" if chat else "/v1/completions")
@@ -190,11 +197,25 @@ async def _generate(
     rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
     created = int(time.time())
     base = {"id": rid, "created": created, "model": rt.name, "system_fingerprint": rt.fingerprint}
+    route = "/v1/chat/completions" if chat else "/v1/completions"
+
+    def observe(text: str, prompt_tokens: int, completion_tokens: int) -> None:
+        if observers:
+            seen = {
+                "model": rt.name,
+                "version": str(rt.resolved.version or ""),
+                "rows": [{"prompt": asked, "prompt_tokens": prompt_tokens}],
+                "outputs": [text],
+                "tokens": prompt_tokens + completion_tokens,
+            }
+            notify(observers, seen, route, rid, 200, t0)
+
     if not req.stream:
         try:
             done = await rt.engine.complete(prompt_ids, params)
         finally:
             rt.release()
+        observe(done.text, done.prompt_tokens, done.completion_tokens)
         if chat:
             choice: dict[str, Any] = {
                 "index": 0,
@@ -239,10 +260,13 @@ async def _generate(
             if chat:
                 yield _sse(chunk({"role": "assistant", "content": ""}, None))
             try:
+                parts: list[str] = []
                 async for kind, value in rt.engine.stream(prompt_ids, params):
                     if kind == "delta":
+                        parts.append(value)
                         yield _sse(chunk({"content": value} if chat else value, None))
                     else:
+                        observe("".join(parts), value.prompt_tokens, value.completion_tokens)
                         yield _sse(chunk({} if chat else "", value.finish_reason))
                         if include_usage:
                             usage = _usage(value.prompt_tokens, value.completion_tokens)
@@ -262,7 +286,7 @@ async def _generate(
     )
 
 
-def openai_router(holder: ModelHolder) -> APIRouter:
+def openai_router(holder: ModelHolder, observers: Sequence[PredictionObserver] = ()) -> APIRouter:
     router = APIRouter(tags=["openai"])
 
     @router.post("/v1/chat/completions", summary="Chat completion (OpenAI-compatible)")
@@ -274,7 +298,9 @@ def openai_router(holder: ModelHolder) -> APIRouter:
             msgs = [{"role": m.role, "content": _content(m, i)} for i, m in enumerate(req.messages)]
             return str(rt.model.apply_chat_template(msgs))
 
-        return await _generate(holder, req, prompt, chat=True)
+        last = next((m for m in reversed(req.messages) if m.role == "user"), None)
+        asked = _content(last, len(req.messages) - 1) if last is not None else ""
+        return await _generate(holder, req, prompt, chat=True, observers=observers, asked=asked)
 
     @router.post("/v1/completions", summary="Text completion (OpenAI-compatible)")
     async def completions(req: CompletionRequest) -> Response:
@@ -291,7 +317,9 @@ def openai_router(holder: ModelHolder) -> APIRouter:
             text = req.prompt[0]
         else:
             text = req.prompt
-        return await _generate(holder, req, lambda _rt: text, chat=False)
+        return await _generate(
+            holder, req, lambda _rt: text, chat=False, observers=observers, asked=text
+        )
 
     @router.post("/v1/embeddings", summary="Embeddings (OpenAI-compatible)")
     async def embeddings(req: EmbeddingRequest) -> Response:

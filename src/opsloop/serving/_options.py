@@ -30,6 +30,12 @@ class ServeOptions(BaseModel):
     - ``torch_threads``: PyTorch's intra-op threads for this process (None:
       PyTorch's default, one per core). On a machine shared with other busy
       processes, 1 avoids threads waiting on each other for CPU time.
+    - ``monitoring``: tell the monitoring room of every predict answer (prediction
+      log, live metrics, ``GET /metrics``); off, the server runs without it.
+    - ``log_sample_ratio``: the share of predict requests whose inputs and
+      outputs are logged (metrics always count every request).
+    - ``deployment``: the name the prediction log and metrics file answers under
+      (default: the model's name).
     - ``model_name``: the name shown in ``/v1/models`` and answers (default:
       the registered model's name).
     """
@@ -50,3 +56,6 @@ class ServeOptions(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     torch_threads: int | None = Field(default=None, ge=1, le=1024)
     model_name: str | None = None
+    monitoring: bool = True
+    log_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    deployment: str | None = Field(default=None, max_length=128)

@@ -17,8 +17,9 @@ The answer is ``{"predictions": [...]}``, one per input row, in order; its
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import orjson
 from fastapi import APIRouter, Request
@@ -31,7 +32,14 @@ from opsloop.registry.flavors import validate_input
 from opsloop.serving._feedback import RESPONSE_ID_HEADER, new_response_id
 from opsloop.serving._runtime import ModelHolder, Runtime
 
-__all__ = ["FastPredictMiddleware", "answer", "parse_rows", "predict_router"]
+__all__ = [
+    "FastPredictMiddleware",
+    "PredictionObserver",
+    "answer",
+    "notify",
+    "parse_rows",
+    "predict_router",
+]
 
 log = logging.getLogger("opsloop.serving")
 VERSION_HEADER = "x-opsloop-model-version"
@@ -136,8 +144,26 @@ def _validator(rt: Runtime) -> Any:
     return lambda rows: validate_input(sig, rows)
 
 
-async def answer(holder: ModelHolder, raw: bytes, proba: bool) -> tuple[dict[str, Any], str]:
-    """The body of a predict answer and the model version that made it; raises ``OpsloopError``."""
+class PredictionObserver(Protocol):
+    """What a ``serving.observer`` hook returns: told of every predict answer, on the request path.
+
+    ``observe`` must be cheap (append to a buffer; write elsewhere). ``record``
+    holds ``route``, ``request_id``, ``model``, ``version``, ``rows`` (the
+    input records, or None on an error), ``outputs``, ``latency_ms``, ``status``.
+    """
+
+    def observe(self, record: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+async def answer(
+    holder: ModelHolder, raw: bytes, proba: bool, seen: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], str]:
+    """The body of a predict answer and the model version that made it; raises ``OpsloopError``.
+
+    ``seen`` (when given) is filled with the model's name and version and the
+    request's rows, for the observers."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -161,19 +187,48 @@ async def answer(holder: ModelHolder, raw: bytes, proba: bool) -> tuple[dict[str
         check = _validator(rt)
         if check is not None:
             check(rows)
+        if seen is not None:
+            seen["model"], seen["version"] = rt.name, str(rt.resolved.version or "")
         predictions = await batcher.submit(rows)
+        if seen is not None:
+            seen["rows"], seen["outputs"] = rows, predictions
         return {"predictions": predictions}, str(rt.resolved.version or "")
 
 
-def predict_router(holder: ModelHolder) -> APIRouter:
+def notify(
+    observers: Sequence[PredictionObserver],
+    seen: dict[str, Any],
+    route: str,
+    request_id: str,
+    status: int,
+    t0: float,
+) -> None:
+    seen["latency_ms"] = (time.perf_counter() - t0) * 1000.0
+    seen["route"], seen["request_id"], seen["status"] = route, request_id, status
+    for obs in observers:
+        try:
+            obs.observe(seen)
+        except Exception:  # an observer never fails a request
+            log.exception("prediction observer %r failed", obs)
+
+
+def predict_router(holder: ModelHolder, observers: Sequence[PredictionObserver] = ()) -> APIRouter:
     """The predict routes (documented in OpenAPI; ``FastPredictMiddleware`` usually answers first)."""
     router = APIRouter(tags=["predict"])
 
     async def run(request: Request, proba: bool) -> Response:
-        payload, version = await answer(holder, await request.body(), proba)
-        return JSONBody(
-            payload, headers={VERSION_HEADER: version, RESPONSE_ID_HEADER: new_response_id()}
-        )
+        t0 = time.perf_counter()
+        seen: dict[str, Any] | None = {} if observers else None
+        rid = new_response_id()
+        try:
+            payload, version = await answer(holder, await request.body(), proba, seen)
+        except OpsloopError as exc:
+            if seen is not None:
+                notify(observers, seen, request.url.path, rid, exc.http_status, t0)
+            raise
+        if seen is not None:
+            notify(observers, seen, request.url.path, rid, 200, t0)
+        return JSONBody(payload, headers={VERSION_HEADER: version, RESPONSE_ID_HEADER: rid})
 
     @router.post("/invocations", summary="Predict (MLflow-compatible path)")
     async def invocations(request: Request) -> Response:
@@ -200,10 +255,17 @@ class FastPredictMiddleware:
     through untouched.
     """
 
-    def __init__(self, app: ASGIApp, holder: ModelHolder, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        holder: ModelHolder,
+        max_bytes: int,
+        observers: Sequence[PredictionObserver] = (),
+    ) -> None:
         self.app = app
         self.holder = holder
         self.max_bytes = max_bytes
+        self.observers = tuple(observers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         proba = _FAST_PATHS.get(scope["path"]) if scope["type"] == "http" else None
@@ -228,11 +290,14 @@ class FastPredictMiddleware:
             if not msg.get("more_body", False):
                 break
         headers: list[tuple[bytes, bytes]] = []
+        t0 = time.perf_counter()
+        seen: dict[str, Any] | None = {} if self.observers else None
+        rid = new_response_id()
         try:
-            payload, version = await answer(self.holder, b"".join(chunks), proba)
+            payload, version = await answer(self.holder, b"".join(chunks), proba, seen)
             status = 200
             headers.append((VERSION_HEADER.encode(), version.encode()))
-            headers.append((RESPONSE_ID_HEADER.encode(), new_response_id().encode()))
+            headers.append((RESPONSE_ID_HEADER.encode(), rid.encode()))
         except OpsloopError as exc:
             status, payload = exc.http_status, exc.to_payload()
         except Exception:
@@ -244,6 +309,8 @@ class FastPredictMiddleware:
                     "message": "internal server error; see the server log",
                 }
             }
+        if seen is not None:
+            notify(self.observers, seen, scope["path"], rid, status, t0)
         await _send_json(send, status, payload, headers)
 
 

@@ -113,6 +113,16 @@ def serve_command(
             help="Where model files and converted weights are cached.", show_default=False
         ),
     ] = None,
+    monitoring: Annotated[
+        bool,
+        typer.Option(
+            help="Log predictions and keep live metrics (GET /metrics); see docs/monitoring.md."
+        ),
+    ] = True,
+    log_sample_ratio: Annotated[
+        float,
+        typer.Option(help="Share of predict requests whose inputs and outputs are logged."),
+    ] = 1.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
@@ -150,6 +160,8 @@ def serve_command(
             trusted_types=list(trust or []),
             cache_dir=cache_dir,
             device=device,
+            monitoring=monitoring,
+            log_sample_ratio=log_sample_ratio,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
