@@ -238,7 +238,7 @@ class Fingerprint:
                     self.add(g)
 
     def _function(self, fn: types.FunctionType) -> None:
-        self._code(fn.__code__, fn.__globals__, fn.__builtins__)
+        self._code(fn.__code__, fn.__globals__, getattr(fn, "__builtins__", {}))
         self.value(fn.__defaults__)
         self.value(fn.__kwdefaults__)
         for cell in fn.__closure__ or ():
