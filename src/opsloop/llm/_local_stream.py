@@ -50,6 +50,20 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
     return hold
 
 
+class _GrammarLogits:
+    """A transformers logits processor: the grammar's mask, last (after the penalties)."""
+
+    def __init__(self, constraint: Any, prompt_len: int) -> None:
+        self.constraint = constraint
+        self.prompt_len = prompt_len
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if input_ids.shape[1] > self.prompt_len:
+            self.constraint.advance(int(input_ids[0, -1]))
+        scores[0] = self.constraint.mask(scores[0])
+        return scores
+
+
 def stream_tokens(
     lm: Any,
     prompt: str,
@@ -63,6 +77,7 @@ def stream_tokens(
     lock: threading.Lock,
     repetition_penalty: float | None = None,
     no_repeat_ngram_size: int | None = None,
+    grammar: str | None = None,
 ) -> Iterator[str | StreamEnd]:
     """Yield text deltas, then one ``StreamEnd``; ``ProviderTimeout`` past ``timeout_s``."""
     import torch
@@ -115,6 +130,10 @@ def stream_tokens(
         cfg.update(temperature=temperature, top_p=top_p, top_k=0)
     # The same anti-repetition settings as the batched path (the model's defaults unless given).
     anti = lm.anti_repetition(len(ids), repetition_penalty, no_repeat_ngram_size)
+    if grammar is not None:
+        from opsloop.llm._structured import Constraint  # lazy: imports llguidance
+
+        anti = [*anti, _GrammarLogits(Constraint(grammar, tok), len(ids))]
 
     def run() -> None:
         try:
