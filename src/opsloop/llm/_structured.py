@@ -80,9 +80,7 @@ def response_grammar(response_format: Mapping[str, Any] | None) -> str | None:
             raise _bad("response_format json_schema.schema must be a JSON schema object")
         try:
             return str(
-                llguidance.LLMatcher.grammar_from_json_schema(
-                    json.dumps(schema), JSON_OPTIONS
-                )
+                llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema), JSON_OPTIONS)
             )
         except (ValueError, TypeError) as exc:
             raise _bad(f"response_format json_schema.schema is not valid: {exc}") from exc
@@ -104,9 +102,7 @@ def check_response_format(response_format: Any) -> None:
     if response_format is None:
         return
     if not isinstance(response_format, Mapping) or response_format.get("type") not in FORMATS:
-        raise _bad(
-            f"response_format must be an object whose type is one of {', '.join(FORMATS)}"
-        )
+        raise _bad(f"response_format must be an object whose type is one of {', '.join(FORMATS)}")
 
 
 def grammar_tokenizer(hf_tokenizer: Any) -> Any:
@@ -123,7 +119,9 @@ def grammar_tokenizer(hf_tokenizer: Any) -> Any:
         return lt
 
 
-def compile_response_format(response_format: Mapping[str, Any] | None, hf_tokenizer: Any) -> str | None:
+def compile_response_format(
+    response_format: Mapping[str, Any] | None, hf_tokenizer: Any
+) -> str | None:
     """The grammar for ``response_format``, checked against the tokenizer; None for free text.
 
     ``InvalidArgument`` (param ``response_format``) names a construct the
@@ -165,7 +163,9 @@ class Constraint:
         import numpy as np
         import torch
 
-        bits = np.unpackbits(np.frombuffer(self._m.compute_bitmask(), dtype=np.uint8), bitorder="little")
+        bits = np.unpackbits(
+            np.frombuffer(self._m.compute_bitmask(), dtype=np.uint8), bitorder="little"
+        )
         n = logits.shape[-1]
         allowed = np.zeros(n, dtype=bool)
         k = min(n, bits.shape[0])

@@ -12,4 +12,12 @@ from opsloop.serving._options import ServeOptions
 from opsloop.serving._run import serve
 from opsloop.serving._source import ModelSource, Resolved, source_for
 
-__all__ = ["MicroBatcher", "ModelSource", "Resolved", "ServeOptions", "create_serving_app", "serve", "source_for"]
+__all__ = [
+    "MicroBatcher",
+    "ModelSource",
+    "Resolved",
+    "ServeOptions",
+    "create_serving_app",
+    "serve",
+    "source_for",
+]
