@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from opsloop.llm._structured import (
         Constraint,
         compile_response_format,
+        example_schemas,
         grammar_tokenizer,
         token_bytes,
     )
@@ -50,6 +51,7 @@ _LAZY = {
     "SecretStore": "opsloop.llm._secrets",
     "Constraint": "opsloop.llm._structured",
     "compile_response_format": "opsloop.llm._structured",
+    "example_schemas": "opsloop.llm._structured",
     "grammar_tokenizer": "opsloop.llm._structured",
     "token_bytes": "opsloop.llm._structured",
     "ChatResponse": "opsloop.llm._types",
@@ -74,6 +76,7 @@ __all__ = [
     "check_local",
     "clear_model_cache",
     "compile_response_format",
+    "example_schemas",
     "get_provider",
     "grammar_tokenizer",
     "load_local_model",

@@ -51,16 +51,21 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
 
 
 class _GrammarLogits:
-    """A transformers logits processor: the grammar's mask, last (after the penalties)."""
+    """A transformers logits processor: the anti-repetition processors, then the grammar's
+    mask (which falls back to the unpenalized row when they ban every allowed token)."""
 
-    def __init__(self, constraint: Any, prompt_len: int) -> None:
+    def __init__(self, constraint: Any, prompt_len: int, inner: list[Any]) -> None:
         self.constraint = constraint
         self.prompt_len = prompt_len
+        self.inner = inner
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         if input_ids.shape[1] > self.prompt_len:
             self.constraint.advance(int(input_ids[0, -1]))
-        scores[0] = self.constraint.mask(scores[0])
+        raw = scores.clone()
+        for proc in self.inner:
+            scores = proc(input_ids, scores)
+        scores[0] = self.constraint.mask(scores[0], raw[0])
         return scores
 
 
@@ -133,7 +138,7 @@ def stream_tokens(
     if grammar is not None:
         from opsloop.llm._structured import Constraint  # lazy: imports llguidance
 
-        anti = [*anti, _GrammarLogits(Constraint(grammar, tok), len(ids))]
+        anti = [_GrammarLogits(Constraint(grammar, tok), len(ids), anti)]
 
     def run() -> None:
         try:

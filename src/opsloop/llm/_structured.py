@@ -40,6 +40,7 @@ __all__ = [
     "Constraint",
     "check_response_format",
     "compile_response_format",
+    "example_schemas",
     "grammar_tokenizer",
     "response_grammar",
     "token_bytes",
@@ -48,7 +49,7 @@ __all__ = [
 FORMATS = ("text", "json_object", "json_schema", "regex", "grammar")
 # Compact, predictable JSON: one space after ',' and ':', no free whitespace (a small
 # model given free whitespace may emit newlines until its budget runs out).
-JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+JSON_OPTIONS: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 _tokenizers: dict[int, tuple[Any, Any]] = {}
 _tok_guard = threading.Lock()
@@ -138,6 +139,15 @@ def compile_response_format(
     return grammar
 
 
+def example_schemas() -> list[dict[str, Any]]:
+    """The shipped set of structured-output tasks: ``{name, prompt, schema}`` each (nested
+    objects, arrays, enums, bounded numbers, patterns, optional fields, ``$ref``...)."""
+    from importlib.resources import files
+
+    raw = files("opsloop.llm").joinpath("data/structured_schemas.json").read_text("utf-8")
+    return list(json.loads(raw))
+
+
 def token_bytes(hf_tokenizer: Any, token: int) -> bytes:
     """The exact bytes of one token (a multi-byte character may span tokens)."""
     return bytes(grammar_tokenizer(hf_tokenizer).decode_bytes([token]))
@@ -149,7 +159,12 @@ class Constraint:
     def __init__(self, grammar: str, hf_tokenizer: Any) -> None:
         import llguidance
 
-        self._m = llguidance.LLMatcher(grammar_tokenizer(hf_tokenizer), grammar, log_level=0)
+        # Ten times llguidance's default lexer fuel per step: a whole walk of a 50k-token
+        # vocabulary (an unbounded lexeme such as a key) fits, so no step gives up.
+        limits = llguidance.LLParserLimits(step_lexer_fuel=2_000_000, verbose_errors=False)
+        self._m = llguidance.LLMatcher(
+            grammar_tokenizer(hf_tokenizer), grammar, log_level=0, limits=limits
+        )
         if self._m.is_error():
             raise _bad(f"response_format cannot be enforced: {self._m.get_error()}")
 
@@ -158,19 +173,34 @@ class Constraint:
         """The grammar allows nothing more: the answer is complete."""
         return bool(self._m.is_stopped())
 
-    def mask(self, logits: Any) -> Any:
-        """``logits`` (1-D, the model's vocabulary) with every forbidden token at -inf."""
+    def allowed(self, n: int, device: Any = None) -> Any:
+        """A boolean tensor of ``n`` entries: the tokens the grammar allows next."""
         import numpy as np
         import torch
 
-        bits = np.unpackbits(
-            np.frombuffer(self._m.compute_bitmask(), dtype=np.uint8), bitorder="little"
-        )
-        n = logits.shape[-1]
-        allowed = np.zeros(n, dtype=bool)
+        raw = self._m.compute_bitmask()
+        if self._m.is_error():
+            raise InvalidArgument(f"constrained decoding failed: {self._m.get_error()}")
+        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
+        out = np.zeros(n, dtype=bool)
         k = min(n, bits.shape[0])
-        allowed[:k] = bits[:k].astype(bool)
-        return logits.masked_fill(torch.from_numpy(~allowed).to(logits.device), float("-inf"))
+        out[:k] = bits[:k].astype(bool)
+        return torch.from_numpy(out).to(device)
+
+    def mask(self, logits: Any, unpenalized: Any = None) -> Any:
+        """``logits`` (1-D, the model's vocabulary) with every forbidden token at -inf.
+
+        ``unpenalized``: the same row before anti-repetition settings; used when
+        those settings ban every token the grammar allows (JSON repeats itself:
+        ``", "name": "`` comes back in every object), since the grammar wins.
+        """
+        import torch
+
+        ok = self.allowed(logits.shape[-1], logits.device)
+        row = logits.masked_fill(~ok, float("-inf"))
+        if unpenalized is not None and not bool(torch.isfinite(row).any()):
+            row = unpenalized.masked_fill(~ok, float("-inf"))
+        return row
 
     def advance(self, token: int) -> None:
         """Take the chosen token (it was allowed by ``mask``)."""

@@ -344,10 +344,10 @@ class GenerationEngine:
             idx = torch.tensor(rows, dtype=torch.long, device=device)
             cache.batch_select_indices(idx)
             mask, logits = mask.index_select(0, idx), logits.index_select(0, idx)
-        seqs = []
+        seqs: list[_Seq] = []
         for i in rows:
             r = reqs[i]
-            index = sum(1 for s in seqs if s.req is r)
+            index = len([s for s in seqs if s.req is r])
             gen = None
             if r.params.seed is not None and r.params.temperature > 0:
                 gen = torch.Generator(device=device).manual_seed(r.params.seed + index)
@@ -438,18 +438,24 @@ class GenerationEngine:
             for s, p in zip(seqs, params, strict=True)
         )
         if shaped:
-            logits = torch.stack(
-                [
-                    adjust(logits[k], p, s.tracker.tokens, s.constraint)
-                    for k, (s, p) in enumerate(zip(seqs, params, strict=True))
-                ]
-            )
+            rows_out = []
+            for k, (s, p) in enumerate(zip(seqs, params, strict=True)):
+                try:
+                    rows_out.append(adjust(logits[k], p, s.tracker.tokens, s.constraint))
+                except Exception as exc:  # this sequence's grammar failed: it alone ends
+                    log.warning("constrained decoding failed: %s", exc)
+                    s.finish = "error"
+                    s.req.emit("error", exc)
+                    rows_out.append(logits[k])
+            logits = torch.stack(rows_out)
             tokens = sample_tokens(logits, params, [s.generator for s in seqs])
         else:
             tokens = sample_tokens(
                 logits, params, [s.generator for s in seqs], [s.tracker.tokens for s in seqs]
             )
         for k, (s, tok) in enumerate(zip(seqs, tokens, strict=True)):
+            if s.finish is not None:
+                continue
             p = s.req.params
             # The end-of-sequence token counts as generated (as in OpenAI's and vLLM's usage).
             s.generated += 1

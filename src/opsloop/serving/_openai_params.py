@@ -172,9 +172,11 @@ def generation_params(
                 "top_logprobs needs logprobs=true", details={"param": "top_logprobs"}
             )
         top = req.top_logprobs or 0
-    else:
+    elif isinstance(req, CompletionRequest):
         logprobs = req.logprobs is not None
         top = req.logprobs or 0
+    else:
+        logprobs, top = False, 0
     # The served model's anti-repetition defaults, as its own generate applies them.
     defaults = getattr(rt.model, "generation_defaults", None) or {}
     return GenerationParams(

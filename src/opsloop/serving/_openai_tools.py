@@ -26,7 +26,7 @@ from opsloop.llm import compile_response_format
 
 __all__ = ["ToolPlan", "parse_tool_calls", "plan_tools", "render_messages"]
 
-_JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+_JSON_STYLE: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
 @dataclass

@@ -57,7 +57,7 @@ def adjust(
             if tok < row.shape[0]:
                 row[tok] += bias
     if constraint is not None:
-        row = constraint.mask(row)
+        row = constraint.mask(row, logits)
     return row
 
 
