@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
+from importlib.resources import files
 from typing import Any
 
 from opsloop.errors import InvalidArgument
@@ -142,8 +143,6 @@ def compile_response_format(
 def example_schemas() -> list[dict[str, Any]]:
     """The shipped set of structured-output tasks: ``{name, prompt, schema}`` each (nested
     objects, arrays, enums, bounded numbers, patterns, optional fields, ``$ref``...)."""
-    from importlib.resources import files
-
     raw = files("opsloop.llm").joinpath("data/structured_schemas.json").read_text("utf-8")
     return list(json.loads(raw))
 
