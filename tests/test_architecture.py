@@ -30,6 +30,7 @@ DEFERRED = {
     "gguf": "only GGUF conversion needs it",
     "safetensors": "only weight files need it",
     "tokenizers": "only local models need it",
+    "llguidance": "optional extra (llm): constrained decoding for structured outputs",
     "huggingface_hub": "only local models need it",
     "datasets": "optional: benchmark data from the hub",
     "sklearn": "optional extra; slow import",

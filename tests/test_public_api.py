@@ -133,6 +133,7 @@ EXPECTED = {
     "opsloop.llm": [
         "BundledModel",
         "ChatResponse",
+        "Constraint",
         "EmbeddingResponse",
         "LocalProvider",
         "OpenAIProvider",
@@ -144,8 +145,12 @@ EXPECTED = {
         "bundled_models",
         "check_local",
         "clear_model_cache",
+        "compile_response_format",
+        "example_schemas",
         "get_provider",
+        "grammar_tokenizer",
         "load_local_model",
+        "token_bytes",
     ],
     "opsloop.pipelines": [
         "AgentStep",

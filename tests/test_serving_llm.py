@@ -289,8 +289,8 @@ def test_a_request_joins_a_running_batch_and_a_gone_client_leaves_it(smol: Serve
 def test_bad_requests_get_openai_readable_errors(smol: Served) -> None:
     c = smol.client
     with pytest.raises(openai.BadRequestError) as e:
-        c.chat.completions.create(model="smol", messages=FRANCE, n=2)
-    assert e.value.code == "INVALID_ARGUMENT" and "n=1" in e.value.message
+        c.chat.completions.create(model="smol", messages=FRANCE, reasoning_effort="low")
+    assert e.value.code == "INVALID_ARGUMENT" and "reasoning_effort" in e.value.message
     with pytest.raises(openai.NotFoundError) as nf:
         c.chat.completions.create(model="gpt-4o", messages=FRANCE, max_tokens=2)
     assert nf.value.code == "NOT_FOUND"

@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from opsloop.llm._provider import Provider
     from opsloop.llm._retry import RetryPolicy
     from opsloop.llm._secrets import SecretStore
+    from opsloop.llm._structured import (
+        Constraint,
+        compile_response_format,
+        example_schemas,
+        grammar_tokenizer,
+        token_bytes,
+    )
     from opsloop.llm._types import ChatResponse, EmbeddingResponse, StreamChunk, Usage
 
 _LAZY = {
@@ -42,6 +49,11 @@ _LAZY = {
     "Provider": "opsloop.llm._provider",
     "RetryPolicy": "opsloop.llm._retry",
     "SecretStore": "opsloop.llm._secrets",
+    "Constraint": "opsloop.llm._structured",
+    "compile_response_format": "opsloop.llm._structured",
+    "example_schemas": "opsloop.llm._structured",
+    "grammar_tokenizer": "opsloop.llm._structured",
+    "token_bytes": "opsloop.llm._structured",
     "ChatResponse": "opsloop.llm._types",
     "EmbeddingResponse": "opsloop.llm._types",
     "StreamChunk": "opsloop.llm._types",
@@ -51,6 +63,7 @@ _LAZY = {
 __all__ = [
     "BundledModel",
     "ChatResponse",
+    "Constraint",
     "EmbeddingResponse",
     "LocalProvider",
     "OpenAIProvider",
@@ -62,8 +75,12 @@ __all__ = [
     "bundled_models",
     "check_local",
     "clear_model_cache",
+    "compile_response_format",
+    "example_schemas",
     "get_provider",
+    "grammar_tokenizer",
     "load_local_model",
+    "token_bytes",
 ]
 
 

@@ -290,8 +290,8 @@ class LocalProvider(Provider):
     def _generate(self, prompt: str, opts: GenOptions, chat: bool) -> ChatResponse:
         lm = self._lm()
         stops = self._stops(opts, chat)
-        if opts.timeout_s is not None:
-            # Only the token-by-token path can stop at a deadline.
+        if opts.timeout_s is not None or _grammar(opts) is not None:
+            # Only the token-by-token path can stop at a deadline or follow a grammar.
             return _collect(self._stream_prompt(prompt, opts, stops), self.model)
         with self._lock:
             r = lm.generate(
@@ -330,12 +330,20 @@ class LocalProvider(Provider):
             lock=self._lock,
             repetition_penalty=opts.repetition_penalty,
             no_repeat_ngram_size=opts.no_repeat_ngram_size,
+            grammar=self._grammar_of(opts),
         ):
             if isinstance(item, StreamEnd):
                 usage = Usage(item.prompt_tokens, item.completion_tokens)
                 yield StreamChunk("", item.finish_reason, usage)
             else:
                 yield StreamChunk(item)
+
+    def _grammar_of(self, opts: GenOptions) -> str | None:
+        if _grammar(opts) is None:
+            return None
+        from opsloop.llm._structured import compile_response_format  # lazy: imports llguidance
+
+        return compile_response_format(opts.response_format, self._lm().tokenizer)
 
     def _stream(self, messages: Messages, opts: GenOptions) -> Iterator[StreamChunk]:
         lm = self._lm()
@@ -345,7 +353,7 @@ class LocalProvider(Provider):
 
     def _batch_chat(self, conversations: list[Messages], opts: GenOptions) -> list[ChatResponse]:
         lm = self._lm()
-        if opts.timeout_s is not None:
+        if opts.timeout_s is not None or _grammar(opts) is not None:
             return [self._chat(c, opts) for c in conversations]
         prompts = [lm.apply_chat_template(c) for c in conversations]
         stops = self._stops(opts, chat=True)
@@ -393,6 +401,13 @@ class LocalProvider(Provider):
             return sum(self._count_text(m["content"]) for m in messages)
         lm = self._lm()
         return len(prompt_ids(lm, lm.apply_chat_template(messages)))
+
+
+def _grammar(opts: GenOptions) -> str | None:
+    """The response format's type when it constrains the answer (not plain text)."""
+    rf = opts.response_format
+    kind = None if rf is None else rf.get("type")
+    return None if kind in (None, "text") else str(kind)
 
 
 def _collect(chunks: Iterator[StreamChunk], model: str) -> ChatResponse:

@@ -50,6 +50,25 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
     return hold
 
 
+class _GrammarLogits:
+    """A transformers logits processor: the anti-repetition processors, then the grammar's
+    mask (which falls back to the unpenalized row when they ban every allowed token)."""
+
+    def __init__(self, constraint: Any, prompt_len: int, inner: list[Any]) -> None:
+        self.constraint = constraint
+        self.prompt_len = prompt_len
+        self.inner = inner
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if input_ids.shape[1] > self.prompt_len:
+            self.constraint.advance(int(input_ids[0, -1]))
+        raw = scores.clone()
+        for proc in self.inner:
+            scores = proc(input_ids, scores)
+        scores[0] = self.constraint.mask(scores[0], raw[0])
+        return scores
+
+
 def stream_tokens(
     lm: Any,
     prompt: str,
@@ -63,6 +82,7 @@ def stream_tokens(
     lock: threading.Lock,
     repetition_penalty: float | None = None,
     no_repeat_ngram_size: int | None = None,
+    grammar: str | None = None,
 ) -> Iterator[str | StreamEnd]:
     """Yield text deltas, then one ``StreamEnd``; ``ProviderTimeout`` past ``timeout_s``."""
     import torch
@@ -115,6 +135,10 @@ def stream_tokens(
         cfg.update(temperature=temperature, top_p=top_p, top_k=0)
     # The same anti-repetition settings as the batched path (the model's defaults unless given).
     anti = lm.anti_repetition(len(ids), repetition_penalty, no_repeat_ngram_size)
+    if grammar is not None:
+        from opsloop.llm._structured import Constraint  # lazy: imports llguidance
+
+        anti = [_GrammarLogits(Constraint(grammar, tok), len(ids), anti)]
 
     def run() -> None:
         try:

@@ -22,7 +22,7 @@ __all__ = [
 
 MAX_TOKENS = 8192
 MAX_STOP = 16
-_RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+_RESPONSE_FORMATS = ("text", "json_object", "json_schema", "regex", "grammar")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from opsloop.errors import InvalidArgument, OutputInvalid, PipelineInvalid
+from opsloop.llm import Provider
 from opsloop.pipelines import _template as T
 from opsloop.pipelines._context import ModelCall, Run
 from opsloop.pipelines._model_call import MODEL_PARAMS, chat, check_params
@@ -371,6 +372,14 @@ class ParseStep(Step):
                 return value, "the JSON does not match the schema: " + "; ".join(problems)
         return value, None
 
+    def _response_format(self) -> dict[str, Any]:
+        if self.schema is None:
+            return {"type": "json_object"}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": self.name, "schema": self.schema, "strict": True},
+        }
+
     def run(self, run: Run) -> Any:
         text = self._input(run, self.input)
         source = (self.input or run.last_key or "").split(".")[0]
@@ -387,6 +396,9 @@ class ParseStep(Step):
             params = dict(call.params) if call is not None else {}
             if self.max_tokens is not None:
                 params["max_tokens"] = self.max_tokens
+            if self.format == "json" and isinstance(model, Provider):
+                # The repair is generated under the schema (constrained decoding): it parses.
+                params.setdefault("response_format", self._response_format())
             hint = (
                 f"The JSON schema is: {json.dumps(self.schema, separators=(',', ':'))}"
                 if self.schema is not None

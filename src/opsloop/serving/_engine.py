@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsloop.errors import InvalidArgument, Unavailable
-from opsloop.serving._sampling import GenerationParams, TextTracker, sample_tokens
+from opsloop.serving._sampling import GenerationParams, TextTracker, adjust, sample_tokens
 
-__all__ = ["Completion", "GenerationEngine"]
+__all__ = ["Completion", "Delta", "GenerationEngine", "TokenLogprob"]
 
 log = logging.getLogger("opsloop.serving")
 
@@ -45,6 +45,26 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str  # "stop" | "length"
+    index: int = 0  # the choice (0..n-1)
+    logprobs: list[TokenLogprob] | None = None  # when asked for
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token, its log-probability and the most likely alternatives at its step."""
+
+    token: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass
+class Delta:
+    """New text of one choice, with the log-probabilities of the tokens it came from."""
+
+    index: int
+    text: str
+    logprobs: list[TokenLogprob] | None = None
 
 
 @dataclass
@@ -54,6 +74,7 @@ class _Request:
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue[tuple[str, Any]]
     cancelled: bool = False
+    finished: int = 0  # choices done (worker thread only)
 
     def emit(self, kind: str, value: Any) -> None:
         # The loop may be gone (server stopped under us): nobody is listening then.
@@ -70,6 +91,10 @@ class _Seq:
     next_token: int = -1
     generated: int = 0
     finish: str | None = None
+    index: int = 0
+    constraint: Any = None
+    pending_lp: list[TokenLogprob] = field(default_factory=list)
+    all_lp: list[TokenLogprob] = field(default_factory=list)
 
 
 @dataclass
@@ -176,7 +201,8 @@ class GenerationEngine:
     async def stream(
         self, prompt_ids: list[int], params: GenerationParams
     ) -> AsyncIterator[tuple[str, Any]]:
-        """Yield ``("delta", text)`` events as text is produced, then one ``("done", Completion)``.
+        """Yield ``("delta", Delta)`` events as text is produced and one ``("done", Completion)``
+        per choice (``params.n`` of them; the last event is the last choice's ``done``).
 
         Leaving the iteration early (a client that disconnected) drops the
         sequence from the batch at the next step.
@@ -187,6 +213,7 @@ class GenerationEngine:
         req = _Request(list(prompt_ids), params, asyncio.get_running_loop(), asyncio.Queue())
         self.stats.requests += 1
         self._inbox.put(req)
+        done = 0
         try:
             while True:
                 kind, value = await req.events.get()
@@ -194,16 +221,21 @@ class GenerationEngine:
                     raise value
                 yield kind, value
                 if kind == "done":
-                    return
+                    done += 1
+                    if done >= params.n:
+                        return
         finally:
             req.cancelled = True
 
-    async def complete(self, prompt_ids: list[int], params: GenerationParams) -> Completion:
-        """The whole generation at once."""
+    async def complete(self, prompt_ids: list[int], params: GenerationParams) -> list[Completion]:
+        """The whole generation at once: one ``Completion`` per choice, in order."""
+        out: list[Completion] = []
         async for kind, value in self.stream(prompt_ids, params):
             if kind == "done":
-                return value  # type: ignore[no-any-return]
-        raise Unavailable("generation ended without a result")
+                out.append(value)
+        if len(out) != params.n:
+            raise Unavailable("generation ended without a result")
+        return sorted(out, key=lambda c: c.index)
 
     async def close(self) -> None:
         """Finish every accepted request, then stop the worker thread."""
@@ -305,16 +337,30 @@ class GenerationEngine:
                 r.emit("error", Unavailable(f"generation failed: {exc}"))
             return
         self.stats.prefills += 1
-        seqs = []
-        for r in reqs:
+        logits = out.logits[:, -1, :]
+        rows = [i for i, r in enumerate(reqs) for _ in range(r.params.n)]
+        if len(rows) > len(reqs):
+            # n choices share one prefill: the prompt's cache rows are copied, not recomputed.
+            idx = torch.tensor(rows, dtype=torch.long, device=device)
+            cache.batch_select_indices(idx)
+            mask, logits = mask.index_select(0, idx), logits.index_select(0, idx)
+        seqs: list[_Seq] = []
+        for i in rows:
+            r = reqs[i]
+            index = len([s for s in seqs if s.req is r])
             gen = None
             if r.params.seed is not None and r.params.temperature > 0:
-                gen = torch.Generator(device=device).manual_seed(r.params.seed)
+                gen = torch.Generator(device=device).manual_seed(r.params.seed + index)
             tracker = TextTracker(self.tokenizer, r.params.stop)
-            seqs.append(_Seq(r, tracker, gen, length=len(r.prompt_ids)))
+            seq = _Seq(r, tracker, gen, length=len(r.prompt_ids), index=index)
+            if r.params.grammar is not None:
+                from opsloop.llm import Constraint  # lazy: imports llguidance
+
+                seq.constraint = Constraint(r.params.grammar, self.tokenizer)
+            seqs.append(seq)
         self._merge(seqs, cache, mask)
         first = len(self._seqs) - len(seqs)
-        self._take_tokens(out.logits[:, -1, :], range(first, len(self._seqs)))
+        self._take_tokens(logits, range(first, len(self._seqs)))
         self._drop_finished()
 
     def _merge(self, seqs: list[_Seq], cache: Any, mask: Any) -> None:
@@ -379,36 +425,78 @@ class GenerationEngine:
         self._drop_finished()
 
     def _take_tokens(self, logits: Any, rows: range) -> None:
+        import torch
+
         seqs = [self._seqs[i] for i in rows]
-        tokens = sample_tokens(
-            logits,
-            [s.req.params for s in seqs],
-            [s.generator for s in seqs],
-            [s.tracker.tokens for s in seqs],
+        params = [s.req.params for s in seqs]
+        shaped = any(
+            s.constraint is not None
+            or p.presence_penalty
+            or p.frequency_penalty
+            or p.logit_bias
+            or p.logprobs
+            for s, p in zip(seqs, params, strict=True)
         )
-        for s, tok in zip(seqs, tokens, strict=True):
+        if shaped:
+            rows_out = []
+            for k, (s, p) in enumerate(zip(seqs, params, strict=True)):
+                try:
+                    rows_out.append(adjust(logits[k], p, s.tracker.tokens, s.constraint))
+                except Exception as exc:  # this sequence's grammar failed: it alone ends
+                    log.warning("constrained decoding failed: %s", exc)
+                    s.finish = "error"
+                    s.req.emit("error", exc)
+                    rows_out.append(logits[k])
+            logits = torch.stack(rows_out)
+            tokens = sample_tokens(logits, params, [s.generator for s in seqs])
+        else:
+            tokens = sample_tokens(
+                logits, params, [s.generator for s in seqs], [s.tracker.tokens for s in seqs]
+            )
+        for k, (s, tok) in enumerate(zip(seqs, tokens, strict=True)):
+            if s.finish is not None:
+                continue
+            p = s.req.params
             # The end-of-sequence token counts as generated (as in OpenAI's and vLLM's usage).
             s.generated += 1
             self.stats.tokens += 1
-            if tok in self._eos and not s.req.params.ignore_eos:
+            if p.logprobs:
+                s.pending_lp.append(_logprob(logits[k], tok, p.top_logprobs))
+            if s.constraint is not None:
+                s.constraint.advance(tok)
+            if tok in self._eos and not p.ignore_eos:
                 s.finish = "stop"
             else:
                 delta = s.tracker.add(tok)
                 if delta:
-                    s.req.emit("delta", delta)
-                if s.tracker.stopped:
+                    self._emit_delta(s, delta)
+                if s.tracker.stopped or (s.constraint is not None and s.constraint.stopped):
                     s.finish = "stop"
-                elif s.generated >= s.req.params.max_new_tokens:
+                elif s.generated >= p.max_new_tokens:
                     s.finish = "length"
                 s.next_token = tok
             if s.finish is not None and s.finish != "cancelled":
                 rest = s.tracker.flush()
-                if rest:
-                    s.req.emit("delta", rest)
+                if rest or s.pending_lp:
+                    self._emit_delta(s, rest)
                 s.req.emit(
                     "done",
-                    Completion(s.tracker.text, len(s.req.prompt_ids), s.generated, s.finish),
+                    Completion(
+                        s.tracker.text,
+                        len(s.req.prompt_ids),
+                        s.generated,
+                        s.finish,
+                        s.index,
+                        s.all_lp if p.logprobs else None,
+                    ),
                 )
+
+    def _emit_delta(self, s: _Seq, text: str) -> None:
+        lp = None
+        if s.req.params.logprobs:
+            lp, s.pending_lp = s.pending_lp, []
+            s.all_lp.extend(lp)
+        s.req.emit("delta", Delta(s.index, text, lp))
 
     def _drop_finished(self) -> None:
         keep = [i for i, s in enumerate(self._seqs) if s.finish is None]
@@ -432,3 +520,14 @@ class GenerationEngine:
                     layer.keys = layer.keys[:, :, start:, :]
                     layer.values = layer.values[:, :, start:, :]
                 self._mask = self._mask[:, start:]
+
+
+def _logprob(row: Any, token: int, top: int) -> TokenLogprob:
+    import torch
+
+    lp = torch.log_softmax(row.float(), dim=-1)
+    alts: tuple[tuple[int, float], ...] = ()
+    if top > 0:
+        vals, ids = torch.topk(lp, top)
+        alts = tuple((int(i), float(v)) for i, v in zip(ids.tolist(), vals.tolist(), strict=True))
+    return TokenLogprob(int(token), float(lp[token]), alts)

@@ -1,8 +1,10 @@
 """OpenAI-compatible routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``.
 
-Requests follow OpenAI's schema; parameters this server cannot honour with
-the value given (``n`` > 1, ``logprobs``, tools) get a 400 rather than being
-silently ignored. Streaming answers are Server-Sent Events in OpenAI's chunk
+Requests follow OpenAI's schema: structured outputs (``response_format``,
+enforced by constrained decoding), tool calls, log-probabilities, ``n``
+choices, seeds, penalties and logit bias are honoured; documented parameters
+this server does not offer get a 400 naming them rather than being silently
+ignored (``_openai_params.py``). Streaming answers are Server-Sent Events in OpenAI's chunk
 format, ending with ``data: [DONE]``.
 """
 
@@ -12,73 +14,33 @@ import base64
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from opsloop.core.web import JSONBody
 from opsloop.errors import InvalidArgument, NotFound
+from opsloop.serving._engine import Completion, Delta
 from opsloop.serving._feedback import RESPONSE_ID_HEADER
+from opsloop.serving._openai_params import (
+    ChatMessage,
+    ChatRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    _GenerationRequest,
+    chat_logprobs,
+    completion_logprobs,
+    generation_params,
+)
+from opsloop.serving._openai_tools import ToolPlan, parse_tool_calls, plan_tools, render_messages
 from opsloop.serving._predict import PredictionObserver, notify
 from opsloop.serving._runtime import ModelHolder, Runtime
-from opsloop.serving._sampling import GenerationParams
 
 __all__ = ["openai_router"]
 
-MAX_STOP = 16
 MAX_EMBED_INPUTS = 2048
-
-
-class _Req(BaseModel):
-    # Clients send many optional fields (penalties, user, metadata); unknown ones are ignored.
-    model_config = ConfigDict(extra="allow")
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    role: str
-    content: str | list[dict[str, Any]] | None = None
-
-
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    include_usage: bool = False
-
-
-class _GenerationRequest(_Req):
-    model: str | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    stop: str | list[str] | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    n: int = 1
-    seed: int | None = None
-    logprobs: bool | int | None = None
-    ignore_eos: bool = False  # an extension (as in vLLM): always generate max_tokens tokens
-
-
-class ChatRequest(_GenerationRequest):
-    messages: list[ChatMessage] = Field(min_length=1)
-    tools: list[Any] | None = None
-
-
-class CompletionRequest(_GenerationRequest):
-    prompt: str | list[str]
-    echo: bool = False
-    best_of: int | None = None
-
-
-class EmbeddingRequest(_Req):
-    model: str | None = None
-    input: str | list[str] | list[int] | list[list[int]]
-    encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = None
 
 
 def _check_model(rt: Runtime, requested: str | None) -> None:
@@ -107,36 +69,6 @@ def _require(rt: Runtime, kind: str, route: str) -> None:
             f"this server serves a {rt.kind} model (see GET /v1/metadata)",
             details={"kind": rt.kind},
         )
-
-
-def _params(req: _GenerationRequest, rt: Runtime) -> GenerationParams:
-    if req.n != 1:
-        raise InvalidArgument("only n=1 is supported", details={"param": "n"})
-    if req.logprobs:
-        raise InvalidArgument("logprobs are not supported", details={"param": "logprobs"})
-    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
-    stop = [s for s in stop if s]
-    if len(stop) > MAX_STOP:
-        raise InvalidArgument(f"at most {MAX_STOP} stop strings", details={"param": "stop"})
-    max_tokens = req.max_completion_tokens or req.max_tokens or rt.options.default_max_tokens
-    limit = rt.options.max_tokens_limit
-    if max_tokens > limit:
-        raise InvalidArgument(
-            f"max_tokens is {max_tokens}; this server allows at most {limit}",
-            details={"param": "max_tokens"},
-        )
-    # The served model's anti-repetition defaults, as its own generate applies them.
-    defaults = getattr(rt.model, "generation_defaults", None) or {}
-    return GenerationParams(
-        max_tokens,
-        req.temperature,
-        req.top_p,
-        tuple(stop),
-        req.seed,
-        req.ignore_eos,
-        float(defaults.get("repetition_penalty", 1.0)),
-        int(defaults.get("no_repeat_ngram_size", 0)),
-    )
 
 
 def _content(m: ChatMessage, i: int) -> str:
@@ -175,102 +107,163 @@ def _sse(obj: Any) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
-async def _generate(
-    holder: ModelHolder,
-    req: _GenerationRequest,
-    prompt_of: Any,
-    chat: bool,
-    observers: Sequence[PredictionObserver] = (),
-    asked: str = "",
-) -> Response:
+class _Call:
+    """One request's pieces the routes differ in."""
+
+    def __init__(
+        self,
+        chat: bool,
+        prompt_of: Any,
+        plan_of: Any = None,
+        observers: Sequence[PredictionObserver] = (),
+        asked: str = "",
+    ) -> None:
+        self.chat = chat
+        self.prompt_of = prompt_of  # (rt, plan) -> prompt text
+        self.plan_of = plan_of  # rt -> ToolPlan | None
+        self.observers = observers  # told of each answer (monitoring's prediction log)
+        self.asked = asked  # the question as the log keeps it
+
+
+def _choice_body(call: _Call, tok: Any, done: Completion, plan: ToolPlan | None) -> dict[str, Any]:
+    if not call.chat:
+        return {
+            "index": done.index,
+            "text": done.text,
+            "finish_reason": done.finish_reason,
+            "logprobs": completion_logprobs(tok, done.logprobs),
+        }
+    calls = parse_tool_calls(done.text, plan)
+    message: dict[str, Any] = {"role": "assistant", "content": None if calls else done.text}
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "index": done.index,
+        "message": message,
+        "finish_reason": "tool_calls" if calls else done.finish_reason,
+        "logprobs": chat_logprobs(tok, done.logprobs),
+    }
+
+
+async def _generate(holder: ModelHolder, req: _GenerationRequest, call: _Call) -> Response:
     t0 = time.perf_counter()
+    chat = call.chat
     rt = holder.acquire()
     try:
         _require(rt, "llm", "/v1/chat/completions" if chat else "/v1/completions")
         _check_model(rt, req.model)
-        params = _params(req, rt)
-        prompt_ids = _encode(rt, prompt_of(rt))
+        plan = call.plan_of(rt) if call.plan_of is not None else None
+        grammar = plan.grammar if plan is not None and plan.calls else None
+        params = generation_params(req, rt, chat=chat, grammar=grammar)
+        prompt_ids = _encode(rt, call.prompt_of(rt, plan))
         params = rt.engine.validate(prompt_ids, params)
     except BaseException:
         rt.release()
         raise
+    tok = rt.model.tokenizer
     rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
     created = int(time.time())
     base = {"id": rid, "created": created, "model": rt.name, "system_fingerprint": rt.fingerprint}
     route = "/v1/chat/completions" if chat else "/v1/completions"
 
     def observe(text: str, prompt_tokens: int, completion_tokens: int) -> None:
-        if observers:
+        if call.observers:
             seen = {
                 "model": rt.name,
                 "version": str(rt.resolved.version or ""),
-                "rows": [{"prompt": asked, "prompt_tokens": prompt_tokens}],
+                "rows": [{"prompt": call.asked, "prompt_tokens": prompt_tokens}],
                 "outputs": [text],
                 "tokens": prompt_tokens + completion_tokens,
             }
-            notify(observers, seen, route, rid, 200, t0)
+            notify(call.observers, seen, route, rid, 200, t0)
 
     if not req.stream:
         try:
-            done = await rt.engine.complete(prompt_ids, params)
+            dones = await rt.engine.complete(prompt_ids, params)
         finally:
             rt.release()
-        observe(done.text, done.prompt_tokens, done.completion_tokens)
-        if chat:
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": done.text},
-                "finish_reason": done.finish_reason,
-                "logprobs": None,
-            }
-        else:
-            choice = {
-                "index": 0,
-                "text": done.text,
-                "finish_reason": done.finish_reason,
-                "logprobs": None,
-            }
+        observe(dones[0].text, dones[0].prompt_tokens, sum(d.completion_tokens for d in dones))
         return JSONBody(
             {
                 **base,
                 "object": "chat.completion" if chat else "text_completion",
-                "choices": [choice],
-                "usage": _usage(done.prompt_tokens, done.completion_tokens),
+                "choices": [_choice_body(call, tok, d, plan) for d in dones],
+                "usage": _usage(dones[0].prompt_tokens, sum(d.completion_tokens for d in dones)),
             },
             headers={RESPONSE_ID_HEADER: rid},
         )
 
     obj = "chat.completion.chunk" if chat else "text_completion"
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    # Under a tool grammar an answer that opens with '{' is a call: held back until it is whole.
+    hold = plan is not None and plan.calls
 
-    def chunk(delta: dict[str, Any] | str, finish: str | None) -> dict[str, Any]:
+    def chunk(index: int, delta: dict[str, Any] | str, finish: str | None, lp: Any = None) -> bytes:
         if chat:
             c: dict[str, Any] = {
-                "index": 0,
+                "index": index,
                 "delta": delta,
                 "finish_reason": finish,
-                "logprobs": None,
+                "logprobs": chat_logprobs(tok, lp),
             }
         else:
-            c = {"index": 0, "text": delta, "finish_reason": finish, "logprobs": None}
-        return {**base, "object": obj, "choices": [c]}
+            c = {
+                "index": index,
+                "text": delta,
+                "finish_reason": finish,
+                "logprobs": completion_logprobs(tok, lp),
+            }
+        return _sse({**base, "object": obj, "choices": [c]})
 
     async def events() -> AsyncIterator[bytes]:
+        held: dict[int, list[Delta]] = {}
+        first: list[str] = []  # choice 0's text, for the observers
+        streaming: set[int] = set()
+        prompt_tokens, completion_tokens = 0, 0
         try:
             if chat:
-                yield _sse(chunk({"role": "assistant", "content": ""}, None))
+                for i in range(params.n):
+                    yield chunk(i, {"role": "assistant", "content": ""}, None)
             try:
-                parts: list[str] = []
                 async for kind, value in rt.engine.stream(prompt_ids, params):
                     if kind == "delta":
-                        parts.append(value)
-                        yield _sse(chunk({"content": value} if chat else value, None))
-                    else:
-                        observe("".join(parts), value.prompt_tokens, value.completion_tokens)
-                        yield _sse(chunk({} if chat else "", value.finish_reason))
-                        if include_usage:
-                            usage = _usage(value.prompt_tokens, value.completion_tokens)
-                            yield _sse({**base, "object": obj, "choices": [], "usage": usage})
+                        d: Delta = value
+                        if d.index == 0:
+                            first.append(d.text)
+                        if hold and d.index not in streaming:
+                            buf = held.setdefault(d.index, [])
+                            buf.append(d)
+                            text = "".join(x.text for x in buf).lstrip()
+                            if not text or text.startswith("{"):
+                                continue
+                            streaming.add(d.index)  # words, not a call: stream from here
+                            lp = [e for x in buf for e in (x.logprobs or [])]
+                            d = Delta(d.index, "".join(x.text for x in buf), lp or None)
+                        if d.text or d.logprobs:
+                            yield chunk(
+                                d.index, {"content": d.text} if chat else d.text, None, d.logprobs
+                            )
+                        continue
+                    done: Completion = value
+                    prompt_tokens = done.prompt_tokens
+                    completion_tokens += done.completion_tokens
+                    finish = done.finish_reason
+                    if hold and done.index not in streaming:
+                        calls = parse_tool_calls(done.text, plan)
+                        lp = [e for x in held.get(done.index, []) for e in (x.logprobs or [])]
+                        if calls:
+                            deltas = [
+                                {"index": 0, **c, "function": {**c["function"]}} for c in calls
+                            ]
+                            yield chunk(done.index, {"tool_calls": deltas}, None, lp or None)
+                            finish = "tool_calls"
+                        elif done.text:
+                            yield chunk(done.index, {"content": done.text}, None, lp or None)
+                    yield chunk(done.index, {} if chat else "", finish)
+                observe("".join(first), prompt_tokens, completion_tokens)
+                if include_usage:
+                    usage = _usage(prompt_tokens, completion_tokens)
+                    yield _sse({**base, "object": obj, "choices": [], "usage": usage})
             except Exception as exc:
                 # Headers are sent: report the failure in-band, as OpenAI's servers do.
                 code = getattr(exc, "code", "INTERNAL")
@@ -291,23 +284,27 @@ def openai_router(holder: ModelHolder, observers: Sequence[PredictionObserver] =
 
     @router.post("/v1/chat/completions", summary="Chat completion (OpenAI-compatible)")
     async def chat_completions(req: ChatRequest) -> Response:
-        if req.tools:
-            raise InvalidArgument("tools are not supported", details={"param": "tools"})
+        msgs = []
+        for i, m in enumerate(req.messages):
+            if m.role == "tool" and not m.tool_call_id:
+                raise InvalidArgument(
+                    f"message {i}: a tool message needs tool_call_id",
+                    details={"param": f"messages.{i}.tool_call_id"},
+                )
+            msgs.append({"role": m.role, "content": _content(m, i), "tool_calls": m.tool_calls})
 
-        def prompt(rt: Runtime) -> str:
-            msgs = [{"role": m.role, "content": _content(m, i)} for i, m in enumerate(req.messages)]
-            return str(rt.model.apply_chat_template(msgs))
+        def plan(rt: Runtime) -> ToolPlan | None:
+            return plan_tools(req.tools, req.tool_choice, rt.model.tokenizer)
+
+        def prompt(rt: Runtime, p: ToolPlan | None) -> str:
+            return render_messages(msgs, p, rt.model)
 
         last = next((m for m in reversed(req.messages) if m.role == "user"), None)
         asked = _content(last, len(req.messages) - 1) if last is not None else ""
-        return await _generate(holder, req, prompt, chat=True, observers=observers, asked=asked)
+        return await _generate(holder, req, _Call(True, prompt, plan, observers, asked))
 
     @router.post("/v1/completions", summary="Text completion (OpenAI-compatible)")
     async def completions(req: CompletionRequest) -> Response:
-        if req.echo:
-            raise InvalidArgument("echo is not supported", details={"param": "echo"})
-        if req.best_of not in (None, 1):
-            raise InvalidArgument("only best_of=1 is supported", details={"param": "best_of"})
         if isinstance(req.prompt, list):
             if len(req.prompt) != 1:
                 raise InvalidArgument(
@@ -318,7 +315,7 @@ def openai_router(holder: ModelHolder, observers: Sequence[PredictionObserver] =
         else:
             text = req.prompt
         return await _generate(
-            holder, req, lambda _rt: text, chat=False, observers=observers, asked=text
+            holder, req, _Call(False, lambda _rt, _p: text, None, observers, text)
         )
 
     @router.post("/v1/embeddings", summary="Embeddings (OpenAI-compatible)")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["GenerationParams", "TextTracker", "penalize", "sample_tokens"]
+__all__ = ["GenerationParams", "TextTracker", "adjust", "penalize", "sample_tokens"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,36 @@ class GenerationParams:
     # generation defaults unless the request sets its own); 1.0 / 0: off.
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
+    # OpenAI's parameters: additive penalties over the generated tokens, a per-token bias.
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    grammar: str | None = None  # an llguidance grammar the answer must follow
+    logprobs: bool = False  # report each chosen token's log-probability
+    top_logprobs: int = 0  # and the most likely alternatives at each step
+    n: int = 1  # choices from one prompt (prefilled once)
+
+
+def adjust(
+    logits: torch.Tensor, p: GenerationParams, generated: list[int], constraint: Any
+) -> torch.Tensor:
+    """One row of logits as the request shapes it: repetition settings, OpenAI's
+    presence/frequency penalties and logit bias, then the grammar's mask."""
+    import torch
+
+    row = penalize(logits, p, generated)
+    if generated and (p.presence_penalty or p.frequency_penalty):
+        ids, counts = torch.unique(torch.tensor(generated, device=row.device), return_counts=True)
+        row = row.clone() if row is logits else row
+        row[ids] -= counts.to(row.dtype) * p.frequency_penalty + p.presence_penalty
+    if p.logit_bias:
+        row = row.clone() if row is logits else row
+        for tok, bias in p.logit_bias:
+            if tok < row.shape[0]:
+                row[tok] += bias
+    if constraint is not None:
+        row = constraint.mask(row, logits)
+    return row
 
 
 def penalize(logits: torch.Tensor, p: GenerationParams, generated: list[int]) -> torch.Tensor:
