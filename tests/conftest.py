@@ -58,6 +58,33 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(env) if env else tmp_path_factory.mktemp("model-cache")
 
 
+def run_async(coro: Any) -> Any:
+    """``asyncio.run(coro)``, in a thread of its own when this thread already runs an event
+    loop: Playwright's sync API (the session ``browser`` of a UI test that ran earlier in
+    this xdist worker) keeps one running in the main thread, where ``asyncio.run`` fails."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    out: list[Any] = []
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            out.append(asyncio.run(coro))
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=main)
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
+    return out[0]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

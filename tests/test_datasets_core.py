@@ -19,6 +19,7 @@ from tests.conftest import BackendEnv
 
 pa = pytest.importorskip("pyarrow")
 
+
 @pytest.fixture
 def client(backend: BackendEnv) -> opsloop.Client:
     """The client on each of the four backends (the shared ``backend`` fixture)."""

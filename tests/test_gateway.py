@@ -31,7 +31,7 @@ from opsloop.gateway import (
     luhn_valid,
     redact,
 )
-from tests.conftest import BackendEnv
+from tests.conftest import BackendEnv, run_async
 
 CARD = "4111 1111 1111 1111"  # a test Visa number: Luhn-valid
 IBAN = "DE89 3704 0044 0532 0130 00"  # the standard example IBAN: mod-97 valid
@@ -339,4 +339,4 @@ def test_lean_client_reads_chunked_and_closing_answers_and_replaces_stale_connec
             await pool.post(url, b"{}", {}, timeout=5, connect_timeout=1)
         await pool.aclose()
 
-    asyncio.run(main())
+    run_async(main())

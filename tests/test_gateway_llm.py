@@ -37,7 +37,7 @@ from opsloop.gateway import (
 from opsloop.registry import bundled_gguf
 from opsloop.settings import Settings
 from tests._procs import wait_until
-from tests.conftest import IN_CI, free_port, fresh_pg_database, serve_registered
+from tests.conftest import IN_CI, free_port, fresh_pg_database, run_async, serve_registered
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("transformers")
@@ -408,7 +408,7 @@ def _fire(urls: list[str], key: str, n: int, waves: int) -> list[httpx.Response]
                 )
             return out
 
-    return asyncio.run(go())
+    return run_async(go())
 
 
 @pytest.fixture

@@ -229,4 +229,3 @@ def test_bad_arguments_are_refused_before_anything_runs(tmp_path: Path) -> None:
         pytest.raises(InvalidArgument, match="needs a non-empty 'question'"),
     ):
         run_loop(c2, train=[{"question": "q"}], heldout=HELDOUT, index="none")
-

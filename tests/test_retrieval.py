@@ -291,7 +291,7 @@ WRITER = r"""
 import sys, numpy as np
 from opsloop.retrieval import VectorIndex
 home, tag, n, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rng = np.random.default_rng(abs(hash(tag)) % 1000)
+rng = np.random.default_rng(sum(map(ord, tag)))  # str hash() differs per process
 idx = VectorIndex.open("shared", home=home, dim=64, metric="l2")
 print("ready", flush=True)
 for s in range(0, n, batch):

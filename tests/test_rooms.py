@@ -25,11 +25,11 @@ from opsloop.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 
 ROOM_FILES = {
-    "__init__.py": '''
+    "__init__.py": """
         from demo_room._client import Demo
         __all__ = ["Demo"]
-    ''',
-    "_client.py": '''
+    """,
+    "_client.py": """
         from opsloop.core import context_of
 
         class Demo:
@@ -38,8 +38,8 @@ ROOM_FILES = {
 
             def hello(self) -> str:
                 return f"hello from {self.context.settings.home.name}"
-    ''',
-    "api.py": '''
+    """,
+    "api.py": """
         from fastapi import APIRouter
         from opsloop.core.web import Ctx, ok
 
@@ -48,8 +48,8 @@ ROOM_FILES = {
         @router.get("/demo/ping", summary="Ping the demo room")
         def ping(ctx: Ctx):
             return ok({"pong": True, "remote": ctx.is_remote})
-    ''',
-    "cli.py": '''
+    """,
+    "cli.py": """
         from opsloop.core.cli import out, room_app
 
         app = room_app("demo", "The demo room.")
@@ -57,8 +57,8 @@ ROOM_FILES = {
         @app.command("hello")
         def hello() -> None:
             out().print("demo says hello")
-    ''',
-    "_room.py": '''
+    """,
+    "_room.py": """
         from opsloop.core import ClientProperty, Nav, Room, UiRoute
 
         ROOM = Room(
@@ -70,7 +70,7 @@ ROOM_FILES = {
             nav=(Nav("demo", "Demo room", order=99),),
             ui_routes=(UiRoute("demo/:id", "pages/experiments.js", "renderExperiments"),),
         )
-    ''',
+    """,
 }
 
 
@@ -174,7 +174,9 @@ def test_every_room_package_is_registered() -> None:
     assert declared == {r.split(".")[-1] for r in rooms.ROOMS}
 
 
-def test_context_shares_room_objects_and_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_context_shares_room_objects_and_identity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from opsloop import Client
     from opsloop.tracking import Tracking
 

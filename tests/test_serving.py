@@ -32,7 +32,7 @@ from opsloop.registry.flavors import PyfuncContext, PythonModel, save_pyfunc
 from opsloop.serving import MicroBatcher, ServeOptions, create_serving_app
 from opsloop.settings import Settings
 from tests._procs import child_env, wait_until
-from tests.conftest import free_port
+from tests.conftest import free_port, run_async
 
 TREE = ["sklearn.tree._tree.Tree"]
 
@@ -334,7 +334,7 @@ def test_batcher_isolates_a_bad_request_and_respects_its_limits() -> None:
         with pytest.raises(Unavailable):
             await b.submit([1])
 
-    asyncio.run(main())
+    run_async(main())
 
 
 def test_batcher_finishes_what_it_holds_on_close() -> None:
@@ -350,7 +350,7 @@ def test_batcher_finishes_what_it_holds_on_close() -> None:
         assert [p.result() for p in pending] == [[i] for i in range(6)]
         assert b.stats.batches >= 3
 
-    asyncio.run(main())
+    run_async(main())
 
 
 # ---------------------------------------------------------------- readiness and reloads

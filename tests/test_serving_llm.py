@@ -24,7 +24,7 @@ import pytest
 
 from opsloop.registry import bundled_embedder, bundled_gguf
 from tests._procs import wait_until
-from tests.conftest import serve_registered
+from tests.conftest import run_async, serve_registered
 from tests.test_serving import ThreadServer
 
 openai = pytest.importorskip("openai")
@@ -244,7 +244,7 @@ def test_concurrent_chats_share_batches_and_answer_as_if_alone(smol: Served) -> 
                 ]
             )
 
-    answers = asyncio.run(burst())
+    answers = run_async(burst())
     assert [a.choices[0].message.content for a in answers] == solo
     after = smol.stats()["generation"]
     assert after["max_batch"] > 1
@@ -342,7 +342,7 @@ def test_embeddings_match_the_model_and_concurrent_requests_are_batched(minilm: 
                 ]
             )
 
-    answers = asyncio.run(burst())
+    answers = run_async(burst())
     assert all(len(a.data[0].embedding) == 384 for a in answers)
     stats = minilm.stats()["embeddings"]
     assert stats["max_batch_rows"] > 3  # more than one request's texts in one model call

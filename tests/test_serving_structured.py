@@ -24,6 +24,7 @@ from opsloop.errors import InvalidArgument
 from opsloop.llm import LocalProvider, example_schemas
 from opsloop.registry import bundled_gguf
 from opsloop.settings import Settings
+from tests.conftest import run_async
 from tests.test_serving_llm import Served, _serve
 
 openai = pytest.importorskip("openai")
@@ -189,7 +190,7 @@ def test_every_shipped_schema_validates(smol: Served) -> None:
         ) as ac:
             return await asyncio.gather(*(one(ac, t) for t in tasks))
 
-    answers = asyncio.run(all_of())
+    answers = run_async(all_of())
     for task, r in zip(tasks, answers, strict=True):
         text = r.choices[0].message.content
         assert r.choices[0].finish_reason == "stop", (task["name"], text)
@@ -414,7 +415,7 @@ def test_openai_parse_helper_with_pydantic_and_async_stream(smol: Served) -> Non
                     parts.append(c.choices[0].delta.content)
             return "".join(parts)
 
-    jsonschema.validate(json.loads(asyncio.run(streamed())), PERSON)
+    jsonschema.validate(json.loads(run_async(streamed())), PERSON)
 
 
 # ---------------------------------------------------------------- local providers

@@ -21,7 +21,7 @@ from opsloop import tracing
 from opsloop.errors import FlushError, InvalidArgument
 from opsloop.settings import Settings
 from opsloop.tracing import SpanNode, TraceDetail, Tracing
-from tests.conftest import BackendEnv, live_server
+from tests.conftest import BackendEnv, live_server, run_async
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ def test_async_tasks_and_threads_keep_their_own_contexts(tr: Tracing) -> None:
     async def main() -> None:
         await asyncio.gather(handle("u1"), handle("u2"), handle("u3"))
 
-    asyncio.run(main())
+    run_async(main())
 
     def worker(i: int) -> None:
         with tr.start_trace(f"thread-{i}", session_id=f"s{i}"):
@@ -174,7 +174,7 @@ def test_generators_record_items_and_do_not_leak_context(tr: Tracing) -> None:
         async def consume() -> list[int]:
             return [x async for x in astream(3)]
 
-        assert asyncio.run(consume()) == [0, 1, 2]
+        assert run_async(consume()) == [0, 1, 2]
     tr.flush()
     spans = _by_name(tr.get_trace(root.trace_id))
     assert spans["stream"].outputs == "tok0 tok1 tok2 "
