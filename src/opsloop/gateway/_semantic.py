@@ -114,7 +114,8 @@ def _stem(word: str) -> str:
 _PREFIXES = ("un", "non", "dis", "in", "im", "il", "ir", "de", "anti", "counter", "mis")
 _SWAPPED_FORMS = ("er", "est", "ly")
 _OPPOSITE_WORDS = {w for pair in _OPPOSITES for w in pair}
-_OPPOSITE_STEMS = [(a, b) for a, b in _OPPOSITES]
+# Each pair with its stems, stemmed once here rather than on every comparison.
+_OPPOSITE_STEMS = [(a, b, _stem(a), _stem(b)) for a, b in _OPPOSITES]
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,7 @@ def meaning_differs(a: str, b: str) -> str | None:
     for suffix in _SWAPPED_FORMS:
         if any(w.endswith(suffix) for w in only_a) and any(v.endswith(suffix) for v in only_b):
             return f"swapped:-{suffix}"
-    for x, y in _OPPOSITE_STEMS:
-        sx, sy = _stem(x), _stem(y)
+    for x, y, sx, sy in _OPPOSITE_STEMS:
         if (sx in only_a and sy in only_b) or (sy in only_a and sx in only_b):
             return f"opposite:{x}/{y}"
     return None
@@ -266,6 +266,7 @@ class SemanticCache:
                     self._buckets.popitem(last=False)
             self._buckets.move_to_end(bucket)
             now = time.monotonic()
-            keep = [i for i, e in enumerate(b.entries) if e[0] >= now][-(self.max_entries - 1) :]
+            live = [i for i, e in enumerate(b.entries) if e[0] >= now]
+            keep = live[max(0, len(live) - (self.max_entries - 1)) :]  # room for the new one
             b.entries = [b.entries[i] for i in keep] + [(now + ttl_s, text, answer)]
             b.vectors = np.vstack([b.vectors[keep], vec[None, :].astype(np.float32)])
