@@ -11,7 +11,13 @@ merged model is), quantises it with ``opsloop.registry.quantize_model`` (the
   at most, greedy), and generated tokens per second;
 - quality: the docs question-answering task's held-out questions through the
   quickstart's pipeline steps (retrieve, prompt, model), ``contains`` (the
-  quickstart's quality metric) and ``token_f1``.
+  quickstart's quality metric) and ``token_f1``; and, teacher-forced on the
+  float32 version's own answers, the mean token NLL under each version and the
+  share of those tokens each version ranks first (``top1``: 1.0 for float32).
+
+Three versions: float32, int8 as ``quantize_model`` makes it (SmoothQuant
+folded in first) and int8 without smoothing (``smooth_alpha=None``), so the
+table shows what the smoothing buys.
 
     .venv/bin/python benchmarks/compression.py [--limit N] [--cache-dir DIR] [--json out.json]
 """
@@ -66,18 +72,40 @@ def report(rows: list[dict[str, Any]]) -> str:
         ("tokens_per_s", "tokens/s", "{:.1f}"),
         ("contains", "contains", "{:.3f}"),
         ("token_f1", "token_f1", "{:.3f}"),
+        ("nll", "NLL", "{:.3f}"),
+        ("top1", "top1", "{:.3f}"),
     ]
     lines = [f"{'version':<28}" + "".join(f"{h:>14}" for _, h, _ in cols)]
     lines.append("-" * len(lines[0]))
     for r in rows:
         lines.append(f"{r['label']:<28}" + "".join(f"{f.format(r[k]):>14}" for k, _, f in cols))
-    if len(rows) == 2:
-        a, b = rows
+    a = rows[0]
+    for b in rows[1:]:
         lines.append(
-            f"{'after / before':<28}"
+            f"{b['short'] + ' / float32':<28}"
             + "".join(f"{(b[k] / a[k] if a[k] else float('nan')):>14.2f}" for k, _, _ in cols)
         )
     return "\n".join(lines)
+
+
+def forced(lm: Any, chats: list[str], answers: list[str]) -> tuple[float, float]:
+    """Mean token NLL of ``answers`` after ``chats`` under ``lm``, and its top-1 agreement."""
+    import torch
+
+    nll, top1, n = 0.0, 0, 0
+    for chat, answer in zip(chats, answers, strict=True):
+        p = lm.tokenizer(chat, return_tensors="pt", add_special_tokens=False).input_ids
+        a = lm.tokenizer(answer, return_tensors="pt", add_special_tokens=False).input_ids
+        if a.shape[1] == 0:
+            continue
+        ids = torch.cat([p, a], dim=1)
+        with torch.no_grad():
+            logits = lm.model(ids).logits[0, p.shape[1] - 1 : -1].float()
+        target = a[0]
+        nll += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+        top1 += int((logits.argmax(-1) == target).sum())
+        n += target.numel()
+    return nll / max(n, 1), top1 / max(n, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,9 +145,15 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             v2 = quantize_model(client, v1.uri, cache_dir=cache)
             print(f"quantised {v1.uri} -> {v2.uri} in {time.perf_counter() - t0:.1f}s", flush=True)
+            v3 = quantize_model(client, v1.uri, cache_dir=cache, smooth_alpha=None)
             build_docs_index(client, cache_dir=cache)
             prompts = docs_prompts(client, rows, cache_dir=cache)
-            for label, mv in (("float32 (before)", v1), ("int8 (after)", v2)):
+            reference: list[str] = []
+            for label, short, mv in (
+                ("float32", "float32", v1),
+                ("int8 SmoothQuant", "int8 smooth", v2),
+                ("int8 unsmoothed", "int8 plain", v3),
+            ):
                 lm = load_model(mv.uri, client=client, cache_dir=cache, device="cpu")
                 times, tokens = [], 0
                 chat = [
@@ -134,9 +168,15 @@ def main(argv: list[str] | None = None) -> int:
                     tokens += r.completion_tokens
                 answers = generate_docs_answers(lm, prompts)
                 scores = score_docs_answers(answers, rows)
+                every = [lm.apply_chat_template([{"role": "user", "content": p}]) for p in prompts]
+                reference = reference or answers
+                nll, top1 = forced(lm, every, reference)
                 results.append(
                     {
                         "label": f"{label} {mv.uri}",
+                        "short": short,
+                        "nll": nll,
+                        "top1": top1,
                         "disk_mb": mv.size / 1e6,
                         "weights_mb": weight_bytes(lm.model) / 1e6,
                         "rss_mb": load_rss_mb(home, mv.uri, cache),

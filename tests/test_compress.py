@@ -39,7 +39,14 @@ def quantized(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> It
     )
     v2 = quantize_model(client, "models:/smol/1", alias="int8", cache_dir=model_cache)
     try:
-        yield {"client": client, "settings": settings, "v1": v1, "v2": v2, "cache": model_cache}
+        yield {
+            "client": client,
+            "settings": settings,
+            "v1": v1,
+            "v2": v2,
+            "cache": model_cache,
+            "fp32": fp32,
+        }
     finally:
         client.close()
 
@@ -56,6 +63,10 @@ def test_the_int8_version_is_registered_from_the_float_one_and_is_smaller_on_dis
     assert not any(f.endswith(".safetensors") and "int8" not in f for f in v2.files)
     # Linear weights at 1 byte instead of 4; the float embeddings stay: about 47% of the size.
     assert v2.size < 0.55 * v1.size, (v2.size, v1.size)
+    # SmoothQuant folded all three kinds of scale into SmolLM2 (a Llama block), exactly.
+    smoothing = v2.metadata["quantization"]["smoothing"]
+    assert smoothing["folds"] == ["down_proj", "gate_up_proj", "qkv_proj"], smoothing
+    assert smoothing["layers"] == 30 and smoothing["max_relative_logit_change"] <= 2e-3
 
 
 def test_the_int8_version_loads_answers_and_holds_less_memory(quantized: Any) -> None:
@@ -101,13 +112,6 @@ def test_the_int8_version_serves_openai_chat(quantized: Any) -> None:
         assert r.json()["choices"][0]["message"]["content"].strip()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known regression, open on issue 10: with today's package set the int8 version "
-    "answers 'L'Aurora, la Marseillaise.' where float32 says Paris; its mean token NLL on a "
-    "reference paragraph is 4.08 against 2.44 and its top-1 agreement with float32 34% "
-    "(the same at the session's first commit, so the environment moved, not the code)",
-)
 def test_the_int8_version_keeps_the_float_versions_answer(quantized: Any) -> None:
     from opsloop.llm import get_provider
 
@@ -127,6 +131,9 @@ def test_bad_sources_are_refused_with_clear_errors(quantized: Any, tmp_path: Pat
         quantize_model(client, "./some/folder")
     with pytest.raises(NotFound):
         quantize_model(client, "models:/nope/1")
+    for alpha in (0.0, 1.0, -0.5, True, "half"):
+        with pytest.raises(InvalidArgument, match="smooth_alpha"):
+            quantize_model(client, "models:/smol/1", smooth_alpha=alpha)  # type: ignore[arg-type]
     before = [v.version for v in client.registry.list_versions("smol")]
     home = str(quantized["settings"].home)
     res = CliRunner().invoke(app, ["quantize", "models:/smol@int8", "--home", home])
@@ -134,3 +141,44 @@ def test_bad_sources_are_refused_with_clear_errors(quantized: Any, tmp_path: Pat
     assert res.output.strip().startswith("error [INVALID_ARGUMENT]:"), res.output
     assert "Traceback" not in res.output
     assert [v.version for v in client.registry.list_versions("smol")] == before
+
+
+def test_smoothing_is_exact_in_float_and_undone_where_a_norm_is_not_a_plain_scale(
+    quantized: Any,
+) -> None:
+    """Tiny real transformers models: a Llama block takes every fold; Gemma 3's ``1 + weight``
+    norms refuse the two norm folds (checked by the logits), and the model computes as before."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Gemma3TextConfig, LlamaConfig
+
+    from opsloop.registry.flavors._smooth import CALIBRATION_TEXTS, smooth
+
+    tok = AutoTokenizer.from_pretrained(str(quantized["fp32"]))
+    ids = tok(CALIBRATION_TEXTS[0], return_tensors="pt").input_ids
+    small = {
+        "vocab_size": len(tok),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    }
+    for config, folds in (
+        (LlamaConfig(**small), ["down_proj", "gate_up_proj", "qkv_proj"]),
+        (Gemma3TextConfig(**small, head_dim=16), ["down_proj"]),
+    ):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config).eval()
+        with torch.no_grad():
+            # Outlier channels like a trained model's, so the scales are far from 1.
+            for layer in model.model.layers:
+                layer.mlp.up_proj.weight[:4].mul_(40.0)
+            before = model(ids).logits
+        report = smooth(model, tok, alpha=0.5)
+        assert report.applied == folds, (type(model).__name__, report)
+        assert sorted(report.applied + report.undone) == ["down_proj", "gate_up_proj", "qkv_proj"]
+        with torch.no_grad():
+            after = model(ids).logits
+        assert torch.allclose(after, before, rtol=0, atol=2e-3 * before.abs().max().item())
+        with pytest.raises(ValueError, match="alpha"):
+            smooth(model, tok, alpha=1.0)

@@ -33,11 +33,14 @@ def quantize_model(
     alias: str | None = None,
     description: str | None = None,
     cache_dir: str | Path | None = None,
+    smooth_alpha: float | None = 0.5,
 ) -> ModelVersion:
     """Register an int8-quantised copy of language model ``source`` (a ``models:/`` URI).
 
     ``name``: the registered model to add it to (default: the source's).
-    ``alias``: moved to the new version. Refuses models that are not causal
+    ``alias``: moved to the new version. ``smooth_alpha``: SmoothQuant's
+    migration strength (0 to 1, exclusive) folded in before quantising, or
+    ``None`` for plain per-channel int8. Refuses models that are not causal
     LMs of the ``transformers`` flavor, or already int8.
     """
     ctx: Context = context_of(client)
@@ -47,6 +50,15 @@ def quantize_model(
             f"the model to quantise is a models:/ URI, got {source!r}", details={"source": source}
         )
     parse_model_uri(source)
+    if smooth_alpha is not None and (
+        isinstance(smooth_alpha, bool)
+        or not isinstance(smooth_alpha, int | float)
+        or not 0.0 < smooth_alpha < 1.0
+    ):
+        raise InvalidArgument(
+            f"smooth_alpha is between 0 and 1 (exclusive), got {smooth_alpha!r}",
+            details={"smooth_alpha": repr(smooth_alpha)},
+        )
     mv = reg.resolve(source)
     flavor, fmt = mv.flavor, mv.metadata.get("format")
     if flavor != "transformers":
@@ -67,7 +79,12 @@ def quantize_model(
 
     origin = mv.uri
     with tempfile.TemporaryDirectory(prefix="opsloop-int8-") as tmp:
-        folder = save_int8(lm, Path(tmp) / "model", extra_metadata={"quantized_from": origin})
+        folder = save_int8(
+            lm,
+            Path(tmp) / "model",
+            extra_metadata={"quantized_from": origin},
+            smooth_alpha=smooth_alpha,
+        )
         new = reg.register(
             name or mv.name,
             folder,

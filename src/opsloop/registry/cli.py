@@ -244,13 +244,21 @@ def quantize(
     cache_dir: Annotated[
         Path | None, typer.Option(help="Where converted weights are kept (default <home>/cache).")
     ] = None,
+    smooth_alpha: Annotated[
+        float,
+        typer.Option(
+            help="SmoothQuant migration strength folded in before quantising, "
+            "between 0 and 1; 0 turns smoothing off.",
+        ),
+    ] = 0.5,
     json_: JsonOpt = False,
     home: HomeOption = None,
 ) -> None:
     """Register an int8-weight copy of a language model as a new version (runs on the CPU).
 
     Linear weights become int8 (one scale per output row), about half the size
-    on disk; see docs/registry.md#compression for the measured size, memory,
+    on disk. Activation outliers are first moved into the weights (SmoothQuant,
+    checked to leave the float model's outputs unchanged); see docs/registry.md#compression for the measured size, memory,
     latency and quality.
 
     Examples:
@@ -262,7 +270,13 @@ def quantize(
 
     with command_context(ctx, home) as context:
         mv = quantize_model(
-            context, source, name=name, alias=alias, description=description, cache_dir=cache_dir
+            context,
+            source,
+            name=name,
+            alias=alias,
+            description=description,
+            cache_dir=cache_dir,
+            smooth_alpha=smooth_alpha or None,
         )
         mv = context.room(Registry).get_version(mv.name, mv.version)
     if json_:

@@ -10,6 +10,10 @@ model is built from its config, the float tensors are loaded, and each Linear
 becomes torch's dynamically quantised Linear
 (``torch.ao.quantization.quantize_dynamic``) holding the stored int8 weights:
 activations are quantised per batch at run time. That runs on CPU only.
+
+Before quantising, SmoothQuant scales (``_smooth``) are folded into a copy of
+the float weights, so the per-call activation scale is not set by a few
+outlier channels; ``smooth_alpha=None`` quantises the weights as they are.
 """
 
 from __future__ import annotations
@@ -59,17 +63,35 @@ def save_int8(
     *,
     extra_metadata: dict[str, Any] | None = None,
     overwrite: bool = False,
+    smooth_alpha: float | None = 0.5,
 ) -> Path:
-    """Save ``lm`` with int8 Linear weights as a ``transformers`` model folder (``format: int8``)."""
+    """Save ``lm`` with int8 Linear weights as a ``transformers`` model folder (``format: int8``).
+
+    ``smooth_alpha``: SmoothQuant's migration strength in (0, 1), applied to a
+    copy of the weights first (``lm`` is left as it was); ``None``: no smoothing.
+    """
+    import copy
+
     import torch
     from safetensors.torch import save_file
 
+    from opsloop.registry.flavors._smooth import smooth
+
+    if smooth_alpha is not None and not 0.0 < smooth_alpha < 1.0:
+        raise InvalidArgument(
+            f"smooth_alpha is between 0 and 1 (exclusive), got {smooth_alpha}",
+            details={"smooth_alpha": smooth_alpha},
+        )
     model = lm.model
     linear = _linear_names(model)
     if not linear:
         raise InvalidArgument(f"{lm.model_id} has no Linear layers to quantise")
     if any(p.is_meta for p in model.parameters()):
         raise InvalidArgument(f"{lm.model_id} has weights on the meta device")
+    smoothing: dict[str, Any] | None = None
+    if smooth_alpha is not None:
+        model = copy.deepcopy(model).float().eval()
+        smoothing = smooth(model, lm.tokenizer, alpha=smooth_alpha).as_metadata()
     folder = prepare_folder(path, overwrite=overwrite)
     modules = dict(model.named_modules())
     tensors: dict[str, Any] = {}
@@ -103,6 +125,7 @@ def save_int8(
                 "method": "int8 weights, per output channel, symmetric; dynamic int8 activations",
                 "layers": "torch.nn.Linear",
                 "count": len(linear),
+                "smoothing": smoothing,
             },
             "library_versions": library_versions("transformers", "torch", "safetensors"),
         },
