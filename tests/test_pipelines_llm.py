@@ -123,6 +123,72 @@ def test_agent_tool_loop_is_bounded_and_traced(
     assert sum(s.kind == "tool" for s in kids) == len(out["tool_calls"])
 
 
+def test_agent_calls_tools_through_the_models_tool_protocol(
+    smol: Any, client: opsloop.Client, model_cache: Path, tmp_path: Path
+) -> None:
+    """A local model takes tools: the first reply must be a call (``tool_choice="required"``),
+    generated under the tool's schema, so its arguments validate; the result goes back as a
+    ``tool`` turn and the model answers from it."""
+    import json
+
+    (tmp_path / "kettle.md").write_text("# Kettle\n\nThe kettle warranty lasts two years.\n")
+    search = LocalCorpusSearch(tmp_path, name="search")
+    p = Pipeline(
+        [AgentStep("agent", SMOL, tools=["search"], max_iterations=1, tool_choice="required",
+                   max_tokens=48)],
+        name="agent-tools", inputs=["question"], tools=[search],
+    )  # fmt: skip
+    p.context = _ctx(client, smol, model_cache)
+    res = p.run({"question": "How long does the kettle warranty last?"})
+    out = res.outputs["agent"]
+    assert out["protocol"] == "tools" and out["iterations"] == 2
+    (call,) = out["tool_calls"]
+    assert call["tool"] == "search" and call["id"].startswith("call_")
+    assert search.check_args(call["args"]) == call["args"]  # valid for its schema
+    # The search ran on what the 135M model asked (its query is its own: not asserted).
+    assert isinstance(call["result"], list) and isinstance(call["args"]["query"], str)
+    assert isinstance(out["answer"], str) and out["answer"]
+    spans = _tree(client, res.trace_id or "")
+    agent = next(s for s in spans if s.name == "agent")
+    assert agent.attributes["opsloop.agent.protocol"] == "tools"
+    kids = sorted(
+        (s for s in spans if s.parent_span_id == agent.span_id), key=lambda s: s.start_us
+    )
+    assert [s.kind for s in kids] == ["llm", "tool", "llm"]
+    # The second call saw the first one's call and its result as a tool turn.
+    second = kids[2].inputs
+    assert second[-2]["tool_calls"][0]["id"] == call["id"]
+    assert second[-1] == {
+        "role": "tool",
+        "tool_call_id": call["id"],
+        "content": json.dumps(call["result"], ensure_ascii=False),
+    }
+    with pytest.raises(Exception, match="tool_choice"):
+        AgentStep("agent", SMOL, tools=["search"], tool_choice="always")
+
+
+def test_agent_falls_back_to_the_json_protocol_for_a_model_without_tools(
+    smol: Any, client: opsloop.Client, model_cache: Path, tmp_path: Path
+) -> None:
+    class PlainChat:  # a user's own wrapper: chat() only, no tool protocol
+        def chat(self, messages: Any, **params: Any) -> Any:
+            return smol.chat(messages, **params)
+
+    (tmp_path / "kettle.md").write_text("# Kettle\n\nThe kettle warranty lasts two years.\n")
+    p = Pipeline(
+        [AgentStep("agent", "mine", tools=["search"], max_iterations=1, max_tokens=32)],
+        name="agent-json", inputs=["question"],
+        tools=[LocalCorpusSearch(tmp_path, name="search")],
+    )  # fmt: skip
+    p.context = RunContext(
+        providers={"mine": PlainChat()}, client=client, cache_dir=model_cache,
+        tracer=client.tracing.tracer,
+    )  # fmt: skip
+    out = p.run({"question": "How long does the kettle warranty last?"}).outputs["agent"]
+    assert out["protocol"] in ("json", "free_text")
+    assert out["iterations"] == len(out["tool_calls"]) + 1 <= 2
+
+
 def test_rag_over_a_document_collection_cites_real_chunks(
     smol: Any, client: opsloop.Client, model_cache: Path, tmp_path: Path, home: Path
 ) -> None:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         grammar_tokenizer,
         token_bytes,
     )
+    from opsloop.llm._tools import ToolPlan, parse_tool_calls, plan_tools, render_tool_messages
     from opsloop.llm._types import ChatResponse, EmbeddingResponse, StreamChunk, Usage
 
 _LAZY = {
@@ -54,6 +55,10 @@ _LAZY = {
     "example_schemas": "opsloop.llm._structured",
     "grammar_tokenizer": "opsloop.llm._structured",
     "token_bytes": "opsloop.llm._structured",
+    "ToolPlan": "opsloop.llm._tools",
+    "parse_tool_calls": "opsloop.llm._tools",
+    "plan_tools": "opsloop.llm._tools",
+    "render_tool_messages": "opsloop.llm._tools",
     "ChatResponse": "opsloop.llm._types",
     "EmbeddingResponse": "opsloop.llm._types",
     "StreamChunk": "opsloop.llm._types",
@@ -71,6 +76,7 @@ __all__ = [
     "RetryPolicy",
     "SecretStore",
     "StreamChunk",
+    "ToolPlan",
     "Usage",
     "bundled_models",
     "check_local",
@@ -80,6 +86,9 @@ __all__ = [
     "get_provider",
     "grammar_tokenizer",
     "load_local_model",
+    "parse_tool_calls",
+    "plan_tools",
+    "render_tool_messages",
     "token_bytes",
 ]
 

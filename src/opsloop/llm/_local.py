@@ -234,6 +234,8 @@ def load_local(
 class LocalProvider(Provider):
     """A model running in this process: a causal LM (chat, complete, stream) or an embedder."""
 
+    supports_tools = True  # a language model's calls are generated under a grammar
+
     def __init__(
         self,
         spec: str,
@@ -314,8 +316,32 @@ class LocalProvider(Provider):
     def _complete(self, prompt: str, opts: GenOptions) -> ChatResponse:
         return self._generate(prompt, opts, chat=False)
 
+    def _chat_tools(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        tool_choice: Any,
+        opts: GenOptions,
+    ) -> ChatResponse:
+        from opsloop.llm._tools import (  # lazy: imports llguidance
+            parse_tool_calls,
+            plan_tools,
+            render_tool_messages,
+        )
+
+        lm = self._lm()
+        plan = plan_tools(tools, tool_choice, lm.tokenizer)
+        prompt = render_tool_messages(messages, plan, lm)
+        grammar = plan.grammar if plan is not None and plan.calls else None
+        stops = [] if grammar is not None else self._stops(opts, chat=True)
+        r = _collect(self._stream_prompt(prompt, opts, stops, grammar=grammar), self.model)
+        calls = parse_tool_calls(r.text, plan)
+        if calls:
+            r.text, r.tool_calls, r.finish_reason = "", calls, "tool_calls"
+        return r
+
     def _stream_prompt(
-        self, prompt: str, opts: GenOptions, stops: list[str]
+        self, prompt: str, opts: GenOptions, stops: list[str], *, grammar: str | None = None
     ) -> Iterator[StreamChunk]:
 
         for item in stream_tokens(
@@ -330,7 +356,7 @@ class LocalProvider(Provider):
             lock=self._lock,
             repetition_penalty=opts.repetition_penalty,
             no_repeat_ngram_size=opts.no_repeat_ngram_size,
-            grammar=self._grammar_of(opts),
+            grammar=grammar if grammar is not None else self._grammar_of(opts),
         ):
             if isinstance(item, StreamEnd):
                 usage = Usage(item.prompt_tokens, item.completion_tokens)

@@ -69,6 +69,8 @@ class OpenAIProvider(Provider):
     SmolLM2) it counts exactly, otherwise it estimates four characters a token.
     """
 
+    supports_tools = True  # ``tools``/``tool_choice`` go to the endpoint as they are
+
     def __init__(
         self,
         spec: str,
@@ -246,18 +248,46 @@ class OpenAIProvider(Provider):
         body = self._body(opts, messages=messages)
         return self._choice("/chat/completions", body, opts, lambda c: c["message"].get("content"))
 
+    def _chat_tools(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        tool_choice: Any,
+        opts: GenOptions,
+    ) -> ChatResponse:
+        body = self._body(opts, messages=messages, tools=tools, tool_choice=tool_choice)
+        return self._choice(
+            "/chat/completions",
+            body,
+            opts,
+            lambda c: c["message"].get("content"),
+            calls_of=lambda c: c["message"].get("tool_calls"),
+        )
+
     def _complete(self, prompt: str, opts: GenOptions) -> ChatResponse:
         body = self._body(opts, prompt=prompt)
         return self._choice("/completions", body, opts, lambda c: c.get("text"))
 
     def _choice(
-        self, path: str, body: dict[str, Any], opts: GenOptions, text_of: Callable[[Any], Any]
+        self,
+        path: str,
+        body: dict[str, Any],
+        opts: GenOptions,
+        text_of: Callable[[Any], Any],
+        *,
+        calls_of: Callable[[Any], Any] | None = None,
     ) -> ChatResponse:
-        """The first choice of a (chat) completion, whose text ``text_of(choice)`` finds."""
+        """The first choice of a (chat) completion, whose text ``text_of(choice)`` finds (and
+        whose tool calls ``calls_of(choice)`` finds)."""
         data = self._post(path, body, opts.timeout_s)
         try:
             choice = data["choices"][0]
             text = text_of(choice) or ""
+            calls = calls_of(choice) if calls_of is not None else None
+            if calls is not None and not (
+                isinstance(calls, list) and all(isinstance(c, dict) for c in calls)
+            ):
+                raise TypeError("tool_calls")
         except (KeyError, IndexError, TypeError, AttributeError):
             raise self._bad_shape(path, data) from None
         return ChatResponse(
@@ -267,6 +297,7 @@ class OpenAIProvider(Provider):
             str(data.get("model") or self.model),
             0.0,
             response_id=data.get("id"),
+            tool_calls=calls or None,
         )
 
     def _stream(self, messages: Messages, opts: GenOptions) -> Iterator[StreamChunk]:

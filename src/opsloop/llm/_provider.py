@@ -30,6 +30,7 @@ from opsloop.llm._types import (
     Usage,
     check_messages,
     check_texts,
+    check_tool_messages,
     gen_options,
 )
 from opsloop.tracing import (
@@ -84,6 +85,8 @@ class Provider:
     spec: str
     model: str
     provider: str
+    #: ``chat_tools`` works (a local language model, an OpenAI-compatible endpoint).
+    supports_tools: bool = False
 
     def __init__(
         self,
@@ -114,6 +117,36 @@ class Provider:
         msgs = check_messages(messages)
         opts = gen_options(**gen)
         return self._traced("chat", msgs, opts, lambda: self._chat(msgs, opts))
+
+    def chat_tools(
+        self,
+        messages: list[dict[str, Any]],
+        tools: Sequence[dict[str, Any]],
+        *,
+        tool_choice: Any = "auto",
+        **gen: Unpack[GenArgs],
+    ) -> ChatResponse:
+        """The reply to a conversation that offers ``tools`` (OpenAI function objects):
+        ``tool_calls`` set when the model calls one (their arguments valid JSON for the
+        tool's ``parameters``), else ``text``. ``tool_choice``: ``"auto"``, ``"none"``,
+        ``"required"`` or ``{"type": "function", "function": {"name": ...}}``. Earlier calls
+        (assistant turns with ``tool_calls``) and their results (``tool`` turns) continue
+        the conversation. Local models and OpenAI-compatible endpoints take tools."""
+        if not self.supports_tools:
+            raise InvalidArgument(
+                f"{self.spec} does not take tools", details={"param": "tools", "spec": self.spec}
+            )
+        msgs = check_tool_messages(messages)
+        if isinstance(tools, str | bytes) or not isinstance(tools, Sequence) or not tools:
+            raise InvalidArgument(
+                "tools must be a non-empty list of {type: function, function: {...}} objects",
+                details={"param": "tools"},
+            )
+        opts = gen_options(**gen)
+        listed = [dict(t) for t in tools]
+        return self._traced(
+            "chat", msgs, opts, lambda: self._chat_tools(msgs, listed, tool_choice, opts)
+        )
 
     def complete(
         self,
@@ -213,6 +246,15 @@ class Provider:
 
     def _chat(self, messages: Messages, opts: GenOptions) -> ChatResponse:
         raise InvalidArgument(f"{self.spec} cannot chat", details={"spec": self.spec})
+
+    def _chat_tools(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        tool_choice: Any,
+        opts: GenOptions,
+    ) -> ChatResponse:
+        raise NotImplementedError
 
     def _complete(self, prompt: str, opts: GenOptions) -> ChatResponse:
         raise InvalidArgument(f"{self.spec} cannot complete text", details={"spec": self.spec})

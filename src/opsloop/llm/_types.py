@@ -57,6 +57,9 @@ class ChatResponse:
     latency_s: float
     cost_usd: float | None = None
     response_id: str | None = field(default=None, compare=False)
+    #: ``chat_tools`` only: the calls the model made (OpenAI's shape: ``id``, ``type``,
+    #: ``function: {name, arguments}`` with the arguments as a JSON string); None for text.
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -240,6 +243,50 @@ def check_messages(messages: Any) -> list[dict[str, str]]:
                 details={"param": f"messages.{i}.content"},
             )
         out.append({"role": role, "content": content})
+    return out
+
+
+_TOOL_ROLES = ("system", "user", "assistant", "tool")
+
+
+def check_tool_messages(messages: Any) -> list[dict[str, Any]]:
+    """A conversation that may carry tool calls: ``{role, content}`` turns, assistant turns with
+    ``tool_calls`` (content may be empty) and ``tool`` turns with the result as ``content``."""
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence) or not messages:
+        raise InvalidArgument(
+            "messages must be a non-empty list of {role, content} objects",
+            details={"param": "messages"},
+        )
+    out: list[dict[str, Any]] = []
+    for i, m in enumerate(messages):
+        role = m.get("role") if isinstance(m, Mapping) else None
+        if role not in _TOOL_ROLES:
+            raise InvalidArgument(
+                f"message {i} must be an object whose role is one of {', '.join(_TOOL_ROLES)}",
+                details={"param": f"messages.{i}.role"},
+            )
+        calls = m.get("tool_calls")
+        content = m.get("content")
+        if role == "assistant" and calls:
+            if not isinstance(calls, Sequence) or not all(
+                isinstance(c, Mapping) and isinstance(c.get("function"), Mapping) for c in calls
+            ):
+                raise InvalidArgument(
+                    f"message {i}: tool_calls must be a list of {{id, type, function}} objects",
+                    details={"param": f"messages.{i}.tool_calls"},
+                )
+            out.append({"role": role, "content": str(content or ""),
+                        "tool_calls": [dict(c) for c in calls]})  # fmt: skip
+            continue
+        if not isinstance(content, str):
+            raise InvalidArgument(
+                f"message {i} must have a 'content' string",
+                details={"param": f"messages.{i}.content"},
+            )
+        turn: dict[str, Any] = {"role": role, "content": content}
+        if role == "tool" and isinstance(m.get("tool_call_id"), str):
+            turn["tool_call_id"] = m["tool_call_id"]
+        out.append(turn)
     return out
 
 

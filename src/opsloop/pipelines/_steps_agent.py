@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opsloop.errors import InvalidArgument
+from opsloop.llm import Provider
 from opsloop.pipelines import _template as T
 from opsloop.pipelines._context import Run
 from opsloop.pipelines._model_call import MODEL_PARAMS, chat, check_params
@@ -26,13 +27,23 @@ When you can answer, reply with only this JSON: {{"answer": "<your answer>"}}"""
 
 
 class AgentStep(Step):
-    """A bounded tool loop for small models: the model replies ``{"tool", "args"}`` to call a tool
-    (its result comes back as the next user turn) or ``{"answer"}`` to finish. A reply that is
-    not that JSON is taken as the answer. At most ``max_iterations`` tool calls."""
+    """A bounded tool loop: at most ``max_iterations`` tool calls, then an answer.
+
+    With a model that takes tools (an opsloop ``Provider`` whose ``supports_tools``: a
+    local model, whose calls are generated under a grammar so their arguments always
+    validate, or an OpenAI-compatible endpoint such as ``opsloop serve``), the tools go
+    to the model as OpenAI function tools, its ``tool_calls`` run, and their results
+    come back as ``tool`` turns (``protocol: "tools"``). ``tool_choice``: ``"auto"``
+    (the model decides) or ``"required"`` (the first reply must be a call). With any
+    other model the step falls back to a JSON protocol in the prompt: the model replies
+    ``{"tool", "args"}`` to call a tool (its result comes back as the next user turn) or
+    ``{"answer"}`` to finish; a reply that is not that JSON is taken as the answer."""
 
     type = "agent"
     span_kind = "agent"
-    fields = ("model", "input", "tools", "max_iterations", "system", *MODEL_PARAMS)
+    fields = (
+        "model", "input", "tools", "max_iterations", "system", "tool_choice", *MODEL_PARAMS
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -43,10 +54,15 @@ class AgentStep(Step):
         tools: Sequence[str] | None = None,
         max_iterations: int = 3,
         system: str | None = None,
+        tool_choice: str = "auto",
         output_key: str | None = None,
         **params: Any,
     ) -> None:
         super().__init__(name, output_key=output_key)
+        if tool_choice not in ("auto", "required"):
+            raise _invalid(
+                name, "tool_choice", f"must be 'auto' or 'required', got {tool_choice!r}"
+            )
         unknown = sorted(set(params) - set(MODEL_PARAMS))
         if unknown:
             raise _invalid(
@@ -73,6 +89,7 @@ class AgentStep(Step):
         self.tools = None if tools is None else list(tools)
         self.max_iterations = max_iterations
         self.system = system
+        self.tool_choice = tool_choice
         self.params = check_params(params, name)
 
     def reads(self) -> list[str]:
@@ -94,12 +111,98 @@ class AgentStep(Step):
             "tools": self.tools,
             "max_iterations": self.max_iterations,
             "system": self.system,
+            "tool_choice": self.tool_choice,
             **self.params,
         }
 
     def run(self, run: Run) -> Any:
         names = self.tools if self.tools is not None else sorted(run.ctx.tools)
         tools = {n: run.ctx.tool(n) for n in names}
+        if self.input is not None:
+            question = T.render(self.input, run.state)
+        elif run.first_input is not None:
+            question = str(T.get_path(run.state, run.first_input))
+        else:
+            raise InvalidArgument(f"step {self.name!r} needs an 'input'")
+        model = run.ctx.model(self.model if self.model is not None else run.pipeline_model)
+        if tools and isinstance(model, Provider) and model.supports_tools:
+            out = self._run_tools(run, model, tools, question)
+        else:
+            out = self._run_json(run, model, tools, question)
+        if run.span is not None:
+            run.span.set_attributes(
+                {
+                    "opsloop.agent.tool_calls": len(out["tool_calls"]),
+                    "opsloop.agent.protocol": out["protocol"],
+                }
+            )
+        return out
+
+    def _call_tool(self, tools: Mapping[str, Any], name: str, args: dict[str, Any]) -> Any:
+        """Run one call as a ``tool`` span; a bad name or arguments come back as an error."""
+        with span(name if name in tools else "unknown_tool", "tool", inputs=args) as ts:
+            try:
+                if name not in tools:
+                    raise InvalidArgument(f"no tool named {name!r}; use one of {sorted(tools)}")
+                result: Any = tools[name](**tools[name].check_args(args))
+                ts.set_output(result)
+            except InvalidArgument as exc:
+                result = {"error": exc.message}
+                ts.set_status("ERROR", exc.message)
+        return result
+
+    def _run_tools(
+        self, run: Run, model: Provider, tools: Mapping[str, Any], question: str
+    ) -> dict[str, Any]:
+        specs = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters or {"type": "object", "properties": {}},
+                },
+            }
+            for t in tools.values()
+        ]
+        messages: list[dict[str, Any]] = []
+        if self.system is not None:
+            messages.append({"role": "system", "content": T.render(self.system, run.state)})
+        messages.append({"role": "user", "content": question})
+        calls: list[dict[str, Any]] = []
+        answer = ""
+        for i in range(self.max_iterations + 1):
+            choice = "none" if i == self.max_iterations else self.tool_choice if i == 0 else "auto"
+            with span(f"{self.name} call {i + 1}", "llm", inputs=messages) as sp:
+                resp = model.chat_tools(messages, specs, tool_choice=choice, **self.params)
+                sp.set_output(resp.text if not resp.tool_calls else resp.tool_calls)
+            if not resp.tool_calls:
+                answer = resp.text.strip()
+                break
+            messages.append({"role": "assistant", "content": "", "tool_calls": resp.tool_calls})
+            for call in resp.tool_calls:
+                fn = call.get("function") or {}
+                name = str(fn.get("name") or "")
+                try:
+                    raw = json.loads(fn.get("arguments") or "{}")
+                except (TypeError, json.JSONDecodeError):
+                    raw = None
+                args: dict[str, Any] = dict(raw) if isinstance(raw, Mapping) else {}
+                result = self._call_tool(tools, name, args)
+                calls.append({"tool": name, "args": args, "result": result, "id": call.get("id")})
+                messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": str(call.get("id") or ""),
+                        "content": json.dumps(result, ensure_ascii=False, default=str)[:4000],
+                    }
+                )
+        return {"answer": answer, "tool_calls": calls, "iterations": len(calls) + 1,
+                "protocol": "tools"}  # fmt: skip
+
+    def _run_json(
+        self, run: Run, model: Any, tools: Mapping[str, Any], question: str
+    ) -> dict[str, Any]:
         lines = []
         for t in tools.values():
             props = (t.parameters or {}).get("properties") or {}
@@ -108,14 +211,7 @@ class AgentStep(Step):
         system = AGENT_SYSTEM.format(tools="\n".join(lines) or "(none)")
         if self.system is not None:
             system = T.render(self.system, run.state) + "\n\n" + system
-        if self.input is not None:
-            question = T.render(self.input, run.state)
-        elif run.first_input is not None:
-            question = str(T.get_path(run.state, run.first_input))
-        else:
-            raise InvalidArgument(f"step {self.name!r} needs an 'input'")
         messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
-        model = run.ctx.model(self.model if self.model is not None else run.pipeline_model)
         calls: list[dict[str, Any]] = []
         answer: str | None = None
         protocol = "json"
@@ -134,17 +230,7 @@ class AgentStep(Step):
                 name = str(reply["tool"])
                 raw_args = reply.get("args")
                 args: dict[str, Any] = dict(raw_args) if isinstance(raw_args, Mapping) else {}
-                with span(name if name in tools else "unknown_tool", "tool", inputs=args) as ts:
-                    try:
-                        if name not in tools:
-                            raise InvalidArgument(
-                                f"no tool named {name!r}; use one of {sorted(tools)}"
-                            )
-                        result: Any = tools[name](**tools[name].check_args(args))
-                        ts.set_output(result)
-                    except InvalidArgument as exc:
-                        result = {"error": exc.message}
-                        ts.set_status("ERROR", exc.message)
+                result = self._call_tool(tools, name, args)
                 calls.append({"tool": name, "args": dict(args), "result": result})
                 messages += [
                     {"role": "assistant", "content": text},
@@ -160,10 +246,6 @@ class AgentStep(Step):
             else:
                 answer, protocol = text.strip(), "free_text"
             break
-        if run.span is not None:
-            run.span.set_attributes(
-                {"opsloop.agent.tool_calls": len(calls), "opsloop.agent.protocol": protocol}
-            )
         return {
             "answer": answer or "",
             "tool_calls": calls,

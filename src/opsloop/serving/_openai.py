@@ -22,6 +22,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from opsloop.core.web import JSONBody
 from opsloop.errors import InvalidArgument, NotFound
+from opsloop.llm import ToolPlan, parse_tool_calls, plan_tools, render_tool_messages
 from opsloop.serving._engine import Completion, Delta
 from opsloop.serving._feedback import RESPONSE_ID_HEADER
 from opsloop.serving._openai_params import (
@@ -34,7 +35,6 @@ from opsloop.serving._openai_params import (
     completion_logprobs,
     generation_params,
 )
-from opsloop.serving._openai_tools import ToolPlan, parse_tool_calls, plan_tools, render_messages
 from opsloop.serving._predict import PredictionObserver, notify
 from opsloop.serving._runtime import ModelHolder, Runtime
 
@@ -297,7 +297,7 @@ def openai_router(holder: ModelHolder, observers: Sequence[PredictionObserver] =
             return plan_tools(req.tools, req.tool_choice, rt.model.tokenizer)
 
         def prompt(rt: Runtime, p: ToolPlan | None) -> str:
-            return render_messages(msgs, p, rt.model)
+            return render_tool_messages(msgs, p, rt.model)
 
         last = next((m for m in reversed(req.messages) if m.role == "user"), None)
         asked = _content(last, len(req.messages) - 1) if last is not None else ""

@@ -29,6 +29,7 @@ from pydantic import (
 from opsloop.errors import InvalidArgument
 from opsloop.errors import JudgeError as JudgeError  # moved to opsloop.errors; kept importable here
 from opsloop.evaluation.metrics._registry import Metric, register_metric
+from opsloop.llm import Provider
 
 Message = dict[str, str]
 T = TypeVar("T", bound=BaseModel)
@@ -44,8 +45,24 @@ class ChatModel(Protocol):
 JudgeModel = Callable[[list[Message]], str] | ChatModel
 
 
-def call_model(model: Any, messages: list[Message]) -> str:
-    """Send ``messages`` to a judge model and return its text."""
+def call_model(
+    model: Any, messages: list[Message], *, json_schema: dict[str, Any] | None = None
+) -> str:
+    """Send ``messages`` to a judge model and return its text.
+
+    With ``json_schema``, an opsloop ``Provider`` answers under it
+    (``response_format`` json_schema, strict): a local model by constrained
+    decoding, so its reply always parses and validates; a provider or server that
+    refuses the schema is asked again without it.
+    """
+    if json_schema is not None and isinstance(model, Provider):
+        rf = {"type": "json_schema",
+              "json_schema": {"name": "verdict", "schema": json_schema, "strict": True}}  # fmt: skip
+        try:
+            return str(model.chat(messages, response_format=rf).text)
+        except InvalidArgument as exc:
+            if (exc.details or {}).get("param") != "response_format":
+                raise
     if isinstance(model, ChatModel):
         out = model.chat(messages)
     elif callable(model):
@@ -91,8 +108,13 @@ def ask_structured(
     max_retries: int = 2,
     example: str,
     context: dict[str, Any] | None = None,
+    json_schema: dict[str, Any] | None = None,
 ) -> tuple[T, int]:
     """Ask until the reply parses into ``schema``; returns ``(value, attempts)``.
+
+    ``json_schema``: the reply's JSON schema, enforced by an opsloop provider's
+    constrained decoding (``call_model``); the validation and re-asking below
+    stay for every other model.
 
     After a reply that is not a valid JSON object of ``schema``, the reply
     and the exact error go back to the model with a request for the JSON
@@ -105,7 +127,7 @@ def ask_structured(
     errors: list[str] = []
     reply = ""
     for attempt in range(1, max_retries + 2):
-        reply = call_model(model, convo)
+        reply = call_model(model, convo, json_schema=json_schema)
         try:
             return schema.model_validate(extract_json(reply), context=context), attempt
         except ValidationError as exc:
@@ -286,6 +308,25 @@ def judge(
         max_retries=max_retries,
         example=example,
         context={"scale_min": rubric.scale_min, "scale_max": rubric.scale_max},
+        json_schema={
+            "type": "object",
+            "properties": {
+                "score": {
+                    "type": "number",
+                    "minimum": rubric.scale_min,
+                    "maximum": rubric.scale_max,
+                },
+                "passed": {"type": "boolean"},
+                "reasons": {
+                    "type": "array",
+                    "items": {"type": "string", "maxLength": 300},
+                    "minItems": 1,
+                    "maxItems": 3,
+                },
+            },
+            "required": ["score", "passed", "reasons"],
+            "additionalProperties": False,
+        },
     )
     span = rubric.scale_max - rubric.scale_min
     if rubric.pass_threshold is not None:

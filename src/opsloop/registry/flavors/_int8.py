@@ -19,6 +19,7 @@ outlier channels; ``smooth_alpha=None`` quantises the weights as they are.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import warnings
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from typing import Any
 from opsloop.errors import InvalidArgument
 from opsloop.registry.flavors._base import LoadContext, LoadedCausalLM, hub_offline
 from opsloop.registry.flavors._common import library_versions, prepare_folder, write_descriptor
+from opsloop.registry.flavors._smooth import smooth
 
 WEIGHTS_FILE = "model-int8.safetensors"
 _Q, _SCALE = ".int8", ".scale"
@@ -70,12 +72,8 @@ def save_int8(
     ``smooth_alpha``: SmoothQuant's migration strength in (0, 1), applied to a
     copy of the weights first (``lm`` is left as it was); ``None``: no smoothing.
     """
-    import copy
-
     import torch
     from safetensors.torch import save_file
-
-    from opsloop.registry.flavors._smooth import smooth
 
     if smooth_alpha is not None and not 0.0 < smooth_alpha < 1.0:
         raise InvalidArgument(

@@ -1,4 +1,4 @@
-"""Tool calls on ``/v1/chat/completions``: the prompt that offers the tools, the grammar of a call.
+"""Tool calls (OpenAI ``tools``/``tool_choice``) on a local model: the prompt, the grammar of a call.
 
 A call is generated under a grammar, so its arguments always validate
 against the tool's ``parameters`` schema: ``{"name": "<tool>", "arguments":
@@ -11,6 +11,8 @@ The tools reach the prompt through the model's chat template where it takes
 that lists them as JSON and shows the call format. Earlier calls (assistant
 ``tool_calls``) and their results (``tool`` messages) are written back into
 the conversation the same way, so a conversation can go on after a result.
+Used by ``LocalProvider.chat_tools`` and by ``opsloop serve``'s
+``/v1/chat/completions``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsloop.errors import InvalidArgument, OpsloopError
-from opsloop.llm import compile_response_format
+from opsloop.llm._structured import compile_response_format
 
-__all__ = ["ToolPlan", "parse_tool_calls", "plan_tools", "render_messages"]
+__all__ = ["ToolPlan", "parse_tool_calls", "plan_tools", "render_tool_messages"]
 
 _JSON_STYLE: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
@@ -134,7 +136,7 @@ def _call_text(call: dict[str, Any]) -> str:
     return json.dumps({"name": fn.get("name"), "arguments": parsed})
 
 
-def render_messages(messages: list[dict[str, Any]], plan: ToolPlan | None, lm: Any) -> str:
+def render_tool_messages(messages: list[dict[str, Any]], plan: ToolPlan | None, lm: Any) -> str:
     """The prompt for a conversation that may offer tools and carry earlier calls and results."""
     msgs: list[dict[str, str]] = []
     for m in messages:
