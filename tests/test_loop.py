@@ -123,6 +123,85 @@ def test_the_loop_runs_every_stage_and_its_lineage_is_complete(
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
+def test_new_feedback_triggers_the_shipped_feedback_loop_workflow(
+    small: tuple[opsloop.Client, LoopReport, dict[str, int]], model_cache: Path
+) -> None:
+    """``opsloop.workflows.shipped:feedback_loop`` on the feedback the small loop left, run
+    by a ``feedback.created`` trigger: dataset, job, merged version, paired test, gate."""
+    from opsloop.registry import bundled_gguf
+    from opsloop.workflows import Workflows
+    from opsloop.workflows.shipped import feedback_loop
+
+    c, report, _ = small
+    v1 = c.registry.register(
+        "kettle-wf", str(bundled_gguf("smollm2")), flavor="transformers",
+        options={"model_id": "SmolLM2-135M-Instruct"},
+    )  # fmt: skip
+    c.registry.set_alias("kettle-wf", "prod", v1.version)
+    wf = Workflows(c)
+    params = {
+        "model": "kettle-wf", "alias": "prod", "heldout": report.artifacts.heldout_dataset,
+        "index": "kb-index", "k": 2, "max_tokens": 4, "training": PROMOTING,
+        "n_bootstrap": 300, "min_rows": 4, "store": str(c.settings.home),
+        "cache_dir": str(model_cache),
+    }  # fmt: skip
+    wf.on("improve", feedback_loop, "feedback.created", params, every=2)
+    # A user's two thumbs on the loop's traces: the second is the trigger's 2nd event.
+    for trace_id in report.artifacts.traces[:2]:
+        c.feedback.annotate("thumbs", True, trace_id=trace_id, source="human", author="alice")
+    assert wf.dispatch() == 1
+    assert wf.dispatch() == 0  # acted on once
+    (event,) = [e for e in wf.events(trigger="improve") if e.status == "done"]
+    run_id = event.run_id or ""
+    steps = {s.name: s for s in wf.steps(run_id)}
+    assert set(steps) == {"feedback_data", "finetune", "compare_versions", "promote"}
+    assert all(s.status == "ran" for s in steps.values()), steps
+    data = wf.output(run_id, "feedback_data")
+    assert data["rows"] >= len(TRAIN) and data["dataset"].startswith("kettle-wf-feedback@")
+    tuned = wf.output(run_id, "finetune")
+    assert (tuned["v1"], tuned["version"]) == (1, 2)
+    mv2 = c.registry.get_version("kettle-wf", 2)
+    assert mv2.flavor == "transformers" and mv2.source_run_id == tuned["job_run_id"]
+    assert c.finetune.get(tuned["job_id"]).state == "succeeded"
+    compared = wf.output(run_id, "compare_versions")
+    e1 = c.evaluation.get(compared["eval_run_v1"])
+    e2 = c.evaluation.get(compared["eval_run_v2"])
+    assert compared["v1_quality"] == pytest.approx(e1.metrics["contains"])
+    assert compared["v2_quality"] == pytest.approx(e2.metrics["contains"])
+    assert len(e1.examples) == len(e2.examples) == len(HELDOUT)
+    gain_run = c.get_run(compared["eval_run_v2"])
+    assert gain_run.metrics[GATE_METRIC].value == pytest.approx(compared["ci_low"])
+    # The gate decided by the interval, and the alias followed the decision.
+    gate = wf.output(run_id, "promote")
+    assert gate["promoted"] == (compared["ci_low"] is not None and compared["ci_low"] > 0)
+    holder = c.registry.resolve("models:/kettle-wf@prod").version
+    assert holder == (2 if gate["promoted"] else 1), gate
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_feedback_loop_workflow_refuses_bad_parameters_and_skips_without_feedback(
+    tmp_path: Path,
+) -> None:
+    from opsloop.workflows import Workflows
+    from opsloop.workflows.shipped import feedback_loop
+
+    with opsloop.Client(settings=Settings(home=tmp_path / "home")) as c:
+        wf = Workflows(c)
+        with pytest.raises(InvalidArgument, match="needs heldout="):
+            wf.run(feedback_loop, {"index": "kb-index"})
+        with pytest.raises(InvalidArgument, match="alias 'no/slash' is not valid"):
+            wf.run(feedback_loop, {"heldout": "h", "index": "i", "alias": "no/slash"})
+        store = str(c.settings.home)
+        res = wf.run(feedback_loop, {"heldout": "h", "index": "i", "store": store})
+        assert res.status == "FINISHED"
+        gate = wf.output(res.run_id, "promote")
+        assert "no feedback makes a sft example" in gate["skipped"]
+        assert c.registry.list_models() == [] and c.finetune.list() == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_a_harmful_adapter_is_refused_by_the_gate(tmp_path: Path, model_cache: Path) -> None:
     c = _client(tmp_path)
     seen: list[Any] = []

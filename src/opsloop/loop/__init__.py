@@ -6,17 +6,32 @@ held-out quality of version 1 and version 2, the gain with its paired
 bootstrap interval and p-value, the gate's decision, the time of each stage
 and the id of every artifact. ``check_lineage(client, report)`` walks the
 links trace -> annotation -> dataset version -> job run -> model version ->
-evaluation -> alias move and names any that is missing. ``opsloop loop run``
+evaluation -> alias move and names any that is missing. The second half's
+stages (``finetune_version``, ``evaluate_versions``, ``gate_and_promote``) are
+public on their own: the shipped workflow
+``opsloop.workflows.shipped:feedback_loop`` runs them on real users' feedback,
+with ``loop_client(context)`` where no ``opsloop.Client`` is at hand. ``opsloop loop run``
 (the CLI hub) runs it on the quickstart's docs question set.
 """
 
+from opsloop.loop._improve import (
+    GATE_METRIC,
+    GATE_MIN,
+    QUALITY_METRIC,
+    Compared,
+    Decision,
+    LoopClient,
+    Tuned,
+    evaluate_versions,
+    finetune_version,
+    gate_and_promote,
+    loop_client,
+    rag_pipeline,
+)
 from opsloop.loop._lineage import LineageCheck, check_lineage
 from opsloop.loop._loop import (
     DEFAULT_TRAINING,
-    GATE_METRIC,
-    GATE_MIN,
     LOOP_EXPERIMENT,
-    QUALITY_METRIC,
     STAGES,
     LoopArtifacts,
     LoopReport,
@@ -31,10 +46,19 @@ __all__ = [
     "LOOP_EXPERIMENT",
     "QUALITY_METRIC",
     "STAGES",
+    "Compared",
+    "Decision",
     "LineageCheck",
     "LoopArtifacts",
+    "LoopClient",
     "LoopReport",
+    "Tuned",
     "check_lineage",
     "check_loop_arguments",
+    "evaluate_versions",
+    "finetune_version",
+    "gate_and_promote",
+    "loop_client",
+    "rag_pipeline",
     "run_loop",
 ]

@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from opsloop.errors import NotFound
-from opsloop.loop._loop import GATE_METRIC, LoopReport
+from opsloop.loop._improve import GATE_METRIC
+from opsloop.loop._loop import LoopReport
 
 ARROWS = (
     "trace->annotation",

@@ -14,19 +14,22 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from opsloop.errors import InvalidArgument, NotFound, PromotionRefused
+from opsloop.errors import InvalidArgument, NotFound
 from opsloop.evaluation.metrics import get_metric
 from opsloop.finetune import JobSpec
+from opsloop.loop._improve import (
+    GAIN_METRIC,
+    GATE_METRIC,
+    QUALITY_METRIC,
+    evaluate_versions,
+    finetune_version,
+    gate_and_promote,
+    rag_pipeline,
+)
 from opsloop.registry import bundled_gguf, check_alias, check_model_name
 
 LOOP_EXPERIMENT = "loop"
-QUALITY_METRIC = "contains"
 REFERENCE_AUTHOR = "loop:reference"
-GAIN_METRIC = "loop_gain"
-#: The gate: the lower bound of the paired bootstrap interval of the gain must be above
-#: zero (a gate ``min`` is inclusive, so the bound is the smallest step above zero).
-GATE_METRIC = "loop_gain_ci_low"
-GATE_MIN = 1e-9
 STAGES = ("serve", "replay", "feedback", "dataset", "finetune", "evaluate", "gate")
 
 #: What the loop fine-tunes with unless told otherwise: LoRA on every attention and MLP
@@ -193,8 +196,6 @@ def run_loop(
     7. **gate**: the model's promotion gate requires ``loop_gain_ci_low`` above zero;
        moving ``alias`` to v2 either passes it (promoted) or is refused (nothing moves).
     """
-    from opsloop.pipelines import rag_qa  # lazy: loads the LLM stack
-
     spec = check_loop_arguments(model, alias, training)
     train_rows = _rows(train, "train")
     held_rows = _rows(heldout, "heldout")
@@ -216,7 +217,7 @@ def run_loop(
             client, loop_run.id, model=model, alias=alias, base=base, base_options=base_options,
             index=index, k=k, max_tokens=max_tokens, spec=spec, fix=fix, train_rows=train_rows,
             held_rows=held_rows, n_bootstrap=n_bootstrap, seed=seed, cache_dir=cache_dir,
-            notify=notify, seconds=seconds, rag_qa=rag_qa, t_all=t_all,
+            notify=notify, seconds=seconds, t_all=t_all,
         )  # fmt: skip
     except BaseException:
         client.set_terminated(loop_run.id, "FAILED")
@@ -258,10 +259,9 @@ def _stages(
     cache_dir: Any,
     notify: Progress,
     seconds: dict[str, float],
-    rag_qa: Any,
     t_all: float,
 ) -> LoopReport:
-    reg, fb = client.registry, client.feedback
+    fb = client.feedback
 
     def tag(key: str, value: Any) -> None:
         client.set_tag(loop_run_id, f"opsloop.loop.{key}", value)
@@ -274,15 +274,16 @@ def _stages(
     tag("v1", v1)
     art = LoopArtifacts(loop_run_id=loop_run_id, model=model, v1=v1)
 
-    def pipeline(version: int, name: str) -> Any:
-        p = rag_qa(index, f"models:/{model}/{version}", k=k, max_tokens=max_tokens, name=name)
-        p.configure(
-            client=client, tracer=client.tracing.tracer, home=client.settings.home,
-            cache_dir=cache_dir,
-        )  # fmt: skip
-        return p
+    def pipeline(version: int) -> Any:
+        if version == v1:
+            return served
+        return rag_pipeline(
+            client, model, version, index=index, k=k, max_tokens=max_tokens, cache_dir=cache_dir
+        )
 
-    served = pipeline(v1, f"{model}-v{v1}")
+    served = rag_pipeline(
+        client, model, v1, index=index, k=k, max_tokens=max_tokens, cache_dir=cache_dir
+    )
     notify("serve", 1, 1)
     seconds["serve"] = time.perf_counter() - t
 
@@ -327,37 +328,15 @@ def _stages(
     notify("dataset", 1, 1)
     seconds["dataset"] = time.perf_counter() - t
 
-    # 5. fine-tune version 1 on it; the adapter is the next version of the model.
+    # 5. fine-tune version 1 on it; the adapter merged is the next version of the model.
     t = time.perf_counter()
-    total_steps = int(spec["max_steps"])
-    notify("finetune", 0, total_steps)
-    job = client.finetune.run(
-        {
-            **spec,
-            "method": "sft",
-            "base_model": f"models:/{model}/{v1}",
-            "dataset": export.ref,
-            "output_model": f"{model}-sft",
-            "cache_dir": None if cache_dir is None else str(cache_dir),
-        },
-        progress=lambda step, total, metrics: notify("finetune", step, total),
-    )
-    art.job_id, art.job_run_id = job.id, job.run_id or ""
-    tag("job", job.id)
-    if job.state != "succeeded" or not job.result_uri:
-        raise InvalidArgument(
-            f"the fine-tuning job {job.id} ended {job.state}: {job.error or 'no adapter'}",
-            details={"job_id": job.id},
-        )
-    # The adapter (a version of MODEL-sft, pinned to v1) merged into the next version of
-    # MODEL itself, so one alias of one model moves from v1 to v2 under its gate.
-    art.adapter = job.result_uri
-    merged = client.finetune.merge(
-        job.result_uri, model, cache_dir=cache_dir,
-        description=f"loop run {loop_run_id}: {job.result_uri} merged into v{v1}",
+    tuned = finetune_version(
+        client, model, v1, export.ref, spec, cache_dir=cache_dir, notify=notify,
+        description=f"loop run {loop_run_id}: adapter merged into v{v1}",
     )  # fmt: skip
-    v2 = int(merged.version)
-    art.v2 = v2
+    art.job_id, art.job_run_id, art.adapter = tuned.job_id, tuned.job_run_id, tuned.adapter
+    tag("job", tuned.job_id)
+    v2 = art.v2 = tuned.version
     tag("v2", v2)
     seconds["finetune"] = time.perf_counter() - t
 
@@ -367,45 +346,12 @@ def _stages(
         f"{model}-heldout", held_rows, message=f"loop run {loop_run_id}: held-out questions"
     )
     art.heldout_dataset = f"{held.dataset_name}@{held.version}"
-    done = [0]
-    n_eval = 2 * len(held_rows)
-
-    def tick(*_: Any) -> None:
-        done[0] += 1
-        notify("evaluate", min(done[0], n_eval), n_eval)
-
-    results = {}
-    for version in (v1, v2):
-        res = client.evaluation.evaluate(
-            served if version == v1 else pipeline(version, f"{model}-v{version}"),
-            art.heldout_dataset,
-            metrics=[QUALITY_METRIC, "token_f1"],
-            target_column="answer",
-            name=f"loop {model}/{version} held-out",
-            n_bootstrap=n_bootstrap,
-            seed=seed,
-            progress=tick,
-            output_key="answer",
-        )
-        client.set_tags(
-            res.run_id,
-            {"opsloop.eval.model": model, "opsloop.eval.model_version": str(version),
-             "opsloop.loop.run_id": loop_run_id},
-        )  # fmt: skip
-        results[version] = res
-    art.eval_run_v1, art.eval_run_v2 = results[v1].run_id, results[v2].run_id
-    cmp = client.evaluation.compare(
-        [art.eval_run_v1, art.eval_run_v2], metric=QUALITY_METRIC, n_bootstrap=n_bootstrap,
-        seed=seed,
+    cmp = evaluate_versions(
+        client, model, (v1, v2), art.heldout_dataset, pipeline, rows=len(held_rows),
+        n_bootstrap=n_bootstrap, seed=seed, tags={"opsloop.loop.run_id": loop_run_id},
+        notify=notify,
     )  # fmt: skip
-    c = cmp.candidates[1]
-    gain_metrics = {GAIN_METRIC: c.delta}
-    if c.delta_ci_low is not None:
-        gain_metrics[GATE_METRIC] = c.delta_ci_low
-    if c.delta_ci_high is not None:
-        gain_metrics["loop_gain_ci_high"] = c.delta_ci_high
-    client.log_metrics(art.eval_run_v2, gain_metrics)
-    client.flush(art.eval_run_v2)
+    art.eval_run_v1, art.eval_run_v2 = cmp.eval_run_v1, cmp.eval_run_v2
     tag("eval_v1", art.eval_run_v1)
     tag("eval_v2", art.eval_run_v2)
     seconds["evaluate"] = time.perf_counter() - t
@@ -413,52 +359,21 @@ def _stages(
     # 7. the gate decides whether the alias moves to version 2.
     t = time.perf_counter()
     notify("gate", 0, 1)
-    client.evaluation.set_gate(model, [{"metric": GATE_METRIC, "min": GATE_MIN}], aliases=[alias])
-    try:
-        reg.set_alias(model, alias, v2)
-        promoted = True
-        decision = (
-            f"the gain's lower bound {c.delta_ci_low:.3f} is above 0: {alias!r} moved to v{v2}"
-            if c.delta_ci_low is not None
-            else f"{alias!r} moved to v{v2}"
-        )
-        event = next(
-            (e for e in reg.history(model, version=v2, limit=20) if e.action == "alias_set"), None
-        )
-        art.alias_event_id = None if event is None else event.id
-    except PromotionRefused as exc:
-        promoted = False
-        decision = str(exc)
-    client.set_tags(
-        art.eval_run_v2,
-        {"opsloop.loop.promoted": str(promoted).lower(),
-         **({"opsloop.loop.alias_event": str(art.alias_event_id)}
-            if art.alias_event_id is not None else {})},
-    )  # fmt: skip
-    tag("promoted", str(promoted).lower())
+    decision = gate_and_promote(client, model, alias, v2, cmp)
+    art.alias_event_id = decision.alias_event_id
+    tag("promoted", str(decision.promoted).lower())
     if art.alias_event_id is not None:
         tag("alias_event", art.alias_event_id)
     notify("gate", 1, 1)
     seconds["gate"] = time.perf_counter() - t
 
-    m1, m2 = results[v1].metrics, results[v2].metrics
     return LoopReport(
         alias=alias,
         train_questions=len(train_rows),
         heldout_questions=len(held_rows),
-        v1_quality=float(m1[QUALITY_METRIC]),
-        v2_quality=float(m2[QUALITY_METRIC]),
-        v1_token_f1=m1.get("token_f1"),
-        v2_token_f1=m2.get("token_f1"),
-        gain=float(c.delta),
-        ci_low=c.delta_ci_low,
-        ci_high=c.delta_ci_high,
-        p_value=c.p_value_bootstrap,
-        wins=c.wins,
-        losses=c.losses,
-        ties=c.ties,
-        promoted=promoted,
-        decision=decision,
+        **cmp.model_dump(exclude={"eval_run_v1", "eval_run_v2"}),
+        promoted=decision.promoted,
+        decision=decision.decision,
         stage_seconds={s: round(seconds[s], 2) for s in STAGES if s in seconds},
         total_seconds=round(time.perf_counter() - t_all, 2),
         artifacts=art,

@@ -1,4 +1,4 @@
-"""Workflows that ship with opsloop.
+"""Workflows that ship with opsloop: ``tabular`` and ``feedback_loop``.
 
 ``tabular``: data -> split -> train -> evaluate -> register -> gate -> deploy.
 A scikit-learn logistic regression on a CSV file (or, without one, a
@@ -12,6 +12,21 @@ store, so they always run.
     opsloop workflows run opsloop.workflows.shipped:tabular -p csv=churn.csv -p target=churned
     opsloop workflows schedule retrain opsloop.workflows.shipped:tabular \\
         --on datasets.version_created --match dataset=churn
+
+``feedback_loop``: feedback -> dataset -> fine-tune -> evaluate -> gate ->
+promote, on the feedback users left on a served language model (the loop's
+second half, ``opsloop.loop``, one step each). The annotations with a
+correction (or an accepted answer) become an SFT dataset version; a LoRA job
+fine-tunes the version holding ``alias`` and its adapter is merged into the
+next version; both versions answer the held-out questions of dataset
+``heldout`` through the retrieval pipeline over ``index``; the alias moves
+only when the paired bootstrap interval of the gain is above zero. Nothing
+is cached: every step reads or changes the store. Fewer than ``min_rows``
+examples, and the run ends at once with ``skipped`` (nothing trained).
+
+    opsloop workflows schedule improve opsloop.workflows.shipped:feedback_loop \\
+        --on feedback.created --every 50 -p model=docs-qa-llm -p heldout=docs-heldout \\
+        -p index=docs-index
 """
 
 from __future__ import annotations
@@ -21,11 +36,37 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.core import Context
+from opsloop.errors import InvalidArgument
+from opsloop.feedback import NothingToExport
+from opsloop.loop import (
+    DEFAULT_TRAINING,
+    Compared,
+    check_loop_arguments,
+    evaluate_versions,
+    finetune_version,
+    gate_and_promote,
+    loop_client,
+    rag_pipeline,
+)
 from opsloop.registry import Registry
 from opsloop.settings import Settings
 from opsloop.workflows._step import step, workflow
 
-__all__ = ["data", "deploy", "evaluate", "gate", "register", "split", "tabular", "train"]
+__all__ = [
+    "compare_versions",
+    "data",
+    "deploy",
+    "evaluate",
+    "feedback_data",
+    "feedback_loop",
+    "finetune",
+    "gate",
+    "promote",
+    "register",
+    "split",
+    "tabular",
+    "train",
+]
 
 
 def _context(store: str) -> Context:
@@ -158,4 +199,124 @@ def tabular(
         "version": version,
         "gate": decision,
         "deploy": deploy(version, decision, alias, store),
+    }
+
+
+@step(cache=False)
+def feedback_data(model: str, min_rows: int, store: str) -> dict[str, Any]:
+    """The feedback so far as an SFT dataset version ``MODEL-feedback`` (or why not)."""
+    ctx = _context(store)
+    try:
+        export = loop_client(ctx).feedback.export(f"{model}-feedback", "sft")
+    except NothingToExport as exc:
+        return {"skipped": str(exc)}
+    finally:
+        ctx.close()
+    if export.rows < min_rows:
+        return {"skipped": f"{export.rows} examples, fewer than min_rows={min_rows}"}
+    return {"dataset": export.ref, "rows": export.rows, "annotations": export.annotations}
+
+
+@step(cache=False)
+def finetune(
+    data: dict[str, Any], model: str, alias: str, training: dict[str, Any], store: str,
+    cache_dir: str,
+) -> dict[str, Any]:  # fmt: skip
+    """A LoRA job on the version holding ``alias``; its adapter merged into the next version."""
+    if "skipped" in data:
+        return data
+    spec = check_loop_arguments(model, alias, training)
+    ctx = _context(store)
+    try:
+        client = loop_client(ctx)
+        v1 = int(client.registry.resolve(f"models:/{model}@{alias}").version)
+        tuned = finetune_version(
+            client, model, v1, data["dataset"], spec, cache_dir=cache_dir or None,
+            description=f"feedback loop: {data['dataset']} on v{v1}",
+        )  # fmt: skip
+    finally:
+        ctx.close()
+    return {"v1": v1, **tuned.model_dump()}
+
+
+@step(cache=False)
+def compare_versions(
+    tuned: dict[str, Any], model: str, heldout: str, index: str, k: int, max_tokens: int,
+    n_bootstrap: int, store: str, cache_dir: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Both versions on the held-out questions; the paired bootstrap of the gain."""
+    if "skipped" in tuned:
+        return tuned
+    ctx = _context(store)
+    try:
+        client = loop_client(ctx)
+        rows = client.datasets.rows(heldout).rows
+
+        def pipeline(version: int) -> Any:
+            return rag_pipeline(
+                client, model, version, index=index, k=k, max_tokens=max_tokens,
+                cache_dir=cache_dir or None,
+            )  # fmt: skip
+
+        cmp = evaluate_versions(
+            client, model, (tuned["v1"], tuned["version"]), heldout, pipeline, rows=len(rows),
+            n_bootstrap=n_bootstrap,
+        )  # fmt: skip
+    finally:
+        ctx.close()
+    return cmp.model_dump()
+
+
+@step(cache=False)
+def promote(
+    compared: dict[str, Any], tuned: dict[str, Any], model: str, alias: str, store: str
+) -> dict[str, Any]:
+    """Move ``alias`` to the new version when the gate (gain's lower bound above 0) passes."""
+    if "skipped" in compared:
+        return compared
+    ctx = _context(store)
+    try:
+        client = loop_client(ctx)
+        decision = gate_and_promote(
+            client, model, alias, tuned["version"], Compared.model_validate(compared)
+        )
+    finally:
+        ctx.close()
+    return decision.model_dump()
+
+
+@workflow
+def feedback_loop(
+    model: str = "docs-qa-llm",
+    alias: str = "prod",
+    heldout: str = "",
+    index: str = "",
+    k: int = 3,
+    max_tokens: int = 64,
+    training: dict[str, Any] | None = None,
+    min_rows: int = 1,
+    n_bootstrap: int = 1000,
+    store: str = "",
+    cache_dir: str = "",
+    event: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Feedback to data, fine-tune, evaluate against the alias's version, gate, promote."""
+    if not heldout or not index:
+        raise InvalidArgument(
+            "the feedback loop needs heldout= (a dataset of held-out questions with an answer "
+            "column) and index= (the retrieval index its pipeline reads)",
+            details={"heldout": heldout, "index": index},
+        )
+    check_loop_arguments(model, alias, training)
+    spec = {**DEFAULT_TRAINING, **(training or {})}
+    data = feedback_data(model, min_rows, store)
+    tuned = finetune(data, model, alias, spec, store, cache_dir)
+    compared = compare_versions(
+        tuned, model, heldout, index, k, max_tokens, n_bootstrap, store, cache_dir
+    )
+    return {
+        "data": data,
+        "finetune": tuned,
+        "evaluation": compared,
+        "gate": promote(compared, tuned, model, alias, store),
     }
