@@ -216,6 +216,7 @@ class Monitoring:
         threshold: float = 0.0,
         reference: str | None = None,
         features: Sequence[str] | None = None,
+        text: str = "input",
         interval_s: int = 60,
         window_s: int = 300,
         cooldown_s: int = 3600,
@@ -228,7 +229,12 @@ class Monitoring:
         ``kind="metric"``: ``metric op threshold`` breaches (metrics:
         requests, request_rate, error_rate, latency_p50/p95/p99).
         ``kind="drift"``: the logged inputs drift from ``reference`` (the
-        input's decision, or ``drift share op threshold`` when threshold > 0)."""
+        input's decision, or ``drift share op threshold`` when threshold > 0).
+        ``kind="embedding"``: the MiniLM embeddings of the logged prompts
+        (``text="input"``) or answers (``"output"``) drift from those of the
+        reference's text column (``features=[column]``; default its first
+        text column): MMD p-value under 5% and effect at least 0.1, or
+        ``effect op threshold`` when threshold > 0."""
         m = Monitor.model_validate(
             {
                 "name": name,
@@ -239,6 +245,7 @@ class Monitoring:
                 "threshold": threshold,
                 "reference": reference,
                 "features": list(features) if features else None,
+                "text": text,
                 "interval_s": interval_s,
                 "window_s": window_s,
                 "cooldown_s": cooldown_s,

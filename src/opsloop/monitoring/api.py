@@ -54,13 +54,14 @@ class Labels(StrictBody):
 
 class CreateMonitor(StrictBody):
     name: str = Field(min_length=1, max_length=64)
-    kind: Literal["metric", "drift"] = "metric"
+    kind: Literal["metric", "drift", "embedding"] = "metric"
     deployment: str = Field(min_length=1, max_length=128)
     metric: str | None = Field(default=None, max_length=32)
     op: Literal[">", ">=", "<", "<="] = ">"
     threshold: float = Field(default=0.0, allow_inf_nan=False)
     reference: str | None = Field(default=None, max_length=300)
     features: list[str] | None = Field(default=None, max_length=1000)
+    text: Literal["input", "output"] = "input"
     interval_s: int = Field(default=60, ge=1, le=86_400)
     window_s: int = Field(default=300, ge=1, le=30 * 86_400)
     cooldown_s: int = Field(default=3600, ge=0, le=30 * 86_400)

@@ -87,6 +87,8 @@ def monitors_command(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt
                 f"{m.metric} {m.op} {m.threshold}"
                 if m.kind == "metric"
                 else f"drift vs {m.reference}"
+                if m.kind == "drift"
+                else f"{m.text} embeddings vs {m.reference}"
             ),
             f"{m.interval_s}s / {m.window_s}s",
             esc(m.webhook_url or ""),

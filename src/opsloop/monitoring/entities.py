@@ -20,15 +20,19 @@ class Monitor(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    kind: Literal["metric", "drift"]
+    kind: Literal["metric", "drift", "embedding"]
     deployment: str
     metric: str | None = (
         None  # metric monitors: requests, request_rate, error_rate, latency_p50/95/99
     )
     op: Literal[">", ">=", "<", "<="] = ">"
     threshold: float = 0.0
-    reference: str | None = None  # drift monitors: dataset version "name@N" or version id
+    #: drift and embedding monitors: dataset version "name@N" or version id
+    reference: str | None = None
+    #: drift: the features compared; embedding: ``[column]``, the reference's text column
     features: list[str] | None = None
+    #: embedding monitors: embed the logged prompts (``input``) or the answers (``output``)
+    text: Literal["input", "output"] = "input"
     interval_s: int = Field(default=60, ge=1, le=86_400)
     window_s: int = Field(default=300, ge=1, le=30 * 86_400)
     cooldown_s: int = Field(default=3600, ge=0, le=30 * 86_400)
