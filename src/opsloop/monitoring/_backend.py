@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from opsloop.monitoring._alerts import run_monitor
+from opsloop.monitoring._scores import score_trends
 from opsloop.monitoring._service import MonitoringService
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ class MonitoringBackend(Protocol):
     def metrics(self, **query: Any) -> list[dict[str, Any]]: ...
 
     def summary(self, deployment: str | None, *, since: int, until: int) -> dict[str, Any]: ...
+
+    def scores(self, name: str, **query: Any) -> list[dict[str, Any]]: ...
 
     def create_monitor(self, m: Monitor, *, secret: str | None, author: str) -> Monitor: ...
 
@@ -62,6 +65,9 @@ class EmbeddedMonitoring:
 
     def summary(self, deployment: str | None, *, since: int, until: int) -> dict[str, Any]:
         return self._svc.summary(deployment, since=since, until=until)
+
+    def scores(self, name: str, **query: Any) -> list[dict[str, Any]]:
+        return score_trends(self._ctx, name, **query)
 
     def create_monitor(self, m: Monitor, *, secret: str | None, author: str) -> Monitor:
         return self._svc.create_monitor(m, secret=secret, author=author)

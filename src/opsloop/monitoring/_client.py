@@ -203,6 +203,33 @@ class Monitoring:
         annotations = Feedback(self._ctx).list(name=name, limit=min(limit, 100_000))
         return feedback_series(rows, annotations, bucket_s)
 
+    def scores(
+        self,
+        name: str,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        bucket_s: int = 3600,
+        by: Sequence[str] = ("prompt", "model"),
+        source: str | None = None,
+        limit: int = 10_000,
+    ) -> builtins.list[dict[str, Any]]:
+        """Judge-score and feedback trends of traced LLM apps: per bucket of trace start (default
+        the last day) and per prompt version (``qa@2``) and/or model, the count and mean of the
+        annotations of score ``name`` (booleans as 1/0) from ``source`` (human, llm_judge,
+        code; default all) on the traces; see ``opsloop.monitoring._scores``."""
+        until = _now() if until is None else until
+        since = until - 86_400_000 if since is None else since
+        return self._backend.scores(
+            name,
+            since=since,
+            until=until,
+            bucket_s=bucket_s,
+            by=list(by),
+            source=source,
+            limit=limit,
+        )
+
     # ------------------------------------------------------------------ monitors, alerts
 
     def create_monitor(

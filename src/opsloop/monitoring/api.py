@@ -5,6 +5,8 @@
 - ``GET /monitoring/predictions?deployment=&since=&until=&version=&labelled=&limit=``.
 - ``GET /monitoring/metrics?deployment=&since=&until=&bucket_s=&by_version=``: rolled-up series.
 - ``GET /monitoring/performance?deployment=&since=&until=&bucket_s=``: estimated vs realised.
+- ``GET /monitoring/scores?name=&since=&until=&bucket_s=&by=prompt,model&source=&limit=``:
+  count and mean of a score's annotations on traces per bucket, prompt version and model.
 - ``GET /monitoring/summary?deployment=&since=&until=``: one window's figures.
 - ``GET /monitoring/deployments``: every deployment with traffic in the last day.
 - ``POST|GET /monitoring/monitors``, ``GET|DELETE /monitoring/monitors/{name}``,
@@ -143,6 +145,35 @@ def performance(
     since, until = _window(since, until, 86_400)
     rows = svc.predictions(deployment=deployment, since=since, until=until, limit=limit)
     return ok({"points": performance_series(rows, bucket_s)})
+
+
+@router.get(
+    "/monitoring/scores",
+    summary="Judge-score and feedback trends per time bucket, prompt version and model",
+)
+def scores(
+    svc: Svc,
+    name: Annotated[str, Query(min_length=1, max_length=64)],
+    since: Ms = None,
+    until: Ms = None,
+    bucket_s: Annotated[int, Query(ge=60, le=30 * 86_400)] = 3600,
+    by: Annotated[str, Query(max_length=32, pattern=r"^(prompt|model)?(,(prompt|model))*$")] = (
+        "prompt,model"
+    ),
+    source: Annotated[Literal["human", "llm_judge", "code"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> Response:
+    since, until = _window(since, until, 86_400)
+    points = svc.scores(
+        name,
+        since=since,
+        until=until,
+        bucket_s=bucket_s,
+        by=[g for g in by.split(",") if g],
+        source=source,
+        limit=limit,
+    )
+    return ok({"since": since, "until": until, "bucket_s": bucket_s, "points": points})
 
 
 @router.get("/monitoring/summary", summary="One window's request rate, errors and latency")
