@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from opsloop.monitoring._alerts import run_monitor
 from opsloop.monitoring._scores import score_trends
 from opsloop.monitoring._service import MonitoringService
+from opsloop.monitoring._usage import usage_points
 
 if TYPE_CHECKING:
     from opsloop.core import Context
@@ -31,6 +32,8 @@ class MonitoringBackend(Protocol):
 
     def scores(self, name: str, **query: Any) -> list[dict[str, Any]]: ...
 
+    def usage(self, **query: Any) -> list[dict[str, Any]]: ...
+
     def create_monitor(self, m: Monitor, *, secret: str | None, author: str) -> Monitor: ...
 
     def get_monitor(self, name: str) -> Monitor: ...
@@ -48,6 +51,10 @@ class EmbeddedMonitoring:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._svc = MonitoringService(ctx.database)
+
+    @property
+    def context(self) -> Context:
+        return self._ctx
 
     def ingest(
         self, predictions: Iterable[Mapping[str, Any]], rollups: Iterable[Mapping[str, Any]]
@@ -68,6 +75,9 @@ class EmbeddedMonitoring:
 
     def scores(self, name: str, **query: Any) -> list[dict[str, Any]]:
         return score_trends(self._ctx, name, **query)
+
+    def usage(self, **query: Any) -> list[dict[str, Any]]:
+        return usage_points(self._ctx, **query)
 
     def create_monitor(self, m: Monitor, *, secret: str | None, author: str) -> Monitor:
         return self._svc.create_monitor(m, secret=secret, author=author)

@@ -141,6 +141,25 @@ class Monitoring:
         since = until - 300_000 if since is None else since
         return self._backend.summary(deployment, since=since, until=until)
 
+    def usage(
+        self,
+        *,
+        route: str | None = None,
+        model: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        bucket_s: int = 300,
+        by: Sequence[str] = ("route", "model"),
+    ) -> builtins.list[dict[str, Any]]:
+        """The LLM gateway's usage as live metrics (default: the last hour): per bucket and per
+        route and/or model, requests, errors, tokens, cost (US dollars), cache hits, misses and
+        hit rate, guardrail hits (blocked, redacted or flagged) and blocks, mean latency."""
+        until = _now() if until is None else until
+        since = until - 3_600_000 if since is None else since
+        return self._backend.usage(
+            since=since, until=until, bucket_s=bucket_s, by=list(by), route=route, model=model
+        )
+
     # ------------------------------------------------------------------ drift, performance
 
     def drift(

@@ -201,3 +201,46 @@ def scores_command(
         for p in points
     ]
     out().print(fit_table(cols, rows, title=f"{esc(name)}: {len(points)} point(s)"))
+
+
+@app.command("usage")
+def usage_command(
+    ctx: typer.Context,
+    route: Annotated[str | None, typer.Option(help="Only this gateway route.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this upstream model.")] = None,
+    minutes: Annotated[int, typer.Option(help="The window: the last N minutes.", min=1)] = 60,
+    bucket: Annotated[int, typer.Option(help="Bucket size in seconds (x60).", min=60)] = 300,
+    home: HomeOption = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The LLM gateway's cost, cache hits and guardrail hits per time bucket, route and model."""
+    with _monitoring(ctx, home) as mon:
+        now = int(time.time() * 1000)
+        points = mon.usage(
+            route=route, model=model, since=now - minutes * 60_000, until=now, bucket_s=bucket
+        )
+    if json_:
+        print_json(points)
+        return
+    cols = [
+        Col("Time", key=True, min_width=19),
+        Col("Route", key=True),
+        Col("Model", key=True),
+        Col("Requests"),
+        Col("Cost ($)"),
+        Col("Cache hits", drop=1),
+        Col("Guardrail hits", drop=0),
+    ]
+    rows = [
+        [
+            fmt_time(p["t"]),
+            esc(p.get("route") or ""),
+            esc(p.get("model") or ""),
+            str(p["requests"]),
+            f"{p['cost']:.6f}",
+            f"{p['cache_hits']}/{p['cache_hits'] + p['cache_misses']}",
+            str(p["guardrail_hits"]),
+        ]
+        for p in points
+    ]
+    out().print(fit_table(cols, rows, title=f"gateway usage: {len(points)} point(s)"))

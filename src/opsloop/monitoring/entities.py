@@ -6,12 +6,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ALERT_EVENT", "Alert", "Monitor", "MonitorRun"]
+__all__ = ["ALERT_EVENT", "USAGE_HOOK", "Alert", "Monitor", "MonitorRun"]
 
 #: The event every alert change is published as: ``opsloop.core.hooks(ALERT_EVENT)``
 #: finds the rooms that subscribe (a room declares ``("monitoring.alert", "mod:fn")``
 #: in its ``_room.py``); each is called as ``fn(alert)`` with the ``Alert`` below.
 ALERT_EVENT = "monitoring.alert"
+
+#: The hook a room implements to add its usage rows to the live metrics (the gateway
+#: room does): ``fn(context, *, since, until, bucket_s, by, route, model)`` returns
+#: points ``{"t", "route"?, "model"?, "source", "requests", "errors", "input_tokens",
+#: "output_tokens", "cost", "cache_hits", "cache_misses", "cache_hit_rate",
+#: "guardrail_hits", "guardrail_blocks", "latency_mean"}``.
+USAGE_HOOK = "monitoring.usage"
 
 
 class Monitor(BaseModel):
