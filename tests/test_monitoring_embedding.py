@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 
 import pytest
 
 from opsloop import Client
 from opsloop.errors import InvalidArgument
 from opsloop.monitoring import MonitorRun
+from tests.conftest import backend_env
 
 BILLING = [
     t.format(x=x)
@@ -124,19 +126,32 @@ def test_embedding_monitor_alerts_on_a_new_topic_and_resolves(client: Client) ->
     assert empty.skipped == "fewer than 30 logged texts" and empty.alert is None
 
 
-def test_embedding_monitor_bad_input(client: Client) -> None:
-    mon = client.monitoring
-    with pytest.raises(InvalidArgument, match="embedding monitor needs a reference"):
-        mon.create_monitor("m", deployment="d", kind="embedding")
-    ref = client.datasets.create("nums", [{"x": i} for i in range(40)])
-    mon.create_monitor("m", deployment="d", kind="embedding", reference=ref.id, min_rows=1)
-    now = int(time.time() * 1000)
-    mon.ingest(
-        [
-            {"request_id": f"q{i}", "deployment": "d", "inputs": {"prompt": f"q {i}"}, "ts": now}
-            for i in range(30)
-        ]
-    )
-    with pytest.raises(InvalidArgument, match="no text column"):
-        mon.run_monitor("m", now=now + 120_000)
-    assert mon.alerts(monitor="m") == []
+@pytest.mark.parametrize("name", ["embedded-sqlite", "remote-sqlite"])
+def test_embedding_monitor_bad_input(name: str, tmp_path: Path) -> None:
+    with backend_env(name, tmp_path) as env:
+        client = env.client
+        mon = client.monitoring
+        with pytest.raises(InvalidArgument, match="embedding monitor needs a reference"):
+            mon.create_monitor("m", deployment="d", kind="embedding")
+        ref = client.datasets.create("nums", [{"x": i} for i in range(40)])
+        made = mon.create_monitor(
+            "m", deployment="d", kind="embedding", reference=ref.id, text="output", min_rows=1
+        )
+        assert (made.kind, made.text) == ("embedding", "output")
+        assert mon.monitor("m").text == "output"
+        now = int(time.time() * 1000)
+        mon.ingest(
+            [
+                {
+                    "request_id": f"q{i}",
+                    "deployment": "d",
+                    "inputs": {},
+                    "output": f"a {i}",
+                    "ts": now,
+                }
+                for i in range(30)
+            ]
+        )
+        with pytest.raises(InvalidArgument, match="no text column"):
+            mon.run_monitor("m", now=now + 120_000)
+        assert mon.alerts(monitor="m") == []
