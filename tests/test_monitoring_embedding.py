@@ -110,6 +110,8 @@ def test_embedding_monitor_alerts_on_a_new_topic_and_resolves(client: Client) ->
     assert same.skipped is None and not same.breached and same.alert is None
     assert same.details["embedder"] == "all-MiniLM-L6-v2"
     assert same.details["n_current"] == 40 and same.details["n_reference"] == 40
+    assert "p_value" in same.details["length"] and "p_value" in same.details["language"]
+    assert not same.details["language"]["drift"]  # English on both sides
     _log(client, COOKING[:40], base + WINDOW_MS, "food")
     other = check(1)
     assert other.breached and other.details["p_value"] < 0.05

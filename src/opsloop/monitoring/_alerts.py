@@ -33,6 +33,7 @@ from opsloop.monitoring._embedding import (
     window_texts,
 )
 from opsloop.monitoring._report import drift_report
+from opsloop.monitoring._text import text_drift
 from opsloop.monitoring._service import MonitoringService
 from opsloop.monitoring.entities import ALERT_EVENT, Alert, Monitor, MonitorRun
 
@@ -167,7 +168,10 @@ def _check_embedding(
     if len(current) < max(m.min_rows, 30):
         skipped = f"fewer than {max(m.min_rows, 30)} logged texts"
         return run.model_copy(update={"skipped": skipped, "details": {"n_current": len(current)}})
-    report = embedding_drift_report(reference_texts(ctx, m.reference or "", column), current)
+    reference = reference_texts(ctx, m.reference or "", column)
+    report = embedding_drift_report(reference, current)
+    # the texts' length and script mix, reported next to the embedding test (which decides)
+    report.update({k: v for k, v in text_drift(reference, current).items() if k != "drift"})
     effect = report["effect_size"]
     if effect is None:
         return run.model_copy(update={"skipped": report.get("reason"), "details": report})
