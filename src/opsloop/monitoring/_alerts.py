@@ -33,8 +33,8 @@ from opsloop.monitoring._embedding import (
     window_texts,
 )
 from opsloop.monitoring._report import drift_report
-from opsloop.monitoring._text import text_drift
 from opsloop.monitoring._service import MonitoringService
+from opsloop.monitoring._text import text_drift
 from opsloop.monitoring.entities import ALERT_EVENT, Alert, Monitor, MonitorRun
 
 if TYPE_CHECKING:
