@@ -38,21 +38,38 @@ def _prompt_of(uri: str) -> str:
     return uri
 
 
-def _trace_facts(tracing: Tracing, trace_id: str) -> tuple[int, list[str], list[str]] | None:
-    """``(start_ms, prompt versions, models)`` of a trace, or None when it is gone."""
+def _prompts_of(tracing: Tracing, trace_id: str) -> list[str]:
+    """The prompt versions a trace's spans name (``[""]`` when none does, or it is gone)."""
     try:
         t = tracing.get_trace(trace_id, flat=True)
     except NotFound:
-        return None
-    prompts = sorted(
-        {
-            _prompt_of(str(s.attributes[PROMPT_ATTRIBUTE]))
-            for s in t.spans
-            if s.attributes.get(PROMPT_ATTRIBUTE)
-        }
-    )
-    models = sorted(set(t.models) | {s.model for s in t.spans if s.model})
-    return t.start_us // 1000, prompts or [""], models or [""]
+        return [""]
+    found = {
+        _prompt_of(str(s.attributes[PROMPT_ATTRIBUTE]))
+        for s in t.spans
+        if s.attributes.get(PROMPT_ATTRIBUTE)
+    }
+    return sorted(found) or [""]
+
+
+def _scored_traces(
+    feedback: Feedback, name: str, source: str | None, since: int, until: int, limit: int
+) -> dict[str, tuple[int, list[str]]]:
+    """``{trace id: (start ms, models)}`` of the traces started in the window that hold an
+    annotation of ``name`` (one filtered listing, page by page)."""
+    out: dict[str, tuple[int, list[str]]] = {}
+    token: str | None = None
+    window = f"start_time >= {int(since)} and start_time < {int(until)}"
+    while len(out) < limit:
+        page = feedback.search_traces(
+            name, source=source, filter=window, limit=min(1000, limit), page_token=token
+        )
+        for t in page.traces:
+            out[t.id] = (t.start_us // 1000, sorted(t.models) or [""])
+        token = page.next_page_token
+        if not token or not page.traces:
+            break
+    return out
 
 
 def score_trends(
@@ -67,7 +84,9 @@ def score_trends(
     limit: int = 10_000,
 ) -> list[dict[str, Any]]:
     """Per bucket of trace start and per prompt version and/or model: how many annotations
-    of score ``name`` (from ``source``, when given) and their mean."""
+    of score ``name`` (from ``source``, when given) and their mean, over at most ``limit``
+    traces started in the window (listed by the trace filter ``score.NAME``), each with its
+    annotations (and, when grouping by prompt, its spans) read once."""
     if bucket_s < 60 or bucket_s > 30 * 86_400:
         raise InvalidArgument("bucket_s must be between 60 and 2592000")
     groups = list(dict.fromkeys(by))
@@ -75,26 +94,26 @@ def score_trends(
         raise InvalidArgument(f"by must name some of {', '.join(GROUPS)}")
     if not 1 <= limit <= 100_000:
         raise InvalidArgument("limit must be between 1 and 100000")
-    annotations = Feedback(ctx).list(name=name, source=source, limit=limit)
+    feedback = Feedback(ctx)
+    traces = _scored_traces(feedback, name, source, since, until, limit)
+    if not traces:
+        return []
     tracing = Tracing(ctx)
-    facts: dict[str, tuple[int, list[str], list[str]] | None] = {}
     acc: dict[tuple[int, str, str], list[float]] = {}
-    for a in annotations:
-        v = a.value
-        if a.trace_id is None or isinstance(v, str) or v is None:
+    for trace_id, (start, models) in traces.items():
+        values = [
+            float(a.value)
+            for a in feedback.list(trace_id=trace_id, name=name, source=source, limit=10_000)
+            if a.value is not None and not isinstance(a.value, str)
+        ]
+        if not values:
             continue
-        if a.trace_id not in facts:
-            facts[a.trace_id] = _trace_facts(tracing, a.trace_id)
-        fact = facts[a.trace_id]
-        if fact is None or not since <= fact[0] < until:
-            continue
-        start, prompts, models = fact
         bucket = start - start % (bucket_s * 1000)
-        for p in prompts if "prompt" in groups else [""]:
+        for p in _prompts_of(tracing, trace_id) if "prompt" in groups else [""]:
             for m in models if "model" in groups else [""]:
                 cell = acc.setdefault((bucket, p, m), [0.0, 0.0])
-                cell[0] += 1
-                cell[1] += float(v)
+                cell[0] += len(values)
+                cell[1] += sum(values)
     out = []
     for (t, p, m), (n, total) in sorted(acc.items()):
         point: dict[str, Any] = {"t": t, "count": int(n), "mean": total / n}
