@@ -92,6 +92,9 @@ def test_score_trends_per_prompt_version_and_model(name: str, tmp_path: Path) ->
         assert [(p["count"], round(p["mean"], 3)) for p in recent] == [(3, 0.9)]
         with pytest.raises(InvalidArgument):
             mon.scores("judge", by=["colour"])
+        assert mon.scores("never_given") == []
+        with pytest.raises(InvalidArgument, match="must start with a letter"):
+            mon.scores("no-such-score")
         if env.server is not None:
             with httpx.Client(base_url=env.server.url) as h:
                 r = h.get("/api/v1/monitoring/scores", params={"name": "judge", "by": "x"})

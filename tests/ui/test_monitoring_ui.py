@@ -64,6 +64,7 @@ def test_monitoring_page_charts_metrics_and_lists_alerts(page: Any, tmp_path: Pa
         GatewayService(Database(settings.resolved_database_url)).record_usage(
             [_row(t0 + k * 300_000, XSS_NAME, "small-llm", cache="hit") for k in range(6)]
         )
+        c.feedback.define_score("judge", "numeric")
         v1 = c.prompts.create("qa", "Answer: {{ q }}")
         for hours_ago, up in ((3, False), (2, True), (1, True)):
             trace_id = _answer(c, v1.uri, "small-llm", hours_ago)
@@ -86,7 +87,12 @@ def test_monitoring_page_charts_metrics_and_lists_alerts(page: Any, tmp_path: Pa
         score = page.locator("[data-testid=score-chart]")
         score.locator(".chart-area[data-drawn='1']").wait_for()
         assert "qa@1 / small-llm" in score.inner_text()
-        page.fill("[data-testid=score-name]", "no-such-score")
+        page.fill("[data-testid=score-name]", "judge")  # defined, never given
         page.keyboard.press("Enter")
         page.locator("[data-testid=no-scores]").wait_for()
+        page.fill("[data-testid=score-name]", "no-such-score")  # not a score name
+        page.keyboard.press("Enter")
+        err = page.locator("[data-testid=score-charts] .error-box")
+        err.wait_for()
+        assert "no-such-score" in err.inner_text()
         assert page.locator("img[src=x]").count() == 0 and page.evaluate("window.__xss") is None
