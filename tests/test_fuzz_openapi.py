@@ -873,6 +873,8 @@ def links(world: dict[str, Any]) -> list[Link]:
         {"name": "m1", "deployment": "d", "metric": "error_rate", "threshold": 0.1},
     )
     link("GET /monitoring/monitors", "200", "GET /monitoring/alerts", {"state": "firing"})
+    link("GET /monitoring/monitors", "200", "GET /monitoring/scores", {"name": "thumbs"})
+    link("GET /monitoring/monitors", "200", "GET /monitoring/usage", {"route": "chat"})
     link(
         "GET /monitoring/monitors",
         "200",

@@ -12,4 +12,8 @@ ROOM = Room(
     nav=(Nav("gateway", "Gateway", order=55),),
     ui_routes=(UiRoute("gateway", "pages/gateway.js", "renderGateway"),),
     ui_styles=("gateway.css",),
+    hooks=(
+        # The usage log as live metrics for the monitoring room (it never imports this room).
+        ("monitoring.usage", "opsloop.gateway._live:usage_series"),
+    ),
 )

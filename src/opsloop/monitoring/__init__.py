@@ -11,7 +11,11 @@
   at most 5% false alarms at any window size (``numeric_drift``,
   ``categorical_drift``, ``dataset_drift``).
 - LLM apps: ``text_drift`` (length, script mix, and MMD embedding drift with
-  the same calibration, e.g. on MiniLM embeddings).
+  the same calibration, e.g. on MiniLM embeddings); ``embedding`` monitors
+  (MiniLM embeddings of the logged prompts or answers against a reference);
+  ``scores`` (judge and feedback trends per prompt version and model);
+  ``usage`` (the LLM gateway's cost, cache and guardrail hits, through the
+  ``monitoring.usage`` hook, ``USAGE_HOOK``).
 - Performance with delayed labels: ``performance(...)``.
 - Monitors and alerts: checks the server runs on a schedule; alerts are
   deduplicated, cooled down, resolved, sent to HMAC-signed webhooks and
@@ -28,10 +32,11 @@ if TYPE_CHECKING:
     from opsloop.monitoring._client import Monitoring
     from opsloop.monitoring._drift import categorical_drift, dataset_drift, numeric_drift
     from opsloop.monitoring._text import mmd_drift, script_of, text_drift
-    from opsloop.monitoring.entities import ALERT_EVENT, Alert, Monitor, MonitorRun
+    from opsloop.monitoring.entities import ALERT_EVENT, USAGE_HOOK, Alert, Monitor, MonitorRun
 
 __all__ = [
     "ALERT_EVENT",
+    "USAGE_HOOK",
     "Alert",
     "Monitor",
     "MonitorRun",
@@ -57,6 +62,7 @@ _WHERE = {
     "sign": "opsloop.monitoring._alerts",
     "verify": "opsloop.monitoring._alerts",
     "ALERT_EVENT": "opsloop.monitoring.entities",
+    "USAGE_HOOK": "opsloop.monitoring.entities",
     "Alert": "opsloop.monitoring.entities",
     "Monitor": "opsloop.monitoring.entities",
     "MonitorRun": "opsloop.monitoring.entities",

@@ -27,8 +27,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from opsloop.core import hooks
+from opsloop.monitoring._embedding import (
+    embedding_drift_report,
+    reference_texts,
+    window_texts,
+)
 from opsloop.monitoring._report import drift_report
 from opsloop.monitoring._service import MonitoringService
+from opsloop.monitoring._text import text_drift
 from opsloop.monitoring.entities import ALERT_EVENT, Alert, Monitor, MonitorRun
 
 if TYPE_CHECKING:
@@ -119,6 +125,8 @@ def _check(ctx: Context, svc: MonitoringService, m: Monitor, start: int, end: in
             breached=breached,
             details=summary,
         )
+    if m.kind == "embedding":
+        return _check_embedding(ctx, svc, m, start, end)
     report = drift_report(
         ctx,
         svc.predictions,
@@ -150,6 +158,28 @@ def _check(ctx: Context, svc: MonitoringService, m: Monitor, start: int, end: in
     )
 
 
+def _check_embedding(
+    ctx: Context, svc: MonitoringService, m: Monitor, start: int, end: int
+) -> MonitorRun:
+    column = m.features[0] if m.features else None
+    rows = svc.predictions(m.deployment, since=start, until=end, limit=100_000)
+    current = window_texts(rows, m.text, column)
+    run = MonitorRun(monitor=m.name, window_start=start, window_end=end, value=None, breached=False)
+    if len(current) < max(m.min_rows, 30):
+        skipped = f"fewer than {max(m.min_rows, 30)} logged texts"
+        return run.model_copy(update={"skipped": skipped, "details": {"n_current": len(current)}})
+    reference = reference_texts(ctx, m.reference or "", column)
+    report = embedding_drift_report(reference, current)
+    # the texts' length and script mix, reported next to the embedding test (which decides)
+    report.update({k: v for k, v in text_drift(reference, current).items() if k != "drift"})
+    effect = report["effect_size"]
+    if effect is None:
+        return run.model_copy(update={"skipped": report.get("reason"), "details": report})
+    decided = bool(report["drift"])
+    breached = _OPS[m.op](float(effect), m.threshold) if m.threshold > 0 else decided
+    return run.model_copy(update={"value": effect, "breached": breached, "details": report})
+
+
 def run_monitor(
     ctx: Context, svc: MonitoringService, name: str, *, now: int | None = None, force: bool = False
 ) -> MonitorRun:
@@ -172,6 +202,12 @@ def run_monitor(
     what = f"{m.metric or 'drift share'} = {run.value} ({m.op} {m.threshold})"
     if m.kind == "drift" and m.threshold <= 0:
         what = f"drift share = {run.value:.2f} (drifted: {', '.join(run.details['drifted'])})"
+    elif m.kind == "embedding":
+        d = run.details
+        what = (
+            f"{m.text} embedding drift: MMD {d['effect_size']:.3f}, p = {d['p_value']:.3f} "
+            f"({d['n_current']} texts vs {d['n_reference']} reference)"
+        )
     alert = svc.record_alert(
         m,
         breached=run.breached,

@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from opsloop.monitoring._alerts import run_monitor
+from opsloop.monitoring._scores import score_trends
 from opsloop.monitoring._service import MonitoringService
+from opsloop.monitoring._usage import usage_points
 
 if TYPE_CHECKING:
     from opsloop.core import Context
@@ -28,6 +30,10 @@ class MonitoringBackend(Protocol):
 
     def summary(self, deployment: str | None, *, since: int, until: int) -> dict[str, Any]: ...
 
+    def scores(self, name: str, **query: Any) -> list[dict[str, Any]]: ...
+
+    def usage(self, **query: Any) -> list[dict[str, Any]]: ...
+
     def create_monitor(self, m: Monitor, *, secret: str | None, author: str) -> Monitor: ...
 
     def get_monitor(self, name: str) -> Monitor: ...
@@ -46,6 +52,10 @@ class EmbeddedMonitoring:
         self._ctx = ctx
         self._svc = MonitoringService(ctx.database)
 
+    @property
+    def context(self) -> Context:
+        return self._ctx
+
     def ingest(
         self, predictions: Iterable[Mapping[str, Any]], rollups: Iterable[Mapping[str, Any]]
     ) -> dict[str, int]:
@@ -62,6 +72,12 @@ class EmbeddedMonitoring:
 
     def summary(self, deployment: str | None, *, since: int, until: int) -> dict[str, Any]:
         return self._svc.summary(deployment, since=since, until=until)
+
+    def scores(self, name: str, **query: Any) -> list[dict[str, Any]]:
+        return score_trends(self._ctx, name, **query)
+
+    def usage(self, **query: Any) -> list[dict[str, Any]]:
+        return usage_points(self._ctx, **query)
 
     def create_monitor(self, m: Monitor, *, secret: str | None, author: str) -> Monitor:
         return self._svc.create_monitor(m, secret=secret, author=author)

@@ -141,6 +141,25 @@ class Monitoring:
         since = until - 300_000 if since is None else since
         return self._backend.summary(deployment, since=since, until=until)
 
+    def usage(
+        self,
+        *,
+        route: str | None = None,
+        model: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        bucket_s: int = 300,
+        by: Sequence[str] = ("route", "model"),
+    ) -> builtins.list[dict[str, Any]]:
+        """The LLM gateway's usage as live metrics (default: the last hour): per bucket and per
+        route and/or model, requests, errors, tokens, cost (US dollars), cache hits, misses and
+        hit rate, guardrail hits (blocked, redacted or flagged) and blocks, mean latency."""
+        until = _now() if until is None else until
+        since = until - 3_600_000 if since is None else since
+        return self._backend.usage(
+            since=since, until=until, bucket_s=bucket_s, by=list(by), route=route, model=model
+        )
+
     # ------------------------------------------------------------------ drift, performance
 
     def drift(
@@ -203,6 +222,33 @@ class Monitoring:
         annotations = Feedback(self._ctx).list(name=name, limit=min(limit, 100_000))
         return feedback_series(rows, annotations, bucket_s)
 
+    def scores(
+        self,
+        name: str,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        bucket_s: int = 3600,
+        by: Sequence[str] = ("prompt", "model"),
+        source: str | None = None,
+        limit: int = 10_000,
+    ) -> builtins.list[dict[str, Any]]:
+        """Judge-score and feedback trends of traced LLM apps: per bucket of trace start (default
+        the last day) and per prompt version (``qa@2``) and/or model, the count and mean of the
+        annotations of score ``name`` (booleans as 1/0) from ``source`` (human, llm_judge,
+        code; default all) on the traces; see ``opsloop.monitoring._scores``."""
+        until = _now() if until is None else until
+        since = until - 86_400_000 if since is None else since
+        return self._backend.scores(
+            name,
+            since=since,
+            until=until,
+            bucket_s=bucket_s,
+            by=list(by),
+            source=source,
+            limit=limit,
+        )
+
     # ------------------------------------------------------------------ monitors, alerts
 
     def create_monitor(
@@ -216,6 +262,7 @@ class Monitoring:
         threshold: float = 0.0,
         reference: str | None = None,
         features: Sequence[str] | None = None,
+        text: str = "input",
         interval_s: int = 60,
         window_s: int = 300,
         cooldown_s: int = 3600,
@@ -228,7 +275,12 @@ class Monitoring:
         ``kind="metric"``: ``metric op threshold`` breaches (metrics:
         requests, request_rate, error_rate, latency_p50/p95/p99).
         ``kind="drift"``: the logged inputs drift from ``reference`` (the
-        input's decision, or ``drift share op threshold`` when threshold > 0)."""
+        input's decision, or ``drift share op threshold`` when threshold > 0).
+        ``kind="embedding"``: the MiniLM embeddings of the logged prompts
+        (``text="input"``) or answers (``"output"``) drift from those of the
+        reference's text column (``features=[column]``; default its first
+        text column): MMD p-value under 5% and effect at least 0.1, or
+        ``effect op threshold`` when threshold > 0."""
         m = Monitor.model_validate(
             {
                 "name": name,
@@ -239,6 +291,7 @@ class Monitoring:
                 "threshold": threshold,
                 "reference": reference,
                 "features": list(features) if features else None,
+                "text": text,
                 "interval_s": interval_s,
                 "window_s": window_s,
                 "cooldown_s": cooldown_s,

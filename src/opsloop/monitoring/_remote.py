@@ -48,6 +48,14 @@ class RemoteMonitoring:
         q = _params({"deployment": deployment, "since": since, "until": until})
         return self._t.get("/monitoring/summary", q)  # type: ignore[no-any-return]
 
+    def scores(self, name: str, **query: Any) -> list[dict[str, Any]]:
+        q = _params({**query, "name": name, "by": ",".join(query.get("by") or ())})
+        return self._t.get("/monitoring/scores", q)["points"]  # type: ignore[no-any-return]
+
+    def usage(self, **query: Any) -> list[dict[str, Any]]:
+        q = _params({**query, "by": ",".join(query.get("by") or ())})
+        return self._t.get("/monitoring/usage", q)["points"]  # type: ignore[no-any-return]
+
     def create_monitor(self, m: Monitor, *, secret: str | None, author: str) -> Monitor:
         body = {
             **m.model_dump(exclude={"has_secret", "last_window_end", "created_at", "created_by"}),

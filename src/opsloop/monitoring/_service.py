@@ -418,13 +418,13 @@ class MonitoringService:
             raise InvalidArgument("deployment must be a non-empty name")
         if m.kind == "metric" and m.metric not in METRICS:
             raise InvalidArgument(f"metric must be one of {', '.join(METRICS)}")
-        if m.kind == "drift" and not m.reference:
-            raise InvalidArgument("a drift monitor needs a reference dataset version")
+        if m.kind in ("drift", "embedding") and not m.reference:
+            raise InvalidArgument(f"a {m.kind} monitor needs a reference dataset version")
         if m.webhook_url is not None and not re.match(r"^https?://\S{1,2000}$", m.webhook_url):
             raise InvalidArgument("webhook_url must be an http(s) URL")
         cfg = {
             k: getattr(m, k)
-            for k in ("metric", "op", "threshold", "reference", "features", "min_rows")
+            for k in ("metric", "op", "threshold", "reference", "features", "min_rows", "text")
         }
         now = now_ms()
         with self.db.write() as conn:

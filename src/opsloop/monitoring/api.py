@@ -5,12 +5,17 @@
 - ``GET /monitoring/predictions?deployment=&since=&until=&version=&labelled=&limit=``.
 - ``GET /monitoring/metrics?deployment=&since=&until=&bucket_s=&by_version=``: rolled-up series.
 - ``GET /monitoring/performance?deployment=&since=&until=&bucket_s=``: estimated vs realised.
+- ``GET /monitoring/scores?name=&since=&until=&bucket_s=&by=prompt,model&source=&limit=``:
+  count and mean of a score's annotations on traces per bucket, prompt version and model.
+- ``GET /monitoring/usage?route=&model=&since=&until=&bucket_s=&by=route,model``: the LLM
+  gateway's cost, tokens, cache and guardrail hits per bucket, route and model.
 - ``GET /monitoring/summary?deployment=&since=&until=``: one window's figures.
 - ``GET /monitoring/deployments``: every deployment with traffic in the last day.
 - ``POST|GET /monitoring/monitors``, ``GET|DELETE /monitoring/monitors/{name}``,
   ``POST /monitoring/monitors/{name}/run``.
 - ``GET /monitoring/alerts?monitor=&state=&limit=``: alert history, newest first.
-- ``GET /metrics``: Prometheus text format, the last 5 minutes per deployment, version and route.
+- ``GET /metrics``: Prometheus text format, the last 5 minutes per deployment, version and route
+  (and ``opsloop_gateway_window_*`` per gateway route and model).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from opsloop.core.web import Actor, Ctx, StrictBody, ok, service
 from opsloop.monitoring._backend import EmbeddedMonitoring
 from opsloop.monitoring._report import performance_series
 from opsloop.monitoring._tables import LATENCY_BUCKETS_MS
+from opsloop.monitoring._usage import usage_totals
 from opsloop.monitoring.entities import Alert, Monitor, MonitorRun
 
 router = APIRouter(tags=["monitoring"])
@@ -54,13 +60,14 @@ class Labels(StrictBody):
 
 class CreateMonitor(StrictBody):
     name: str = Field(min_length=1, max_length=64)
-    kind: Literal["metric", "drift"] = "metric"
+    kind: Literal["metric", "drift", "embedding"] = "metric"
     deployment: str = Field(min_length=1, max_length=128)
     metric: str | None = Field(default=None, max_length=32)
     op: Literal[">", ">=", "<", "<="] = ">"
     threshold: float = Field(default=0.0, allow_inf_nan=False)
     reference: str | None = Field(default=None, max_length=300)
     features: list[str] | None = Field(default=None, max_length=1000)
+    text: Literal["input", "output"] = "input"
     interval_s: int = Field(default=60, ge=1, le=86_400)
     window_s: int = Field(default=300, ge=1, le=30 * 86_400)
     cooldown_s: int = Field(default=3600, ge=0, le=30 * 86_400)
@@ -144,6 +151,62 @@ def performance(
     return ok({"points": performance_series(rows, bucket_s)})
 
 
+@router.get(
+    "/monitoring/scores",
+    summary="Judge-score and feedback trends per time bucket, prompt version and model",
+)
+def scores(
+    svc: Svc,
+    name: Annotated[str, Query(min_length=1, max_length=64)],
+    since: Ms = None,
+    until: Ms = None,
+    bucket_s: Annotated[int, Query(ge=60, le=30 * 86_400)] = 3600,
+    by: Annotated[str, Query(max_length=32, pattern=r"^(prompt|model)?(,(prompt|model))*$")] = (
+        "prompt,model"
+    ),
+    source: Annotated[Literal["human", "llm_judge", "code"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> Response:
+    since, until = _window(since, until, 86_400)
+    points = svc.scores(
+        name,
+        since=since,
+        until=until,
+        bucket_s=bucket_s,
+        by=[g for g in by.split(",") if g],
+        source=source,
+        limit=limit,
+    )
+    return ok({"since": since, "until": until, "bucket_s": bucket_s, "points": points})
+
+
+@router.get(
+    "/monitoring/usage",
+    summary="LLM gateway cost, cache hits and guardrail hits per bucket, route and model",
+)
+def usage(
+    svc: Svc,
+    route: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    model: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    since: Ms = None,
+    until: Ms = None,
+    bucket_s: Annotated[int, Query(ge=60, le=30 * 86_400, multiple_of=60)] = 300,
+    by: Annotated[str, Query(max_length=32, pattern=r"^(route|model)?(,(route|model))*$")] = (
+        "route,model"
+    ),
+) -> Response:
+    since, until = _window(since, until, 3600)
+    points = svc.usage(
+        since=since,
+        until=until,
+        bucket_s=bucket_s,
+        by=[g for g in by.split(",") if g],
+        route=route,
+        model=model,
+    )
+    return ok({"since": since, "until": until, "bucket_s": bucket_s, "points": points})
+
+
 @router.get("/monitoring/summary", summary="One window's request rate, errors and latency")
 def summary(svc: Svc, deployment: Dep = None, since: Ms = None, until: Ms = None) -> Response:
     since, until = _window(since, until, 300)
@@ -217,6 +280,7 @@ def prometheus(svc: Svc) -> Response:
     now = int(time.time() * 1000)
     series = svc._svc.series_keys(now - 300_000)
     firing = svc.alerts(monitor=None, state="firing", limit=10_000)
+    llm = usage_totals(svc.context, since=now - 300_000, until=now)
 
     class _Snapshot(Collector):
         def collect(self) -> Any:
@@ -248,7 +312,21 @@ def prometheus(svc: Svc) -> Response:
             )
             for a in firing:
                 alerts_g.add_metric([a.monitor], 1.0)
-            yield from (req, err, rate, lat, alerts_g)
+            gw_labels = ["route", "model"]
+            gw = {
+                f: GaugeMetricFamily(f"opsloop_gateway_window_{f}", help_, labels=gw_labels)
+                for f, help_ in (
+                    ("requests", "LLM gateway requests in the last 5 minutes"),
+                    ("cost", "LLM gateway cost in the last 5 minutes (US dollars)"),
+                    ("cache_hits", "LLM gateway cache hits in the last 5 minutes"),
+                    ("cache_misses", "LLM gateway cache misses in the last 5 minutes"),
+                    ("guardrail_hits", "LLM gateway requests a guard blocked, redacted or flagged"),
+                )
+            }
+            for row in llm:
+                for f, fam in gw.items():
+                    fam.add_metric([row["route"], row["model"]], float(row[f]))
+            yield from (req, err, rate, lat, alerts_g, *gw.values())
 
     registry = CollectorRegistry()
     registry.register(_Snapshot())

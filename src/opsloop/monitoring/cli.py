@@ -87,6 +87,8 @@ def monitors_command(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt
                 f"{m.metric} {m.op} {m.threshold}"
                 if m.kind == "metric"
                 else f"drift vs {m.reference}"
+                if m.kind == "drift"
+                else f"{m.text} embeddings vs {m.reference}"
             ),
             f"{m.interval_s}s / {m.window_s}s",
             esc(m.webhook_url or ""),
@@ -149,3 +151,96 @@ def run_command(
     verdict = run.skipped or ("breached" if run.breached else "ok")
     change = f"; alert {run.alert.change}" if run.alert else ""
     out().print(f"{esc(name)}: {verdict} (value {run.value}){change}")
+
+
+@app.command("scores")
+def scores_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The score (e.g. thumbs, or a judge's score).")],
+    hours: Annotated[int, typer.Option(help="The window: the last N hours.", min=1)] = 24,
+    bucket: Annotated[int, typer.Option(help="Bucket size in seconds.", min=60)] = 3600,
+    by: Annotated[
+        str, typer.Option(help="Group by: prompt, model, or both (comma-separated).")
+    ] = "prompt,model",
+    source: Annotated[
+        str | None, typer.Option(help="Only annotations from human, llm_judge or code.")
+    ] = None,
+    home: HomeOption = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Score trends of traced LLM apps: count and mean per time bucket, prompt version, model."""
+    with _monitoring(ctx, home) as mon:
+        now = int(time.time() * 1000)
+        groups = [g.strip() for g in by.split(",") if g.strip()]
+        points = mon.scores(
+            name,
+            since=now - hours * 3_600_000,
+            until=now,
+            bucket_s=bucket,
+            by=groups,
+            source=source,
+        )
+    if json_:
+        print_json(points)
+        return
+    cols = [
+        Col("Time", key=True, min_width=19),
+        Col("Prompt", key=True),
+        Col("Model", key=True),
+        Col("Count"),
+        Col("Mean"),
+    ]
+    rows = [
+        [
+            fmt_time(p["t"]),
+            esc(p.get("prompt") or ""),
+            esc(p.get("model") or ""),
+            str(p["count"]),
+            f"{p['mean']:.3f}",
+        ]
+        for p in points
+    ]
+    out().print(fit_table(cols, rows, title=f"{esc(name)}: {len(points)} point(s)"))
+
+
+@app.command("usage")
+def usage_command(
+    ctx: typer.Context,
+    route: Annotated[str | None, typer.Option(help="Only this gateway route.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this upstream model.")] = None,
+    minutes: Annotated[int, typer.Option(help="The window: the last N minutes.", min=1)] = 60,
+    bucket: Annotated[int, typer.Option(help="Bucket size in seconds (x60).", min=60)] = 300,
+    home: HomeOption = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The LLM gateway's cost, cache hits and guardrail hits per time bucket, route and model."""
+    with _monitoring(ctx, home) as mon:
+        now = int(time.time() * 1000)
+        points = mon.usage(
+            route=route, model=model, since=now - minutes * 60_000, until=now, bucket_s=bucket
+        )
+    if json_:
+        print_json(points)
+        return
+    cols = [
+        Col("Time", key=True, min_width=19),
+        Col("Route", key=True),
+        Col("Model", key=True),
+        Col("Requests"),
+        Col("Cost ($)"),
+        Col("Cache hits", drop=1),
+        Col("Guardrail hits", drop=0),
+    ]
+    rows = [
+        [
+            fmt_time(p["t"]),
+            esc(p.get("route") or ""),
+            esc(p.get("model") or ""),
+            str(p["requests"]),
+            f"{p['cost']:.6f}",
+            f"{p['cache_hits']}/{p['cache_hits'] + p['cache_misses']}",
+            str(p["guardrail_hits"]),
+        ]
+        for p in points
+    ]
+    out().print(fit_table(cols, rows, title=f"gateway usage: {len(points)} point(s)"))

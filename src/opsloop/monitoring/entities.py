@@ -6,12 +6,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ALERT_EVENT", "Alert", "Monitor", "MonitorRun"]
+__all__ = ["ALERT_EVENT", "USAGE_HOOK", "Alert", "Monitor", "MonitorRun"]
 
 #: The event every alert change is published as: ``opsloop.core.hooks(ALERT_EVENT)``
 #: finds the rooms that subscribe (a room declares ``("monitoring.alert", "mod:fn")``
 #: in its ``_room.py``); each is called as ``fn(alert)`` with the ``Alert`` below.
 ALERT_EVENT = "monitoring.alert"
+
+#: The hook a room implements to add its usage rows to the live metrics (the gateway
+#: room does): ``fn(context, *, since, until, bucket_s, by, route, model)`` returns
+#: points ``{"t", "route"?, "model"?, "source", "requests", "errors", "input_tokens",
+#: "output_tokens", "cost", "cache_hits", "cache_misses", "cache_hit_rate",
+#: "guardrail_hits", "guardrail_blocks", "latency_mean"}``.
+USAGE_HOOK = "monitoring.usage"
 
 
 class Monitor(BaseModel):
@@ -20,15 +27,19 @@ class Monitor(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    kind: Literal["metric", "drift"]
+    kind: Literal["metric", "drift", "embedding"]
     deployment: str
     metric: str | None = (
         None  # metric monitors: requests, request_rate, error_rate, latency_p50/95/99
     )
     op: Literal[">", ">=", "<", "<="] = ">"
     threshold: float = 0.0
-    reference: str | None = None  # drift monitors: dataset version "name@N" or version id
+    #: drift and embedding monitors: dataset version "name@N" or version id
+    reference: str | None = None
+    #: drift: the features compared; embedding: ``[column]``, the reference's text column
     features: list[str] | None = None
+    #: embedding monitors: embed the logged prompts (``input``) or the answers (``output``)
+    text: Literal["input", "output"] = "input"
     interval_s: int = Field(default=60, ge=1, le=86_400)
     window_s: int = Field(default=300, ge=1, le=30 * 86_400)
     cooldown_s: int = Field(default=3600, ge=0, le=30 * 86_400)

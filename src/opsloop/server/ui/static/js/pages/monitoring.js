@@ -1,11 +1,13 @@
 // Monitoring (#/monitoring): per deployment, request rate, error rate and latency
-// percentiles over the last hours (rolled up per minute by the server), the monitors,
-// and the alert history.
+// percentiles over the last hours (rolled up per minute by the server), the LLM gateway's
+// cost, cache hits and guardrail hits per route and model, judge-score and feedback
+// trends per prompt version and model, the monitors, and the alert history.
 
 import { api } from "../api.js";
 import { errorBox, h, loading, replace } from "../dom.js";
 import { chartCard, lineChart } from "../charts.js";
 
+const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#ca8a04", "#7c3aed", "#0891b2", "#db2777", "#4b5563"];
 const when = (ms) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : "");
 
 export async function renderMonitoring(ctx) {
@@ -24,6 +26,10 @@ export async function renderMonitoring(ctx) {
     return;
   }
   const charts = h("div", { class: "chart-grid", dataset: { testid: "monitoring-charts" } });
+  const llm = h("div", { class: "chart-grid", dataset: { testid: "gateway-charts" } });
+  const scores = h("div", { class: "chart-grid", dataset: { testid: "score-charts" } });
+  const scoreInput = h("input", { value: "thumbs", dataset: { testid: "score-name" },
+    onkeydown: (e) => { if (e.key === "Enter") drawScores(scoreInput.value.trim()); } });
   const picker = h("select", { dataset: { testid: "deployment-picker" }, onchange: () => draw(picker.value) },
     deps.deployments.map((d) => h("option", { value: d }, d)));
   replace(ctx.root, h("div", { class: "page" },
@@ -32,12 +38,17 @@ export async function renderMonitoring(ctx) {
     deps.deployments.length ? h("div", { class: "section" }, h("label", {}, "Deployment ", picker)) :
       h("div", { class: "muted", dataset: { testid: "no-traffic" } }, "No served traffic in the last day."),
     charts,
+    llm,
+    h("h2", {}, "Score trends"),
+    h("div", { class: "section" }, h("label", {}, "Score ", scoreInput), " ",
+      h("button", { class: "btn", onclick: () => drawScores(scoreInput.value.trim()) }, "Show")),
+    scores,
     h("h2", {}, "Monitors"),
     h("table", { class: "table", dataset: { testid: "monitors-table" } },
       h("thead", {}, h("tr", {}, ["Monitor", "Kind", "Deployment", "Check", "Every"].map((x) => h("th", {}, x)))),
       h("tbody", {}, monitors.monitors.map((m) => h("tr", {},
         h("td", { class: "strong" }, m.name), h("td", {}, m.kind), h("td", {}, m.deployment),
-        h("td", { class: "small" }, m.kind === "metric" ? `${m.metric} ${m.op} ${m.threshold}` : `drift vs ${m.reference}`),
+        h("td", { class: "small" }, m.kind === "metric" ? `${m.metric} ${m.op} ${m.threshold}` : m.kind === "drift" ? `drift vs ${m.reference}` : `${m.text} embeddings vs ${m.reference}`),
         h("td", {}, `${m.interval_s}s`))))),
     h("h2", {}, "Alert history"),
     h("table", { class: "table", dataset: { testid: "alerts-table" } },
@@ -48,6 +59,67 @@ export async function renderMonitoring(ctx) {
         h("td", { class: "small" }, a.message), h("td", {}, when(a.opened_at)), h("td", {}, when(a.resolved_at)),
         h("td", { class: "num" }, String(a.notifications))))))));
   if (deps.deployments.length) draw(deps.deployments[0]);
+  drawGateway();
+  drawScores("thumbs");
+
+  // One line per group (route/model, prompt version/model) of the points, on shared times.
+  function grouped(points, keyOf, valueOf) {
+    const groups = new Map();
+    for (const p of points) {
+      const k = keyOf(p);
+      if (!groups.has(k)) groups.set(k, { xs: [], ys: [] });
+      groups.get(k).xs.push(p.t);
+      groups.get(k).ys.push(valueOf(p));
+    }
+    return [...groups.entries()].slice(0, PALETTE.length).map(([label, g], i) => ({ label, color: PALETTE[i], ...g }));
+  }
+
+  async function drawGateway() {
+    const until = Date.now();
+    let u;
+    try {
+      u = await api(`/monitoring/usage?since=${until - 6 * 3600e3}&until=${until}&bucket_s=300`, { signal: ctx.signal });
+    } catch (err) {
+      if (err.name !== "AbortError") replace(llm, errorBox(err, "Could not load the gateway's usage"));
+      return;
+    }
+    replace(llm);
+    if (!u.points.length) return;
+    const key = (p) => `${p.route || "-"} / ${p.model || "-"}`;
+    const specs = [
+      ["LLM gateway: cost (USD)", (p) => p.cost, "per route / model, 5-minute buckets"],
+      ["LLM gateway: cache hit rate", (p) => p.cache_hit_rate, "hits / (hits + misses)"],
+      ["LLM gateway: guardrail hits", (p) => p.guardrail_hits, "requests a guard blocked, redacted or flagged"],
+    ];
+    for (const [title, f, caption] of specs) {
+      const { card, area } = chartCard(title, { caption, testid: "gateway-chart" });
+      llm.append(card);
+      lineChart(area, { xMode: "time", series: grouped(u.points, key, f) });
+    }
+  }
+
+  async function drawScores(name) {
+    if (!name) return;
+    replace(scores, loading("Loading scores…"));
+    const until = Date.now();
+    let s;
+    try {
+      s = await api(`/monitoring/scores?name=${encodeURIComponent(name)}&since=${until - 7 * 86400e3}&until=${until}&bucket_s=3600`, { signal: ctx.signal });
+    } catch (err) {
+      if (err.name !== "AbortError") replace(scores, errorBox(err, "Could not load the scores"));
+      return;
+    }
+    replace(scores);
+    if (!s.points.length) {
+      scores.append(h("div", { class: "muted", dataset: { testid: "no-scores" } }, `No "${name}" annotations on traces in the last 7 days.`));
+      return;
+    }
+    const { card, area } = chartCard(`Mean ${name} per prompt version and model`, {
+      caption: "hourly, by the traces' start; booleans as 1/0", testid: "score-chart",
+    });
+    scores.append(card);
+    lineChart(area, { xMode: "time", series: grouped(s.points, (p) => `${p.prompt || "-"} / ${p.model || "-"}`, (p) => p.mean) });
+  }
 
   async function draw(dep) {
     replace(charts, loading("Loading metrics…"));
