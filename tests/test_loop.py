@@ -141,7 +141,7 @@ def test_new_feedback_triggers_the_shipped_feedback_loop_workflow(
     wf = Workflows(c)
     params = {
         "model": "kettle-wf", "alias": "prod", "heldout": report.artifacts.heldout_dataset,
-        "index": "kb-index", "k": 2, "max_tokens": 4, "training": PROMOTING,
+        "index": "kb-index", "k": 2, "max_tokens": 4, "training": SMALL,
         "n_bootstrap": 300, "min_rows": 4, "store": str(c.settings.home),
         "cache_dir": str(model_cache),
     }  # fmt: skip
