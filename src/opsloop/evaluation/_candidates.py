@@ -11,6 +11,7 @@ a plain callable taking the example's inputs as a dict.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +31,12 @@ from opsloop.tracking import Tracking
 _PROVIDER_SPEC = re.compile(r"^(local|openai|models):[^\s]+$")
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # What options= may hold: model call parameters (and via_provider for models:/ URIs).
-LLM_OPTIONS = ("max_tokens", "temperature", "top_p", "stop", "seed", "timeout_s")
+LLM_OPTIONS = (
+    "max_tokens", "temperature", "top_p", "stop", "seed", "timeout_s", "response_format",
+    "schema_column",
+)  # fmt: skip
+#: Options that need a provider (constrained decoding): a models:/ URI is run through one.
+_STRUCTURED = ("response_format", "schema_column")
 
 
 def render_template(template: Any, values: Mapping[str, Any]) -> Any:
@@ -125,7 +131,7 @@ def make_candidate(
     passed stay open.
     """
     opts = dict(options or {})
-    via_provider = opts.pop("via_provider", False) is True
+    via_provider = opts.pop("via_provider", False) is True or any(k in opts for k in _STRUCTURED)
     unknown = sorted(set(opts) - set(LLM_OPTIONS))
     if unknown:
         raise InvalidArgument(
@@ -149,6 +155,12 @@ def make_candidate(
                 )
             candidate, owned = _load(candidate, client, cache_dir, trusted_types), True
     if isinstance(candidate, LoadedCausalLM):
+        if any(k in opts for k in _STRUCTURED):
+            raise InvalidArgument(
+                "response_format and schema_column need a provider (local:NAME, models:/NAME/V "
+                "as a URI, or get_provider(...)): a loaded model object generates without them",
+                details={"options": sorted(k for k in opts if k in _STRUCTURED)},
+            )
         return _llm_candidate(candidate, prompt, opts)
     if (prompt is not None or opts) and not (
         hasattr(candidate, "chat") and hasattr(candidate, "spec")
@@ -256,13 +268,23 @@ def _llm_candidate(lm: Any, prompt: Any, opts: Mapping[str, Any]) -> Candidate:
 def _provider_candidate(
     provider: Any, prompt: Any, opts: Mapping[str, Any], *, spec: str
 ) -> Candidate:
-    kw = {k: v for k, v in opts.items() if k in LLM_OPTIONS}
+    kw = {k: v for k, v in opts.items() if k in LLM_OPTIONS and k != "schema_column"}
+    column = opts.get("schema_column")
+    if column is not None and (not isinstance(column, str) or "response_format" in kw):
+        raise InvalidArgument(
+            "schema_column is the name of the column holding each row's JSON schema, "
+            "and replaces response_format",
+            details={"schema_column": str(column)},
+        )
 
     def run(inputs: dict[str, Any]) -> Outcome:
         rendered = (
             render_template(prompt, inputs) if prompt is not None else _default_prompt(inputs)
         )
-        resp, ms = _timed(lambda: provider.chat(_as_messages(rendered), **kw))
+        call = dict(kw)
+        if column is not None:
+            call["response_format"] = _row_format(inputs, column)
+        resp, ms = _timed(lambda: provider.chat(_as_messages(rendered), **call))
         return _from_response(resp, ms)
 
     params = {
@@ -272,6 +294,27 @@ def _provider_candidate(
         if v
     }  # fmt: skip
     return Candidate(spec, "provider", run, params=params)
+
+
+def _row_format(inputs: Mapping[str, Any], column: str) -> dict[str, Any]:
+    """The strict ``json_schema`` response format of a row's schema (an object or JSON text)."""
+    if column not in inputs:
+        raise InvalidArgument(
+            f"schema_column {column!r} is not a column of the data ({', '.join(sorted(inputs))})",
+            details={"schema_column": column},
+        )
+    raw = inputs[column]
+    try:
+        schema = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        schema = None
+    if not isinstance(schema, Mapping):
+        raise InvalidArgument(
+            f"column {column!r} holds {str(raw)[:80]!r}, not a JSON schema object",
+            details={"schema_column": column},
+        )
+    return {"type": "json_schema",
+            "json_schema": {"name": "row", "schema": dict(schema), "strict": True}}  # fmt: skip
 
 
 def _invoke_candidate(pipe: Any, output_key: str | None) -> Candidate:

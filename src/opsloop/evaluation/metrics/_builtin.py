@@ -217,6 +217,20 @@ def _text() -> list[Metric]:
             "text",
             "SQuAD token F1.",
         ),
+        _each(
+            "json_valid",
+            lambda p, r: text.json_valid(p),
+            "text",
+            "The prediction is JSON (structured outputs).",
+            inputs=("predictions",),
+        ),
+        _each(
+            "schema_valid",
+            lambda p, r, *, schema: text.schema_valid(p, schema),
+            "text",
+            "The prediction is JSON valid against the row's JSON schema (input `schema`).",
+            inputs=("predictions", "schema"),
+        ),
         _whole(
             "embedding_similarity",
             emb.embedding_similarity,

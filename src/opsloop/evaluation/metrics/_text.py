@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import re
 import string
 from collections import Counter
@@ -210,6 +211,39 @@ def exact_match(predictions: Any, references: Any) -> float:
     """Share of predictions matching a reference after SQuAD normalisation (0-1)."""
     rows = exact_match_per_example(predictions, references)
     return sum(rows) / len(rows)
+
+
+def _as_json(value: Any) -> tuple[bool, Any]:
+    if isinstance(value, dict | list):
+        return True, value
+    try:
+        return True, json.loads(str(value))
+    except (TypeError, ValueError):
+        return False, None
+
+
+def json_valid(prediction: Any) -> float:
+    """1.0 when the prediction is JSON (a JSON text, or an already parsed object or list)."""
+    return float(_as_json(prediction)[0])
+
+
+def schema_valid(prediction: Any, schema: Any) -> float:
+    """1.0 when the prediction is JSON that validates against ``schema`` (a JSON schema object
+    or its JSON text; checked with ``jsonschema``'s validator for the schema's draft)."""
+    import jsonschema  # lazy: optional extra
+
+    ok, value = _as_json(prediction)
+    parsed, sch = _as_json(schema)
+    if not parsed or not isinstance(sch, dict):
+        raise InvalidArgument(
+            "schema_valid takes each row's JSON schema as its input 'schema' (an object or its "
+            "JSON text)",
+            details={"reference": str(schema)[:200]},
+        )
+    if not ok:
+        return 0.0
+    cls = jsonschema.validators.validator_for(sch)
+    return float(cls(sch).is_valid(value))
 
 
 def contains_per_example(predictions: Any, references: Any) -> list[float]:
