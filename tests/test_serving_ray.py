@@ -3,7 +3,8 @@ cluster (started once for this module).
 
 Checked: the predict routes and their micro-batching inside a replica, one deployment record
 per replica, an alias move reaching both replicas while requests flow without a single
-failure, graceful deletion marking the records stopped, and the CLI end to end.
+failure, graceful deletion marking the records stopped, and the CLI end to end with each
+replica also answering on its own (direct) port.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def test_two_replicas_batch_record_and_hot_swap_an_alias_without_a_failed_reques
 def test_cli_serves_on_an_existing_cluster_and_stops_gracefully(
     cluster: dict[str, Any],
 ) -> None:
-    settings, port = cluster["settings"], cluster["port"]
+    settings, port, direct = cluster["settings"], cluster["port"], free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -194,6 +195,10 @@ def test_cli_serves_on_an_existing_cluster_and_stops_gracefully(
             "0.5",
             "--port",
             str(port),
+            "--direct-port",
+            str(direct),
+            "--replicas",
+            "1",
             "--trust",
             TREE,
             "--no-monitoring",
@@ -209,8 +214,13 @@ def test_cli_serves_on_an_existing_cluster_and_stops_gracefully(
     try:
         wait_until(lambda: any("opsloop serve:" in ln for ln in lines) or proc.poll(), 120)
         assert proc.poll() is None, "".join(lines)
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/predict", json={"inputs": [ROW]}, timeout=30)
-        assert r.json() == {"predictions": [1]}
+        # The replica answers on its own port (no Ray hop) and through Ray's proxy alike.
+        for at in (direct, port):
+            r = httpx.post(f"http://127.0.0.1:{at}/v1/predict", json={"inputs": [ROW]}, timeout=30)
+            assert r.json() == {"predictions": [1]}, at
+        assert any(f"http://127.0.0.1:{direct}" in ln for ln in lines)
+        (dep,) = wait_until(lambda: _running(settings), 30)
+        assert dep.url == f"http://127.0.0.1:{direct}" and dep.version == 1
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0, "".join(lines)
     finally:
@@ -219,6 +229,9 @@ def test_cli_serves_on_an_existing_cluster_and_stops_gracefully(
             proc.wait()
         reader.join(10)
     assert any("opsloop serve: stopped" in ln for ln in lines)
+    with pytest.raises(httpx.ConnectError):  # the replica's own server went with it
+        httpx.get(f"http://127.0.0.1:{direct}/health", timeout=5)
+    assert not _running(settings)
     # The application is gone from the cluster; the cluster itself still runs.
     assert "opsloop" not in serve.status().applications
     assert ray.is_initialized()
@@ -231,6 +244,7 @@ def test_cli_serves_on_an_existing_cluster_and_stops_gracefully(
         (["--on", "ray", "--workers", "2"], "--workers is for one machine"),
         (["--on", "mars"], "use local or ray"),
         (["--on", "ray", "--replicas", "2", "--max-replicas", "3"], "not both"),
+        (["--on", "ray", "--max-replicas", "3", "--direct-port", "9"], "fixed number"),
     ],
 )
 def test_bad_ray_flags_are_clear_errors_before_anything_starts(

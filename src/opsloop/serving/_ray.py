@@ -48,6 +48,11 @@ class RayOptions(BaseModel):
     - ``max_ongoing_requests``: requests Ray sends one replica at once (they share
       its batches, so this is far above Ray's default of 5).
     - ``replica_cpus`` / ``replica_gpus``: what Ray reserves for each replica.
+    - ``direct_port``: each replica also answers HTTP itself on this port (the
+      replicas of one node share it through ``SO_REUSEPORT``, the kernel spreading
+      connections over them), so requests skip Ray's proxy and its hop into the
+      replica. Linux only; put a load balancer over the nodes. Ray's autoscaler
+      does not see direct traffic: give a fixed ``replicas`` with it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -61,6 +66,7 @@ class RayOptions(BaseModel):
     replica_cpus: float = Field(default=1.0, ge=0)
     replica_gpus: float = Field(default=0.0, ge=0)
     graceful_shutdown_timeout_s: float = Field(default=30.0, ge=0)
+    direct_port: int | None = Field(default=None, ge=1, le=65535)
 
     @model_validator(mode="after")
     def _check(self) -> RayOptions:
@@ -69,6 +75,11 @@ class RayOptions(BaseModel):
                 raise ValueError("give either replicas or min/max replicas (autoscaling), not both")
             if self.max_replicas < max(self.min_replicas, 1):
                 raise ValueError("max_replicas must be at least min_replicas (and 1)")
+            if self.direct_port is not None:
+                raise ValueError(
+                    "Ray's autoscaler does not see traffic on the direct port: "
+                    "give a fixed number of replicas with it"
+                )
         return self
 
     def deployment_options(self) -> dict[str, Any]:
@@ -98,11 +109,19 @@ class ReplicaApp:
     shutdown stops the record after the app drained.
     """
 
-    def __init__(self, target: str, settings: Settings, options: ServeOptions, url: str) -> None:
+    def __init__(
+        self,
+        target: str,
+        settings: Settings,
+        options: ServeOptions,
+        url: str,
+        direct: tuple[str, int] | None = None,
+    ) -> None:
         self.target = target
         self.settings = settings
         self.options = options
         self.url = url
+        self.direct = direct
         self._app: Any = None
 
     def _build(self) -> Any:
@@ -116,20 +135,29 @@ class ReplicaApp:
             return
         holder = self._app.state.holder
         recorder: Any = None
+        direct: Any = None
 
         async def send_after_load(message: Message) -> None:
-            nonlocal recorder
+            nonlocal recorder, direct
             if message["type"] == "lifespan.startup.complete":
                 while holder.current is None and holder.load_error is None:
                     await asyncio.sleep(0.05)
                 if holder.current is None:
                     await send({"type": "lifespan.startup.failed", "message": holder.load_error})
                     return
+                if self.direct is not None:
+                    direct = await _DirectServer.start(self._app, *self.direct)
                 recorder = await asyncio.to_thread(self._start_recorder, holder)
             await send(message)
 
+        async def receive_then_stop_direct() -> Message:
+            message: Message = await receive()
+            if message["type"] == "lifespan.shutdown" and direct is not None:
+                await direct.stop()  # its requests in flight finish before the app drains
+            return message
+
         try:
-            await self._app(scope, receive, send_after_load)
+            await self._app(scope, receive_then_stop_direct, send_after_load)
         finally:
             if recorder is not None:
                 await asyncio.to_thread(recorder.__exit__, None, None, None)
@@ -146,6 +174,45 @@ class ReplicaApp:
         return rec
 
 
+class _DirectServer:
+    """opsloop's own HTTP server (uvicorn, the fast predict path) inside a replica,
+    on a port the replicas of this node share."""
+
+    def __init__(self, server: Any, task: asyncio.Task[None]) -> None:
+        self.server = server
+        self.task = task
+
+    @classmethod
+    async def start(cls, app: Any, host: str, port: int) -> _DirectServer:
+        import socket
+
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        config = uvicorn.Config(
+            app,
+            lifespan="off",  # Ray drives the app's lifespan
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()  # raises why it could not start
+        return cls(server, task)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
 class OpsloopReplica:
     """The deployment class Ray Serve instantiates per replica (the ASGI app does the work)."""
 
@@ -156,11 +223,19 @@ def ray_application(
     options: ServeOptions,
     ray_options: RayOptions,
     url: str,
+    host: str = "127.0.0.1",
 ) -> Any:
-    """The Ray Serve application (bound deployment) serving ``target``."""
+    """The Ray Serve application (bound deployment) serving ``target``.
+
+    ``host``: where each replica listens with ``direct_port`` (on its own node).
+    """
     from ray import serve
 
-    ingress = serve.ingress(ReplicaApp(target, settings, options, url))(OpsloopReplica)
+    direct = None
+    if ray_options.direct_port is not None:
+        direct = (host, ray_options.direct_port)
+    replica_app = ReplicaApp(target, settings, options, url, direct)
+    ingress = serve.ingress(replica_app)(OpsloopReplica)
     deployment = serve.deployment(name="opsloop-model", **ray_options.deployment_options())(ingress)
     return deployment.bind()
 
@@ -174,7 +249,8 @@ def deploy(
     host: str = "127.0.0.1",
     port: int = 8000,
 ) -> str:
-    """Deploy onto the Ray cluster this process is connected to; returns the URL.
+    """Deploy onto the Ray cluster this process is connected to; returns the URL
+    (the replicas' own port with ``direct_port``, else Ray Serve's proxy).
 
     Returns once every replica has loaded the model. Deploying the same
     ``app_name`` again replaces the application in place (Ray rolls replicas).
@@ -183,8 +259,10 @@ def deploy(
 
     serve.start(http_options={"host": host, "port": port})
     url = server_url(host, port)
+    if ray_options.direct_port is not None:
+        url = server_url(host, ray_options.direct_port)
     serve.run(
-        ray_application(target, settings, options, ray_options, url),
+        ray_application(target, settings, options, ray_options, url, host),
         name=ray_options.app_name,
         route_prefix="/",
         blocking=False,

@@ -164,6 +164,16 @@ def serve_command(
     replica_gpus: Annotated[
         float, typer.Option(help="--on ray: GPUs Ray reserves for each replica.", min=0)
     ] = 0.0,
+    direct_port: Annotated[
+        int | None,
+        typer.Option(
+            help="--on ray: each replica also answers on this port itself (shared by the "
+            "replicas of a node; Linux), skipping Ray's proxy: several times the throughput.",
+            min=1,
+            max=65535,
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
@@ -220,9 +230,11 @@ def serve_command(
 
     if on not in ("local", "ray"):
         raise InvalidArgument(f"--on: use local or ray, not {on!r}")
-    ray_flags = address is not None or replicas is not None or max_replicas is not None
-    if on == "local" and ray_flags:
-        raise InvalidArgument("--address, --replicas and --max-replicas need --on ray")
+    ray_flags = (address, replicas, max_replicas, direct_port)
+    if on == "local" and any(f is not None for f in ray_flags):
+        raise InvalidArgument(
+            "--address, --replicas, --max-replicas and --direct-port need --on ray"
+        )
     if on == "ray":
         if workers != 1:
             raise InvalidArgument(
@@ -238,6 +250,7 @@ def serve_command(
                 target_ongoing_requests=target_ongoing_requests,
                 replica_cpus=replica_cpus,
                 replica_gpus=replica_gpus,
+                direct_port=direct_port,
             )
         except ValidationError as exc:
             raise InvalidArgument(f"--on ray: {exc.errors()[0]['msg']}") from None
