@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+if sys.platform != "win32":
+    import resource
+
 from opsloop.core import VERSION, Context
 from opsloop.errors import InvalidArgument
 from opsloop.registry import ModelVersion, Registry, parse_model_uri
@@ -309,13 +312,11 @@ def _load_and_report(target: str, trusted_types: list[str], settings_json: str) 
     with _registry(settings) as registry:
         model = registry.load(target, trusted_types=trusted_types or None)
         del model
-    try:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak = peak if sys.platform == "darwin" else peak * 1024
-    except ImportError:  # Windows: the current figure is the best there is
+    if sys.platform == "win32":  # no peak figure there: the current one is the best there is
         peak = psutil.Process().memory_info().rss
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = peak if sys.platform == "darwin" else peak * 1024  # macOS counts bytes, Linux KiB
     print(f"peak_rss_bytes={peak}", flush=True)
 
 

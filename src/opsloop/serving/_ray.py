@@ -21,7 +21,9 @@ there, and settings that reach the same registry (an opsloop server's
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -184,8 +186,6 @@ class _DirectServer:
 
     @classmethod
     async def start(cls, app: Any, host: str, port: int) -> _DirectServer:
-        import socket
-
         import uvicorn
 
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -293,7 +293,7 @@ def serve_on_ray(
     check_target(target, settings, options)  # a wrong URI fails before Ray starts
     connected = not ray.is_initialized()
     if connected:
-        ray.init(address=address or "local", logging_level="warning", log_to_driver=False)
+        ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=False)
     # Serve and the instance go with the command only when the command started them.
     owns_cluster = connected and address is None
     stop = stop or threading.Event()
@@ -315,6 +315,7 @@ def serve_on_ray(
             serve.delete(ray_options.app_name)  # replicas finish what they hold first
         finally:
             if owns_cluster:
-                serve.shutdown()
+                serve.shutdown()  # type: ignore[no-untyped-call]
             if connected:
-                ray.shutdown()  # a cluster at --address keeps running; this only disconnects
+                # A cluster at --address keeps running; this only disconnects.
+                ray.shutdown()
