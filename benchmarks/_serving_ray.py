@@ -1,6 +1,7 @@
 """The Ray rows of ``benchmarks/serving.py`` (``--ray``): the same forest on Ray Serve.
 
-One local Ray instance; one application at a time behind Ray Serve's HTTP proxy,
+First, for reference, ``opsloop serve`` with one and two uvicorn workers (no Ray).
+Then one local Ray instance; one application at a time behind Ray Serve's HTTP proxy,
 all hit by the same load as the other rows (``POST /invocations``, single-row
 ``dataframe_records``, closed-loop keep-alive clients):
 
@@ -23,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
+from _common import free_port, server_process
 from serving import TREE, LoadResult, check_answer, opsloop_home, run_load
 
 
@@ -67,6 +70,19 @@ def bench_ray(
     port = args.ray_port
     load = {"clients": args.clients, "warmup_s": args.warmup, "duration_s": args.duration}
     results: list[LoadResult] = []
+    # For reference, in the same run: the same model on one machine, without Ray.
+    for workers in (1, 2):
+        local = free_port()
+        cmd = [sys.executable, "-m", "opsloop.serving.cli", "models:/bench-rf@prod"]
+        cmd += ["--home", str(tmp / "opsloop-home"), "--trust", TREE, "--port", str(local)]
+        cmd += ["--log-level", "warning", "--max-wait-ms", str(args.max_wait_ms)]
+        cmd += ["--workers", str(workers), "--no-monitoring"]
+        print(f"  opsloop serve --workers {workers} (no Ray) ...", flush=True)
+        with server_process(cmd, f"http://127.0.0.1:{local}/ready", log_path=tmp / "local.log"):
+            note = check_answer(local, body, want)
+            res = run_load(f"opsloop serve --workers {workers} (no ray)", local, body, **load)
+            res.note = note
+            results.append(res)
     print("(c) Ray Serve: starting a local Ray instance ...", flush=True)
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="error")
     try:
@@ -118,7 +134,7 @@ def _batch_note(port: int) -> str:
 
 def ray_summary(rows: list[LoadResult]) -> dict[str, Any]:
     """Ratios: opsloop (1 replica, direct port) against plain Ray Serve, two replicas against one."""
-    base, _, one, two = rows
+    base, _, one, two = rows[-4:]
     ratio = one.rps / base.rps if base.rps else float("inf")
     return {
         "results": [r.summary() for r in rows],
