@@ -254,3 +254,25 @@ def test_bad_ray_flags_are_clear_errors_before_anything_starts(
         cli_app, ["--home", str(tmp_path), "serve", "models:/forest@champion", *args]
     )
     assert res.exit_code != 0 and needle in res.output, res.output
+
+
+def test_autoscaling_bounds_become_a_ray_autoscaling_config_ray_accepts() -> None:
+    opts = RayOptions(
+        min_replicas=0, max_replicas=5, target_ongoing_requests=16
+    ).deployment_options()
+    assert opts["autoscaling_config"] == {
+        "min_replicas": 0,
+        "max_replicas": 5,
+        "initial_replicas": 1,
+        "target_ongoing_requests": 16.0,
+    }
+    assert "num_replicas" not in opts and opts["max_ongoing_requests"] == 256
+    # Ray validates the options when the deployment is declared (no cluster needed).
+    from opsloop.serving._ray import OpsloopReplica
+
+    dep = serve.deployment(**opts)(type("R", (OpsloopReplica,), {}))
+    assert dep.max_ongoing_requests == 256 and dep.ray_actor_options["num_cpus"] == 1.0
+    with pytest.raises(ValueError):  # and refuses what it would not run
+        serve.deployment(**{**opts, "num_replicas": 2})(type("R", (OpsloopReplica,), {}))
+    fixed = RayOptions(replicas=3, replica_cpus=0.5).deployment_options()
+    assert fixed["num_replicas"] == 3 and fixed["ray_actor_options"]["num_cpus"] == 0.5
