@@ -63,8 +63,7 @@ def bench_ray(
     import ray
     from ray import serve
 
-    from opsloop.serving import ServeOptions
-    from opsloop.serving._ray import RayOptions, deploy
+    from opsloop.serving import RayOptions, ServeOptions, deploy_on_ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     port = args.ray_port
@@ -110,7 +109,7 @@ def bench_ray(
             opts = RayOptions(
                 app_name="opsloop", replicas=n, direct_port=direct if at == direct else None
             )
-            deploy("models:/bench-rf@prod", opsloop_home(tmp), options, opts, port=port)
+            deploy_on_ray("models:/bench-rf@prod", opsloop_home(tmp), options, opts, port=port)
             note = check_answer(at, body, want)
             res = run_load(label, at, body, **load)
             res.note = note + _batch_note(at)

@@ -28,14 +28,12 @@ import opsloop
 from opsloop.cli import app as cli_app
 from opsloop.deployments import Deployments
 from opsloop.registry import Registry
-from opsloop.serving import ServeOptions
+from opsloop.serving import RayOptions, ServeOptions, deploy_on_ray
 from opsloop.settings import Settings
 from tests._procs import child_env, free_port, wait_until
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
-
-from opsloop.serving._ray import RayOptions, deploy  # noqa: E402
 
 TREE = "sklearn.tree._tree.Tree"
 ROW = {"a": 1.0, "b": 0.0}
@@ -91,7 +89,7 @@ def test_two_replicas_batch_record_and_hot_swap_an_alias_without_a_failed_reques
     cluster: dict[str, Any],
 ) -> None:
     settings, port = cluster["settings"], cluster["port"]
-    url = deploy(
+    url = deploy_on_ray(
         "models:/forest@champion",
         settings,
         _options(max_wait_ms=5.0),

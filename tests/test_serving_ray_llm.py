@@ -16,14 +16,12 @@ import httpx
 import openai
 import pytest
 
-from opsloop.serving import ServeOptions
+from opsloop.serving import RayOptions, ServeOptions, deploy_on_ray
 from opsloop.settings import Settings
 from tests._procs import free_port
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
-
-from opsloop.serving._ray import RayOptions, deploy  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +50,7 @@ def test_a_language_model_replica_batches_concurrent_chats_and_streams(
     options = ServeOptions(
         monitoring=False, device="cpu", cache_dir=cluster["cache"], llm_max_wait_ms=50
     )
-    url = deploy(
+    url = deploy_on_ray(
         "local:smollm2",
         cluster["settings"],
         options,
@@ -96,7 +94,7 @@ def test_a_language_model_replica_batches_concurrent_chats_and_streams(
 @pytest.mark.slow
 def test_an_embedding_replica_micro_batches_requests(cluster: dict[str, Any]) -> None:
     options = ServeOptions(monitoring=False, device="cpu", max_wait_ms=20)
-    url = deploy(
+    url = deploy_on_ray(
         "local:minilm",
         cluster["settings"],
         options,

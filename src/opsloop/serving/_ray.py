@@ -36,7 +36,7 @@ from opsloop.serving._options import ServeOptions
 from opsloop.serving._run import check_target, record_deployment
 from opsloop.settings import Settings
 
-__all__ = ["RayOptions", "ReplicaApp", "ray_application", "serve_on_ray"]
+__all__ = ["RayOptions", "ReplicaApp", "deploy_on_ray", "ray_application", "serve_on_ray"]
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -240,7 +240,7 @@ def ray_application(
     return deployment.bind()
 
 
-def deploy(
+def deploy_on_ray(
     target: str,
     settings: Settings,
     options: ServeOptions,
@@ -303,7 +303,7 @@ def serve_on_ray(
         if threading.current_thread() is threading.main_thread()
     }
     try:
-        url = deploy(target, settings, options, ray_options, host=host, port=port)
+        url = deploy_on_ray(target, settings, options, ray_options, host=host, port=port)
         if on_ready is not None:
             on_ready(url)
         while not stop.wait(0.5):

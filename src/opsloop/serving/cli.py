@@ -240,7 +240,7 @@ def serve_command(
             raise InvalidArgument(
                 "--workers is for one machine; on Ray use --replicas or --max-replicas"
             )
-        from opsloop.serving._ray import RayOptions, serve_on_ray  # lazy: imports ray
+        from opsloop.serving._ray import RayOptions, serve_on_ray  # lazy: loads fastapi
 
         try:
             ray_options = RayOptions(
