@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/serving.py              # full run (a few minutes)
     .venv/bin/python benchmarks/serving.py --quick      # smoke run (~1-2 min after the first)
     .venv/bin/python benchmarks/serving.py --json out.json --skip-llm
+    .venv/bin/python benchmarks/serving.py --ray --skip-tabular --skip-llm   # (c) only
 
 (a) Tabular: one 50-tree ``RandomForestClassifier`` (fitted once) is served by
 ``opsloop serve models:/bench-rf@prod`` (registered in a temporary home) and by
@@ -19,6 +20,10 @@ client in this process, so its own cost is small and the same for both.
 8 chat requests with ``max_tokens`` T and ``ignore_eos`` (every request
 generates exactly T tokens) sent one at a time, then all at once. The figure
 is total generated tokens per second of wall time.
+
+(c) ``--ray``: the same forest on a local Ray Serve instance: a plain Ray Serve
+deployment with ``@serve.batch`` against ``opsloop serve --on ray`` with one
+and two replicas (see ``_serving_ray.py``).
 
 Benchmarks print figures; they assert nothing. See docs/serving.md.
 """
@@ -200,13 +205,20 @@ def check_answer(port: int, body: bytes, want: Any) -> str:
     return "ok" if got == want else f"WRONG ANSWER: {r.status_code} {r.text[:200]}"
 
 
-def bench_tabular(args: argparse.Namespace, tmp: Path) -> list[LoadResult]:
-    print("(a) random forest: training 50 trees, saving for both systems ...", flush=True)
+def prepare_forest(tmp: Path) -> tuple[Any, Any, bytes, Any]:
+    """The fitted forest, its frame, the request body and its answer; registered in opsloop."""
+    print("random forest: training 50 trees, registering it ...", flush=True)
     model, frame = train_forest()
     row = frame.iloc[[123]].to_dict("records")
     body = json.dumps({"dataframe_records": row}).encode()
     want = model.predict(frame.iloc[[123]]).tolist()
     register_opsloop_forest(model, frame, tmp)
+    return model, frame, body, want
+
+
+def bench_tabular(args: argparse.Namespace, tmp: Path, forest: tuple[Any, ...]) -> list[LoadResult]:
+    print("(a) random forest: opsloop serve and mlflow models serve ...", flush=True)
+    model, frame, body, want = forest
     mlflow_uri, tracking = log_mlflow_forest(model, frame, tmp)
     results = []
     load = {"clients": args.clients, "warmup_s": args.warmup, "duration_s": args.duration}
@@ -522,6 +534,12 @@ def main() -> int:
     )
     p.add_argument("--skip-tabular", action="store_true")
     p.add_argument("--skip-llm", action="store_true")
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="add (c): plain Ray Serve with @serve.batch vs opsloop on Ray, 1 and 2 replicas",
+    )
+    p.add_argument("--ray-port", type=int, default=8127, help="Ray Serve's HTTP port for (c)")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = p.parse_args()
     args.duration = args.duration or (5.0 if args.quick else 20.0)
@@ -532,9 +550,21 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory(prefix="opsloop-bench-serving-") as d:
         tmp = Path(d)
-        tab = [] if args.skip_tabular else bench_tabular(args, tmp)
+        forest = prepare_forest(tmp) if not args.skip_tabular or args.ray else None
+        tab = [] if args.skip_tabular or forest is None else bench_tabular(args, tmp, forest)
+        ray_rows = []
+        if args.ray and forest is not None:
+            from _serving_ray import bench_ray
+
+            ray_rows = bench_ray(args, tmp, *forest)
         llm, gen_stats = ([], {}) if args.skip_llm else bench_llm(args, tmp)
     summary = print_report(tab, llm, gen_stats, args)
+    if ray_rows:
+        from _serving_ray import ray_report
+        from rich.console import Console
+        from rich.table import Table
+
+        summary["ray"] = ray_report(Console(width=160), Table, ray_rows, args)
     if args.json:
         write_json(args.json, {"args": vars(args), **summary})
     return 0

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from opsloop.serving._source import Resolved
 
-__all__ = ["app_from_env", "check_target", "serve"]
+__all__ = ["app_from_env", "check_target", "record_deployment", "serve"]
 
 SERVE_ENV = "_OPSLOOP_SERVE_MODEL"
 FACTORY = "opsloop.serving._run:app_from_env"
@@ -101,8 +101,12 @@ def serve(
             on_ready(server_url(host, port))
         holder = app.state.holder
         with (
-            _record(
-                target, settings, host, port, 1, lambda: holder.current and holder.current.resolved
+            record_deployment(
+                target,
+                settings,
+                server_url(host, port),
+                1,
+                lambda: holder.current and holder.current.resolved,
             ),
             quiet_signal_reraise(),
         ):
@@ -120,17 +124,19 @@ def serve(
         if on_ready is not None:
             on_ready(server_url(host, port))
         # The parent records the deployment once for all its workers.
-        with _record(target, settings, host, port, workers, None), quiet_signal_reraise():
+        with (
+            record_deployment(target, settings, server_url(host, port), workers, None),
+            quiet_signal_reraise(),
+        ):
             uvicorn.run(FACTORY, factory=True, workers=workers, **common)
     finally:
         os.environ.pop(SERVE_ENV, None)
 
 
-def _record(
+def record_deployment(
     target: Any,
     settings: Settings,
-    host: str,
-    port: int,
+    url: str,
     workers: int,
     current: Callable[[], Resolved | None] | None,
 ) -> contextlib.AbstractContextManager[Any]:
@@ -139,6 +145,4 @@ def _record(
         return contextlib.nullcontext()
     from opsloop.deployments import DeploymentRecorder  # lazy: loads sqlalchemy
 
-    return DeploymentRecorder(
-        target, settings, url=server_url(host, port), workers=workers, current=current
-    )
+    return DeploymentRecorder(target, settings, url=url, workers=workers, current=current)

@@ -123,6 +123,57 @@ def serve_command(
         float,
         typer.Option(help="Share of predict requests whose inputs and outputs are logged."),
     ] = 1.0,
+    on: Annotated[
+        str,
+        typer.Option(
+            help="`local` (uvicorn on this machine) or `ray` (Ray Serve replicas on a Ray cluster)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="--on ray: an existing Ray cluster (`ray://HOST:10001`, `HOST:6379`, `auto`); "
+            "default: a local Ray instance started and stopped with the command.",
+            show_default=False,
+        ),
+    ] = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            help="--on ray: a fixed number of replicas (default 1).", min=1, show_default=False
+        ),
+    ] = None,
+    min_replicas: Annotated[
+        int, typer.Option(help="--on ray with --max-replicas: fewest replicas kept.", min=0)
+    ] = 1,
+    max_replicas: Annotated[
+        int | None,
+        typer.Option(
+            help="--on ray: autoscale between --min-replicas and this many replicas.",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
+    target_ongoing_requests: Annotated[
+        float,
+        typer.Option(help="--on ray autoscaling: requests in flight per replica to aim at."),
+    ] = 32.0,
+    replica_cpus: Annotated[
+        float, typer.Option(help="--on ray: CPUs Ray reserves for each replica.", min=0)
+    ] = 1.0,
+    replica_gpus: Annotated[
+        float, typer.Option(help="--on ray: GPUs Ray reserves for each replica.", min=0)
+    ] = 0.0,
+    direct_port: Annotated[
+        int | None,
+        typer.Option(
+            help="--on ray: each replica also answers on this port itself (shared by the "
+            "replicas of a node; Linux), skipping Ray's proxy: several times the throughput.",
+            min=1,
+            max=65535,
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
@@ -136,12 +187,18 @@ def serve_command(
     in the background and takes over without failing a request. Stops
     gracefully on Ctrl-C or SIGTERM (requests in flight finish first).
 
+    `--on ray` deploys the same server as Ray Serve replicas (each loads the
+    model and batches its own requests; `--replicas`, or `--min-replicas` and
+    `--max-replicas` to autoscale), on a local Ray instance or the cluster at
+    `--address`. See docs/serving.md#scaling-out.
+
     Examples:
 
         opsloop serve models:/churn@champion --port 8080
         opsloop serve models:/smollm2/3 --workers 2
         opsloop serve local:smollm2
         opsloop serve ./my-model.Q4_K_M.gguf
+        opsloop serve models:/churn@champion --on ray --min-replicas 1 --max-replicas 4
     """
     from opsloop.serving._options import ServeOptions  # lazy: loads fastapi
     from opsloop.serving._run import serve  # lazy: loads fastapi
@@ -170,6 +227,45 @@ def serve_command(
 
     def ready(url: str) -> None:
         out().print(f"[bold]opsloop serve:[/] {model} at {url}  (GET /ready, /v1/metadata)")
+
+    if on not in ("local", "ray"):
+        raise InvalidArgument(f"--on: use local or ray, not {on!r}")
+    ray_flags = (address, replicas, max_replicas, direct_port)
+    if on == "local" and any(f is not None for f in ray_flags):
+        raise InvalidArgument(
+            "--address, --replicas, --max-replicas and --direct-port need --on ray"
+        )
+    if on == "ray":
+        if workers != 1:
+            raise InvalidArgument(
+                "--workers is for one machine; on Ray use --replicas or --max-replicas"
+            )
+        from opsloop.serving._ray import RayOptions, serve_on_ray  # lazy: loads fastapi
+
+        try:
+            ray_options = RayOptions(
+                replicas=replicas,
+                min_replicas=min_replicas,
+                max_replicas=max_replicas,
+                target_ongoing_requests=target_ongoing_requests,
+                replica_cpus=replica_cpus,
+                replica_gpus=replica_gpus,
+                direct_port=direct_port,
+            )
+        except ValidationError as exc:
+            raise InvalidArgument(f"--on ray: {exc.errors()[0]['msg']}") from None
+        serve_on_ray(
+            model,
+            settings,
+            options=options,
+            ray_options=ray_options,
+            address=address,
+            host=host,
+            port=port,
+            on_ready=ready,
+        )
+        out().print("opsloop serve: stopped")
+        return
 
     serve(
         model,
