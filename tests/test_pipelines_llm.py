@@ -151,9 +151,7 @@ def test_agent_calls_tools_through_the_models_tool_protocol(
     spans = _tree(client, res.trace_id or "")
     agent = next(s for s in spans if s.name == "agent")
     assert agent.attributes["opsloop.agent.protocol"] == "tools"
-    kids = sorted(
-        (s for s in spans if s.parent_span_id == agent.span_id), key=lambda s: s.start_us
-    )
+    kids = sorted((s for s in spans if s.parent_span_id == agent.span_id), key=lambda s: s.start_us)
     assert [s.kind for s in kids] == ["llm", "tool", "llm"]
     # The second call saw the first one's call and its result as a tool turn.
     second = kids[2].inputs
