@@ -1,5 +1,6 @@
 """``opsloop serve --on ray`` for language and embedding models: one model copy per replica,
-continuous batching and micro-batching inside it, streaming through Ray's proxy.
+continuous batching and micro-batching inside it, streaming through Ray's proxy, and a
+request in flight finishing when the application is deleted.
 
 Real parts: a local Ray instance, the bundled SmolLM2 and MiniLM, the real OpenAI client.
 """
@@ -18,7 +19,7 @@ import pytest
 
 from opsloop.serving import RayOptions, ServeOptions, deploy_on_ray
 from opsloop.settings import Settings
-from tests._procs import free_port
+from tests._procs import free_port, wait_until
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
@@ -50,6 +51,7 @@ def test_a_language_model_replica_batches_concurrent_chats_and_streams(
     options = ServeOptions(
         monitoring=False, device="cpu", cache_dir=cluster["cache"], llm_max_wait_ms=50
     )
+    deleted = False
     url = deploy_on_ray(
         "local:smollm2",
         cluster["settings"],
@@ -87,8 +89,30 @@ def test_a_language_model_replica_batches_concurrent_chats_and_streams(
             )
         assert len(chunks) >= 3 and chunks[-1].choices[0].finish_reason in ("stop", "length")
         assert len({c.id for c in chunks}) == 1
+        # Deleting the application lets a request in flight finish first (graceful shutdown).
+        with (
+            openai.OpenAI(base_url=proxy, api_key="x", max_retries=0, timeout=120) as oc,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            long = pool.submit(
+                lambda: oc.chat.completions.create(
+                    model="smollm2",
+                    messages=[{"role": "user", "content": "Tell me about the sea."}],
+                    max_tokens=40,
+                    temperature=0,
+                )
+            )
+            wait_until(
+                lambda: httpx.get(f"{url}/v1/stats").json()["generation"]["running"] >= 1, 60
+            )
+            serve.delete("llm")  # blocks until the replica is gone
+            deleted = True
+            answer = long.result(timeout=120)
+        assert answer.usage.completion_tokens > 0 and answer.choices[0].message.content
+        assert answer.choices[0].finish_reason in ("stop", "length")
     finally:
-        serve.delete("llm")
+        if not deleted:
+            serve.delete("llm")
 
 
 @pytest.mark.slow
