@@ -60,7 +60,11 @@ def _register(home: Path) -> Settings:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A local Ray instance with Serve on a free port; torn down with every process it started."""
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # Replicas and handles report their load every second (Ray's default: 10 s), so the
+    # autoscaling test sees a scale-up within seconds.
+    pushes = ("RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S",
+              "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S")  # fmt: skip
+    os.environ.update({"RAY_USAGE_STATS_ENABLED": "0", **dict.fromkeys(pushes, "1")})
     home = tmp_path_factory.mktemp("ray-home")
     settings = _register(home)
     info = ray.init(
@@ -72,7 +76,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     finally:
         serve.shutdown()
         ray.shutdown()
-        os.environ.pop("RAY_USAGE_STATS_ENABLED", None)
+        for key in ("RAY_USAGE_STATS_ENABLED", *pushes):
+            os.environ.pop(key, None)
 
 
 def _options(**kw: Any) -> ServeOptions:
@@ -254,6 +259,59 @@ def test_bad_ray_flags_are_clear_errors_before_anything_starts(
     assert res.exit_code != 0 and needle in res.output, res.output
 
 
+@pytest.mark.slow
+def test_autoscaling_adds_a_replica_under_load(
+    cluster: dict[str, Any],
+) -> None:
+    """Ray's autoscaler, for real: with one request in flight as the target, 16 clients push
+    the average above it and a second replica starts, no request failing (scaling down is
+    Ray's own, after ``downscale_delay_s``: not waited for here)."""
+    settings, port = cluster["settings"], cluster["port"]
+    url = deploy_on_ray(
+        "models:/forest@champion",
+        settings,
+        _options(max_wait_ms=2.0),
+        RayOptions(
+            app_name="scale",
+            min_replicas=1,
+            max_replicas=2,
+            target_ongoing_requests=1,
+            upscale_delay_s=1,
+            downscale_delay_s=3,
+            look_back_period_s=11,
+            replica_cpus=0.5,
+        ),
+        port=port,
+    )
+
+    def replicas() -> int:
+        app = serve.status().applications["scale"]
+        return sum(d.replica_states.get("RUNNING", 0) for d in app.deployments.values())
+
+    stop, failed = threading.Event(), []
+
+    def load() -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while not stop.is_set():
+                if http.post("/v1/predict", json={"inputs": [ROW] * 50}).status_code != 200:
+                    failed.append(1)
+
+    try:
+        assert replicas() == 1
+        threads = [threading.Thread(target=load) for _ in range(16)]
+        for t in threads:
+            t.start()
+        try:
+            wait_until(lambda: replicas() == 2, 90)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert failed == []
+    finally:
+        serve.delete("scale")
+
+
 def test_autoscaling_bounds_become_a_ray_autoscaling_config_ray_accepts() -> None:
     opts = RayOptions(
         min_replicas=0, max_replicas=5, target_ongoing_requests=16
@@ -263,6 +321,9 @@ def test_autoscaling_bounds_become_a_ray_autoscaling_config_ray_accepts() -> Non
         "max_replicas": 5,
         "initial_replicas": 1,
         "target_ongoing_requests": 16.0,
+        "upscale_delay_s": 30.0,
+        "downscale_delay_s": 600.0,
+        "look_back_period_s": 30.0,
     }
     assert "num_replicas" not in opts and opts["max_ongoing_requests"] == 256
     # Ray validates the options when the deployment is declared (no cluster needed).

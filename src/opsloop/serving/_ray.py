@@ -46,7 +46,12 @@ class RayOptions(BaseModel):
     """How the Ray Serve application is laid out.
 
     - ``replicas``: a fixed number of replicas; or ``min_replicas``..``max_replicas``
-      with ``target_ongoing_requests`` per replica for Ray's autoscaler.
+      with ``target_ongoing_requests`` per replica for Ray's autoscaler, which
+      averages the requests in flight over ``look_back_period_s`` (longer than
+      the 10 s at which replicas report, unless Ray's
+      ``RAY_SERVE_*_AUTOSCALING_METRIC_PUSH_INTERVAL_S`` say otherwise) and adds replicas
+      after ``upscale_delay_s`` above the target (removes them after
+      ``downscale_delay_s`` below it).
     - ``max_ongoing_requests``: requests Ray sends one replica at once (they share
       its batches, so this is far above Ray's default of 5).
     - ``replica_cpus`` / ``replica_gpus``: what Ray reserves for each replica.
@@ -64,6 +69,9 @@ class RayOptions(BaseModel):
     min_replicas: int = Field(default=1, ge=0, le=1024)
     max_replicas: int | None = Field(default=None, ge=1, le=1024)
     target_ongoing_requests: float = Field(default=32.0, gt=0)
+    upscale_delay_s: float = Field(default=30.0, ge=0)
+    downscale_delay_s: float = Field(default=600.0, ge=0)
+    look_back_period_s: float = Field(default=30.0, gt=0)
     max_ongoing_requests: int = Field(default=256, ge=1)
     replica_cpus: float = Field(default=1.0, ge=0)
     replica_gpus: float = Field(default=0.0, ge=0)
@@ -97,6 +105,9 @@ class RayOptions(BaseModel):
                 "max_replicas": self.max_replicas,
                 "initial_replicas": max(self.min_replicas, 1),
                 "target_ongoing_requests": self.target_ongoing_requests,
+                "upscale_delay_s": self.upscale_delay_s,
+                "downscale_delay_s": self.downscale_delay_s,
+                "look_back_period_s": self.look_back_period_s,
             }
         else:
             opts["num_replicas"] = self.replicas or 1

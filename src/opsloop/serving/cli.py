@@ -158,6 +158,14 @@ def serve_command(
         float,
         typer.Option(help="--on ray autoscaling: requests in flight per replica to aim at."),
     ] = 32.0,
+    upscale_delay: Annotated[
+        float,
+        typer.Option(help="--on ray autoscaling: seconds above the target before adding.", min=0),
+    ] = 30.0,
+    downscale_delay: Annotated[
+        float,
+        typer.Option(help="--on ray autoscaling: seconds below the target before removing.", min=0),
+    ] = 600.0,
     replica_cpus: Annotated[
         float, typer.Option(help="--on ray: CPUs Ray reserves for each replica.", min=0)
     ] = 1.0,
@@ -248,6 +256,8 @@ def serve_command(
                 min_replicas=min_replicas,
                 max_replicas=max_replicas,
                 target_ongoing_requests=target_ongoing_requests,
+                upscale_delay_s=upscale_delay,
+                downscale_delay_s=downscale_delay,
                 replica_cpus=replica_cpus,
                 replica_gpus=replica_gpus,
                 direct_port=direct_port,
