@@ -1,0 +1,250 @@
+"""The one place every request of ``opsloop server`` is authenticated, checked and audited.
+
+``install(app, context)`` (declared as the room's middleware, called by
+``create_app`` once every route is mounted) adds ``Guard``, a pure ASGI
+middleware, outermost. For each HTTP request it:
+
+1. finds the route the app will run (the same first-match walk over the
+   app's routes the router does) and its rule in ``_rules.RULES``;
+2. with auth on, takes the ``Authorization: Bearer`` token (401 with
+   ``TOKEN_REQUIRED``, ``TOKEN_INVALID``, ``TOKEN_EXPIRED`` or ``TOKEN_REVOKED``
+   otherwise), refuses a route without a rule (``NO_PERMISSION_RULE``) or a
+   role below the rule's (``PERMISSION_DENIED``), and replaces any
+   ``X-Opsloop-User`` header with the token's user, so no caller can act as
+   someone else;
+3. with the audit on, appends every change that succeeded (a request to a
+   route needing ``editor`` or more, answered below 400) to the hash-chained
+   trail before the answer's last byte is sent: who, the route and path, the
+   client's address, the body sent and the answer (secrets masked).
+
+Unknown paths go on to the app (404/405), authenticated like any other.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opsloop.core import ACTOR_HEADER, Context, resolve_user
+from opsloop.core.web import error_response
+from opsloop.errors import OpsloopError, PermissionDenied
+from opsloop.governance._audit import MAX_STORED_CHARS, AuditService, stored_json
+from opsloop.governance._errors import NoPermissionRule, TokenRequired
+from opsloop.governance._rules import required_role
+from opsloop.governance._tokens import TokenService, role_at_least
+from opsloop.governance.entities import Principal
+
+__all__ = ["Guard", "RouteTable", "install", "principal_of"]
+
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+_ACTOR = ACTOR_HEADER.lower().encode()
+PRINCIPAL_KEY = "opsloop.principal"
+
+
+@dataclass(frozen=True)
+class _Route:
+    template: str
+    regex: re.Pattern[str]
+    methods: frozenset[str] | None  # None: a mounted app (every method)
+
+
+class RouteTable:
+    """Every route of an app in routing order: ``(method, template)`` pairs and a matcher."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.routes: list[_Route] = []
+        for r in iter_route_contexts(app.routes):
+            regex = getattr(r, "path_regex", None)
+            if r.path is None or regex is None:
+                continue
+            methods = frozenset(r.methods) if r.methods else None
+            self.routes.append(_Route(r.path, regex, methods))
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """``(method, template)`` of every route (``*`` for a mounted app)."""
+        return [(m, r.template) for r in self.routes for m in sorted(r.methods or {"*"})]
+
+    def match(self, method: str, path: str) -> str | None:
+        """The template the router will run for ``method`` on ``path`` (None: 404 or 405)."""
+        for r in self.routes:
+            if (r.methods is None or method in r.methods) and r.regex.match(path):
+                return r.template
+        return None
+
+
+def rule_for(method: str, template: str, path: str) -> str | None:
+    return required_role("*" if template == "/ui/static" else method, template, path)
+
+
+def principal_of(scope: Scope) -> Principal | None:
+    """The principal the guard authenticated for this request (None with auth off)."""
+    state = scope.get("state") or {}
+    found = state.get(PRINCIPAL_KEY)
+    return found if isinstance(found, Principal) else None
+
+
+def _bearer(scope: Scope) -> str | None:
+    for k, v in scope.get("headers", ()):
+        if k == b"authorization":
+            scheme, _, token = v.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope.get("headers", ()):
+        if k == name:
+            return str(v.decode("latin-1"))
+    return None
+
+
+class Guard:
+    """Authentication, the permission rule and the audit trail, for every request."""
+
+    def __init__(self, app: ASGIApp, *, context: Context, table: RouteTable) -> None:
+        self.app = app
+        self.context = context
+        self.table = table
+        settings = context.settings
+        self.auth = settings.auth
+        self.audit = settings.auth if settings.audit is None else settings.audit
+        self.tokens = TokenService(context.database)
+        self.trail = AuditService(context.database)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        template = self.table.match(method, path)
+        level = rule_for(method, template, path) if template is not None else None
+        principal: Principal | None = None
+        if self.auth and level != "public":
+            try:
+                principal = await self._authenticate(scope)
+                if template is not None:
+                    self._check(principal, method, template, level)
+            except OpsloopError as exc:
+                resp = error_response(exc.http_status, exc.code, exc.message, exc.details)
+                await resp(scope, receive, send)
+                return
+            headers = [(k, v) for k, v in scope["headers"] if k != _ACTOR]
+            headers.append((_ACTOR, principal.user.encode()))
+            scope = {**scope, "headers": headers}
+            scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+        elif self.auth:  # a public route: nobody is named by a header there either
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != _ACTOR]}
+        if (
+            not self.audit
+            or method in _SAFE
+            or level in ("public", "viewer")
+            or (template is None and not self.auth)
+        ):
+            await self.app(scope, receive, send)
+            return
+        await _Recorder(self, scope, principal, template or path).run(self.app, receive, send)
+
+    async def _authenticate(self, scope: Scope) -> Principal:
+        secret = _bearer(scope)
+        if not secret:
+            raise TokenRequired(
+                "this server needs an API token: send `Authorization: Bearer ols_...` "
+                "(set OPSLOOP_TOKEN for the SDK and CLI; `opsloop tokens create` makes one)"
+            )
+        found: Principal = await anyio.to_thread.run_sync(self.tokens.authenticate, secret)
+        return found
+
+    @staticmethod
+    def _check(principal: Principal, method: str, template: str, level: str | None) -> None:
+        if level is None:
+            raise NoPermissionRule(
+                f"{method} {template} has no permission rule, so it is refused to everyone",
+                details={"method": method, "route": template},
+            )
+        if level != "public" and not role_at_least(principal.role, level):
+            raise PermissionDenied(
+                f"{method} {template} needs the {level} role; this token is a {principal.role}",
+                details={"required": level, "role": principal.role},
+            )
+
+
+class _Recorder:
+    """Runs one changing request, holding its answer back until the audit entry is written."""
+
+    def __init__(self, guard: Guard, scope: Scope, who: Principal | None, route: str) -> None:
+        self.guard, self.scope, self.who, self.route = guard, scope, who, route
+        self.request = bytearray()
+        self.held: list[Message] = []
+        self.response = bytearray()
+        self.status = 0
+        self.passthrough = False
+
+    async def run(self, app: ASGIApp, receive: Receive, send: Send) -> None:
+        async def receive_kept() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and len(self.request) <= MAX_STORED_CHARS:
+                self.request += message.get("body", b"")
+            return message
+
+        async def send_held(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.status = message["status"]
+                self.passthrough = self.status >= 400
+                if self.passthrough:
+                    await send(message)
+                else:
+                    self.held.append(message)
+                return
+            if self.passthrough or message["type"] != "http.response.body":
+                await send(message)
+                return
+            body = message.get("body", b"")
+            if len(self.response) <= MAX_STORED_CHARS:
+                self.response += body
+            if message.get("more_body", False):
+                self.held.append(message)
+                if len(self.response) > MAX_STORED_CHARS:  # too large to hold: let it flow
+                    await self._flush(send)
+                return
+            await anyio.to_thread.run_sync(self._append)
+            self.held.append(message)
+            await self._flush(send)
+
+        await app(self.scope, receive_kept, send_held)
+
+    async def _flush(self, send: Send) -> None:
+        held, self.held = self.held, []
+        for m in held:
+            await send(m)
+
+    def _append(self) -> None:
+        scope, who = self.scope, self.who
+        client = scope.get("client")
+        settings = self.guard.context.settings
+        actor = who.user if who else resolve_user(settings, _header(scope, _ACTOR))
+        query = scope.get("query_string", b"").decode("latin-1")
+        self.guard.trail.append(
+            actor=actor,
+            token_id=who.token_id if who else None,
+            role=who.role if who else None,
+            client=f"{client[0]}" if client else "",
+            method=scope["method"],
+            path=scope["path"] + (f"?{query}" if query else ""),
+            route=self.route,
+            status=self.status,
+            request=stored_json(bytes(self.request)),
+            response=stored_json(bytes(self.response)),
+        )
+
+
+def install(app: FastAPI, context: Context) -> None:
+    """Add the guard to the app when auth or the audit trail is on (both off by default)."""
+    settings = context.settings
+    audit = settings.auth if settings.audit is None else settings.audit
+    if settings.auth or audit:
+        app.add_middleware(Guard, context=context, table=RouteTable(app))

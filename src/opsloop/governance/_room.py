@@ -1,0 +1,14 @@
+"""The governance room's declaration (read by the hubs through ``opsloop.rooms``)."""
+
+from opsloop.core import ClientProperty, Room
+
+ROOM = Room(
+    name="governance",
+    doc="API tokens and roles, the permission rule of every route, the hash-chained audit trail.",
+    tables=("opsloop.governance._tables",),
+    routers=("opsloop.governance.api:router",),
+    cli_groups=("opsloop.governance.cli:tokens_app", "opsloop.governance.cli:audit_app"),
+    client=ClientProperty("governance", "opsloop.governance:Governance"),
+    # Authentication, permission rules and the audit trail, around every route of the server.
+    middleware=("opsloop.governance._guard:install",),
+)
