@@ -30,7 +30,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opsloop.core import ACTOR_HEADER, Context, resolve_user
+from opsloop.core import ACTOR_HEADER, AUTHENTICATED_USER, Context, resolve_user
 from opsloop.core.web import error_response
 from opsloop.errors import OpsloopError, PermissionDenied
 from opsloop.governance._audit import MAX_STORED_CHARS, AuditService, stored_json
@@ -106,10 +106,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
 class Guard:
     """Authentication, the permission rule and the audit trail, for every request."""
 
-    def __init__(self, app: ASGIApp, *, context: Context, table: RouteTable) -> None:
+    def __init__(self, app: ASGIApp, *, context: Context, server: FastAPI) -> None:
         self.app = app
         self.context = context
-        self.table = table
+        self.server = server
+        self._table: RouteTable | None = None
+        self._seen = -1
         settings = context.settings
         self.auth = settings.auth
         self.audit = settings.auth if settings.audit is None else settings.audit
@@ -121,7 +123,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        template = self.table.match(method, path)
+        template = self.table().match(method, path)
         level = rule_for(method, template, path) if template is not None else None
         principal: Principal | None = None
         if self.auth and level != "public":
@@ -136,7 +138,8 @@ class Guard:
             headers = [(k, v) for k, v in scope["headers"] if k != _ACTOR]
             headers.append((_ACTOR, principal.user.encode()))
             scope = {**scope, "headers": headers}
-            scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+            state = scope.setdefault("state", {})
+            state[PRINCIPAL_KEY], state[AUTHENTICATED_USER] = principal, principal.user
         elif self.auth:  # a public route: nobody is named by a header there either
             scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != _ACTOR]}
         if (
@@ -148,6 +151,13 @@ class Guard:
             await self.app(scope, receive, send)
             return
         await _Recorder(self, scope, principal, template or path).run(self.app, receive, send)
+
+    def table(self) -> RouteTable:
+        """The app's routes, walked again when a route was added after the app was built."""
+        count = len(self.server.router.routes)
+        if self._table is None or count != self._seen:
+            self._table, self._seen = RouteTable(self.server), count
+        return self._table
 
     async def _authenticate(self, scope: Scope) -> Principal:
         secret = _bearer(scope)
@@ -247,4 +257,4 @@ def install(app: FastAPI, context: Context) -> None:
     settings = context.settings
     audit = settings.auth if settings.audit is None else settings.audit
     if settings.auth or audit:
-        app.add_middleware(Guard, context=context, table=RouteTable(app))
+        app.add_middleware(Guard, context=context, server=app)
