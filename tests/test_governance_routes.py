@@ -107,11 +107,39 @@ def test_a_route_without_a_rule_is_refused_to_everyone(
     assert "secret" not in r.text
 
 
-def test_mlflow_search_by_post_is_a_read(guarded: tuple[FastAPI, dict[str, str]]) -> None:
+def test_mlflow_search_by_post_is_a_read_and_runs_get_the_token_user(
+    guarded: tuple[FastAPI, dict[str, str]],
+) -> None:
     app, secrets = guarded
     viewer = {"Authorization": f"Bearer {secrets['viewer']}"}
+    editor = {"Authorization": f"Bearer {secrets['editor']}"}
+    api = "/api/2.0/mlflow"
     with TestClient(app) as tc:
-        r = tc.post("/api/2.0/mlflow/experiments/search", json={"max_results": 5}, headers=viewer)
+        r = tc.post(f"{api}/experiments/search", json={"max_results": 5}, headers=viewer)
         assert r.status_code == 200, r.text
-        r = tc.post("/api/2.0/mlflow/experiments/create", json={"name": "x"}, headers=viewer)
+        r = tc.post(f"{api}/experiments/create", json={"name": "x"}, headers=viewer)
         assert r.status_code == 403
+        exp = tc.post(f"{api}/experiments/create", json={"name": "x"}, headers=editor).json()
+        body = {"experiment_id": exp["experiment_id"], "user_id": "mallory"}
+        body["tags"] = [{"key": "mlflow.user", "value": "mallory"}]
+        run = tc.post(f"{api}/runs/create", json=body, headers=editor).json()["run"]
+        assert run["info"]["user_id"] == "u-editor"
+
+
+def test_guessing_tokens_is_throttled_per_address(tmp_path: Path) -> None:
+    from opsloop.governance._guard import FAILED_SIGN_INS_PER_MINUTE
+
+    app = create_app(Settings(home=tmp_path, auth=True))
+    with Client(home=tmp_path) as c:
+        good = c.governance.create_token("vera", "viewer").secret
+    with TestClient(app) as tc:
+        ok = {"Authorization": f"Bearer {good}"}
+        assert tc.get("/api/v1/experiments", headers=ok).status_code == 200
+        for i in range(FAILED_SIGN_INS_PER_MINUTE):
+            bad = {"Authorization": f"Bearer ols_guess{i}"}
+            assert tc.get("/api/v1/experiments", headers=bad).status_code == 401
+        r = tc.get("/api/v1/experiments", headers=ok)  # even a good token waits now
+        assert r.status_code == 429
+        assert r.json()["error"]["code"] == "SIGN_IN_RATE_LIMITED"
+        assert 0 < r.json()["error"]["details"]["retry_after_s"] <= 61
+        assert tc.get("/api/v1/health").status_code == 200  # public routes still answer

@@ -280,6 +280,7 @@ EXPECTED = {
         "NoPermissionRule",
         "Principal",
         "Role",
+        "SignInThrottled",
         "Token",
         "TokenExpired",
         "TokenInvalid",

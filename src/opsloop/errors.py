@@ -36,6 +36,7 @@ The hierarchy::
     │   └── TokenRevoked              TOKEN_REVOKED       401   (opsloop.governance)
     ├── PermissionDenied              PERMISSION_DENIED   403
     │   └── NoPermissionRule          NO_PERMISSION_RULE  403   (opsloop.governance)
+    ├── SignInThrottled               SIGN_IN_RATE_LIMITED 429  (opsloop.governance)
     ├── SchemaOutOfDate               SCHEMA_OUT_OF_DATE  503
     ├── Unavailable                   UNAVAILABLE         503
     │   └── NoUpstream                GATEWAY_NO_UPSTREAM 503   (opsloop.gateway)
@@ -126,6 +127,7 @@ _DEFINED_ELSEWHERE: dict[str, str] = {
     "TOKEN_EXPIRED": "opsloop.governance._errors",
     "TOKEN_REVOKED": "opsloop.governance._errors",
     "NO_PERMISSION_RULE": "opsloop.governance._errors",
+    "SIGN_IN_RATE_LIMITED": "opsloop.governance._errors",
 }
 
 

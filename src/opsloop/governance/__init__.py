@@ -6,6 +6,7 @@ from __future__ import annotations
 from opsloop.governance._client import Governance
 from opsloop.governance._errors import (
     NoPermissionRule,
+    SignInThrottled,
     TokenExpired,
     TokenInvalid,
     TokenRequired,
@@ -30,6 +31,7 @@ __all__ = [
     "NoPermissionRule",
     "Principal",
     "Role",
+    "SignInThrottled",
     "Token",
     "TokenExpired",
     "TokenInvalid",

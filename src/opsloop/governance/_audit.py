@@ -69,12 +69,12 @@ _FIELDS = (
 )  # fmt: skip
 
 
-def chain_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+def chain_hash(prev_hash: str, row: Mapping[str, Any] | sa.RowMapping) -> str:
     content = json.dumps([row[f] for f in _FIELDS], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
 
 
-def _entry(mapping: Mapping[str, Any]) -> AuditEntry:
+def _entry(mapping: Mapping[str, Any] | sa.RowMapping) -> AuditEntry:
     data = dict(mapping)
     for f in ("request", "response"):
         data[f] = None if data[f] is None else json.loads(data[f])

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from opsloop.errors import PermissionDenied, Unauthenticated
+from opsloop.errors import OpsloopError, PermissionDenied, Unauthenticated
 
-__all__ = ["NoPermissionRule", "TokenExpired", "TokenInvalid", "TokenRequired", "TokenRevoked"]
+__all__ = [
+    "NoPermissionRule",
+    "SignInThrottled",
+    "TokenExpired",
+    "TokenInvalid",
+    "TokenRequired",
+    "TokenRevoked",
+]
 
 
 class TokenRequired(Unauthenticated):
@@ -40,3 +47,10 @@ class NoPermissionRule(PermissionDenied):
 
     code = "NO_PERMISSION_RULE"
     http_status = 403
+
+
+class SignInThrottled(OpsloopError):
+    """Too many requests with a bad token from this address lately; wait and try again."""
+
+    code = "SIGN_IN_RATE_LIMITED"
+    http_status = 429

@@ -23,6 +23,9 @@ Unknown paths go on to the app (404/405), authenticated like any other.
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -32,9 +35,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsloop.core import ACTOR_HEADER, AUTHENTICATED_USER, Context, resolve_user
 from opsloop.core.web import error_response
-from opsloop.errors import OpsloopError, PermissionDenied
+from opsloop.errors import OpsloopError, PermissionDenied, Unauthenticated
 from opsloop.governance._audit import MAX_STORED_CHARS, AuditService, stored_json
-from opsloop.governance._errors import NoPermissionRule, TokenRequired
+from opsloop.governance._errors import NoPermissionRule, SignInThrottled, TokenRequired
 from opsloop.governance._rules import required_role
 from opsloop.governance._tokens import TokenService, role_at_least
 from opsloop.governance.entities import Principal
@@ -42,6 +45,7 @@ from opsloop.governance.entities import Principal
 __all__ = ["Guard", "RouteTable", "install", "principal_of"]
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+FAILED_SIGN_INS_PER_MINUTE = 30  # bad tokens from one address before it must wait
 _ACTOR = ACTOR_HEADER.lower().encode()
 PRINCIPAL_KEY = "opsloop.principal"
 
@@ -112,6 +116,8 @@ class Guard:
         self.server = server
         self._table: RouteTable | None = None
         self._seen = -1
+        self._failures: dict[str, deque[float]] = {}
+        self._failures_lock = threading.Lock()
         settings = context.settings
         self.auth = settings.auth
         self.audit = settings.auth if settings.audit is None else settings.audit
@@ -166,8 +172,34 @@ class Guard:
                 "this server needs an API token: send `Authorization: Bearer ols_...` "
                 "(set OPSLOOP_TOKEN for the SDK and CLI; `opsloop tokens create` makes one)"
             )
-        found: Principal = await anyio.to_thread.run_sync(self.tokens.authenticate, secret)
+        client = scope.get("client")
+        address = str(client[0]) if client else ""
+        self._throttle(address, failed=False)
+        try:
+            found: Principal = await anyio.to_thread.run_sync(self.tokens.authenticate, secret)
+        except Unauthenticated:
+            self._throttle(address, failed=True)
+            raise
         return found
+
+    def _throttle(self, address: str, *, failed: bool) -> None:
+        """Refuse an address that sent too many bad tokens in the last minute (guessing)."""
+        now = time.monotonic()
+        with self._failures_lock:
+            recent = self._failures.get(address)
+            if recent is not None:
+                while recent and recent[0] < now - 60:
+                    recent.popleft()
+            if failed:
+                if len(self._failures) > 10_000:  # forget the quiet addresses
+                    self._failures = {a: q for a, q in self._failures.items() if q}
+                self._failures.setdefault(address, deque()).append(now)
+            elif recent and len(recent) >= FAILED_SIGN_INS_PER_MINUTE:
+                wait = int(recent[0] + 60 - now) + 1
+                raise SignInThrottled(
+                    f"too many bad tokens from {address or 'this address'}; try again in {wait} s",
+                    details={"retry_after_s": wait},
+                )
 
     @staticmethod
     def _check(principal: Principal, method: str, template: str, level: str | None) -> None:

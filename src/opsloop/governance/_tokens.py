@@ -12,7 +12,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -71,7 +71,7 @@ class TokenService:
 
     @staticmethod
     def _entity(row: Any, now: int) -> Token:
-        status = "active"
+        status: Literal["active", "expired", "revoked"] = "active"
         if row.revoked_at is not None:
             status = "revoked"
         elif row.expires_at is not None and row.expires_at <= now:
