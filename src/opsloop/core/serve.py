@@ -7,6 +7,7 @@ serving room) and the quickstart.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import signal
 import socket
 import threading
@@ -23,8 +24,6 @@ def server_url(host: str, port: int) -> str:
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (an address or a name) only listens on this machine."""
-    import ipaddress
-
     if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
         return True
     try:
