@@ -276,5 +276,7 @@ def test_the_server_refuses_to_serve_open_beyond_loopback(tmp_path: Path) -> Non
         check_not_open(open_, "0.0.0.0", allow_open=False)
     check_not_open(open_, "0.0.0.0", allow_open=True)
     check_not_open(open_.model_copy(update={"auth": True}), "0.0.0.0", allow_open=False)
-    res = CliRunner().invoke(cli, ["server", "--host", "0.0.0.0", "--home", str(tmp_path)])
-    assert res.exit_code != 0 and "refusing to serve without authentication" in res.output
+    for command in ("server", "quickstart"):  # the quickstart says so before it trains
+        res = CliRunner().invoke(cli, [command, "--host", "0.0.0.0", "--home", str(tmp_path)])
+        assert res.exit_code != 0 and "refusing to serve without authentication" in res.output
+    assert not (tmp_path / "opsloop.db").exists()
