@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/governance.py            # 400 requests per case
     .venv/bin/python benchmarks/governance.py --quick    # 100
 
-Runs ``opsloop server`` (uvicorn in a thread, SQLite) three ways in one run:
+Runs ``opsloop server`` (uvicorn in a thread, SQLite) three ways side by side:
 open (the default), ``auth=True, audit=False`` (token lookup + rule check on
 every request) and ``auth=True`` (plus the hash-chained audit entry on every
 change). Times a read (``GET /api/v1/experiments/{id}``) and a change
-(``PUT /api/v1/runs/{id}/tags/k``) over one keep-alive connection, and prints
+(``PUT /api/v1/runs/{id}/tags/k``) over one keep-alive connection per server,
+calling the three in turn (so machine load falls on all alike), and prints
 the median latency and the ratio to the open server. Then appends 5,000 audit
 entries in process and times ``verify``.
 """
@@ -47,33 +48,49 @@ def _serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
-def _case(root: Path, name: str, n: int, **kw: Any) -> dict[str, float]:
+def _prepare(root: Path, name: str, **kw: Any) -> tuple[Settings, str, str, str]:
     settings = Settings(home=root / name, **kw)
     with Client(settings=settings) as c:
         exp = c.create_experiment("bench")
         run = c.create_run(exp.id)
         secret = c.governance.create_token("bench", "editor").secret
-    server, thread, url = _serve(settings)
-    headers = {"Authorization": f"Bearer {secret}"}
-    out: dict[str, float] = {}
+    return settings, secret, exp.id, run.id
+
+
+def _measure(root: Path, n: int, cases: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Median latencies per case; the servers run side by side and are called in turn, so a
+    busy machine slows every case alike."""
+    servers, clients, calls = [], {}, {}
     try:
-        with httpx.Client(base_url=f"{url}/api/v1", headers=headers) as http:
-            for label, call in (
-                ("read", lambda i: http.get(f"/experiments/{exp.id}")),
-                ("change", lambda i: http.put(f"/runs/{run.id}/tags/k", json={"value": str(i)})),
-            ):
-                for i in range(20):
-                    call(i).raise_for_status()
-                times = []
-                for i in range(n):
+        for name, kw in cases.items():
+            settings, secret, exp_id, run_id = _prepare(root, name.replace(" ", "-"), **kw)
+            server, thread, url = _serve(settings)
+            servers.append((server, thread))
+            http = httpx.Client(
+                base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {secret}"}
+            )
+            clients[name] = http
+            calls[name] = {
+                "read": lambda i, h=http, e=exp_id: h.get(f"/experiments/{e}"),
+                "change": lambda i, h=http, r=run_id: h.put(
+                    f"/runs/{r}/tags/k", json={"value": str(i)}
+                ),
+            }
+        times: dict[str, dict[str, list[float]]] = {c: {"read": [], "change": []} for c in cases}
+        for label in ("read", "change"):
+            for i in range(n + 20):
+                for name in cases:
                     t0 = time.perf_counter()
-                    call(i).raise_for_status()
-                    times.append(time.perf_counter() - t0)
-                out[label] = statistics.median(times)
+                    calls[name][label](i).raise_for_status()
+                    if i >= 20:  # the first 20 warm up
+                        times[name][label].append(time.perf_counter() - t0)
+        return {c: {k: statistics.median(v) for k, v in t.items()} for c, t in times.items()}
     finally:
-        server.should_exit = True
-        thread.join(10)
-    return out
+        for http in clients.values():
+            http.close()
+        for server, thread in servers:
+            server.should_exit = True
+            thread.join(10)
 
 
 def main() -> None:
@@ -83,11 +100,15 @@ def main() -> None:
     n = 100 if args.quick else 400
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        cases = {
-            "open (default)": _case(root, "open", n),
-            "auth, no audit": _case(root, "auth", n, auth=True, audit=False),
-            "auth + audit": _case(root, "audit", n, auth=True),
-        }
+        cases = _measure(
+            root,
+            n,
+            {
+                "open (default)": {},
+                "auth, no audit": {"auth": True, "audit": False},
+                "auth + audit": {"auth": True},
+            },
+        )
         base = cases["open (default)"]
         rows = [
             [
@@ -105,7 +126,9 @@ def main() -> None:
         for row in rows:
             t.add_row(*row)
         Console(width=120).print(t)
-        trail = AuditService(Database(Settings(home=root / "audit").resolved_database_url))
+        db = Database(Settings(home=root / "trail").resolved_database_url)
+        db.ensure_schema()
+        trail = AuditService(db)
         entries = 5000
         t0 = time.perf_counter()
         for i in range(entries):

@@ -37,6 +37,7 @@ from opsloop.core import ACTOR_HEADER, AUTHENTICATED_USER, Context, resolve_user
 from opsloop.core.web import error_response
 from opsloop.errors import OpsloopError, PermissionDenied, Unauthenticated
 from opsloop.governance._audit import MAX_STORED_CHARS, AuditService, stored_json
+from opsloop.governance._backend import audit_service, token_service
 from opsloop.governance._errors import NoPermissionRule, SignInThrottled, TokenRequired
 from opsloop.governance._rules import required_role
 from opsloop.governance._tokens import TokenService, role_at_least
@@ -121,8 +122,9 @@ class Guard:
         settings = context.settings
         self.auth = settings.auth
         self.audit = settings.auth if settings.audit is None else settings.audit
-        self.tokens = TokenService(context.database)
-        self.trail = AuditService(context.database)
+        # The same services as the REST routes: a revocation there empties the token cache.
+        self.tokens: TokenService = context.room(token_service)
+        self.trail: AuditService = context.room(audit_service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,6 +177,9 @@ class Guard:
         client = scope.get("client")
         address = str(client[0]) if client else ""
         self._throttle(address, failed=False)
+        known = self.tokens.cached(secret)  # no thread hop for a token seen seconds ago
+        if known is not None:
+            return known
         try:
             found: Principal = await anyio.to_thread.run_sync(self.tokens.authenticate, secret)
         except Unauthenticated:

@@ -2,8 +2,11 @@
 
 A secret is ``ols_`` and 43 random URL-safe characters (256 bits); only its
 SHA-256 is stored, so a stolen database gives no usable token. Looking a
-secret up is one indexed read of that hash. ``last_used_at`` is written at
-most once a minute per token, so authenticating stays a read.
+secret up is one indexed read of that hash, remembered for ``CACHE_TTL_S``
+(``cached``): a server process revoking a token forgets it at once, another
+process (a second worker, the CLI on the database) is obeyed within those
+seconds. ``last_used_at`` is written at most once a minute per token, so
+authenticating stays a read.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
+import time
 import uuid
 from typing import Any, Literal
 
@@ -26,6 +31,8 @@ __all__ = ["SECRET_PREFIX", "TokenService", "check_role", "hash_secret", "role_a
 
 SECRET_PREFIX = "ols_"
 LAST_USED_EVERY_MS = 60_000
+CACHE_TTL_S = 5.0
+_CACHE_MAX = 10_000
 MAX_TOKEN_LIFETIME_S = 10 * 365 * 86400
 
 
@@ -68,6 +75,22 @@ class TokenService:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # secret hash -> (principal, expires_at, when it was read)
+        self._cache: dict[str, tuple[Principal, int | None, float]] = {}
+        self._cache_lock = threading.Lock()
+
+    def cached(self, secret: str) -> Principal | None:
+        """The principal a secret stood for when read less than ``CACHE_TTL_S`` ago, if still
+        unexpired; None means: ask ``authenticate`` (the database)."""
+        hit = self._cache.get(hash_secret(secret))
+        if hit is None:
+            return None
+        principal, expires_at, read_at = hit
+        if time.monotonic() - read_at > CACHE_TTL_S:
+            return None
+        if expires_at is not None and expires_at <= now_ms():
+            return None
+        return principal
 
     @staticmethod
     def _entity(row: Any, now: int) -> Token:
@@ -166,6 +189,8 @@ class TokenService:
                     .where(api_tokens.c.id == token_id)
                     .values(revoked_at=now_ms(), revoked_by=by[:256] or "unknown")
                 )
+        with self._cache_lock:
+            self._cache = {k: v for k, v in self._cache.items() if v[0].token_id != token_id}
         return self.get(token_id)
 
     def authenticate(self, secret: str) -> Principal:
@@ -188,6 +213,11 @@ class TokenService:
                 conn.execute(
                     api_tokens.update().where(api_tokens.c.id == row.id).values(last_used_at=now)
                 )
-        return Principal(
+        principal = Principal(
             user=row.user, role=row.role, token_id=row.id, workspaces=json.loads(row.workspaces)
         )
+        with self._cache_lock:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[row.secret_hash] = (principal, row.expires_at, time.monotonic())
+        return principal
