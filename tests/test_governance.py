@@ -280,3 +280,29 @@ def test_the_server_refuses_to_serve_open_beyond_loopback(tmp_path: Path) -> Non
         res = CliRunner().invoke(cli, [command, "--host", "0.0.0.0", "--home", str(tmp_path)])
         assert res.exit_code != 0 and "refusing to serve without authentication" in res.output
     assert not (tmp_path / "opsloop.db").exists()
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_concurrent_appends_keep_one_unbroken_chain(store: str, tmp_path: Path) -> None:
+    import threading
+
+    from opsloop.governance._audit import AuditService
+
+    with fresh_pg_database() if store == "postgres" else _nothing() as pg:
+        with Client(settings=Settings(home=tmp_path, database_url=pg)) as c:
+            trail = AuditService(c.context.database)
+
+            def writer(w: int) -> None:
+                for i in range(20):
+                    trail.append(
+                        actor=f"w{w}", method="PUT", path=f"/x/{i}", route="/x", status=200
+                    )
+
+            threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            check = trail.verify()
+            assert check.ok and check.entries == 80 and check.head_seq == 80, check
+            assert len({e.actor for e in trail.list(limit=100)}) == 4
