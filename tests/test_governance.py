@@ -93,6 +93,12 @@ def test_roles_tokens_and_the_recorded_user_over_http(env: _Env) -> None:
     )
     assert raw.status_code == 201, raw.text
     assert raw.json()["created_by"] == "alice"
+    patched = httpx.patch(
+        f"{env.server.url}/api/v1/experiments/{exp.id}",
+        json={"description": "v2"},
+        headers={"Authorization": f"Bearer {editor.secret}"},
+    )
+    assert patched.status_code == 200, patched.text
 
     # An admin grants at most its own role.
     with pytest.raises(PermissionDenied):
@@ -132,6 +138,9 @@ def test_roles_tokens_and_the_recorded_user_over_http(env: _Env) -> None:
     assert made.client == "127.0.0.1" and made.status == 201 and made.method == "POST"
     assert made.request == {"name": "m1"} and made.response["name"] == "m1"
     assert not [e for e in entries if e.method == "GET"]  # reads are not changes
+    patch = next(e for e in entries if e.method == "PATCH")
+    assert patch.before["description"] == "" and patch.response["description"] == "v2"
+    assert patch.request == {"description": "v2"} and made.before is None  # a POST: no before
     everything = json.dumps([e.model_dump() for e in gov.audit(limit=1000)])
     for secret in (viewer.secret, editor.secret, short.secret):
         assert secret not in everything
@@ -288,21 +297,21 @@ def test_concurrent_appends_keep_one_unbroken_chain(store: str, tmp_path: Path) 
 
     from opsloop.governance._audit import AuditService
 
-    with fresh_pg_database() if store == "postgres" else _nothing() as pg:
-        with Client(settings=Settings(home=tmp_path, database_url=pg)) as c:
-            trail = AuditService(c.context.database)
+    with (
+        fresh_pg_database() if store == "postgres" else _nothing() as pg,
+        Client(settings=Settings(home=tmp_path, database_url=pg)) as c,
+    ):
+        trail = AuditService(c.context.database)
 
-            def writer(w: int) -> None:
-                for i in range(20):
-                    trail.append(
-                        actor=f"w{w}", method="PUT", path=f"/x/{i}", route="/x", status=200
-                    )
+        def writer(w: int) -> None:
+            for i in range(20):
+                trail.append(actor=f"w{w}", method="PUT", path=f"/x/{i}", route="/x", status=200)
 
-            threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            check = trail.verify()
-            assert check.ok and check.entries == 80 and check.head_seq == 80, check
-            assert len({e.actor for e in trail.list(limit=100)}) == 4
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check = trail.verify()
+        assert check.ok and check.entries == 80 and check.head_seq == 80, check
+        assert len({e.actor for e in trail.list(limit=100)}) == 4

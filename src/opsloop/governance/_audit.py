@@ -65,7 +65,7 @@ def stored_json(raw: bytes | None) -> str | None:
 
 _FIELDS = (
     "seq", "at", "actor", "token_id", "role", "client", "method", "path", "route", "status",
-    "request", "response",
+    "before", "request", "response",
 )  # fmt: skip
 
 
@@ -76,7 +76,7 @@ def chain_hash(prev_hash: str, row: Mapping[str, Any] | sa.RowMapping) -> str:
 
 def _entry(mapping: Mapping[str, Any] | sa.RowMapping) -> AuditEntry:
     data = dict(mapping)
-    for f in ("request", "response"):
+    for f in ("before", "request", "response"):
         data[f] = None if data[f] is None else json.loads(data[f])
     return AuditEntry(**data)
 
@@ -98,6 +98,7 @@ class AuditService:
         token_id: str | None = None,
         role: str | None = None,
         client: str = "",
+        before: str | None = None,
         request: str | None = None,
         response: str | None = None,
     ) -> AuditEntry:
@@ -112,6 +113,7 @@ class AuditService:
             "path": path,
             "route": route[:512],
             "status": int(status),
+            "before": before,
             "request": request,
             "response": response,
         }

@@ -15,7 +15,8 @@ middleware, outermost. For each HTTP request it:
 3. with the audit on, appends every change that succeeded (a request to a
    route needing ``editor`` or more, answered below 400) to the hash-chained
    trail before the answer's last byte is sent: who, the route and path, the
-   client's address, the body sent and the answer (secrets masked).
+   client's address, the state before (``_record.read_before``), the body sent
+   and the answer (secrets masked).
 
 Unknown paths go on to the app (404/405), authenticated like any other.
 """
@@ -31,14 +32,15 @@ from dataclasses import dataclass
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opsloop.core import ACTOR_HEADER, AUTHENTICATED_USER, Context, resolve_user
 from opsloop.core.web import error_response
 from opsloop.errors import OpsloopError, PermissionDenied, Unauthenticated
-from opsloop.governance._audit import MAX_STORED_CHARS, AuditService, stored_json
+from opsloop.governance._audit import AuditService
 from opsloop.governance._backend import audit_service, token_service
 from opsloop.governance._errors import NoPermissionRule, SignInThrottled, TokenRequired
+from opsloop.governance._record import Recorder, read_before
 from opsloop.governance._rules import required_role
 from opsloop.governance._tokens import TokenService, role_at_least
 from opsloop.governance.entities import Principal
@@ -69,6 +71,13 @@ class RouteTable:
                 continue
             methods = frozenset(r.methods) if r.methods else None
             self.routes.append(_Route(r.path, regex, methods))
+
+    def readable(self, template: str) -> bool:
+        """Whether a GET of the same template answers the state a change replaces (JSON; not
+        a file: templates with a ``:path`` parameter stream artifacts)."""
+        if ":path}" in template:
+            return False
+        return any(r.template == template and r.methods and "GET" in r.methods for r in self.routes)
 
     def pairs(self) -> list[tuple[str, str]]:
         """``(method, template)`` of every route (``*`` for a mounted app)."""
@@ -158,7 +167,16 @@ class Guard:
         ):
             await self.app(scope, receive, send)
             return
-        await _Recorder(self, scope, principal, template or path).run(self.app, receive, send)
+        actor = (
+            principal.user
+            if principal
+            else resolve_user(self.context.settings, _header(scope, _ACTOR))
+        )
+        before = None
+        if method in ("PUT", "PATCH", "DELETE") and template and self.table().readable(template):
+            before = await read_before(self.app, scope)
+        recorder = Recorder(self.trail, scope, actor, principal, template or path, before)
+        await recorder.run(self.app, receive, send)
 
     def table(self) -> RouteTable:
         """The app's routes, walked again when a route was added after the app was built."""
@@ -218,75 +236,6 @@ class Guard:
                 f"{method} {template} needs the {level} role; this token is a {principal.role}",
                 details={"required": level, "role": principal.role},
             )
-
-
-class _Recorder:
-    """Runs one changing request, holding its answer back until the audit entry is written."""
-
-    def __init__(self, guard: Guard, scope: Scope, who: Principal | None, route: str) -> None:
-        self.guard, self.scope, self.who, self.route = guard, scope, who, route
-        self.request = bytearray()
-        self.held: list[Message] = []
-        self.response = bytearray()
-        self.status = 0
-        self.passthrough = False
-
-    async def run(self, app: ASGIApp, receive: Receive, send: Send) -> None:
-        async def receive_kept() -> Message:
-            message = await receive()
-            if message["type"] == "http.request" and len(self.request) <= MAX_STORED_CHARS:
-                self.request += message.get("body", b"")
-            return message
-
-        async def send_held(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                self.status = message["status"]
-                self.passthrough = self.status >= 400
-                if self.passthrough:
-                    await send(message)
-                else:
-                    self.held.append(message)
-                return
-            if self.passthrough or message["type"] != "http.response.body":
-                await send(message)
-                return
-            body = message.get("body", b"")
-            if len(self.response) <= MAX_STORED_CHARS:
-                self.response += body
-            if message.get("more_body", False):
-                self.held.append(message)
-                if len(self.response) > MAX_STORED_CHARS:  # too large to hold: let it flow
-                    await self._flush(send)
-                return
-            await anyio.to_thread.run_sync(self._append)
-            self.held.append(message)
-            await self._flush(send)
-
-        await app(self.scope, receive_kept, send_held)
-
-    async def _flush(self, send: Send) -> None:
-        held, self.held = self.held, []
-        for m in held:
-            await send(m)
-
-    def _append(self) -> None:
-        scope, who = self.scope, self.who
-        client = scope.get("client")
-        settings = self.guard.context.settings
-        actor = who.user if who else resolve_user(settings, _header(scope, _ACTOR))
-        query = scope.get("query_string", b"").decode("latin-1")
-        self.guard.trail.append(
-            actor=actor,
-            token_id=who.token_id if who else None,
-            role=who.role if who else None,
-            client=f"{client[0]}" if client else "",
-            method=scope["method"],
-            path=scope["path"] + (f"?{query}" if query else ""),
-            route=self.route,
-            status=self.status,
-            request=stored_json(bytes(self.request)),
-            response=stored_json(bytes(self.response)),
-        )
 
 
 def install(app: FastAPI, context: Context) -> None:

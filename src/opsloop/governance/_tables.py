@@ -51,6 +51,7 @@ audit_log = sa.Table(
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("route", sa.String(512), nullable=False),  # the route template
     sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("before", sa.Text, nullable=True),  # GET of the path before a PUT/PATCH/DELETE
     sa.Column("request", sa.Text, nullable=True),  # the JSON body sent (secrets masked, cut)
     sa.Column("response", sa.Text, nullable=True),  # the JSON answer: the state after
     sa.Column("prev_hash", sa.String(64), nullable=False),

@@ -68,6 +68,7 @@ class AuditEntry(BaseModel):
     path: str
     route: str
     status: int
+    before: Any = None  # the state a PUT, PATCH or DELETE replaced, where a GET reads it
     request: Any = None
     response: Any = None
     prev_hash: str

@@ -2,7 +2,7 @@
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2026-12-07 21:32:45.565884
+Create Date: 2026-12-07 22:00:13.895960
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def upgrade() -> None:
     sa.Column('path', sa.Text(), nullable=False),
     sa.Column('route', sa.String(length=512), nullable=False),
     sa.Column('status', sa.Integer(), nullable=False),
+    sa.Column('before', sa.Text(), nullable=True),
     sa.Column('request', sa.Text(), nullable=True),
     sa.Column('response', sa.Text(), nullable=True),
     sa.Column('prev_hash', sa.String(length=64), nullable=False),
