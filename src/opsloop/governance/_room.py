@@ -1,6 +1,6 @@
 """The governance room's declaration (read by the hubs through ``opsloop.rooms``)."""
 
-from opsloop.core import ClientProperty, Room
+from opsloop.core import ClientProperty, Nav, Room, UiRoute
 
 ROOM = Room(
     name="governance",
@@ -9,6 +9,8 @@ ROOM = Room(
     routers=("opsloop.governance.api:router",),
     cli_groups=("opsloop.governance.cli:tokens_app", "opsloop.governance.cli:audit_app"),
     client=ClientProperty("governance", "opsloop.governance:Governance"),
+    nav=(Nav("audit", "Audit", order=95),),
+    ui_routes=(UiRoute("audit", "pages/audit.js", "renderAudit"),),
     # Authentication, permission rules and the audit trail, around every route of the server.
     middleware=("opsloop.governance._guard:install",),
 )
