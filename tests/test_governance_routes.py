@@ -143,3 +143,22 @@ def test_guessing_tokens_is_throttled_per_address(tmp_path: Path) -> None:
         assert r.json()["error"]["code"] == "SIGN_IN_RATE_LIMITED"
         assert 0 < r.json()["error"]["details"]["retry_after_s"] <= 61
         assert tc.get("/api/v1/health").status_code == 200  # public routes still answer
+
+
+def test_the_guard_fails_closed_on_paths_no_route_matches(
+    guarded: tuple[FastAPI, dict[str, str]],
+) -> None:
+    app, secrets = guarded
+    owner = {"Authorization": f"Bearer {secrets['owner']}"}
+    viewer = {"Authorization": f"Bearer {secrets['viewer']}"}
+    with TestClient(app) as tc:
+        r = tc.get("/api/v1/no-such-thing", headers=owner)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
+        r = tc.delete("/api/v1/whoami", headers=owner)
+        assert r.status_code == 405 and r.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+        assert tc.get("/api/v1/no-such-thing").status_code == 401  # and nothing for strangers
+    # Behind a proxy that mounts the server under a prefix, the rule still applies.
+    with TestClient(app, root_path="/opsloop") as tc:
+        r = tc.post("/opsloop/api/v1/experiments", json={"name": "x"}, headers=viewer)
+        assert r.status_code == 403, r.text
+        assert tc.get("/opsloop/api/v1/experiments", headers=viewer).status_code == 200

@@ -18,7 +18,10 @@ middleware, outermost. For each HTTP request it:
    client's address, the state before (``_record.read_before``), the body sent
    and the answer (secrets masked).
 
-Unknown paths go on to the app (404/405), authenticated like any other.
+The path matched is the one the router matches (the ``root_path`` taken off,
+as Starlette does). With auth on the guard fails closed: a request no route
+of the table matches never reaches the app; the guard answers 404 (or 405
+when another method of the path exists) itself.
 """
 
 from __future__ import annotations
@@ -90,6 +93,22 @@ class RouteTable:
                 return r.template
         return None
 
+    def known_path(self, path: str) -> bool:
+        """Whether some route matches ``path`` with another method (a 405, not a 404)."""
+        return any(r.regex.match(path) for r in self.routes)
+
+
+def route_path(scope: Scope) -> str:
+    """The path the router matches: ``scope["path"]`` without the ``root_path`` (as Starlette)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        if path == root:
+            return ""
+        if path[len(root)] == "/":
+            return path[len(root) :]
+    return path
+
 
 def rule_for(method: str, template: str, path: str) -> str | None:
     return required_role("*" if template == "/ui/static" else method, template, path)
@@ -139,15 +158,21 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        method, path = scope["method"], scope["path"]
-        template = self.table().match(method, path)
+        method, path = scope["method"], route_path(scope)
+        table = self.table()
+        template = table.match(method, path)
         level = rule_for(method, template, path) if template is not None else None
         principal: Principal | None = None
         if self.auth and level != "public":
             try:
                 principal = await self._authenticate(scope)
-                if template is not None:
-                    self._check(principal, method, template, level)
+                if template is None:  # fail closed: the app never runs an unmatched request
+                    status = 405 if table.known_path(path) else 404
+                    code = "METHOD_NOT_ALLOWED" if status == 405 else "NOT_FOUND"
+                    resp = error_response(status, code, f"no such endpoint: {method} {path}")
+                    await resp(scope, receive, send)
+                    return
+                self._check(principal, method, template, level)
             except OpsloopError as exc:
                 resp = error_response(exc.http_status, exc.code, exc.message, exc.details)
                 await resp(scope, receive, send)
