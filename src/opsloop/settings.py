@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # ``OPSLOOP_AUTH=1``: the server authenticates every request (API tokens) and checks
     # each route's permission rule; off by default (a local server stays open).
     auth: bool = False
+    # ``OPSLOOP_SECRET_KEY``: the server key stored provider secrets are encrypted with
+    # (``opsloop secrets set``); unset, they are stored in plain text, readable only by you.
+    secret_key: str | None = Field(default=None, repr=False)
     # ``OPSLOOP_AUDIT``: record every successful change in the hash-chained audit trail;
     # unset, on exactly when ``auth`` is.
     audit: bool | None = None
