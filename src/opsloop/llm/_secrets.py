@@ -68,7 +68,7 @@ class SecretStore:
     def _seal(self, value: str) -> str:
         if self._fernet is None or value.startswith(ENCRYPTED):
             return value
-        return ENCRYPTED + self._fernet.encrypt(value.encode()).decode()
+        return ENCRYPTED + str(self._fernet.encrypt(value.encode()).decode())
 
     def _open(self, name: str, stored: str) -> str:
         if not stored.startswith(ENCRYPTED):
