@@ -93,6 +93,17 @@ def test_roles_tokens_and_the_recorded_user_over_http(env: _Env) -> None:
     )
     assert raw.status_code == 201, raw.text
     assert raw.json()["created_by"] == "alice"
+    as_alice = {"Authorization": f"Bearer {editor.secret}"}
+    span = {"trace_id": "a" * 32, "span_id": "b" * 16, "name": "q", "start_us": 1, "end_us": 2}
+    httpx.post(
+        f"{env.server.url}/api/v1/traces/batch", json={"spans": [span]}, headers=as_alice
+    ).raise_for_status()
+    httpx.put(
+        f"{env.server.url}/api/v1/feedback/scores/ok", json={"kind": "boolean"}, headers=as_alice
+    ).raise_for_status()
+    note = {"name": "ok", "value": True, "trace_id": "a" * 32, "author": "mallory"}
+    r = httpx.post(f"{env.server.url}/api/v1/feedback/annotations", json=note, headers=as_alice)
+    assert r.status_code == 200 and r.json()["author"] == "alice", r.text  # not "mallory"
     patched = httpx.patch(
         f"{env.server.url}/api/v1/experiments/{exp.id}",
         json={"description": "v2"},
