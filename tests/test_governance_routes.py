@@ -162,3 +162,11 @@ def test_the_guard_fails_closed_on_paths_no_route_matches(
         r = tc.post("/opsloop/api/v1/experiments", json={"name": "x"}, headers=viewer)
         assert r.status_code == 403, r.text
         assert tc.get("/opsloop/api/v1/experiments", headers=viewer).status_code == 200
+
+
+def test_auth_without_any_token_warns_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="opsloop.server"):
+        create_app(Settings(home=tmp_path, auth=True))
+    assert "no token is active" in caplog.text

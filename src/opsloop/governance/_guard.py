@@ -26,6 +26,7 @@ when another method of the path exists) itself.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -50,6 +51,7 @@ from opsloop.governance.entities import Principal
 
 __all__ = ["Guard", "RouteTable", "install", "principal_of"]
 
+log = logging.getLogger("opsloop.server")
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 FAILED_SIGN_INS_PER_MINUTE = 30  # bad tokens from one address before it must wait
 _ACTOR = ACTOR_HEADER.lower().encode()
@@ -269,3 +271,8 @@ def install(app: FastAPI, context: Context) -> None:
     audit = settings.auth if settings.audit is None else settings.audit
     if settings.auth or audit:
         app.add_middleware(Guard, context=context, server=app)
+    if settings.auth and not context.room(token_service).list(active_only=True):
+        log.warning(
+            "authentication is on and no token is active: every call will be refused; make "
+            "one on the server's store with `opsloop tokens create USER --role admin`"
+        )
