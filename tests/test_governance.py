@@ -326,3 +326,19 @@ def test_concurrent_appends_keep_one_unbroken_chain(store: str, tmp_path: Path) 
         check = trail.verify()
         assert check.ok and check.entries == 80 and check.head_seq == 80, check
         assert len({e.actor for e in trail.list(limit=100)}) == 4
+
+
+def test_audit_list_cli_filters(audited: tuple[Path, str]) -> None:
+    home = str(audited[0])
+    runner = CliRunner()
+    res = runner.invoke(cli, ["audit", "list", "--home", home, "--json", "--since", "1h"])
+    assert res.exit_code == 0, res.output
+    entries = json.loads(res.output)
+    assert [e["seq"] for e in entries] == [4, 3, 2, 1]  # newest first
+    assert {e["actor"] for e in entries} == {"alice"} and entries[0]["request"]["name"] == "d"
+    res = runner.invoke(cli, ["audit", "list", "--home", home, "--json", "--actor", "bob"])
+    assert json.loads(res.output) == []
+    res = runner.invoke(cli, ["audit", "list", "--home", home, "--limit", "2"])
+    assert res.exit_code == 0 and "alice" in res.output and "/api/v1/experiments" in res.output
+    res = runner.invoke(cli, ["audit", "list", "--home", home, "--since", "soon"])
+    assert res.exit_code == 1 and "INVALID_ARGUMENT" in res.output
