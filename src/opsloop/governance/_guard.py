@@ -113,7 +113,8 @@ def route_path(scope: Scope) -> str:
 
 
 def rule_for(method: str, template: str, path: str) -> str | None:
-    return required_role("*" if template == "/ui/static" else method, template, path)
+    """The least role for ``method`` on ``template`` (a mounted app's rule is under ``*``)."""
+    return required_role(method, template, path) or required_role("*", template, path)
 
 
 def principal_of(scope: Scope) -> Principal | None:
