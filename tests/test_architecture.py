@@ -34,6 +34,7 @@ DEFERRED = {
     "huggingface_hub": "only local models need it",
     "datasets": "optional: benchmark data from the hub",
     "sklearn": "optional extra; slow import",
+    "cryptography": "optional extra (governance): only stored secrets with a server key",
     "skops": "optional extra; imports sklearn",
     "xgboost": "optional extra",
     "lightgbm": "optional extra",

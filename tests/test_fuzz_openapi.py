@@ -69,6 +69,7 @@ FAMILIES: list[tuple[list[str], int]] = [
     (["gateway"], 15),
     (["workflows"], 20),
     (["monitoring"], 10),
+    (["governance"], 10),
 ]
 
 # ---------------------------------------------------------------------------- the seeded world
@@ -169,6 +170,7 @@ def seed(settings: Settings, app: Any, tmp: Path) -> dict[str, Any]:
     queue = {"name": "fuzz_queue", "filter": "score.fuzz_score >= 1", "scores": ["fuzz_score"]}
     post("/feedback/queues", queue, 201)
     post("/feedback/queues/fuzz_queue/fill", {})
+    post("/tokens", {"user": "fuzz", "role": "editor", "name": "seeded"}, 201)
     post("/indexes", {"name": "fuzz-index", "dim": 4})
     vectors = [[1.0, 0.0, 0.0, float(i)] for i in range(1, 6)]
     items = {"ids": [f"i{i}" for i in range(5)], "vectors": vectors, "texts": ["a b"] * 5}
@@ -782,6 +784,12 @@ def links(world: dict[str, Any]) -> list[Link]:
     ]
     link("GET /deployments", "200", deployment, {"deployment_id": rb("/deployments/0/id")})
     link("POST /deployments", "201", deployment, {"deployment_id": rb("/id")})
+
+    # ------------------------------------------------------------ governance
+    gov_token = ["GET /tokens/{token_id}", "POST /tokens/{token_id}/revoke"]
+    link("POST /tokens", "201", gov_token, {"token_id": rb("/token/id")})
+    link("GET /tokens", "200", gov_token, {"token_id": rb("/tokens/0/id")})
+    link("GET /tokens", "200", ["GET /audit", "GET /audit/verify", "GET /whoami"])
 
     # ------------------------------------------------------------ gateway
     gw_key = [

@@ -310,6 +310,35 @@ def test_secrets_file_is_private_atomic_and_feeds_the_api_key(home: Path) -> Non
     ]
 
 
+def test_secrets_are_encrypted_at_rest_with_a_server_key(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    SecretStore(home).set("legacy", "sk-plain-old")  # stored before there was a key
+    store = SecretStore(home, "server-key-1")
+    store.set("openai", "sk-secret-enc")
+    raw = (home / "secrets.json").read_text()
+    assert "sk-secret-enc" not in raw and "sk-plain-old" not in raw  # the old one too
+    assert all(v.startswith("enc:v1:") for v in json.loads(raw).values())
+    assert store.get("openai") == "sk-secret-enc" and store.get("legacy") == "sk-plain-old"
+    with pytest.raises(InvalidArgument, match="OPSLOOP_SECRET_KEY"):
+        SecretStore(home).get("openai")
+    with pytest.raises(InvalidArgument, match="another key"):
+        SecretStore(home, "wrong-key").get("openai")
+    assert SecretStore(home).names() == ["legacy", "openai"]  # names need no key
+    with Upstream(Reply()) as up:
+        s = Settings(home=home, secret_key="server-key-1")
+        with get_provider("openai:m", base_url=up.url, api_key_secret="openai", settings=s) as p:
+            p.chat(FRANCE)
+    assert [r["auth"] for r in up.requests] == ["Bearer sk-secret-enc"]
+    monkeypatch.setenv("OPSLOOP_SECRET_KEY", "server-key-1")
+    r = CliRunner().invoke(
+        cli_app, ["secrets", "set", "cli", "--value", "sk-cli", "--home", str(home)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "sk-cli" not in (home / "secrets.json").read_text() and "sk-cli" not in r.output
+    assert SecretStore(home, "server-key-1").get("cli") == "sk-cli"
+
+
 def test_settings_read_llm_fields_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSLOOP_LLM_BASE_URL", "http://example.invalid/v1")
     monkeypatch.setenv("OPSLOOP_LLM_API_KEY", "sk-x")

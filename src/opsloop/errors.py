@@ -30,7 +30,13 @@ The hierarchy::
     │   ├── InputTooLarge             REQUEST_INPUT_CAP   400
     │   └── OutputCapExceeded         REQUEST_OUTPUT_CAP  400
     ├── Unauthenticated               UNAUTHENTICATED     401
+    │   ├── TokenRequired             TOKEN_REQUIRED      401   (opsloop.governance)
+    │   ├── TokenInvalid              TOKEN_INVALID       401   (opsloop.governance)
+    │   ├── TokenExpired              TOKEN_EXPIRED       401   (opsloop.governance)
+    │   └── TokenRevoked              TOKEN_REVOKED       401   (opsloop.governance)
     ├── PermissionDenied              PERMISSION_DENIED   403
+    │   └── NoPermissionRule          NO_PERMISSION_RULE  403   (opsloop.governance)
+    ├── SignInThrottled               SIGN_IN_RATE_LIMITED 429  (opsloop.governance)
     ├── SchemaOutOfDate               SCHEMA_OUT_OF_DATE  503
     ├── Unavailable                   UNAVAILABLE         503
     │   └── NoUpstream                GATEWAY_NO_UPSTREAM 503   (opsloop.gateway)
@@ -116,6 +122,12 @@ _DEFINED_ELSEWHERE: dict[str, str] = {
     "WORKFLOW_DEFINITION": "opsloop.workflows._errors",
     "WORKFLOW_STEP_FAILED": "opsloop.workflows._errors",
     "WORKFLOW_STEP_TIMEOUT": "opsloop.workflows._errors",
+    "TOKEN_REQUIRED": "opsloop.governance._errors",
+    "TOKEN_INVALID": "opsloop.governance._errors",
+    "TOKEN_EXPIRED": "opsloop.governance._errors",
+    "TOKEN_REVOKED": "opsloop.governance._errors",
+    "NO_PERMISSION_RULE": "opsloop.governance._errors",
+    "SIGN_IN_RATE_LIMITED": "opsloop.governance._errors",
 }
 
 

@@ -38,6 +38,7 @@ ROOMS: tuple[str, ...] = (
     "opsloop.gateway",
     "opsloop.monitoring",
     "opsloop.workflows",
+    "opsloop.governance",
 )
 
 

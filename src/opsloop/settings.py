@@ -36,6 +36,18 @@ class Settings(BaseSettings):
     # Who acts (``OPSLOOP_USER``): recorded on runs, versions, alias moves and events;
     # unset, the operating-system user (see ``opsloop.core.resolve_user``).
     user: str | None = None
+    # An API token (``OPSLOOP_TOKEN``, ``ols_...``) the SDK and CLI send to a server as
+    # ``Authorization: Bearer``; see docs/governance.md.
+    token: str | None = Field(default=None, repr=False)
+    # ``OPSLOOP_AUTH=1``: the server authenticates every request (API tokens) and checks
+    # each route's permission rule; off by default (a local server stays open).
+    auth: bool = False
+    # ``OPSLOOP_SECRET_KEY``: the server key stored provider secrets are encrypted with
+    # (``opsloop secrets set``); unset, they are stored in plain text, readable only by you.
+    secret_key: str | None = Field(default=None, repr=False)
+    # ``OPSLOOP_AUDIT``: record every successful change in the hash-chained audit trail;
+    # unset, on exactly when ``auth`` is.
+    audit: bool | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     # A Redis this deployment relies on (``OPSLOOP_REDIS_URL``); `opsloop doctor` checks it.

@@ -19,6 +19,7 @@ from rich.table import Column, Table
 
 from opsloop.cli._server import print_address
 from opsloop.core.cli import HomeOption, esc, fmt_value, out, resolve_settings
+from opsloop.core.serve import check_not_open
 from opsloop.selection.cli import leaderboard_table as selection_table
 
 if TYPE_CHECKING:
@@ -180,6 +181,13 @@ def quickstart(
             "feedback, fine-tune SmolLM2, evaluate, gate; tens of minutes on a CPU).",
         ),
     ] = False,
+    allow_open: Annotated[
+        bool,
+        typer.Option(
+            "--allow-open",
+            help="Serve without authentication on a non-loopback `--host` (refused otherwise).",
+        ),
+    ] = False,
 ) -> None:
     """Train a small real sweep, log everything, then open the UI on it.
 
@@ -210,6 +218,8 @@ def quickstart(
     from opsloop.quickstart import run_quickstart  # lazy: loads sklearn
 
     settings = resolve_settings(home=home, ctx=ctx)
+    if not no_serve:  # before the training, not after it
+        check_not_open(settings, host, allow_open=allow_open)
     if settings.is_remote:
         out().print(f"Logging to the server at {esc(settings.tracking_uri)}", soft_wrap=True)
     else:
@@ -269,7 +279,14 @@ def quickstart(
     from opsloop.server import serve  # lazy: loads fastapi
 
     if result.model_uri is None:
-        serve(settings, host=host, port=port, log_level="warning", on_ready=print_address)
+        serve(
+            settings,
+            host=host,
+            port=port,
+            log_level="warning",
+            allow_open=allow_open,
+            on_ready=print_address,
+        )
         out().print("opsloop server: stopped")
         return
 
@@ -301,5 +318,12 @@ def quickstart(
                 f"{qa_url}/v1/predict  (each request is a trace: /ui/#/traces)",
                 soft_wrap=True,
             )
-        serve(settings, host=host, port=port, log_level="warning", on_ready=print_address)
+        serve(
+            settings,
+            host=host,
+            port=port,
+            log_level="warning",
+            allow_open=allow_open,
+            on_ready=print_address,
+        )
     out().print("opsloop server: stopped")

@@ -52,8 +52,26 @@ def server(
         ),
     ] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth",
+            help="Authenticate every request with an API token (`opsloop tokens create`) and "
+            "check each route's permission rule; also `OPSLOOP_AUTH=1`. Records the audit trail.",
+        ),
+    ] = False,
+    allow_open: Annotated[
+        bool,
+        typer.Option(
+            "--allow-open",
+            help="Serve without authentication on a non-loopback address (refused otherwise).",
+        ),
+    ] = False,
 ) -> None:
     """Run the opsloop server: the REST API (`/api/v1`) and the web UI (`/ui/`).
+
+    Without `--auth` the server is open: anyone who reaches it can read and change
+    everything, so it refuses a non-loopback `--host` unless `--allow-open`.
 
     An empty database gets the schema on first start. A database with an older
     schema is left alone and the server refuses to start (exit code 2): back
@@ -63,13 +81,15 @@ def server(
 
         opsloop server
         opsloop server --home ./team-home --port 8080
-        opsloop server --host 0.0.0.0 --workers 4 --database-url postgresql+psycopg://me@db/opsloop
+        opsloop server --host 0.0.0.0 --auth --workers 4 --database-url postgresql+psycopg://me@db/opsloop
     """
     from opsloop.server import serve  # lazy: loads fastapi
 
     settings = resolve_settings(
         home=home, database_url=database_url, artifact_uri=artifact_uri, ctx=ctx
     )
+    if auth:
+        settings = settings.model_copy(update={"auth": True})
     serve(
         settings,
         host=host,
@@ -77,6 +97,7 @@ def server(
         workers=workers,
         log_level=log_level.lower(),
         access_log=access_log,
+        allow_open=allow_open,
         on_ready=print_address,
     )
     out().print("opsloop server: stopped")

@@ -31,7 +31,13 @@ from opsloop.core._context import (
     set_default_context,
 )
 from opsloop.core._flusher import BackgroundFlusher
-from opsloop.core._identity import ACTOR_HEADER, actor_from_header, os_user, resolve_user
+from opsloop.core._identity import (
+    ACTOR_HEADER,
+    AUTHENTICATED_USER,
+    actor_from_header,
+    os_user,
+    resolve_user,
+)
 from opsloop.core._room import ClientProperty, Nav, Room, UiRoute, hooks, load_ref
 
 if TYPE_CHECKING:
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTOR_HEADER",
+    "AUTHENTICATED_USER",
     "VERSION",
     "BackgroundFlusher",
     "ClientProperty",

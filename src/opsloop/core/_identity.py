@@ -2,7 +2,9 @@
 
 In order: an explicit user (a CLI flag, a request's ``X-Opsloop-User``
 header on the server), ``Settings.user`` (``OPSLOOP_USER``), then the
-operating-system user. Rooms never guess on their own.
+operating-system user. Rooms never guess on their own. A server with auth
+on replaces the header with the token's user, so a caller cannot name
+someone else.
 """
 
 from __future__ import annotations
@@ -12,12 +14,23 @@ import os
 
 from opsloop.settings import Settings
 
-__all__ = ["ACTOR_HEADER", "MAX_USER_LENGTH", "actor_from_header", "os_user", "resolve_user"]
+__all__ = [
+    "ACTOR_HEADER",
+    "AUTHENTICATED_USER",
+    "MAX_USER_LENGTH",
+    "actor_from_header",
+    "os_user",
+    "resolve_user",
+]
 
 ACTOR_HEADER = "X-Opsloop-User"
 """The request header a client names its acting user in (the server records it)."""
 
 MAX_USER_LENGTH = 256
+
+AUTHENTICATED_USER = "opsloop.authenticated_user"
+"""The key in a request's ``scope["state"]`` holding the user a server with auth on
+authenticated (the governance room's guard sets it; its header is then that user too)."""
 
 
 _USER_VARS = ("LOGNAME", "USER", "LNAME", "USERNAME")  # what getpass.getuser reads first

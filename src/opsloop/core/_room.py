@@ -77,6 +77,9 @@ class Room:
     #: ``"module:attr"`` of ``start(context) -> stop``: work ``opsloop server`` runs in the
     #: background while it serves (the workflows room's schedules and event triggers).
     background: tuple[str, ...] = ()
+    #: ``"module:attr"`` of ``install(app, context)``: called by ``create_app`` once every
+    #: route is mounted (the governance room's authentication and permission middleware).
+    middleware: tuple[str, ...] = ()
 
 
 def hooks(name: str) -> list[Callable[..., Any]]:

@@ -61,6 +61,8 @@ class Transport:
         headers = {"User-Agent": "opsloop-python"}
         if user:
             headers[ACTOR_HEADER] = user
+        if settings.token:  # a server with auth on takes the user from the token, not the header
+            headers["Authorization"] = f"Bearer {settings.token}"
         self._http = httpx.Client(
             base_url=f"{self.base_url}{API_PREFIX}",
             timeout=httpx.Timeout(

@@ -7,6 +7,7 @@ serving room) and the quickstart.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import signal
 import socket
 import threading
@@ -19,6 +20,28 @@ from opsloop.settings import Settings
 def server_url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) only listens on this machine."""
+    if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def check_not_open(settings: Settings, host: str, *, allow_open: bool) -> None:
+    """Refuse to serve without authentication on an address other machines can reach."""
+    if settings.auth or allow_open or is_loopback(host):
+        return
+    raise InvalidArgument(
+        f"refusing to serve without authentication on {host}: anyone who reaches it could "
+        "read and change everything. Turn authentication on (`--auth`, `OPSLOOP_AUTH=1`, "
+        "with tokens from `opsloop tokens create`) or pass `--allow-open` to serve open anyway",
+        details={"host": host},
+    )
 
 
 def prepare_database(settings: Settings) -> bool:

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from opsloop.core._context import Context
-from opsloop.core._identity import ACTOR_HEADER, actor_from_header
+from opsloop.core._identity import ACTOR_HEADER, AUTHENTICATED_USER, actor_from_header
 from opsloop.core._web_errors import error_response, install_error_handlers
 from opsloop.core._web_json import JSONBody
 from opsloop.core._web_limits import BodyLimitMiddleware
@@ -26,6 +26,7 @@ __all__ = [
     "Ctx",
     "JSONBody",
     "StrictBody",
+    "claimed_user",
     "error_response",
     "get_actor",
     "get_context",
@@ -64,6 +65,14 @@ async def get_actor(request: Request) -> str | None:
 
 
 Actor = Annotated[str | None, Depends(get_actor)]
+
+
+def claimed_user(request: Request, claimed: str | None) -> str | None:
+    """The user a request body names (a run's ``user``), unless the server authenticated the
+    caller: then the authenticated user, whatever the body says."""
+    state = request.scope.get("state") or {}
+    authenticated = state.get(AUTHENTICATED_USER)
+    return authenticated if isinstance(authenticated, str) else claimed
 
 
 def service(factory: Callable[[Context], T]) -> Callable[[Request], Awaitable[T]]:

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
 from opsloop.core import resolve_user
-from opsloop.core.web import Actor, Ctx, StrictBody, ok, service
+from opsloop.core.web import Actor, Ctx, StrictBody, claimed_user, ok, service
 from opsloop.errors import InvalidArgument
 from opsloop.feedback._backend import feedback_service
 from opsloop.feedback._service import FeedbackService
@@ -133,16 +133,12 @@ def agreement(
 @router.post(
     "/feedback/annotations", response_model=Annotation, summary="Record an annotation (upsert)"
 )
-def annotate(body: Annotate, svc: Svc, ctx: Ctx, actor: Actor) -> Response:
+def annotate(body: Annotate, svc: Svc, ctx: Ctx, actor: Actor, request: Request) -> Response:
     fields = body.model_dump(exclude={"name", "value", "author"})
-    return ok(
-        svc.annotate(
-            body.name,
-            body.value,
-            author=body.author or resolve_user(ctx.settings, actor),
-            **fields,
-        )
-    )
+    author = body.author or resolve_user(ctx.settings, actor)
+    if body.source == "human":  # on a server with auth on, a person annotates as themself
+        author = claimed_user(request, author) or author
+    return ok(svc.annotate(body.name, body.value, author=author, **fields))
 
 
 @router.get("/feedback/annotations", summary="List annotations, oldest first")

@@ -137,7 +137,7 @@ def _openai(
     options: dict[str, Any],
 ) -> Provider:
     model, spec_url = split_openai_spec(spec)
-    secrets = SecretStore(settings.home)
+    secrets = SecretStore(settings.home, settings.secret_key)
     given = options.pop("base_url", None)
     if spec_url and given and str(given).rstrip("/") != spec_url.rstrip("/"):
         raise InvalidArgument(

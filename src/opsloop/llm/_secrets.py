@@ -6,18 +6,28 @@ same folder, fsynced, renamed over the old one) under an exclusive lock, so a
 crash or a concurrent writer never leaves a half-written file and two writers
 never lose each other's changes. Values are never printed by opsloop:
 ``secrets list`` shows names only. This keeps keys out of shell history and
-environment dumps; it is not encryption at rest.
+environment dumps.
+
+With a server key (``OPSLOOP_SECRET_KEY``, ``Settings.secret_key``) values are
+encrypted at rest: each is stored as ``enc:v1:`` and a Fernet token
+(AES-128-CBC with an HMAC-SHA256, from the ``cryptography`` package) under a
+key derived from the server key by SHA-256, and every write encrypts the
+values still stored in plain text. Reading an encrypted value without the
+key, or with another key, is refused with a clear error.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from opsloop.errors import InvalidArgument, NotFound
 
@@ -29,6 +39,7 @@ __all__ = ["SecretStore"]
 FILE_NAME = "secrets.json"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 MAX_VALUE = 64 * 1024
+ENCRYPTED = "enc:v1:"
 
 
 def check_name(name: object) -> str:
@@ -42,11 +53,40 @@ def check_name(name: object) -> str:
 
 
 class SecretStore:
-    """Named secrets of one opsloop home."""
+    """Named secrets of one opsloop home; encrypted at rest when given a server ``key``."""
 
-    def __init__(self, home: str | os.PathLike[str]) -> None:
+    def __init__(self, home: str | os.PathLike[str], key: str | None = None) -> None:
         self.home = Path(home).expanduser()
         self.path = self.home / FILE_NAME
+        self._fernet: Any = None
+        if key:
+            from cryptography.fernet import Fernet  # lazy: only with a server key
+
+            digest = hashlib.sha256(key.encode()).digest()
+            self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+
+    def _seal(self, value: str) -> str:
+        if self._fernet is None or value.startswith(ENCRYPTED):
+            return value
+        return ENCRYPTED + str(self._fernet.encrypt(value.encode()).decode())
+
+    def _open(self, name: str, stored: str) -> str:
+        if not stored.startswith(ENCRYPTED):
+            return stored
+        if self._fernet is None:
+            raise InvalidArgument(
+                f"secret {name!r} is encrypted: set OPSLOOP_SECRET_KEY to the server key",
+                details={"secret": name},
+            )
+        from cryptography.fernet import InvalidToken  # lazy: only with a server key
+
+        try:
+            return str(self._fernet.decrypt(stored[len(ENCRYPTED) :].encode()).decode())
+        except InvalidToken:
+            raise InvalidArgument(
+                f"secret {name!r} was encrypted with another key than OPSLOOP_SECRET_KEY",
+                details={"secret": name},
+            ) from None
 
     def _read(self) -> dict[str, str]:
         try:
@@ -86,6 +126,7 @@ class SecretStore:
             os.close(fd)
 
     def _write(self, data: dict[str, str]) -> None:
+        data = {k: self._seal(v) for k, v in data.items()}  # plain values get encrypted too
         tmp = self.home / f".{FILE_NAME}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -101,7 +142,8 @@ class SecretStore:
 
     def get(self, name: str) -> str | None:
         """The secret's value, or None when there is no such secret."""
-        return self._read().get(check_name(name))
+        stored = self._read().get(check_name(name))
+        return None if stored is None else self._open(name, stored)
 
     def require(self, name: str) -> str:
         """The secret's value; ``NotFound`` saying how to set it otherwise."""

@@ -29,7 +29,9 @@ app = room_app(
     "llm", "Language models: chat with a local or OpenAI-compatible model, list the bundled ones."
 )
 secrets_app = room_app(
-    "secrets", "Stored secrets (API keys) in <home>/secrets.json, readable only by you."
+    "secrets",
+    "Stored secrets (API keys) in <home>/secrets.json, readable only by you; encrypted at "
+    "rest when OPSLOOP_SECRET_KEY is set.",
 )
 
 NameArg = Annotated[
@@ -189,7 +191,8 @@ def secrets_set(
         value = sys.stdin.read().strip()
     elif value is None:
         value = typer.prompt(f"Value of {name}", hide_input=True)
-    store = SecretStore(resolve_settings(home=home, ctx=ctx).home)
+    settings = resolve_settings(home=home, ctx=ctx)
+    store = SecretStore(settings.home, settings.secret_key)
     store.set(name, value)
     out().print(f"stored secret [bold]{esc(name)}[/] in {esc(store.path)}")
 

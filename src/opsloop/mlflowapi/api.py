@@ -23,6 +23,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.core import Context
+from opsloop.core.web import claimed_user
 from opsloop.errors import OpsloopError
 from opsloop.mlflowapi import _artifacts as A
 from opsloop.mlflowapi import _logged_models, _registry, _tracking
@@ -157,6 +158,9 @@ async def mlflow_call(rest: str, request: Request) -> Response:
     try:
         msg = await _message(request)
         msg.data.update(params)
+        authenticated = claimed_user(request, None)
+        if authenticated is not None and rest == "runs/create":  # the token's user, not the body's
+            msg.data["user_id"] = authenticated
         result = await run_in_threadpool(handler, request.app.state.opsloop, msg)
     except Exception as exc:
         return _failure(exc)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from opsloop.feedback import Feedback
     from opsloop.finetune import Finetune
     from opsloop.gateway import Gateway
+    from opsloop.governance import Governance
     from opsloop.monitoring import Monitoring
     from opsloop.prompts import Prompts
     from opsloop.registry import Registry
@@ -77,6 +78,7 @@ class Client(Tracking):
         evaluation: Evaluation
         finetune: Finetune
         gateway: Gateway
+        governance: Governance
         monitoring: Monitoring
         prompts: Prompts
         registry: Registry

@@ -131,4 +131,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
             # The UI is one page; it routes by URL hash, so every /ui path serves it.
             return HTMLResponse(index, headers={"Cache-Control": "no-cache"})
 
+    # Last, so a room's middleware sees every route (the permission check walks them all).
+    for room in declarations():
+        for ref in room.middleware:
+            load_ref(ref)(app, state)
     return app

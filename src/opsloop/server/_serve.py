@@ -14,7 +14,13 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from opsloop.core.serve import check_port_free, prepare_database, quiet_signal_reraise, server_url
+from opsloop.core.serve import (
+    check_not_open,
+    check_port_free,
+    prepare_database,
+    quiet_signal_reraise,
+    server_url,
+)
 from opsloop.errors import InvalidArgument, Unavailable
 from opsloop.settings import Settings
 
@@ -43,18 +49,22 @@ def serve(
     workers: int = 1,
     log_level: str = "info",
     access_log: bool = False,
+    allow_open: bool = False,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the API and UI until SIGINT/SIGTERM, then shut down gracefully and return.
 
     Checks the schema first (``SchemaOutOfDate`` for an old one; an empty
     database is initialised) and that the port is free (``Unavailable``).
-    ``on_ready`` gets the server's URL just before uvicorn starts.
+    ``on_ready`` gets the server's URL just before uvicorn starts. Without
+    ``settings.auth`` it serves only on a loopback address unless ``allow_open``
+    (``InvalidArgument`` otherwise).
     """
     import uvicorn
 
     if workers < 1:
         raise InvalidArgument(f"workers must be at least 1, got {workers}")
+    check_not_open(settings, host, allow_open=allow_open)
     prepare_database(settings)
     check_port_free(host, port)
     common = {

@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from opsloop.core import Context as AppState
 from opsloop.core.web import StrictBody as _Body
+from opsloop.core.web import claimed_user, ok
 from opsloop.core.web import get_context as get_state
-from opsloop.core.web import ok
 from opsloop.errors import PayloadTooLarge
 from opsloop.store import LocalArtifactStore
 from opsloop.tracking import artifact_service, tracking_service
@@ -203,7 +203,7 @@ def _points(wire: list[tuple[str, float | None, int, int]]) -> list[tuple[str, f
 
 
 @router.post("/runs", response_model=Run, status_code=201, summary="Create a run")
-def create_run(body: CreateRun, st: State) -> Response:
+def create_run(body: CreateRun, st: State, request: Request) -> Response:
     s = st.settings
     check_batch_limits(
         len(body.metrics),
@@ -221,7 +221,7 @@ def create_run(body: CreateRun, st: State) -> Response:
         tags=body.tags,
         params=body.params,
         notes=body.notes,
-        user=body.user,
+        user=claimed_user(request, body.user) or "",
         metrics=_points(body.metrics),
     )
     return ok(run, 201)

@@ -13,8 +13,42 @@ export class ApiError extends Error {
   }
 }
 
+const TOKEN_KEY = "opsloop.token";
+
+/** The API token this browser keeps (a server with `--auth` needs one), as request headers. */
+export function authHeaders() {
+  const token = localStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+/** After a 401 for a missing, unknown, expired or revoked token: ask for one; true if given. */
+function askForToken(code) {
+  const why = code === "TOKEN_REQUIRED" ? "needs an API token" : `refused the token (${code})`;
+  const token = window.prompt(
+    `This opsloop server ${why}. Paste an API token (from \`opsloop tokens create\`); ` +
+      "it is kept in this browser.",
+  );
+  if (!token) return false;
+  localStorage.setItem(TOKEN_KEY, token.trim());
+  return true;
+}
+
 /** Call the API and return its JSON; throws ApiError with the server's message on failure. */
-export async function api(path, { method = "GET", body, signal, query } = {}) {
+export async function api(path, opts = {}) {
+  const used = localStorage.getItem(TOKEN_KEY);
+  try {
+    return await apiOnce(path, opts);
+  } catch (err) {
+    // Calls refused together ask once: the others go again with the token given meanwhile.
+    if (err instanceof ApiError && err.status === 401 && String(err.code).startsWith("TOKEN_")
+        && (localStorage.getItem(TOKEN_KEY) !== used || askForToken(err.code))) {
+      return apiOnce(path, opts);
+    }
+    throw err;
+  }
+}
+
+async function apiOnce(path, { method = "GET", body, signal, query } = {}) {
   let url = API + path;
   if (query) {
     const qs = new URLSearchParams();
@@ -25,7 +59,7 @@ export async function api(path, { method = "GET", body, signal, query } = {}) {
     const s = qs.toString();
     if (s) url += (url.includes("?") ? "&" : "?") + s;
   }
-  const init = { method, signal, headers: { Accept: "application/json" } };
+  const init = { method, signal, headers: { Accept: "application/json", ...authHeaders() } };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
@@ -66,7 +100,7 @@ export function artifactUrl(runId, path) {
  * there in case the server ignores the range). Returns {bytes, truncated}.
  */
 export async function fetchArtifactHead(runId, path, limit, signal) {
-  const res = await fetch(artifactUrl(runId, path), { headers: { Range: `bytes=0-${limit - 1}` }, signal });
+  const res = await fetch(artifactUrl(runId, path), { headers: { Range: `bytes=0-${limit - 1}`, ...authHeaders() }, signal });
   if (!res.ok) {
     let msg = `HTTP ${res.status}`;
     let code = "INTERNAL";

@@ -1,0 +1,16 @@
+"""The governance room's declaration (read by the hubs through ``opsloop.rooms``)."""
+
+from opsloop.core import ClientProperty, Nav, Room, UiRoute
+
+ROOM = Room(
+    name="governance",
+    doc="API tokens and roles, the permission rule of every route, the hash-chained audit trail.",
+    tables=("opsloop.governance._tables",),
+    routers=("opsloop.governance.api:router",),
+    cli_groups=("opsloop.governance.cli:tokens_app", "opsloop.governance.cli:audit_app"),
+    client=ClientProperty("governance", "opsloop.governance:Governance"),
+    nav=(Nav("audit", "Audit", order=95),),
+    ui_routes=(UiRoute("audit", "pages/audit.js", "renderAudit"),),
+    # Authentication, permission rules and the audit trail, around every route of the server.
+    middleware=("opsloop.governance._guard:install",),
+)

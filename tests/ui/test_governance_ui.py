@@ -1,0 +1,78 @@
+"""With auth on, the UI asks once for an API token, keeps it in the browser and sends it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opsloop import Client
+from opsloop.settings import Settings
+from tests.conftest import live_server
+
+pytestmark = pytest.mark.ui
+
+XSS = "<img src=x onerror=window.__xss=1>"
+
+
+def test_the_ui_asks_for_a_token_once_and_keeps_it(browser: Any, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", auth=True)
+    with Client(settings=settings) as c:
+        c.create_experiment("guarded-exp")
+        secret = c.governance.create_token("vera", "viewer").secret
+    asked: list[str] = []
+
+    def on_dialog(d: Any) -> None:
+        asked.append(d.message)
+        d.accept(secret)
+
+    with live_server(settings) as srv:
+        ctx = browser.new_context()
+        try:
+            page = ctx.new_page()
+            page.set_default_timeout(15_000)
+            page.on("dialog", on_dialog)
+            page.goto(f"{srv.url}/ui/#/experiments")
+            page.get_by_text("guarded-exp").first.wait_for()
+            assert len(asked) == 1 and "needs an API token" in asked[0]
+            page.reload()
+            page.get_by_text("guarded-exp").first.wait_for()
+            assert len(asked) == 1  # kept in the browser, sent with every call
+        finally:
+            ctx.close()
+
+
+def test_audit_page_lists_filters_and_shows_the_chain(page: Any, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", audit=True)
+    with live_server(settings) as srv:
+        api = f"{srv.url}/api/v1"
+        for who, name in (("zoe", "m1"), ("max", "m2"), ("zoe", XSS)):
+            r = httpx.post(
+                f"{api}/registry/models", json={"name": name}, headers={"X-Opsloop-User": who}
+            )
+            assert r.status_code in (201, 400), r.text
+        httpx.patch(
+            f"{api}/registry/models/m1",
+            json={"description": "v2"},
+            headers={"X-Opsloop-User": "zoe"},
+        ).raise_for_status()
+        page.goto(f"{srv.url}/ui/#/audit")
+        page.locator("[data-testid=audit-row]").first.wait_for()
+        assert "Chain intact" in page.get_by_test_id("audit-chain").inner_text()
+        actors = page.locator("[data-testid=audit-actor]").all_inner_texts()
+        assert actors[0] == "zoe" and "max" in actors  # newest first
+        page.get_by_test_id("audit-actor-filter").fill("max")
+        page.get_by_role("button", name="Search").click()
+        page.wait_for_function("document.querySelectorAll('[data-testid=audit-row]').length === 1")
+        assert page.locator("[data-testid=audit-path]").inner_text() == "/api/v1/registry/models"
+        page.get_by_test_id("audit-actor-filter").fill("zoe")
+        page.get_by_test_id("audit-method-filter").select_option("PATCH")
+        page.get_by_role("button", name="Search").click()
+        page.wait_for_function("document.querySelectorAll('[data-testid=audit-row]').length === 1")
+        row = page.locator("[data-testid=audit-row]")
+        row.locator("summary").click()
+        shown = row.locator("pre").all_inner_texts()
+        assert '"description": ""' in shown[0] and '"description": "v2"' in shown[1]
+        assert page.evaluate("window.__xss") is None
