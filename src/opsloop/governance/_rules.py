@@ -212,6 +212,8 @@ GET    /api/v1/monitoring/predictions                                           
 GET    /api/v1/monitoring/metrics                                                      viewer
 GET    /api/v1/monitoring/performance                                                  viewer
 GET    /api/v1/monitoring/summary                                                      viewer
+GET    /api/v1/monitoring/scores                                                       viewer
+GET    /api/v1/monitoring/usage                                                        viewer
 GET    /api/v1/monitoring/deployments                                                  viewer
 POST   /api/v1/monitoring/monitors                                                     editor
 GET    /api/v1/monitoring/monitors                                                     viewer
