@@ -8,8 +8,8 @@ stays as it was. Saved, a version is a Hugging Face folder with
 the transformers flavor's metadata), so no pickle is involved. Loaded, the
 model is built from its config, the float tensors are loaded, and each Linear
 becomes torch's dynamically quantised Linear
-(``torch.ao.quantization.quantize_dynamic``) holding the stored int8 weights:
-activations are quantised per batch at run time. That runs on CPU only.
+(``torch.ao.nn.quantized.dynamic.Linear``) holding the stored int8 weights,
+its activations quantised per token at run time. That runs on CPU only.
 
 Before quantising, SmoothQuant scales (``_smooth``) are folded into a copy of
 the float weights, so the per-call activation scale is not set by a few
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import os
 import warnings
 from collections.abc import Iterator
@@ -120,7 +121,8 @@ def save_int8(
             "model_id": lm.model_id,
             "task": "text-generation",
             "quantization": {
-                "method": "int8 weights, per output channel, symmetric; dynamic int8 activations",
+                "method": "int8 weights, per output channel, symmetric; dynamic int8 "
+                "activations, per token",
                 "layers": "torch.nn.Linear",
                 "count": len(linear),
                 "smoothing": smoothing,
@@ -160,24 +162,45 @@ def load_int8(folder: Path, ctx: LoadContext) -> tuple[Any, Any]:
     model.load_state_dict(floats, strict=False)
     model.tie_weights()
     model.eval()
+    modules = dict(model.named_modules())
+    cls = _per_token_linear()
     with _quiet():
-        from torch.ao.quantization import quantize_dynamic
-
-        qmodel: Any = quantize_dynamic(  # type: ignore[no-untyped-call]
-            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-        )
-        modules = dict(qmodel.named_modules())
-        for key in stored:
-            if not key.endswith(_Q):
-                continue
-            name = key[: -len(".weight" + _Q)]
-            q, scale = stored[key], stored[key[: -len(_Q)] + _SCALE]
+        for name in _linear_names(model):
+            lin = modules[name]
+            q, scale = stored[f"{name}.weight{_Q}"], stored[f"{name}.weight{_SCALE}"]
             qw = torch._make_per_channel_quantized_tensor(
                 q, scale.double(), torch.zeros(q.shape[0], dtype=torch.long), 0
             )
-            mod = modules[name]
-            mod.set_weight_bias(qw, mod.bias())
-    return qmodel, tok
+            new = cls(lin.in_features, lin.out_features, bias_=False, dtype=torch.qint8)
+            new.set_weight_bias(qw, None)
+            new.float_bias = None if lin.bias is None else lin.bias.detach().clone()
+            parent, _, child = name.rpartition(".")
+            setattr(modules[parent] if parent else model, child, new)
+    return model, tok
+
+
+@functools.cache
+def _per_token_linear() -> type:
+    """torch's dynamically quantised Linear with activations quantised per token.
+
+    The kernel picks one activation scale per call, over every row of the input,
+    and a few tokens of a prompt (the first above all) carry activations far
+    larger than the rest: one scale for all of them flattens the others. Each row
+    is divided by its own largest magnitude first and the output rows multiplied
+    back (a Linear is row-wise, so this is exact in float): the kernel's one
+    scale is then every row's own. The bias is added after, in float.
+    """
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    class PerTokenInt8Linear(DynamicLinear):
+        float_bias: Any = None
+
+        def forward(self, x: Any) -> Any:
+            peak = x.abs().amax(-1, keepdim=True).clamp(min=1e-6)
+            y = super().forward(x / peak) * peak  # type: ignore[no-untyped-call]
+            return y if self.float_bias is None else y + self.float_bias
+
+    return PerTokenInt8Linear
 
 
 def weight_bytes(model: Any) -> int:
