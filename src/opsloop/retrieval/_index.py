@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from opsloop.retrieval._lance import LanceIndex
+
 T = TypeVar("T")
 _MIN_TRAIN = 256
 BACKENDS = ("faiss", "lance")
@@ -63,19 +65,17 @@ def _lance_in_use(home: str | os.PathLike[str] | None) -> bool:
     return root.is_dir() and any(p.suffix == ".lance" for p in root.iterdir())
 
 
-def _lance_backend(
-    name: str, home: str | os.PathLike[str] | None, backend: str | None
-) -> type[VectorIndex] | None:
-    """``LanceIndex`` when ``name`` is (or is to be made) a lance index, else None."""
+def _is_lance(name: str, home: str | os.PathLike[str] | None, backend: str | None) -> bool:
+    """Whether ``name`` is (or is to be made) a lance index."""
     default, uri = _settings_backend()
-    if backend == "faiss" or (backend is None and default == "faiss" and not uri):
-        if not (S.indexes_root(home) / f"{name}.lance").is_dir():
-            return None
-    from opsloop.retrieval._lance import LanceIndex, lance_exists  # lazy: loads lancedb
-
+    faiss = backend == "faiss" or (backend is None and default == "faiss" and not uri)
+    if faiss and not (S.indexes_root(home) / f"{name}.lance").is_dir():
+        return False
     if backend == "lance" or (backend is None and default == "lance"):
-        return LanceIndex
-    return LanceIndex if lance_exists(name, home) else None
+        return True
+    from opsloop.retrieval._lance import lance_exists  # lazy: loads lancedb
+
+    return lance_exists(name, home)
 
 
 def _check_metric(metric: str | None) -> str | None:
@@ -125,7 +125,7 @@ class VectorIndex(SearchMixin):
         ann_threshold: int | None = None,
         create: bool = True,
         backend: str | None = None,
-    ) -> VectorIndex:
+    ) -> VectorIndex | LanceIndex:
         """Open (by default creating) index ``name``.
 
         ``dim`` and ``metric`` (``"cosine"``, the default, or ``"l2"``) are fixed
@@ -139,17 +139,17 @@ class VectorIndex(SearchMixin):
         if backend is not None and backend not in BACKENDS:
             raise InvalidArgument(f"backend must be one of {BACKENDS}, got {backend!r}")
         folder = S.indexes_root(home) / name
-        if not (folder / S.DB_FILE).is_file():
-            chosen = _lance_backend(name, home, backend)
-            if chosen is not None:
-                return chosen.open(
-                    name,
-                    dim=_check_dim(dim),
-                    home=home,
-                    metric=_check_metric(metric),
-                    ann_threshold=_check_threshold(ann_threshold),
-                    create=create,
-                )
+        if not (folder / S.DB_FILE).is_file() and _is_lance(name, home, backend):
+            from opsloop.retrieval._lance import LanceIndex  # lazy: loads lancedb
+
+            return LanceIndex.open(
+                name,
+                dim=_check_dim(dim),
+                home=home,
+                metric=_check_metric(metric),
+                ann_threshold=_check_threshold(ann_threshold),
+                create=create,
+            )
         return cls._open_faiss(name, dim, home, metric, ann_threshold, create)
 
     @classmethod
@@ -540,3 +540,10 @@ class VectorIndex(SearchMixin):
             )
             if centroids is not None:
                 self._centroids = (str(files["centroids_file"]), centroids)
+
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    # What ``VectorIndex.open`` gives: a FAISS index or a LanceDB one (same methods).
+    AnyIndex: TypeAlias = VectorIndex | LanceIndex

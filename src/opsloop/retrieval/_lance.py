@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from opsloop.errors import InvalidArgument, NotFound
 from opsloop.retrieval import _store as S
 from opsloop.retrieval._filter import compile_filter
-from opsloop.retrieval._index import VectorIndex
 from opsloop.retrieval._lance_filter import row_columns, where_sql
 from opsloop.retrieval._snapshots import SearchHit
 from opsloop.retrieval._validate import (
@@ -93,14 +93,12 @@ def _tables(db: Any) -> builtins.list[str]:
     return sorted(str(n) for n in names)
 
 
-class LanceIndex(VectorIndex):
+class LanceIndex:
     """A named vector index in a LanceDB table; open it with ``VectorIndex.open`` (the
     ``lance`` backend) or ``LanceIndex.open``. ``path`` is the table's folder for a local
     index; ``location`` is its URI either way."""
 
-    def __init__(  # noqa: PLW0231 (none of VectorIndex's files: its methods are overridden)
-        self, name: str, db: Any, table: Any, pending: dict[str, Any]
-    ) -> None:
+    def __init__(self, name: str, db: Any, table: Any, pending: dict[str, Any]) -> None:
         self.name = name
         self.location = f"{str(db.uri).rstrip('/')}/{name}.lance"
         self.path = Path(self.location)
@@ -121,9 +119,12 @@ class LanceIndex(VectorIndex):
         metric: str | None = None,
         ann_threshold: int | None = None,
         create: bool = True,
+        backend: str | None = "lance",
         uri: str | None = None,
     ) -> LanceIndex:
         S.check_name(name)
+        if backend != "lance":
+            raise InvalidArgument(f"LanceIndex is the lance backend, not {backend!r}")
         db = _connect(home, uri)
         table = db.open_table(name) if name in _tables(db) else None
         if table is None and not create:
@@ -160,6 +161,12 @@ class LanceIndex(VectorIndex):
     def close(self) -> None:
         self._closed = True
         self._tbl = None
+
+    def __enter__(self) -> LanceIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"LanceIndex({self.name!r}, location={self.location!r})"
@@ -383,15 +390,14 @@ class LanceIndex(VectorIndex):
             if vix is not None:
                 tbl.drop_index(vix["name"])
             return
-        dim = int(self.dim or 0)
-        tbl.create_index(
-            metric="cosine" if self.metric == "cosine" else "l2",
-            vector_column_name="vector",
-            index_type="IVF_PQ",
+        from lancedb.index import IvfPq  # lazy: optional extra
+
+        config = IvfPq(
+            distance_type="cosine" if self.metric == "cosine" else "l2",
             num_partitions=nlist or _nlist(live),
-            num_sub_vectors=_subvectors(dim),
-            replace=True,
+            num_sub_vectors=_subvectors(int(self.dim or 0)),
         )
+        tbl.create_index("vector", config=config, replace=True)
 
     # ------------------------------------------------------------------ searching
 
@@ -443,7 +449,7 @@ class LanceIndex(VectorIndex):
         for row in q:
             query = (
                 tbl.search(row, vector_column_name="vector")
-                .metric("cosine" if cosine else "l2")
+                .distance_type("cosine" if cosine else "l2")
                 .select(["id", "text", "metadata", "_distance"])
                 .limit(k)
             )
@@ -482,8 +488,6 @@ def _no_keywords(name: str) -> InvalidArgument:
 
 
 def _hits(table: Any, cosine: bool) -> builtins.list[SearchHit]:
-    import math
-
     rows = table.to_pylist()
     rows.sort(key=lambda r: r["_distance"])
     return [
@@ -502,7 +506,7 @@ def _quote(s: str) -> str:
 
 
 def _nlist(n: int) -> int:
-    return max(1, min(4096, int(round(n**0.5))))
+    return max(1, min(4096, math.isqrt(n)))
 
 
 def _subvectors(dim: int) -> int:
@@ -511,4 +515,3 @@ def _subvectors(dim: int) -> int:
         if want >= 1 and dim % want == 0:
             return want
     return 1
-

@@ -49,8 +49,9 @@ def row_columns(kv: Iterable[tuple[str, int, Any]]) -> tuple[list[str], dict[str
         tokens.append(token(key, t, v))
         if t in (T_NUM, T_TEXT):
             value = float(v) if t == T_NUM else v
-            lo, hi = range_column(key, "nmin" if t == T_NUM else "smin"), range_column(
-                key, "nmax" if t == T_NUM else "smax"
+            lo, hi = (
+                range_column(key, "nmin" if t == T_NUM else "smin"),
+                range_column(key, "nmax" if t == T_NUM else "smax"),
             )
             ranges[lo] = value if lo not in ranges else min(ranges[lo], value)
             ranges[hi] = value if hi not in ranges else max(ranges[hi], value)
