@@ -444,7 +444,11 @@ class LanceIndex:
         if cosine:
             q = normalise(q, "query")
         where = where_sql(filter, tbl.schema.names) if filter else None
-        indexed = not exact and self._vector_index() is not None
+        vix = None if exact else self._vector_index()
+        # Probe a tenth of the lists (at least 40); twice that under a filter, whose
+        # matches are spread thinner over each list.
+        if vix is not None and probes is None:
+            probes = max(40, _nlist(vix["indexed"]) // 10) * (2 if where else 1)
         out = []
         for row in q:
             query = (
@@ -455,7 +459,7 @@ class LanceIndex:
             )
             if where:
                 query = query.where(where, prefilter=True)
-            if indexed:
+            if vix is not None:
                 query = query.nprobes(probes or 40).refine_factor(10)
             else:
                 query = query.bypass_vector_index()
