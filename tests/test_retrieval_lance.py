@@ -6,6 +6,7 @@ an index in S3 on a real S3-compatible server (moto's).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from opsloop.errors import InvalidArgument, NotFound
 from opsloop.retrieval import VectorIndex
@@ -110,6 +112,15 @@ def test_an_index_keeps_its_backend_and_odd_values_filter_right(
     monkeypatch.setenv("OPSLOOP_INDEX_BACKEND", "faiss")
     with VectorIndex.open("lan", home=home, create=False) as ln:  # found by its table
         assert ln.info()["engine"] == "lance" and len(ln) == 4
+    from opsloop.cli import app
+
+    res = CliRunner().invoke(app, ["--home", str(home), "index", "list", "--json"])
+    assert res.exit_code == 0, res.output
+    listed = {i["name"]: i for i in json.loads(res.output)}
+    assert listed["lan"]["engine"] == "lance" and listed["lan"]["count"] == 4
+    assert listed["lan"]["size_bytes"] > 0 and listed["fai"]["engine"] == "faiss"
+    res = CliRunner().invoke(app, ["--home", str(home), "index", "info", "lan"])
+    assert res.exit_code == 0 and "lance" in res.output, res.output
     with pytest.raises(InvalidArgument, match="backend must be"):
         VectorIndex.open("z", home=home, backend="milvus")
 

@@ -105,6 +105,8 @@ class LanceIndex:
         self._db = db
         self._tbl = table  # None until the first vectors fix the dimension
         self._pending = pending  # dim/metric/ann_threshold of a table not made yet
+        self._fixed: tuple[int, str] | None = None  # (dim, metric), fixed once the table is
+        self._vix: tuple[int, dict[str, Any] | None] | None = None  # (version, vector index)
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -210,17 +212,25 @@ class LanceIndex:
 
     # ------------------------------------------------------------------ properties
 
-    @property
-    def dim(self) -> int | None:
+    def _dim_metric(self) -> tuple[int | None, str]:
+        if self._fixed is not None:
+            self._table()  # still there
+            return self._fixed
         tbl = self._table()
         if tbl is None:
             d = self._pending["dim"]
-            return None if d is None else int(d)
-        return int(tbl.schema.field("vector").type.list_size)
+            return (None if d is None else int(d)), str(self._pending["metric"])
+        dim = int(tbl.schema.field("vector").type.list_size)
+        self._fixed = (dim, self._meta("metric") or str(self._pending["metric"]))
+        return self._fixed
+
+    @property
+    def dim(self) -> int | None:
+        return self._dim_metric()[0]
 
     @property
     def metric(self) -> str:
-        return self._meta("metric") or str(self._pending["metric"])
+        return self._dim_metric()[1]
 
     @property
     def ann_threshold(self) -> int:
@@ -237,20 +247,25 @@ class LanceIndex:
         return bool(tbl.count_rows(f"id = {_quote(id)}"))
 
     def _vector_index(self) -> dict[str, Any] | None:
+        """The table's vector index and its row counts (read again at each new version)."""
         tbl = self._table()
         if tbl is None:
             return None
+        version = int(tbl.version)
+        if self._vix is not None and self._vix[0] == version:
+            return self._vix[1]
+        found = None
         for ix in tbl.list_indices():
             if "vector" in list(ix.columns):
                 stats = tbl.index_stats(ix.name)
-                return {
+                found = {
                     "name": ix.name,
-                    "type": str(ix.index_type),
                     "indexed": int(stats.num_indexed_rows),
                     "unindexed": int(stats.num_unindexed_rows),
-                    "nlist": getattr(stats, "num_indices", None),
                 }
-        return None
+                break
+        self._vix = (version, found)
+        return found
 
     def info(self) -> dict[str, Any]:
         tbl = self._table()
@@ -271,7 +286,8 @@ class LanceIndex:
             "trained_on": vix["indexed"] if vix else None,
             "unindexed": vix["unindexed"] if vix else None,
             "ann_threshold": self.ann_threshold,
-            "version": None if tbl is None else int(tbl.version),
+            "size_bytes": 0 if tbl is None else int(_stat(tbl.stats(), "total_bytes")),
+            "generation": 0 if tbl is None else int(tbl.version),
             "created_at": int(self._meta("created_at") or 0),
         }
 
@@ -503,6 +519,10 @@ def _hits(table: Any, cosine: bool) -> builtins.list[SearchHit]:
         )
         for r in rows
     ]
+
+
+def _stat(stats: Any, key: str) -> Any:
+    return stats[key] if isinstance(stats, dict) else getattr(stats, key)
 
 
 def _quote(s: str) -> str:
