@@ -53,6 +53,7 @@ DEFERRED = {
     "prometheus_client": "optional extra (monitoring): only /metrics and served apps need it",
     "redis": "optional extra (gateway): counters and cache shared by replicas",
     "faiss": "optional extra (retrieval): the ANN search; a large native library",
+    "lancedb": "optional extra (retrieval-lance): the LanceDB index backend",
     "bm25s": "optional extra (retrieval): keyword search; imports numpy and scipy",
     "jinja2": "optional extra",
     "yaml": "optional extra",

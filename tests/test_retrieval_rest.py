@@ -20,10 +20,18 @@ from tests.test_retrieval import clustered, ids_of
 pytestmark = pytest.mark.timeout(120)
 
 
+@pytest.mark.parametrize("engine", ["faiss", "lance"])
 @pytest.mark.parametrize("name", ["embedded-sqlite", "remote-sqlite"])
-def test_indexes_contract(name: str, tmp_path: Path) -> None:
+def test_indexes_contract(
+    name: str, engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from opsloop.pipelines import Pipeline, RetrieveStep, RunContext
 
+    if engine == "lance":
+        pytest.importorskip("lancedb")
+    monkeypatch.setenv("OPSLOOP_INDEX_BACKEND", engine)  # Settings.index_backend
+    monkeypatch.delenv("OPSLOOP_INDEX_URI", raising=False)
+    lance = engine == "lance"
     with backend_env(name, tmp_path) as env:
         ix = env.client.indexes
         assert ix.list() == []
@@ -48,9 +56,15 @@ def test_indexes_contract(name: str, tmp_path: Path) -> None:
             ids_of(idx.search(v, 4)) for v in x[:3]
         ]
         assert ids_of(idx.search(x[7], 3, exact=True)) == ids_of(idx.search(x[7], 3))
-        assert ids_of(idx.keyword_search("kettles", k=3)) == ["d7"]
-        fused = idx.hybrid_search(x[20], "kettles", k=2)
-        assert set(ids_of(fused)) == {"d20", "d7"}
+        if lance:  # no keyword search on the lance backend: a clear error, over REST too
+            with pytest.raises(InvalidArgument, match="keyword or hybrid"):
+                idx.keyword_search("kettles", k=3)
+            with pytest.raises(InvalidArgument, match="keyword or hybrid"):
+                idx.hybrid_search(x[20], "kettles", k=2)
+        else:
+            assert ids_of(idx.keyword_search("kettles", k=3)) == ["d7"]
+            fused = idx.hybrid_search(x[20], "kettles", k=2)
+            assert set(ids_of(fused)) == {"d20", "d7"}
         # Upsert and delete.
         idx.add(["d7"], x[8:9], metadata=[{"n": 700}], texts=["moved"])
         assert idx.search(x[8], 2, filter={"n": 700})[0].id == "d7"
@@ -60,14 +74,14 @@ def test_indexes_contract(name: str, tmp_path: Path) -> None:
             58,
             8,
             "cosine",
-            "faiss",
+            engine,
         )
         # Bad requests answer with the error's code and change nothing.
         with pytest.raises(InvalidArgument, match="9 dimensions"):
             idx.add(["w"], np.ones((1, 9)))
         with pytest.raises(InvalidArgument, match="unknown operator"):
             idx.search(x[0], 3, filter={"n": {"$regex": "x"}})
-        with pytest.raises(InvalidArgument, match="non-empty string"):
+        with pytest.raises(InvalidArgument, match="keyword or hybrid" if lance else "non-empty"):
             idx.keyword_search("  ")
         with pytest.raises(InvalidArgument, match="too big for float32"):
             idx.search([1e300] * 8, 3)
@@ -83,15 +97,16 @@ def test_indexes_contract(name: str, tmp_path: Path) -> None:
         where = env.server.settings.home if env.server else env.client.context.settings.home
         assert VectorIndex.list(where) == ["docs"]
         # A pipeline on this client searches the same index.
-        p = Pipeline(
-            [RetrieveStep("retrieve", "docs", query="{{ question }}", k=1, mode="keyword")],
-            name="kw",
-            inputs=["question"],
-            outputs=["retrieve"],
-        )
-        p.context = RunContext(client=env.client)
-        assert p({"question": "kettles?"})["retrieve"] == []  # d7 no longer says so
-        assert p({"question": "moved"})["retrieve"][0]["id"] == "d7"
+        if not lance:
+            p = Pipeline(
+                [RetrieveStep("retrieve", "docs", query="{{ question }}", k=1, mode="keyword")],
+                name="kw",
+                inputs=["question"],
+                outputs=["retrieve"],
+            )
+            p.context = RunContext(client=env.client)
+            assert p({"question": "kettles?"})["retrieve"] == []  # d7 no longer says so
+            assert p({"question": "moved"})["retrieve"][0]["id"] == "d7"
         ix.drop("docs")
         assert ix.list() == []
         with pytest.raises(NotFound):

@@ -8,6 +8,7 @@ differently-configured stores in one process.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     audit: bool | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    # Vector indexes (opsloop.retrieval): the backend of new indexes, ``faiss`` (in memory,
+    # files under home/indexes) or ``lance`` (LanceDB: vectors stay on disk or in S3),
+    # and where ``lance`` keeps them: unset, home/indexes; or ``s3://bucket/prefix``.
+    index_backend: Literal["faiss", "lance"] = "faiss"
+    index_uri: str | None = None
     # A Redis this deployment relies on (``OPSLOOP_REDIS_URL``); `opsloop doctor` checks it.
     redis_url: str | None = None
     # ``OPSLOOP_DEBUG=1``: a failing command shows its traceback (else one error line).

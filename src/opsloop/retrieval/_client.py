@@ -8,12 +8,15 @@ written against one runs against the other.
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.core import Context, HasContext, context_of
 from opsloop.retrieval._index import VectorIndex
 from opsloop.retrieval._remote import RemoteIndex, RemoteIndexes
 from opsloop.retrieval._store import check_name
+
+if TYPE_CHECKING:
+    from opsloop.retrieval._index import AnyIndex
 
 __all__ = ["Indexes"]
 
@@ -32,7 +35,7 @@ class EmbeddedIndexes:
         metric: str | None,
         ann_threshold: int | None,
         create: bool,
-    ) -> VectorIndex:
+    ) -> AnyIndex:
         return VectorIndex.open(
             name,
             dim=dim,
@@ -81,7 +84,7 @@ class Indexes:
         metric: str | None = None,
         ann_threshold: int | None = None,
         create: bool = True,
-    ) -> VectorIndex | RemoteIndex:
+    ) -> AnyIndex | RemoteIndex:
         """Open (by default creating) index ``name``; see ``VectorIndex.open``."""
         return self._backend.open(
             name, dim=dim, metric=metric, ann_threshold=ann_threshold, create=create

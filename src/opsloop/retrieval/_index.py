@@ -41,8 +41,63 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from opsloop.retrieval._lance import LanceIndex
+
 T = TypeVar("T")
 _MIN_TRAIN = 256
+BACKENDS = ("faiss", "lance")
+
+
+def _settings_backend() -> tuple[str, str | None]:
+    from opsloop.settings import Settings  # lazy: loads pydantic_settings
+
+    s = Settings()
+    return s.index_backend, s.index_uri
+
+
+def _lance_in_use(home: str | os.PathLike[str] | None) -> bool:
+    """Whether lance indexes may exist: the setting chooses lance, names a location, or
+    the home holds a lance table (so lancedb is imported only where it is used)."""
+    backend, uri = _settings_backend()
+    if backend == "lance" or uri:
+        return True
+    root = S.indexes_root(home)
+    return root.is_dir() and any(p.suffix == ".lance" for p in root.iterdir())
+
+
+def _is_lance(name: str, home: str | os.PathLike[str] | None, backend: str | None) -> bool:
+    """Whether ``name`` is (or is to be made) a lance index."""
+    default, uri = _settings_backend()
+    faiss = backend == "faiss" or (backend is None and default == "faiss" and not uri)
+    if faiss and not (S.indexes_root(home) / f"{name}.lance").is_dir():
+        return False
+    if backend == "lance" or (backend is None and default == "lance"):
+        return True
+    from opsloop.retrieval._lance import lance_exists  # lazy: loads lancedb
+
+    return lance_exists(name, home)
+
+
+def _check_metric(metric: str | None) -> str | None:
+    if metric is not None and metric not in S.METRICS:
+        raise InvalidArgument(f"metric must be one of {S.METRICS}, got {metric!r}")
+    return metric
+
+
+def _check_threshold(ann_threshold: int | None) -> int | None:
+    if ann_threshold is not None and (
+        isinstance(ann_threshold, bool)
+        or not isinstance(ann_threshold, int)
+        or ann_threshold < _MIN_TRAIN
+    ):
+        raise InvalidArgument(f"ann_threshold must be an integer >= {_MIN_TRAIN}")
+    return ann_threshold
+
+
+def _check_dim(dim: int | None) -> int | None:
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+        raise InvalidArgument(f"dim must be a positive integer, got {dim!r}")
+    return dim
 
 
 class VectorIndex(SearchMixin):
@@ -69,25 +124,47 @@ class VectorIndex(SearchMixin):
         metric: str | None = None,
         ann_threshold: int | None = None,
         create: bool = True,
-    ) -> VectorIndex:
+        backend: str | None = None,
+    ) -> VectorIndex | LanceIndex:
         """Open (by default creating) index ``name``.
 
         ``dim`` and ``metric`` (``"cosine"``, the default, or ``"l2"``) are fixed
         when the index is created; given for an existing index they must match.
         A new index without ``dim`` takes the dimension of its first vectors.
         ``ann_threshold``: live vectors from which search is approximate (IVF).
+        ``backend``: ``"faiss"`` or ``"lance"`` for a new index (default: the
+        ``index_backend`` setting); an existing index opens with its own.
         """
         S.check_name(name)
-        if metric is not None and metric not in S.METRICS:
-            raise InvalidArgument(f"metric must be one of {S.METRICS}, got {metric!r}")
-        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
-            raise InvalidArgument(f"dim must be a positive integer, got {dim!r}")
-        if ann_threshold is not None and (
-            isinstance(ann_threshold, bool)
-            or not isinstance(ann_threshold, int)
-            or ann_threshold < _MIN_TRAIN
-        ):
-            raise InvalidArgument(f"ann_threshold must be an integer >= {_MIN_TRAIN}")
+        if backend is not None and backend not in BACKENDS:
+            raise InvalidArgument(f"backend must be one of {BACKENDS}, got {backend!r}")
+        folder = S.indexes_root(home) / name
+        if not (folder / S.DB_FILE).is_file() and _is_lance(name, home, backend):
+            from opsloop.retrieval._lance import LanceIndex  # lazy: loads lancedb
+
+            return LanceIndex.open(
+                name,
+                dim=_check_dim(dim),
+                home=home,
+                metric=_check_metric(metric),
+                ann_threshold=_check_threshold(ann_threshold),
+                create=create,
+            )
+        return cls._open_faiss(name, dim, home, metric, ann_threshold, create)
+
+    @classmethod
+    def _open_faiss(
+        cls,
+        name: str,
+        dim: int | None,
+        home: str | os.PathLike[str] | None,
+        metric: str | None,
+        ann_threshold: int | None,
+        create: bool,
+    ) -> VectorIndex:
+        _check_metric(metric)
+        _check_dim(dim)
+        _check_threshold(ann_threshold)
         folder = S.indexes_root(home) / name
         if not create and not (folder / S.DB_FILE).is_file():
             raise NotFound(f"vector index {name!r} does not exist", details={"index": name})
@@ -125,15 +202,20 @@ class VectorIndex(SearchMixin):
 
     @staticmethod
     def list(home: str | os.PathLike[str] | None = None) -> builtins.list[str]:
-        """Names of the indexes under ``home``."""
+        """Names of the indexes under ``home`` (and at ``index_uri``), of both backends."""
         root = S.indexes_root(home)
-        if not root.is_dir():
-            return []
-        return sorted(
-            p.name
-            for p in root.iterdir()
-            if not p.name.startswith(".") and (p / S.DB_FILE).is_file()
-        )
+        names = set()
+        if root.is_dir():
+            names = {
+                p.name
+                for p in root.iterdir()
+                if not p.name.startswith(".") and (p / S.DB_FILE).is_file()
+            }
+        if _lance_in_use(home):
+            from opsloop.retrieval._lance import LanceIndex  # lazy: loads lancedb
+
+            names.update(LanceIndex.list(home))
+        return sorted(names)
 
     @staticmethod
     def drop(name: str, home: str | os.PathLike[str] | None = None) -> None:
@@ -141,6 +223,11 @@ class VectorIndex(SearchMixin):
         S.check_name(name)
         folder = S.indexes_root(home) / name
         if not (folder / S.DB_FILE).is_file():
+            if _lance_in_use(home):
+                from opsloop.retrieval._lance import LanceIndex  # lazy: loads lancedb
+
+                LanceIndex.drop(name, home)
+                return
             raise NotFound(f"vector index {name!r} does not exist", details={"index": name})
         with S.FileLock(folder / "lock").held():
             con = S.connect(folder / S.DB_FILE)
@@ -453,3 +540,10 @@ class VectorIndex(SearchMixin):
             )
             if centroids is not None:
                 self._centroids = (str(files["centroids_file"]), centroids)
+
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    # What ``VectorIndex.open`` gives: a FAISS index or a LanceDB one (same methods).
+    AnyIndex: TypeAlias = VectorIndex | LanceIndex

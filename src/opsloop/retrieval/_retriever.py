@@ -22,6 +22,7 @@ from opsloop.retrieval._index import VectorIndex
 if TYPE_CHECKING:
     from opsloop.datasets import Datasets
     from opsloop.retrieval._embedder import Embedder
+    from opsloop.retrieval._index import AnyIndex
     from opsloop.retrieval._snapshots import SearchHit
     from opsloop.tracking import Tracking
 
@@ -44,7 +45,7 @@ class Retriever:
     (BM25 over the chunks' texts) or ``"hybrid"`` (both, fused by reciprocal rank).
     """
 
-    def __init__(self, index: VectorIndex, embedder: Embedder, *, mode: str = "dense") -> None:
+    def __init__(self, index: AnyIndex, embedder: Embedder, *, mode: str = "dense") -> None:
         self.index = index
         self.embedder = embedder
         self.mode = check_mode(mode)
@@ -72,7 +73,7 @@ class Retriever:
 
 
 def index_chunks(
-    index: VectorIndex,
+    index: AnyIndex,
     embedder: Embedder,
     chunks: Iterable[Mapping[str, Any]],
     *,
@@ -182,7 +183,7 @@ def index_collection(
     batch_size: int = 64,
     progress: Progress | None = None,
     home: Any = None,
-) -> VectorIndex:
+) -> AnyIndex:
     """Embed a document collection's chunks (``"name@version"`` or a ``DatasetVersion``)
     into index ``index_name`` (created with the embedder's dimension, cosine) and return it.
 

@@ -21,6 +21,7 @@ from opsloop.retrieval._store import check_name
 
 if TYPE_CHECKING:
     from opsloop.core import Context
+    from opsloop.retrieval._index import AnyIndex
     from opsloop.retrieval._snapshots import SearchHit
 
 T = TypeVar("T")
@@ -37,9 +38,9 @@ class IndexService:
     def __init__(self, home: str | Path) -> None:
         self.home = Path(home)
         self._lock = threading.Lock()
-        self._open: dict[str, VectorIndex] = {}
+        self._open: dict[str, AnyIndex] = {}
 
-    def _handle(self, name: str) -> VectorIndex:
+    def _handle(self, name: str) -> AnyIndex:
         check_name(name)
         with self._lock:
             idx = self._open.get(name)
@@ -54,7 +55,7 @@ class IndexService:
         if idx is not None:
             idx.close()
 
-    def _with(self, name: str, fn: Callable[[VectorIndex], T]) -> T:
+    def _with(self, name: str, fn: Callable[[AnyIndex], T]) -> T:
         idx = self._handle(name)
         try:
             return fn(idx)
@@ -116,7 +117,7 @@ class IndexService:
         metadata: Sequence[dict[str, Any] | None] | None = None,
         texts: Sequence[str | None] | None = None,
     ) -> dict[str, Any]:
-        def run(idx: VectorIndex) -> dict[str, Any]:
+        def run(idx: AnyIndex) -> dict[str, Any]:
             idx.add(ids, vectors, metadata=metadata, texts=texts)
             return {"added": len(ids), "count": len(idx)}
 
@@ -148,7 +149,7 @@ class IndexService:
         if mode == "hybrid" and len(vectors) != 1:
             raise InvalidArgument("a hybrid search takes one vector")
 
-        def run(idx: VectorIndex) -> builtins.list[builtins.list[SearchHit]]:
+        def run(idx: AnyIndex) -> builtins.list[builtins.list[SearchHit]]:
             if mode == "keyword":
                 assert query is not None
                 return [idx.keyword_search(query, k, filter=filter)]
