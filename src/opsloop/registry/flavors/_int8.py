@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import functools
+import gc
 import os
 import warnings
 from collections.abc import Iterator
@@ -176,7 +178,17 @@ def load_int8(folder: Path, ctx: LoadContext) -> tuple[Any, Any]:
             new.float_bias = None if lin.bias is None else lin.bias.detach().clone()
             parent, _, child = name.rpartition(".")
             setattr(modules[parent] if parent else model, child, new)
+    del modules, stored, floats
+    _give_back_freed_memory()
     return model, tok
+
+
+def _give_back_freed_memory() -> None:
+    """Hand the float weights just replaced back to the OS: glibc keeps freed heap pages in
+    the process (the load's resident set halves on SmolLM2); a no-op elsewhere."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @functools.cache
