@@ -17,6 +17,7 @@ import bisect
 import collections
 import logging
 import random
+import sys
 import threading
 import time
 from typing import Any
@@ -32,6 +33,9 @@ FLUSH_S = 1.0
 MAX_QUEUE = 100_000
 YIELD_EVERY = 16  # records masked between two chances for the event loop to run
 WRITE_CHUNK = 64  # rows per write
+#: The longest a request waits for the GIL while the writer thread runs Python (masking,
+#: encoding rows). CPython's default, 5 ms, added about 5 ms to the serving p99 at 100 rps.
+SWITCH_INTERVAL_S = 0.0005
 _HIST_BOUNDS = tuple(b / 1000 for b in LATENCY_BUCKETS_MS)
 
 
@@ -72,6 +76,9 @@ class PredictionLogger:
         self.dropped = 0
         self.written = 0
         self._prom = _PromMetrics(registry) if registry is not None else None
+        # A served app's threads are this writer and the event loop: switching the GIL
+        # sooner costs the writer little and bounds what a request waits behind it.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._thread = threading.Thread(target=self._loop, name="opsloop-monitoring", daemon=True)
         self._thread.start()
 
