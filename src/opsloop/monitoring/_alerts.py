@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from opsloop.core import hooks
+from opsloop.errors import InvalidArgument
 from opsloop.monitoring._embedding import (
     embedding_drift_report,
     reference_texts,
@@ -187,6 +188,11 @@ def run_monitor(
     m = svc.get_monitor(name)
     now = int(time.time() * 1000) if now is None else now
     start, end = _window(m, now)
+    if start < 0:  # refused before the window is claimed: a bad request changes nothing
+        raise InvalidArgument(
+            f"now={now} ms is earlier than one {m.window_s} s window after the epoch",
+            details={"field": "now"},
+        )
     if not force and not svc.claim_window(name, end):
         return MonitorRun(
             monitor=name,
