@@ -1243,9 +1243,11 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     """The app on a fresh home, seeded, its document loaded with the links."""
     tmp = tmp_path_factory.mktemp("fuzz")
     settings = Settings(home=tmp / "home")
-    # The fuzzer checks the API; the workflows dispatcher (a background writer) stays off.
-    dispatch = os.environ.get("OPSLOOP_WORKFLOWS_DISPATCH")
-    os.environ["OPSLOOP_WORKFLOWS_DISPATCH"] = "0"
+    # The fuzzer checks the API and that a refused request writes nothing: the background
+    # writers (workflows' dispatcher, monitoring's scheduler) stay off.
+    switches = ("OPSLOOP_WORKFLOWS_DISPATCH", "OPSLOOP_MONITORING_SCHEDULER")
+    saved = {k: os.environ.get(k) for k in switches}
+    os.environ.update(dict.fromkeys(switches, "0"))
     app = create_app(settings)
     world = seed(settings, app, tmp)
     server = CrashRecorder(app)
@@ -1255,10 +1257,11 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     try:
         yield Fuzzed(schema, server, db, world)
     finally:
-        if dispatch is None:
-            os.environ.pop("OPSLOOP_WORKFLOWS_DISPATCH", None)
-        else:
-            os.environ["OPSLOOP_WORKFLOWS_DISPATCH"] = dispatch
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         db.close()
         shutdown_lifespans()  # the app's lifespan, started by the first call, disposes its engine
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -282,5 +283,8 @@ class MonitorScheduler:
 
 def start_scheduler(ctx: Context) -> Callable[[], None]:
     """The room's background work on ``opsloop server``: the monitor scheduler on the
-    server's context; returns the function that stops it."""
+    server's context; returns the function that stops it. ``OPSLOOP_MONITORING_SCHEDULER=0``
+    leaves it off (a server whose monitors another replica checks)."""
+    if os.environ.get("OPSLOOP_MONITORING_SCHEDULER", "1").strip().lower() in ("0", "false", "no"):
+        return lambda: None
     return MonitorScheduler(ctx).close
