@@ -27,10 +27,8 @@ from opsloop.retrieval._kmeans import assign
 from opsloop.retrieval._search import Snapshot
 from opsloop.retrieval._snapshots import load_snapshot, write_rebuilt
 from opsloop.retrieval._validate import (
-    as_matrix,
     check_ids,
-    check_metadata,
-    check_texts,
+    check_rows,
     normalise,
 )
 
@@ -382,12 +380,7 @@ class VectorIndex(SearchMixin):
         """Add vectors, or replace the ones whose id is already there (upsert), atomically."""
         import numpy as np
 
-        id_list = check_ids(ids, unique=True)
-        x = as_matrix(vectors, "vectors")
-        if len(x) != len(id_list):
-            raise InvalidArgument(f"{len(x)} vectors for {len(id_list)} ids")
-        mds = check_metadata(metadata, len(id_list))
-        txts = check_texts(texts, len(id_list))
+        id_list, x, mds, txts = check_rows(ids, vectors, metadata, texts)
         if not id_list:
             return
 

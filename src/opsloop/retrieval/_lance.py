@@ -36,9 +36,8 @@ from opsloop.retrieval._validate import (
     as_matrix,
     check_ids,
     check_k,
-    check_metadata,
     check_nprobe,
-    check_texts,
+    check_rows,
     normalise,
 )
 
@@ -302,12 +301,7 @@ class LanceIndex:
         texts: Sequence[str | None] | None = None,
     ) -> None:
         """Add vectors, or replace the ones whose id is already there (upsert), atomically."""
-        id_list = check_ids(ids, unique=True)
-        x = as_matrix(vectors, "vectors")
-        if len(x) != len(id_list):
-            raise InvalidArgument(f"{len(x)} vectors for {len(id_list)} ids")
-        mds = check_metadata(metadata, len(id_list))
-        txts = check_texts(texts, len(id_list))
+        id_list, x, mds, txts = check_rows(ids, vectors, metadata, texts)
         if not id_list:
             return
         dim = self.dim

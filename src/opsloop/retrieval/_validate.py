@@ -105,6 +105,22 @@ def check_texts(texts: object, n: int) -> list[str | None]:
     return list(texts)
 
 
+def check_rows(
+    ids: object, vectors: object, metadata: object, texts: object
+) -> tuple[
+    list[str],
+    npt.NDArray[np.float32],
+    list[tuple[str, list[tuple[str, int, Any]]]],
+    list[str | None],
+]:
+    """An upsert's ids, vectors, metadata and texts, checked together (one vector per id)."""
+    id_list = check_ids(ids, unique=True)
+    x = as_matrix(vectors, "vectors")
+    if len(x) != len(id_list):
+        raise InvalidArgument(f"{len(x)} vectors for {len(id_list)} ids")
+    return id_list, x, check_metadata(metadata, len(id_list)), check_texts(texts, len(id_list))
+
+
 def check_k(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise InvalidArgument(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
