@@ -140,6 +140,22 @@ def test_kubernetes_manifests_load_into_the_official_client_models(
     assert c.args == ["serve", "/opt/opsloop/model", "--host", "0.0.0.0", "--port", "8000"]
 
 
+def test_the_measured_peak_is_the_childs_own_not_its_large_parents(registered: Path) -> None:
+    """Linux carries ru_maxrss across exec, so a child spawned by a process that once held
+    gigabytes (a test worker with models loaded) reported the parent's peak: 9 GiB."""
+    from opsloop.deployments._export import measure_memory
+    from opsloop.settings import Settings
+
+    ballast = bytearray(1500 * 2**20)  # the parent's resident set: 1.5 GiB touched
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    try:
+        peak = measure_memory("models:/Churn_Model/1", Settings(home=registered), [])
+    finally:
+        del ballast
+    assert 20 * 2**20 <= peak <= 1000 * 2**20, peak / 2**20
+
+
 def test_following_the_registry_bundles_nothing_and_a_given_memory_skips_measuring(
     registered: Path, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from opsloop import Client
 from opsloop.settings import Settings
@@ -65,12 +66,12 @@ def test_audit_page_lists_filters_and_shows_the_chain(page: Any, tmp_path: Path)
         assert actors[0] == "zoe" and "max" in actors  # newest first
         page.get_by_test_id("audit-actor-filter").fill("max")
         page.get_by_role("button", name="Search").click()
-        page.wait_for_function("document.querySelectorAll('[data-testid=audit-row]').length === 1")
+        expect(page.locator("[data-testid=audit-row]")).to_have_count(1)
         assert page.locator("[data-testid=audit-path]").inner_text() == "/api/v1/registry/models"
         page.get_by_test_id("audit-actor-filter").fill("zoe")
         page.get_by_test_id("audit-method-filter").select_option("PATCH")
         page.get_by_role("button", name="Search").click()
-        page.wait_for_function("document.querySelectorAll('[data-testid=audit-row]').length === 1")
+        expect(page.locator("[data-testid=audit-row]")).to_have_count(1)
         row = page.locator("[data-testid=audit-row]")
         row.locator("summary").click()
         shown = row.locator("pre").all_inner_texts()

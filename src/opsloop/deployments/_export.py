@@ -304,6 +304,18 @@ def measure_memory(target: str, settings: Settings, trusted_types: list[str]) ->
     return int(lines[-1].split("=", 1)[1])
 
 
+def _linux_peak_rss() -> int | None:
+    """VmHWM of /proc/self/status in bytes; None where there is no such file."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        return None
+    return None
+
+
 def _load_and_report(target: str, trusted_types: list[str], settings_json: str) -> None:
     """In the measuring child: load the model, then print the process's peak RSS."""
     import psutil
@@ -312,7 +324,12 @@ def _load_and_report(target: str, trusted_types: list[str], settings_json: str) 
     with _registry(settings) as registry:
         model = registry.load(target, trusted_types=trusted_types or None)
         del model
-    if sys.platform == "win32":  # no peak figure there: the current one is the best there is
+    hwm = _linux_peak_rss()
+    if hwm is not None:
+        # Linux carries ru_maxrss across exec: a child spawned (vfork) by a large process
+        # reports the parent's peak. VmHWM is this address space's own high-water mark.
+        peak = hwm
+    elif sys.platform == "win32":  # no peak figure there: the current one is the best there is
         peak = psutil.Process().memory_info().rss
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -182,6 +182,17 @@ def _check_embedding(
     return run.model_copy(update={"value": effect, "breached": breached, "details": report})
 
 
+def _already_checked(name: str, start: int, end: int) -> MonitorRun:
+    return MonitorRun(
+        monitor=name,
+        window_start=start,
+        window_end=end,
+        value=None,
+        breached=False,
+        skipped="window already checked",
+    )
+
+
 def run_monitor(
     ctx: Context, svc: MonitoringService, name: str, *, now: int | None = None, force: bool = False
 ) -> MonitorRun:
@@ -194,16 +205,13 @@ def run_monitor(
             f"now={now} ms is earlier than one {m.window_s} s window after the epoch",
             details={"field": "now"},
         )
-    if not force and not svc.claim_window(name, end):
-        return MonitorRun(
-            monitor=name,
-            window_start=start,
-            window_end=end,
-            value=None,
-            breached=False,
-            skipped="window already checked",
-        )
+    if not force and m.last_window_end is not None and m.last_window_end >= end:
+        return _already_checked(name, start, end)
+    # The check reads only, so a monitor that cannot be checked (its reference dataset is
+    # gone, say) raises before anything is written; the window is claimed after it.
     run = _check(ctx, svc, m, start, end)
+    if not force and not svc.claim_window(name, end):
+        return _already_checked(name, start, end)
     if run.skipped:
         return run
     what = f"{m.metric or 'drift share'} = {run.value} ({m.op} {m.threshold})"
@@ -274,6 +282,9 @@ class MonitorScheduler:
                 runs.append(run_monitor(self.ctx, self._svc, m.name, now=now))
             except Exception:
                 log.exception("monitor %s failed", m.name)
+                # a monitor that cannot be checked is tried again on its next window, not
+                # on every tick
+                self._svc.claim_window(m.name, end)
         return runs
 
     def close(self) -> None:
