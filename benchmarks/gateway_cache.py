@@ -2,27 +2,33 @@
 
     .venv/bin/python benchmarks/gateway_cache.py [--json out.json]
 
-The pairs (``src/opsloop/gateway/data/cache_pairs.jsonl``, written for this
-benchmark): 80 pairs that look alike and ask for different answers (20
-negations, 25 opposite words, 20 changed numbers, 15 changed names) and 60
-true paraphrases. A pair is a *hit* when the second request would be answered
-from the first one's cache entry: MiniLM cosine similarity at or above the
-threshold, and (for the gateway's cache) no difference in numbers, names,
-negation or opposite words (``meaning_differs``).
+Two splits of hand-written pairs (``src/opsloop/gateway/data/``, provenance in
+``CACHE_PAIRS.md``): the tuning split (``cache_pairs_tune.jsonl``, 150 pairs
+that look alike and ask for different answers, 110 true paraphrases) and the
+held-out split (``cache_pairs_holdout.jsonl``, 300 look-alikes: 80 negations,
+90 opposite words, 65 changed numbers, 65 changed names; 153 paraphrases).
+A pair is a *hit* when the second request would be answered from the first
+one's cache entry: MiniLM cosine similarity at or above the threshold, and
+(for the gateway's cache) ``meaning_differs`` finds nothing. *Unrelated*
+pairs are every first text against the other pairs' second texts (different
+questions, some on the same topic): a hit there is a false hit too.
 
-Printed for a sweep of thresholds, for similarity alone and for the gateway's
-two tests: the false-hit rate (hits among the 80 opposite pairs) and the
-paraphrase hit rate. The threshold is chosen on the even-numbered pairs (the
-lowest with at most 1% false hits) and reported on the odd-numbered ones too,
-so the figure is not only the one it was tuned on. Figures only.
+The threshold is chosen on the tuning split alone: the lowest of the sweep
+whose look-alike false hits are at most 1% and with no unrelated false hit.
+Then the rates at that threshold on the held-out split and on the whole set,
+with the 95% upper bound of the false-hit rate (exact binomial), the pairs
+that went wrong, and how the contrast check's ``max_changed`` moves them.
+Figures only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,69 +40,136 @@ sys.path.pop(0)
 sys.path.insert(0, str(ROOT / "src"))
 
 from opsloop.evaluation.metrics import default_embedder  # noqa: E402
-from opsloop.gateway._semantic import DEFAULT_SIMILARITY, meaning_differs  # noqa: E402
+from opsloop.gateway._contrast import MAX_CHANGED, meaning_differs  # noqa: E402
+from opsloop.gateway._semantic import DEFAULT_SIMILARITY  # noqa: E402
 
 DATA = ROOT / "src" / "opsloop" / "gateway" / "data"
-PAIRS = DATA / "cache_pairs.jsonl"
-SECOND = DATA / "cache_pairs_heldout.jsonl"
-TEST = DATA / "cache_pairs_test.jsonl"
-THRESHOLDS = [0.70, 0.75, 0.80, 0.85, 0.90, 0.95]
+TUNE = DATA / "cache_pairs_tune.jsonl"
+HOLDOUT = DATA / "cache_pairs_holdout.jsonl"
+THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(10)]
+GOAL = 0.01
 
 
-def rates(
-    sims: np.ndarray, same: np.ndarray, differs: np.ndarray, t: float, check: bool
-) -> tuple[float, float]:
-    hit = sims >= t
-    if check:
-        hit &= ~differs
-    false = hit[~same].mean() if (~same).any() else 0.0
-    para = hit[same].mean() if same.any() else 0.0
-    return float(false), float(para)
+@dataclass
+class Split:
+    rows: list[dict[str, object]]
+    sims: np.ndarray  # (n,) similarity of each pair
+    cross: np.ndarray  # (m,) similarity of the unrelated pairs
+    cross_ab: list[tuple[str, str]]
+    same: np.ndarray
 
+    def differs(self, max_changed: int = MAX_CHANGED) -> np.ndarray:
+        return np.array(
+            [meaning_differs(str(r["a"]), str(r["b"]), max_changed=max_changed) is not None
+             for r in self.rows]
+        )  # fmt: skip
 
-def load(
-    path: Path, emb: object
-) -> tuple[list[dict[str, object]], np.ndarray, np.ndarray, np.ndarray]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    a = np.asarray(emb([r["a"] for r in rows]), dtype=np.float64)  # type: ignore[operator]
-    b = np.asarray(emb([r["b"] for r in rows]), dtype=np.float64)  # type: ignore[operator]
-    a /= np.linalg.norm(a, axis=1, keepdims=True)
-    b /= np.linalg.norm(b, axis=1, keepdims=True)
-    sims = (a * b).sum(axis=1)
-    same = np.array([r["same"] for r in rows])
-    differs = np.array([meaning_differs(str(r["a"]), str(r["b"])) is not None for r in rows])
-    return rows, sims, same, differs
-
-
-def report(
-    title: str,
-    rows: list[dict[str, object]],
-    sims: np.ndarray,
-    same: np.ndarray,
-    differs: np.ndarray,
-) -> list[dict[str, float]]:
-    kinds = sorted({str(r["kind"]) for r in rows})
-    print(f"\n== {title}: {int((~same).sum())} opposite pairs, {int(same.sum())} paraphrases")
-    print("similarity by kind (min / median / max), and the share the meaning check flags:")
-    for k in kinds:
-        sel = np.array([r["kind"] == k for r in rows])
-        v = sims[sel]
-        print(
-            f"  {k:<11} {v.min():.3f} / {np.median(v):.3f} / {v.max():.3f}   flagged {differs[sel].mean():.0%}"
+    def unrelated_hits(self, t: float, max_changed: int = MAX_CHANGED) -> int:
+        return sum(
+            meaning_differs(a, b, max_changed=max_changed) is None
+            for (a, b), s in zip(self.cross_ab, self.cross, strict=True)
+            if s >= t
         )
-    print(f"{'threshold':>9} | {'similarity only':^23} | {'gateway (sim + meaning)':^23}")
-    print(f"{'':>9} | {'false hits':>10} {'para hits':>12} | {'false hits':>10} {'para hits':>12}")
-    sweep = []
+
+    def __add__(self, other: Split) -> Split:
+        return Split(
+            self.rows + other.rows,
+            np.concatenate([self.sims, other.sims]),
+            np.concatenate([self.cross, other.cross]),
+            self.cross_ab + other.cross_ab,
+            np.concatenate([self.same, other.same]),
+        )
+
+
+def load(path: Path, emb: object) -> Split:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def unit(texts: list[str]) -> np.ndarray:
+        v = np.asarray(emb(texts), dtype=np.float64)  # type: ignore[operator]
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    a, b = unit([str(r["a"]) for r in rows]), unit([str(r["b"]) for r in rows])
+    firsts = {str(r["a"]): i for i, r in enumerate(rows)}  # each question once
+    m = a[list(firsts.values())] @ b.T
+    cross, cross_ab = [], []
+    for k, (text, _) in enumerate(firsts.items()):
+        for j, r in enumerate(rows):
+            if r["a"] != text:
+                cross.append(m[k, j])
+                cross_ab.append((text, str(r["b"])))
+    same = np.array([bool(r["same"]) for r in rows])
+    return Split(rows, (a * b).sum(axis=1), np.array(cross), cross_ab, same)
+
+
+def upper95(k: int, n: int) -> float:
+    """Exact (Clopper-Pearson) one-sided 95% upper bound of a rate seen k times in n."""
+    if k >= n:
+        return 1.0
+    lo, hi = k / n, 1.0
+    for _ in range(60):
+        p = (lo + hi) / 2
+        tail = sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
+        lo, hi = (p, hi) if tail > 0.05 else (lo, p)
+    return hi
+
+
+def rates(s: Split, differs: np.ndarray, t: float) -> tuple[int, int, int, int]:
+    hit = (s.sims >= t) & ~differs
+    return int(hit[~s.same].sum()), int((~s.same).sum()), int(hit[s.same].sum()), int(s.same.sum())
+
+
+def sweep(title: str, s: Split) -> list[dict[str, float]]:
+    differs, none = s.differs(), np.zeros(len(s.rows), dtype=bool)
+    kinds = sorted({str(r["kind"]) for r in s.rows})
+    print(f"\n== {title}: {int((~s.same).sum())} look-alikes, {int(s.same.sum())} paraphrases, "
+          f"{len(s.cross)} unrelated pairs")  # fmt: skip
+    print("similarity by kind (min / median / max), and the share meaning_differs refuses:")
+    for k in kinds:
+        sel = np.array([r["kind"] == k for r in s.rows])
+        v = s.sims[sel]
+        print(f"  {k:<11} {v.min():.3f} / {np.median(v):.3f} / {v.max():.3f}   "
+              f"refused {differs[sel].mean():.0%}")  # fmt: skip
+    print(f"{'threshold':>9} | {'similarity only':^21} | {'gateway (similarity + meaning check)':^40}")
+    print(f"{'':>9} | {'false':>9} {'para':>11} | {'false':>9} {'para':>11} {'unrelated false':>18}")
+    out = []
     for t in THRESHOLDS:
-        f0, p0 = rates(sims, same, differs, t, False)
-        f1, p1 = rates(sims, same, differs, t, True)
-        sweep.append({"threshold": t, "sim_false": f0, "sim_para": p0, "false": f1, "para": p1})
+        f0, n0, p0, m0 = rates(s, none, t)
+        f1, n1, p1, m1 = rates(s, differs, t)
+        u = s.unrelated_hits(t)
         mark = "  <- default" if t == DEFAULT_SIMILARITY else ""
-        print(f"{t:>9.2f} | {f0:>10.1%} {p0:>12.1%} | {f1:>10.1%} {p1:>12.1%}{mark}")
-    for r, s_, d in zip(rows, sims, differs, strict=True):
-        if not r["same"] and s_ >= DEFAULT_SIMILARITY and not d:
-            print(f"  false hit at the default: {r['a']!r} ~ {r['b']!r} ({s_:.3f})")
-    return sweep
+        print(f"{t:>9.2f} | {f0 / n0:>9.1%} {p0 / m0:>11.1%} | {f1 / n1:>9.1%} {p1 / m1:>11.1%} "
+              f"{u:>9}/{len(s.cross)}{mark}")  # fmt: skip
+        out.append({"threshold": t, "sim_false": f0 / n0, "sim_para": p0 / m0,
+                    "false": f1 / n1, "para": p1 / m1, "unrelated_false": u})  # fmt: skip
+    return out
+
+
+def choose(tune: Split) -> float:
+    differs = tune.differs()
+    for t in THRESHOLDS:
+        f, n, _, _ = rates(tune, differs, t)
+        if f <= GOAL * n and tune.unrelated_hits(t) == 0:
+            return t
+    return THRESHOLDS[-1]
+
+
+def at(title: str, s: Split, t: float, *, show: bool = False) -> dict[str, float]:
+    differs = s.differs()
+    f, n, p, m = rates(s, differs, t)
+    u = s.unrelated_hits(t)
+    print(f"  {title:<9} false hits {f}/{n} = {f / n:.1%} (95% upper bound {upper95(f, n):.1%}); "
+          f"paraphrase hits {p}/{m} = {p / m:.1%}; unrelated false hits {u}/{len(s.cross)}")  # fmt: skip
+    if show:
+        for r, sim, d in zip(s.rows, s.sims, differs, strict=True):
+            if sim >= t and not d and not r["same"]:
+                print(f"    false hit ({r['kind']}, {sim:.3f}): {r['a']!r} ~ {r['b']!r}")
+        hits = (s.sims >= t) & ~differs
+        missed = [(r, sim) for r, sim, h in zip(s.rows, s.sims, hits, strict=True)
+                  if r["same"] and not h]  # fmt: skip
+        print(f"    paraphrases missed: {sum(sim < t for _, sim in missed)} below the threshold, "
+              f"{sum(sim >= t for _, sim in missed)} refused by the meaning check")  # fmt: skip
+    return {"false": f, "lookalikes": n, "para": p, "paraphrases": m, "unrelated_false": u,
+            "false_upper95": upper95(f, n)}  # fmt: skip
 
 
 def main() -> None:
@@ -115,21 +188,27 @@ def main() -> None:
     check_us = (time.perf_counter() - t0) * 1e6 / 1000
     print(f"MiniLM: {embed_ms:.1f} ms per request text (warm, one at a time); "
           f"meaning check: {check_us:.0f} us per pair")  # fmt: skip
-    dev = report(
-        "development pairs (the word lists were written looking at them)", *load(PAIRS, emb)
-    )
-    second = report(
-        "second pairs (written after the word lists; the prefix, swapped-form and negation-verb "
-        "rules were added after its first result)",
-        *load(SECOND, emb),
-    )
-    held = report(
-        "held-out pairs (written after the rules were frozen, measured once)", *load(TEST, emb)
-    )
+    tune, held = load(TUNE, emb), load(HOLDOUT, emb)
+    figures: dict[str, object] = {"default": DEFAULT_SIMILARITY, "max_changed": MAX_CHANGED,
+                                  "embed_ms": embed_ms, "check_us": check_us}  # fmt: skip
+    figures["tune_sweep"] = sweep("tuning split (rules, lists and threshold tuned on it)", tune)
+    figures["holdout_sweep"] = sweep("held-out split (never tuned on)", held)
+    t = choose(tune)
+    figures["chosen"] = t
+    print(f"\nchosen on the tuning split: {t:.2f} (the lowest with look-alike false hits "
+          f"<= {GOAL:.0%} and no unrelated false hit); DEFAULT_SIMILARITY = {DEFAULT_SIMILARITY}")
+    for name, s in (("tuning", tune), ("held-out", held), ("whole", tune + held)):
+        figures[name] = at(name, s, t, show=name == "held-out")
+    print(f"\ncontrast check's max_changed at {t:.2f} (the gateway uses {MAX_CHANGED}; "
+          "0: numbers, names, negations and opposite lists only):")
+    for k in (0, 1, 2, 3):
+        line = []
+        for name, s in (("tuning", tune), ("held-out", held)):
+            f, n, p, m = rates(s, s.differs(k), t)
+            line.append(f"{name} false {f}/{n} para {p}/{m} ({p / m:.0%})")
+        print(f"  max_changed={k}: " + "; ".join(line))
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"default": DEFAULT_SIMILARITY, "embed_ms": embed_ms, "check_us": check_us,
-             "development": dev, "second": second, "held_out": held}, indent=2))  # fmt: skip
+        Path(args.json).write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

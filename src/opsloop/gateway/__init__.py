@@ -45,7 +45,8 @@ if TYPE_CHECKING:
         redact,
     )
     from opsloop.gateway._run import run_gateway
-    from opsloop.gateway._semantic import SemanticCache, meaning_differs
+    from opsloop.gateway._contrast import meaning_differs
+    from opsloop.gateway._semantic import SemanticCache
     from opsloop.gateway._service import GatewayService
     from opsloop.gateway._upstream import Breaker
     from opsloop.gateway.entities import (
@@ -72,7 +73,7 @@ _LAZY: dict[str, str] = {
     "ROUTE_HEADER": "opsloop.gateway._app",
     "SIMILARITY_HEADER": "opsloop.gateway._app",
     "SemanticCache": "opsloop.gateway._semantic",
-    "meaning_differs": "opsloop.gateway._semantic",
+    "meaning_differs": "opsloop.gateway._contrast",
     "create_gateway_app": "opsloop.gateway._app",
     "Gateway": "opsloop.gateway._client",
     "run_gateway": "opsloop.gateway._run",

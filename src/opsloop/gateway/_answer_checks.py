@@ -18,32 +18,17 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from opsloop.gateway._words import STOP_WORDS, stem
+
 __all__ = ["check_schema", "context_of", "grounded_score", "schema_problem"]
 
 SUPPORT = 0.6
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+(?:[.,]\d+)*")
-_STOP_WORDS = (
-    "the a an and or but if then else of to in on at by for with from as is are was were be "
-    "been being it its this that these those there here what which who whom whose when where "
-    "why how do does did doing have has had having can could will would shall should may might "
-    "must not no yes you your yours we our ours they their them he she his her him i me my "
-    "about into over under than so such very just also only more most some any all each other "
-    "out up down off again further once both few own same too s t don now"
-)
-_STOP = frozenset(_STOP_WORDS.split())
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 
 
-def _stem(w: str) -> str:
-    w = w.lower().strip("'-")
-    for suffix in ("ies", "ing", "ed", "es", "s", "ly"):
-        if len(w) > len(suffix) + 2 and w.endswith(suffix):
-            return w[: -len(suffix)]
-    return w
-
-
 def _content(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(text) if w.lower() not in _STOP and len(w) > 1]
+    return [stem(w.lower()) for w in _WORD.findall(text) if w.lower() not in STOP_WORDS and len(w) > 1]
 
 
 def context_of(endpoint: str, body: dict[str, Any]) -> str:
