@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         create_gateway_app,
     )
     from opsloop.gateway._client import Gateway
+    from opsloop.gateway._contrast import meaning_differs
     from opsloop.gateway._errors import (
         BudgetDailyCost,
         BudgetDailyTokens,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
         redact,
     )
     from opsloop.gateway._run import run_gateway
-    from opsloop.gateway._contrast import meaning_differs
     from opsloop.gateway._semantic import SemanticCache
     from opsloop.gateway._service import GatewayService
     from opsloop.gateway._upstream import Breaker

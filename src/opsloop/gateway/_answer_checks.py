@@ -28,7 +28,9 @@ _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 
 
 def _content(text: str) -> list[str]:
-    return [stem(w.lower()) for w in _WORD.findall(text) if w.lower() not in STOP_WORDS and len(w) > 1]
+    return [
+        stem(w.lower()) for w in _WORD.findall(text) if w.lower() not in STOP_WORDS and len(w) > 1
+    ]
 
 
 def context_of(endpoint: str, body: dict[str, Any]) -> str:

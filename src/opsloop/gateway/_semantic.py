@@ -46,6 +46,7 @@ DEFAULT_SIMILARITY = 0.75
 
 _IGNORED = ("stream", "stream_options", "user", "metadata", "messages", "prompt")
 
+
 def request_text(endpoint: str, body: dict[str, Any]) -> str | None:
     """The text a request's meaning is read from: its messages (role and content) or its
     prompt; None when it has none to compare (non-text parts, token lists)."""

@@ -2,7 +2,7 @@
 groundedness (``_answer_checks``) and the semantic cache's meaning check (``_semantic``).
 
 The stemmer is crude on purpose (no dictionary, microseconds a word): it strips
-one inflection (-ies, -ied, -ing, -ed, -es, -s, -ly), then a doubled final
+one inflection (-ies, -ied, -able, -ible, -ing, -ed, -es, -s, -ly), then a doubled final
 consonant and a final e, so that "raise", "raised", "raises" and "raising" all
 give ``rais``, "stop" and "stopped" give ``stop``, and "pass" stays ``pass``.
 It leaves -er and -est alone: comparatives are words of their own here.
@@ -23,7 +23,10 @@ _STOP = (
     "out up down off again further once both few own same too s t don now"
 )
 STOP_WORDS = frozenset(_STOP.split())
-_SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""), ("ly", ""))
+_SUFFIXES = (
+    ("ies", "y"), ("ied", "y"), ("able", ""), ("ible", ""), ("ing", ""), ("ed", ""), ("es", ""),
+    ("s", ""), ("ly", ""),
+)  # fmt: skip
 _KEEP_DOUBLE = frozenset("lsz")
 _VOWEL = re.compile("[aeiouy]")
 
@@ -38,8 +41,15 @@ def stem(word: str) -> str:
             base = w[: -len(suffix)]
             if suffix in ("ing", "ed") and (base.endswith("e") or not _VOWEL.search(base)):
                 break  # speed, need, string, bring: not an inflection
+            if suffix in ("able", "ible") and len(base) < 4:
+                break  # table, cable, bible
             w = base + repl
-            if len(w) > 3 and w[-1] == w[-2] and w[-1] not in _KEEP_DOUBLE and suffix in ("ing", "ed"):
+            if (
+                len(w) > 3
+                and w[-1] == w[-2]
+                and w[-1] not in _KEEP_DOUBLE
+                and suffix in ("ing", "ed")
+            ):
                 w = w[:-1]
             break
     if len(w) > 3 and w.endswith("e"):
