@@ -1,4 +1,4 @@
-"""The semantic cache's meaning check on the shipped development pairs, and its buckets.
+"""The semantic cache's meaning check on the shipped tuning pairs, and its buckets.
 
 The similarity half needs MiniLM and is tested on the wire
 (tests/test_gateway_llm.py); here the check that refuses look-alike requests
@@ -24,17 +24,20 @@ def _pairs(name: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def test_every_development_opposite_pair_is_refused_and_most_paraphrases_pass() -> None:
-    rows = _pairs("cache_pairs.jsonl")
-    opposite = [r for r in rows if not r["same"]]
-    para = [r for r in rows if r["same"]]
-    assert len(opposite) == 80 and len(para) == 60
+def test_the_tuning_split_is_refused_and_the_held_out_split_stays_apart() -> None:
+    tune, held = _pairs("cache_pairs_tune.jsonl"), _pairs("cache_pairs_holdout.jsonl")
+    opposite = [r for r in tune if not r["same"]]
+    para = [r for r in tune if r["same"]]
+    assert len(opposite) == 450 and len(para) == 263
+    assert sum(not r["same"] for r in held) == 300 and sum(r["same"] for r in held) == 147
+    # Held out means no text of it was tuned on.
+    assert not {r["a"] for r in held} & ({r["a"] for r in tune} | {r["b"] for r in tune})
     missed = [r for r in opposite if meaning_differs(str(r["a"]), str(r["b"])) is None]
-    # One is left to the similarity threshold: "finance team" vs "legal team" (lower-case
-    # names; MiniLM puts the two at 0.84).
+    # One is left to the similarity threshold: "Is the bug reproducible?" vs "Is the bug
+    # impossible to reproduce?" (similarity 0.744, just below the threshold 0.75).
     assert len(missed) <= 1, missed
     refused = [r for r in para if meaning_differs(str(r["a"]), str(r["b"])) is not None]
-    assert len(refused) <= 6, refused  # measured: 3 of 60 (swapped -er/-ly forms)
+    assert len(refused) <= 80, len(refused)  # measured: 70 of 263 (unknown synonyms)
 
 
 @pytest.mark.parametrize(
@@ -44,16 +47,55 @@ def test_every_development_opposite_pair_is_refused_and_most_paraphrases_pass() 
         ("Book a table for two.", "Book a table for 2.", None),
         ("What is the capital of Australia?", "What is the capital of Austria?", "name"),
         ("Why don't my tests run?", "Why do my tests run?", "negation"),
+        ("Why is the server responding?", "Why has the server stopped responding?", "negation"),
         ("How do I lock the door?", "How do I unlock the door?", "opposite:lock/unlock"),
         ("Sort it in ascending order.", "Sort it in descending order.", "opposite:ascend/descend"),
+        ("Should I include a cover letter?", "Should I leave out the cover letter?", "opposite"),
         ("How do I start the service?", "How can I start the service?", None),
+        # the contrast check: a swapped content word, whatever it is
+        ("Is the bridge safe in winter?", "Is the bridge dangerous in winter?", "changed"),
+        ("Why did they hire engineers?", "Why did they fire engineers?", "changed"),
+        ("Is the bread still good to eat?", "Is the bread stale?", "changed"),
+        ("How do I tighten a loose bolt?", "How do I loosen a tight bolt?", "changed"),
+        ("How do I convert Celsius to Fahrenheit?", "How do I convert Fahrenheit to Celsius?",
+         "order:fahrenheit/celsius"),
+        # ... but not forms of one word, known synonyms, phrasal verbs or added function words
+        ("How do I widen the table columns?", "How can I make the table columns wider?", None),
+        ("Book a table for 2 people at 7pm.", "Reserve a table for 2 people at 7pm.", None),
+        ("How do I enable 2FA?", "How can I turn on 2FA?", None),
+        ("What is the population of Canada?", "How many people live in Canada?", None),
+        ("Which tickets are refundable?", "Which tickets can be refunded?", None),
     ],
-)
+)  # fmt: skip
 def test_meaning_differs_names_what_differs(a: str, b: str, why: str | None) -> None:
     got = meaning_differs(a, b)
     assert got == why or (
         why is not None and got is not None and got.split(":")[0] == why.split(":")[0]
-    )
+    ), got
+
+
+def test_one_stemmer_for_the_cache_and_groundedness() -> None:
+    from opsloop.gateway import _answer_checks, _contrast
+    from opsloop.gateway._words import stem
+
+    assert _answer_checks.stem is stem and _contrast.stem is stem
+    forms = {
+        "rais": ["raise", "raised", "raises", "raising"],
+        "stop": ["stop", "stops", "stopped", "stopping"],
+        "pass": ["pass", "passes", "passing"],
+        "qualify": ["qualifies", "qualified"],
+        "refund": ["refunds", "refunded", "refundable"],
+    }
+    for root, words in forms.items():
+        assert {stem(w) for w in words} == {root}, words
+    # not inflections: kept whole
+    assert [stem(w) for w in ("speed", "string", "table", "bus", "analysis")] == [
+        "speed",
+        "string",
+        "tabl",
+        "bus",
+        "analysis",
+    ]
 
 
 def test_request_text_reads_chat_and_prompts_and_skips_non_text() -> None:

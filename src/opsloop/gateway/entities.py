@@ -151,8 +151,9 @@ class CacheSpec(_Model):
     """The answer cache of non-streamed chat and completion requests, scoped per team (else
     per key), route and request parameters, for ``ttl_s`` (0: off). Exact matches always;
     ``semantic_similarity`` (off when None) also answers a request whose MiniLM similarity
-    to a cached one reaches it and whose numbers, names, negations and opposite words are
-    the same (docs/gateway.md has the measured false-hit rates; it is off by default)."""
+    to a cached one reaches it and whose numbers, names, negations, opposite words and
+    content words are the same (docs/gateway.md has the measured false-hit rates and the
+    chosen threshold, 0.75; it is off by default)."""
 
     ttl_s: int = Field(default=0, ge=0, le=30 * 86400)  # 0: off
     semantic_similarity: float | None = Field(default=None, ge=0.5, le=1.0)
