@@ -256,7 +256,7 @@ def approve(
     )
 
 
-@router.post("/approvals/{approval_id}/reject", response_model=Approval, summary="Reject")
+@router.post("/approvals/{approval_id}/reject", response_model=Approval, summary="Reject: the alias stays")
 def reject(
     approval_id: ApprovalId, body: Decide, svc: Approvals, ctx: Ctx, actor: Actor,
     request: Request,
