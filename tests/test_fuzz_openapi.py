@@ -804,6 +804,7 @@ def links(world: dict[str, Any]) -> list[Link]:
     link("POST /approvals", "201", decide, {"approval_id": rb("/id")})
     link("GET /approvals", "200", decide, {"approval_id": rb("/approvals/0/id")})
     link("GET /tokens", "200", ["GET /approvals", "GET /approvals/protections"])
+    link("GET /tokens", "200", ["GET /retention", "POST /retention/run"])
     link(
         "GET /approvals/protections",
         "200",

@@ -57,7 +57,9 @@ def _two_versions(c: Client, tmp: Path, model: str = "churn") -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, str]]]:
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[LiveServer, dict[str, str]]]:
     with fresh_pg_database() if request.param == "postgres" else _nothing() as pg:
         settings = Settings(home=tmp_path / "server", database_url=pg, auth=True)
         with live_server(settings) as srv, Client(settings=settings) as local:

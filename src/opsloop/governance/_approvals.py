@@ -269,7 +269,9 @@ class ApprovalService:
                 ["model_name", "alias"],
                 ["reviewers", "updated_at", "updated_by"],
             )
-        return Protection(model=model, alias=alias, reviewers=names, updated_at=ts, updated_by=actor)
+        return Protection(
+            model=model, alias=alias, reviewers=names, updated_at=ts, updated_by=actor
+        )
 
     def unprotect(self, model: str, alias: str) -> None:
         t = alias_protections

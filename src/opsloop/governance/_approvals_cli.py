@@ -54,7 +54,9 @@ def _show(a: Approval, json_: bool) -> None:
     for f in a.gate_failures:
         out().print(f"  - {esc(str(f.get('message') or f))}")
     if a.decided_by:
-        out().print(f"{a.state} by {esc(a.decided_by)}" + (f": {esc(a.comment)}" if a.comment else ""))
+        out().print(
+            f"{a.state} by {esc(a.decided_by)}" + (f": {esc(a.comment)}" if a.comment else "")
+        )
 
 
 @approvals_app.command("protect")
@@ -111,7 +113,9 @@ def protections(
         print_json([p.model_dump(mode="json") for p in items])
         return
     cols = [Col("Model", key=True), Col("Alias", key=True), Col("Reviewers"), Col("By", drop=1)]
-    rows = [[esc(p.model), esc(p.alias), esc(", ".join(p.reviewers)), esc(p.updated_by)] for p in items]
+    rows = [
+        [esc(p.model), esc(p.alias), esc(", ".join(p.reviewers)), esc(p.updated_by)] for p in items
+    ]
     out().print(fit_table(cols, rows))
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from opsloop.governance._approvals import ApprovalService
 from opsloop.governance._audit import AuditService
+from opsloop.governance._retention import policy_of, run_retention
 from opsloop.governance._tokens import TokenService
 from opsloop.governance.entities import Principal
 from opsloop.registry import RegistryService
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
         AuditEntry,
         NewToken,
         Protection,
+        RetentionPolicy,
+        RetentionReport,
         Token,
     )
 
@@ -97,6 +100,10 @@ class GovernanceBackend(Protocol):
     def approve(self, approval_id: str, *, comment: str = "") -> Approval: ...
 
     def reject(self, approval_id: str, *, comment: str = "") -> Approval: ...
+
+    def retention_policy(self) -> RetentionPolicy: ...
+
+    def run_retention(self) -> RetentionReport: ...
 
 
 def token_service(ctx: Context) -> TokenService:
@@ -223,3 +230,9 @@ class EmbeddedGovernance:
         return self._approvals.reject(
             approval_id, actor=self._ctx.user, role="owner", comment=comment
         )
+
+    def retention_policy(self) -> RetentionPolicy:
+        return policy_of(self._ctx.settings)
+
+    def run_retention(self) -> RetentionReport:
+        return run_retention(self._ctx.database, self._ctx.settings, actor=self._ctx.user)

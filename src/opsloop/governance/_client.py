@@ -14,6 +14,8 @@ from opsloop.governance.entities import (
     NewToken,
     Principal,
     Protection,
+    RetentionPolicy,
+    RetentionReport,
     Token,
 )
 
@@ -150,3 +152,13 @@ class Governance:
 
     def reject(self, approval_id: str, *, comment: str = "") -> Approval:
         return self._backend.reject(approval_id, comment=comment)
+
+    # ------------------------------------------------------------------ retention
+
+    def retention_policy(self) -> RetentionPolicy:
+        """The retention policy in force (the server's settings; embedded, this context's)."""
+        return self._backend.retention_policy()
+
+    def run_retention(self) -> RetentionReport:
+        """Apply the retention policy once now (a server also runs it on a schedule)."""
+        return self._backend.run_retention()

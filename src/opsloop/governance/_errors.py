@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from opsloop.errors import Conflict, InvalidArgument, OpsloopError, PermissionDenied, Unauthenticated
+from opsloop.errors import (
+    Conflict,
+    InvalidArgument,
+    OpsloopError,
+    PermissionDenied,
+    Unauthenticated,
+)
 
 __all__ = [
     "AliasNotProtected",

@@ -12,6 +12,8 @@ from opsloop.governance.entities import (
     NewToken,
     Principal,
     Protection,
+    RetentionPolicy,
+    RetentionReport,
     Token,
 )
 
@@ -138,3 +140,9 @@ class RemoteGovernance:
 
     def reject(self, approval_id: str, *, comment: str = "") -> Approval:
         return self._decide(approval_id, "reject", comment)
+
+    def retention_policy(self) -> RetentionPolicy:
+        return RetentionPolicy.model_validate(self._t.get("/retention"))
+
+    def run_retention(self) -> RetentionReport:
+        return RetentionReport.model_validate(self._t.post("/retention/run", None))

@@ -255,6 +255,8 @@ GET    /api/v1/approvals                                                        
 GET    /api/v1/approvals/{approval_id}                                                 viewer
 POST   /api/v1/approvals/{approval_id}/approve                                         editor
 POST   /api/v1/approvals/{approval_id}/reject                                          editor
+GET    /api/v1/retention                                                               admin
+POST   /api/v1/retention/run                                                           admin
 """
 
 

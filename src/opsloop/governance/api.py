@@ -13,6 +13,7 @@
 - ``GET /approvals[?state=&model=&alias=&limit=]``, ``GET /approvals/{id}``.
 - ``POST /approvals/{id}/approve`` (the alias moves), ``POST /approvals/{id}/reject``: a
   named reviewer, an admin or an owner, never the requester.
+- ``GET /retention``: the server's retention policy; ``POST /retention/run``: apply it now.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from opsloop.governance._approvals import ApprovalService
 from opsloop.governance._audit import AuditService
 from opsloop.governance._backend import approval_service, audit_service, token_service
 from opsloop.governance._guard import principal_of
+from opsloop.governance._retention import policy_of, run_retention
 from opsloop.governance._tokens import TokenService
 from opsloop.governance.entities import (
     Approval,
@@ -36,6 +38,8 @@ from opsloop.governance.entities import (
     NewToken,
     Principal,
     Protection,
+    RetentionPolicy,
+    RetentionReport,
     Role,
     Token,
 )
@@ -256,7 +260,9 @@ def approve(
     )
 
 
-@router.post("/approvals/{approval_id}/reject", response_model=Approval, summary="Reject: the alias stays")
+@router.post(
+    "/approvals/{approval_id}/reject", response_model=Approval, summary="Reject: the alias stays"
+)
 def reject(
     approval_id: ApprovalId, body: Decide, svc: Approvals, ctx: Ctx, actor: Actor,
     request: Request,
@@ -272,3 +278,20 @@ def reject(
             client=str(who["client"]),
         )
     )
+
+
+# ---------------------------------------------------------------------------- retention
+
+
+@router.get("/retention", response_model=RetentionPolicy, summary="The retention policy")
+def retention_policy(ctx: Ctx) -> Response:
+    return ok(policy_of(ctx.settings))
+
+
+@router.post(
+    "/retention/run", response_model=RetentionReport, summary="Apply the retention policy now"
+)
+def retention_run(ctx: Ctx, actor: Actor, request: Request) -> Response:
+    me = principal_of(request.scope)
+    who = me.user if me else resolve_user(ctx.settings, actor)
+    return ok(run_retention(ctx.database, ctx.settings, actor=who))

@@ -14,6 +14,9 @@ __all__ = [
     "NewToken",
     "Principal",
     "Protection",
+    "RetentionPolicy",
+    "RetentionReport",
+    "RetentionResult",
     "Role",
     "Token",
 ]
@@ -132,3 +135,37 @@ class Approval(BaseModel):
     decided_by: str | None = None
     decided_at: int | None = None
     comment: str = ""
+
+
+class RetentionPolicy(BaseModel):
+    """The server's retention settings: days kept (None: forever), how often, batch size."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    traces_days: float | None = None
+    predictions_days: float | None = None
+    bodies_days: float | None = None  # span inputs/outputs, logged predict inputs/outputs
+    interval_s: float
+    batch: int
+
+
+class RetentionResult(BaseModel):
+    """What one room's hook removed for one kind: rows older than ``before_ms``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["traces", "predictions", "bodies"]
+    hook: str  # the room's function, module:name
+    before_ms: int
+    rows: int  # deleted (bodies: emptied)
+    batches: int
+
+
+class RetentionReport(BaseModel):
+    """One retention run: the policy applied and what each hook removed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: int
+    policy: RetentionPolicy
+    results: list[RetentionResult] = []
