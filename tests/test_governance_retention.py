@@ -165,3 +165,31 @@ def test_the_server_runs_retention_on_its_schedule(
         ctx.close()
     res = CliRunner().invoke(cli, ["retention", "show", "--home", str(tmp_path / "home")])
     assert res.exit_code == 0 and "predictions: kept forever" in res.output, res.output
+
+
+@pytest.mark.parametrize("masking", [True, False])
+def test_pii_is_masked_at_ingestion_per_server(masking: bool, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from opsloop.server import create_app
+
+    patterns = ["pii"] if masking else []
+    settings = Settings(home=tmp_path, trace_mask_patterns=patterns, pii_masking=masking)
+    text = "mail ann@example.com or call +1 415 555 0100 from 10.1.2.3"
+    span = {"trace_id": "c" * 32, "span_id": "d" * 16, "name": "chat", "start_us": 1,
+            "end_us": 2, "inputs": {"prompt": text}}  # fmt: skip
+    row = {"request_id": "r1", "deployment": "d", "inputs": {"note": text}, "output": text}
+    with TestClient(create_app(settings)) as http:
+        assert http.post("/api/v1/traces/batch", json={"spans": [span]}).status_code == 200
+        assert (
+            http.post("/api/v1/monitoring/ingest", json={"predictions": [row]}).status_code == 200
+        )
+        stored_span = http.get(f"/api/v1/traces/{'c' * 32}").json()["spans"][0]["inputs"]["prompt"]
+        logged = http.get("/api/v1/monitoring/predictions", params={"deployment": "d"}).json()
+    stored_row = logged["predictions"][0]
+    if masking:
+        for stored in (stored_span, stored_row["inputs"]["note"], stored_row["output"]):
+            assert "ann@example.com" not in stored and "415" not in stored, stored
+            assert "[EMAIL]" in stored and "[PHONE]" in stored and "[IP]" in stored, stored
+    else:
+        assert stored_span == text and stored_row["inputs"]["note"] == text

@@ -99,9 +99,11 @@ EXPECTED = {
         "blob_ref_columns",
         "check_digest",
         "collect_garbage",
+        "delete_batch",
         "metadata",
         "now_ms",
         "open_artifact_store",
+        "update_batch",
         "upsert",
     ],
     "opsloop.core": [

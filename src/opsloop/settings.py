@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     # Tracing: masking applied to spans before they are stored or sent; built-in
     # names (email, api_key, bearer, credit_card, all) or regular expressions.
     trace_mask_patterns: list[str] = Field(default_factory=list)
+    # ``OPSLOOP_PII_MASKING=0``: the server stores prediction rows posted to
+    # ``/monitoring/ingest`` as sent; by default it masks PII in them first (``opsloop
+    # serve`` masks its own rows before they leave the process either way).
+    pii_masking: bool = True
 
     # Remote client.
     http_timeout_s: float = 30.0
