@@ -124,6 +124,8 @@ EXPECTED = {
         "default_context",
         "hooks",
         "load_ref",
+        "mask_pii",
+        "mask_pii_value",
         "os_user",
         "pop_active_run",
         "push_active_run",
