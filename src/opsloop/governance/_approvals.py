@@ -334,40 +334,58 @@ class ApprovalService:
             gate_failures=checked.failures,
             reviewers=[],
         )
-        with self.db.write() as conn:
-            protection = _load_protection(conn, checked.model, alias)
-            if protection is None:  # lifted since
-                raise AliasNotProtected(f"{alias!r} of {model!r} is not protected")
-            found = found.model_copy(update={"reviewers": protection.reviewers})
-            pending = conn.execute(
-                sa.select(approvals.c.id).where(approvals.c.pending_key == _key(found))
-            ).scalar()
-            if pending is not None:
-                raise ApprovalNotPending(
-                    f"approval {pending} for {alias!r} of {model!r} is pending already: it is "
-                    "approved or rejected first",
-                    details={"approval": pending},
-                )
-            conn.execute(
-                approvals.insert().values(
-                    id=found.id,
-                    model_name=found.model,
-                    alias=found.alias,
-                    version=found.version,
-                    from_version=found.from_version,
-                    force=found.force,
-                    note=found.note,
-                    state="pending",
-                    pending_key=_key(found),
-                    requested_by=actor,
-                    requested_at=found.requested_at,
-                    gate=found.gate,
-                    gate_failures=json.dumps(found.gate_failures),
-                    reviewers=json.dumps(found.reviewers),
-                    comment="",
-                )
+        try:
+            with self.db.write() as conn:
+                found = self._insert(conn, found, actor, role, token_id, client)
+        except sa.exc.IntegrityError:  # a request for the same alias committed meanwhile
+            raise ApprovalNotPending(
+                f"another request for {alias!r} of {model!r} is pending already",
+                details={"model": model, "alias": alias},
+            ) from None
+        return found
+
+    @staticmethod
+    def _insert(
+        conn: Connection,
+        found: Approval,
+        actor: str,
+        role: str | None,
+        token_id: str | None,
+        client: str,
+    ) -> Approval:
+        protection = _load_protection(conn, found.model, found.alias)
+        if protection is None:  # lifted since
+            raise AliasNotProtected(f"{found.alias!r} of {found.model!r} is not protected")
+        found = found.model_copy(update={"reviewers": protection.reviewers})
+        pending = conn.execute(
+            sa.select(approvals.c.id).where(approvals.c.pending_key == _key(found))
+        ).scalar()
+        if pending is not None:
+            raise ApprovalNotPending(
+                f"approval {pending} for {found.alias!r} of {found.model!r} is pending already: "
+                "it is approved or rejected first",
+                details={"approval": pending},
             )
-            _record(conn, found, actor, "requested", _Decision(role, token_id, client, ""))
+        conn.execute(
+            approvals.insert().values(
+                id=found.id,
+                model_name=found.model,
+                alias=found.alias,
+                version=found.version,
+                from_version=found.from_version,
+                force=found.force,
+                note=found.note,
+                state="pending",
+                pending_key=_key(found),
+                requested_by=actor,
+                requested_at=found.requested_at,
+                gate=found.gate,
+                gate_failures=json.dumps(found.gate_failures),
+                reviewers=json.dumps(found.reviewers),
+                comment="",
+            )
+        )
+        _record(conn, found, actor, "requested", _Decision(role, token_id, client, ""))
         return found
 
     def get(self, approval_id: str) -> Approval:

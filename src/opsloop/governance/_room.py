@@ -20,8 +20,11 @@ ROOM = Room(
         ("registry.alias_delete", "opsloop.governance._approvals:check_delete"),
     ),
     client=ClientProperty("governance", "opsloop.governance:Governance"),
-    nav=(Nav("audit", "Audit", order=95),),
-    ui_routes=(UiRoute("audit", "pages/audit.js", "renderAudit"),),
+    nav=(Nav("approvals", "Approvals", order=94), Nav("audit", "Audit", order=95)),
+    ui_routes=(
+        UiRoute("approvals", "pages/approvals.js", "renderApprovals"),
+        UiRoute("audit", "pages/audit.js", "renderAudit"),
+    ),
     # Authentication, permission rules and the audit trail, around every route of the server.
     middleware=("opsloop.governance._guard:install",),
     # Retention: old traces, prediction log rows and request bodies, on a schedule.
