@@ -36,12 +36,20 @@ if TYPE_CHECKING:
     from opsloop.core import Context
     from opsloop.settings import Settings
 
-__all__ = ["KINDS", "RetentionScheduler", "policy_of", "run_retention", "start_retention"]
+__all__ = [
+    "KINDS",
+    "RetentionScheduler",
+    "drain",
+    "policy_of",
+    "run_retention",
+    "start_retention",
+]
 
 log = logging.getLogger("opsloop.server")
 KINDS: tuple[Literal["traces", "predictions", "bodies"], ...] = ("traces", "predictions", "bodies")
 DAY_MS = 86_400_000
 MAX_BATCHES = 100_000  # per kind and run: a safety stop, far above any real backlog
+MIN_PAUSE_S, MAX_PAUSE_S = 0.02, 0.5  # between two batches: writers get their turn
 
 
 def policy_of(settings: Settings) -> RetentionPolicy:
@@ -71,12 +79,8 @@ def run_retention(
             continue
         before = now - int(days * DAY_MS)
         for hook in hooks(f"governance.retention.{kind}"):
-            rows = batches = 0
-            while batches < MAX_BATCHES:
-                n = int(hook(db, before, policy.batch))
-                rows, batches = rows + n, batches + 1
-                if n < policy.batch:
-                    break
+            rows, txs = drain(hook, db, before, policy.batch)
+            batches = len(txs)
             results.append(
                 RetentionResult(
                     kind=kind, hook=_hook_name(hook), before_ms=before, rows=rows, batches=batches
@@ -93,6 +97,28 @@ def run_retention(
             response=json.dumps(report.model_dump(mode="json"), separators=(",", ":")),
         )
     return report
+
+
+def drain(
+    hook: Callable[[Database, int, int], int], db: Database, before: int, batch: int
+) -> tuple[int, list[float]]:
+    """Call ``hook`` until a batch comes back short: the rows removed, each call's seconds.
+
+    Between two batches it pauses as long as the last one took (at least
+    ``MIN_PAUSE_S``, at most ``MAX_PAUSE_S``): on SQLite a writer waiting for
+    the lock polls with a growing sleep, and back-to-back batches would starve
+    it (measured in benchmarks/retention.py); the pause lets it in.
+    """
+    rows, txs = 0, []
+    while len(txs) < MAX_BATCHES:
+        t = time.perf_counter()
+        n = int(hook(db, before, batch))
+        txs.append(time.perf_counter() - t)
+        rows += n
+        if n < batch:
+            break
+        time.sleep(min(MAX_PAUSE_S, max(MIN_PAUSE_S, txs[-1])))
+    return rows, txs
 
 
 class RetentionScheduler:
