@@ -109,7 +109,7 @@ def drain(
     the lock polls with a growing sleep, and back-to-back batches would starve
     it (measured in benchmarks/retention.py); the pause lets it in.
     """
-    rows, txs = 0, []
+    rows, txs = 0, list[float]()
     while len(txs) < MAX_BATCHES:
         t = time.perf_counter()
         n = int(hook(db, before, batch))
