@@ -124,6 +124,12 @@ def test_a_protected_alias_moves_only_when_a_named_reviewer_approves(
         with pytest.raises(NotAReviewer):
             bob.governance.approve(asked.id)
         assert alice.registry.get_version_by_alias("churn", "production").version == 1
+        # The gate is checked again at approval: failing now, nothing moves and it stays pending.
+        root.evaluation.set_gate("churn", [{"metric": "acc", "min": 0.99}], aliases=["production"])
+        with pytest.raises(PromotionRefused):
+            vera.governance.approve(asked.id)
+        assert vera.governance.get_approval(asked.id).state == "pending"
+        root.evaluation.set_gate("churn", [{"metric": "acc", "min": 0.9}], aliases=["production"])
         done = vera.governance.approve(asked.id, comment="looks good")
         assert (done.state, done.decided_by, done.comment) == ("approved", "vera", "looks good")
         assert alice.registry.get_version_by_alias("churn", "production").version == 2
