@@ -171,6 +171,12 @@ def seed(settings: Settings, app: Any, tmp: Path) -> dict[str, Any]:
     post("/feedback/queues", queue, 201)
     post("/feedback/queues/fuzz_queue/fill", {})
     post("/tokens", {"user": "fuzz", "role": "editor", "name": "seeded"}, 201)
+    # A protected alias with a pending request (forced: the seeded version lacks the gate's
+    # metric), so the approvals' lists, decisions and protections have real ids.
+    r = http.put(f"{API}/approvals/protections/fuzz-model/production", json={"reviewers": ["x"]})
+    assert r.status_code == 200, r.text
+    asked = {"model": "fuzz-model", "alias": "production", "version": 1, "force": True}
+    post("/approvals", asked, 201)
     post("/indexes", {"name": "fuzz-index", "dim": 4})
     vectors = [[1.0, 0.0, 0.0, float(i)] for i in range(1, 6)]
     items = {"ids": [f"i{i}" for i in range(5)], "vectors": vectors, "texts": ["a b"] * 5}
@@ -790,6 +796,24 @@ def links(world: dict[str, Any]) -> list[Link]:
     link("POST /tokens", "201", gov_token, {"token_id": rb("/token/id")})
     link("GET /tokens", "200", gov_token, {"token_id": rb("/tokens/0/id")})
     link("GET /tokens", "200", ["GET /audit", "GET /audit/verify", "GET /whoami"])
+    decide = [
+        "GET /approvals/{approval_id}",
+        "POST /approvals/{approval_id}/approve",
+        "POST /approvals/{approval_id}/reject",
+    ]
+    link("POST /approvals", "201", decide, {"approval_id": rb("/id")})
+    link("GET /approvals", "200", decide, {"approval_id": rb("/approvals/0/id")})
+    link("GET /tokens", "200", ["GET /approvals", "GET /approvals/protections"])
+    link("GET /tokens", "200", ["GET /retention", "POST /retention/run"])
+    link(
+        "GET /approvals/protections",
+        "200",
+        [
+            "PUT /approvals/protections/{model}/{alias}",
+            "DELETE /approvals/protections/{model}/{alias}",
+        ],
+        {"model": rb("/protections/0/model"), "alias": rb("/protections/0/alias")},
+    )
 
     # ------------------------------------------------------------ gateway
     gw_key = [

@@ -6,6 +6,7 @@ The hierarchy::
     ├── InvalidArgument               INVALID_ARGUMENT    400
     │   ├── PayloadTooLarge           PAYLOAD_TOO_LARGE   413
     │   ├── PipelineInvalid           PIPELINE_INVALID    400
+    │   ├── AliasNotProtected         ALIAS_NOT_PROTECTED 400   (opsloop.governance)
     │   ├── PromptVariablesError      PROMPT_VARIABLES    400
     │   ├── ValidationFailed          DATASET_VALIDATION_FAILED 400   (opsloop.datasets)
     │   ├── UnknownScore              UNKNOWN_SCORE       400   (opsloop.feedback)
@@ -17,6 +18,9 @@ The hierarchy::
     ├── AlreadyExists                 ALREADY_EXISTS      409
     ├── Conflict                      CONFLICT            409
     │   ├── PromotionRefused          PROMOTION_GATE_FAILED 409
+    │   ├── ApprovalRequired          APPROVAL_REQUIRED   409   (opsloop.governance)
+    │   ├── AliasProtected            ALIAS_PROTECTED     409   (opsloop.governance)
+    │   ├── ApprovalNotPending        APPROVAL_NOT_PENDING 409  (opsloop.governance)
     │   ├── ScoreDefinitionConflict   SCORE_DEFINITION_CONFLICT 409 (opsloop.feedback)
     │   └── AnnotationKeyConflict     ANNOTATION_KEY_CONFLICT 409 (opsloop.feedback)
     ├── LimitExceeded                 GATEWAY_LIMIT       429   (opsloop.gateway: one per limit)
@@ -35,7 +39,8 @@ The hierarchy::
     │   ├── TokenExpired              TOKEN_EXPIRED       401   (opsloop.governance)
     │   └── TokenRevoked              TOKEN_REVOKED       401   (opsloop.governance)
     ├── PermissionDenied              PERMISSION_DENIED   403
-    │   └── NoPermissionRule          NO_PERMISSION_RULE  403   (opsloop.governance)
+    │   ├── NoPermissionRule          NO_PERMISSION_RULE  403   (opsloop.governance)
+    │   └── NotAReviewer              NOT_A_REVIEWER      403   (opsloop.governance)
     ├── SignInThrottled               SIGN_IN_RATE_LIMITED 429  (opsloop.governance)
     ├── SchemaOutOfDate               SCHEMA_OUT_OF_DATE  503
     ├── Unavailable                   UNAVAILABLE         503
@@ -128,6 +133,11 @@ _DEFINED_ELSEWHERE: dict[str, str] = {
     "TOKEN_REVOKED": "opsloop.governance._errors",
     "NO_PERMISSION_RULE": "opsloop.governance._errors",
     "SIGN_IN_RATE_LIMITED": "opsloop.governance._errors",
+    "APPROVAL_REQUIRED": "opsloop.governance._errors",
+    "ALIAS_PROTECTED": "opsloop.governance._errors",
+    "APPROVAL_NOT_PENDING": "opsloop.governance._errors",
+    "ALIAS_NOT_PROTECTED": "opsloop.governance._errors",
+    "NOT_A_REVIEWER": "opsloop.governance._errors",
 }
 
 

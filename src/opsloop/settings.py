@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     # ``OPSLOOP_AUDIT``: record every successful change in the hash-chained audit trail;
     # unset, on exactly when ``auth`` is.
     audit: bool | None = None
+    # Retention (docs/governance.md#retention), run by ``opsloop server`` every
+    # ``retention_interval_s`` in batches of ``retention_batch`` rows: traces, prediction
+    # log rows, and request bodies (span inputs and outputs, logged predict inputs and
+    # outputs) older than so many days are deleted (bodies: emptied, the rows kept).
+    # Unset: kept forever. ``OPSLOOP_RETENTION_SCHEDULER=0`` leaves a server's runs off.
+    retention_traces_days: float | None = Field(default=None, gt=0)
+    retention_predictions_days: float | None = Field(default=None, gt=0)
+    retention_bodies_days: float | None = Field(default=None, gt=0)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+    retention_batch: int = Field(default=1000, ge=1, le=100_000)
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     # Vector indexes (opsloop.retrieval): the backend of new indexes, ``faiss`` (in memory,
@@ -76,6 +86,10 @@ class Settings(BaseSettings):
     # Tracing: masking applied to spans before they are stored or sent; built-in
     # names (email, api_key, bearer, credit_card, all) or regular expressions.
     trace_mask_patterns: list[str] = Field(default_factory=list)
+    # ``OPSLOOP_PII_MASKING=0``: the server stores prediction rows posted to
+    # ``/monitoring/ingest`` as sent; by default it masks PII in them first (``opsloop
+    # serve`` masks its own rows before they leave the process either way).
+    pii_masking: bool = True
 
     # Remote client.
     http_timeout_s: float = 30.0

@@ -77,3 +77,34 @@ def test_audit_page_lists_filters_and_shows_the_chain(page: Any, tmp_path: Path)
         shown = row.locator("pre").all_inner_texts()
         assert '"description": ""' in shown[0] and '"description": "v2"' in shown[1]
         assert page.evaluate("window.__xss") is None
+
+
+def test_approvals_page_shows_the_gate_and_approves(page: Any, tmp_path: Path) -> None:
+    from tests.test_governance_approvals import _two_versions
+
+    settings = Settings(home=tmp_path / "home", user="root")
+    with Client(settings=settings) as c:
+        _two_versions(c, tmp_path)
+        c.registry.set_alias("churn", "production", 1)
+        c.evaluation.set_gate("churn", [{"metric": "acc", "min": 0.9}], aliases=["production"])
+        c.governance.protect_alias("churn", "production", reviewers=["vera"])
+    with live_server(settings) as srv:
+        asked = httpx.post(
+            f"{srv.url}/api/v1/approvals",
+            json={"model": "churn", "alias": "production", "version": 2, "note": XSS},
+            headers={"X-Opsloop-User": "alice"},
+        )
+        assert asked.status_code == 201, asked.text
+        page.goto(f"{srv.url}/ui/#/approvals")
+        row = page.locator("[data-testid=approval-row]")
+        expect(row).to_have_count(1)
+        assert row.get_by_test_id("approval-move").inner_text() == "v1 → v2"
+        assert row.get_by_test_id("approval-gate").inner_text().strip() == "passed"
+        row.get_by_test_id("approval-comment").fill("ship it")
+        row.get_by_role("button", name="Approve").click()
+        expect(page.locator("[data-testid=approval-row]")).to_have_count(0)  # no longer pending
+        page.get_by_test_id("approval-state-filter").select_option("approved")
+        expect(page.get_by_text("approved by root: ship it")).to_be_visible()
+        with Client(settings=settings) as c:
+            assert c.registry.get_version_by_alias("churn", "production").version == 2
+        assert page.evaluate("window.__xss") is None

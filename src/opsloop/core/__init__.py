@@ -4,6 +4,8 @@
   blob store embedded, a ``Transport`` remote), given to rooms instead of a
   ``Client``; ``context_of(obj)`` gets it from a client or room object.
 - ``resolve_user`` and ``ACTOR_HEADER``: who acts, decided in one place.
+- ``mask_pii`` / ``mask_pii_value``: e-mails, cards, IBANs, SSNs, phones and IP
+  addresses replaced by typed placeholders (feedback, monitoring and tracing use it).
 - ``Transport``: the typed JSON-over-HTTP transport of every remote backend;
   ``upload_missing_blobs(transport, files)`` sends the files a server lacks to
   the one blob API (``/api/v1/blobs``).
@@ -38,6 +40,7 @@ from opsloop.core._identity import (
     os_user,
     resolve_user,
 )
+from opsloop.core._pii import mask_pii, mask_pii_value
 from opsloop.core._room import ClientProperty, Nav, Room, UiRoute, hooks, load_ref
 
 if TYPE_CHECKING:
@@ -61,6 +64,8 @@ __all__ = [
     "default_context",
     "hooks",
     "load_ref",
+    "mask_pii",
+    "mask_pii_value",
     "os_user",
     "pop_active_run",
     "push_active_run",

@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from opsloop.core import mask_pii
     from opsloop.feedback._agreement import cohen_kappa, krippendorff_alpha
     from opsloop.feedback._client import Feedback, score_filter
     from opsloop.feedback._errors import (
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
         ScoreValueInvalid,
         UnknownScore,
     )
-    from opsloop.feedback._pii import mask_pii
     from opsloop.feedback._service import FeedbackService
     from opsloop.feedback.entities import (
         Agreement,
@@ -69,7 +69,7 @@ _LAZY: dict[str, str] = {
     "Feedback": "opsloop.feedback._client",
     "score_filter": "opsloop.feedback._client",
     "FeedbackService": "opsloop.feedback._service",
-    "mask_pii": "opsloop.feedback._pii",
+    "mask_pii": "opsloop.core",
 }
 _LAZY.update(
     {

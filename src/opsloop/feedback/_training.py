@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
+from opsloop.core import mask_pii
 from opsloop.errors import NotFound
-from opsloop.feedback._pii import mask_pii
 from opsloop.feedback.entities import Annotation, TrainingData
 from opsloop.store import Database
 from opsloop.tracing import SpanNode, TraceService

@@ -19,13 +19,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from opsloop.errors import InvalidArgument
 from opsloop.governance._tables import audit_head, audit_log
 from opsloop.governance.entities import AuditCheck, AuditEntry
 from opsloop.store import Database, now_ms
 
-__all__ = ["GENESIS", "AuditService", "mask_secrets", "stored_json"]
+__all__ = ["GENESIS", "AuditService", "append_entry", "mask_secrets", "stored_json"]
 
 GENESIS = "0" * 64
 MAX_STORED_CHARS = 16_384
@@ -81,6 +82,53 @@ def _entry(mapping: Mapping[str, Any] | sa.RowMapping) -> AuditEntry:
     return AuditEntry(**data)
 
 
+def append_entry(
+    conn: Connection,
+    *,
+    actor: str,
+    method: str,
+    path: str,
+    route: str,
+    status: int,
+    token_id: str | None = None,
+    role: str | None = None,
+    client: str = "",
+    before: str | None = None,
+    request: str | None = None,
+    response: str | None = None,
+) -> AuditEntry:
+    """Append one entry inside the open write transaction ``conn``: it commits (or rolls
+    back) with the change it records (an approval moving an alias, for one)."""
+    row: dict[str, Any] = {
+        "at": now_ms(),
+        "actor": actor[:256] or "unknown",
+        "token_id": token_id,
+        "role": role,
+        "client": client[:256],
+        "method": method[:16],
+        "path": path,
+        "route": route[:512],
+        "status": int(status),
+        "before": before,
+        "request": request,
+        "response": response,
+    }
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_PG_LOCK})"))
+    head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
+    seq, prev = (head.seq, head.hash) if head is not None else (0, GENESIS)
+    row.update(seq=seq + 1, prev_hash=prev)
+    row["hash"] = chain_hash(prev, row)
+    conn.execute(audit_log.insert().values(**row))
+    if head is None:
+        conn.execute(audit_head.insert().values(id=1, seq=row["seq"], hash=row["hash"]))
+    else:
+        conn.execute(
+            audit_head.update().where(audit_head.c.id == 1).values(seq=row["seq"], hash=row["hash"])
+        )
+    return _entry(row)
+
+
 class AuditService:
     """Append to, search and verify the audit trail."""
 
@@ -103,37 +151,21 @@ class AuditService:
         response: str | None = None,
     ) -> AuditEntry:
         """Add one entry at the end of the chain (appends are serialised)."""
-        row: dict[str, Any] = {
-            "at": now_ms(),
-            "actor": actor[:256] or "unknown",
-            "token_id": token_id,
-            "role": role,
-            "client": client[:256],
-            "method": method[:16],
-            "path": path,
-            "route": route[:512],
-            "status": int(status),
-            "before": before,
-            "request": request,
-            "response": response,
-        }
         with self.db.write() as conn:
-            if not self.db.is_sqlite:
-                conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_PG_LOCK})"))
-            head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
-            seq, prev = (head.seq, head.hash) if head is not None else (0, GENESIS)
-            row.update(seq=seq + 1, prev_hash=prev)
-            row["hash"] = chain_hash(prev, row)
-            conn.execute(audit_log.insert().values(**row))
-            if head is None:
-                conn.execute(audit_head.insert().values(id=1, seq=row["seq"], hash=row["hash"]))
-            else:
-                conn.execute(
-                    audit_head.update()
-                    .where(audit_head.c.id == 1)
-                    .values(seq=row["seq"], hash=row["hash"])
-                )
-        return _entry(row)
+            return append_entry(
+                conn,
+                actor=actor,
+                method=method,
+                path=path,
+                route=route,
+                status=status,
+                token_id=token_id,
+                role=role,
+                client=client,
+                before=before,
+                request=request,
+                response=response,
+            )
 
     def list(
         self,

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from opsloop.errors import OpsloopError, PermissionDenied, Unauthenticated
+from opsloop.errors import (
+    Conflict,
+    InvalidArgument,
+    OpsloopError,
+    PermissionDenied,
+    Unauthenticated,
+)
 
 __all__ = [
+    "AliasNotProtected",
+    "AliasProtected",
+    "ApprovalNotPending",
+    "ApprovalRequired",
     "NoPermissionRule",
+    "NotAReviewer",
     "SignInThrottled",
     "TokenExpired",
     "TokenInvalid",
@@ -54,3 +65,39 @@ class SignInThrottled(OpsloopError):
 
     code = "SIGN_IN_RATE_LIMITED"
     http_status = 429
+
+
+class ApprovalRequired(Conflict):
+    """The alias is protected: it moves only when a reviewer approves a request to move it."""
+
+    code = "APPROVAL_REQUIRED"
+    http_status = 409
+
+
+class AliasProtected(Conflict):
+    """The alias is protected: it cannot be deleted until an admin lifts the protection."""
+
+    code = "ALIAS_PROTECTED"
+    http_status = 409
+
+
+class ApprovalNotPending(Conflict):
+    """The approval was decided already (or another request for the alias is pending)."""
+
+    code = "APPROVAL_NOT_PENDING"
+    http_status = 409
+
+
+class AliasNotProtected(InvalidArgument):
+    """An approval was requested for an alias that is not protected: move it directly."""
+
+    code = "ALIAS_NOT_PROTECTED"
+    http_status = 400
+
+
+class NotAReviewer(PermissionDenied):
+    """The caller may not decide this approval: not a named reviewer, admin or owner, or the
+    one who asked for it."""
+
+    code = "NOT_A_REVIEWER"
+    http_status = 403

@@ -247,6 +247,16 @@ POST   /api/v1/tokens/{token_id}/revoke                                         
 GET    /api/v1/audit                                                                   admin
 GET    /api/v1/audit/verify                                                            admin
 GET    /api/v1/whoami                                                                  viewer
+GET    /api/v1/approvals/protections                                                   viewer
+PUT    /api/v1/approvals/protections/{model}/{alias}                                   admin
+DELETE /api/v1/approvals/protections/{model}/{alias}                                   admin
+POST   /api/v1/approvals                                                               editor
+GET    /api/v1/approvals                                                               viewer
+GET    /api/v1/approvals/{approval_id}                                                 viewer
+POST   /api/v1/approvals/{approval_id}/approve                                         editor
+POST   /api/v1/approvals/{approval_id}/reject                                          editor
+GET    /api/v1/retention                                                               admin
+POST   /api/v1/retention/run                                                           admin
 """
 
 

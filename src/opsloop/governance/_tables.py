@@ -1,4 +1,4 @@
-"""Governance tables: API tokens (hashed) and the hash-chained audit trail.
+"""Governance tables: API tokens (hashed), the hash-chained audit trail, approvals.
 
 ``api_tokens`` keeps one row per token: only the SHA-256 of its secret is
 stored (``secret_hash``, unique), with its user, role, workspaces, expiry,
@@ -66,4 +66,44 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# Protected aliases: an alias of a registered model (by name) that moves only when a
+# reviewer approves a request (``approvals``). ``reviewers``: a JSON list of user names who
+# may approve besides admins and owners.
+alias_protections = sa.Table(
+    "alias_protections",
+    metadata,
+    sa.Column("model_name", sa.String(256), primary_key=True),
+    sa.Column("alias", sa.String(128), primary_key=True),
+    sa.Column("reviewers", sa.Text, nullable=False),
+    sa.Column("updated_at", MS, nullable=False),
+    sa.Column("updated_by", sa.String(256), nullable=False),
+)
+
+# A request to move a protected alias, and its decision. ``pending_key`` is
+# ``model\nalias`` while the request is pending and NULL after, so one alias has at most
+# one pending request (a unique column holds many NULLs on SQLite and PostgreSQL).
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("model_name", sa.String(256), nullable=False),
+    sa.Column("alias", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("from_version", sa.Integer, nullable=True),
+    sa.Column("force", sa.Boolean, nullable=False, default=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | approved | rejected
+    sa.Column("pending_key", sa.String(400), nullable=True, unique=True),
+    sa.Column("requested_by", sa.String(256), nullable=False),
+    sa.Column("requested_at", MS, nullable=False),
+    sa.Column("gate", sa.String(16), nullable=False),  # none | passed | failed (forced)
+    sa.Column("gate_failures", sa.Text, nullable=False),  # JSON list
+    sa.Column("reviewers", sa.Text, nullable=False),  # JSON list, as protected at request
+    sa.Column("decided_by", sa.String(256), nullable=True),
+    sa.Column("decided_at", MS, nullable=True),
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Index("ix_approvals_model", "model_name", "alias"),
+    sa.Index("ix_approvals_state", "state", "requested_at"),
 )

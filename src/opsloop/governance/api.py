@@ -7,28 +7,51 @@
   the trail, newest first.
 - ``GET /audit/verify[?expect_hash=]``: recompute the hash chain.
 - ``GET /whoami``: the caller's user and role.
+- ``GET /approvals/protections[?model=]``, ``PUT|DELETE /approvals/protections/{model}/{alias}``:
+  protected aliases (changing them: admins).
+- ``POST /approvals``: ask to move a protected alias (201, pending, with the gate's result).
+- ``GET /approvals[?state=&model=&alias=&limit=]``, ``GET /approvals/{id}``.
+- ``POST /approvals/{id}/approve`` (the alias moves), ``POST /approvals/{id}/reject``: a
+  named reviewer, an admin or an owner, never the requester.
+- ``GET /retention``: the server's retention policy; ``POST /retention/run``: apply it now.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
 from opsloop.core import resolve_user
 from opsloop.core.web import Actor, Ctx, StrictBody, ok, service
+from opsloop.governance._approvals import ApprovalService
 from opsloop.governance._audit import AuditService
-from opsloop.governance._backend import audit_service, token_service
+from opsloop.governance._backend import approval_service, audit_service, token_service
 from opsloop.governance._guard import principal_of
+from opsloop.governance._retention import policy_of, run_retention
 from opsloop.governance._tokens import TokenService
-from opsloop.governance.entities import AuditCheck, NewToken, Principal, Role, Token
+from opsloop.governance.entities import (
+    Approval,
+    AuditCheck,
+    NewToken,
+    Principal,
+    Protection,
+    RetentionPolicy,
+    RetentionReport,
+    Role,
+    Token,
+)
 
 router = APIRouter(tags=["governance"])
 
 Tokens = Annotated[TokenService, Depends(service(token_service))]
 Audit = Annotated[AuditService, Depends(service(audit_service))]
+Approvals = Annotated[ApprovalService, Depends(service(approval_service))]
+ModelName = Annotated[str, Path(min_length=1, max_length=256)]
+AliasName = Annotated[str, Path(min_length=1, max_length=128)]
+ApprovalId = Annotated[str, Path(min_length=1, max_length=32)]
 
 
 class CreateToken(StrictBody):
@@ -113,3 +136,162 @@ def verify_audit(
 def whoami(ctx: Ctx, actor: Actor, request: Request) -> Response:
     me = principal_of(request.scope)
     return ok(me or Principal(user=resolve_user(ctx.settings, actor), role="owner"))
+
+
+# ---------------------------------------------------------------------------- approvals
+
+
+class Protect(StrictBody):
+    reviewers: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=100
+    )
+
+
+class RequestApproval(StrictBody):
+    model: str = Field(min_length=1, max_length=256)
+    alias: str = Field(min_length=1, max_length=128)
+    version: int = Field(ge=1, le=2**31 - 1)
+    force: bool = False  # ask to override a failed promotion gate (the reviewer sees it)
+    note: str = Field(default="", max_length=2000)
+
+
+class Decide(StrictBody):
+    comment: str = Field(default="", max_length=2000)
+
+
+def _caller(request: Request, ctx: Ctx, actor: Actor) -> dict[str, str | None]:
+    """Who calls, as an approval records it: the token's user and role (auth off: owner)."""
+    me = principal_of(request.scope)
+    return {
+        "actor": me.user if me else resolve_user(ctx.settings, actor),
+        "role": me.role if me else "owner",
+        "token_id": me.token_id if me else None,
+        "client": request.client.host if request.client else "",
+    }
+
+
+@router.get("/approvals/protections", summary="Protected aliases")
+def list_protections(
+    svc: Approvals, model: Annotated[str | None, Query(max_length=256)] = None
+) -> Response:
+    return ok({"protections": svc.protections(model=model)})
+
+
+@router.put(
+    "/approvals/protections/{model}/{alias}",
+    response_model=Protection,
+    summary="Protect an alias: it moves only when a reviewer approves",
+)
+def protect_alias(
+    model: ModelName, alias: AliasName, body: Protect, svc: Approvals, ctx: Ctx, actor: Actor,
+    request: Request,
+) -> Response:  # fmt: skip
+    who = _caller(request, ctx, actor)
+    return ok(svc.protect(model, alias, reviewers=body.reviewers, actor=str(who["actor"])))
+
+
+@router.delete(
+    "/approvals/protections/{model}/{alias}", status_code=204, summary="Lift an alias' protection"
+)
+def unprotect_alias(model: ModelName, alias: AliasName, svc: Approvals) -> Response:
+    svc.unprotect(model, alias)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/approvals",
+    status_code=201,
+    response_model=Approval,
+    summary="Ask to move a protected alias (pending, with the promotion gate's result)",
+)
+def request_approval(
+    body: RequestApproval, svc: Approvals, ctx: Ctx, actor: Actor, request: Request
+) -> Response:
+    who = _caller(request, ctx, actor)
+    made = svc.request(
+        body.model,
+        body.alias,
+        body.version,
+        actor=str(who["actor"]),
+        force=body.force,
+        note=body.note,
+        role=who["role"],
+        token_id=who["token_id"],
+        client=str(who["client"]),
+    )
+    return ok(made, status_code=201)
+
+
+@router.get("/approvals", summary="Approvals, newest first")
+def list_approvals(
+    svc: Approvals,
+    state: Annotated[str | None, Query(pattern="^(pending|approved|rejected)$")] = None,
+    model: Annotated[str | None, Query(max_length=256)] = None,
+    alias: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    return ok({"approvals": svc.list(state=state, model=model, alias=alias, limit=limit)})
+
+
+@router.get("/approvals/{approval_id}", response_model=Approval, summary="An approval")
+def get_approval(approval_id: ApprovalId, svc: Approvals) -> Response:
+    return ok(svc.get(approval_id))
+
+
+@router.post(
+    "/approvals/{approval_id}/approve",
+    response_model=Approval,
+    summary="Approve: the alias moves in the same transaction",
+)
+def approve(
+    approval_id: ApprovalId, body: Decide, svc: Approvals, ctx: Ctx, actor: Actor,
+    request: Request,
+) -> Response:  # fmt: skip
+    who = _caller(request, ctx, actor)
+    return ok(
+        svc.approve(
+            approval_id,
+            actor=str(who["actor"]),
+            role=str(who["role"]),
+            comment=body.comment,
+            token_id=who["token_id"],
+            client=str(who["client"]),
+        )
+    )
+
+
+@router.post(
+    "/approvals/{approval_id}/reject", response_model=Approval, summary="Reject: the alias stays"
+)
+def reject(
+    approval_id: ApprovalId, body: Decide, svc: Approvals, ctx: Ctx, actor: Actor,
+    request: Request,
+) -> Response:  # fmt: skip
+    who = _caller(request, ctx, actor)
+    return ok(
+        svc.reject(
+            approval_id,
+            actor=str(who["actor"]),
+            role=str(who["role"]),
+            comment=body.comment,
+            token_id=who["token_id"],
+            client=str(who["client"]),
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- retention
+
+
+@router.get("/retention", response_model=RetentionPolicy, summary="The retention policy")
+def retention_policy(ctx: Ctx) -> Response:
+    return ok(policy_of(ctx.settings))
+
+
+@router.post(
+    "/retention/run", response_model=RetentionReport, summary="Apply the retention policy now"
+)
+def retention_run(ctx: Ctx, actor: Actor, request: Request) -> Response:
+    me = principal_of(request.scope)
+    who = me.user if me else resolve_user(ctx.settings, actor)
+    return ok(run_retention(ctx.database, ctx.settings, actor=who))

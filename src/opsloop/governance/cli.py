@@ -36,6 +36,11 @@ tokens_app = room_app(
 audit_app = room_app(
     "audit", "The audit trail: every change made through the server, hash-chained."
 )
+retention_app = room_app(
+    "retention",
+    "Retention: traces, prediction log rows and request bodies older than the policy's days "
+    "are deleted by the server on a schedule (OPSLOOP_RETENTION_*_DAYS).",
+)
 
 _STYLE = {"active": "green", "expired": "yellow", "revoked": "red"}
 
@@ -234,3 +239,39 @@ def audit_verify(
     if not check.ok:
         report_line("AUDIT_CHAIN_BROKEN", f"entry {check.first_bad_seq}: {check.problem}")
         raise typer.Exit(1)
+
+
+@retention_app.command("show")
+def retention_show(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt = False) -> None:
+    """Print the retention policy in force (the server's, against a server)."""
+    with _governance(ctx, home) as gov:
+        p = gov.retention_policy()
+    if json_:
+        print_json(p.model_dump(mode="json"))
+        return
+    for kind in ("traces", "predictions", "bodies"):
+        days = getattr(p, f"{kind}_days")
+        out().print(f"{kind}: " + (f"{days:g} days" if days is not None else "kept forever"))
+    out().print(f"every {p.interval_s:g} s, {p.batch} rows per batch")
+
+
+@retention_app.command("run")
+def retention_run(ctx: typer.Context, home: HomeOption = None, json_: JsonOpt = False) -> None:
+    """Apply the retention policy once now, in bounded batches; print what was removed.
+
+    Examples:
+
+        OPSLOOP_RETENTION_TRACES_DAYS=30 opsloop retention run
+    """
+    with _governance(ctx, home) as gov:
+        report = gov.run_retention()
+    if json_:
+        print_json(report.model_dump(mode="json"))
+        return
+    if not report.results:
+        out().print("no retention policy is set: nothing removed")
+    for r in report.results:
+        verb = "emptied" if r.kind == "bodies" else "deleted"
+        out().print(
+            f"{r.kind}: {r.rows} rows {verb} before {fmt_time(r.before_ms)} ({esc(r.hook)})"
+        )

@@ -6,7 +6,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ROLES", "AuditCheck", "AuditEntry", "NewToken", "Principal", "Role", "Token"]
+__all__ = [
+    "ROLES",
+    "Approval",
+    "AuditCheck",
+    "AuditEntry",
+    "NewToken",
+    "Principal",
+    "Protection",
+    "RetentionPolicy",
+    "RetentionReport",
+    "RetentionResult",
+    "Role",
+    "Token",
+]
 
 Role = Literal["viewer", "editor", "admin", "owner"]
 ROLES: tuple[str, ...] = ("viewer", "editor", "admin", "owner")
@@ -86,3 +99,73 @@ class AuditCheck(BaseModel):
     head_hash: str
     first_bad_seq: int | None = None
     problem: str | None = None
+
+
+class Protection(BaseModel):
+    """A protected alias: it moves only when a reviewer approves a request to move it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    alias: str
+    reviewers: list[str]  # who may approve, besides admins and owners
+    updated_at: int
+    updated_by: str
+
+
+class Approval(BaseModel):
+    """A request to move a protected alias, with the promotion gate's result, and its
+    decision (``approved``: the alias moved in the same transaction)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    model: str
+    alias: str
+    version: int
+    from_version: int | None = None  # the version the alias named when it was requested
+    force: bool = False  # a failed gate is overridden (``gate == "failed"``)
+    note: str = ""
+    state: Literal["pending", "approved", "rejected"]
+    requested_by: str
+    requested_at: int
+    gate: Literal["none", "passed", "failed"]  # the promotion gate's result at the request
+    gate_failures: list[dict[str, Any]] = []
+    reviewers: list[str] = []
+    decided_by: str | None = None
+    decided_at: int | None = None
+    comment: str = ""
+
+
+class RetentionPolicy(BaseModel):
+    """The server's retention settings: days kept (None: forever), how often, batch size."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    traces_days: float | None = None
+    predictions_days: float | None = None
+    bodies_days: float | None = None  # span inputs/outputs, logged predict inputs/outputs
+    interval_s: float
+    batch: int
+
+
+class RetentionResult(BaseModel):
+    """What one room's hook removed for one kind: rows older than ``before_ms``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["traces", "predictions", "bodies"]
+    hook: str  # the room's function, module:name
+    before_ms: int
+    rows: int  # deleted (bodies: emptied)
+    batches: int
+
+
+class RetentionReport(BaseModel):
+    """One retention run: the policy applied and what each hook removed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: int
+    policy: RetentionPolicy
+    results: list[RetentionResult] = []

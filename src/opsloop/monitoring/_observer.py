@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-from opsloop.core import Context
+from opsloop.core import Context, mask_pii_value
 from opsloop.monitoring._client import Monitoring
 from opsloop.monitoring._tables import COUNTER_COLUMNS, LATENCY_BUCKETS_MS
 
@@ -41,15 +41,7 @@ _HIST_BOUNDS = tuple(b / 1000 for b in LATENCY_BUCKETS_MS)
 
 def mask_value(v: Any) -> Any:
     """PII masked in every string inside ``v`` (e-mails, cards, phones, ...)."""
-    from opsloop.feedback import mask_pii  # lazy: only the flush thread masks
-
-    if isinstance(v, str):
-        return mask_pii(v)
-    if isinstance(v, dict):
-        return {k: mask_value(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [mask_value(x) for x in v]
-    return v
+    return mask_pii_value(v)
 
 
 class PredictionLogger:

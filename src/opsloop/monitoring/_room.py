@@ -15,6 +15,9 @@ ROOM = Room(
     hooks=(
         # Every predict answer of `opsloop serve` (serving calls it; it never imports this room).
         ("serving.observer", "opsloop.monitoring._observer:serving_observer"),
+        # Retention (run by the governance room on the server): old rows, old bodies.
+        ("governance.retention.predictions", "opsloop.monitoring._retention:purge_predictions"),
+        ("governance.retention.bodies", "opsloop.monitoring._retention:empty_prediction_bodies"),
     ),
     # The server's background work: the monitor scheduler.
     background=("opsloop.monitoring._alerts:start_scheduler",),

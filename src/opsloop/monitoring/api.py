@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from opsloop.core import resolve_user
+from opsloop.core import mask_pii_value, resolve_user
 from opsloop.core.web import Actor, Ctx, StrictBody, ok, service
 from opsloop.monitoring._backend import EmbeddedMonitoring
 from opsloop.monitoring._report import performance_series
@@ -88,8 +88,12 @@ def _window(since: int | None, until: int | None, default_s: int) -> tuple[int, 
 
 
 @router.post("/monitoring/ingest", summary="Store logged predictions and add counters")
-def ingest(body: Ingest, svc: Svc) -> Response:
-    return ok(svc.ingest(body.predictions, body.rollups))
+def ingest(body: Ingest, svc: Svc, ctx: Ctx) -> Response:
+    rows = body.predictions
+    if ctx.settings.pii_masking:  # masked at ingestion, whoever sent them
+        masked = ("inputs", "output")
+        rows = [{**p, **{k: mask_pii_value(p[k]) for k in masked if k in p}} for p in rows]
+    return ok(svc.ingest(rows, body.rollups))
 
 
 @router.post("/monitoring/labels", summary="Labels that arrived later, joined by request id")

@@ -21,7 +21,16 @@ if TYPE_CHECKING:
     from opsloop.registry._bundled import bundled_embedder, bundled_gguf
     from opsloop.registry._client import Registry
     from opsloop.registry._compress import quantize_model
-    from opsloop.registry._hooks import ALIAS_MOVE, AliasMove, AliasMoveCheck, VersionRef
+    from opsloop.registry._hooks import (
+        ALIAS_DELETE,
+        ALIAS_MOVE,
+        AliasDelete,
+        AliasDeleteCheck,
+        AliasMove,
+        AliasMoveCheck,
+        MoveCheck,
+        VersionRef,
+    )
     from opsloop.registry._loading import default_cache_dir, load_model
     from opsloop.registry._names import check_alias, check_model_name, parse_model_uri, version_ref
     from opsloop.registry._service import RegistryService
@@ -57,6 +66,10 @@ _LAZY = {
     "default_cache_dir": "opsloop.registry._loading",
     "parse_model_uri": "opsloop.registry._names",
     "ALIAS_MOVE": "opsloop.registry._hooks",
+    "ALIAS_DELETE": "opsloop.registry._hooks",
+    "AliasDelete": "opsloop.registry._hooks",
+    "AliasDeleteCheck": "opsloop.registry._hooks",
+    "MoveCheck": "opsloop.registry._hooks",
     "AliasMove": "opsloop.registry._hooks",
     "AliasMoveCheck": "opsloop.registry._hooks",
     "VersionRef": "opsloop.registry._hooks",
@@ -95,7 +108,10 @@ _LAZY.update(
 )
 
 __all__ = [
+    "ALIAS_DELETE",
     "ALIAS_MOVE",
+    "AliasDelete",
+    "AliasDeleteCheck",
     "AliasMove",
     "AliasMoveCheck",
     "CardFields",
@@ -112,6 +128,7 @@ __all__ = [
     "ModelAlias",
     "ModelCard",
     "ModelVersion",
+    "MoveCheck",
     "PyfuncContext",
     "PythonModel",
     "RegisteredModel",

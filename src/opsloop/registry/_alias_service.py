@@ -11,7 +11,17 @@ from opsloop.errors import InvalidArgument, NotFound, PromotionRefused
 from opsloop.registry import _names as N
 from opsloop.registry import _rows
 from opsloop.registry._events import MAX_LIST, record_event
-from opsloop.registry._hooks import ALIAS_MOVE, AliasMove, AliasMoveCheck, VersionRef, alias_holder
+from opsloop.registry._hooks import (
+    ALIAS_DELETE,
+    ALIAS_MOVE,
+    AliasDelete,
+    AliasDeleteCheck,
+    AliasMove,
+    AliasMoveCheck,
+    MoveCheck,
+    VersionRef,
+    alias_holder,
+)
 from opsloop.registry._tables import (
     registered_models,
     registry_events,
@@ -50,60 +60,42 @@ class AliasMixin:
         *,
         actor: str | None = None,
         force: bool = False,
+        approval: str | None = None,
     ) -> ModelAlias:
         """Point ``alias`` at ``version``: one upsert in one transaction, so a reader
         resolving the alias concurrently sees the old or the new version, never none.
 
         Every ``registry.alias_move`` hook (``AliasMove``; e.g. the evaluation
         room's promotion gate) is called first, in the same transaction: a
-        hook refuses by raising (``PromotionRefused``) and nothing changes;
+        hook refuses by raising (``PromotionRefused``; ``APPROVAL_REQUIRED``
+        for a protected alias moved without ``approval``) and nothing changes;
         with ``force`` the failed checks are recorded as a
-        ``promotion_forced`` event and the alias moves."""
+        ``promotion_forced`` event and the alias moves. ``approval``: the id
+        of the approved request this move carries out (see docs/governance.md)."""
         N.check_alias(alias)
         who = self._actor(actor)
-        checks: list[AliasMoveCheck] = hooks(ALIAS_MOVE)
         with self.db.write() as conn:
             m = self._model_row(conn, name)
             v = self._version_row(conn, m, version)
-            move = AliasMove(
-                connection=conn,
-                model=m.name,
-                model_id=m.id,
-                alias=alias,
-                from_version=alias_holder(conn, m.id, alias),
-                to_version=VersionRef(int(v.version), v.id, v.source_run_id),
-                actor=who,
-                force=force,
-            )
-            results = [r for r in (check(move) for check in checks) if r is not None]
-            failed = [dict(f) for r in results for f in r]
-            if failed and not force:
-                raise PromotionRefused(
-                    f"moving {alias!r} of {m.name!r} to v{v.version} was refused",
-                    details={"model": m.name, "alias": alias, "version": v.version,
-                             "failures": failed},
-                )  # fmt: skip
-            if failed:
+            checked = self._move_hooks(conn, m, v, alias, who, force, approval, dry_run=False)
+            if checked.failures:
                 record_event(
                     conn,
                     m.id,
                     m.name,
                     "promotion_forced",
                     who,
-                    {"alias": alias, "failures": failed},
+                    {"alias": alias, "failures": checked.failures},
                     version_id=v.id,
                     version=v.version,
                 )
             ts = now_ms()
-            _rows.move_alias(
-                conn,
-                m,
-                alias,
-                v,
-                who,
-                ts,
-                {"gate": "forced" if failed else "passed"} if results else None,
-            )
+            extra: dict[str, Any] = {}
+            if checked.gated:
+                extra["gate"] = "forced" if checked.failures else "passed"
+            if approval is not None:
+                extra["approval"] = approval
+            _rows.move_alias(conn, m, alias, v, who, ts, extra or None)
         return ModelAlias(
             name=m.name,
             alias=alias,
@@ -113,11 +105,81 @@ class AliasMixin:
             updated_by=who,
         )
 
-    def delete_alias(self, name: str, alias: str, *, actor: str | None = None) -> None:
+    def check_alias_move(
+        self,
+        name: str,
+        alias: str,
+        version: int | str,
+        *,
+        actor: str | None = None,
+        force: bool = False,
+    ) -> MoveCheck:
+        """Run the ``registry.alias_move`` hooks on a move without making it (a dry run:
+        the transaction is rolled back). Raises as ``set_alias`` would (a failed gate
+        without ``force``: ``PromotionRefused``), except that nothing holds it for an
+        approval; with ``force`` the failures are returned."""
         N.check_alias(alias)
         who = self._actor(actor)
+        with self.db.read() as conn:
+            m = self._model_row(conn, name)
+            v = self._version_row(conn, m, version)
+            return self._move_hooks(conn, m, v, alias, who, force, None, dry_run=True)
+
+    def _move_hooks(
+        self,
+        conn: Any,
+        m: Any,
+        v: Any,
+        alias: str,
+        who: str,
+        force: bool,
+        approval: str | None,
+        *,
+        dry_run: bool,
+    ) -> MoveCheck:
+        checks: list[AliasMoveCheck] = hooks(ALIAS_MOVE)
+        holder = alias_holder(conn, m.id, alias)
+        move = AliasMove(
+            connection=conn,
+            model=m.name,
+            model_id=m.id,
+            alias=alias,
+            from_version=holder,
+            to_version=VersionRef(int(v.version), v.id, v.source_run_id),
+            actor=who,
+            force=force,
+            approval=approval,
+            dry_run=dry_run,
+        )
+        results = [r for r in (check(move) for check in checks) if r is not None]
+        failed = [dict(f) for r in results for f in r]
+        if failed and not force:
+            raise PromotionRefused(
+                f"moving {alias!r} of {m.name!r} to v{v.version} was refused",
+                details={"model": m.name, "alias": alias, "version": v.version,
+                         "failures": failed},
+            )  # fmt: skip
+        return MoveCheck(
+            model=m.name,
+            alias=alias,
+            version=int(v.version),
+            from_version=holder.version if holder else None,
+            gated=bool(results),
+            failures=failed,
+        )
+
+    def delete_alias(self, name: str, alias: str, *, actor: str | None = None) -> None:
+        """Delete ``alias``; every ``registry.alias_delete`` hook may refuse it first (a
+        protected alias, for one), in the same transaction."""
+        N.check_alias(alias)
+        who = self._actor(actor)
+        checks: list[AliasDeleteCheck] = hooks(ALIAS_DELETE)
         with self.db.write() as conn:
             m = self._model_row(conn, name)
+            holder = alias_holder(conn, m.id, alias)
+            if holder is not None:
+                for check in checks:
+                    check(AliasDelete(conn, m.name, m.id, alias, holder, who))
             _rows.delete_alias(conn, m, alias, who)
 
     def list_aliases(self, name: str) -> list[ModelAlias]:

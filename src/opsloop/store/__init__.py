@@ -8,6 +8,7 @@ from opsloop.store._artifacts import (
     TempFile,
     check_digest,
 )
+from opsloop.store._batches import delete_batch, update_batch
 from opsloop.store._engine import SCHEMA_HEAD, Database, now_ms
 from opsloop.store._gc import GcReport, blob_ref_columns, collect_garbage
 from opsloop.store._metadata import metadata
@@ -26,8 +27,10 @@ __all__ = [
     "blob_ref_columns",
     "check_digest",
     "collect_garbage",
+    "delete_batch",
     "metadata",
     "now_ms",
     "open_artifact_store",
+    "update_batch",
     "upsert",
 ]

@@ -5,8 +5,9 @@ outputs, attribute values, event attributes and error message:
 
 - patterns from ``Settings.trace_mask_patterns`` (``OPSLOOP_TRACE_MASK_PATTERNS``):
   each entry is a built-in name (``email``, ``api_key``, ``bearer``,
-  ``credit_card``, ``all``) or a regular expression whose matches become
-  ``[REDACTED]``;
+  ``credit_card``, ``all``; ``pii``: e-mails, cards, IBANs, SSNs, phones and IP
+  addresses as typed placeholders, ``opsloop.core.mask_pii``) or a regular
+  expression whose matches become ``[REDACTED]``;
 - a function set with ``set_masking(fn)`` (``fn(text) -> text``), for
   anything a regex cannot express.
 
@@ -22,6 +23,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from opsloop.core import mask_pii
 from opsloop.errors import InvalidArgument
 
 MaskFn = Callable[[str], str]
@@ -71,6 +73,9 @@ BUILTIN: dict[str, tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]]
 }
 
 
+_WHOLE = re.compile(r"(?s).+")
+
+
 def compile_patterns(
     patterns: Iterable[str],
 ) -> list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]]:
@@ -84,6 +89,8 @@ def compile_patterns(
             raise InvalidArgument(f"masking pattern must be a non-empty string, not {entry!r}")
         if entry == "all":
             out.extend(BUILTIN.values())
+        elif entry == "pii":  # the whole string, through the shared PII masker
+            out.append((_WHOLE, lambda m: mask_pii(m.group())))
         elif entry in BUILTIN:
             out.append(BUILTIN[entry])
         else:

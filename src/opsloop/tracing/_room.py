@@ -17,4 +17,9 @@ ROOM = Room(
     ),
     ui_modules=("pages/trace_span.js", "pages/trace_fmt.js"),
     ui_styles=("traces.css",),
+    # Retention (run by the governance room on the server): old traces, old span bodies.
+    hooks=(
+        ("governance.retention.traces", "opsloop.tracing._retention:purge_traces"),
+        ("governance.retention.bodies", "opsloop.tracing._retention:empty_span_bodies"),
+    ),
 )

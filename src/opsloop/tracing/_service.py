@@ -223,10 +223,14 @@ class TraceService:
                 ).scalars()
             )
             for i in range(0, len(ids), 400):
-                chunk = ids[i : i + 400]
-                self._delete(conn, chunk)
-                conn.execute(traces.delete().where(traces.c.id.in_(chunk)))
+                self.delete_rows(conn, ids[i : i + 400])
         return len(ids)
+
+    @classmethod
+    def delete_rows(cls, conn: sa.Connection, ids: list[str]) -> None:
+        """Delete these traces with their spans and per-model rows (in ``conn``)."""
+        cls._delete(conn, ids)
+        conn.execute(traces.delete().where(traces.c.id.in_(ids)))
 
     @staticmethod
     def _delete(conn: sa.Connection, ids: list[str]) -> None:

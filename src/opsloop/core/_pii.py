@@ -1,4 +1,4 @@
-"""PII masking for training data made from feedback.
+"""PII masking: for training data made from feedback, logged predictions and traces.
 
 ``mask_pii(text)`` replaces e-mail addresses, payment card numbers (Luhn
 checked, so order numbers and timestamps stay), IBANs, US social security
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["mask_pii"]
+__all__ = ["mask_pii", "mask_pii_value"]
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -67,3 +68,14 @@ def mask_pii(text: str) -> str:
     for pattern, repl in _RULES:
         text = pattern.sub(repl, text)
     return text
+
+
+def mask_pii_value(v: Any) -> Any:
+    """``v`` with PII masked in every string inside it (values, not keys)."""
+    if isinstance(v, str):
+        return mask_pii(v)
+    if isinstance(v, dict):
+        return {k: mask_pii_value(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [mask_pii_value(x) for x in v]
+    return v
