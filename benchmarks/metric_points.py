@@ -164,7 +164,7 @@ def check_same(n: int = 1_000) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--sizes", default="1000,100000,1000000")
+    ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--repeat", type=int, default=21)
     ap.add_argument("--cold-runs", type=int, default=5)
     ap.add_argument("--json", default=None)
