@@ -414,6 +414,16 @@ def test_search_order_and_pages(
             break
     assert seen == ["no-metric", "rf-bad", "rf-good", "svm"]
     assert [r.name for r in client.iter_runs(exp_id, order_by=["name"], page_size=1)] == seen
+    # A search's statement is built once and kept: run again, it reads what was logged since.
+    flt, order = "metrics.f1 > 0.9", ["metrics.f1 DESC"]
+    assert _names(client, exp_id, flt, order) == ["rf-good", "svm"]
+    late = client.create_run(exp_id, name="late", params={"model": "rf"}, tags={"team": "c"})
+    client.log_batch(late.id, metrics=[("f1", 0.99, 0, 3)])
+    (first, *_) = client.search_runs(exp_id, flt, order).runs
+    assert (first.name, first.params, first.tags) == ("late", {"model": "rf"}, {"team": "c"})
+    assert first.metrics["f1"].value == 0.99
+    client.delete_run(late.id)
+    assert _names(client, exp_id, flt, order) == ["rf-good", "svm"]
 
 
 @pytest.mark.parametrize(

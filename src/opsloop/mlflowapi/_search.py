@@ -16,6 +16,7 @@ which opsloop filters in Python, use ``Condition.matches``.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -368,8 +369,12 @@ def _field(c: Condition, *, run_columns: bool = False) -> tuple[str, bool]:
     return col, col in ("start_time", "end_time")
 
 
+@functools.lru_cache(maxsize=256)
 def run_filter(text: str | None) -> str | None:
-    """An MLflow runs filter in opsloop's filter language (None for no filter)."""
+    """An MLflow runs filter in opsloop's filter language (None for no filter).
+
+    Kept for the last 256 filters (a client repeats its searches); a bad one raises each time.
+    """
     return _emit(parse_conditions(text))
 
 

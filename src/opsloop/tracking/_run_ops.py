@@ -17,13 +17,10 @@ from opsloop.tracking._sql import (
     _INS_PARAMS,
     _INS_RUN,
     _INS_RUN_TAGS,
-    _SEL_LATEST_OF,
-    _SEL_PARAMS_OF,
+    _SEL_OF_RUNS,
     _SEL_RUN,
     _SEL_RUN_EXPERIMENT,
-    _SEL_TAGS_OF,
     MetricTuple,
-    _chunks,
     new_id,
 )
 from opsloop.tracking._tables import (
@@ -237,18 +234,16 @@ class RunOps(ExperimentOps):
         p: dict[str, dict[str, str]] = defaultdict(dict)
         t: dict[str, dict[str, str]] = defaultdict(dict)
         m: dict[str, dict[str, LatestMetric]] = defaultdict(dict)
-        for part in _chunks(ids):
-            bind = {"ids": list(part)}
-            for run_id, key, value in conn.execute(_SEL_PARAMS_OF, bind).all():
-                p[run_id][key] = value
-            for run_id, key, value in conn.execute(_SEL_TAGS_OF, bind).all():
-                t[run_id][key] = value
-            for run_id, key, value, step, ts, lo, hi, count in conn.execute(
-                _SEL_LATEST_OF, bind
-            ).all():
-                m[run_id][key] = LatestMetric(
-                    value=value, step=step, timestamp=ts, min=lo, max=hi, count=count
-                )
+        sel_params, sel_tags, sel_latest = _SEL_OF_RUNS[self.db.is_sqlite]
+        bind = {"ids": ids}
+        for run_id, key, value in conn.execute(sel_params, bind).all():
+            p[run_id][key] = value
+        for run_id, key, value in conn.execute(sel_tags, bind).all():
+            t[run_id][key] = value
+        for run_id, key, value, step, ts, lo, hi, count in conn.execute(sel_latest, bind).all():
+            m[run_id][key] = LatestMetric(
+                value=value, step=step, timestamp=ts, min=lo, max=hi, count=count
+            )
         return [
             Run(
                 id=r[c_id],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -52,41 +53,24 @@ class SearchOps(RunOps):
             raise InvalidArgument(f"max_results must be between 1 and {MAX_SEARCH_RESULTS}")
         for e in experiment_ids or []:
             V.check_id("experiment id", e)
-        cond = parse_filter(filter)
-        order = parse_order_by(list(order_by or []))
         offset = decode_page_token(page_token)
-        where: list[Any] = []
-        if not include_deleted:
-            where.append(runs.c.lifecycle_stage == "active")
-        if parent_run_id is not None:
-            where.append(runs.c.parent_run_id == V.check_id("parent run id", parent_run_id))
-        # Ordered by a metric, param or tag (a subquery per run), the page query
-        # sorts every matching run anyway, so it counts them in the same pass
-        # (a window count) instead of filtering them all again. Ordered by the
-        # runs' own columns the page can stop early: the count stays separate.
-        sorts_all = any(_has_subquery(o) for o in order)
-        count_inline = with_total and sorts_all
-        cols: list[Any] = [runs]
-        if count_inline:
-            cols.append(sa.func.count().over().label("_total"))
+        exp_key = tuple(experiment_ids) if experiment_ids else None
+        parent = None if parent_run_id is None else V.check_id("parent run id", parent_run_id)
         with self.db.read() as conn:
-            in_form = (
-                cond is not None
-                and self.db.is_sqlite
-                and self._holds_most_runs(conn, experiment_ids)
+            # The SQLite form needs a filter (an empty one has no subqueries to rewrite).
+            in_form = bool(filter and filter.strip()) and self.db.is_sqlite
+            in_form = in_form and self._holds_most_runs(conn, experiment_ids)
+            q, count_q, count_inline = _statements(
+                filter,
+                tuple(order_by or ()),
+                exp_key,
+                include_deleted,
+                parent,
+                in_form,
+                with_total,
+                max_results,
+                offset,
             )
-            if experiment_ids:
-                exp_col: Any = runs.c.experiment_id
-                if in_form and sorts_all:
-                    # These experiments hold most runs, so their index narrows
-                    # little, and the page is sorted in full anyway: `|| ''`
-                    # keeps SQLite off it, to start from the filter's run ids.
-                    exp_col = exp_col.concat("")
-                where.append(exp_col.in_(list(experiment_ids)))
-            if cond is not None:
-                where.append(_semijoins_as_in(cond) if in_form else cond)
-            q = sa.select(*cols).where(*where).order_by(*order, runs.c.start_time.desc(), runs.c.id)
-            q = q.limit(max_results + 1).offset(offset)
             try:
                 rows = conn.execute(q).all()
             except sa.exc.DataError as exc:
@@ -94,10 +78,8 @@ class SearchOps(RunOps):
             total = None
             if count_inline and (rows or offset == 0):
                 total = rows[0]._total if rows else 0
-            elif with_total:
-                total = conn.execute(
-                    sa.select(sa.func.count()).select_from(runs).where(*where)
-                ).scalar_one()
+            elif count_q is not None:
+                total = conn.execute(count_q).scalar_one()
             more = len(rows) > max_results
             page = self._hydrate(conn, rows[:max_results])
         return RunPage(
@@ -174,6 +156,59 @@ class SearchOps(RunOps):
             goals=goals,
             best=best,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _statements(
+    filter: str | None,
+    order_by: tuple[str, ...],
+    experiment_ids: tuple[str, ...] | None,
+    include_deleted: bool,
+    parent_run_id: str | None,
+    in_form: bool,
+    with_total: bool,
+    max_results: int,
+    offset: int,
+) -> tuple[sa.Select[Any], sa.Select[Any] | None, bool]:
+    """(page query, count query or None, whether the page query counts) of a search.
+
+    Built once per distinct search and kept (the last 256): parsing the filter
+    and building the statement cost more than SQLite's run of it, and a kept
+    statement's cache key is memoized, so SQLAlchemy finds its compiled form at
+    once. A bad filter raises, and nothing is kept.
+    """
+    cond = parse_filter(filter)
+    order = parse_order_by(list(order_by))
+    where: list[Any] = []
+    if not include_deleted:
+        where.append(runs.c.lifecycle_stage == "active")
+    if parent_run_id is not None:
+        where.append(runs.c.parent_run_id == parent_run_id)
+    # Ordered by a metric, param or tag (a subquery per run), the page query
+    # sorts every matching run anyway, so it counts them in the same pass
+    # (a window count) instead of filtering them all again. Ordered by the
+    # runs' own columns the page can stop early: the count stays separate.
+    sorts_all = any(_has_subquery(o) for o in order)
+    count_inline = with_total and sorts_all
+    cols: list[Any] = [runs]
+    if count_inline:
+        cols.append(sa.func.count().over().label("_total"))
+    if experiment_ids:
+        exp_col: Any = runs.c.experiment_id
+        if in_form and sorts_all:
+            # These experiments hold most runs, so their index narrows
+            # little, and the page is sorted in full anyway: `|| ''`
+            # keeps SQLite off it, to start from the filter's run ids.
+            exp_col = exp_col.concat("")
+        where.append(exp_col.in_(list(experiment_ids)))
+    if cond is not None:
+        where.append(_semijoins_as_in(cond) if in_form else cond)
+    q = sa.select(*cols).where(*where).order_by(*order, runs.c.start_time.desc(), runs.c.id)
+    q = q.limit(max_results + 1).offset(offset)
+    count_q = None
+    if with_total and not count_inline:
+        count_q = sa.select(sa.func.count()).select_from(runs).where(*where)
+    return q, count_q, count_inline
 
 
 def _semijoins_as_in(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
