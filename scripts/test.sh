@@ -16,9 +16,10 @@ fi
 .venv/bin/mypy   # strict, on the package (configured in pyproject.toml)
 PYTHONPATH="src:." .venv/bin/lint-imports --no-cache   # the layers (pyproject.toml [tool.importlinter])
 # One pytest worker per core (OPSLOOP_TEST_WORKERS overrides; 1 runs in this process). Whole
-# files go to a worker (--dist loadfile), so a file's module fixtures are made once.
+# files go to a worker (--dist loadfile), so a file's module fixtures are made once; they go
+# out slowest first (tests/durations.json, see tests/conftest.py), not by their test counts.
 workers="${OPSLOOP_TEST_WORKERS:-$(nproc 2>/dev/null || echo 2)}"
 if [ "$workers" -gt 1 ]; then
-  exec .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
+  exec .venv/bin/python -m pytest -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
 fi
 exec .venv/bin/python -m pytest "$@"
