@@ -7,6 +7,7 @@ elsewhere they are skipped with a message saying how to enable them.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import socket
 import threading
@@ -94,7 +95,8 @@ def run_async(coro: Any) -> Any:
         except BaseException as exc:
             errors.append(exc)
 
-    t = threading.Thread(target=main)
+    # the caller's context goes with it: a span current here is the parent there too
+    t = threading.Thread(target=contextvars.copy_context().run, args=(main,))
     t.start()
     t.join()
     if errors:
