@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import os
 import socket
 import threading
@@ -375,8 +376,6 @@ _seconds: dict[str, float] = {}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    import json
-
     try:
         weights: dict[str, float] = json.loads(_DURATIONS.read_text())
     except (OSError, ValueError):
@@ -391,8 +390,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    import json
-
     out = os.environ.get("OPSLOOP_RECORD_DURATIONS")
     if out and not hasattr(session.config, "workerinput") and _seconds:
         ranked = dict(sorted(_seconds.items(), key=lambda kv: -kv[1]))

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -238,6 +239,24 @@ def get_approval(approval_id: ApprovalId, svc: Approvals) -> Response:
     return ok(svc.get(approval_id))
 
 
+def _decide(
+    decide: Callable[..., Approval], approval_id: str, body: Decide, request: Request,
+    ctx: Ctx, actor: Actor,
+) -> Response:  # fmt: skip
+    """Approve or reject as the caller (its actor, role, token and address)."""
+    who = _caller(request, ctx, actor)
+    return ok(
+        decide(
+            approval_id,
+            actor=str(who["actor"]),
+            role=str(who["role"]),
+            comment=body.comment,
+            token_id=who["token_id"],
+            client=str(who["client"]),
+        )
+    )
+
+
 @router.post(
     "/approvals/{approval_id}/approve",
     response_model=Approval,
@@ -247,17 +266,7 @@ def approve(
     approval_id: ApprovalId, body: Decide, svc: Approvals, ctx: Ctx, actor: Actor,
     request: Request,
 ) -> Response:  # fmt: skip
-    who = _caller(request, ctx, actor)
-    return ok(
-        svc.approve(
-            approval_id,
-            actor=str(who["actor"]),
-            role=str(who["role"]),
-            comment=body.comment,
-            token_id=who["token_id"],
-            client=str(who["client"]),
-        )
-    )
+    return _decide(svc.approve, approval_id, body, request, ctx, actor)
 
 
 @router.post(
@@ -267,17 +276,7 @@ def reject(
     approval_id: ApprovalId, body: Decide, svc: Approvals, ctx: Ctx, actor: Actor,
     request: Request,
 ) -> Response:  # fmt: skip
-    who = _caller(request, ctx, actor)
-    return ok(
-        svc.reject(
-            approval_id,
-            actor=str(who["actor"]),
-            role=str(who["role"]),
-            comment=body.comment,
-            token_id=who["token_id"],
-            client=str(who["client"]),
-        )
-    )
+    return _decide(svc.reject, approval_id, body, request, ctx, actor)
 
 
 # ---------------------------------------------------------------------------- retention
