@@ -6,8 +6,6 @@ written, so bad input raises a stable error code and leaves the store as it was.
 
 from __future__ import annotations
 
-import math
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -28,6 +26,19 @@ from opsloop.feedback._errors import (
 from opsloop.feedback._names import check_score_name
 from opsloop.feedback._queues import QueueOps
 from opsloop.feedback._tables import annotations_t, feedback_exports, score_definitions
+from opsloop.feedback._values import (
+    BUILTIN_SCORES,
+    DEFINABLE_KINDS,
+    MAX_CATEGORIES,
+    MAX_META_BYTES,
+    annotation_of,
+    bound_field,
+    check_value,
+    definition_of,
+    opt_text_field,
+    target_of,
+    text_field,
+)
 from opsloop.feedback.entities import (
     SOURCES,
     Agreement,
@@ -39,199 +50,6 @@ from opsloop.feedback.entities import (
 from opsloop.store import Database, now_ms, upsert
 
 __all__ = ["BUILTIN_SCORES", "DEFINABLE_KINDS", "FeedbackService", "check_score_name"]
-
-TRACE_RE = re.compile(r"^[0-9a-f]{32}$")
-SPAN_RE = re.compile(r"^[0-9a-f]{16}$")
-PREDICTION_RE = re.compile(r"^[A-Za-z0-9][\w.:\-]{0,127}$")
-DEFINABLE_KINDS = ("boolean", "categorical", "numeric", "text")
-MAX_TEXT = 100_000
-MAX_CATEGORIES = 100
-MAX_META_BYTES = 65_536
-
-BUILTIN_SCORES: dict[str, ScoreDefinition] = {
-    "thumbs": ScoreDefinition(
-        name="thumbs", kind="boolean", builtin=True, description="Thumbs up (true) or down."
-    ),
-    "comment": ScoreDefinition(name="comment", kind="text", builtin=True, description="A comment."),
-    "correction": ScoreDefinition(
-        name="correction", kind="text", builtin=True, description="A corrected answer."
-    ),
-    "preference": ScoreDefinition(
-        name="preference",
-        kind="preference",
-        categories=["a", "b", "tie"],
-        builtin=True,
-        description="Which of two responses is better: a, b or tie.",
-    ),
-}
-
-
-def _text(value: Any, field: str, limit: int = MAX_TEXT, *, empty: bool = False) -> str:
-    if not isinstance(value, str) or (not empty and not value.strip()):
-        raise InvalidArgument(f"{field} must be a non-empty string", details={"field": field})
-    if len(value) > limit:
-        raise PayloadTooLarge(
-            f"{field} is longer than {limit} characters", details={"field": field}
-        )
-    if "\x00" in value:  # PostgreSQL text cannot hold it
-        raise InvalidArgument(f"{field} holds a NUL character", details={"field": field})
-    return value
-
-
-def _opt_text(value: Any, field: str, limit: int = MAX_TEXT) -> str | None:
-    return None if value is None else _text(value, field, limit)
-
-
-def _bound(value: Any, field: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidArgument(f"{field} must be a finite number", details={"field": field})
-    return float(value)
-
-
-def _definition_of(row: Any) -> ScoreDefinition:
-    return ScoreDefinition(
-        name=row.name,
-        kind=row.kind,
-        categories=orjson.loads(row.categories) if row.categories else None,
-        min_value=row.min_value,
-        max_value=row.max_value,
-        description=row.description or "",
-        created_at=row.created_at,
-        created_by=row.created_by,
-        updated_at=row.updated_at,
-    )
-
-
-def _value_of(row: Any) -> bool | float | str | None:
-    if row.kind == "boolean":
-        return None if row.value_num is None else bool(row.value_num)
-    if row.kind == "numeric":
-        return row.value_num  # type: ignore[no-any-return]
-    return row.value_text  # type: ignore[no-any-return]
-
-
-def _annotation_of(row: Any) -> Annotation:
-    return Annotation(
-        id=row.id,
-        key=row.key,
-        target_kind=row.target_kind,
-        target_id=row.target_id,
-        trace_id=row.trace_id,
-        span_id=row.span_id,
-        session_id=row.session_id,
-        prediction_id=row.prediction_id,
-        name=row.name,
-        kind=row.kind,
-        value=_value_of(row),
-        comment=row.comment,
-        correction=row.correction,
-        response_a=row.response_a,
-        response_b=row.response_b,
-        source=row.source,
-        author=row.author,
-        metadata=orjson.loads(row.meta) if row.meta else {},
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def check_value(d: ScoreDefinition, value: Any) -> tuple[float | None, str | None]:
-    """``value`` checked against its score: ``(value_num, value_text)`` as stored."""
-
-    def bad(msg: str) -> ScoreValueInvalid:
-        return ScoreValueInvalid(
-            f"score {d.name!r} ({d.kind}): {msg}, got {value!r}",
-            details={"score": d.name, "kind": d.kind},
-        )
-
-    if value is None:
-        raise bad("a value is required")
-    if d.kind == "boolean":
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            value = value.lower() == "true"
-        if not isinstance(value, bool):
-            raise bad("the value must be true or false")
-        return (1.0 if value else 0.0), ("true" if value else "false")
-    if d.kind in ("categorical", "preference"):
-        if not isinstance(value, str) or value not in (d.categories or []):
-            raise bad(f"the value must be one of {d.categories}")
-        return None, value
-    if d.kind == "numeric":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad("the value must be a number")
-        if not math.isfinite(value):
-            raise bad("the value must be finite")
-        if d.min_value is not None and value < d.min_value:
-            raise bad(f"the value is below the minimum {d.min_value:g}")
-        if d.max_value is not None and value > d.max_value:
-            raise bad(f"the value is above the maximum {d.max_value:g}")
-        return float(value), None
-    if not isinstance(value, str) or not value.strip():
-        raise bad("the value must be non-empty text")
-    if len(value) > MAX_TEXT:
-        raise PayloadTooLarge(f"score {d.name!r}: the text is longer than {MAX_TEXT} characters")
-    if "\x00" in value:
-        raise bad("the text holds a NUL character")
-    return None, value
-
-
-def target_of(
-    trace_id: str | None,
-    span_id: str | None,
-    session_id: str | None,
-    prediction_id: str | None,
-) -> dict[str, Any]:
-    """The annotation's target columns, checked: exactly one of trace, span, session, prediction."""
-    if span_id is not None and trace_id is None:
-        raise InvalidArgument(
-            "a span is named by trace_id and span_id", details={"field": "trace_id"}
-        )
-    given = [
-        k
-        for k, v in (("trace", trace_id), ("session", session_id), ("prediction", prediction_id))
-        if v is not None
-    ]
-    if len(given) != 1:
-        raise InvalidArgument(
-            "give exactly one target: trace_id (with span_id for a span), session_id or "
-            f"prediction_id; got {given or 'none'}",
-            details={"field": "target"},
-        )
-    cols: dict[str, Any] = {
-        "trace_id": None,
-        "span_id": None,
-        "session_id": None,
-        "prediction_id": None,
-    }
-    if trace_id is not None:
-        t = trace_id.lower() if isinstance(trace_id, str) else trace_id
-        if not isinstance(t, str) or not TRACE_RE.match(t):
-            raise InvalidArgument(
-                f"trace_id {trace_id!r} must be 32 hex digits", details={"field": "trace_id"}
-            )
-        cols["trace_id"] = t
-        if span_id is not None:
-            s = span_id.lower() if isinstance(span_id, str) else span_id
-            if not isinstance(s, str) or not SPAN_RE.match(s):
-                raise InvalidArgument(
-                    f"span_id {span_id!r} must be 16 hex digits", details={"field": "span_id"}
-                )
-            cols["span_id"] = s
-            return {"target_kind": "span", "target_id": f"{t}/{s}", **cols}
-        return {"target_kind": "trace", "target_id": t, **cols}
-    if session_id is not None:
-        cols["session_id"] = _text(session_id, "session_id", 256)
-        return {"target_kind": "session", "target_id": session_id, **cols}
-    if not isinstance(prediction_id, str) or not PREDICTION_RE.match(prediction_id):
-        raise InvalidArgument(
-            f"prediction_id {prediction_id!r} must be the id a model server answered with "
-            "(letters, digits, '_', '-', '.', ':'; at most 128)",
-            details={"field": "prediction_id"},
-        )
-    cols["prediction_id"] = prediction_id
-    return {"target_kind": "prediction", "target_id": prediction_id, **cols}
 
 
 class FeedbackService(QueueOps):
@@ -271,7 +89,7 @@ class FeedbackService(QueueOps):
                     details={"field": "categories"},
                 )
             for c in cats:
-                _text(c, "category", 128)
+                text_field(c, "category", 128)
             if len(set(cats)) != len(cats):
                 raise InvalidArgument(
                     "categories must be distinct", details={"field": "categories"}
@@ -280,7 +98,7 @@ class FeedbackService(QueueOps):
             raise InvalidArgument(
                 "only a categorical score has categories", details={"field": "categories"}
             )
-        lo, hi = _bound(min_value, "min_value"), _bound(max_value, "max_value")
+        lo, hi = bound_field(min_value, "min_value"), bound_field(max_value, "max_value")
         if kind != "numeric" and (lo is not None or hi is not None):
             raise InvalidArgument("only a numeric score has bounds", details={"field": "min_value"})
         if lo is not None and hi is not None and lo > hi:
@@ -327,7 +145,7 @@ class FeedbackService(QueueOps):
             row = conn.execute(
                 sa.select(score_definitions).where(score_definitions.c.name == name)
             ).one()
-        return _definition_of(row)
+        return definition_of(row)
 
     @staticmethod
     def _used(conn: Connection, name: str) -> bool:
@@ -350,7 +168,7 @@ class FeedbackService(QueueOps):
                 "`opsloop feedback define`)",
                 details={"score": name},
             )
-        return _definition_of(row)
+        return definition_of(row)
 
     def get_score(self, name: str) -> ScoreDefinition:
         check_score_name(name)
@@ -366,7 +184,7 @@ class FeedbackService(QueueOps):
             rows = conn.execute(
                 sa.select(score_definitions).order_by(score_definitions.c.name)
             ).all()
-        return [_definition_of(r) for r in rows] + list(BUILTIN_SCORES.values())
+        return [definition_of(r) for r in rows] + list(BUILTIN_SCORES.values())
 
     def delete_score(self, name: str) -> None:
         """Remove a score definition that no annotation uses."""
@@ -412,12 +230,12 @@ class FeedbackService(QueueOps):
             raise InvalidArgument(
                 f"source {source!r} is not one of {', '.join(SOURCES)}", details={"field": "source"}
             )
-        author = _text(author, "author", 256)
-        key = _opt_text(key, "key", 256)
-        comment = _opt_text(comment, "comment")
-        correction = _opt_text(correction, "correction")
-        response_a = _opt_text(response_a, "response_a")
-        response_b = _opt_text(response_b, "response_b")
+        author = text_field(author, "author", 256)
+        key = opt_text_field(key, "key", 256)
+        comment = opt_text_field(comment, "comment")
+        correction = opt_text_field(correction, "correction")
+        response_a = opt_text_field(response_a, "response_a")
+        response_b = opt_text_field(response_b, "response_b")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidArgument("metadata must be an object", details={"field": "metadata"})
         try:
@@ -506,7 +324,7 @@ class FeedbackService(QueueOps):
                     annotations_t.c.author == author,
                 )
             ).one()
-        return _annotation_of(row)
+        return annotation_of(row)
 
     def get_annotation(self, annotation_id: str) -> Annotation:
         with self.db.read() as conn:
@@ -515,7 +333,7 @@ class FeedbackService(QueueOps):
             ).first()
         if row is None:
             raise NotFound(f"annotation {annotation_id!r} not found")
-        return _annotation_of(row)
+        return annotation_of(row)
 
     def list_annotations(
         self,
@@ -547,7 +365,7 @@ class FeedbackService(QueueOps):
             raise InvalidArgument("limit must be from 1 to 100000")
         with self.db.read() as conn:
             rows = conn.execute(q.order_by(a.created_at, a.id).limit(limit)).all()
-        return [_annotation_of(r) for r in rows]
+        return [annotation_of(r) for r in rows]
 
     def delete_annotation(self, annotation_id: str) -> None:
         with self.db.write() as conn:
@@ -610,21 +428,21 @@ class FeedbackService(QueueOps):
                 .order_by(annotations_t.c.created_at, annotations_t.c.id)
                 .limit(limit)
             ).all()
-        anns = [_annotation_of(r) for r in rows]
+        anns = [annotation_of(r) for r in rows]
         return _training.build(self.db, kind, anns, accept=accept, min_value=min_value)
 
     def record_export(
         self, dataset_version_id: str, kind: str, links: Iterable[tuple[str, str | None]]
     ) -> list[ExportLink]:
         """Link a dataset version to the annotations (and traces) it was made from."""
-        _text(dataset_version_id, "dataset_version_id", 32)
+        text_field(dataset_version_id, "dataset_version_id", 32)
         if kind not in ("sft", "preference"):
             raise InvalidArgument(f"export kind is sft or preference, not {kind!r}")
         now = now_ms()
         values = {
             aid: {
                 "dataset_version_id": dataset_version_id,
-                "annotation_id": _text(aid, "annotation_id", 32),
+                "annotation_id": text_field(aid, "annotation_id", 32),
                 "trace_id": None if tid is None else target_of(tid, None, None, None)["trace_id"],
                 "export_kind": kind,
                 "created_at": now,
