@@ -12,17 +12,10 @@ from typing import Any
 
 from opsloop.core import Context
 from opsloop.errors import NotFound
+from opsloop.mlflowapi._experiments import experiment_id, svc
 from opsloop.mlflowapi._search import logged_model_filter
-from opsloop.mlflowapi._tracking import (
-    LOGGED_MODEL,
-    MAX_RESULTS_RUNS,
-    OWN,
-    _experiment_id,
-    _kv,
-    _max_results,
-    svc,
-)
-from opsloop.mlflowapi._wire import MlflowError, Msg, key_values
+from opsloop.mlflowapi._tracking import LOGGED_MODEL, MAX_RESULTS_RUNS, OWN
+from opsloop.mlflowapi._wire import MlflowError, Msg, key_value_list, key_values, max_results
 from opsloop.tracking import Run
 
 __all__ = ["HANDLERS", "MODEL_PREFIX", "logged_model_uri", "model_run_id"]
@@ -72,13 +65,13 @@ def logged_model_json(run: Run) -> dict[str, Any]:
         "last_updated_timestamp_ms": run.end_time or run.start_time,
         "artifact_uri": logged_model_uri(run),
         "status": _MODEL_STATUS[run.status.value],
-        "tags": _kv(tags.items()),
+        "tags": key_value_list(tags.items()),
     }
     if run.tags.get(MODEL_TYPE):
         info["model_type"] = run.tags[MODEL_TYPE]
     if run.parent_run_id:
         info["source_run_id"] = run.parent_run_id
-    return {"info": info, "data": {"params": _kv(run.params.items()), "metrics": []}}
+    return {"info": info, "data": {"params": key_value_list(run.params.items()), "metrics": []}}
 
 
 def _model_run(ctx: Context, model_id: str, *, allow_deleted: bool = False) -> Run:
@@ -104,7 +97,7 @@ def create_logged_model(ctx: Context, m: Msg) -> dict[str, Any]:
     if m.text("model_type"):
         tags[MODEL_TYPE] = m.req("model_type")
     run = s.create_run(
-        _experiment_id(s, m.text("experiment_id") or "0"),
+        experiment_id(s, m.text("experiment_id") or "0"),
         name=m.text("name") or "model",
         parent_run_id=m.text("source_run_id"),
         tags=tags,
@@ -163,11 +156,11 @@ def search_logged_models(ctx: Context, m: Msg) -> dict[str, Any]:
     extra = logged_model_filter(m.text("filter"))
     if extra:
         flt = f"({extra}) and {flt}"
-    ids = [_experiment_id(s, str(e)) for e in m.values("experiment_ids")]
+    ids = [experiment_id(s, str(e)) for e in m.values("experiment_ids")]
     page = s.search_runs(
         ids or None,
         filter=flt,
-        max_results=_max_results(m, 100, MAX_RESULTS_RUNS),
+        max_results=max_results(m, 100, MAX_RESULTS_RUNS),
         page_token=m.text("page_token"),
         with_total=False,
     )

@@ -18,10 +18,10 @@ from typing import Any
 
 from opsloop.core import Context
 from opsloop.errors import AlreadyExists, NotFound
+from opsloop.mlflowapi._experiments import svc as tracking_svc
 from opsloop.mlflowapi._logged_models import MODEL_PREFIX
 from opsloop.mlflowapi._search import parse_conditions
 from opsloop.mlflowapi._tracking import OWN
-from opsloop.mlflowapi._tracking import svc as tracking_svc
 from opsloop.mlflowapi._wire import MlflowError, Msg, key_values
 from opsloop.registry import ModelVersion, RegisteredModel, RegistryService
 

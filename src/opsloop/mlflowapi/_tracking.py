@@ -16,26 +16,38 @@ inputs, model outputs) and are not shown to MLflow clients as tags.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from opsloop.core import Context
-from opsloop.errors import NotFound
+from opsloop.mlflowapi._experiments import (
+    EXPERIMENT_HANDLERS,
+    NOTE,
+    experiment_id,
+    experiment_json,
+    svc,
+)
 from opsloop.mlflowapi._search import (
-    parse_conditions,
     run_filter,
     run_order_by,
 )
-from opsloop.mlflowapi._wire import MlflowError, Msg, key_values, to_float, to_int, wire_float
+from opsloop.mlflowapi._wire import (
+    MlflowError,
+    Msg,
+    key_value_list,
+    key_values,
+    max_results,
+    page_offset,
+    page_token,
+    to_float,
+    to_int,
+    view_type,
+    wire_float,
+)
 from opsloop.tracking import (
-    DEFAULT_EXPERIMENT,
-    Experiment,
     Run,
     RunStatus,
     TrackingService,
-    tracking_service,
 )
 
 __all__ = ["HANDLERS", "experiment_json", "run_json", "svc"]
@@ -44,44 +56,18 @@ OWN = "opsloop.mlflow."
 LOGGED_MODEL = OWN + "logged_model"
 INPUT = OWN + "input."
 OUTPUT = OWN + "output."
-NOTE = "mlflow.note.content"
 
 # MLflow's log-batch limits (mlflow/utils/validation.py).
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_ENTITIES_PER_BATCH = 1000
 MAX_RESULTS_RUNS = 50_000
-MAX_RESULTS_EXPERIMENTS = 50_000
 
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _STATUS_NUMBERS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
-_VIEW = {"1": "ACTIVE_ONLY", "2": "DELETED_ONLY", "3": "ALL"}
-
-
-def svc(ctx: Context) -> TrackingService:
-    return ctx.room(tracking_service)
 
 
 # ---------------------------------------------------------------------------- conversions
-
-
-def _kv(items: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
-    return [{"key": k, "value": v} for k, v in items]
-
-
-def experiment_json(e: Experiment) -> dict[str, Any]:
-    tags = dict(e.tags)
-    if e.description:
-        tags[NOTE] = e.description
-    return {
-        "experiment_id": e.id,
-        "name": e.name,
-        "artifact_location": f"mlflow-artifacts:/{e.id}",
-        "lifecycle_stage": e.lifecycle_stage,
-        "last_update_time": e.updated_at,
-        "creation_time": e.created_at,
-        "tags": _kv(tags.items()),
-    }
 
 
 def run_artifact_uri(run: Run) -> str:
@@ -138,182 +124,14 @@ def run_json(run: Run) -> dict[str, Any]:
                 {"key": k, "value": wire_float(m.value), "timestamp": m.timestamp, "step": m.step}
                 for k, m in run.metrics.items()
             ],
-            "params": _kv(run.params.items()),
-            "tags": _kv(tags.items()),
+            "params": key_value_list(run.params.items()),
+            "tags": key_value_list(tags.items()),
         },
         "inputs": {"dataset_inputs": inputs},
     }
     if outputs:
         out["outputs"] = {"model_outputs": outputs}
     return out
-
-
-# ---------------------------------------------------------------------------- experiments
-
-
-def _experiment_id(s: TrackingService, eid: str) -> str:
-    """MLflow's default experiment ``"0"`` is opsloop's ``Default`` (created when first used)."""
-    if eid == "0":
-        return s.get_or_create_experiment(DEFAULT_EXPERIMENT).id
-    return eid
-
-
-def create_experiment(ctx: Context, m: Msg) -> dict[str, Any]:
-    s = svc(ctx)
-    tags = dict(key_values(m.dicts("tags"), "tag"))
-    description = tags.pop(NOTE, "")
-    e = s.create_experiment(m.req("name"), description, tags)
-    return {"experiment_id": e.id}
-
-
-def get_experiment(ctx: Context, m: Msg) -> dict[str, Any]:
-    s = svc(ctx)
-    return {
-        "experiment": experiment_json(s.get_experiment(_experiment_id(s, m.req("experiment_id"))))
-    }
-
-
-def get_experiment_by_name(ctx: Context, m: Msg) -> dict[str, Any]:
-    name = m.req("experiment_name")
-    try:
-        e = svc(ctx).get_experiment_by_name(name)
-    except NotFound:
-        raise MlflowError(
-            "RESOURCE_DOES_NOT_EXIST", f"Could not find experiment with name '{name}'"
-        ) from None
-    return {"experiment": experiment_json(e)}
-
-
-def _view(m: Msg, field: str) -> str:
-    v = m.text(field) or "ACTIVE_ONLY"
-    v = _VIEW.get(v, v).upper()
-    if v not in ("ACTIVE_ONLY", "DELETED_ONLY", "ALL"):
-        raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid {field} '{v}'")
-    return v
-
-
-def _offset(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        out = int(json.loads(token)["offset"])
-    except (ValueError, KeyError, TypeError, OverflowError):
-        raise MlflowError("INVALID_PARAMETER_VALUE", "Invalid page token") from None
-    if out < 0:
-        raise MlflowError("INVALID_PARAMETER_VALUE", "Invalid page token")
-    return out
-
-
-def _token(offset: int) -> str:
-    return json.dumps({"offset": offset})
-
-
-def _max_results(m: Msg, default: int, limit: int) -> int:
-    n = m.int64("max_results", default)
-    assert n is not None
-    if not 1 <= n <= limit:
-        raise MlflowError(
-            "INVALID_PARAMETER_VALUE",
-            f"Invalid value {n} for parameter 'max_results' supplied. It must be at most {limit}",
-        )
-    return n
-
-
-def search_experiments(ctx: Context, m: Msg) -> dict[str, Any]:
-    view = _view(m, "view_type")
-    limit = _max_results(m, 1000, MAX_RESULTS_EXPERIMENTS)
-    conds = parse_conditions(m.text("filter"))
-    exps = svc(ctx).list_experiments(include_deleted=view != "ACTIVE_ONLY")
-    if view == "DELETED_ONLY":
-        exps = [e for e in exps if e.lifecycle_stage == "deleted"]
-    for c in conds:
-        key = c.key.lower()
-        if c.entity == "tag":
-            exps = [e for e in exps if c.matches(experiment_tag(e, c.key))]
-        elif c.entity == "attr" and key in (
-            "name",
-            "experiment_id",
-            "creation_time",
-            "last_update_time",
-        ):
-            exps = [e for e in exps if c.matches(_exp_attr(e, key))]
-        else:
-            raise MlflowError(
-                "INVALID_PARAMETER_VALUE",
-                f"Invalid experiment filter on '{c.key}': use name, creation_time, "
-                "last_update_time or tags.<key>",
-            )
-    order = m.values("order_by") or ["last_update_time DESC"]
-    for clause in reversed(order):
-        parts = str(clause).strip().split() or [""]
-        field = parts[0].lower().removeprefix("attributes.").removeprefix("attribute.")
-        desc = len(parts) > 1 and parts[1].lower() == "desc"
-        if field not in ("name", "experiment_id", "creation_time", "last_update_time"):
-            raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid order_by clause '{clause}'")
-        exps.sort(key=functools.partial(_exp_attr, key=field), reverse=desc)
-    start = _offset(m.text("page_token"))
-    page = exps[start : start + limit]
-    out: dict[str, Any] = {"experiments": [experiment_json(e) for e in page]}
-    if start + limit < len(exps):
-        out["next_page_token"] = _token(start + limit)
-    return out
-
-
-def experiment_tag(e: Experiment, key: str) -> str | None:
-    if key == NOTE:
-        return e.description or None
-    return e.tags.get(key)
-
-
-def _exp_attr(e: Experiment, key: str) -> Any:
-    return {
-        "name": e.name,
-        "experiment_id": e.id,
-        "creation_time": e.created_at,
-        "last_update_time": e.updated_at,
-    }[key]
-
-
-def update_experiment(ctx: Context, m: Msg) -> dict[str, Any]:
-    s = svc(ctx)
-    s.update_experiment(_experiment_id(s, m.req("experiment_id")), name=m.text("new_name"))
-    return {}
-
-
-def delete_experiment(ctx: Context, m: Msg) -> dict[str, Any]:
-    s = svc(ctx)
-    s.delete_experiment(_experiment_id(s, m.req("experiment_id")))
-    return {}
-
-
-def restore_experiment(ctx: Context, m: Msg) -> dict[str, Any]:
-    s = svc(ctx)
-    s.restore_experiment(_experiment_id(s, m.req("experiment_id")))
-    return {}
-
-
-def set_experiment_tag(ctx: Context, m: Msg) -> dict[str, Any]:
-    s = svc(ctx)
-    eid = _experiment_id(s, m.req("experiment_id"))
-    key, value = m.req("key"), m.text("value") or ""
-    if key == NOTE:
-        s.update_experiment(eid, description=value)
-    else:
-        s.set_experiment_tag(eid, key, value)
-    return {}
-
-
-def delete_experiment_tag(ctx: Context, m: Msg) -> dict[str, Any]:
-    s = svc(ctx)
-    eid = _experiment_id(s, m.req("experiment_id"))
-    key = m.req("key")
-    if key == NOTE:
-        if not s.get_experiment(eid).description:
-            raise NotFound(f"No tag with name: {key} in experiment with id {eid}")
-        s.update_experiment(eid, description="")
-    else:
-        s.delete_experiment_tag(eid, key)
-    return {}
 
 
 # ---------------------------------------------------------------------------- runs
@@ -338,7 +156,7 @@ def create_run(ctx: Context, m: Msg) -> dict[str, Any]:
     parent = tags.pop("mlflow.parentRunId", None) or None
     notes = tags.pop(NOTE, "")
     run = s.create_run(
-        _experiment_id(s, m.text("experiment_id") or "0"),
+        experiment_id(s, m.text("experiment_id") or "0"),
         name=name,
         start_time=m.int64("start_time"),
         parent_run_id=parent,
@@ -557,10 +375,10 @@ def log_outputs(ctx: Context, m: Msg) -> dict[str, Any]:
 
 def search_runs(ctx: Context, m: Msg) -> dict[str, Any]:
     s = svc(ctx)
-    view = _view(m, "run_view_type")
-    limit = _max_results(m, 1000, MAX_RESULTS_RUNS)
+    view = view_type(m, "run_view_type")
+    limit = max_results(m, 1000, MAX_RESULTS_RUNS)
     flt = run_filter(m.text("filter"))
-    ids = [_experiment_id(s, str(e)) for e in m.values("experiment_ids")]
+    ids = [experiment_id(s, str(e)) for e in m.values("experiment_ids")]
     page = s.search_runs(
         ids or None,
         filter=flt,
@@ -585,7 +403,7 @@ def get_metric_history(ctx: Context, m: Msg) -> dict[str, Any]:
     rid = _run_id(m)
     key = m.req("metric_key")
     h = svc(ctx).get_metric_history(rid, key)
-    start = _offset(m.text("page_token"))
+    start = page_offset(m.text("page_token"))
     limit = m.int64("max_results")
     end = len(h.steps) if limit is None else start + max(1, limit)
     points = [
@@ -596,7 +414,7 @@ def get_metric_history(ctx: Context, m: Msg) -> dict[str, Any]:
     ]
     out: dict[str, Any] = {"metrics": points}
     if end < len(h.steps):
-        out["next_page_token"] = _token(end)
+        out["next_page_token"] = page_token(end)
     return out
 
 
@@ -605,16 +423,7 @@ def get_metric_history(ctx: Context, m: Msg) -> dict[str, Any]:
 # (method, path under /api/2.0/mlflow) -> handler; {name} matches one path segment,
 # {name:path} the rest of the path.
 HANDLERS = {
-    ("POST", "/experiments/create"): create_experiment,
-    ("GET", "/experiments/get"): get_experiment,
-    ("GET", "/experiments/get-by-name"): get_experiment_by_name,
-    ("POST", "/experiments/search"): search_experiments,
-    ("GET", "/experiments/search"): search_experiments,
-    ("POST", "/experiments/update"): update_experiment,
-    ("POST", "/experiments/delete"): delete_experiment,
-    ("POST", "/experiments/restore"): restore_experiment,
-    ("POST", "/experiments/set-experiment-tag"): set_experiment_tag,
-    ("POST", "/experiments/delete-experiment-tag"): delete_experiment_tag,
+    **EXPERIMENT_HANDLERS,
     ("POST", "/runs/create"): create_run,
     ("GET", "/runs/get"): get_run,
     ("POST", "/runs/update"): update_run,

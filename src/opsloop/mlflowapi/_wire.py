@@ -11,7 +11,9 @@ status MLflow gives that code, because the MLflow client branches on them
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -33,7 +35,12 @@ __all__ = [
     "Msg",
     "error_json",
     "json_response",
+    "key_value_list",
+    "max_results",
     "mlflow_code",
+    "page_offset",
+    "page_token",
+    "view_type",
 ]
 
 # MLflow's error codes and the HTTP status its server answers each with.
@@ -261,3 +268,51 @@ def key_values(items: list[dict[str, Any]], what: str) -> list[tuple[str, str]]:
             )
         out.append((k, v if isinstance(v, str) else str(v)))
     return out
+
+
+# ---------------------------------------------------------------------------- pages and views
+
+_VIEW = {"1": "ACTIVE_ONLY", "2": "DELETED_ONLY", "3": "ALL"}
+
+
+def key_value_list(items: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """``[{"key": k, "value": v}, ...]``: how MLflow sends tags and params."""
+    return [{"key": k, "value": v} for k, v in items]
+
+
+def view_type(m: Msg, field: str) -> str:
+    """A search's ``ACTIVE_ONLY`` / ``DELETED_ONLY`` / ``ALL`` (names or MLflow's numbers)."""
+    v = m.text(field) or "ACTIVE_ONLY"
+    v = _VIEW.get(v, v).upper()
+    if v not in ("ACTIVE_ONLY", "DELETED_ONLY", "ALL"):
+        raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid {field} '{v}'")
+    return v
+
+
+def page_offset(token: str | None) -> int:
+    """The offset a page token made by ``page_token`` carries (0 without a token)."""
+    if not token:
+        return 0
+    try:
+        out = int(json.loads(token)["offset"])
+    except (ValueError, KeyError, TypeError, OverflowError):
+        raise MlflowError("INVALID_PARAMETER_VALUE", "Invalid page token") from None
+    if out < 0:
+        raise MlflowError("INVALID_PARAMETER_VALUE", "Invalid page token")
+    return out
+
+
+def page_token(offset: int) -> str:
+    return json.dumps({"offset": offset})
+
+
+def max_results(m: Msg, default: int, limit: int) -> int:
+    """The request's ``max_results`` (``default`` when absent), refused above ``limit``."""
+    n = m.int64("max_results", default)
+    assert n is not None
+    if not 1 <= n <= limit:
+        raise MlflowError(
+            "INVALID_PARAMETER_VALUE",
+            f"Invalid value {n} for parameter 'max_results' supplied. It must be at most {limit}",
+        )
+    return n
