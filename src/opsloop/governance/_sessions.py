@@ -69,6 +69,8 @@ class SessionService:
         self.db = db
         self.ttl_ms = int(ttl_s * 1000)
         self.idle_ms = int(idle_s * 1000)
+        # ``last_seen_at`` is written at most once a minute (a tenth of a short idle limit).
+        self.seen_every_ms = max(1, min(SEEN_EVERY_MS, self.idle_ms // 10))
         # secret hash -> (principal, expires_at, when it was read)
         self._cache: dict[str, tuple[Principal, int, float]] = {}
         self._lock = threading.Lock()
@@ -117,7 +119,9 @@ class SessionService:
     def cached(self, secret: str) -> Principal | None:
         """The principal a session stood for when read less than ``CACHE_TTL_S`` ago."""
         hit = self._cache.get(hash_secret(secret))
-        if hit is None or time.monotonic() - hit[2] > CACHE_TTL_S or hit[1] <= now_ms():
+        # Read again at least as often as ``last_seen_at`` is written, so activity counts.
+        fresh_s = min(CACHE_TTL_S, self.seen_every_ms / 1000)
+        if hit is None or time.monotonic() - hit[2] > fresh_s or hit[1] <= now_ms():
             return None
         return hit[0]
 
@@ -145,7 +149,7 @@ class SessionService:
         why = self._ended(row, now)
         if why:
             raise SessionExpired(f"the session {why}: sign in again", details={"session": row.id})
-        if now - row.last_seen_at >= SEEN_EVERY_MS:
+        if now - row.last_seen_at >= self.seen_every_ms:
             with self.db.write() as conn:
                 conn.execute(
                     ui_sessions.update().where(ui_sessions.c.id == row.id).values(last_seen_at=now)

@@ -18,7 +18,10 @@ Failed sign-ins count towards the same per-address limit as bad API tokens
 
 from __future__ import annotations
 
+import math
+import time
 from html import escape
+from urllib.parse import urlencode
 from typing import Annotated
 
 import anyio.to_thread
@@ -69,7 +72,7 @@ def _secure(request: Request) -> bool:
 
 
 def _set_session(response: Response, request: Request, secret: str, expires_at: int) -> None:
-    max_age = max(1, int(expires_at / 1000 - _now_s()))
+    max_age = max(1, math.ceil(expires_at / 1000 - time.time()))
     secure = _secure(request)
     response.set_cookie(
         SESSION_COOKIE,
@@ -90,12 +93,6 @@ def _set_session(response: Response, request: Request, secret: str, expires_at: 
         samesite="strict",
         secure=secure,
     )
-
-
-def _now_s() -> float:
-    import time
-
-    return time.time()
 
 
 def _need_auth(ctx: Context) -> None:
@@ -145,18 +142,12 @@ def login_page(ctx: Ctx, oidc: Oidc, next: Next = "/ui/") -> Response:
         intro = "Sign in with an API token" + (" or single sign-on." if oidc.configured else ".")
     sso = ""
     if ctx.settings.auth and oidc.configured:
-        href = "/auth/oidc/login?" + _query(next=target)
+        href = "/auth/oidc/login?" + urlencode({"next": target})
         sso = (
             f'<p><a id="sso" class="btn" href="{escape(href)}">Sign in with single sign-on</a></p>'
         )
     page = _PAGE.format(intro=escape(intro), sso=sso, next=escape(target))
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
-
-
-def _query(**kw: str) -> str:
-    from urllib.parse import urlencode
-
-    return urlencode(kw)
 
 
 class SignIn(StrictBody):
