@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 import time
 from html import escape
-from urllib.parse import urlencode
 from typing import Annotated
+from urllib.parse import urlencode
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
