@@ -12,7 +12,8 @@ S256). ``finish`` takes the provider's answer at the callback:
    client's secret;
 3. the ID token's signature is checked against the provider's JWKS (refetched
    once when it names an unknown key; ``none`` and HMAC algorithms are refused),
-   then its issuer, audience (and ``azp``), expiry, issue time and ``nonce``;
+   then its issuer, audience (and ``azp``), expiry, issue time and ``nonce``; an
+   email the ID token lacks is read from the userinfo endpoint (same ``sub``);
 4. the user is mapped to an opsloop user and role by ``Settings.oidc_roles``
    (a verified email, its ``@domain``, or the subject), else
    ``oidc_default_role``, else refused (``OIDC_USER_REFUSED``).
@@ -258,7 +259,25 @@ class OidcSignIn:
                 f"the provider did not redeem the code ({r.status_code} {why or ''})".strip(),
                 details={"status": r.status_code, "error": str(why or "")[:200]},
             )
-        return self.verify_id_token(str(body["id_token"]), nonce=nonce)
+        claims = self.verify_id_token(str(body["id_token"]), nonce=nonce)
+        endpoint = doc.get("userinfo_endpoint")
+        if "email" not in claims and isinstance(endpoint, str) and body.get("access_token"):
+            claims.update(self._userinfo(endpoint, str(body["access_token"]), claims["sub"]))
+        return claims
+
+    def _userinfo(self, endpoint: str, access_token: str, sub: str) -> dict[str, Any]:
+        """The email claims from the userinfo endpoint (many providers keep the ID token
+        small); its ``sub`` must be the ID token's."""
+        try:
+            r = httpx.get(
+                endpoint, headers={"Authorization": f"Bearer {access_token}"}, timeout=10.0
+            )
+            info = r.json() if r.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError):
+            info = {}
+        if not isinstance(info, dict) or info.get("sub") != sub:
+            return {}  # no email then: the subject alone maps the user
+        return {k: info[k] for k in ("email", "email_verified", "name") if k in info}
 
     def verify_id_token(self, id_token: str, *, nonce: str) -> dict[str, Any]:
         """The ID token's claims, once its signature, issuer, audience, times and nonce check."""
