@@ -282,3 +282,25 @@ def test_without_oidc_settings_the_sign_in_says_so(tmp_path: Path) -> None:
         r = tc.get("/auth/oidc/login", follow_redirects=False)
         assert r.status_code == 409 and r.json()["error"]["code"] == "OIDC_NOT_CONFIGURED"
         assert "single sign-on" not in tc.get("/auth/login").text
+
+
+@pytest.mark.ui
+def test_single_sign_on_in_a_real_browser(env: Env, browser: Any) -> None:
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(f"{env.server.url}/ui/#/experiments")
+        page.wait_for_url("**/auth/login?next=*")
+        page.click("#sso")
+        page.wait_for_url(f"{env.issuer}/interaction/**")  # the provider's own form
+        page.fill("input[name=login]", "alice")
+        page.fill("input[name=password]", "anything")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{env.server.url}/ui/#/experiments")
+        page.locator("#session-user").wait_for()
+        assert page.locator("#session-user").inner_text() == "alice@example.com (admin)"
+        session = {c["name"]: c for c in ctx.cookies()}["opsloop_session"]
+        assert session["httpOnly"] and session["sameSite"] == "Strict"
+    finally:
+        ctx.close()
