@@ -72,6 +72,10 @@ def test_signing_in_sets_a_hardened_cookie_and_stores_only_its_hash(env: _Env) -
         dump = "\n".join(conn.iterdump())
     assert (hashlib.sha256(secret.encode()).hexdigest(), "u-editor", "token") in rows
     assert secret not in dump and r.cookies["opsloop_csrf"] not in dump
+    # Found among other applications' cookies on the same host, odd ones included.
+    odd = {"Cookie": f'grafana="{{\\"a\\": 1}}"; bad cookie=1 2; opsloop_session={secret}; z=1'}
+    me = httpx.get(f"{env.srv.url}/api/v1/whoami", headers=odd)
+    assert me.status_code == 200 and me.json()["user"] == "u-editor"
 
 
 def test_changes_with_the_cookie_need_the_csrf_token(env: _Env) -> None:

@@ -32,11 +32,11 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opsloop.core import ACTOR_HEADER, AUTHENTICATED_USER, Context, resolve_user
@@ -145,15 +145,13 @@ def _bearer(scope: Scope) -> str | None:
 
 
 def cookie_of(scope: Scope, name: str) -> str | None:
-    """The value of cookie ``name`` the request sent (None: none, or unreadable cookies)."""
+    """The value of cookie ``name`` the request sent (None: none). Parsed as browsers send
+    cookies, leniently: another application's odd cookie on the same host hides nothing."""
     for k, v in scope.get("headers", ()):
         if k == b"cookie":
-            try:
-                jar: SimpleCookie = SimpleCookie(v.decode("latin-1"))
-            except CookieError:
-                continue
-            if name in jar:
-                return jar[name].value
+            found = cookie_parser(v.decode("latin-1")).get(name)
+            if found:
+                return found
     return None
 
 
