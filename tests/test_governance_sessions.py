@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from opsloop import Client
@@ -24,12 +24,12 @@ from opsloop.governance._sessions import csrf_token
 from opsloop.governance._throttle import FAILED_SIGN_INS_PER_MINUTE
 from opsloop.server import create_app
 from opsloop.settings import Settings
-from tests.conftest import LiveServer, live_server
+from tests.conftest import LiveServer, fresh_pg_database, live_server
 
 
 class _Env:
-    def __init__(self, srv: LiveServer, secrets: dict[str, str], db: Path) -> None:
-        self.srv, self.secrets, self.db = srv, secrets, db
+    def __init__(self, srv: LiveServer, secrets: dict[str, str], db_url: str) -> None:
+        self.srv, self.secrets, self.db_url = srv, secrets, db_url
 
     @contextlib.contextmanager
     def sign_in(self, role: str) -> Iterator[httpx.Client]:
@@ -40,15 +40,20 @@ class _Env:
             yield http
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Env]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Env]:
     home = tmp_path_factory.mktemp("sessions")
-    settings = Settings(home=home, auth=True)
-    with Client(settings=settings) as c:
-        secrets = {r: c.governance.create_token(f"u-{r}", r).secret for r in ("viewer", "editor")}
-        secrets["admin"] = c.governance.create_token("root", "admin").secret
-    with live_server(settings) as srv:
-        yield _Env(srv, secrets, home / "opsloop.db")
+    with fresh_pg_database() if request.param == "postgres" else contextlib.nullcontext() as pg:
+        settings = Settings(home=home, auth=True, database_url=pg)
+        with Client(settings=settings) as c:
+            secrets = {
+                r: c.governance.create_token(f"u-{r}", r).secret for r in ("viewer", "editor")
+            }
+            secrets["admin"] = c.governance.create_token("root", "admin").secret
+        with live_server(settings) as srv:
+            yield _Env(srv, secrets, settings.resolved_database_url)
 
 
 def _set_cookies(r: httpx.Response) -> dict[str, str]:
@@ -67,11 +72,15 @@ def test_signing_in_sets_a_hardened_cookie_and_stores_only_its_hash(env: _Env) -
     assert "httponly" not in csrf and "samesite=strict" in csrf
     secret = r.cookies["opsloop_session"]
     assert r.cookies["opsloop_csrf"] == csrf_token(secret)
-    with sqlite3.connect(env.db) as conn:
-        rows = conn.execute("SELECT secret_hash, user, method FROM ui_sessions").fetchall()
-        dump = "\n".join(conn.iterdump())
-    assert (hashlib.sha256(secret.encode()).hexdigest(), "u-editor", "token") in rows
-    assert secret not in dump and r.cookies["opsloop_csrf"] not in dump
+    engine = sa.create_engine(env.db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT * FROM ui_sessions")).all()
+    finally:
+        engine.dispose()
+    stored = {(r.secret_hash, r.user, r.method) for r in rows}
+    assert (hashlib.sha256(secret.encode()).hexdigest(), "u-editor", "token") in stored
+    assert secret not in repr(rows) and r.cookies["opsloop_csrf"] not in repr(rows)
     # Found among other applications' cookies on the same host, odd ones included.
     odd = {"Cookie": f'grafana="{{\\"a\\": 1}}"; bad cookie=1 2; opsloop_session={secret}; z=1'}
     me = httpx.get(f"{env.srv.url}/api/v1/whoami", headers=odd)
