@@ -212,6 +212,10 @@ def test_sign_in_errors_and_the_secure_flag_over_https(tmp_path: Path) -> None:
         assert r.status_code == 400
         page = tc.get("/auth/login", params={"next": "https://evil.example/"})
         assert page.status_code == 200 and 'data-next="/ui/"' in page.text  # no open redirect
+        assert (
+            page.headers["x-frame-options"] == "DENY"
+            and page.headers["cache-control"] == "no-store"
+        )
     with TestClient(create_app(Settings(home=tmp_path / "open"))) as tc:
         r = tc.post("/auth/session", json={"token": secret})
         assert r.status_code == 409 and r.json()["error"]["code"] == "AUTH_NOT_ENABLED"

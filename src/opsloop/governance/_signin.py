@@ -147,7 +147,13 @@ def login_page(ctx: Ctx, oidc: Oidc, next: Next = "/ui/") -> Response:
             f'<p><a id="sso" class="btn" href="{escape(href)}">Sign in with single sign-on</a></p>'
         )
     page = _PAGE.format(intro=escape(intro), sso=sso, next=escape(target))
-    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    # Never framed by another site (clickjacking the sign-in), never cached.
+    headers = {
+        "Cache-Control": "no-store",
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "frame-ancestors 'none'",
+    }
+    return HTMLResponse(page, headers=headers)
 
 
 class SignIn(StrictBody):
