@@ -165,7 +165,10 @@ def test_a_mapped_user_signs_in_and_gets_a_session(env: Env) -> None:
         assert r.status_code == 403 and r.json()["error"]["code"] == "CSRF_TOKEN_INVALID"
     with Client(settings=env.settings) as c:  # the change was recorded as the person
         entries = c.governance.audit(path="/api/v1/experiments")
+        signed_in = c.governance.audit(path="/auth/oidc/callback")
     assert [e.actor for e in entries if e.status == 201] == ["alice@example.com"]
+    assert signed_in[0].actor == "alice@example.com" and signed_in[0].role == "admin"
+    assert signed_in[0].response == {"signed_in": "oidc", "subject": "alice", "role": "admin"}
 
 
 def test_mapping_by_domain_by_subject_and_refusals(env: Env) -> None:

@@ -152,6 +152,15 @@ def test_signing_out_ends_the_session(env: _Env) -> None:
         # The old cookie is dead even if a browser kept it.
         r = httpx.get(f"{env.srv.url}/api/v1/whoami", cookies={"opsloop_session": secret})
         assert r.status_code == 401 and r.json()["error"]["code"] == "SESSION_INVALID"
+    # Signing in and out are in the audit trail, with no secret in it.
+    admin = {"Authorization": f"Bearer {env.secrets['admin']}"}
+    trail = httpx.get(f"{env.srv.url}/api/v1/audit", params={"path": "/auth/"}, headers=admin)
+    entries = trail.json()["entries"]
+    outs = [e for e in entries if e["path"] == "/auth/logout"]
+    assert outs and outs[0]["actor"] == "u-viewer" and outs[0]["status"] == 204
+    ins = [e for e in entries if e["path"] == "/auth/session" and e["actor"] == "u-viewer"]
+    assert ins and ins[0]["role"] == "viewer" and ins[0]["token_id"].startswith("tok_")
+    assert secret not in trail.text and env.secrets["viewer"] not in trail.text
 
 
 def test_revoking_the_token_ends_its_sessions(env: _Env, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ Failed sign-ins count towards the same per-address limit as bad API tokens
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from html import escape
@@ -32,9 +33,9 @@ from pydantic import Field
 from opsloop.core import Context
 from opsloop.core.web import Ctx, StrictBody, ok, service
 from opsloop.errors import Unauthenticated
-from opsloop.governance._backend import token_service
+from opsloop.governance._backend import audit_service, token_service
 from opsloop.governance._errors import AuthNotEnabled, OidcSignInFailed
-from opsloop.governance._guard import client_address, cookie_of
+from opsloop.governance._guard import client_address, cookie_of, principal_of
 from opsloop.governance._oidc import OidcSignIn, oidc_sign_in
 from opsloop.governance._sessions import (
     CSRF_COOKIE,
@@ -45,6 +46,7 @@ from opsloop.governance._sessions import (
 )
 from opsloop.governance._throttle import SignInThrottle, sign_in_throttle
 from opsloop.governance._tokens import TokenService
+from opsloop.governance.entities import Principal
 
 __all__ = ["router"]
 
@@ -92,6 +94,27 @@ def _set_session(response: Response, request: Request, secret: str, expires_at: 
         httponly=False,
         samesite="strict",
         secure=secure,
+    )
+
+
+def _record(
+    ctx: Context, request: Request, principal: Principal, status: int, what: dict[str, str]
+) -> None:
+    """A sign-in or sign-out in the audit trail (when it is on): who, how, from where; never
+    a secret."""
+    settings = ctx.settings
+    if not (settings.auth if settings.audit is None else settings.audit):
+        return
+    ctx.room(audit_service).append(
+        actor=principal.user,
+        method=request.method,
+        path=request.url.path,
+        route=request.url.path,
+        status=status,
+        token_id=principal.token_id,
+        role=principal.role,
+        client=client_address(request.scope),
+        response=json.dumps(what),
     )
 
 
@@ -185,17 +208,21 @@ async def sign_in(
             principal, method="token", client=address, not_after=token.expires_at
         )
     )
+    what = {"signed_in": "token", "role": principal.role}
+    await anyio.to_thread.run_sync(lambda: _record(ctx, request, principal, 200, what))
     response = ok({"user": principal.user, "role": principal.role, "expires_at": expires})
     _set_session(response, request, cookie, expires)
     return response
 
 
 @router.post("/auth/logout", status_code=204)
-async def sign_out(request: Request, sessions: Sessions) -> Response:
+async def sign_out(request: Request, ctx: Ctx, sessions: Sessions) -> Response:
     """End this browser's session (the guard has checked its CSRF token) and clear its cookies."""
     cookie = cookie_of(request.scope, SESSION_COOKIE)
-    if cookie:
-        await anyio.to_thread.run_sync(sessions.end, cookie)
+    who = principal_of(request.scope)
+    if cookie and await anyio.to_thread.run_sync(sessions.end, cookie) and who is not None:
+        what = {"signed_out": who.session_id or ""}
+        await anyio.to_thread.run_sync(lambda: _record(ctx, request, who, 204, what))
     response = Response(status_code=204)
     for name in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(name, path="/", secure=_secure(request), samesite="strict")
@@ -261,6 +288,8 @@ async def oidc_callback(
     cookie, expires = await anyio.to_thread.run_sync(
         lambda: sessions.start(principal, method="oidc", client=address, subject=subject)
     )
+    what = {"signed_in": "oidc", "subject": subject, "role": principal.role}
+    await anyio.to_thread.run_sync(lambda: _record(ctx, request, principal, 303, what))
     response = RedirectResponse(safe_next(next_path), status_code=303)
     _set_session(response, request, cookie, expires)
     response.delete_cookie(STATE_COOKIE, path=CALLBACK, secure=_secure(request), samesite="lax")
