@@ -10,9 +10,10 @@ middleware, outermost. For each HTTP request it:
    ``TOKEN_REQUIRED``, ``TOKEN_INVALID``, ``TOKEN_EXPIRED`` or ``TOKEN_REVOKED``
    otherwise) or, without one, the UI's session cookie (``SESSION_INVALID``,
    ``SESSION_EXPIRED``; a change made with the cookie must carry the session's
-   ``X-CSRF-Token``, else 403 ``CSRF_TOKEN_INVALID``); failed sign-ins are
-   counted per address (``_throttle``), refuses a route without a rule (``NO_PERMISSION_RULE``) or a
-   role below the rule's (``PERMISSION_DENIED``), and replaces any
+   ``X-CSRF-Token``, else 403 ``CSRF_TOKEN_INVALID``), counting failures per
+   address (``_throttle``); it refuses a route without a rule
+   (``NO_PERMISSION_RULE``) or a role below the rule's (``PERMISSION_DENIED``),
+   and replaces any
    ``X-Opsloop-User`` header with the token's user, so no caller can act as
    someone else;
 3. with the audit on, appends every change that succeeded (a request to a
