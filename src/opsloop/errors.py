@@ -21,6 +21,8 @@ The hierarchy::
     │   ├── ApprovalRequired          APPROVAL_REQUIRED   409   (opsloop.governance)
     │   ├── AliasProtected            ALIAS_PROTECTED     409   (opsloop.governance)
     │   ├── ApprovalNotPending        APPROVAL_NOT_PENDING 409  (opsloop.governance)
+    │   ├── AuthNotEnabled            AUTH_NOT_ENABLED    409   (opsloop.governance)
+    │   ├── OidcNotConfigured         OIDC_NOT_CONFIGURED 409   (opsloop.governance)
     │   ├── ScoreDefinitionConflict   SCORE_DEFINITION_CONFLICT 409 (opsloop.feedback)
     │   └── AnnotationKeyConflict     ANNOTATION_KEY_CONFLICT 409 (opsloop.feedback)
     ├── LimitExceeded                 GATEWAY_LIMIT       429   (opsloop.gateway: one per limit)
@@ -37,10 +39,15 @@ The hierarchy::
     │   ├── TokenRequired             TOKEN_REQUIRED      401   (opsloop.governance)
     │   ├── TokenInvalid              TOKEN_INVALID       401   (opsloop.governance)
     │   ├── TokenExpired              TOKEN_EXPIRED       401   (opsloop.governance)
-    │   └── TokenRevoked              TOKEN_REVOKED       401   (opsloop.governance)
+    │   ├── TokenRevoked              TOKEN_REVOKED       401   (opsloop.governance)
+    │   ├── SessionInvalid            SESSION_INVALID     401   (opsloop.governance)
+    │   ├── SessionExpired            SESSION_EXPIRED     401   (opsloop.governance)
+    │   └── OidcSignInFailed          OIDC_SIGN_IN_FAILED 401   (opsloop.governance)
     ├── PermissionDenied              PERMISSION_DENIED   403
     │   ├── NoPermissionRule          NO_PERMISSION_RULE  403   (opsloop.governance)
-    │   └── NotAReviewer              NOT_A_REVIEWER      403   (opsloop.governance)
+    │   ├── NotAReviewer              NOT_A_REVIEWER      403   (opsloop.governance)
+    │   ├── CsrfTokenInvalid          CSRF_TOKEN_INVALID  403   (opsloop.governance)
+    │   └── OidcUserRefused           OIDC_USER_REFUSED   403   (opsloop.governance)
     ├── SignInThrottled               SIGN_IN_RATE_LIMITED 429  (opsloop.governance)
     ├── SchemaOutOfDate               SCHEMA_OUT_OF_DATE  503
     ├── Unavailable                   UNAVAILABLE         503
@@ -138,6 +145,13 @@ _DEFINED_ELSEWHERE: dict[str, str] = {
     "APPROVAL_NOT_PENDING": "opsloop.governance._errors",
     "ALIAS_NOT_PROTECTED": "opsloop.governance._errors",
     "NOT_A_REVIEWER": "opsloop.governance._errors",
+    "SESSION_INVALID": "opsloop.governance._errors",
+    "SESSION_EXPIRED": "opsloop.governance._errors",
+    "CSRF_TOKEN_INVALID": "opsloop.governance._errors",
+    "AUTH_NOT_ENABLED": "opsloop.governance._errors",
+    "OIDC_NOT_CONFIGURED": "opsloop.governance._errors",
+    "OIDC_SIGN_IN_FAILED": "opsloop.governance._errors",
+    "OIDC_USER_REFUSED": "opsloop.governance._errors",
 }
 
 

@@ -49,6 +49,23 @@ class Settings(BaseSettings):
     # ``OPSLOOP_AUDIT``: record every successful change in the hash-chained audit trail;
     # unset, on exactly when ``auth`` is.
     audit: bool | None = None
+    # UI sign-in (docs/governance.md#signing-in-to-the-web-ui): a session lasts at most
+    # ``session_ttl_s`` and ends after ``session_idle_s`` without a request.
+    session_ttl_s: float = Field(default=12 * 3600.0, gt=0, le=30 * 86400)
+    session_idle_s: float = Field(default=2 * 3600.0, gt=0)
+    # OpenID Connect sign-in (authorization code with PKCE): the provider's issuer URL,
+    # this server's client id and secret there, and the callback URL registered with it
+    # (unset: the request's own ``/auth/oidc/callback``).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = Field(default=None, repr=False)
+    oidc_redirect_url: str | None = None
+    oidc_scopes: str = "openid email profile"
+    # Who may sign in with OIDC and as what (``OPSLOOP_OIDC_ROLES``, JSON): a verified
+    # email, ``@domain`` or subject -> ``role`` or ``user:role``. Anyone else gets
+    # ``oidc_default_role``; unset, they are refused.
+    oidc_roles: dict[str, str] = Field(default_factory=dict)
+    oidc_default_role: Literal["viewer", "editor", "admin", "owner"] | None = None
     # Retention (docs/governance.md#retention), run by ``opsloop server`` every
     # ``retention_interval_s`` in batches of ``retention_batch`` rows: traces, prediction
     # log rows, and request bodies (span inputs and outputs, logged predict inputs and
@@ -106,6 +123,18 @@ class Settings(BaseSettings):
     # Standard benchmarks (opsloop.evaluation.benchmarks): the folder of their data files;
     # unset, ../shared/benchdata beside a source checkout is used when it exists.
     benchdata: Path | None = None
+
+    @field_validator("oidc_roles")
+    @classmethod
+    def _check_oidc_roles(cls, v: dict[str, str]) -> dict[str, str]:
+        for who, target in v.items():
+            role = target.rpartition(":")[2]
+            if not who or role not in ("viewer", "editor", "admin", "owner"):
+                raise ValueError(
+                    f"oidc_roles: {who!r} -> {target!r}: give a role (viewer, editor, admin, "
+                    "owner) or user:role"
+                )
+        return {k.lower() if "@" in k else k: t for k, t in v.items()}
 
     @field_validator("home", mode="before")
     @classmethod

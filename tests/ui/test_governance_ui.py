@@ -1,4 +1,5 @@
-"""With auth on, the UI asks once for an API token, keeps it in the browser and sends it."""
+"""With auth on, the UI signs in on its own page (a session cookie and a CSRF token); the audit
+and approvals pages."""
 
 from __future__ import annotations
 
@@ -18,29 +19,55 @@ pytestmark = pytest.mark.ui
 XSS = "<img src=x onerror=window.__xss=1>"
 
 
-def test_the_ui_asks_for_a_token_once_and_keeps_it(browser: Any, tmp_path: Path) -> None:
+def test_the_ui_signs_in_with_a_token_and_out_again(browser: Any, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", auth=True)
     with Client(settings=settings) as c:
         c.create_experiment("guarded-exp")
-        secret = c.governance.create_token("vera", "viewer").secret
-    asked: list[str] = []
-
-    def on_dialog(d: Any) -> None:
-        asked.append(d.message)
-        d.accept(secret)
-
+        secret = c.governance.create_token("vera", "editor").secret
     with live_server(settings) as srv:
         ctx = browser.new_context()
         try:
             page = ctx.new_page()
             page.set_default_timeout(15_000)
-            page.on("dialog", on_dialog)
+            # Not signed in: the UI sends the browser to the sign-in page, and back afterwards.
             page.goto(f"{srv.url}/ui/#/experiments")
+            page.wait_for_url("**/auth/login?next=*")
+            page.fill("#token", "ols_not-a-real-token")
+            page.click("button[type=submit]")
+            expect(page.locator("#login-error")).to_contain_text("TOKEN_INVALID")
+            page.fill("#token", secret)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/ui/#/experiments")
             page.get_by_text("guarded-exp").first.wait_for()
-            assert len(asked) == 1 and "needs an API token" in asked[0]
-            page.reload()
-            page.get_by_text("guarded-exp").first.wait_for()
-            assert len(asked) == 1  # kept in the browser, sent with every call
+            expect(page.locator("#session-user")).to_have_text("vera (editor)")
+            cookies = {c["name"]: c for c in ctx.cookies()}
+            assert cookies["opsloop_session"]["httpOnly"] is True
+            assert cookies["opsloop_session"]["sameSite"] == "Strict"
+            assert cookies["opsloop_csrf"]["httpOnly"] is False
+            # The page's script cannot read the session cookie, only the CSRF token.
+            seen = page.evaluate("document.cookie")
+            assert "opsloop_csrf=" in seen and "opsloop_session" not in seen
+            # A change from the page carries the CSRF token; one without it is refused.
+            made = page.evaluate(
+                """async () => {
+                    const { api } = await import("/ui/static/js/api.js");
+                    return (await api("/experiments", { method: "POST", body: { name: "from-ui" } })).name;
+                }"""
+            )
+            assert made == "from-ui"
+            status = page.evaluate(
+                """async () => (await fetch("/api/v1/experiments", { method: "POST",
+                    headers: { "Content-Type": "application/json" },
+                    body: JSON.stringify({ name: "forged" }) })).status"""
+            )
+            assert status == 403
+            page.reload()  # the session outlives the page
+            expect(page.locator("#session-user")).to_have_text("vera (editor)")
+            page.click("#sign-out")
+            page.wait_for_url("**/auth/login")
+            assert "opsloop_session" not in {c["name"] for c in ctx.cookies()}
+            page.goto(f"{srv.url}/ui/#/experiments")
+            page.wait_for_url("**/auth/login?next=*")
         finally:
             ctx.close()
 

@@ -15,8 +15,15 @@ __all__ = [
     "AliasProtected",
     "ApprovalNotPending",
     "ApprovalRequired",
+    "AuthNotEnabled",
+    "CsrfTokenInvalid",
     "NoPermissionRule",
     "NotAReviewer",
+    "OidcNotConfigured",
+    "OidcSignInFailed",
+    "OidcUserRefused",
+    "SessionExpired",
+    "SessionInvalid",
     "SignInThrottled",
     "TokenExpired",
     "TokenInvalid",
@@ -100,4 +107,55 @@ class NotAReviewer(PermissionDenied):
     one who asked for it."""
 
     code = "NOT_A_REVIEWER"
+    http_status = 403
+
+
+class SessionInvalid(Unauthenticated):
+    """The session cookie sent names no session (never made, or signed out): sign in again."""
+
+    code = "SESSION_INVALID"
+    http_status = 401
+
+
+class SessionExpired(Unauthenticated):
+    """The session is past its lifetime or was idle too long (or its token ended)."""
+
+    code = "SESSION_EXPIRED"
+    http_status = 401
+
+
+class CsrfTokenInvalid(PermissionDenied):
+    """A change made with the session cookie lacked the session's ``X-CSRF-Token`` header, or
+    sent a wrong one."""
+
+    code = "CSRF_TOKEN_INVALID"
+    http_status = 403
+
+
+class AuthNotEnabled(Conflict):
+    """Signing in needs a server with authentication on (``--auth``)."""
+
+    code = "AUTH_NOT_ENABLED"
+    http_status = 409
+
+
+class OidcNotConfigured(Conflict):
+    """OpenID Connect sign-in is not set up on this server (``OPSLOOP_OIDC_ISSUER`` ...)."""
+
+    code = "OIDC_NOT_CONFIGURED"
+    http_status = 409
+
+
+class OidcSignInFailed(Unauthenticated):
+    """The OpenID Connect sign-in did not complete: a bad or used state, an error from the
+    provider, or an ID token whose signature, issuer, audience, expiry or nonce is wrong."""
+
+    code = "OIDC_SIGN_IN_FAILED"
+    http_status = 401
+
+
+class OidcUserRefused(PermissionDenied):
+    """The provider vouched for the user, but this server maps them to no role."""
+
+    code = "OIDC_USER_REFUSED"
     http_status = 403

@@ -8,8 +8,12 @@ middleware, outermost. For each HTTP request it:
    app's routes the router does) and its rule in ``_rules.RULES``;
 2. with auth on, takes the ``Authorization: Bearer`` token (401 with
    ``TOKEN_REQUIRED``, ``TOKEN_INVALID``, ``TOKEN_EXPIRED`` or ``TOKEN_REVOKED``
-   otherwise), refuses a route without a rule (``NO_PERMISSION_RULE``) or a
-   role below the rule's (``PERMISSION_DENIED``), and replaces any
+   otherwise) or, without one, the UI's session cookie (``SESSION_INVALID``,
+   ``SESSION_EXPIRED``; a change made with the cookie must carry the session's
+   ``X-CSRF-Token``, else 403 ``CSRF_TOKEN_INVALID``), counting failures per
+   address (``_throttle``); it refuses a route without a rule
+   (``NO_PERMISSION_RULE``) or a role below the rule's (``PERMISSION_DENIED``),
+   and replaces any
    ``X-Opsloop-User`` header with the token's user, so no caller can act as
    someone else;
 3. with the audit on, appends every change that succeeded (a request to a
@@ -28,14 +32,12 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opsloop.core import ACTOR_HEADER, AUTHENTICATED_USER, Context, resolve_user
@@ -43,17 +45,28 @@ from opsloop.core.web import error_response
 from opsloop.errors import OpsloopError, PermissionDenied, Unauthenticated
 from opsloop.governance._audit import AuditService
 from opsloop.governance._backend import audit_service, token_service
-from opsloop.governance._errors import NoPermissionRule, SignInThrottled, TokenRequired
+from opsloop.governance._errors import CsrfTokenInvalid, NoPermissionRule, TokenRequired
 from opsloop.governance._record import Recorder, read_before
 from opsloop.governance._rules import required_role
+from opsloop.governance._sessions import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    SessionService,
+    csrf_matches,
+    session_service,
+)
+from opsloop.governance._throttle import (
+    FAILED_SIGN_INS_PER_MINUTE,
+    SignInThrottle,
+    sign_in_throttle,
+)
 from opsloop.governance._tokens import TokenService, role_at_least
 from opsloop.governance.entities import Principal
 
-__all__ = ["Guard", "RouteTable", "install", "principal_of"]
+__all__ = ["FAILED_SIGN_INS_PER_MINUTE", "Guard", "RouteTable", "install", "principal_of"]
 
 log = logging.getLogger("opsloop.server")
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-FAILED_SIGN_INS_PER_MINUTE = 30  # bad tokens from one address before it must wait
 _ACTOR = ACTOR_HEADER.lower().encode()
 PRINCIPAL_KEY = "opsloop.principal"
 
@@ -132,6 +145,22 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
+def cookie_of(scope: Scope, name: str) -> str | None:
+    """The value of cookie ``name`` the request sent (None: none). Parsed as browsers send
+    cookies, leniently: another application's odd cookie on the same host hides nothing."""
+    for k, v in scope.get("headers", ()):
+        if k == b"cookie":
+            found = cookie_parser(v.decode("latin-1")).get(name)
+            if found:
+                return found
+    return None
+
+
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for k, v in scope.get("headers", ()):
         if k == name:
@@ -148,14 +177,14 @@ class Guard:
         self.server = server
         self._table: RouteTable | None = None
         self._seen = -1
-        self._failures: dict[str, deque[float]] = {}
-        self._failures_lock = threading.Lock()
         settings = context.settings
         self.auth = settings.auth
         self.audit = settings.auth if settings.audit is None else settings.audit
         # The same services as the REST routes: a revocation there empties the token cache.
         self.tokens: TokenService = context.room(token_service)
         self.trail: AuditService = context.room(audit_service)
+        self.sessions: SessionService = context.room(session_service)
+        self.throttle: SignInThrottle = context.room(sign_in_throttle)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -168,7 +197,7 @@ class Guard:
         principal: Principal | None = None
         if self.auth and level != "public":
             try:
-                principal = await self._authenticate(scope)
+                principal = await self._authenticate(scope, method)
                 if template is None:  # fail closed: the app never runs an unmatched request
                     status = 405 if table.known_path(path) else 404
                     code = "METHOD_NOT_ALLOWED" if status == 405 else "NOT_FOUND"
@@ -213,44 +242,46 @@ class Guard:
             self._table, self._seen = RouteTable(self.server), count
         return self._table
 
-    async def _authenticate(self, scope: Scope) -> Principal:
+    async def _authenticate(self, scope: Scope, method: str) -> Principal:
         secret = _bearer(scope)
-        if not secret:
+        session = None if secret else cookie_of(scope, SESSION_COOKIE)
+        if not secret and not session:
             raise TokenRequired(
                 "this server needs an API token: send `Authorization: Bearer ols_...` "
-                "(set OPSLOOP_TOKEN for the SDK and CLI; `opsloop tokens create` makes one)"
+                "(set OPSLOOP_TOKEN for the SDK and CLI; `opsloop tokens create` makes one), "
+                "or sign in to the UI at /auth/login"
             )
-        client = scope.get("client")
-        address = str(client[0]) if client else ""
-        self._throttle(address, failed=False)
+        address = client_address(scope)
+        self.throttle.check(address)
+        if session:
+            found = self.sessions.cached(session)
+            if found is None:
+                try:
+                    found = await anyio.to_thread.run_sync(self.sessions.authenticate, session)
+                except Unauthenticated:
+                    self.throttle.failed(address)
+                    raise
+            # The cookie goes with every request the browser makes, whoever asked it to: a
+            # change must prove it came from our page by the token only our page can read.
+            if method not in _SAFE and not csrf_matches(
+                session, _header(scope, CSRF_HEADER.encode())
+            ):
+                raise CsrfTokenInvalid(
+                    f"a change made with the session cookie needs the `X-CSRF-Token` header "
+                    f"(the {'wrong' if _header(scope, CSRF_HEADER.encode()) else 'missing'} "
+                    "token; the UI sends it from the opsloop_csrf cookie)"
+                )
+            return found
+        assert secret is not None
         known = self.tokens.cached(secret)  # no thread hop for a token seen seconds ago
         if known is not None:
             return known
         try:
-            found: Principal = await anyio.to_thread.run_sync(self.tokens.authenticate, secret)
+            principal: Principal = await anyio.to_thread.run_sync(self.tokens.authenticate, secret)
         except Unauthenticated:
-            self._throttle(address, failed=True)
+            self.throttle.failed(address)
             raise
-        return found
-
-    def _throttle(self, address: str, *, failed: bool) -> None:
-        """Refuse an address that sent too many bad tokens in the last minute (guessing)."""
-        now = time.monotonic()
-        with self._failures_lock:
-            recent = self._failures.get(address)
-            if recent is not None:
-                while recent and recent[0] < now - 60:
-                    recent.popleft()
-            if failed:
-                if len(self._failures) > 10_000:  # forget the quiet addresses
-                    self._failures = {a: q for a, q in self._failures.items() if q}
-                self._failures.setdefault(address, deque()).append(now)
-            elif recent and len(recent) >= FAILED_SIGN_INS_PER_MINUTE:
-                wait = int(recent[0] + 60 - now) + 1
-                raise SignInThrottled(
-                    f"too many bad tokens from {address or 'this address'}; try again in {wait} s",
-                    details={"retry_after_s": wait},
-                )
+        return principal
 
     @staticmethod
     def _check(principal: Principal, method: str, template: str, level: str | None) -> None:

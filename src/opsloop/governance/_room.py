@@ -8,6 +8,8 @@ ROOM = Room(
     "approvals for protected aliases, retention.",
     tables=("opsloop.governance._tables",),
     routers=("opsloop.governance.api:router",),
+    # The UI's sign-in: the login page, sessions, sign-out, OpenID Connect (/auth/...).
+    root_routers=("opsloop.governance._signin:router",),
     cli_groups=(
         "opsloop.governance.cli:tokens_app",
         "opsloop.governance.cli:audit_app",

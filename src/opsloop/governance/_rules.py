@@ -257,6 +257,11 @@ POST   /api/v1/approvals/{approval_id}/approve                                  
 POST   /api/v1/approvals/{approval_id}/reject                                          editor
 GET    /api/v1/retention                                                               admin
 POST   /api/v1/retention/run                                                           admin
+GET    /auth/login                                                                     public
+POST   /auth/session                                                                   public
+POST   /auth/logout                                                                    viewer
+GET    /auth/oidc/login                                                                public
+GET    /auth/oidc/callback                                                             public
 """
 
 

@@ -1,4 +1,5 @@
-"""Governance tables: API tokens (hashed), the hash-chained audit trail, approvals.
+"""Governance tables: API tokens (hashed), the hash-chained audit trail, approvals,
+UI sessions (hashed) and OpenID Connect sign-ins under way.
 
 ``api_tokens`` keeps one row per token: only the SHA-256 of its secret is
 stored (``secret_hash``, unique), with its user, role, workspaces, expiry,
@@ -106,4 +107,42 @@ approvals = sa.Table(
     sa.Column("comment", sa.Text, nullable=False, default=""),
     sa.Index("ix_approvals_model", "model_name", "alias"),
     sa.Index("ix_approvals_state", "state", "requested_at"),
+)
+
+# UI sessions: signed in with an API token or OpenID Connect. Only the SHA-256 of the
+# session cookie's secret is stored. A session made from a token (``token_id``) ends
+# with it; each ends at ``expires_at``, after ``session_idle_s`` without a request
+# (``last_seen_at``, written at most once a minute) or when signed out (``ended_at``).
+ui_sessions = sa.Table(
+    "ui_sessions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user", sa.String(256), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("workspaces", sa.Text, nullable=False),  # JSON list, as the token's
+    sa.Column("method", sa.String(16), nullable=False),  # token | oidc
+    sa.Column("token_id", sa.String(32), nullable=True),
+    sa.Column("subject", sa.String(256), nullable=True),  # the OIDC provider's ``sub``
+    sa.Column("client", sa.String(256), nullable=False, default=""),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("expires_at", MS, nullable=False),
+    sa.Column("last_seen_at", MS, nullable=False),
+    sa.Column("ended_at", MS, nullable=True),
+    sa.Index("ix_ui_sessions_user", "user"),
+    sa.Index("ix_ui_sessions_expires_at", "expires_at"),
+)
+
+# An OpenID Connect sign-in under way: the SHA-256 of its ``state``, and the nonce and
+# PKCE verifier the callback needs; used once, then deleted.
+oidc_logins = sa.Table(
+    "oidc_logins",
+    metadata,
+    sa.Column("state_hash", sa.String(64), primary_key=True),
+    sa.Column("nonce", sa.String(128), nullable=False),
+    sa.Column("verifier", sa.String(128), nullable=False),
+    sa.Column("next", sa.String(512), nullable=False, default=""),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("expires_at", MS, nullable=False),
+    sa.Index("ix_oidc_logins_expires_at", "expires_at"),
 )

@@ -32,6 +32,7 @@ from opsloop.governance._audit import AuditService
 from opsloop.governance._backend import approval_service, audit_service, token_service
 from opsloop.governance._guard import principal_of
 from opsloop.governance._retention import policy_of, run_retention
+from opsloop.governance._sessions import session_service
 from opsloop.governance._tokens import TokenService
 from opsloop.governance.entities import (
     Approval,
@@ -98,7 +99,9 @@ def get_token(token_id: str, svc: Tokens) -> Response:
 
 @router.post("/tokens/{token_id}/revoke", response_model=Token, summary="Revoke an API token")
 def revoke_token(token_id: str, svc: Tokens, ctx: Ctx, actor: Actor) -> Response:
-    return ok(svc.revoke(token_id, by=resolve_user(ctx.settings, actor)))
+    revoked = svc.revoke(token_id, by=resolve_user(ctx.settings, actor))
+    ctx.room(session_service).forget_token(token_id)  # its UI sessions end at once here too
+    return ok(revoked)
 
 
 @router.get("/audit", summary="Search the audit trail, newest first")

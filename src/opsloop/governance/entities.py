@@ -64,6 +64,7 @@ class Principal(BaseModel):
     role: Role
     token_id: str | None = None
     workspaces: list[str] = ["*"]
+    session_id: str | None = None  # set when signed in to the UI (a session cookie)
 
 
 class AuditEntry(BaseModel):

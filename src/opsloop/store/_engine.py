@@ -25,7 +25,7 @@ from opsloop.errors import InvalidArgument, SchemaOutOfDate, Unavailable
 # The Alembic revision this code expects. tests/test_migrations.py checks it
 # equals the head of store/migrations, so the server can check the schema
 # without importing Alembic on every start.
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 
 _BUSY_TIMEOUT_MS = 120_000
 

@@ -13,37 +13,47 @@ export class ApiError extends Error {
   }
 }
 
-const TOKEN_KEY = "opsloop.token";
+const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
 
-/** The API token this browser keeps (a server with `--auth` needs one), as request headers. */
-export function authHeaders() {
-  const token = localStorage.getItem(TOKEN_KEY);
-  return token ? { Authorization: `Bearer ${token}` } : {};
+/** The session's CSRF token, from the cookie the server set when this browser signed in. */
+export function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === "opsloop_csrf") return decodeURIComponent(v.join("="));
+  }
+  return null;
 }
 
-/** After a 401 for a missing, unknown, expired or revoked token: ask for one; true if given. */
-function askForToken(code) {
-  const why = code === "TOKEN_REQUIRED" ? "needs an API token" : `refused the token (${code})`;
-  const token = window.prompt(
-    `This opsloop server ${why}. Paste an API token (from \`opsloop tokens create\`); ` +
-      "it is kept in this browser.",
-  );
-  if (!token) return false;
-  localStorage.setItem(TOKEN_KEY, token.trim());
-  return true;
+/** Headers a change needs on a server with sign-in: the session's CSRF token. */
+export function authHeaders(method = "GET") {
+  const csrf = SAFE.has(method.toUpperCase()) ? null : csrfToken();
+  return csrf ? { "X-CSRF-Token": csrf } : {};
+}
+
+const SIGN_IN_CODES = new Set([
+  "TOKEN_REQUIRED", "TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_REVOKED",
+  "SESSION_INVALID", "SESSION_EXPIRED",
+]);
+
+/** Off to the sign-in page, coming back here afterwards. */
+export function signIn() {
+  const next = location.pathname + location.search + location.hash;
+  location.assign(`/auth/login?next=${encodeURIComponent(next)}`);
+}
+
+/** End the session (the server clears its cookies), then show the sign-in page. */
+export async function signOut() {
+  await fetch("/auth/logout", { method: "POST", headers: authHeaders("POST") });
+  location.assign("/auth/login");
 }
 
 /** Call the API and return its JSON; throws ApiError with the server's message on failure. */
 export async function api(path, opts = {}) {
-  const used = localStorage.getItem(TOKEN_KEY);
   try {
     return await apiOnce(path, opts);
   } catch (err) {
-    // Calls refused together ask once: the others go again with the token given meanwhile.
-    if (err instanceof ApiError && err.status === 401 && String(err.code).startsWith("TOKEN_")
-        && (localStorage.getItem(TOKEN_KEY) !== used || askForToken(err.code))) {
-      return apiOnce(path, opts);
-    }
+    // Not signed in (or the session ended): the sign-in page, then back here.
+    if (err instanceof ApiError && err.status === 401 && SIGN_IN_CODES.has(err.code)) signIn();
     throw err;
   }
 }
@@ -59,7 +69,7 @@ async function apiOnce(path, { method = "GET", body, signal, query } = {}) {
     const s = qs.toString();
     if (s) url += (url.includes("?") ? "&" : "?") + s;
   }
-  const init = { method, signal, headers: { Accept: "application/json", ...authHeaders() } };
+  const init = { method, signal, headers: { Accept: "application/json", ...authHeaders(method) } };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
@@ -100,7 +110,7 @@ export function artifactUrl(runId, path) {
  * there in case the server ignores the range). Returns {bytes, truncated}.
  */
 export async function fetchArtifactHead(runId, path, limit, signal) {
-  const res = await fetch(artifactUrl(runId, path), { headers: { Range: `bytes=0-${limit - 1}`, ...authHeaders() }, signal });
+  const res = await fetch(artifactUrl(runId, path), { headers: { Range: `bytes=0-${limit - 1}` }, signal });
   if (!res.ok) {
     let msg = `HTTP ${res.status}`;
     let code = "INTERNAL";

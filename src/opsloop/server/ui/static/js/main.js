@@ -1,7 +1,7 @@
 // App shell and hash router. The pages and their hash patterns (#/experiments/<id>,
 // #/datasets/<name>/diff?a=1&b=2, ...) come from the rooms' declarations via /ui/routes.js.
 
-import { api } from "./api.js";
+import { api, signOut } from "./api.js";
 import { errorBox, h, replace } from "./dom.js";
 // Each room declares its pages (opsloop/rooms.py); the server generates this module from them.
 import { routes } from "/ui/routes.js";
@@ -111,6 +111,23 @@ export async function refreshSidebar() {
   }
 }
 
+/** Signed in to the UI (a session): who, and a way out, at the foot of the sidebar. */
+async function showSession() {
+  let me;
+  try {
+    me = await api("/whoami");
+  } catch {
+    return;
+  }
+  if (!me || !me.session_id) return;
+  document.querySelector(".sidebar").append(
+    h("div", { class: "sign-out small", id: "session-box" },
+      h("span", { class: "muted", id: "session-user" }, `${me.user} (${me.role})`), " ",
+      h("button", { class: "btn btn-link btn-sm", id: "sign-out", onclick: () => signOut() }, "Sign out")),
+  );
+}
+
 window.addEventListener("hashchange", route);
 refreshSidebar();
+showSession();
 route();

@@ -3,7 +3,7 @@
 // evaluations -> the alias move (or the gate's refusal). Read from the loop run and its
 // loop/report.json artifact.
 
-import { api, artifactUrl, authHeaders } from "../api.js";
+import { api, artifactUrl } from "../api.js";
 import { emptyState, h, loading, replace } from "../dom.js";
 import { lineageGraph } from "../lineage.js";
 
@@ -57,8 +57,8 @@ export function loopGraph(rep) {
 export async function renderLoop(ctx, runId) {
   ctx.setTitle("Loop");
   replace(ctx.root, h("div", { class: "page" }, loading("Loading the loop…")));
-  const run = await api(`/runs/${encodeURIComponent(runId)}`, { signal: ctx.signal, headers: authHeaders() });
-  const res = await fetch(artifactUrl(runId, REPORT), { signal: ctx.signal, headers: authHeaders() });
+  const run = await api(`/runs/${encodeURIComponent(runId)}`, { signal: ctx.signal });
+  const res = await fetch(artifactUrl(runId, REPORT), { signal: ctx.signal });
   const header = h("div", { class: "page-header" },
     h("div", {}, h("h1", {}, "Loop"),
       h("div", { class: "muted" }, "Run ", h("a", { href: `#/runs/${encodeURIComponent(runId)}` }, run.run?.name || run.name || runId))));

@@ -2,7 +2,7 @@
 // run (selection/leaderboard.json), with the Pareto members and the recommendation marked, and the
 // quality-vs-p95-latency chart (selection/pareto.svg, drawn by select_model when the run ended).
 
-import { api, artifactUrl, authHeaders } from "../api.js";
+import { api, artifactUrl } from "../api.js";
 import { emptyState, h, loading, replace } from "../dom.js";
 
 const LEADERBOARD = "selection/leaderboard.json";
@@ -44,8 +44,8 @@ function row(r, i, data) {
 export async function renderSelection(ctx, runId) {
   ctx.setTitle("Model selection");
   replace(ctx.root, h("div", { class: "page" }, loading("Loading the selection…")));
-  const run = await api(`/runs/${encodeURIComponent(runId)}`, { signal: ctx.signal, headers: authHeaders() });
-  const res = await fetch(artifactUrl(runId, LEADERBOARD), { signal: ctx.signal, headers: authHeaders() });
+  const run = await api(`/runs/${encodeURIComponent(runId)}`, { signal: ctx.signal });
+  const res = await fetch(artifactUrl(runId, LEADERBOARD), { signal: ctx.signal });
   const header = h("div", { class: "page-header" },
     h("div", {}, h("h1", {}, "Model selection"),
       h("div", { class: "muted" }, "Run ", h("a", { href: `#/runs/${encodeURIComponent(runId)}` }, run.run?.name || run.name || runId))));
@@ -72,7 +72,7 @@ export async function renderSelection(ctx, runId) {
     chartBox));
   // The server sends SVG artifacts as text/plain (never as a document in this origin); an <img>
   // of a blob shows the picture and, being an image, runs no script.
-  const svg = await fetch(artifactUrl(runId, CHART), { signal: ctx.signal, headers: authHeaders() });
+  const svg = await fetch(artifactUrl(runId, CHART), { signal: ctx.signal });
   if (!svg.ok) {
     replace(chartBox, h("span", { class: "muted" }, "No chart stored."));
     return;
