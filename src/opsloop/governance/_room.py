@@ -9,10 +9,10 @@ ROOM = Room(
     tables=("opsloop.governance._tables",),
     routers=("opsloop.governance.api:router",),
     cli_groups=(
-        "opsloop.governance.cli:tokens_app",
-        "opsloop.governance.cli:audit_app",
-        "opsloop.governance._approvals_cli:approvals_app",
-        "opsloop.governance.cli:retention_app",
+        ("tokens", "opsloop.governance.cli:tokens_app"),
+        ("audit", "opsloop.governance.cli:audit_app"),
+        ("approvals", "opsloop.governance._approvals_cli:approvals_app"),
+        ("retention", "opsloop.governance.cli:retention_app"),
     ),
     # A protected alias moves only with an approval, and is not deleted.
     hooks=(
