@@ -50,7 +50,9 @@ _COUNT = (
 
 
 def _load() -> str:
-    return Path("/proc/loadavg").read_text().split(" ")[0] if Path("/proc/loadavg").exists() else "?"
+    return (
+        Path("/proc/loadavg").read_text().split(" ")[0] if Path("/proc/loadavg").exists() else "?"
+    )
 
 
 def _run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:

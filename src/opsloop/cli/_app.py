@@ -11,6 +11,7 @@ database schema that needs ``opsloop db upgrade``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -87,10 +88,10 @@ class RootGroup(OpsloopGroup):
         commands = [*COMMANDS, *(c for room in declarations() for c in room.cli_commands)]
         groups = [*GROUPS, *(g for room in declarations() for g in room.cli_groups)]
         for name, ref in commands:
-            loaders[name] = lambda name=name, ref=ref: _command(name, ref, markup, short)
+            loaders[name] = functools.partial(_command, name, ref, markup, short)
         for name, ref in groups:
-            loaders[name] = lambda name=name, ref=ref: _group(
-                name, ref, markup, short, self.suggest_commands
+            loaders[name] = functools.partial(
+                _group, name, ref, markup, short, self.suggest_commands
             )
         self.commands = LazyCommands(loaders, dict(self.commands))
 
