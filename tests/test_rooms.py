@@ -65,7 +65,7 @@ ROOM_FILES = {
             name="demo",
             doc="A room made by a test.",
             routers=("demo_room.api:router",),
-            cli_groups=("demo_room.cli:app",),
+            cli_groups=(("demo", "demo_room.cli:app"),),
             client=ClientProperty("demo", "demo_room:Demo"),
             nav=(Nav("demo", "Demo room", order=99),),
             ui_routes=(UiRoute("demo/:id", "pages/experiments.js", "renderExperiments"),),
@@ -93,8 +93,7 @@ def demo_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 
 
 def test_one_line_adds_a_room_everywhere(demo_room: None, tmp_path: Path) -> None:
-    from opsloop.cli._app import add_room_commands
-    from opsloop.core.cli import room_app
+    from opsloop.cli import app as cli_app
     from opsloop.sdk._client import Client, install_room_properties
     from opsloop.server import create_app
 
@@ -107,12 +106,12 @@ def test_one_line_adds_a_room_everywhere(demo_room: None, tmp_path: Path) -> Non
         assert '["demo", ":id"]' in routes_js
         assert "/api/v1/demo/ping" in http.get("/api/v1/openapi.json").json()["paths"]
 
-    # CLI: the command group is there.
-    root = room_app("opsloop", "test root")
-    add_room_commands(root)
-    res = CliRunner().invoke(root, ["demo", "hello"])
+    # CLI: the command group is there (listed in the root help, imported when run).
+    res = CliRunner().invoke(cli_app, ["demo", "hello"])
     assert res.exit_code == 0, res.output
     assert "demo says hello" in res.output
+    res = CliRunner().invoke(cli_app, ["--help"], env={"COLUMNS": "200"})
+    assert "The demo room." in res.output
 
     # Client: the property, built once per client on its context.
     install_room_properties()
@@ -132,8 +131,11 @@ def test_declarations_load_and_are_unique() -> None:
         assert isinstance(room, Room)
         assert room.name not in names
         names.add(room.name)
-        for ref in (*room.routers, *room.root_routers, *room.cli_groups):
+        for ref in (*room.routers, *room.root_routers):
             assert load_ref(ref) is not None, ref
+        for name, ref in room.cli_groups:
+            # The CLI lists a group under its declared name before importing it.
+            assert load_ref(ref).info.name == name, ref
         for _, ref in room.cli_commands:
             assert callable(load_ref(ref))
         for module in room.tables:

@@ -64,7 +64,10 @@ class Room:
     tables: tuple[str, ...] = ()
     routers: tuple[str, ...] = ()
     root_routers: tuple[str, ...] = ()
-    cli_groups: tuple[str, ...] = ()
+    #: ``(name, "module:attr")`` of a Typer group (``opsloop NAME ...``) and of a command
+    #: function (``opsloop NAME``). The CLI imports one only when it is run (or for the
+    #: root help), so the name is given here; it must be the group's own name.
+    cli_groups: tuple[tuple[str, str], ...] = ()
     cli_commands: tuple[tuple[str, str], ...] = ()
     client: ClientProperty | None = None
     nav: tuple[Nav, ...] = ()

@@ -7,7 +7,7 @@ ROOM = Room(
     doc="Versioned datasets, validation, splits, diffs and lineage.",
     tables=("opsloop.datasets._tables",),
     routers=("opsloop.datasets.api:router",),
-    cli_groups=("opsloop.datasets.cli:app",),
+    cli_groups=(("datasets", "opsloop.datasets.cli:app"),),
     client=ClientProperty("datasets", "opsloop.datasets:Datasets"),
     nav=(Nav("datasets", "Datasets", order=20),),
     ui_routes=(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from opsloop.deployments._client import Deployments
-from opsloop.deployments._recorder import DeploymentRecorder
-from opsloop.deployments._service import HEARTBEAT_INTERVAL_S, DeploymentService
-from opsloop.deployments.entities import Deployment, DeploymentStatus
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsloop.deployments._client import Deployments
+    from opsloop.deployments._recorder import DeploymentRecorder
+    from opsloop.deployments._service import HEARTBEAT_INTERVAL_S, DeploymentService
+    from opsloop.deployments.entities import Deployment, DeploymentStatus
 
 __all__ = [
     "HEARTBEAT_INTERVAL_S",
@@ -15,3 +19,27 @@ __all__ = [
     "DeploymentStatus",
     "Deployments",
 ]
+
+# Each name loads its module on first use: the package itself imports nothing, so
+# reading the room's declaration (the CLI, opsloop.rooms) stays light.
+_LAZY = {
+    "HEARTBEAT_INTERVAL_S": "opsloop.deployments._service",
+    "Deployment": "opsloop.deployments.entities",
+    "DeploymentRecorder": "opsloop.deployments._recorder",
+    "DeploymentService": "opsloop.deployments._service",
+    "DeploymentStatus": "opsloop.deployments.entities",
+    "Deployments": "opsloop.deployments._client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opsloop.deployments' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

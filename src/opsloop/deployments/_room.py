@@ -7,7 +7,7 @@ ROOM = Room(
     doc="Running model servers recorded by `opsloop serve`.",
     tables=("opsloop.deployments._tables",),
     routers=("opsloop.deployments.api:router",),
-    cli_groups=("opsloop.deployments.cli:app",),
+    cli_groups=(("deployments", "opsloop.deployments.cli:app"),),
     client=ClientProperty("deployments", "opsloop.deployments:Deployments"),
     nav=(Nav("deployments", "Deployments", order=50),),
     ui_routes=(UiRoute("deployments", "pages/deployments.js", "renderDeployments"),),

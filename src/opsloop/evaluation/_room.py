@@ -7,7 +7,10 @@ ROOM = Room(
     doc="Evaluation runs, comparisons, promotion gates and standard benchmarks.",
     tables=("opsloop.evaluation._tables",),
     routers=("opsloop.evaluation.api:router",),
-    cli_groups=("opsloop.evaluation.benchmarks.cli:app", "opsloop.evaluation.cli:app"),
+    cli_groups=(
+        ("bench", "opsloop.evaluation.benchmarks.cli:app"),
+        ("eval", "opsloop.evaluation.cli:app"),
+    ),
     client=ClientProperty("evaluation", "opsloop.evaluation:Evaluation"),
     hooks=(("registry.alias_move", "opsloop.evaluation._gates:check_alias_move"),),
     nav=(Nav("evaluations", "Evaluations", order=60),),

@@ -7,7 +7,7 @@ ROOM = Room(
     doc="Feedback and annotations: scores on traces, spans, sessions and served predictions.",
     tables=("opsloop.feedback._tables",),
     routers=("opsloop.feedback.api:router",),
-    cli_groups=("opsloop.feedback.cli:app",),
+    cli_groups=(("feedback", "opsloop.feedback.cli:app"),),
     client=ClientProperty("feedback", "opsloop.feedback:Feedback"),
     nav=(Nav("feedback", "Feedback", order=75),),
     ui_routes=(

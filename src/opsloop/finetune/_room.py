@@ -7,6 +7,6 @@ ROOM = Room(
     doc="Fine-tuning jobs: LoRA SFT and DPO on a registered base model, resumable and cancellable.",
     tables=("opsloop.finetune._tables",),
     routers=("opsloop.finetune.api:router",),
-    cli_groups=("opsloop.finetune.cli:app",),
+    cli_groups=(("finetune", "opsloop.finetune.cli:app"),),
     client=ClientProperty("finetune", "opsloop.finetune:Finetune"),
 )

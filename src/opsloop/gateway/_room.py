@@ -7,7 +7,7 @@ ROOM = Room(
     doc="The LLM gateway: routes, virtual keys, limits and budgets, usage.",
     tables=("opsloop.gateway._tables",),
     routers=("opsloop.gateway.api:router",),
-    cli_groups=("opsloop.gateway.cli:app",),
+    cli_groups=(("gateway", "opsloop.gateway.cli:app"),),
     client=ClientProperty("gateway", "opsloop.gateway:Gateway"),
     nav=(Nav("gateway", "Gateway", order=55),),
     ui_routes=(UiRoute("gateway", "pages/gateway.js", "renderGateway"),),

@@ -11,10 +11,10 @@ ROOM = Room(
     # The UI's sign-in: the login page, sessions, sign-out, OpenID Connect (/auth/...).
     root_routers=("opsloop.governance._signin:router",),
     cli_groups=(
-        "opsloop.governance.cli:tokens_app",
-        "opsloop.governance.cli:audit_app",
-        "opsloop.governance._approvals_cli:approvals_app",
-        "opsloop.governance.cli:retention_app",
+        ("tokens", "opsloop.governance.cli:tokens_app"),
+        ("audit", "opsloop.governance.cli:audit_app"),
+        ("approvals", "opsloop.governance._approvals_cli:approvals_app"),
+        ("retention", "opsloop.governance.cli:retention_app"),
     ),
     # A protected alias moves only with an approval, and is not deleted.
     hooks=(

@@ -5,5 +5,5 @@ from opsloop.core import Room
 ROOM = Room(
     name="llm",
     doc="LLM providers (local and OpenAI-compatible) and stored secrets.",
-    cli_groups=("opsloop.llm.cli:app", "opsloop.llm.cli:secrets_app"),
+    cli_groups=(("llm", "opsloop.llm.cli:app"), ("secrets", "opsloop.llm.cli:secrets_app")),
 )

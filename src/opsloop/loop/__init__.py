@@ -14,30 +14,36 @@ with ``loop_client(context)`` where no ``opsloop.Client`` is at hand. ``opsloop 
 (the CLI hub) runs it on the quickstart's docs question set.
 """
 
-from opsloop.loop._improve import (
-    GATE_METRIC,
-    GATE_MIN,
-    QUALITY_METRIC,
-    Compared,
-    Decision,
-    LoopClient,
-    Tuned,
-    evaluate_versions,
-    finetune_version,
-    gate_and_promote,
-    loop_client,
-    rag_pipeline,
-)
-from opsloop.loop._lineage import LineageCheck, check_lineage
-from opsloop.loop._loop import (
-    DEFAULT_TRAINING,
-    LOOP_EXPERIMENT,
-    STAGES,
-    LoopArtifacts,
-    LoopReport,
-    check_loop_arguments,
-    run_loop,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsloop.loop._improve import (
+        GATE_METRIC,
+        GATE_MIN,
+        QUALITY_METRIC,
+        Compared,
+        Decision,
+        LoopClient,
+        Tuned,
+        evaluate_versions,
+        finetune_version,
+        gate_and_promote,
+        loop_client,
+        rag_pipeline,
+    )
+    from opsloop.loop._lineage import LineageCheck, check_lineage
+    from opsloop.loop._loop import (
+        DEFAULT_TRAINING,
+        LOOP_EXPERIMENT,
+        STAGES,
+        LoopArtifacts,
+        LoopReport,
+        check_loop_arguments,
+        run_loop,
+    )
 
 __all__ = [
     "DEFAULT_TRAINING",
@@ -62,3 +68,42 @@ __all__ = [
     "rag_pipeline",
     "run_loop",
 ]
+
+# Each name loads its module on first use: the package itself imports nothing, so
+# reading the room's declaration (the CLI, opsloop.rooms) stays light.
+_LAZY = {
+    "DEFAULT_TRAINING": "opsloop.loop._loop",
+    "GATE_METRIC": "opsloop.loop._improve",
+    "GATE_MIN": "opsloop.loop._improve",
+    "LOOP_EXPERIMENT": "opsloop.loop._loop",
+    "QUALITY_METRIC": "opsloop.loop._improve",
+    "STAGES": "opsloop.loop._loop",
+    "Compared": "opsloop.loop._improve",
+    "Decision": "opsloop.loop._improve",
+    "LineageCheck": "opsloop.loop._lineage",
+    "LoopArtifacts": "opsloop.loop._loop",
+    "LoopClient": "opsloop.loop._improve",
+    "LoopReport": "opsloop.loop._loop",
+    "Tuned": "opsloop.loop._improve",
+    "check_lineage": "opsloop.loop._lineage",
+    "check_loop_arguments": "opsloop.loop._loop",
+    "evaluate_versions": "opsloop.loop._improve",
+    "finetune_version": "opsloop.loop._improve",
+    "gate_and_promote": "opsloop.loop._improve",
+    "loop_client": "opsloop.loop._improve",
+    "rag_pipeline": "opsloop.loop._improve",
+    "run_loop": "opsloop.loop._loop",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opsloop.loop' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

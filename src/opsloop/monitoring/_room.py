@@ -8,7 +8,7 @@ ROOM = Room(
     tables=("opsloop.monitoring._tables",),
     routers=("opsloop.monitoring.api:router",),
     root_routers=("opsloop.monitoring.api:root_router",),
-    cli_groups=("opsloop.monitoring.cli:app",),
+    cli_groups=(("monitoring", "opsloop.monitoring.cli:app"),),
     client=ClientProperty("monitoring", "opsloop.monitoring:Monitoring"),
     nav=(Nav("monitoring", "Monitoring", order=80),),
     ui_routes=(UiRoute("monitoring", "pages/monitoring.js", "renderMonitoring"),),

@@ -5,5 +5,5 @@ from opsloop.core import Room
 ROOM = Room(
     name="pipelines",
     doc="LLM pipelines: steps in Python or YAML, registered and served.",
-    cli_groups=("opsloop.pipelines.cli:app",),
+    cli_groups=(("pipelines", "opsloop.pipelines.cli:app"),),
 )

@@ -6,7 +6,7 @@ ROOM = Room(
     name="prompts",
     doc="Versioned prompt templates with labels, diffs and a TTL cache.",
     routers=("opsloop.prompts.api:router",),
-    cli_groups=("opsloop.prompts.cli:app",),
+    cli_groups=(("prompts", "opsloop.prompts.cli:app"),),
     client=ClientProperty("prompts", "opsloop.prompts:Prompts"),
     nav=(Nav("prompts", "Prompts", order=40),),
     ui_routes=(

@@ -7,7 +7,7 @@ ROOM = Room(
     doc="Registered models, versions, aliases, cards and lineage.",
     tables=("opsloop.registry._tables",),
     routers=("opsloop.registry.api:router",),
-    cli_groups=("opsloop.registry.cli:app",),
+    cli_groups=(("models", "opsloop.registry.cli:app"),),
     client=ClientProperty("registry", "opsloop.registry:Registry"),
     nav=(Nav("models", "Models", order=30),),
     ui_routes=(

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markdown import Markdown
 from rich.table import Table
 
 from opsloop.core.cli import (
@@ -389,6 +388,8 @@ def card(
     if json_:
         print_json(c.model_dump(mode="json"))
         return
+    from rich.markdown import Markdown  # lazy: loads markdown-it, for this command only
+
     out().print(Markdown(c.markdown))
 
 

@@ -6,7 +6,7 @@ ROOM = Room(
     name="retrieval",
     doc="The vector index (FAISS, BM25, hybrid), the MiniLM embedder and collection indexing.",
     routers=("opsloop.retrieval.api:router",),
-    cli_groups=("opsloop.retrieval.cli:app",),
+    cli_groups=(("index", "opsloop.retrieval.cli:app"),),
     client=ClientProperty("indexes", "opsloop.retrieval:Indexes"),
     nav=(Nav("indexes", "Indexes", order=45),),
     ui_routes=(

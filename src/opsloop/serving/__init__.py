@@ -2,16 +2,23 @@
 
 ``create_serving_app(target, settings)`` builds the app; ``serve(...)`` runs it
 under uvicorn (several workers, graceful shutdown); ``deploy_on_ray(...)`` deploys
-it as Ray Serve replicas (``RayOptions``); ``opsloop serve`` is the command line. Importing this package stays light: the model libraries load
-with the model.
+it as Ray Serve replicas (``RayOptions``); ``opsloop serve`` is the command line.
+Importing this package loads nothing (FastAPI comes with the first of its names);
+the model libraries load with the model.
 """
 
-from opsloop.serving._app import create_serving_app
-from opsloop.serving._batcher import MicroBatcher
-from opsloop.serving._options import ServeOptions
-from opsloop.serving._ray import RayOptions, deploy_on_ray, serve_on_ray
-from opsloop.serving._run import serve
-from opsloop.serving._source import ModelSource, Resolved, source_for
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsloop.serving._app import create_serving_app
+    from opsloop.serving._batcher import MicroBatcher
+    from opsloop.serving._options import ServeOptions
+    from opsloop.serving._ray import RayOptions, deploy_on_ray, serve_on_ray
+    from opsloop.serving._run import serve
+    from opsloop.serving._source import ModelSource, Resolved, source_for
 
 __all__ = [
     "MicroBatcher",
@@ -25,3 +32,31 @@ __all__ = [
     "serve_on_ray",
     "source_for",
 ]
+
+# Each name loads its module on first use: the package itself imports nothing, so
+# reading the room's declaration (the CLI, opsloop.rooms) stays light.
+_LAZY = {
+    "MicroBatcher": "opsloop.serving._batcher",
+    "ModelSource": "opsloop.serving._source",
+    "RayOptions": "opsloop.serving._ray",
+    "Resolved": "opsloop.serving._source",
+    "ServeOptions": "opsloop.serving._options",
+    "create_serving_app": "opsloop.serving._app",
+    "deploy_on_ray": "opsloop.serving._ray",
+    "serve": "opsloop.serving._run",
+    "serve_on_ray": "opsloop.serving._ray",
+    "source_for": "opsloop.serving._source",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opsloop.serving' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

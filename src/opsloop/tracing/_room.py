@@ -8,7 +8,7 @@ ROOM = Room(
     tables=("opsloop.tracing._tables",),
     routers=("opsloop.tracing.api:router",),
     root_routers=("opsloop.tracing.api:otlp_router",),  # OTLP/HTTP at its standard /v1/traces
-    cli_groups=("opsloop.tracing.cli:app",),
+    cli_groups=(("traces", "opsloop.tracing.cli:app"),),
     client=ClientProperty("tracing", "opsloop.tracing:Tracing"),
     nav=(Nav("traces", "Traces", order=70),),
     ui_routes=(

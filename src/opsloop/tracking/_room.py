@@ -7,7 +7,10 @@ ROOM = Room(
     doc="Experiments, runs, params, metrics, tags and artifacts.",
     tables=("opsloop.tracking._tables",),
     routers=("opsloop.tracking.api:router",),
-    cli_groups=("opsloop.tracking.cli:experiments_app", "opsloop.tracking.cli:runs_app"),
+    cli_groups=(
+        ("experiments", "opsloop.tracking.cli:experiments_app"),
+        ("runs", "opsloop.tracking.cli:runs_app"),
+    ),
     nav=(Nav("experiments", "Experiments", order=10),),
     ui_routes=(
         UiRoute("experiments", "pages/experiments.js", "renderExperiments"),

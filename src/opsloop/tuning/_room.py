@@ -7,6 +7,6 @@ ROOM = Room(
     doc="Hyperparameter studies whose trials are child runs.",
     tables=("opsloop.tuning._tables",),
     routers=("opsloop.tuning.api:router",),
-    cli_groups=("opsloop.tuning.cli:app",),
+    cli_groups=(("tune", "opsloop.tuning.cli:app"),),
     client=ClientProperty("tuning", "opsloop.tuning:Tuning"),
 )

@@ -7,7 +7,7 @@ ROOM = Room(
     doc="Step pipelines with a sound cache, retries and resume, schedules and event triggers.",
     tables=("opsloop.workflows._tables",),
     routers=("opsloop.workflows.api:router",),
-    cli_groups=("opsloop.workflows.cli:app",),
+    cli_groups=(("workflows", "opsloop.workflows.cli:app"),),
     client=ClientProperty("workflows", "opsloop.workflows:Workflows"),
     background=("opsloop.workflows._dispatch:start_dispatcher",),
     nav=(Nav("workflows", "Workflows", order=58),),
