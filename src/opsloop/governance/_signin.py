@@ -220,7 +220,10 @@ async def sign_out(request: Request, ctx: Ctx, sessions: Sessions) -> Response:
     """End this browser's session (the guard has checked its CSRF token) and clear its cookies."""
     cookie = cookie_of(request.scope, SESSION_COOKIE)
     who = principal_of(request.scope)
-    if cookie and await anyio.to_thread.run_sync(sessions.end, cookie) and who is not None:
+    ended = False
+    if cookie:
+        ended = await anyio.to_thread.run_sync(sessions.end, cookie)
+    if ended and who is not None:
         what = {"signed_out": who.session_id or ""}
         await anyio.to_thread.run_sync(lambda: _record(ctx, request, who, 204, what))
     response = Response(status_code=204)
