@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from itertools import repeat
 from operator import is_
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -160,11 +160,11 @@ class MetricPoints(Sequence[MetricPoint]):
         got = self._nan_values
         if got is None:
             vals = self._values
-            nan = math.nan
             if any(map(is_, vals, repeat(None))):
+                nan = math.nan
                 got = tuple([nan if v is None else v for v in vals])
             else:
-                got = vals  # type: ignore[assignment]  # no None in it
+                got = cast("tuple[float, ...]", vals)  # no None in it
             self._nan_values = got
         return got
 
