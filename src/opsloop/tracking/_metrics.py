@@ -236,6 +236,9 @@ def build_points(
 # next step triggers no collection at all, where larger steps trigger one or
 # more per step; smaller steps pay more per-step overhead.
 ITER_CHUNK = 256
+# The first step is smaller: it tells whether the reader keeps the points before
+# enough are made to wake the collector (which a whole-list build then would again).
+_FIRST_CHUNK = 32
 _getrefcount = getattr(sys, "getrefcount", None)
 
 
@@ -270,7 +273,7 @@ def iter_points(
         start = done
         if start >= n:
             return []
-        end = start + ITER_CHUNK
+        end = start + (ITER_CHUNK if start else _FIRST_CHUNK)
         # Referenced here and as getrefcount's argument only: the reader dropped it.
         if start and _getrefcount is not None and _getrefcount(probe[0]) > 2:
             end = n
