@@ -107,16 +107,17 @@ class MetricPoints(Sequence[MetricPoint]):
       does not keep them holds only those few (and never wakes the cyclic
       garbage collector);
     - ``to_list()`` is every point in a new ``list[MetricPoint]`` (what
-      ``points()`` returned before), made in one pass: to keep them all, it
-      is faster than ``list(pts)``, whose growing heap the collector walks.
+      ``points()`` returned before), made in one pass: to keep them all it
+      is faster than ``list(pts)`` (up to about 20%; see
+      ``benchmarks/metric_points.py``).
 
     The points are equal to validated ``MetricPoint(key=..., value=...,
     step=..., timestamp=...)`` objects but made anew on each access
     (``pts[0] == pts[0]``, not ``is``). It equals another ``MetricPoints``
     with the same key and columns (NaN equal to NaN at the same row), and a
     ``list`` or ``tuple`` of ``MetricPoint`` whose points are equal one by
-    one (as two lists compare). It pickles as its columns; it is immutable
-    and unhashable, like the list it replaces.
+    one (as two lists compare). It pickles as its columns. It cannot be
+    changed, yet like the list it replaces it is unhashable.
     """
 
     __slots__ = ("_key", "_nan_values", "_steps", "_timestamps", "_values")
