@@ -260,10 +260,13 @@ def test_nan_and_infinity(client: opsloop.Client, exp_id: str) -> None:
 
 
 def test_history_points_are_the_validated_points(client: opsloop.Client, exp_id: str) -> None:
-    """``points()`` skips per-point validation; what it returns must not differ in any way."""
+    """``points()`` is a column-backed sequence; every way of reading it gives the validated points."""
+    import pickle
+    from collections.abc import Sequence
+
     import pydantic
 
-    from opsloop.tracking import MetricPoint
+    from opsloop.tracking import MetricPoint, MetricPoints
 
     r = client.create_run(exp_id)
     special = {3: float("nan"), 5: float("inf"), 9: 0.0, 11: -0.0}
@@ -271,30 +274,72 @@ def test_history_points_are_the_validated_points(client: opsloop.Client, exp_id:
     client.log_batch(r.id, metrics=pts)
     h = client.get_metric_history(r.id, "m")
     got = h.points()
-    assert type(got) is list and len(got) == len(pts) == len(h)
-    assert h.steps == [s for _, _, s, _ in pts]
-    for p, s, t, v in zip(got, h.steps, h.timestamps, h.values, strict=True):
-        v = math.nan if v is None else v
-        want = MetricPoint(key="m", value=v, step=s, timestamp=t)
+    assert type(got) is MetricPoints and isinstance(got, Sequence)
+    assert len(got) == len(pts) == len(h) and got.key == "m"
+    want = [
+        MetricPoint(key="m", value=math.nan if v is None else v, step=s, timestamp=t)
+        for s, t, v in zip(h.steps, h.timestamps, h.values, strict=True)
+    ]
+    assert [s for _, _, s, _ in pts] == h.steps
+
+    def same(p: MetricPoint, w: MetricPoint) -> None:
         assert type(p) is MetricPoint
-        assert repr(p) == repr(want) and p.model_dump_json() == want.model_dump_json()
-        assert (p.key, p.step, p.timestamp) == ("m", s, t)
-        assert math.isnan(p.value) if math.isnan(v) else (p == want and hash(p) == hash(want))
-        assert p.model_fields_set == want.model_fields_set
+        assert repr(p) == repr(w) and p.model_dump_json() == w.model_dump_json()
+        assert math.isnan(p.value) if math.isnan(w.value) else (p == w and hash(p) == hash(w))
+        assert p.model_fields_set == w.model_fields_set
+
+    # Every way of reading the points: iterating, indexing, the list, list(...).
+    for p, w in zip(got, want, strict=True):
+        same(p, w)
+    for i in (0, 3, 5, 9, 11, 1_999, -1, -2_000):
+        same(got[i], want[i])
+    listed = got.to_list()
+    assert type(listed) is list
+    for p, w in zip(listed, want, strict=True):
+        same(p, w)
+    assert list(got) == listed and list(reversed(got)) == listed[::-1]
+    with pytest.raises(IndexError):
+        got[2_000]
+    # The columns, read without making points: values with NaN for None, -0.0 kept.
+    assert got.steps == tuple(h.steps) and got.timestamps == tuple(h.timestamps)
+    assert len(got.values) == 2_000 and math.isnan(got.values[3]) and got.values[20] == 20 / 7
+    for a, w in zip(got.values, want, strict=True):
+        assert math.isnan(a) if math.isnan(w.value) else a == w.value
+    assert math.copysign(1.0, got.values[11]) == -1.0
     assert math.copysign(1.0, got[11].value) == -1.0  # -0.0 stays negative
+    # Slices are MetricPoints of those rows, as list slices would be.
+    part = got[100:110]
+    assert (
+        type(part) is MetricPoints
+        and part == listed[100:110]
+        and part.steps == tuple(range(100, 110))
+    )
+    assert got[::-7] == listed[::-7] and got[5:3] == [] and len(got[-3:]) == 3
+    # Equality: with the list, another points(), a pickled copy; not with other points.
+    assert got == listed and listed == got and got == h.points() and got == tuple(listed)
+    back = pickle.loads(pickle.dumps(got))
+    assert type(back) is MetricPoints and back == got and back.values[20] == got.values[20]
+    assert repr(back) == repr(got) and "key='m'" in repr(got) and "len=2000" in repr(got)
+    assert got != listed[:-1] and got != got[1:] and got != listed[::-1] and got != "m"
+    assert got != MetricPoints("n", got.steps, got.timestamps, got.values)
+    assert got != MetricPoints("m", got.steps, got.timestamps, (0.5, *got.values[1:]))
+    # A snapshot: changing the history afterwards does not change it.
+    h.steps[0] = 12345
+    assert got[0].step == 0 and got.steps[0] == 0
+    # The points are frozen and independent objects.
     with pytest.raises(pydantic.ValidationError):
-        got[0].value = 1.0  # still frozen
+        got[0].value = 1.0
     assert got[1].model_copy(update={"step": 99}).step == 99 and got[1].step == 1
     assert got[2].model_fields_set == {"key", "value", "step", "timestamp"}
-    # Points are independent objects: a copy's fields set is its own.
-    c = got[2].model_copy()
+    c = listed[2].model_copy()
     c.model_fields_set.add("x")
-    assert "x" not in got[3].model_fields_set
+    assert "x" not in listed[3].model_fields_set
     # The columns are still checked against each other.
     bad = h.model_copy(update={"values": h.values[:-1]})
     with pytest.raises(ValueError):
         bad.points()
-    assert h.model_copy(update={"steps": [], "timestamps": [], "values": []}).points() == []
+    empty = h.model_copy(update={"steps": [], "timestamps": [], "values": []}).points()
+    assert empty == [] and len(empty) == 0 and list(empty) == [] and empty.values == ()
 
 
 def test_batch_id_makes_retries_idempotent(client: opsloop.Client, exp_id: str) -> None:

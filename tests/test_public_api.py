@@ -68,6 +68,7 @@ EXPECTED = {
         "LatestMetric",
         "MetricHistory",
         "MetricPoint",
+        "MetricPoints",
         "Run",
         "RunComparison",
         "RunPage",

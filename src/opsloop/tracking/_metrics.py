@@ -7,10 +7,10 @@ import math
 import sys
 from array import array
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
-from itertools import repeat
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -228,6 +228,77 @@ def build_points(
         if paused:
             gc.enable()
     return out
+
+
+# Points made per step by ``iter_points``. Each point is two objects the cyclic
+# collector counts (the instance and its dict); 256 points stay under its
+# default first threshold (700), so a loop that drops each point before the
+# next step triggers no collection at all, where larger steps trigger one or
+# more per step; smaller steps pay more per-step overhead.
+ITER_CHUNK = 256
+# The first step is smaller: it tells whether the reader keeps the points before
+# enough are made to wake the collector (which a whole-list build then would again).
+_FIRST_CHUNK = 32
+_getrefcount = getattr(sys, "getrefcount", None)
+
+
+def iter_points(
+    cls: type[P],
+    key: str,
+    steps: Sequence[int],
+    timestamps: Sequence[int],
+    values: Sequence[float | None],
+) -> Iterator[P]:
+    """The points of ``build_points``, made as they are read.
+
+    A reader that drops each point (a ``for`` loop) gets them ``ITER_CHUNK``
+    at a time: only those few are alive at once and the collector is never
+    woken. A reader that keeps them (``list(...)``, ``sorted(...)``) would
+    make the collector walk the growing heap again and again, so once the
+    first point of the last step is found still referenced (CPython's
+    reference count; never elsewhere), the rest is made in one pass, as
+    ``build_points`` makes a whole list.
+    """
+    n = len(steps)
+    if len(timestamps) != n or len(values) != n:
+        raise ValueError(
+            f"columns differ in length: {n} steps, {len(timestamps)} timestamps, "
+            f"{len(values)} values"
+        )
+    done = 0
+    probe: list[Any] = [None]  # the first point of the last step
+
+    def step() -> list[P]:
+        nonlocal done
+        start = done
+        if start >= n:
+            return []
+        end = start + (ITER_CHUNK if start else _FIRST_CHUNK)
+        # Referenced here and as getrefcount's argument only: the reader dropped it.
+        if start and _getrefcount is not None and _getrefcount(probe[0]) > 2:
+            end = n
+        pts = build_points(cls, key, steps[start:end], timestamps[start:end], values[start:end])
+        probe[0] = pts[0]
+        done = min(end, n)
+        if done >= n:
+            probe[0] = None
+        return pts
+
+    return chain.from_iterable(iter(step, []))
+
+
+def build_point(cls: type[P], key: str, step: int, timestamp: int, value: float | None) -> P:
+    """One point the way ``build_points`` makes each (for indexing a column-backed sequence)."""
+    setters = _slot_setters(cls)
+    v = math.nan if value is None else value
+    if setters is None or not _fast_path_ok(cls):
+        return cls(key=key, value=v, step=step, timestamp=timestamp)
+    p: P = object.__new__(cls)
+    setters[0](p, {"key": key, "value": v, "step": step, "timestamp": timestamp})
+    setters[1](p, set(_POINT_FIELDS))
+    setters[2](p, None)
+    setters[3](p, None)
+    return p
 
 
 @cache

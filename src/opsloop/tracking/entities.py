@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
-from typing import Any, Literal
+from itertools import repeat
+from operator import is_
+from typing import Any, Literal, cast, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsloop.tracking._metrics import build_points
+from opsloop.tracking._metrics import build_point, build_points, iter_points
 
 __all__ = [
     "ArtifactInfo",
@@ -15,6 +19,7 @@ __all__ = [
     "LatestMetric",
     "MetricHistory",
     "MetricPoint",
+    "MetricPoints",
     "Run",
     "RunComparison",
     "RunPage",
@@ -87,6 +92,171 @@ class MetricPoint(_Model):
     timestamp: int
 
 
+class MetricPoints(Sequence[MetricPoint]):
+    """One metric's points as columns, read as a sequence of ``MetricPoint``.
+
+    ``MetricHistory.points()`` returns one. Making 100,000 pydantic objects
+    takes longer than most uses need, so nothing is made up front:
+
+    - ``steps``, ``timestamps`` and ``values`` are the columns as tuples
+      (``values`` with NaN where the history has ``None``); a chart or numpy
+      reads these and never makes a point;
+    - ``pts[i]`` makes that point; ``pts[a:b]`` (any slice) is a
+      ``MetricPoints`` of those rows;
+    - iterating makes the points a few hundred at a time, so a loop that
+      does not keep them holds only those few (and never wakes the cyclic
+      garbage collector);
+    - ``to_list()`` is every point in a new ``list[MetricPoint]`` (what
+      ``points()`` returned before), made in one pass: to keep them all it
+      is faster than ``list(pts)`` (up to about 20%; see
+      ``benchmarks/metric_points.py``).
+
+    The points are equal to validated ``MetricPoint(key=..., value=...,
+    step=..., timestamp=...)`` objects but made anew on each access
+    (``pts[0] == pts[0]``, not ``is``). It equals another ``MetricPoints``
+    with the same key and columns (NaN equal to NaN at the same row), and a
+    ``list`` or ``tuple`` of ``MetricPoint`` whose points are equal one by
+    one (as two lists compare). It pickles as its columns. It cannot be
+    changed, yet like the list it replaces it is unhashable.
+    """
+
+    __slots__ = ("_key", "_nan_values", "_steps", "_timestamps", "_values")
+
+    def __init__(
+        self,
+        key: str,
+        steps: Sequence[int],
+        timestamps: Sequence[int],
+        values: Sequence[float | None],
+    ) -> None:
+        steps, timestamps, values = tuple(steps), tuple(timestamps), tuple(values)
+        if not (len(steps) == len(timestamps) == len(values)):
+            raise ValueError(
+                f"columns differ in length: {len(steps)} steps, {len(timestamps)} timestamps, "
+                f"{len(values)} values"
+            )
+        self._key = key
+        self._steps: tuple[int, ...] = steps
+        self._timestamps: tuple[int, ...] = timestamps
+        self._values: tuple[float | None, ...] = values
+        self._nan_values: tuple[float, ...] | None = None
+
+    # ------------------------------------------------------------------ columns
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        return self._steps
+
+    @property
+    def timestamps(self) -> tuple[int, ...]:
+        return self._timestamps
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """The values, NaN where the history has ``None`` (made once, on first use)."""
+        got = self._nan_values
+        if got is None:
+            vals = self._values
+            if any(map(is_, vals, repeat(None))):
+                nan = math.nan
+                got = tuple([nan if v is None else v for v in vals])
+            else:
+                got = cast("tuple[float, ...]", vals)  # no None in it
+            self._nan_values = got
+        return got
+
+    # ------------------------------------------------------------------ sequence
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    @overload
+    def __getitem__(self, index: int) -> MetricPoint: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> MetricPoints: ...
+
+    def __getitem__(self, index: int | slice) -> MetricPoint | MetricPoints:
+        if isinstance(index, slice):
+            return MetricPoints(
+                self._key, self._steps[index], self._timestamps[index], self._values[index]
+            )
+        try:
+            s = self._steps[index]
+        except IndexError:
+            raise IndexError("MetricPoints index out of range") from None
+        except TypeError:
+            raise TypeError(
+                f"MetricPoints indices must be integers or slices, not {type(index).__name__}"
+            ) from None
+        return build_point(MetricPoint, self._key, s, self._timestamps[index], self._values[index])
+
+    def __iter__(self) -> Iterator[MetricPoint]:
+        return iter_points(MetricPoint, self._key, self._steps, self._timestamps, self._values)
+
+    def __reversed__(self) -> Iterator[MetricPoint]:
+        return iter(self[::-1])
+
+    def to_list(self) -> list[MetricPoint]:
+        """Every point as a ``MetricPoint``, in a new list."""
+        return build_points(MetricPoint, self._key, self._steps, self._timestamps, self._values)
+
+    # ------------------------------------------------------------------ value
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MetricPoints):
+            if other is self:
+                return True
+            if (
+                self._key != other._key
+                or self._steps != other._steps
+                or self._timestamps != other._timestamps
+            ):
+                return False
+            if self._values == other._values:
+                return True
+            return all(map(_same_value, self.values, other.values))
+        if isinstance(other, list | tuple):
+            if len(other) != len(self):
+                return False
+            return all(map(_point_eq, self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable, like the list it replaces
+
+    def __repr__(self) -> str:
+        n = len(self._steps)
+        if n == 0:
+            steps = "[]"
+        elif n <= 4:
+            steps = repr(list(self._steps))
+        else:
+            first = ", ".join(map(repr, self._steps[:3]))
+            steps = f"[{first}, ..., {self._steps[-1]!r}]"
+        return f"MetricPoints(key={self._key!r}, len={n}, steps={steps})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (MetricPoints, (self._key, self._steps, self._timestamps, self._values))
+
+    def __copy__(self) -> MetricPoints:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MetricPoints:
+        return self
+
+
+def _same_value(a: float, b: float) -> bool:
+    return a == b or (a != a and b != b)
+
+
+def _point_eq(a: MetricPoint, b: object) -> bool:
+    return bool(a == b)
+
+
 class MetricHistory(BaseModel):
     """A metric's points as three parallel columns, ordered by step then time.
 
@@ -104,13 +274,16 @@ class MetricHistory(BaseModel):
     total_points: int
     downsampled: bool = False
 
-    def points(self) -> list[MetricPoint]:
-        """The points as ``MetricPoint`` objects (``None`` values as NaN), in column order.
+    def points(self) -> MetricPoints:
+        """The points, in column order, as a read-only sequence of ``MetricPoint``.
 
-        Built from the columns without validating each point again (several
-        times faster than validating each one; ``benchmarks/metric_points.py``).
+        A snapshot of the columns (later changes to this history do not show):
+        ``.steps``, ``.timestamps`` and ``.values`` (``None`` as NaN) read them
+        without making a ``MetricPoint`` per point; indexing and iterating make
+        the points on access (equal to validated ones, ``None`` values as NaN);
+        ``to_list()`` gives them all as a ``list``. See ``MetricPoints``.
         """
-        return build_points(MetricPoint, self.key, self.steps, self.timestamps, self.values)
+        return MetricPoints(self.key, self.steps, self.timestamps, self.values)
 
     def __len__(self) -> int:
         return len(self.steps)
