@@ -25,7 +25,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,9 @@ class EngineStats:
     running: int = 0
     waiting: int = 0
     step_sizes: dict[int, int] = field(default_factory=dict)
+    prefill_s: float = 0.0  # time in prefills (forward, first tokens)
+    decode_s: float = 0.0  # time in decode steps (forward, masks, sampling, text)
+    grammar_wait_s: float = 0.0  # decode time spent waiting for grammar masks after the forward
 
     def as_dict(self) -> dict[str, Any]:
         total = sum(k * v for k, v in self.step_sizes.items())
@@ -124,6 +128,12 @@ class EngineStats:
             "joined_mid_flight": self.joined_mid_flight,
             "cancelled": self.cancelled,
             "step_batch_histogram": {str(k): v for k, v in sorted(self.step_sizes.items())},
+            "prefill_seconds": round(self.prefill_s, 3),
+            "decode_seconds": round(self.decode_s, 3),
+            "ms_per_decode_step": round(1000 * self.decode_s / self.steps, 3)
+            if self.steps
+            else 0.0,
+            "grammar_wait_seconds": round(self.grammar_wait_s, 3),
         }
 
 
@@ -178,6 +188,8 @@ class GenerationEngine:
         self._cache: Any = None
         self._mask: Any = None
         self._mergeable = True
+        # Grammar masks of the next step are computed here while the forward pass runs.
+        self._grammar_pool: ThreadPoolExecutor | None = None
         self._thread = threading.Thread(target=self._run, name="opsloop-generate", daemon=True)
         self._thread.start()
 
@@ -242,6 +254,8 @@ class GenerationEngine:
         self._closing = True
         self._inbox.put(None)
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        if self._grammar_pool is not None:
+            self._grammar_pool.shutdown(wait=False)
 
     # ------------------------------------------------------------------ worker thread
 
@@ -323,6 +337,7 @@ class GenerationEngine:
             n = len(r.prompt_ids)
             ids[i, width - n :] = torch.tensor(r.prompt_ids, dtype=torch.long)
             mask[i, width - n :] = 1
+        t0 = time.perf_counter()
         ids, mask = ids.to(device), mask.to(device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
@@ -360,8 +375,10 @@ class GenerationEngine:
             seqs.append(seq)
         self._merge(seqs, cache, mask)
         first = len(self._seqs) - len(seqs)
-        self._take_tokens(logits, range(first, len(self._seqs)))
+        rows = range(first, len(self._seqs))
+        self._take_tokens(logits, rows, self._masks(rows, logits.shape[-1]))
         self._drop_finished()
+        self.stats.prefill_s += time.perf_counter() - t0
 
     def _merge(self, seqs: list[_Seq], cache: Any, mask: Any) -> None:
         import torch
@@ -409,8 +426,17 @@ class GenerationEngine:
             self._drop_finished()
             if not self._seqs:
                 return
+        t0 = time.perf_counter()
         device = self.model.device
         n = len(self._seqs)
+        masks = None
+        if any(s.constraint is not None for s in self._seqs):
+            # The grammars already know what they allow next: their masks are computed
+            # (llguidance's threads, no GIL) while the model runs.
+            if self._grammar_pool is None:
+                self._grammar_pool = ThreadPoolExecutor(1, thread_name_prefix="opsloop-grammar")
+            vocab = int(self.model.config.vocab_size)
+            masks = self._grammar_pool.submit(self._masks, range(n), vocab)
         ids = torch.tensor([[s.next_token] for s in self._seqs], dtype=torch.long, device=device)
         pos = torch.tensor([[s.length] for s in self._seqs], dtype=torch.long, device=device)
         self._mask = torch.cat([self._mask, self._mask.new_ones((n, 1))], dim=1)
@@ -421,38 +447,63 @@ class GenerationEngine:
         self.stats.steps += 1
         self.stats.step_sizes[n] = self.stats.step_sizes.get(n, 0) + 1
         self.stats.max_batch = max(self.stats.max_batch, n)
-        self._take_tokens(out.logits[:, -1, :], range(n))
+        logits = out.logits[:, -1, :]
+        if masks is not None:
+            t1 = time.perf_counter()
+            masks.result()
+            self.stats.grammar_wait_s += time.perf_counter() - t1
+        self._take_tokens(logits, range(n), masks)
         self._drop_finished()
+        self.stats.decode_s += time.perf_counter() - t0
 
-    def _take_tokens(self, logits: Any, rows: range) -> None:
+    def _masks(self, rows: Sequence[int], vocab: int) -> tuple[list[int], Any] | None:
+        """The grammar masks of the constrained sequences among ``rows``: their positions in
+        ``rows`` and a ``[k, vocab]`` boolean tensor; None when none is constrained."""
+        from opsloop.llm import fill_masks  # lazy: imports llguidance
+
+        seqs = [self._seqs[i] for i in rows]
+        which = [k for k, s in enumerate(seqs) if s.constraint is not None]
+        if not which:
+            return None
+        return which, fill_masks([seqs[k].constraint for k in which], vocab)
+
+    def _take_tokens(self, logits: Any, rows: range, masks: Any = None) -> None:
+        """Pick each row's next token from ``logits``, shaped by its request (penalties,
+        bias, its grammar's mask from ``masks``: ``_masks``'s result or a future of it)."""
         import torch
+
+        from opsloop.llm import apply_masks
 
         seqs = [self._seqs[i] for i in rows]
         params = [s.req.params for s in seqs]
-        shaped = any(
-            s.constraint is not None
-            or p.presence_penalty
-            or p.frequency_penalty
-            or p.logit_bias
-            or p.logprobs
-            for s, p in zip(seqs, params, strict=True)
-        )
-        if shaped:
-            rows_out = []
-            for k, (s, p) in enumerate(zip(seqs, params, strict=True)):
-                try:
-                    rows_out.append(adjust(logits[k], p, s.tracker.tokens, s.constraint))
-                except Exception as exc:  # this sequence's grammar failed: it alone ends
-                    log.warning("constrained decoding failed: %s", exc)
-                    s.finish = "error"
-                    s.req.emit("error", exc)
-                    rows_out.append(logits[k])
-            logits = torch.stack(rows_out)
-            tokens = sample_tokens(logits, params, [s.generator for s in seqs])
-        else:
-            tokens = sample_tokens(
-                logits, params, [s.generator for s in seqs], [s.tracker.tokens for s in seqs]
+        raw = logits
+        for k, (s, p) in enumerate(zip(seqs, params, strict=True)):
+            row = raw[k]
+            shaped = adjust(row, p, s.tracker.tokens, None)  # penalties and bias, no grammar
+            if shaped is not row:
+                if logits is raw:
+                    logits = raw.clone()
+                logits[k] = shaped
+        got = masks.result() if isinstance(masks, Future) else masks
+        if got is not None:
+            which, allowed = got
+            for j, k in enumerate(which):
+                failed = seqs[k].constraint.failed
+                if failed:  # this sequence's grammar failed: it alone ends
+                    log.warning("constrained decoding failed: %s", failed)
+                    seqs[k].finish = "error"
+                    seqs[k].req.emit(
+                        "error", InvalidArgument(f"constrained decoding failed: {failed}")
+                    )
+                    allowed[j] = True
+            idx = torch.tensor(which, dtype=torch.long, device=logits.device)
+            sub = apply_masks(
+                logits.index_select(0, idx),
+                allowed,
+                None if logits is raw else raw.index_select(0, idx),
             )
+            logits.index_copy_(0, idx, sub)
+        tokens = sample_tokens(logits, params, [s.generator for s in seqs])
         for k, (s, tok) in enumerate(zip(seqs, tokens, strict=True)):
             if s.finish is not None:
                 continue
