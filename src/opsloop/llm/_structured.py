@@ -203,6 +203,10 @@ class Constraint:
             row = unpenalized.masked_fill(~ok, float("-inf"))
         return row
 
+    def forced(self) -> list[int]:
+        """The tokens the grammar allows next whatever the model says (a key, punctuation)."""
+        return [int(t) for t in self._m.compute_ff_tokens()]
+
     def advance(self, token: int) -> None:
         """Take the chosen token (it was allowed by ``mask``)."""
         if not self._m.consume_token(int(token)):

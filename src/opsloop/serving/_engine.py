@@ -37,6 +37,11 @@ __all__ = ["Completion", "Delta", "GenerationEngine", "TokenLogprob"]
 
 log = logging.getLogger("opsloop.serving")
 
+# Token positions a decode step may carry in all (rows x width) when grammars forced tokens:
+# on a CPU a forward of a few positions costs about one (the weights are read once either
+# way), and past that the padding of the shorter rows is paid for.
+FEED_POSITIONS = 16
+
 
 @dataclass
 class Completion:
@@ -89,7 +94,7 @@ class _Seq:
     tracker: TextTracker
     generator: Any
     length: int  # real tokens in the cache for this sequence
-    next_token: int = -1
+    next_ids: list[int] = field(default_factory=list)  # the next forward's input tokens
     generated: int = 0
     finish: str | None = None
     index: int = 0
@@ -104,6 +109,7 @@ class EngineStats:
     prefills: int = 0
     steps: int = 0
     tokens: int = 0
+    forced_tokens: int = 0  # of ``tokens``: forced by a grammar, no step of their own
     max_batch: int = 0
     joined_mid_flight: int = 0
     cancelled: int = 0
@@ -123,6 +129,7 @@ class EngineStats:
             "prefills": self.prefills,
             "decode_steps": self.steps,
             "generated_tokens": self.tokens,
+            "grammar_forced_tokens": self.forced_tokens,
             "max_batch": self.max_batch,
             "mean_batch": round(total / self.steps, 3) if self.steps else 0.0,
             "joined_mid_flight": self.joined_mid_flight,
@@ -429,30 +436,58 @@ class GenerationEngine:
         t0 = time.perf_counter()
         device = self.model.device
         n = len(self._seqs)
+        # Tokens a grammar forced wait in ``next_ids`` with the sampled one and go in together,
+        # at most ``width`` a row per step: a shorter row is padded on the right (a hole its
+        # mask hides), so the width is kept to what a forward takes at about a token's cost.
+        width = min(max(len(s.next_ids) for s in self._seqs), max(1, FEED_POSITIONS // n))
+        feeds = [s.next_ids[:width] for s in self._seqs]
+        # Rows whose queue empties this step sample a token; the others only feed.
+        sampling = [i for i, s in enumerate(self._seqs) if len(s.next_ids) <= width]
         masks = None
-        if any(s.constraint is not None for s in self._seqs):
+        if any(self._seqs[i].constraint is not None for i in sampling):
             # The grammars already know what they allow next: their masks are computed
             # (llguidance's threads, no GIL) while the model runs.
             if self._grammar_pool is None:
                 self._grammar_pool = ThreadPoolExecutor(1, thread_name_prefix="opsloop-grammar")
             vocab = int(self.model.config.vocab_size)
-            masks = self._grammar_pool.submit(self._masks, range(n), vocab)
-        ids = torch.tensor([[s.next_token] for s in self._seqs], dtype=torch.long, device=device)
-        pos = torch.tensor([[s.length] for s in self._seqs], dtype=torch.long, device=device)
-        self._mask = torch.cat([self._mask, self._mask.new_ones((n, 1))], dim=1)
+            masks = self._grammar_pool.submit(self._masks, sampling, vocab)
+        lens = [len(f) for f in feeds]
+        width = max(lens)
+        if width == 1:
+            ids = torch.tensor(feeds, dtype=torch.long, device=device)
+            pos = torch.tensor([[s.length] for s in self._seqs], dtype=torch.long, device=device)
+            new = self._mask.new_ones((n, 1))
+        else:
+            ids = torch.full((n, width), self._pad, dtype=torch.long)
+            new = torch.zeros((n, width), dtype=self._mask.dtype)
+            for i, f in enumerate(feeds):
+                ids[i, : lens[i]] = torch.tensor(f, dtype=torch.long)
+                new[i, : lens[i]] = 1
+            start = torch.tensor([[s.length] for s in self._seqs], dtype=torch.long)
+            pos = (start + torch.arange(width)).to(device)
+            ids, new = ids.to(device), new.to(device)
+        self._mask = torch.cat([self._mask, new], dim=1)
         kwargs: dict[str, Any] = {self._cache_kw: self._cache, "use_cache": True}
         out = self.model(input_ids=ids, attention_mask=self._mask, position_ids=pos, **kwargs)
-        for s in self._seqs:
-            s.length += 1
+        for s, k in zip(self._seqs, lens, strict=True):
+            s.length += k
+            s.next_ids = s.next_ids[k:]
         self.stats.steps += 1
         self.stats.step_sizes[n] = self.stats.step_sizes.get(n, 0) + 1
         self.stats.max_batch = max(self.stats.max_batch, n)
-        logits = out.logits[:, -1, :]
+        if width == 1 and len(sampling) == n:
+            logits = out.logits[:, -1, :]
+        else:
+            at = out.logits.device
+            rows = torch.tensor(sampling, dtype=torch.long, device=at)
+            last = torch.tensor([lens[i] - 1 for i in sampling], dtype=torch.long, device=at)
+            logits = out.logits[rows, last]
         if masks is not None:
             t1 = time.perf_counter()
             masks.result()
             self.stats.grammar_wait_s += time.perf_counter() - t1
-        self._take_tokens(logits, range(n), masks)
+        if sampling:
+            self._take_tokens(logits, sampling, masks)
         self._drop_finished()
         self.stats.decode_s += time.perf_counter() - t0
 
@@ -467,7 +502,7 @@ class GenerationEngine:
             return None
         return which, fill_masks([seqs[k].constraint for k in which], vocab)
 
-    def _take_tokens(self, logits: Any, rows: range, masks: Any = None) -> None:
+    def _take_tokens(self, logits: Any, rows: Sequence[int], masks: Any = None) -> None:
         """Pick each row's next token from ``logits``, shaped by its request (penalties,
         bias, its grammar's mask from ``masks``: ``_masks``'s result or a future of it)."""
         import torch
@@ -508,39 +543,55 @@ class GenerationEngine:
             if s.finish is not None:
                 continue
             p = s.req.params
-            # The end-of-sequence token counts as generated (as in OpenAI's and vLLM's usage).
-            s.generated += 1
-            self.stats.tokens += 1
-            if p.logprobs:
-                s.pending_lp.append(_logprob(logits[k], tok, p.top_logprobs))
-            if s.constraint is not None:
-                s.constraint.advance(tok)
-            if tok in self._eos and not p.ignore_eos:
+            s.next_ids = []
+            self._accept(s, tok, _logprob(logits[k], tok, p.top_logprobs) if p.logprobs else None)
+            if s.finish is None and s.constraint is not None and p.fast_forward:
+                # Tokens the grammar allows alone (a key, punctuation) are taken now and fed
+                # to the model with the sampled one in the next forward: no step each.
+                for f in s.constraint.forced():
+                    self.stats.forced_tokens += 1
+                    # Under the mask it was the only choice: probability 1.
+                    lp = TokenLogprob(f, 0.0, ((f, 0.0),) if p.top_logprobs else ())
+                    self._accept(s, f, lp if p.logprobs else None)
+                    if s.finish is not None:
+                        break
+
+    def _accept(self, s: _Seq, tok: int, lp: TokenLogprob | None) -> None:
+        """Append one generated token to ``s``: text out, grammar advanced, stop checked."""
+        p = s.req.params
+        # The end-of-sequence token counts as generated (as in OpenAI's and vLLM's usage).
+        s.generated += 1
+        self.stats.tokens += 1
+        if lp is not None:
+            s.pending_lp.append(lp)
+        if s.constraint is not None:
+            s.constraint.advance(tok)
+        if tok in self._eos and not p.ignore_eos:
+            s.finish = "stop"
+        else:
+            delta = s.tracker.add(tok)
+            if delta:
+                self._emit_delta(s, delta)
+            if s.tracker.stopped or (s.constraint is not None and s.constraint.stopped):
                 s.finish = "stop"
-            else:
-                delta = s.tracker.add(tok)
-                if delta:
-                    self._emit_delta(s, delta)
-                if s.tracker.stopped or (s.constraint is not None and s.constraint.stopped):
-                    s.finish = "stop"
-                elif s.generated >= p.max_new_tokens:
-                    s.finish = "length"
-                s.next_token = tok
-            if s.finish is not None and s.finish != "cancelled":
-                rest = s.tracker.flush()
-                if rest or s.pending_lp:
-                    self._emit_delta(s, rest)
-                s.req.emit(
-                    "done",
-                    Completion(
-                        s.tracker.text,
-                        len(s.req.prompt_ids),
-                        s.generated,
-                        s.finish,
-                        s.index,
-                        s.all_lp if p.logprobs else None,
-                    ),
-                )
+            elif s.generated >= p.max_new_tokens:
+                s.finish = "length"
+            s.next_ids.append(tok)
+        if s.finish is not None and s.finish != "cancelled":
+            rest = s.tracker.flush()
+            if rest or s.pending_lp:
+                self._emit_delta(s, rest)
+            s.req.emit(
+                "done",
+                Completion(
+                    s.tracker.text,
+                    len(s.req.prompt_ids),
+                    s.generated,
+                    s.finish,
+                    s.index,
+                    s.all_lp if p.logprobs else None,
+                ),
+            )
 
     def _emit_delta(self, s: _Seq, text: str) -> None:
         lp = None
