@@ -110,6 +110,7 @@ class EngineStats:
     steps: int = 0
     tokens: int = 0
     forced_tokens: int = 0  # of ``tokens``: forced by a grammar, no step of their own
+    decode_tokens: int = 0  # of ``tokens``: taken in decode steps (the rest: in prefills)
     max_batch: int = 0
     joined_mid_flight: int = 0
     cancelled: int = 0
@@ -487,7 +488,9 @@ class GenerationEngine:
             masks.result()
             self.stats.grammar_wait_s += time.perf_counter() - t1
         if sampling:
+            before = self.stats.tokens
             self._take_tokens(logits, sampling, masks)
+            self.stats.decode_tokens += self.stats.tokens - before
         self._drop_finished()
         self.stats.decode_s += time.perf_counter() - t0
 
