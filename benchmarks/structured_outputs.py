@@ -79,6 +79,16 @@ async def _run(
     return [g[0] for g in got], wall, sum(g[1] for g in got) / len(got)
 
 
+def _settled(engine: GenerationEngine) -> EngineStats:
+    """The engine's counters once its last step is booked (the answers arrive from inside it)."""
+    for _ in range(400):
+        if engine.stats.running == 0:
+            break
+        time.sleep(0.005)
+    time.sleep(0.02)
+    return engine.stats
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", type=int, default=16)
@@ -135,9 +145,10 @@ def main() -> None:
     for r in range(args.rounds):
         this: dict[str, float] = {}
         for way in WAYS if r % 2 == 0 else WAYS[::-1]:
+            _settled(engine)  # the last run's final step booked before the counters restart
             engine.stats = EngineStats()
             done, wall, per_req = asyncio.run(_run(engine, prompts, params[way]))
-            st = engine.stats
+            st = _settled(engine)
             tokens = sum(d.completion_tokens for d in done)
             row = {
                 "tok_s": tokens / wall,
@@ -191,9 +202,10 @@ def main() -> None:
             parsed += p
             valid += v
         n = len(tasks)
+        cut = sum(d.finish_reason == "length" for d in answers[way])
         print(
             f"  {way:12s} parses as JSON {parsed}/{n} ({parsed / n:.0%}), "
-            f"validates {valid}/{n} ({valid / n:.0%})"
+            f"validates {valid}/{n} ({valid / n:.0%}); {cut} cut short by --max-tokens"
         )
     print("load average:", _load())
 

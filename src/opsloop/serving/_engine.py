@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import logging
 import queue
 import threading
@@ -31,9 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsloop.errors import InvalidArgument, Unavailable
+from opsloop.serving._engine_stats import EngineStats, eos_ids, forward_kwargs
 from opsloop.serving._sampling import GenerationParams, TextTracker, adjust, sample_tokens
 
-__all__ = ["Completion", "Delta", "GenerationEngine", "TokenLogprob"]
+__all__ = ["Completion", "Delta", "EngineStats", "GenerationEngine", "TokenLogprob"]
 
 log = logging.getLogger("opsloop.serving")
 
@@ -103,69 +103,6 @@ class _Seq:
     all_lp: list[TokenLogprob] = field(default_factory=list)
 
 
-@dataclass
-class EngineStats:
-    requests: int = 0
-    prefills: int = 0
-    steps: int = 0
-    tokens: int = 0
-    forced_tokens: int = 0  # of ``tokens``: forced by a grammar, no step of their own
-    decode_tokens: int = 0  # of ``tokens``: taken in decode steps (the rest: in prefills)
-    max_batch: int = 0
-    joined_mid_flight: int = 0
-    cancelled: int = 0
-    running: int = 0
-    waiting: int = 0
-    step_sizes: dict[int, int] = field(default_factory=dict)
-    prefill_s: float = 0.0  # time in prefills (forward, first tokens)
-    decode_s: float = 0.0  # time in decode steps (forward, masks, sampling, text)
-    grammar_wait_s: float = 0.0  # decode time spent waiting for grammar masks after the forward
-
-    def as_dict(self) -> dict[str, Any]:
-        total = sum(k * v for k, v in self.step_sizes.items())
-        return {
-            "running": self.running,
-            "waiting": self.waiting,
-            "requests": self.requests,
-            "prefills": self.prefills,
-            "decode_steps": self.steps,
-            "generated_tokens": self.tokens,
-            "grammar_forced_tokens": self.forced_tokens,
-            "max_batch": self.max_batch,
-            "mean_batch": round(total / self.steps, 3) if self.steps else 0.0,
-            "joined_mid_flight": self.joined_mid_flight,
-            "cancelled": self.cancelled,
-            "step_batch_histogram": {str(k): v for k, v in sorted(self.step_sizes.items())},
-            "prefill_seconds": round(self.prefill_s, 3),
-            "decode_seconds": round(self.decode_s, 3),
-            "ms_per_decode_step": round(1000 * self.decode_s / self.steps, 3)
-            if self.steps
-            else 0.0,
-            "grammar_wait_seconds": round(self.grammar_wait_s, 3),
-        }
-
-
-def _forward_kwargs(model: Any) -> tuple[str, bool]:
-    """The name the model's forward takes its KV cache under, and whether it takes ``logits_to_keep``."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    params = inspect.signature(base.forward).parameters
-    cache_kw = "cache" if "cache" in params else "past_key_values"
-    return cache_kw, "logits_to_keep" in params
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids: set[int] = set()
-    for src in (getattr(model, "generation_config", None), getattr(model, "config", None)):
-        eos = getattr(src, "eos_token_id", None)
-        if isinstance(eos, int):
-            ids.add(eos)
-        elif isinstance(eos, list | tuple):
-            ids.update(int(e) for e in eos)
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    return ids
-
-
 class GenerationEngine:
     """Serve ``generate`` requests for one transformers causal LM, batched across requests.
 
@@ -185,8 +122,8 @@ class GenerationEngine:
         self.max_wait_s = max_wait_ms / 1000.0
         self.stats = EngineStats()
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
-        self._cache_kw, self._logits_to_keep = _forward_kwargs(model)
-        self._eos = _eos_ids(model, tokenizer)
+        self._cache_kw, self._logits_to_keep = forward_kwargs(model)
+        self._eos = eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self._pad = int(pad if pad is not None else next(iter(self._eos), 0))
         self._inbox: queue.Queue[_Request | None] = queue.Queue()
@@ -383,8 +320,8 @@ class GenerationEngine:
             seqs.append(seq)
         self._merge(seqs, cache, mask)
         first = len(self._seqs) - len(seqs)
-        rows = range(first, len(self._seqs))
-        self._take_tokens(logits, rows, self._masks(rows, logits.shape[-1]))
+        joined = range(first, len(self._seqs))
+        self._take_tokens(logits, joined, self._masks(joined, logits.shape[-1]))
         self._drop_finished()
         self.stats.prefill_s += time.perf_counter() - t0
 
