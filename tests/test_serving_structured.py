@@ -439,7 +439,7 @@ def test_pipeline_agent_step_calls_tools_on_the_served_model(
     assert model.supports_tools
     p = Pipeline(
         [AgentStep("agent", spec, tools=["search"], max_iterations=1, tool_choice="required",
-                   max_tokens=24, temperature=0)],
+                   max_tokens=48, temperature=0)],
         name="agent-served", inputs=["question"], tools=[search],
     )  # fmt: skip
     p.context = RunContext(providers={spec: model}, tools={"search": search})

@@ -8,6 +8,12 @@ budget, or its client went away) leaves the batch at once, and a request that
 arrives mid-flight joins at the next step instead of waiting for the batch to
 drain. Tokens reach each request's ``asyncio`` queue as they are produced.
 
+Constrained sequences (a grammar per request): a step's grammar masks are
+computed by llguidance's thread pool while the forward pass runs and applied
+in one operation; tokens a grammar forces are taken at once and fed with the
+next sampled token in one forward pass (fast-forward), a row's extra positions
+padded on the right where it is shorter than the step's widest row.
+
 The KV cache is a transformers ``DynamicCache`` of shape ``[batch, heads,
 time, dim]`` per layer, left-padded with an attention mask; joining pads the
 shorter side on the left and concatenates along the batch. Models whose cache
