@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsloop.errors import InvalidArgument, Unavailable
+from opsloop.llm import apply_masks, fill_masks
 from opsloop.serving._engine_stats import EngineStats, eos_ids, forward_kwargs
 from opsloop.serving._sampling import GenerationParams, TextTracker, adjust, sample_tokens
 
@@ -440,8 +441,6 @@ class GenerationEngine:
     def _masks(self, rows: Sequence[int], vocab: int) -> tuple[list[int], Any] | None:
         """The grammar masks of the constrained sequences among ``rows``: their positions in
         ``rows`` and a ``[k, vocab]`` boolean tensor; None when none is constrained."""
-        from opsloop.llm import fill_masks  # lazy: imports llguidance
-
         seqs = [self._seqs[i] for i in rows]
         which = [k for k, s in enumerate(seqs) if s.constraint is not None]
         if not which:
@@ -452,8 +451,6 @@ class GenerationEngine:
         """Pick each row's next token from ``logits``, shaped by its request (penalties,
         bias, its grammar's mask from ``masks``: ``_masks``'s result or a future of it)."""
         import torch
-
-        from opsloop.llm import apply_masks
 
         seqs = [self._seqs[i] for i in rows]
         params = [s.req.params for s in seqs]
