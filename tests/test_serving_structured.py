@@ -190,11 +190,54 @@ def test_every_shipped_schema_validates(smol: Served) -> None:
         ) as ac:
             return await asyncio.gather(*(one(ac, t) for t in tasks))
 
+    before = smol.stats()["generation"]
     answers = run_async(all_of())
     for task, r in zip(tasks, answers, strict=True):
         text = r.choices[0].message.content
         assert r.choices[0].finish_reason == "stop", (task["name"], text)
         jsonschema.validate(json.loads(text), task["schema"])
+    # Keys and punctuation the grammars forced were taken without being sampled.
+    after = smol.stats()["generation"]
+    forced = after["grammar_forced_tokens"] - before["grammar_forced_tokens"]
+    generated = after["generated_tokens"] - before["generated_tokens"]
+    assert generated // 4 < forced < generated, (forced, generated)
+    assert after["ms_per_decode_step"] > 0
+
+
+def test_forced_tokens_are_fed_without_a_decode_step_each(smol: Served) -> None:
+    """Fast-forward: the same greedy answer, token for token, in fewer decode steps; a forced
+    token's log-probability is 0 (the mask left it alone)."""
+    from opsloop.llm import compile_response_format
+    from opsloop.serving._engine import GenerationEngine
+    from opsloop.serving._sampling import GenerationParams
+
+    lm = smol.lm
+    grammar = compile_response_format(_schema_format(PERSON), lm.tokenizer)
+    ids = lm.tokenizer(lm.apply_chat_template(ASK))["input_ids"]
+
+    async def both() -> dict[bool, tuple[Any, int]]:
+        engine = GenerationEngine(lm.model, lm.tokenizer, max_batch_size=2)
+        out = {}
+        try:
+            for ff in (True, False):
+                steps = engine.stats.steps
+                params = GenerationParams(
+                    32, temperature=0.0, grammar=grammar, fast_forward=ff, logprobs=True
+                )
+                (c,) = await engine.complete(ids, params)
+                out[ff] = (c, engine.stats.steps - steps)
+        finally:
+            await engine.close()
+        return out
+
+    got = run_async(both())
+    (fast, fast_steps), (slow, slow_steps) = got[True], got[False]
+    assert fast.text == slow.text and fast.completion_tokens == slow.completion_tokens
+    jsonschema.validate(json.loads(fast.text), PERSON)
+    assert fast_steps < slow_steps == slow.completion_tokens - 1
+    assert fast.logprobs is not None and len(fast.logprobs) == fast.completion_tokens
+    assert [t.token for t in fast.logprobs] == [t.token for t in slow.logprobs or []]
+    assert sum(t.logprob == 0.0 for t in fast.logprobs) >= slow_steps - fast_steps
 
 
 # ---------------------------------------------------------------- sampling parameters
@@ -377,6 +420,35 @@ def test_tool_calls_choice_modes_stream_and_results(smol: Served) -> None:
     assert follow.choices[0].message.content
     bad = _post(smol, "chat/completions", {"messages": WEATHER, "tool_choice": "required"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "tool_choice"
+
+
+def test_pipeline_agent_step_calls_tools_on_the_served_model(
+    smol: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline's agent step on ``openai:smol@<this server>``: its tools go to the server as
+    OpenAI function tools, the call comes back in ``tool_calls`` (generated under the tool's
+    schema, so its arguments validate) and the result goes back as a ``tool`` turn."""
+    from opsloop.llm import get_provider
+    from opsloop.pipelines import AgentStep, LocalCorpusSearch, Pipeline, RunContext
+
+    monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path / "home"))  # the run's own traces
+    (tmp_path / "kettle.md").write_text("# Kettle\n\nThe kettle warranty lasts two years.\n")
+    search = LocalCorpusSearch(tmp_path, name="search")
+    spec = f"openai:smol@{smol.srv.url}/v1"
+    model = get_provider(spec, settings=Settings(home=tmp_path), api_key="x", trace=False)
+    assert model.supports_tools
+    p = Pipeline(
+        [AgentStep("agent", spec, tools=["search"], max_iterations=1, tool_choice="required",
+                   max_tokens=48, temperature=0)],
+        name="agent-served", inputs=["question"], tools=[search],
+    )  # fmt: skip
+    p.context = RunContext(providers={spec: model}, tools={"search": search})
+    out = p.run({"question": "How long does the kettle warranty last?"}).outputs["agent"]
+    assert out["protocol"] == "tools" and out["iterations"] == 2
+    (call,) = out["tool_calls"]
+    assert call["tool"] == "search" and str(call["id"]).startswith("call_")
+    assert search.check_args(call["args"]) == call["args"]
+    assert isinstance(call["result"], list) and isinstance(out["answer"], str)
 
 
 # ---------------------------------------------------------------- the client's helpers

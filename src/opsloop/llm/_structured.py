@@ -39,9 +39,11 @@ from opsloop.errors import InvalidArgument
 
 __all__ = [
     "Constraint",
+    "apply_masks",
     "check_response_format",
     "compile_response_format",
     "example_schemas",
+    "fill_masks",
     "grammar_tokenizer",
     "response_grammar",
     "token_bytes",
@@ -54,6 +56,7 @@ JSON_OPTIONS: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_
 
 _tokenizers: dict[int, tuple[Any, Any]] = {}
 _tok_guard = threading.Lock()
+_executor: Any = None
 
 
 def _bad(msg: str, **details: Any) -> InvalidArgument:
@@ -166,6 +169,12 @@ class Constraint:
         )
         if self._m.is_error():
             raise _bad(f"response_format cannot be enforced: {self._m.get_error()}")
+        self._vocab = int(grammar_tokenizer(hf_tokenizer).vocab_size)
+
+    @property
+    def failed(self) -> str | None:
+        """The grammar's error, when it failed."""
+        return str(self._m.get_error()) if self._m.is_error() else None
 
     @property
     def stopped(self) -> bool:
@@ -174,17 +183,10 @@ class Constraint:
 
     def allowed(self, n: int, device: Any = None) -> Any:
         """A boolean tensor of ``n`` entries: the tokens the grammar allows next."""
-        import numpy as np
-        import torch
-
-        raw = self._m.compute_bitmask()
-        if self._m.is_error():
-            raise InvalidArgument(f"constrained decoding failed: {self._m.get_error()}")
-        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
-        out = np.zeros(n, dtype=bool)
-        k = min(n, bits.shape[0])
-        out[:k] = bits[:k].astype(bool)
-        return torch.from_numpy(out).to(device)
+        row = fill_masks([self], n)[0]
+        if self.failed:
+            raise InvalidArgument(f"constrained decoding failed: {self.failed}")
+        return row.to(device)
 
     def mask(self, logits: Any, unpenalized: Any = None) -> Any:
         """``logits`` (1-D, the model's vocabulary) with every forbidden token at -inf.
@@ -201,7 +203,74 @@ class Constraint:
             row = unpenalized.masked_fill(~ok, float("-inf"))
         return row
 
+    def forced(self) -> list[int]:
+        """The tokens the grammar allows next whatever the model says (a key, punctuation)."""
+        return [int(t) for t in self._m.compute_ff_tokens()]
+
     def advance(self, token: int) -> None:
         """Take the chosen token (it was allowed by ``mask``)."""
         if not self._m.consume_token(int(token)):
             raise InvalidArgument(f"constrained decoding failed: {self._m.get_error()}")
+
+
+def _grammar_executor() -> Any:
+    """llguidance's thread pool for computing many masks at once (made once per process)."""
+    import llguidance
+
+    global _executor
+    with _tok_guard:
+        if _executor is None:
+            _executor = llguidance.LLExecutor()
+        return _executor
+
+
+def fill_masks(constraints: list[Constraint], n: int) -> Any:
+    """The allowed next tokens of every constraint, as a boolean CPU tensor ``[len, n]``.
+
+    The masks are computed together by llguidance's executor (its own threads,
+    the GIL released), so a caller may run this beside a forward pass. Entries
+    past the tokenizer's vocabulary (a model's padded embedding) are False.
+    A constraint whose grammar failed has its ``failed`` set (its row then allows nothing).
+    """
+    import numpy as np
+    import torch
+
+    if not constraints:
+        return torch.zeros((0, n), dtype=torch.bool)
+    # One bit per token, 32 to a word (llguidance.torch's layout; not imported, since it
+    # compiles a kernel with torch.compile at import).
+    words = (max(c._vocab for c in constraints) + 31) // 32
+    bitmask = np.zeros((len(constraints), words), dtype=np.int32)
+    _grammar_executor().unsafe_compute_mask_ptr(
+        [(c._m, i) for i, c in enumerate(constraints)],
+        bitmask.ctypes.data,
+        words * 4,
+        len(constraints),
+    )
+    bits = np.unpackbits(bitmask.view(np.uint8), axis=1, bitorder="little")
+    out = np.zeros((len(constraints), n), dtype=np.uint8)
+    k = min(n, bits.shape[1])
+    out[:, :k] = bits[:, :k]
+    return torch.from_numpy(out).view(torch.bool)
+
+
+def apply_masks(logits: Any, allowed: Any, fallback: Any = None) -> Any:
+    """``logits`` (``[rows, vocab]``) with every token ``allowed`` (``[rows, vocab]``) forbids at
+    -inf, in place. A row left with no allowed token (anti-repetition settings banned all the
+    grammar allows) takes ``fallback``'s row (the same logits before those settings) instead:
+    the grammar wins."""
+    import torch
+
+    vocab = logits.shape[-1]
+    if allowed.shape[-1] != vocab:  # the model's vocabulary is not the tokenizer's
+        wide = torch.zeros((allowed.shape[0], vocab), dtype=torch.bool)
+        k = min(vocab, allowed.shape[-1])
+        wide[:, :k] = allowed[:, :k]
+        allowed = wide
+    ok = allowed.to(logits.device, non_blocking=True)
+    logits.masked_fill_(~ok, float("-inf"))
+    if fallback is not None:
+        dead = (~torch.isfinite(logits).any(dim=1)).nonzero().flatten().tolist()
+        for r in dead:
+            logits[r] = fallback[r].masked_fill(~ok[r], float("-inf"))
+    return logits

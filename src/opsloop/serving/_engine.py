@@ -8,6 +8,12 @@ budget, or its client went away) leaves the batch at once, and a request that
 arrives mid-flight joins at the next step instead of waiting for the batch to
 drain. Tokens reach each request's ``asyncio`` queue as they are produced.
 
+Constrained sequences (a grammar per request): a step's grammar masks are
+computed by llguidance's thread pool while the forward pass runs and applied
+in one operation; tokens a grammar forces are taken at once and fed with the
+next sampled token in one forward pass (fast-forward), a row's extra positions
+padded on the right where it is shorter than the step's widest row.
+
 The KV cache is a transformers ``DynamicCache`` of shape ``[batch, heads,
 time, dim]`` per layer, left-padded with an attention mask; joining pads the
 shorter side on the left and concatenates along the batch. Models whose cache
@@ -20,21 +26,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from opsloop.errors import InvalidArgument, Unavailable
+from opsloop.llm import apply_masks, fill_masks
+from opsloop.serving._engine_stats import EngineStats, eos_ids, forward_kwargs
 from opsloop.serving._sampling import GenerationParams, TextTracker, adjust, sample_tokens
 
-__all__ = ["Completion", "Delta", "GenerationEngine", "TokenLogprob"]
+__all__ = ["Completion", "Delta", "EngineStats", "GenerationEngine", "TokenLogprob"]
 
 log = logging.getLogger("opsloop.serving")
+
+# Token positions a decode step may carry in all (rows x width) when grammars forced tokens:
+# on a CPU a forward of a few positions costs about one (the weights are read once either
+# way), and past that the padding of the shorter rows is paid for.
+FEED_POSITIONS = 16
 
 
 @dataclass
@@ -88,64 +101,13 @@ class _Seq:
     tracker: TextTracker
     generator: Any
     length: int  # real tokens in the cache for this sequence
-    next_token: int = -1
+    next_ids: list[int] = field(default_factory=list)  # the next forward's input tokens
     generated: int = 0
     finish: str | None = None
     index: int = 0
     constraint: Any = None
     pending_lp: list[TokenLogprob] = field(default_factory=list)
     all_lp: list[TokenLogprob] = field(default_factory=list)
-
-
-@dataclass
-class EngineStats:
-    requests: int = 0
-    prefills: int = 0
-    steps: int = 0
-    tokens: int = 0
-    max_batch: int = 0
-    joined_mid_flight: int = 0
-    cancelled: int = 0
-    running: int = 0
-    waiting: int = 0
-    step_sizes: dict[int, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        total = sum(k * v for k, v in self.step_sizes.items())
-        return {
-            "running": self.running,
-            "waiting": self.waiting,
-            "requests": self.requests,
-            "prefills": self.prefills,
-            "decode_steps": self.steps,
-            "generated_tokens": self.tokens,
-            "max_batch": self.max_batch,
-            "mean_batch": round(total / self.steps, 3) if self.steps else 0.0,
-            "joined_mid_flight": self.joined_mid_flight,
-            "cancelled": self.cancelled,
-            "step_batch_histogram": {str(k): v for k, v in sorted(self.step_sizes.items())},
-        }
-
-
-def _forward_kwargs(model: Any) -> tuple[str, bool]:
-    """The name the model's forward takes its KV cache under, and whether it takes ``logits_to_keep``."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    params = inspect.signature(base.forward).parameters
-    cache_kw = "cache" if "cache" in params else "past_key_values"
-    return cache_kw, "logits_to_keep" in params
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids: set[int] = set()
-    for src in (getattr(model, "generation_config", None), getattr(model, "config", None)):
-        eos = getattr(src, "eos_token_id", None)
-        if isinstance(eos, int):
-            ids.add(eos)
-        elif isinstance(eos, list | tuple):
-            ids.update(int(e) for e in eos)
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    return ids
 
 
 class GenerationEngine:
@@ -167,8 +129,8 @@ class GenerationEngine:
         self.max_wait_s = max_wait_ms / 1000.0
         self.stats = EngineStats()
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
-        self._cache_kw, self._logits_to_keep = _forward_kwargs(model)
-        self._eos = _eos_ids(model, tokenizer)
+        self._cache_kw, self._logits_to_keep = forward_kwargs(model)
+        self._eos = eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self._pad = int(pad if pad is not None else next(iter(self._eos), 0))
         self._inbox: queue.Queue[_Request | None] = queue.Queue()
@@ -178,6 +140,8 @@ class GenerationEngine:
         self._cache: Any = None
         self._mask: Any = None
         self._mergeable = True
+        # Grammar masks of the next step are computed here while the forward pass runs.
+        self._grammar_pool: ThreadPoolExecutor | None = None
         self._thread = threading.Thread(target=self._run, name="opsloop-generate", daemon=True)
         self._thread.start()
 
@@ -242,6 +206,8 @@ class GenerationEngine:
         self._closing = True
         self._inbox.put(None)
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        if self._grammar_pool is not None:
+            self._grammar_pool.shutdown(wait=False)
 
     # ------------------------------------------------------------------ worker thread
 
@@ -323,6 +289,7 @@ class GenerationEngine:
             n = len(r.prompt_ids)
             ids[i, width - n :] = torch.tensor(r.prompt_ids, dtype=torch.long)
             mask[i, width - n :] = 1
+        t0 = time.perf_counter()
         ids, mask = ids.to(device), mask.to(device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
@@ -360,8 +327,10 @@ class GenerationEngine:
             seqs.append(seq)
         self._merge(seqs, cache, mask)
         first = len(self._seqs) - len(seqs)
-        self._take_tokens(logits, range(first, len(self._seqs)))
+        joined = range(first, len(self._seqs))
+        self._take_tokens(logits, joined, self._masks(joined, logits.shape[-1]))
         self._drop_finished()
+        self.stats.prefill_s += time.perf_counter() - t0
 
     def _merge(self, seqs: list[_Seq], cache: Any, mask: Any) -> None:
         import torch
@@ -409,87 +378,163 @@ class GenerationEngine:
             self._drop_finished()
             if not self._seqs:
                 return
+        t0 = time.perf_counter()
         device = self.model.device
         n = len(self._seqs)
-        ids = torch.tensor([[s.next_token] for s in self._seqs], dtype=torch.long, device=device)
-        pos = torch.tensor([[s.length] for s in self._seqs], dtype=torch.long, device=device)
-        self._mask = torch.cat([self._mask, self._mask.new_ones((n, 1))], dim=1)
+        # Tokens a grammar forced wait in ``next_ids`` with the sampled one and go in together,
+        # at most ``width`` a row per step: a shorter row is padded on the right (a hole its
+        # mask hides), so the width is kept to what a forward takes at about a token's cost.
+        width = min(max(len(s.next_ids) for s in self._seqs), max(1, FEED_POSITIONS // n))
+        feeds = [s.next_ids[:width] for s in self._seqs]
+        # Rows whose queue empties this step sample a token; the others only feed.
+        sampling = [i for i, s in enumerate(self._seqs) if len(s.next_ids) <= width]
+        masks = None
+        if any(self._seqs[i].constraint is not None for i in sampling):
+            # The grammars already know what they allow next: their masks are computed
+            # (llguidance's threads, no GIL) while the model runs.
+            if self._grammar_pool is None:
+                self._grammar_pool = ThreadPoolExecutor(1, thread_name_prefix="opsloop-grammar")
+            vocab = int(self.model.config.vocab_size)
+            masks = self._grammar_pool.submit(self._masks, sampling, vocab)
+        lens = [len(f) for f in feeds]
+        width = max(lens)
+        if width == 1:
+            ids = torch.tensor(feeds, dtype=torch.long, device=device)
+            pos = torch.tensor([[s.length] for s in self._seqs], dtype=torch.long, device=device)
+            new = self._mask.new_ones((n, 1))
+        else:
+            ids = torch.full((n, width), self._pad, dtype=torch.long)
+            new = torch.zeros((n, width), dtype=self._mask.dtype)
+            for i, f in enumerate(feeds):
+                ids[i, : lens[i]] = torch.tensor(f, dtype=torch.long)
+                new[i, : lens[i]] = 1
+            start = torch.tensor([[s.length] for s in self._seqs], dtype=torch.long)
+            pos = (start + torch.arange(width)).to(device)
+            ids, new = ids.to(device), new.to(device)
+        self._mask = torch.cat([self._mask, new], dim=1)
         kwargs: dict[str, Any] = {self._cache_kw: self._cache, "use_cache": True}
         out = self.model(input_ids=ids, attention_mask=self._mask, position_ids=pos, **kwargs)
-        for s in self._seqs:
-            s.length += 1
+        for s, k in zip(self._seqs, lens, strict=True):
+            s.length += k
+            s.next_ids = s.next_ids[k:]
         self.stats.steps += 1
         self.stats.step_sizes[n] = self.stats.step_sizes.get(n, 0) + 1
         self.stats.max_batch = max(self.stats.max_batch, n)
-        self._take_tokens(out.logits[:, -1, :], range(n))
+        if width == 1 and len(sampling) == n:
+            logits = out.logits[:, -1, :]
+        else:
+            at = out.logits.device
+            rows = torch.tensor(sampling, dtype=torch.long, device=at)
+            last = torch.tensor([lens[i] - 1 for i in sampling], dtype=torch.long, device=at)
+            logits = out.logits[rows, last]
+        if masks is not None:
+            t1 = time.perf_counter()
+            masks.result()
+            self.stats.grammar_wait_s += time.perf_counter() - t1
+        if sampling:
+            before = self.stats.tokens
+            self._take_tokens(logits, sampling, masks)
+            self.stats.decode_tokens += self.stats.tokens - before
         self._drop_finished()
+        self.stats.decode_s += time.perf_counter() - t0
 
-    def _take_tokens(self, logits: Any, rows: range) -> None:
+    def _masks(self, rows: Sequence[int], vocab: int) -> tuple[list[int], Any] | None:
+        """The grammar masks of the constrained sequences among ``rows``: their positions in
+        ``rows`` and a ``[k, vocab]`` boolean tensor; None when none is constrained."""
+        seqs = [self._seqs[i] for i in rows]
+        which = [k for k, s in enumerate(seqs) if s.constraint is not None]
+        if not which:
+            return None
+        return which, fill_masks([seqs[k].constraint for k in which], vocab)
+
+    def _take_tokens(self, logits: Any, rows: Sequence[int], masks: Any = None) -> None:
+        """Pick each row's next token from ``logits``, shaped by its request (penalties,
+        bias, its grammar's mask from ``masks``: ``_masks``'s result or a future of it)."""
         import torch
 
         seqs = [self._seqs[i] for i in rows]
         params = [s.req.params for s in seqs]
-        shaped = any(
-            s.constraint is not None
-            or p.presence_penalty
-            or p.frequency_penalty
-            or p.logit_bias
-            or p.logprobs
-            for s, p in zip(seqs, params, strict=True)
-        )
-        if shaped:
-            rows_out = []
-            for k, (s, p) in enumerate(zip(seqs, params, strict=True)):
-                try:
-                    rows_out.append(adjust(logits[k], p, s.tracker.tokens, s.constraint))
-                except Exception as exc:  # this sequence's grammar failed: it alone ends
-                    log.warning("constrained decoding failed: %s", exc)
-                    s.finish = "error"
-                    s.req.emit("error", exc)
-                    rows_out.append(logits[k])
-            logits = torch.stack(rows_out)
-            tokens = sample_tokens(logits, params, [s.generator for s in seqs])
-        else:
-            tokens = sample_tokens(
-                logits, params, [s.generator for s in seqs], [s.tracker.tokens for s in seqs]
+        raw = logits
+        for k, (s, p) in enumerate(zip(seqs, params, strict=True)):
+            row = raw[k]
+            shaped = adjust(row, p, s.tracker.tokens, None)  # penalties and bias, no grammar
+            if shaped is not row:
+                if logits is raw:
+                    logits = raw.clone()
+                logits[k] = shaped
+        got = masks.result() if isinstance(masks, Future) else masks
+        if got is not None:
+            which, allowed = got
+            for j, k in enumerate(which):
+                failed = seqs[k].constraint.failed
+                if failed:  # this sequence's grammar failed: it alone ends
+                    log.warning("constrained decoding failed: %s", failed)
+                    seqs[k].finish = "error"
+                    seqs[k].req.emit(
+                        "error", InvalidArgument(f"constrained decoding failed: {failed}")
+                    )
+                    allowed[j] = True
+            idx = torch.tensor(which, dtype=torch.long, device=logits.device)
+            sub = apply_masks(
+                logits.index_select(0, idx),
+                allowed,
+                None if logits is raw else raw.index_select(0, idx),
             )
+            logits.index_copy_(0, idx, sub)
+        tokens = sample_tokens(logits, params, [s.generator for s in seqs])
         for k, (s, tok) in enumerate(zip(seqs, tokens, strict=True)):
             if s.finish is not None:
                 continue
             p = s.req.params
-            # The end-of-sequence token counts as generated (as in OpenAI's and vLLM's usage).
-            s.generated += 1
-            self.stats.tokens += 1
-            if p.logprobs:
-                s.pending_lp.append(_logprob(logits[k], tok, p.top_logprobs))
-            if s.constraint is not None:
-                s.constraint.advance(tok)
-            if tok in self._eos and not p.ignore_eos:
+            s.next_ids = []
+            self._accept(s, tok, _logprob(logits[k], tok, p.top_logprobs) if p.logprobs else None)
+            if s.finish is None and s.constraint is not None and p.fast_forward:
+                # Tokens the grammar allows alone (a key, punctuation) are taken now and fed
+                # to the model with the sampled one in the next forward: no step each.
+                for f in s.constraint.forced():
+                    self.stats.forced_tokens += 1
+                    # Under the mask it was the only choice: probability 1.
+                    lp = TokenLogprob(f, 0.0, ((f, 0.0),) if p.top_logprobs else ())
+                    self._accept(s, f, lp if p.logprobs else None)
+                    if s.finish is not None:
+                        break
+
+    def _accept(self, s: _Seq, tok: int, lp: TokenLogprob | None) -> None:
+        """Append one generated token to ``s``: text out, grammar advanced, stop checked."""
+        p = s.req.params
+        # The end-of-sequence token counts as generated (as in OpenAI's and vLLM's usage).
+        s.generated += 1
+        self.stats.tokens += 1
+        if lp is not None:
+            s.pending_lp.append(lp)
+        if s.constraint is not None:
+            s.constraint.advance(tok)
+        if tok in self._eos and not p.ignore_eos:
+            s.finish = "stop"
+        else:
+            delta = s.tracker.add(tok)
+            if delta:
+                self._emit_delta(s, delta)
+            if s.tracker.stopped or (s.constraint is not None and s.constraint.stopped):
                 s.finish = "stop"
-            else:
-                delta = s.tracker.add(tok)
-                if delta:
-                    self._emit_delta(s, delta)
-                if s.tracker.stopped or (s.constraint is not None and s.constraint.stopped):
-                    s.finish = "stop"
-                elif s.generated >= p.max_new_tokens:
-                    s.finish = "length"
-                s.next_token = tok
-            if s.finish is not None and s.finish != "cancelled":
-                rest = s.tracker.flush()
-                if rest or s.pending_lp:
-                    self._emit_delta(s, rest)
-                s.req.emit(
-                    "done",
-                    Completion(
-                        s.tracker.text,
-                        len(s.req.prompt_ids),
-                        s.generated,
-                        s.finish,
-                        s.index,
-                        s.all_lp if p.logprobs else None,
-                    ),
-                )
+            elif s.generated >= p.max_new_tokens:
+                s.finish = "length"
+            s.next_ids.append(tok)
+        if s.finish is not None and s.finish != "cancelled":
+            rest = s.tracker.flush()
+            if rest or s.pending_lp:
+                self._emit_delta(s, rest)
+            s.req.emit(
+                "done",
+                Completion(
+                    s.tracker.text,
+                    len(s.req.prompt_ids),
+                    s.generated,
+                    s.finish,
+                    s.index,
+                    s.all_lp if p.logprobs else None,
+                ),
+            )
 
     def _emit_delta(self, s: _Seq, text: str) -> None:
         lp = None

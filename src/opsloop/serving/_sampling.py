@@ -37,6 +37,8 @@ class GenerationParams:
     logprobs: bool = False  # report each chosen token's log-probability
     top_logprobs: int = 0  # and the most likely alternatives at each step
     n: int = 1  # choices from one prompt (prefilled once)
+    # Tokens the grammar forces (a key, punctuation) are taken without a decode step each.
+    fast_forward: bool = True
 
 
 def adjust(
