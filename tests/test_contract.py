@@ -254,9 +254,16 @@ def test_latest_metric_is_highest_step_then_time(client: opsloop.Client, exp_id:
 def test_nan_and_infinity(client: opsloop.Client, exp_id: str) -> None:
     r = client.create_run(exp_id)
     client.log_batch(r.id, metrics=[("m", float("nan"), 0, 1), ("m", 2.0, 1, 2)])
+    client.log_metric(r.id, "m", float("inf"), step=2)
+    client.log_metric(r.id, "m", -float("inf"), step=3)
+    client.flush(r.id)
     h = client.get_metric_history(r.id, "m")
-    assert h.values[0] is None and h.values[1] == 2.0
-    assert math.isnan(h.points()[0].value)
+    # NaN reads back as None (NaN in points()); infinities stay infinite, on every backend.
+    assert h.values == [None, 2.0, math.inf, -math.inf]
+    assert math.isnan(h.points()[0].value) and h.points().values[2:] == (math.inf, -math.inf)
+    # Through create_run's first metrics too.
+    r2 = client.create_run(exp_id, metrics={"x": float("inf")})
+    assert client.get_metric_history(r2.id, "x").values == [math.inf]
 
 
 def test_history_points_are_the_validated_points(client: opsloop.Client, exp_id: str) -> None:

@@ -7,6 +7,7 @@ batches, which carry a batch id the server de-duplicates).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,12 +46,22 @@ def _rid(run_id: str) -> str:
 
 
 def _wire_points(points: Sequence[MetricTuple]) -> list[list[Any]]:
-    """Points as JSON arrays; NaN travels as null."""
+    """Points as JSON arrays; NaN travels as null, infinities as ``"Infinity"`` and
+    ``"-Infinity"`` (JSON has no such numbers: orjson would write null, storing NaN)."""
     out = []
     for m in points:
-        v = m[1]
-        out.append([m[0], None if isinstance(v, float) and v != v else v, m[2], m[3]])
+        v: float | str | None = m[1]
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None if v != v else ("Infinity" if v > 0 else "-Infinity")
+        out.append([m[0], v, m[2], m[3]])
     return out
+
+
+def _wire_values(values: list[Any]) -> list[float | None]:
+    """A history's values from the wire: ``"Infinity"`` / ``"-Infinity"`` back to floats."""
+    if any(isinstance(v, str) for v in values):
+        return [float(v) if isinstance(v, str) else v for v in values]
+    return values
 
 
 def _eid(experiment_id: str) -> str:
@@ -236,6 +247,7 @@ class RemoteTracking:
         if max_points is not None:
             params["max_points"] = max_points
         data = self._t.call("GET", f"/runs/{_rid(run_id)}/metric-history", params=params)
+        data["values"] = _wire_values(data["values"])
         return MetricHistory.model_construct(**data)
 
     def search_runs(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -197,6 +198,12 @@ def restore_experiment(experiment_id: RunId, st: State) -> Response:
 _NAN = float("nan")
 
 
+class MetricHistoryWire(MetricHistory):
+    """``MetricHistory`` as the route sends it: JSON has no infinities, so they are strings."""
+
+    values: list[float | Literal["Infinity", "-Infinity"] | None]  # type: ignore[assignment]
+
+
 def _points(wire: list[tuple[str, float | None, int, int]]) -> list[tuple[str, float, int, int]]:
     """Points from the wire, null back to NaN."""
     return [(k, _NAN if v is None else v, step, ts) for k, v, step, ts in wire]
@@ -318,7 +325,7 @@ def delete_run_tag(run_id: RunId, key: str, st: State) -> Response:
 
 @router.get(
     "/runs/{run_id}/metric-history",
-    response_model=MetricHistory,
+    response_model=MetricHistoryWire,
     summary="A metric's points, optionally downsampled",
 )
 def metric_history(
@@ -329,7 +336,19 @@ def metric_history(
     x: Annotated[str, Query(pattern="^(step|time)$")] = "step",
 ) -> Response:
     h = st.room(tracking_service).get_metric_history(run_id, key, max_points=max_points, x=x)
+    if not all(v is None or math.isfinite(v) for v in h.values):
+        # JSON has no infinities (orjson writes null): they travel as "Infinity"/"-Infinity",
+        # which the SDK turns back into floats. NaN stays null.
+        wire = h.model_dump()
+        wire["values"] = [_inf_text(v) for v in h.values]
+        return ok(wire)
     return ok(h)
+
+
+def _inf_text(v: float | None) -> float | str | None:
+    if v is None or math.isfinite(v):
+        return v
+    return None if v != v else ("Infinity" if v > 0 else "-Infinity")
 
 
 @router.get(
