@@ -35,6 +35,7 @@ DEFERRED = {
     "datasets": "optional: benchmark data from the hub",
     "sklearn": "optional extra; slow import",
     "cryptography": "optional extra (governance): only stored secrets with a server key",
+    "joserfc": "optional extra (governance): only OpenID Connect sign-in checks ID tokens",
     "skops": "optional extra; imports sklearn",
     "xgboost": "optional extra",
     "lightgbm": "optional extra",

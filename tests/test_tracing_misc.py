@@ -278,10 +278,13 @@ def test_cli_lists_shows_a_timed_tree_and_edits_prices(tmp_path: Path) -> None:
     res = app_run(["list", "--home", str(home), "--since", "yesterday-ish"])
     assert res.exit_code == 1
     with t.start_trace("cli-long") as long_root:
-        time.sleep(0.02)
+        time.sleep(0.3)  # longer than "cli-chat" even on a loaded machine
     t.flush()
     res = app_run(["list", "--home", str(home), "--sort", "latency_ms", "--json"])
-    assert json.loads(res.output)["traces"][0]["id"] == long_root.trace_id
+    listed = json.loads(res.output)["traces"]
+    took = [x["duration_ms"] for x in listed]
+    assert took == sorted(took, reverse=True) and len(took) == 2, listed
+    assert listed[0]["id"] == long_root.trace_id, listed
     res = app_run(["list", "--home", str(home), "--sort", "latency_ms", "--asc", "--json"])
     assert [x["id"] for x in json.loads(res.output)["traces"]][-1] == long_root.trace_id
     res = app_run(["list", "--home", str(home), "--sort", "colour"])
