@@ -7,7 +7,6 @@ batches, which carry a batch id the server de-duplicates).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,13 +47,7 @@ def _rid(run_id: str) -> str:
 def _wire_points(points: Sequence[MetricTuple]) -> list[list[Any]]:
     """Points as JSON arrays; NaN travels as null, infinities as ``"Infinity"`` and
     ``"-Infinity"`` (JSON has no such numbers: orjson would write null, storing NaN)."""
-    out = []
-    for m in points:
-        v: float | str | None = m[1]
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None if v != v else ("Infinity" if v > 0 else "-Infinity")
-        out.append([m[0], v, m[2], m[3]])
-    return out
+    return [[m[0], V.wire_value(m[1]), m[2], m[3]] for m in points]
 
 
 def _wire_values(values: list[Any]) -> list[float | None]:

@@ -151,3 +151,11 @@ def metric_points(points: Any) -> list[tuple[str, float, int, int]]:
         )
         out.append((key, value, step, ts))
     return out
+
+
+def wire_value(v: float | None) -> float | str | None:
+    """A metric value as the REST routes carry it: JSON has no NaN or infinities (orjson
+    writes null), so NaN travels as null and infinities as ``"Infinity"``/``"-Infinity"``."""
+    if v is None or math.isfinite(v):
+        return v
+    return None if v != v else ("Infinity" if v > 0 else "-Infinity")

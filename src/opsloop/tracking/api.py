@@ -21,6 +21,7 @@ from opsloop.store import LocalArtifactStore
 from opsloop.tracking import artifact_service, tracking_service
 from opsloop.tracking._filter import decode_page_token, encode_page_token
 from opsloop.tracking._service import MAX_SEARCH_RESULTS, check_batch_limits
+from opsloop.tracking._validation import wire_value
 from opsloop.tracking.entities import (
     ArtifactInfo,
     Experiment,
@@ -336,19 +337,13 @@ def metric_history(
     x: Annotated[str, Query(pattern="^(step|time)$")] = "step",
 ) -> Response:
     h = st.room(tracking_service).get_metric_history(run_id, key, max_points=max_points, x=x)
-    if not all(v is None or math.isfinite(v) for v in h.values):
+    if math.inf in h.values or -math.inf in h.values:  # C-level scans: the common case
         # JSON has no infinities (orjson writes null): they travel as "Infinity"/"-Infinity",
         # which the SDK turns back into floats. NaN stays null.
         wire = h.model_dump()
-        wire["values"] = [_inf_text(v) for v in h.values]
+        wire["values"] = [wire_value(v) for v in h.values]
         return ok(wire)
     return ok(h)
-
-
-def _inf_text(v: float | None) -> float | str | None:
-    if v is None or math.isfinite(v):
-        return v
-    return None if v != v else ("Infinity" if v > 0 else "-Infinity")
 
 
 @router.get(
