@@ -11,8 +11,9 @@ is cheap: torch, transformers and TRL load only when a job trains.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from opsloop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from opsloop.finetune._backend import EmbeddedFinetune, FinetuneBackend, finetune_service
@@ -50,14 +51,4 @@ _LAZY.update(
 _RENAMED = {"finetune_jobs_table": "finetune_jobs"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'opsloop.finetune' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY, __all__, _RENAMED)

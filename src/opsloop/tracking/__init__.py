@@ -6,8 +6,9 @@ use of their names, so submodules such as ``_validation`` stay light.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from opsloop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from opsloop.tracking._artifact_service import ArtifactService
@@ -96,14 +97,4 @@ _LAZY.update(
 )
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'opsloop.tracking' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY, __all__, _RENAMED)
