@@ -160,6 +160,11 @@ class Settings(BaseSettings):
         return str((self.home / "artifacts").resolve())
 
     @property
+    def audit_on(self) -> bool:
+        """Whether changes go into the audit trail: ``audit``, else (unset) ``auth``."""
+        return self.auth if self.audit is None else self.audit
+
+    @property
     def is_remote(self) -> bool:
         """True when the SDK should talk to a server over HTTP."""
         return bool(self.tracking_uri) and str(self.tracking_uri).startswith(

@@ -179,7 +179,7 @@ class Guard:
         self._seen = -1
         settings = context.settings
         self.auth = settings.auth
-        self.audit = settings.auth if settings.audit is None else settings.audit
+        self.audit = settings.audit_on
         # The same services as the REST routes: a revocation there empties the token cache.
         self.tokens: TokenService = context.room(token_service)
         self.trail: AuditService = context.room(audit_service)
@@ -300,8 +300,7 @@ class Guard:
 def install(app: FastAPI, context: Context) -> None:
     """Add the guard to the app when auth or the audit trail is on (both off by default)."""
     settings = context.settings
-    audit = settings.auth if settings.audit is None else settings.audit
-    if settings.auth or audit:
+    if settings.auth or settings.audit_on:
         app.add_middleware(Guard, context=context, server=app)
     if settings.auth and not context.room(token_service).list(active_only=True):
         log.warning(

@@ -102,8 +102,7 @@ def _record(
 ) -> None:
     """A sign-in or sign-out in the audit trail (when it is on): who, how, from where; never
     a secret."""
-    settings = ctx.settings
-    if not (settings.auth if settings.audit is None else settings.audit):
+    if not ctx.settings.audit_on:
         return
     ctx.room(audit_service).append(
         actor=principal.user,
