@@ -32,6 +32,7 @@ approvals_app = room_app(
 
 _STYLE = {"pending": "yellow", "approved": "green", "rejected": "red"}
 Comment = Annotated[str, typer.Option(help="Why (kept with the decision).")]
+ApprovalId = Annotated[str, typer.Argument(help="The approval's id (`apr_...`).")]
 
 
 @contextlib.contextmanager
@@ -191,7 +192,7 @@ def list_(
 @approvals_app.command("show")
 def show(
     ctx: typer.Context,
-    approval_id: Annotated[str, typer.Argument(help="The approval's id (`apr_...`).")],
+    approval_id: ApprovalId,
     home: HomeOption = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -204,7 +205,7 @@ def show(
 @approvals_app.command("approve")
 def approve(
     ctx: typer.Context,
-    approval_id: Annotated[str, typer.Argument(help="The approval's id (`apr_...`).")],
+    approval_id: ApprovalId,
     comment: Comment = "",
     home: HomeOption = None,
     json_: JsonOpt = False,
@@ -218,7 +219,7 @@ def approve(
 @approvals_app.command("reject")
 def reject(
     ctx: typer.Context,
-    approval_id: Annotated[str, typer.Argument(help="The approval's id (`apr_...`).")],
+    approval_id: ApprovalId,
     comment: Comment = "",
     home: HomeOption = None,
     json_: JsonOpt = False,
